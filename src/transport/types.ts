@@ -1,0 +1,103 @@
+// Public surface of the sans-IO transport core. The gateway, the simulator and the
+// benchmarks are written against these types; change them only compatibly.
+
+/** Milliseconds on a monotonic clock supplied by the caller (performance.now() or virtual time). */
+export type Millis = number;
+
+/** A datagram the core wants sent. The caller owns `data` after the call returns. */
+export interface Transmit {
+  data: Uint8Array;
+}
+
+export type ConnectionEvent =
+  | { type: 'connected' }
+  /** The peer opened a stream; it is readable/writable from now on. */
+  | { type: 'stream-opened'; streamId: number }
+  /** New in-order bytes (or the FIN) are ready to `read()`. */
+  | { type: 'stream-readable'; streamId: number }
+  /** Send buffer or flow-control credit freed up after `write()` accepted fewer bytes than offered. */
+  | { type: 'stream-writable'; streamId: number }
+  /** The peer's FIN arrived and every byte before it has been read. */
+  | { type: 'stream-finished'; streamId: number }
+  /** The peer reset the stream, or it was reset locally because of a protocol error. */
+  | { type: 'stream-reset'; streamId: number; code: number }
+  /** All data we wrote and finished on this stream was acknowledged; its state is freed. */
+  | { type: 'stream-closed'; streamId: number }
+  | { type: 'closed'; code: number; reason: string; byPeer: boolean };
+
+/** Statistics counted where things happen (one object, read by status/metrics/benchmarks). */
+export interface ConnectionStats {
+  rttMs: number;            // smoothed RTT
+  minRttMs: number;
+  bandwidthBps: number;     // controller's bottleneck estimate, bits/s
+  pacingRateBps: number;    // bits/s
+  cwndBytes: number;        // cap on data in flight
+  bytesInFlight: number;
+  packetSize: number;       // current max datagram size the core produces
+  packetsSent: number;
+  packetsReceived: number;
+  packetsLost: number;      // declared lost
+  bytesSent: number;        // datagram bytes
+  bytesReceived: number;
+  streamBytesSent: number;  // first transmissions of stream payload
+  streamBytesRetransmitted: number;
+  streamBytesReceived: number; // unique, in-order-delivered payload
+  datagramsDropped: number; // undecodable or rejected input
+  activeStreams: number;
+}
+
+export interface ConnectionConfig {
+  /** Max UDP payload the core may produce (after whatever the packet-protection layer adds). */
+  maxPacketSize: number;           // e.g. 1452 - protection overhead
+  initialPacketSize: number;       // 1200 - protection overhead
+  streamReceiveWindow: number;     // bytes per stream
+  connectionReceiveWindow: number; // bytes per association
+  streamSendBuffer: number;        // bytes `write()` accepts per stream before refusing
+  maxStreams: number;              // concurrent streams the peer may open
+  idleTimeoutMs: number;
+  keepaliveMs: number;
+  /** Rate controller factory; default is the model-based controller. */
+  rateController?: () => import('./congestion/controller.ts').RateController;
+  /** Deterministic randomness (the simulator seeds it). Returns [0,1). */
+  random?: () => number;
+}
+
+/**
+ * One association between two gateways (many streams). Pure state machine: feed it
+ * datagrams, timeouts and application calls; drain transmits and events.
+ * Implemented by `Connection` in connection.ts.
+ *
+ * Driver loop (adapter or simulator):
+ *   on datagram:   conn.handleDatagram(bytes, now)
+ *   on timer:      conn.handleTimeout(now)
+ *   after either, and after app calls: while ((t = conn.pollTransmit(now))) send(t.data);
+ *                  while ((e = conn.pollEvent())) dispatch(e);
+ *                  arm one timer at conn.nextTimeout()   (null = none)
+ * pollTransmit returns null when nothing may leave *now* (pacing or window); the pacer's
+ * next release time is included in nextTimeout().
+ */
+export interface TransportConnection {
+  handleDatagram(data: Uint8Array, now: Millis): void;
+  handleTimeout(now: Millis): void;
+  pollTransmit(now: Millis): Transmit | null;
+  pollEvent(): ConnectionEvent | null;
+  nextTimeout(): Millis | null;
+
+  /** Client side starts the handshake by being constructed; both sides may open streams once connected. */
+  readonly isConnected: boolean;
+  readonly isClosed: boolean;
+
+  /** Opens a locally initiated stream; returns its id, or -1 when the peer's stream limit is reached. */
+  openStream(): number;
+  /** Queues bytes; returns how many were accepted (0 when the send buffer is full: wait for 'stream-writable'). The core copies what it accepts. */
+  write(streamId: number, data: Uint8Array): number;
+  /** No more writes on this stream; FIN follows the last byte. */
+  finish(streamId: number): void;
+  /** In-order bytes, up to `max`; null when nothing is ready. Reading returns flow-control credit. */
+  read(streamId: number, max?: number): Uint8Array | null;
+  /** Abort a stream in both directions, telling the peer `code`. */
+  resetStream(streamId: number, code: number): void;
+  /** Graceful close with a reason (sends CLOSE, then drains). */
+  close(code: number, reason: string, now: Millis): void;
+  stats(): ConnectionStats;
+}
