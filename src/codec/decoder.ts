@@ -1,0 +1,172 @@
+// Framed block stream -> application bytes. Accepts the stream split anywhere. Every
+// length is checked against maxBlockSize before anything is sized from it, so hostile
+// input costs at most one block's buffer. After the first error the decoder stays failed.
+
+import {
+  CODEC_LZ4, CODEC_NONE, DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE, MAX_HEADER_LENGTH, parseBlockHeader,
+} from './block-format.ts';
+import type { BlockHeader } from './block-format.ts';
+import { decompressWith } from './codecs.ts';
+import type { BlockError } from './errors.ts';
+import { CodecStats } from './stats.ts';
+
+export type DecodeResult = { ok: true; data: Uint8Array[] } | { ok: false; error: BlockError };
+
+export interface BlockDecoderOptions {
+  /** Largest original size accepted per block. Default 256 KiB. */
+  maxBlockSize?: number;
+  now?: () => number;
+  stats?: CodecStats;
+}
+
+const NO_DATA: Uint8Array[] = [];
+
+export class BlockDecoder {
+  readonly stats: CodecStats;
+  readonly maxBlockSize: number;
+  private readonly now: () => number;
+  // A header split across pushes is gathered here (it is at most MAX_HEADER_LENGTH bytes).
+  private readonly headerBytes = new Uint8Array(MAX_HEADER_LENGTH);
+  private headerFill = 0;
+  // The block whose payload is being gathered, if its payload was split across pushes.
+  private header: BlockHeader | null = null;
+  private payload: Uint8Array | null = null;
+  private payloadFill = 0;
+  private failure: BlockError | null = null;
+
+  constructor(options: BlockDecoderOptions = {}) {
+    this.maxBlockSize = options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
+    if (!Number.isInteger(this.maxBlockSize) || this.maxBlockSize < 1 || this.maxBlockSize > MAX_CONFIGURABLE_BLOCK_SIZE) {
+      throw new RangeError(`maxBlockSize must be an integer in [1, ${MAX_CONFIGURABLE_BLOCK_SIZE}]`);
+    }
+    this.stats = options.stats ?? new CodecStats();
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** The error that failed this stream, if any. */
+  get error(): BlockError | null {
+    return this.failure;
+  }
+
+  /**
+   * Consumes `chunk` (not retained) and returns the application bytes of every block it
+   * completed, each a fresh buffer. On a protocol error returns it, now and for every later push.
+   */
+  push(chunk: Uint8Array): DecodeResult {
+    if (this.failure) return { ok: false, error: this.failure };
+    this.stats.decode.bytesIn += chunk.length;
+    let out: Uint8Array[] = NO_DATA;
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.header === null) {
+        at = this.readHeader(chunk, at);
+        if (this.failure) return this.fail();
+        if (this.header === null) break; // chunk ended inside a header
+      }
+      const header: BlockHeader = this.header;
+      let payload: Uint8Array;
+      let owned = false;
+      if (this.payload === null && chunk.length - at >= header.payloadLength) {
+        payload = chunk.subarray(at, at + header.payloadLength); // whole payload in this chunk: no copy
+        at += header.payloadLength;
+      } else {
+        // Bounded: payloadLength <= originalLength <= maxBlockSize, checked by parseBlockHeader.
+        this.payload ??= new Uint8Array(header.payloadLength);
+        const take = Math.min(header.payloadLength - this.payloadFill, chunk.length - at);
+        this.payload.set(chunk.subarray(at, at + take), this.payloadFill);
+        this.payloadFill += take;
+        at += take;
+        if (this.payloadFill < header.payloadLength) break;
+        payload = this.payload;
+        owned = true;
+      }
+      this.header = null;
+      this.payload = null;
+      this.payloadFill = 0;
+      const data = this.decodePayload(header, payload, owned);
+      if (data === null) return this.fail();
+      if (out === NO_DATA) out = [];
+      out.push(data);
+    }
+    return { ok: true, data: out };
+  }
+
+  /**
+   * Call at the end of the stream (FIN). Reports a block cut short as a 'truncated' error;
+   * the sender only ever finishes a stream between blocks.
+   */
+  finish(): { ok: true } | { ok: false; error: BlockError } {
+    if (this.failure) return { ok: false, error: this.failure };
+    if (this.header !== null) {
+      this.failure = { kind: 'truncated', missingBytes: this.header.payloadLength - this.payloadFill };
+      return this.fail();
+    }
+    if (this.headerFill > 0) {
+      this.failure = { kind: 'truncated', missingBytes: 1 };
+      return this.fail();
+    }
+    return { ok: true };
+  }
+
+  // Parses the next header starting at chunk[at]; sets this.header or this.failure, or
+  // stores a partial header. Returns the offset after the bytes it consumed.
+  private readHeader(chunk: Uint8Array, at: number): number {
+    if (this.headerFill === 0) {
+      const parsed = parseBlockHeader(chunk, at, chunk.length, this.maxBlockSize);
+      if (parsed.status === 'ok') {
+        this.header = parsed.header;
+        return at + parsed.header.headerLength;
+      }
+      if (parsed.status === 'error') {
+        this.failure = parsed.error;
+        return at;
+      }
+    }
+    // Gather header bytes across pushes; a header never exceeds MAX_HEADER_LENGTH.
+    const previous = this.headerFill;
+    const take = Math.min(MAX_HEADER_LENGTH - previous, chunk.length - at);
+    this.headerBytes.set(chunk.subarray(at, at + take), previous);
+    this.headerFill += take;
+    const parsed = parseBlockHeader(this.headerBytes, 0, this.headerFill, this.maxBlockSize);
+    if (parsed.status === 'incomplete') {
+      // Only when every byte was taken; with MAX_HEADER_LENGTH bytes a header always parses or fails.
+      return at + take;
+    }
+    this.headerFill = 0;
+    if (parsed.status === 'error') {
+      this.failure = parsed.error;
+      return at;
+    }
+    this.header = parsed.header;
+    return at + (parsed.header.headerLength - previous);
+  }
+
+  // `owned`: payload is our own assembly buffer, so a raw block can be returned without a copy.
+  private decodePayload(header: BlockHeader, payload: Uint8Array, owned: boolean): Uint8Array | null {
+    const s = this.stats.decode;
+    s.blocks++;
+    if (header.codec === CODEC_NONE) {
+      s.blocksRaw++;
+      s.bytesOut += payload.length;
+      // Copy out of `chunk`: the caller may reuse it while a socket still queues our result.
+      return owned ? payload : payload.slice();
+    }
+    const started = this.now();
+    const result = decompressWith(header.codec, payload, header.originalLength);
+    s.cpuMs += this.now() - started;
+    if (!result.ok) {
+      this.failure = result.error;
+      return null;
+    }
+    if (header.codec === CODEC_LZ4) s.blocksLz4++;
+    else s.blocksZstd++;
+    s.bytesOut += result.data.length;
+    return result.data;
+  }
+
+  // Called once, when the failure is first found.
+  private fail(): { ok: false; error: BlockError } {
+    this.stats.decode.errors++;
+    return { ok: false, error: this.failure! };
+  }
+}

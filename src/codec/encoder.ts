@@ -1,0 +1,159 @@
+// Application bytes -> framed compression blocks. Sans-IO: the gateway passes whatever the
+// socket had ready and writes the result into a transport stream. Never holds data back
+// to fill a block, so interactive traffic gains no latency.
+
+import { AdaptivePolicy } from './adaptive.ts';
+import type { Rung } from './adaptive.ts';
+import { CompressionBackoff } from './backoff.ts';
+import {
+  CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE, headerLength,
+  writeBlockHeader,
+} from './block-format.ts';
+import type { CodecId } from './block-format.ts';
+import { codecId, compressWith } from './codecs.ts';
+import type { CodecSetting } from './codecs.ts';
+import { CodecStats } from './stats.ts';
+
+export type CompressionMode = 'auto' | 'lz4' | 'zstd' | 'none';
+export const COMPRESSION_MODES: readonly CompressionMode[] = ['auto', 'lz4', 'zstd', 'none'];
+
+/** The 80% rule: a block whose compressed payload is larger than this fraction of the original goes raw. */
+export const MAX_COMPRESSED_FRACTION = 0.8;
+/**
+ * Blocks shorter than this are sent raw without trying: a keystroke or a small RPC saves a
+ * few bytes at best, and zstd's per-call set-up costs more than sending them.
+ */
+export const MIN_COMPRESS_SIZE = 64;
+/** Level for mode 'zstd' (fixed): zstd's default, a good ratio at a few hundred MB/s. */
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+export interface BlockEncoderOptions {
+  mode?: CompressionMode;
+  /** Largest original size per block; must not exceed the peer decoder's limit. Default 256 KiB. */
+  maxBlockSize?: number;
+  /** Level for mode 'zstd'. */
+  zstdLevel?: number;
+  /** Monotonic clock in ms, for measuring codec CPU time; default performance.now. */
+  now?: () => number;
+  /** Shared counters (e.g. one per connection); default a fresh CodecStats. */
+  stats?: CodecStats;
+  /** Initial link rate for 'auto' (bits/s); update it with setLinkRateBps. */
+  linkRateBps?: number;
+  /** 'auto' tuning (tests and benchmarks). */
+  cpuShare?: number;
+  ladder?: readonly Rung[];
+}
+
+interface PendingBlock {
+  codec: CodecId;
+  original: Uint8Array;
+  /** Compressed payload, or null for a raw block (payload = original). */
+  payload: Uint8Array | null;
+}
+
+export class BlockEncoder {
+  readonly stats: CodecStats;
+  readonly mode: CompressionMode;
+  readonly maxBlockSize: number;
+  private readonly fixedSetting: CodecSetting | null;
+  private readonly policy: AdaptivePolicy | null;
+  private readonly backoff = new CompressionBackoff();
+  private readonly now: () => number;
+
+  constructor(options: BlockEncoderOptions = {}) {
+    this.mode = options.mode ?? 'auto';
+    this.maxBlockSize = options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
+    if (!Number.isInteger(this.maxBlockSize) || this.maxBlockSize < 1 || this.maxBlockSize > MAX_CONFIGURABLE_BLOCK_SIZE) {
+      throw new RangeError(`maxBlockSize must be an integer in [1, ${MAX_CONFIGURABLE_BLOCK_SIZE}]`);
+    }
+    this.stats = options.stats ?? new CodecStats();
+    this.now = options.now ?? (() => performance.now());
+    this.fixedSetting =
+      this.mode === 'lz4' ? { codec: 'lz4', level: 0 }
+      : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
+      : null;
+    this.policy = this.mode === 'auto'
+      ? new AdaptivePolicy({ linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, ladder: options.ladder })
+      : null;
+  }
+
+  /** The transport's bandwidth estimate (bits/s); steers the 'auto' choice. */
+  setLinkRateBps(bps: number): void {
+    this.policy?.setLinkRateBps(bps);
+  }
+
+  /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
+  get adaptive(): AdaptivePolicy | null {
+    return this.policy;
+  }
+
+  /**
+   * Frames all of `data` as blocks of at most maxBlockSize and returns them as one buffer
+   * (empty for empty input). Does not keep a reference to `data`.
+   */
+  encode(data: Uint8Array): Uint8Array {
+    if (data.length === 0) return new Uint8Array(0);
+    const blocks: PendingBlock[] = [];
+    let total = 0;
+    for (let offset = 0; offset < data.length; offset += this.maxBlockSize) {
+      const block = this.encodeBlock(data.subarray(offset, Math.min(offset + this.maxBlockSize, data.length)));
+      const payloadLength = block.payload ? block.payload.length : block.original.length;
+      total += headerLength(block.codec, block.original.length, payloadLength) + payloadLength;
+      blocks.push(block);
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const block of blocks) {
+      const payload = block.payload ?? block.original;
+      at = writeBlockHeader(out, at, block.codec, block.original.length, payload.length);
+      out.set(payload, at);
+      at += payload.length;
+    }
+    const s = this.stats.encode;
+    s.bytesIn += data.length;
+    s.bytesOut += total;
+    s.blocks += blocks.length;
+    return out;
+  }
+
+  private encodeBlock(original: Uint8Array): PendingBlock {
+    const s = this.stats.encode;
+    let rung = -1;
+    let setting: CodecSetting | null;
+    if (this.policy) {
+      rung = this.policy.nextRung();
+      setting = this.policy.settingOf(rung);
+    } else {
+      setting = this.fixedSetting;
+    }
+    if (setting === null || original.length < MIN_COMPRESS_SIZE) {
+      s.blocksRaw++;
+      s.blocksRawByChoice++;
+      this.stats.setting = 'none';
+      return { codec: CODEC_NONE, original, payload: null };
+    }
+    if (!this.backoff.shouldTry(original.length)) {
+      s.blocksRaw++;
+      s.blocksRawBackoff++;
+      return { codec: CODEC_NONE, original, payload: null };
+    }
+    const started = this.now();
+    const compressed = compressWith(setting, original);
+    const cpuMs = this.now() - started;
+    s.cpuMs += cpuMs;
+    this.stats.setting = setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
+    const fits = compressed.length <= original.length * MAX_COMPRESSED_FRACTION;
+    this.policy?.record(rung, original.length, fits ? compressed.length : original.length, cpuMs);
+    if (!fits) {
+      this.backoff.recordFailure();
+      s.blocksRaw++;
+      s.blocksRawIncompressible++;
+      return { codec: CODEC_NONE, original, payload: null };
+    }
+    this.backoff.recordSuccess();
+    const id = codecId(setting.codec);
+    if (id === CODEC_LZ4) s.blocksLz4++;
+    else if (id === CODEC_ZSTD) s.blocksZstd++;
+    return { codec: id, original, payload: compressed };
+  }
+}

@@ -1,0 +1,74 @@
+// Codec counters, incremented by the encoder and decoder where things happen. The gateway
+// may hand one CodecStats to every stream's encoder and decoder to get per-connection totals.
+
+export interface EncodeCounters {
+  /** Application bytes given to encode(). */
+  bytesIn: number;
+  /** Framed bytes returned (headers + payloads): what the transport stream carries. */
+  bytesOut: number;
+  blocks: number;
+  /** Blocks sent as codec `none`, for any reason (sum of the three below). */
+  blocksRaw: number;
+  /** Compression tried and failed the 80% rule. */
+  blocksRawIncompressible: number;
+  /** Not tried: back-off after failures. */
+  blocksRawBackoff: number;
+  /** Not tried: mode/adaptive choice was `none`, or the block was too small to be worth it. */
+  blocksRawByChoice: number;
+  blocksLz4: number;
+  blocksZstd: number;
+  /** Wall time inside compression calls (the codec runs synchronously, so this is its CPU time). */
+  cpuMs: number;
+}
+
+export interface DecodeCounters {
+  /** Framed bytes pushed into the decoder. */
+  bytesIn: number;
+  /** Decoded application bytes returned. */
+  bytesOut: number;
+  blocks: number;
+  blocksRaw: number;
+  blocksLz4: number;
+  blocksZstd: number;
+  cpuMs: number;
+  /** Streams failed with a protocol error (at most one per decoder). */
+  errors: number;
+}
+
+export interface CodecStatsSnapshot {
+  encode: EncodeCounters & { ratio: number; setting: string };
+  decode: DecodeCounters & { ratio: number };
+}
+
+function emptyEncode(): EncodeCounters {
+  return {
+    bytesIn: 0, bytesOut: 0, blocks: 0, blocksRaw: 0, blocksRawIncompressible: 0, blocksRawBackoff: 0,
+    blocksRawByChoice: 0, blocksLz4: 0, blocksZstd: 0, cpuMs: 0,
+  };
+}
+
+function emptyDecode(): DecodeCounters {
+  return { bytesIn: 0, bytesOut: 0, blocks: 0, blocksRaw: 0, blocksLz4: 0, blocksZstd: 0, cpuMs: 0, errors: 0 };
+}
+
+export class CodecStats {
+  readonly encode: EncodeCounters = emptyEncode();
+  readonly decode: DecodeCounters = emptyDecode();
+  /** Last codec setting the encoder used, e.g. "zstd:3", "lz4", "none". */
+  setting = 'none';
+
+  /**
+   * Plain copy for status/metrics. `ratio` is wire bytes / application bytes (framing
+   * included), so 0.25 means the link carried a quarter of the data; 1 when nothing flowed yet.
+   */
+  snapshot(): CodecStatsSnapshot {
+    return {
+      encode: { ...this.encode, ratio: ratio(this.encode.bytesOut, this.encode.bytesIn), setting: this.setting },
+      decode: { ...this.decode, ratio: ratio(this.decode.bytesIn, this.decode.bytesOut) },
+    };
+  }
+}
+
+function ratio(wire: number, app: number): number {
+  return app === 0 ? 1 : wire / app;
+}
