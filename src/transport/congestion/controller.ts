@@ -8,6 +8,9 @@ export interface AckSample {
   deliveryRateBps: number;    // bits/s, 0 when no valid sample
   isAppLimited: boolean;      // sample taken while the sender had nothing to send
   bytesInFlight: number;      // after removing the acked bytes
+  /** Send time of the newest acked packet; lets the controller count round trips exactly
+   *  (without it, `now - rttMs` is used, which is late by the ack delay). */
+  sentAt?: Millis;
 }
 
 export interface LossSample {

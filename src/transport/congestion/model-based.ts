@@ -1,0 +1,406 @@
+// Model-based rate controller (BBR-like). It keeps a model of the path, the bottleneck
+// bandwidth (windowed max of delivery-rate samples) and the minimum RTT, paces at
+// gain x bandwidth and caps data in flight at a small multiple of their product.
+//
+// Differences from BBRv1/v2, chosen for a WAN accelerator on lossy leased lines:
+// - Loss alone is not congestion. Only a loss rate far above any plausible random loss
+//   (HEAVY_LOSS_RATE over a window of enough packets) cuts the model, like BBRv2's
+//   inflight_hi, and then only to what actually got through.
+// - A standing queue (the smallest RTT of each of several consecutive rounds stays well
+//   above the minimum) means the model overestimates our share: the bandwidth estimate
+//   is reset to the delivery rate just measured and the queue drained. This is what makes
+//   competing associations give back what they took while probing.
+// - PROBE_RTT shrinks the window only to half the BDP (BBRv2), and any near-minimum RTT
+//   sample postpones it, so a lossy, jittery path rarely pays for it.
+
+import type { Millis } from '../types.ts';
+import type { AckSample, LossSample, RateController } from './controller.ts';
+import { WindowedFilter } from './windowed-filter.ts';
+
+export interface ModelBasedOptions {
+  /** Pacing rate before the first bandwidth sample (bits/s). Default: initial window per ms. */
+  initialRateBps?: number;
+  /** Never pace faster than this (bits/s). */
+  maxRateBps?: number;
+  /** Packet size used for window floors (bytes). */
+  mss?: number;
+  /** [0,1) source used to desynchronise the probing cycle of competing associations. */
+  random?: () => number;
+}
+
+type Mode = 'startup' | 'drain' | 'probe-bw' | 'probe-rtt';
+
+// 2/ln(2): the smallest gain that doubles the delivery rate every round (BBR paper).
+const STARTUP_GAIN = 2 / Math.LN2;
+const DRAIN_GAIN = 1 / STARTUP_GAIN;
+// One round probing up, one draining what the probe queued, six cruising at the estimate.
+const PROBE_BW_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
+const PROBE_DOWN_INDEX = 1;
+// Twice the BDP absorbs delayed and aggregated acks without letting the queue exceed one
+// base RTT; it also bounds the queue when the bandwidth estimate is stale.
+const CWND_GAIN = 2;
+// The bandwidth max filter spans ten rounds so one probe cycle (8 rounds) always holds a sample.
+const BW_WINDOW_ROUNDS = 10;
+// Delivery rate must grow by 25% in 3 rounds or the pipe is considered full (BBR).
+const FULL_BW_GROWTH = 1.25;
+const FULL_BW_ROUNDS = 3;
+const MIN_RTT_WINDOW_MS = 10_000;
+// A sample within 5% of the minimum shows the path's base RTT is still current.
+const MIN_RTT_REFRESH_TOLERANCE = 0.05;
+const PROBE_RTT_DURATION_MS = 200;
+const PROBE_RTT_BDP_FRACTION = 0.5;
+const MIN_CWND_PACKETS = 4;
+const INITIAL_CWND_PACKETS = 32;
+// Ack aggregation (delayed acks, batched receive) is tracked over ten rounds, as in BBR.
+const EXTRA_ACKED_WINDOW_ROUNDS = 10;
+// Random loss on the lines we target is at most a few percent; congestion that overflows a
+// drop-tail queue while we pace at 1.25x loses far more. Judged over at least a round and
+// LOSS_WINDOW_MIN_PACKETS packets so that 3% random loss exceeds the threshold with
+// negligible probability (P(>=15 of 100 | p=0.03) ~ 1e-7).
+const HEAVY_LOSS_RATE = 0.15;
+const LOSS_WINDOW_MIN_PACKETS = 100;
+// Multiplicative cut on heavy loss (BBRv2's beta).
+const HEAVY_LOSS_BETA = 0.7;
+// inflight_hi grows back by this factor per round without heavy loss.
+const INFLIGHT_HI_GROWTH = 1.1;
+// Standing queue: every RTT sample of STANDING_QUEUE_ROUNDS consecutive rounds above
+// minRtt * (1 + fraction) + margin. The fraction leaves room for the probe's own queue
+// (0.25 BDP) and the margin for jitter and timer granularity.
+const STANDING_QUEUE_RTT_FRACTION = 0.25;
+const STANDING_QUEUE_MARGIN_MS = 1;
+const STANDING_QUEUE_ROUNDS = 3;
+const DEFAULT_MSS = 1452;
+
+export class ModelBasedController implements RateController {
+  readonly name = 'model-based';
+
+  readonly #mss: number;
+  readonly #maxRateBps: number;
+  readonly #initialRateBps: number | undefined;
+  readonly #random: (() => number) | undefined;
+
+  #mode: Mode = 'startup';
+  #pacingGain = STARTUP_GAIN;
+  #cwndGain = STARTUP_GAIN;
+
+  // Path model.
+  readonly #bw = new WindowedFilter(BW_WINDOW_ROUNDS, 'max');
+  #minRttMs = Infinity;
+  #minRttStampMs = 0;
+  #inflightHi = Infinity;
+  readonly #extraAcked = new WindowedFilter(EXTRA_ACKED_WINDOW_ROUNDS, 'max');
+  #ackEpochStartMs = 0;
+  #ackEpochBytes = 0;
+
+  // Round trips: a round ends when a packet sent after the round began is acked.
+  #round = 0;
+  #roundStartMs = -Infinity;
+  #roundBeganAtMs = 0;
+  #roundAckedBytes = 0;
+  #roundMinRttMs = Infinity;
+  #standingRounds = 0;
+
+  // Startup's full-pipe detection.
+  #filledPipe = false;
+  #fullBw = 0;
+  #fullBwRounds = 0;
+
+  // PROBE_BW cycle.
+  #cycleIndex = 0;
+  #cycleStartMs = 0;
+
+  // PROBE_RTT.
+  #probeRttDoneMs = -1;
+  #probeRttDoneRound = 0;
+
+  // Loss-rate window.
+  #lossWindowStartMs = 0;
+  #lossWindowAcked = 0;
+  #lossWindowLost = 0;
+
+  #bytesInFlight = 0;
+
+  constructor(opts: ModelBasedOptions = {}) {
+    this.#mss = opts.mss ?? DEFAULT_MSS;
+    this.#maxRateBps = opts.maxRateBps ?? Infinity;
+    this.#initialRateBps = opts.initialRateBps;
+    this.#random = opts.random;
+  }
+
+  /** Current state, for tests and diagnostics. */
+  get mode(): Mode {
+    return this.#mode;
+  }
+
+  get minRttMs(): number {
+    return this.#minRttMs;
+  }
+
+  onPacketSent(_now: Millis, _bytes: number, bytesInFlight: number, _isAppLimited: boolean): void {
+    this.#bytesInFlight = bytesInFlight;
+  }
+
+  onAck(s: AckSample): void {
+    const now = s.now;
+    this.#bytesInFlight = s.bytesInFlight;
+    this.#lossWindowAcked += s.bytesAcked;
+    this.#roundAckedBytes += s.bytesAcked;
+
+    const sentAt = s.sentAt ?? now - s.rttMs;
+    let roundEnded = false;
+    if (sentAt >= this.#roundStartMs) {
+      roundEnded = true;
+      this.#round++;
+    }
+
+    if (s.deliveryRateBps > 0) {
+      const rate = Math.min(s.deliveryRateBps, this.#maxRateBps);
+      if (!s.isAppLimited || rate >= this.#bw.best) this.#bw.update(this.#round, rate);
+    }
+
+    const minRttExpired = this.#updateMinRtt(now, s.rttMs);
+    this.#updateAckAggregation(now, s.bytesAcked);
+
+    if (roundEnded) this.#endRound(now, s.isAppLimited);
+    this.#checkLossWindow(now);
+    this.#updateMode(now, minRttExpired);
+  }
+
+  onLoss(s: LossSample): void {
+    this.#bytesInFlight = s.bytesInFlight;
+    this.#lossWindowLost += s.bytesLost;
+    this.#checkLossWindow(s.now);
+  }
+
+  onReset(now: Millis): void {
+    this.#mode = 'startup';
+    this.#pacingGain = STARTUP_GAIN;
+    this.#cwndGain = STARTUP_GAIN;
+    this.#bw.clear();
+    this.#minRttMs = Infinity;
+    this.#minRttStampMs = now;
+    this.#inflightHi = Infinity;
+    this.#extraAcked.clear();
+    this.#ackEpochStartMs = now;
+    this.#ackEpochBytes = 0;
+    this.#roundStartMs = now;
+    this.#roundBeganAtMs = now;
+    this.#roundAckedBytes = 0;
+    this.#roundMinRttMs = Infinity;
+    this.#standingRounds = 0;
+    this.#filledPipe = false;
+    this.#fullBw = 0;
+    this.#fullBwRounds = 0;
+    this.#probeRttDoneMs = -1;
+    this.#lossWindowStartMs = now;
+    this.#lossWindowAcked = 0;
+    this.#lossWindowLost = 0;
+  }
+
+  pacingRateBps(): number {
+    let rate: number;
+    if (this.#bw.isEmpty) {
+      const rtt = Number.isFinite(this.#minRttMs) ? Math.max(this.#minRttMs, 0.001) : 1;
+      rate = this.#initialRateBps ?? (STARTUP_GAIN * INITIAL_CWND_PACKETS * this.#mss * 8000) / rtt;
+    } else {
+      rate = this.#pacingGain * this.#bw.best;
+    }
+    return Math.min(rate, this.#maxRateBps);
+  }
+
+  cwndBytes(): number {
+    const minCwnd = MIN_CWND_PACKETS * this.#mss;
+    const bdp = this.#bdp();
+    if (this.#mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
+    let cwnd = bdp > 0 ? this.#cwndGain * bdp + this.#extraAcked.best : INITIAL_CWND_PACKETS * this.#mss;
+    if (!this.#filledPipe) cwnd = Math.max(cwnd, INITIAL_CWND_PACKETS * this.#mss);
+    cwnd = Math.min(cwnd, this.#inflightHi);
+    return Math.max(cwnd, minCwnd);
+  }
+
+  bandwidthEstimateBps(): number {
+    return this.#bw.best;
+  }
+
+  /** Bandwidth-delay product in bytes (0 before both are known). */
+  #bdp(): number {
+    if (this.#bw.isEmpty || !Number.isFinite(this.#minRttMs)) return 0;
+    return (this.#bw.best * this.#minRttMs) / 8000;
+  }
+
+  #updateMinRtt(now: Millis, rttMs: number): boolean {
+    if (!(rttMs >= 0)) return false;
+    this.#roundMinRttMs = Math.min(this.#roundMinRttMs, rttMs);
+    const expired = now - this.#minRttStampMs > MIN_RTT_WINDOW_MS;
+    if (rttMs < this.#minRttMs || (expired && this.#mode !== 'probe-rtt')) {
+      this.#minRttMs = rttMs;
+      this.#minRttStampMs = now;
+    } else if (rttMs <= this.#minRttMs * (1 + MIN_RTT_REFRESH_TOLERANCE)) {
+      this.#minRttStampMs = now;
+    }
+    return expired && this.#mode !== 'probe-rtt';
+  }
+
+  // Bytes acked beyond what the estimated bandwidth explains since the epoch began: the
+  // window must hold that much extra or the sender stalls between aggregated acks.
+  #updateAckAggregation(now: Millis, bytesAcked: number): void {
+    const bw = this.#bw.best;
+    if (bw <= 0) return;
+    const expected = (bw * (now - this.#ackEpochStartMs)) / 8000;
+    if (this.#ackEpochBytes <= expected) {
+      this.#ackEpochStartMs = now;
+      this.#ackEpochBytes = 0;
+    }
+    this.#ackEpochBytes += bytesAcked;
+    const extra = Math.min(this.#ackEpochBytes - Math.max(expected, 0), Math.max(this.#bdp(), MIN_CWND_PACKETS * this.#mss));
+    if (extra > 0) this.#extraAcked.update(this.#round, extra);
+  }
+
+  #endRound(now: Millis, appLimited: boolean): void {
+    const duration = now - this.#roundBeganAtMs;
+    const roundRate = duration > 0 ? (this.#roundAckedBytes * 8000) / duration : 0;
+    const roundMinRtt = this.#roundMinRttMs;
+    this.#roundStartMs = now;
+    this.#roundBeganAtMs = now;
+    this.#roundAckedBytes = 0;
+    this.#roundMinRttMs = Infinity;
+
+    if (!this.#filledPipe && !appLimited) {
+      const bw = this.#bw.best;
+      if (bw >= this.#fullBw * FULL_BW_GROWTH) {
+        this.#fullBw = bw;
+        this.#fullBwRounds = 0;
+      } else if (++this.#fullBwRounds >= FULL_BW_ROUNDS) {
+        this.#filledPipe = true;
+      }
+    }
+
+    if (Number.isFinite(this.#inflightHi)) {
+      this.#inflightHi *= INFLIGHT_HI_GROWTH;
+      if (this.#inflightHi > 2 * STARTUP_GAIN * this.#bdp()) this.#inflightHi = Infinity;
+    }
+
+    const queueThreshold = this.#minRttMs * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
+    if (Number.isFinite(roundMinRtt) && roundMinRtt > queueThreshold) this.#standingRounds++;
+    else this.#standingRounds = 0;
+
+    if (this.#mode === 'probe-bw' && this.#standingRounds >= STANDING_QUEUE_ROUNDS) {
+      this.#standingRounds = 0;
+      if (roundRate > 0 && roundRate < this.#bw.best) this.#bw.reset(this.#round, roundRate);
+      this.#setCycle(now, PROBE_DOWN_INDEX);
+    }
+  }
+
+  #checkLossWindow(now: Millis): void {
+    const total = this.#lossWindowAcked + this.#lossWindowLost;
+    const elapsed = now - this.#lossWindowStartMs;
+    if (total < LOSS_WINDOW_MIN_PACKETS * this.#mss || !(elapsed >= this.#minRttMs)) return;
+    const lossRate = this.#lossWindowLost / total;
+    const deliveredRate = elapsed > 0 ? (this.#lossWindowAcked * 8000) / elapsed : 0;
+    this.#lossWindowStartMs = now;
+    this.#lossWindowAcked = 0;
+    this.#lossWindowLost = 0;
+    if (lossRate > HEAVY_LOSS_RATE) this.#onHeavyLoss(now, deliveredRate);
+  }
+
+  #onHeavyLoss(now: Millis, deliveredRate: number): void {
+    if (this.#mode === 'startup') {
+      // The queue overflowed while doubling: the pipe is full, the estimate is right.
+      this.#filledPipe = true;
+      this.#enterDrain();
+      return;
+    }
+    const bw = this.#bw.best;
+    const cut = Math.min(bw, Math.max(deliveredRate, HEAVY_LOSS_BETA * bw));
+    if (cut > 0) this.#bw.reset(this.#round, cut);
+    this.#inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, HEAVY_LOSS_BETA * this.#bytesInFlight);
+    if (this.#mode === 'probe-bw') this.#setCycle(now, PROBE_DOWN_INDEX);
+  }
+
+  #updateMode(now: Millis, minRttExpired: boolean): void {
+    if (minRttExpired && this.#mode !== 'probe-rtt') {
+      this.#mode = 'probe-rtt';
+      this.#pacingGain = 1;
+      this.#cwndGain = 1;
+      this.#probeRttDoneMs = -1;
+      return;
+    }
+    switch (this.#mode) {
+      case 'startup':
+        if (this.#filledPipe) this.#enterDrain();
+        break;
+      case 'drain':
+        if (this.#bytesInFlight <= this.#bdp()) this.#enterProbeBw(now);
+        break;
+      case 'probe-bw':
+        this.#advanceCycle(now);
+        break;
+      case 'probe-rtt':
+        this.#handleProbeRtt(now);
+        break;
+    }
+  }
+
+  #enterDrain(): void {
+    this.#mode = 'drain';
+    this.#pacingGain = DRAIN_GAIN;
+    this.#cwndGain = STARTUP_GAIN;
+  }
+
+  #enterProbeBw(now: Millis): void {
+    this.#mode = 'probe-bw';
+    this.#cwndGain = CWND_GAIN;
+    // Start anywhere but the drain phase (BBR), so competing associations probe at different times.
+    const r = this.#random ? this.#random() : 0.5;
+    let index = Math.floor(r * (PROBE_BW_GAINS.length - 1));
+    if (index >= PROBE_DOWN_INDEX) index++;
+    this.#setCycle(now, index);
+  }
+
+  #setCycle(now: Millis, index: number): void {
+    this.#cycleIndex = index;
+    this.#cycleStartMs = now;
+    this.#pacingGain = PROBE_BW_GAINS[index]!;
+  }
+
+  #advanceCycle(now: Millis): void {
+    const elapsed = now - this.#cycleStartMs;
+    const fullLength = elapsed > this.#minRttMs;
+    const gain = this.#pacingGain;
+    const bdp = this.#bdp();
+    let advance: boolean;
+    if (gain > 1) {
+      // Stay until the probe has really put 1.25 BDP in flight (or twice the time passed).
+      advance = fullLength && (this.#bytesInFlight >= gain * bdp || elapsed > 2 * this.#minRttMs);
+    } else if (gain < 1) {
+      advance = fullLength || this.#bytesInFlight <= bdp;
+    } else {
+      advance = fullLength;
+    }
+    if (advance) this.#setCycle(now, (this.#cycleIndex + 1) % PROBE_BW_GAINS.length);
+  }
+
+  #handleProbeRtt(now: Millis): void {
+    if (this.#probeRttDoneMs < 0) {
+      if (this.#bytesInFlight <= this.cwndBytes()) {
+        this.#probeRttDoneMs = now + Math.max(PROBE_RTT_DURATION_MS, this.#minRttMs);
+        this.#probeRttDoneRound = this.#round + 1;
+      }
+      return;
+    }
+    if (now >= this.#probeRttDoneMs && this.#round >= this.#probeRttDoneRound) {
+      this.#minRttStampMs = now;
+      if (this.#filledPipe) this.#enterProbeBw(now);
+      else {
+        this.#mode = 'startup';
+        this.#pacingGain = STARTUP_GAIN;
+        this.#cwndGain = STARTUP_GAIN;
+      }
+    }
+  }
+}
+
+/** Factory for ConnectionConfig.rateController. */
+export function modelBasedController(opts?: ModelBasedOptions): () => RateController {
+  return () => new ModelBasedController(opts);
+}

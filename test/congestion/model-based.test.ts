@@ -1,0 +1,150 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
+
+const MSS = 1452;
+
+/**
+ * Feeds one round trip of acks from a path that delivers `rateBps` with RTT `rttMs`:
+ * the acks of that rate spread evenly over the round, each for a packet sent one RTT
+ * earlier, plus `lostPackets` losses spread over the same round. Data in flight is what
+ * the controller allows. Returns the time at the round's end.
+ */
+function feedRound(
+  c: ModelBasedController,
+  start: number,
+  o: { rateBps: number; rttMs: number; packets?: number; lostPackets?: number; minRttInRound?: number },
+): number {
+  const packets = o.packets ?? Math.max(1, Math.round((o.rateBps * o.rttMs) / 8000 / MSS));
+  const lost = o.lostPackets ?? 0;
+  const step = o.rttMs / packets;
+  const inflight = Math.min(c.cwndBytes(), (c.pacingRateBps() * o.rttMs) / 8000);
+  const lossEvery = lost > 0 ? Math.floor(packets / lost) : 0;
+  let now = start;
+  for (let i = 0; i < packets; i++) {
+    now = start + (i + 1) * step;
+    c.onPacketSent(now, MSS, inflight, false);
+    const rtt = i === 0 && o.minRttInRound !== undefined ? o.minRttInRound : o.rttMs;
+    c.onAck({ now, rttMs: rtt, bytesAcked: MSS, deliveryRateBps: o.rateBps, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - rtt });
+    if (lossEvery > 0 && i % lossEvery === lossEvery - 1) {
+      c.onLoss({ now, bytesLost: MSS, bytesInFlight: inflight - 2 * MSS, lostPacketSentAt: now - o.rttMs });
+    }
+  }
+  return now;
+}
+
+/** Startup to steady state on a 100 Mbit/s, 20 ms path. */
+function steadyController(): { c: ModelBasedController; now: number } {
+  const c = new ModelBasedController({ mss: MSS });
+  let now = 0;
+  let rate = 5e6;
+  while (rate < 100e6) {
+    now = feedRound(c, now, { rateBps: rate, rttMs: 20 });
+    rate = Math.min(100e6, rate * 2);
+  }
+  for (let i = 0; i < 30; i++) now = feedRound(c, now, { rateBps: 100e6, rttMs: 20 });
+  return { c, now };
+}
+
+test('startup keeps a high gain while the delivery rate grows, then settles on the estimate', () => {
+  const c = new ModelBasedController({ mss: MSS });
+  assert.equal(c.mode, 'startup');
+  assert.ok(c.pacingRateBps() > 0, 'paces before the first sample');
+  let now = 0;
+  let rate = 5e6;
+  for (let i = 0; i < 4; i++, rate *= 2) now = feedRound(c, now, { rateBps: rate, rttMs: 20 });
+  assert.equal(c.mode, 'startup');
+  assert.ok(c.pacingRateBps() > 2.5 * c.bandwidthEstimateBps(), 'startup gain ~2.89');
+  for (let i = 0; i < 30; i++) now = feedRound(c, now, { rateBps: 100e6, rttMs: 20 });
+  assert.equal(c.mode, 'probe-bw');
+  assert.equal(c.bandwidthEstimateBps(), 100e6);
+  assert.ok(c.pacingRateBps() >= 0.75 * 100e6 && c.pacingRateBps() <= 1.25 * 100e6);
+});
+
+test('in probe-bw the pacing rate averages the estimate and the window is about 2 BDP', () => {
+  const { c } = steadyController();
+  let now = 1e4;
+  const rates: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    now = feedRound(c, now, { rateBps: 100e6, rttMs: 20 });
+    rates.push(c.pacingRateBps());
+  }
+  const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+  assert.ok(mean > 0.95 * 100e6 && mean < 1.05 * 100e6, `mean pacing ${mean}`);
+  assert.ok(rates.some((r) => r > 100e6), 'probes up');
+  assert.ok(rates.some((r) => r < 100e6), 'drains');
+  const bdp = (100e6 * 0.02) / 8;
+  assert.ok(c.cwndBytes() >= 2 * bdp && c.cwndBytes() <= 3 * bdp, `cwnd ${c.cwndBytes()} vs bdp ${bdp}`);
+});
+
+test('random loss of 3% does not cut the rate or the window', () => {
+  const { c, now: t0 } = steadyController();
+  const bw = c.bandwidthEstimateBps();
+  const cwnd = c.cwndBytes();
+  let now = t0;
+  for (let i = 0; i < 40; i++) now = feedRound(c, now, { rateBps: 100e6, rttMs: 20, lostPackets: 5 });
+  assert.equal(c.bandwidthEstimateBps(), bw);
+  assert.ok(c.cwndBytes() >= cwnd * 0.99, `cwnd ${c.cwndBytes()} was ${cwnd}`);
+});
+
+test('heavy loss cuts the estimate and caps data in flight', () => {
+  const { c, now: t0 } = steadyController();
+  const bw = c.bandwidthEstimateBps();
+  const cwnd = c.cwndBytes();
+  // The path's capacity halves: half the packets are lost, the delivery rate halves.
+  let now = t0;
+  for (let i = 0; i < 3; i++) now = feedRound(c, now, { rateBps: 50e6, rttMs: 20, lostPackets: 86 });
+  assert.ok(c.bandwidthEstimateBps() < 0.75 * bw, `estimate ${c.bandwidthEstimateBps()} was ${bw}`);
+  assert.ok(c.cwndBytes() < 0.75 * cwnd, `cwnd ${c.cwndBytes()} was ${cwnd}`);
+});
+
+test('a standing queue resets the estimate to the measured delivery rate', () => {
+  const { c, now: t0 } = steadyController();
+  assert.equal(c.bandwidthEstimateBps(), 100e6);
+  // Another flow took half the link: every RTT sample of each round is 60% above the minimum.
+  let now = t0;
+  for (let i = 0; i < 6; i++) now = feedRound(c, now, { rateBps: 50e6, rttMs: 32 });
+  assert.ok(c.bandwidthEstimateBps() < 0.6 * 100e6, `estimate ${c.bandwidthEstimateBps()}`);
+});
+
+test('jitter that still shows the minimum RTT each round is not a standing queue', () => {
+  const { c, now: t0 } = steadyController();
+  let now = t0;
+  for (let i = 0; i < 20; i++) now = feedRound(c, now, { rateBps: 100e6, rttMs: 30, minRttInRound: 20.5 });
+  assert.equal(c.bandwidthEstimateBps(), 100e6);
+});
+
+test('probe-rtt happens when the minimum RTT is not seen for 10 s, with half a BDP in flight', () => {
+  const { c, now: t0 } = steadyController();
+  let now = t0;
+  let sawProbeRtt = false;
+  let probeRttCwnd = Infinity;
+  // Jitter hides the minimum for 11 s.
+  for (let i = 0; i < 500 && !sawProbeRtt; i++) {
+    now = feedRound(c, now, { rateBps: 100e6, rttMs: 22 });
+    if (c.mode === 'probe-rtt') {
+      sawProbeRtt = true;
+      probeRttCwnd = c.cwndBytes();
+    }
+  }
+  assert.ok(sawProbeRtt);
+  assert.ok(now - t0 >= 10_000);
+  assert.ok(probeRttCwnd <= (100e6 * 0.022) / 8 / 2 + 1);
+  for (let i = 0; i < 20; i++) now = feedRound(c, now, { rateBps: 100e6, rttMs: 20 });
+  assert.equal(c.mode, 'probe-bw');
+});
+
+test('maxRateBps caps pacing; the window never drops below the floor', () => {
+  const c = new ModelBasedController({ mss: MSS, maxRateBps: 10e6 });
+  let now = 0;
+  for (let i = 0; i < 20; i++) now = feedRound(c, now, { rateBps: 50e6, rttMs: 0.05, packets: 10 });
+  assert.ok(c.pacingRateBps() <= 10e6);
+  assert.ok(c.cwndBytes() >= 4 * MSS);
+});
+
+test('onReset starts over in startup', () => {
+  const { c, now } = steadyController();
+  c.onReset(now);
+  assert.equal(c.mode, 'startup');
+  assert.equal(c.bandwidthEstimateBps(), 0);
+});
