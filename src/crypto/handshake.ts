@@ -1,0 +1,214 @@
+// Noise_IKpsk2_25519_ChaChaPoly_SHA256 (Noise spec rev. 34, sections 5 and 9), laid out as
+// WireGuard lays it out (same token order, same message framing, mac fields handled by cookie.ts):
+//
+//   <- s
+//   ...
+//   -> e, es, s, ss        initiation; payload = TAI64N timestamp
+//   <- e, ee, se, psk      response;   payload = empty
+//
+// The initiator knows the responder's static key in advance; the responder learns the initiator's
+// static key from the first message and accepts it only if it is a configured peer.
+// These functions are pure over their arguments: the endpoint decides what state to keep.
+import type { KeyObject } from 'node:crypto';
+import {
+  aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, KEY_LEN, TAG_LEN, TIMESTAMP_LEN,
+  x25519PrivateKeyObject, x25519PublicFromPrivate, x25519PublicKeyObject, type RandomFill,
+} from './primitives.ts';
+import { INITIATION, MSG_INITIATION, MSG_RESPONSE, RESPONSE, readU32, writeU32 } from './wire.ts';
+
+export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_SHA256';
+/** Noise prologue: binds the handshake to this protocol and version. */
+export const PROLOGUE = 'Longhaul v1 packet protection';
+
+const EMPTY = Buffer.alloc(0);
+const ZERO_PSK = Buffer.alloc(KEY_LEN);
+/** The protocol name is longer than HASHLEN, so h = HASH(name) (Noise section 5.2, InitializeSymmetric). */
+export const INITIAL_CHAIN_KEY = hash(Buffer.from(CONSTRUCTION));
+const INITIAL_HASH = hash(INITIAL_CHAIN_KEY, Buffer.from(PROLOGUE));
+
+/** h after the prologue and the pre-message `<- s` for a given responder static key. */
+export function initialHashFor(responderPublic: Uint8Array): Buffer {
+  return hash(INITIAL_HASH, responderPublic);
+}
+
+export interface LocalIdentity {
+  privateKey: KeyObject;
+  publicKey: Buffer;
+  /** Our h after `<- s`, used when we are the responder. */
+  initialHash: Buffer;
+}
+
+export interface RemoteIdentity {
+  publicKey: Buffer;
+  publicKeyObject: KeyObject;
+  psk: Buffer;
+  /** DH(s, rs) is the same for every handshake with this peer, so it is computed once. */
+  staticShared: Buffer;
+  /** h after `<- s` when this peer is the responder. */
+  initialHash: Buffer;
+}
+
+export interface SessionKeys {
+  sendKey: Buffer;
+  recvKey: Buffer;
+}
+
+/** What an initiator remembers between sending the initiation and reading the response. */
+export interface InitiatorHandshake {
+  chainKey: Buffer;
+  hash: Buffer;
+  ephemeralPrivate: KeyObject;
+}
+
+function newEphemeral(random: RandomFill): { privateKey: KeyObject; publicKey: Buffer } {
+  const raw = Buffer.alloc(KEY_LEN);
+  random(raw);
+  const privateKey = x25519PrivateKeyObject(raw);
+  raw.fill(0);
+  return { privateKey, publicKey: x25519PublicFromPrivate(privateKey) };
+}
+
+/** Fills `out` (INITIATION.size bytes) up to the mac fields. null only if DH fails (bad peer key). */
+export function writeInitiation(
+  local: LocalIdentity, remote: RemoteIdentity, senderIndex: number, timestamp: Uint8Array,
+  random: RandomFill, out: Buffer,
+): InitiatorHandshake | null {
+  const e = newEphemeral(random);
+  let h = remote.initialHash;
+  let ck: Buffer = INITIAL_CHAIN_KEY;
+  // e (psk handshakes also MixKey(e), Noise section 9.2)
+  h = hash(h, e.publicKey);
+  ck = kdf1(ck, e.publicKey);
+  // es
+  const es = dh(e.privateKey, remote.publicKeyObject);
+  if (!es) return null;
+  let k: Buffer;
+  [ck, k] = kdf2(ck, es);
+  // s
+  const encryptedStatic = aeadSeal(k, local.publicKey, h);
+  h = hash(h, encryptedStatic);
+  // ss
+  [ck, k] = kdf2(ck, remote.staticShared);
+  const encryptedTimestamp = aeadSeal(k, timestamp, h);
+  h = hash(h, encryptedTimestamp);
+
+  out.fill(0, 0, INITIATION.size);
+  out[0] = MSG_INITIATION;
+  writeU32(out, INITIATION.senderIndex, senderIndex);
+  out.set(e.publicKey, INITIATION.ephemeral);
+  out.set(encryptedStatic, INITIATION.encryptedStatic);
+  out.set(encryptedTimestamp, INITIATION.encryptedTimestamp);
+  return { chainKey: ck, hash: h, ephemeralPrivate: e.privateKey };
+}
+
+export interface ConsumedInitiation {
+  remote: RemoteIdentity;
+  remotePublicKey: Buffer;
+  remoteIndex: number;
+  remoteEphemeral: KeyObject;
+  timestamp: Buffer;
+  chainKey: Buffer;
+  hash: Buffer;
+}
+
+export type InitiationResult =
+  | { ok: true; value: ConsumedInitiation }
+  | { ok: false; reason: 'handshake-failed' | 'unknown-peer' };
+
+/** Reads an initiation (mac1 already checked). `lookup` maps the decrypted static key to a configured peer. */
+export function readInitiation(
+  local: LocalIdentity, msg: Uint8Array, lookup: (publicKey: Buffer) => RemoteIdentity | null,
+): InitiationResult {
+  const ephemeral = Buffer.from(msg.subarray(INITIATION.ephemeral, INITIATION.ephemeral + KEY_LEN));
+  let remoteEphemeral: KeyObject;
+  try {
+    remoteEphemeral = x25519PublicKeyObject(ephemeral);
+  } catch {
+    return { ok: false, reason: 'handshake-failed' };
+  }
+  let h = local.initialHash;
+  let ck: Buffer = INITIAL_CHAIN_KEY;
+  h = hash(h, ephemeral);
+  ck = kdf1(ck, ephemeral);
+  const es = dh(local.privateKey, remoteEphemeral);
+  if (!es) return { ok: false, reason: 'handshake-failed' };
+  let k: Buffer;
+  [ck, k] = kdf2(ck, es);
+  const encryptedStatic = msg.subarray(INITIATION.encryptedStatic, INITIATION.encryptedTimestamp);
+  const remotePublicKey = aeadOpen(k, encryptedStatic, h);
+  if (!remotePublicKey) return { ok: false, reason: 'handshake-failed' };
+  h = hash(h, encryptedStatic);
+  const remote = lookup(remotePublicKey);
+  if (!remote) return { ok: false, reason: 'unknown-peer' };
+  [ck, k] = kdf2(ck, remote.staticShared);
+  const encryptedTimestamp = msg.subarray(INITIATION.encryptedTimestamp, INITIATION.mac1);
+  const timestamp = aeadOpen(k, encryptedTimestamp, h);
+  if (!timestamp || timestamp.length !== TIMESTAMP_LEN) return { ok: false, reason: 'handshake-failed' };
+  h = hash(h, encryptedTimestamp);
+  return {
+    ok: true,
+    value: { remote, remotePublicKey, remoteIndex: readU32(msg, INITIATION.senderIndex), remoteEphemeral, timestamp, chainKey: ck, hash: h },
+  };
+}
+
+/** Fills `out` (RESPONSE.size bytes) up to the mac fields and returns the responder's session keys. */
+export function writeResponse(
+  consumed: ConsumedInitiation, senderIndex: number, random: RandomFill, out: Buffer,
+): SessionKeys | null {
+  const e = newEphemeral(random);
+  let h = consumed.hash;
+  let ck = consumed.chainKey;
+  h = hash(h, e.publicKey);
+  ck = kdf1(ck, e.publicKey);
+  const ee = dh(e.privateKey, consumed.remoteEphemeral);
+  if (!ee) return null;
+  ck = kdf1(ck, ee);
+  const se = dh(e.privateKey, consumed.remote.publicKeyObject);
+  if (!se) return null;
+  ck = kdf1(ck, se);
+  const [ck2, tau, k] = kdf3(ck, consumed.remote.psk);
+  ck = ck2;
+  h = hash(h, tau);
+  const encryptedNothing = aeadSeal(k, EMPTY, h);
+
+  out.fill(0, 0, RESPONSE.size);
+  out[0] = MSG_RESPONSE;
+  writeU32(out, RESPONSE.senderIndex, senderIndex);
+  writeU32(out, RESPONSE.receiverIndex, consumed.remoteIndex);
+  out.set(e.publicKey, RESPONSE.ephemeral);
+  out.set(encryptedNothing, RESPONSE.encryptedNothing);
+  const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
+  return { sendKey: responderToInitiator, recvKey: initiatorToResponder };
+}
+
+/** Reads a response to our initiation (mac1 and receiver index already checked). */
+export function readResponse(
+  local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, msg: Uint8Array,
+): SessionKeys | null {
+  const ephemeral = Buffer.from(msg.subarray(RESPONSE.ephemeral, RESPONSE.ephemeral + KEY_LEN));
+  let remoteEphemeral: KeyObject;
+  try {
+    remoteEphemeral = x25519PublicKeyObject(ephemeral);
+  } catch {
+    return null;
+  }
+  let h = state.hash;
+  let ck = state.chainKey;
+  h = hash(h, ephemeral);
+  ck = kdf1(ck, ephemeral);
+  const ee = dh(state.ephemeralPrivate, remoteEphemeral);
+  if (!ee) return null;
+  ck = kdf1(ck, ee);
+  const se = dh(local.privateKey, remoteEphemeral);
+  if (!se) return null;
+  ck = kdf1(ck, se);
+  const [ck2, tau, k] = kdf3(ck, remote.psk);
+  ck = ck2;
+  h = hash(h, tau);
+  const encryptedNothing = msg.subarray(RESPONSE.encryptedNothing, RESPONSE.encryptedNothing + TAG_LEN);
+  if (!aeadOpen(k, encryptedNothing, h)) return null;
+  const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
+  return { sendKey: initiatorToResponder, recvKey: responderToInitiator };
+}
+
+export { ZERO_PSK };
