@@ -1,0 +1,163 @@
+// One direction of a simulated path: a bottleneck that serializes packets at `rateBps`
+// behind a drop-tail queue bounded in bytes, then a wire with one-way delay, jitter,
+// random loss, and optional reordering and duplication.
+//
+// The queue is modelled analytically: the link remembers when its transmitter becomes
+// free, so the backlog at any instant is (freeAt - now) x rate. One event per delivered
+// packet, nothing else scheduled, nothing allocated per packet.
+
+import type { Prng } from './prng.ts';
+import { DelayHistogram } from './histogram.ts';
+
+export interface LinkOptions {
+  /** Bottleneck rate, bits/s (Infinity: no serialization delay). */
+  rateBps: number;
+  /** One-way propagation delay, ms. */
+  delayMs: number;
+  /** Per-packet delay variation: uniform in [-jitterMs, +jitterMs] around delayMs (netem). */
+  jitterMs?: number;
+  /** Drop-tail queue limit in bytes (Infinity: unbounded). */
+  queueBytes?: number;
+  /** Per-packet probability of loss on the wire (after the packet used the link). */
+  lossRate?: number;
+  /** Probability that a packet escapes order preservation and is delayed by reorderDelayMs extra. */
+  reorderRate?: number;
+  reorderDelayMs?: number;
+  /** Probability that a packet arrives twice. */
+  duplicateRate?: number;
+  /** Bytes added to each datagram for serialization (IP/UDP headers); 0 measures UDP payload. */
+  overheadBytes?: number;
+}
+
+export interface LinkStats {
+  packetsIn: number;
+  bytesIn: number;
+  lost: number;
+  queueDrops: number;
+  delivered: number;
+  bytesDelivered: number;
+  duplicated: number;
+  reordered: number;
+  queueDelayMsMean: number;
+  queueDelayMsP95: number;
+  queueDelayMsMax: number;
+  /** Time the transmitter was busy, ms (utilization = busyMs / elapsed). */
+  busyMs: number;
+}
+
+/** Schedules a packet's arrival at the far end (provided by the simulation). */
+export type ArrivalScheduler = (time: number, link: Link, data: Uint8Array, tag: number) => void;
+
+export class Link {
+  readonly name: string;
+  readonly #rateBytesPerMs: number;
+  readonly #delayMs: number;
+  readonly #jitterMs: number;
+  readonly #queueBytes: number;
+  readonly #lossRate: number;
+  readonly #reorderRate: number;
+  readonly #reorderDelayMs: number;
+  readonly #duplicateRate: number;
+  readonly #overheadBytes: number;
+  readonly #prng: Prng;
+  readonly #schedule: ArrivalScheduler;
+
+  #freeAt = 0;
+  #lastArrival = 0;
+  readonly #queueDelay = new DelayHistogram();
+  #packetsIn = 0;
+  #bytesIn = 0;
+  #lost = 0;
+  #queueDrops = 0;
+  #delivered = 0;
+  #bytesDelivered = 0;
+  #duplicated = 0;
+  #reordered = 0;
+  #busyMs = 0;
+
+  /** Set by the simulation: receives each arriving datagram with the tag it was sent with. */
+  sink: (data: Uint8Array, now: number, tag: number) => void = () => {};
+
+  constructor(name: string, opts: LinkOptions, prng: Prng, schedule: ArrivalScheduler) {
+    if (!(opts.rateBps > 0)) throw new RangeError(`link ${name}: rateBps must be > 0`);
+    if (!(opts.delayMs >= 0)) throw new RangeError(`link ${name}: delayMs must be >= 0`);
+    this.name = name;
+    this.#rateBytesPerMs = opts.rateBps / 8000;
+    this.#delayMs = opts.delayMs;
+    this.#jitterMs = opts.jitterMs ?? 0;
+    this.#queueBytes = opts.queueBytes ?? Infinity;
+    this.#lossRate = opts.lossRate ?? 0;
+    this.#reorderRate = opts.reorderRate ?? 0;
+    this.#reorderDelayMs = opts.reorderDelayMs ?? 0;
+    this.#duplicateRate = opts.duplicateRate ?? 0;
+    this.#overheadBytes = opts.overheadBytes ?? 0;
+    this.#prng = prng;
+    this.#schedule = schedule;
+  }
+
+  /**
+   * A datagram enters the link at `now`. The link keeps the reference (no copy). `tag` is
+   * handed back on arrival (the simulation uses it for the destination node).
+   */
+  send(data: Uint8Array, now: number, tag = 0): void {
+    this.#packetsIn++;
+    this.#bytesIn += data.length;
+    const size = data.length + this.#overheadBytes;
+    const waitMs = this.#freeAt > now ? this.#freeAt - now : 0;
+    if (waitMs * this.#rateBytesPerMs + size > this.#queueBytes) {
+      this.#queueDrops++;
+      return;
+    }
+    this.#queueDelay.add(waitMs);
+    const txMs = size / this.#rateBytesPerMs;
+    const txEnd = now + waitMs + txMs;
+    this.#freeAt = txEnd;
+    this.#busyMs += txMs;
+
+    const prng = this.#prng;
+    if (this.#lossRate > 0 && prng.next() < this.#lossRate) {
+      this.#lost++;
+      return;
+    }
+    let arrival = txEnd + this.#delayMs;
+    if (this.#jitterMs > 0) arrival = Math.max(txEnd, arrival + (2 * prng.next() - 1) * this.#jitterMs);
+    if (this.#reorderRate > 0 && prng.next() < this.#reorderRate) {
+      // Escapes the order-preserving rule: later packets may overtake it.
+      this.#reordered++;
+      arrival += this.#reorderDelayMs;
+    } else {
+      if (arrival < this.#lastArrival) arrival = this.#lastArrival;
+      this.#lastArrival = arrival;
+    }
+    this.#schedule(arrival, this, data, tag);
+    if (this.#duplicateRate > 0 && prng.next() < this.#duplicateRate) {
+      this.#duplicated++;
+      // A copy, since the receiver may decrypt or parse the first one in place.
+      this.#schedule(arrival + txMs, this, data.slice(), tag);
+    }
+  }
+
+  /** Called by the simulation when a scheduled arrival fires. */
+  arrive(data: Uint8Array, now: number, tag: number): void {
+    this.#delivered++;
+    this.#bytesDelivered += data.length;
+    this.sink(data, now, tag);
+  }
+
+  stats(): LinkStats {
+    return {
+      packetsIn: this.#packetsIn,
+      bytesIn: this.#bytesIn,
+      lost: this.#lost,
+      queueDrops: this.#queueDrops,
+      delivered: this.#delivered,
+      bytesDelivered: this.#bytesDelivered,
+      duplicated: this.#duplicated,
+      reordered: this.#reordered,
+      queueDelayMsMean: this.#queueDelay.mean,
+      queueDelayMsP95: this.#queueDelay.quantile(0.95),
+      queueDelayMsMax: this.#queueDelay.max,
+      busyMs: this.#busyMs,
+    };
+  }
+}
