@@ -1,19 +1,23 @@
 // The `auto` mode's choice of codec and level: compress only while the link, not the CPU,
 // is the bottleneck.
 //
-// For each rung k of a ladder ordered by cost (none, lz4, zstd -1, zstd 1, zstd 3) we keep
-// two measured estimates: speed_k, application bytes compressed per CPU second, and
-// wire_k, wire bytes per application byte (1 when a block was sent raw). The single-threaded
-// gateway moves application bytes at about
+// For each rung k of a ladder (none, lz4, zstd -1, zstd 1, zstd 3) we estimate speed_k,
+// application bytes compressed per CPU second, and wire_k, wire bytes per application byte
+// (80% rule applied). The single-threaded gateway then moves application bytes at about
 //
-//     T_k = min(speed_k * CPU_SHARE, linkBytesPerSecond / wire_k)       (T_none = link rate)
+//     T_k = min(speed_k * cpuShare, linkBytesPerSecond / wire_k)        T_none = link rate
 //
-// CPU-bound on the left, link-bound on the right. We use the rung with the largest T_k.
-// Estimates start from priors measured on the project machine (bench/results/codec-*) and are
-// updated by an EWMA from every block actually compressed. Only the current rung is
-// measured continuously, so the choice moves one rung at a time and every
-// EXPLORE_INTERVAL blocks one block is compressed with a neighbouring rung to refresh its
-// estimates (that block is sent like any other; the cost is a little CPU).
+// (CPU-bound on the left, link-bound on the right), and we use the rung with the largest
+// T_k; rungs within SWITCH_DOWN_TOLERANCE of the best count as equal and the cheapest in
+// CPU wins. Moving to a costlier rung needs a SWITCH_UP_MARGIN gain (no flapping).
+//
+// Compressibility changes from block to block far more than codecs differ (a zero page vs a
+// log page), so rungs are never compared on different data. The rung in use is measured on
+// every block (EWMA). The others are modelled as the current rung times a relation learned
+// from paired measurements: every EXPLORE_INTERVAL blocks one block is also compressed with a
+// neighbouring rung, and (neighbour / current) CPU time and wire bytes feed decayed sums per
+// adjacent pair. The block sends the smaller result, so a probe costs only CPU (~3%).
+// Priors for everything come from `npm run bench:codec` on the project machine.
 
 import type { CodecSetting } from './codecs.ts';
 
@@ -24,36 +28,43 @@ import type { CodecSetting } from './codecs.ts';
 export const DEFAULT_CPU_SHARE = 0.5;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
 export const DEFAULT_LINK_RATE_BPS = 1e9;
-/** Compress one block with a neighbouring rung this often (~3% of blocks). */
+/** Probe a neighbouring rung on one block in this many (~3% extra CPU). */
 export const EXPLORE_INTERVAL = 32;
-/** A more expensive rung must promise this much more throughput before we move up to it. */
+/** A costlier rung must promise this much more throughput before we move to it. */
 export const SWITCH_UP_MARGIN = 0.05;
-/** A cheaper rung within this much of the current throughput is preferred (less CPU, less latency). */
+/** Rungs within this fraction of the best throughput count as equal; the cheapest wins. */
 export const SWITCH_DOWN_TOLERANCE = 0.02;
-/** EWMA weight of one full-size sample; smaller blocks weigh proportionally less. */
-const EWMA_WEIGHT = 0.25;
+/** EWMA weight of one 64 KiB sample of the rung in use; smaller blocks weigh proportionally less. */
+const EWMA_WEIGHT = 0.1;
 const EWMA_FULL_SAMPLE_BYTES = 64 * 1024;
+/** Decay of the paired sums per probe: the relation reflects roughly the last 5 probes. */
+const PAIR_DECAY = 0.8;
+/**
+ * A CPU-time sample is clamped to within this factor of the estimate: the first call into a
+ * codec (lazy loading, cold caches) and preemption on a shared machine produce samples 10x
+ * off, which would otherwise knock the choice off its rung for many blocks.
+ */
+const MAX_SAMPLE_DEVIATION = 4;
 
 export interface Rung {
   /** null = send raw. */
   setting: CodecSetting | null;
   /** Prior: application bytes per CPU second. */
   speedBytesPerSec: number;
-  /** Prior: wire bytes per application byte (for the vm payload). */
+  /** Prior: wire bytes per application byte (vm payload, 80% rule). */
   wireRatio: number;
 }
 
 /**
- * Priors from `npm run bench:codec` on the project machine (2-core AMD EPYC, 256 KiB blocks,
- * vm payload, 80% rule applied). Only starting points: measurements replace them within a
- * few blocks.
+ * Priors: bench/results/codec-2026-11-25.md (2-core AMD EPYC, vm payload, 64 KiB blocks).
+ * Only starting points; measurements replace them within a few blocks.
  */
 export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
-  { setting: { codec: 'lz4', level: 0 }, speedBytesPerSec: 700e6, wireRatio: 0.45 },
-  { setting: { codec: 'zstd', level: -1 }, speedBytesPerSec: 500e6, wireRatio: 0.4 },
-  { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 350e6, wireRatio: 0.36 },
-  { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 200e6, wireRatio: 0.34 },
+  { setting: { codec: 'lz4', level: 0 }, speedBytesPerSec: 420e6, wireRatio: 0.395 },
+  { setting: { codec: 'zstd', level: -1 }, speedBytesPerSec: 660e6, wireRatio: 0.34 },
+  { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 800e6, wireRatio: 0.343 },
+  { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 670e6, wireRatio: 0.34 },
 ];
 
 export interface AdaptivePolicyOptions {
@@ -62,107 +73,180 @@ export interface AdaptivePolicyOptions {
   linkRateBps?: number;
 }
 
+/** What to do with the next block: compress with `rung`, and also with `probe` (-1: no probe). */
+export interface BlockPlan {
+  rung: number;
+  probe: number;
+}
+
 interface Estimate {
   nsPerByte: number;
   wireRatio: number;
 }
 
+// Decayed sums of paired measurements of rung k (lo) and k+1 (hi) on the same blocks.
+interface PairSums {
+  loNs: number;
+  hiNs: number;
+  loWire: number;
+  hiWire: number;
+}
+
 export class AdaptivePolicy {
   private readonly ladder: readonly Rung[];
-  private readonly estimates: Estimate[];
   private readonly cpuShare: number;
   private linkBytesPerSec: number;
-  private current: number;
+  /** Measured estimate of the rung in use (or of rung 1 while the choice is none). */
+  private readonly measured: Estimate[];
+  /** pairs[k]: rung k+1 relative to rung k, for k >= 1. */
+  private readonly pairs: PairSums[];
+  private current = 0;
   private blocksSinceExplore = 0;
   private exploreUpNext = true;
 
   constructor(options: AdaptivePolicyOptions = {}) {
     this.ladder = options.ladder ?? DEFAULT_LADDER;
-    if (this.ladder.length === 0 || this.ladder[0]!.setting !== null) throw new Error('ladder must start with none');
+    if (this.ladder.length < 2 || this.ladder[0]!.setting !== null || this.ladder.slice(1).some((r) => r.setting === null)) {
+      throw new Error('ladder must be none followed by at least one codec');
+    }
     this.cpuShare = options.cpuShare ?? DEFAULT_CPU_SHARE;
     this.linkBytesPerSec = (options.linkRateBps ?? DEFAULT_LINK_RATE_BPS) / 8;
-    this.estimates = this.ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
-    this.current = 0;
-    this.current = this.bestFromPriors();
+    this.measured = this.ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
+    // Seed each relation with the priors, as if one 64 KiB block had been probed.
+    this.pairs = this.ladder.map((r, k) => {
+      const next = this.ladder[k + 1];
+      if (k === 0 || !next) return { loNs: 1, hiNs: 1, loWire: 1, hiWire: 1 };
+      const b = EWMA_FULL_SAMPLE_BYTES;
+      return {
+        loNs: (1e9 / r.speedBytesPerSec) * b, hiNs: (1e9 / next.speedBytesPerSec) * b,
+        loWire: r.wireRatio * b, hiWire: next.wireRatio * b,
+      };
+    });
+    this.choose(true);
   }
 
   setLinkRateBps(bps: number): void {
     if (!(bps > 0) || !Number.isFinite(bps)) return;
     this.linkBytesPerSec = bps / 8;
-    // A big rate change can move the optimum several rungs; jump there using current estimates.
-    this.current = this.bestFromPriors();
+    this.choose(false);
   }
 
-  /** Index of the rung now preferred (without exploration). */
+  get linkRateBps(): number {
+    return this.linkBytesPerSec * 8;
+  }
+
+  /** The rung in use (0 = none). */
   get currentRung(): number {
     return this.current;
-  }
-
-  get currentSetting(): CodecSetting | null {
-    return this.ladder[this.current]!.setting;
-  }
-
-  /** The rung to use for the next block: usually the current one, sometimes a neighbour to measure it. */
-  nextRung(): number {
-    if (++this.blocksSinceExplore < EXPLORE_INTERVAL) return this.current;
-    this.blocksSinceExplore = 0;
-    const up = this.current + 1 < this.ladder.length ? this.current + 1 : -1;
-    const down = this.current - 1 >= 1 ? this.current - 1 : -1; // rung 0 (none) has nothing to measure
-    this.exploreUpNext = !this.exploreUpNext;
-    const pick = this.exploreUpNext ? (up >= 0 ? up : down) : (down >= 0 ? down : up);
-    return pick >= 0 ? pick : this.current;
   }
 
   settingOf(rung: number): CodecSetting | null {
     return this.ladder[rung]!.setting;
   }
 
-  /** Feed one compression attempt: bytes in, bytes that went on the wire for it, CPU ms spent. */
+  /** Usually the current rung alone; every EXPLORE_INTERVAL blocks also a neighbour to measure. */
+  plan(): BlockPlan {
+    if (++this.blocksSinceExplore < EXPLORE_INTERVAL) return { rung: this.current, probe: -1 };
+    this.blocksSinceExplore = 0;
+    // While sending raw, the probe is simply compressing this block with the cheapest codec.
+    if (this.current === 0) return { rung: 1, probe: -1 };
+    const up = this.current + 1 < this.ladder.length ? this.current + 1 : -1;
+    const down = this.current - 1 >= 1 ? this.current - 1 : -1;
+    this.exploreUpNext = !this.exploreUpNext;
+    const probe = this.exploreUpNext ? (up >= 0 ? up : down) : (down >= 0 ? down : up);
+    return { rung: this.current, probe };
+  }
+
+  /** One block compressed with `rung`: application bytes, wire bytes (80% rule applied), CPU ms. */
   record(rung: number, appBytes: number, wireBytes: number, cpuMs: number): void {
     if (rung === 0 || appBytes <= 0) return;
-    const e = this.estimates[rung]!;
+    if (rung !== this.anchor()) return; // only the anchor is measured absolutely; others via pairs
+    const e = this.measured[rung]!;
     const weight = EWMA_WEIGHT * Math.min(1, appBytes / EWMA_FULL_SAMPLE_BYTES);
     // A clock that did not advance would claim infinite speed; count at least 1 ns.
-    const nsPerByte = Math.max(cpuMs * 1e6, 1) / appBytes;
-    e.nsPerByte += weight * (nsPerByte - e.nsPerByte);
+    const sample = Math.max(cpuMs * 1e6, 1) / appBytes;
+    const clamped = Math.min(Math.max(sample, e.nsPerByte / MAX_SAMPLE_DEVIATION), e.nsPerByte * MAX_SAMPLE_DEVIATION);
+    e.nsPerByte += weight * (clamped - e.nsPerByte);
     e.wireRatio += weight * (wireBytes / appBytes - e.wireRatio);
-    this.reconsider();
+    this.choose(false);
   }
 
-  /** Modelled throughput (application bytes/s) of a rung under current estimates. */
-  throughput(rung: number): number {
-    if (rung === 0) return this.linkBytesPerSec;
-    const e = this.estimates[rung]!;
-    const cpuBound = (1e9 / e.nsPerByte) * this.cpuShare;
-    const linkBound = this.linkBytesPerSec / Math.max(e.wireRatio, 1e-6);
-    return Math.min(cpuBound, linkBound);
+  /** The same block compressed with the current rung and with the neighbour `probe`. */
+  recordPair(
+    rung: number, probe: number, appBytes: number,
+    rungWire: number, rungCpuMs: number, probeWire: number, probeCpuMs: number,
+  ): void {
+    if (appBytes <= 0 || rung < 1 || probe < 1 || Math.abs(rung - probe) !== 1) return;
+    const lo = Math.min(rung, probe);
+    const p = this.pairs[lo]!;
+    const loNs = Math.max((rung === lo ? rungCpuMs : probeCpuMs) * 1e6, 1);
+    let hiNs = Math.max((rung === lo ? probeCpuMs : rungCpuMs) * 1e6, 1);
+    const relation = p.hiNs / p.loNs;
+    hiNs = Math.min(Math.max(hiNs, (loNs * relation) / MAX_SAMPLE_DEVIATION), loNs * relation * MAX_SAMPLE_DEVIATION);
+    p.loNs = p.loNs * PAIR_DECAY + loNs;
+    p.hiNs = p.hiNs * PAIR_DECAY + hiNs;
+    p.loWire = p.loWire * PAIR_DECAY + (rung === lo ? rungWire : probeWire);
+    p.hiWire = p.hiWire * PAIR_DECAY + (rung === lo ? probeWire : rungWire);
+    this.record(rung, appBytes, rungWire, rungCpuMs);
   }
 
+  /** Modelled speed and wire ratio of a rung, from the anchor's measurement and the pair relations. */
   estimate(rung: number): { speedBytesPerSec: number; wireRatio: number } {
     if (rung === 0) return { speedBytesPerSec: Infinity, wireRatio: 1 };
-    const e = this.estimates[rung]!;
-    return { speedBytesPerSec: 1e9 / e.nsPerByte, wireRatio: e.wireRatio };
-  }
-
-  private reconsider(): void {
-    const here = this.throughput(this.current);
-    if (this.current > 0 && this.throughput(this.current - 1) >= here * (1 - SWITCH_DOWN_TOLERANCE)) {
-      this.current--;
-    } else if (this.current + 1 < this.ladder.length && this.throughput(this.current + 1) > here * (1 + SWITCH_UP_MARGIN)) {
-      this.current++;
+    const anchor = this.anchor();
+    let ns = this.measured[anchor]!.nsPerByte;
+    let wire = this.measured[anchor]!.wireRatio;
+    for (let k = anchor; k < rung; k++) {
+      const p = this.pairs[k]!;
+      ns *= p.hiNs / p.loNs;
+      wire *= p.hiWire / p.loWire;
     }
+    for (let k = anchor - 1; k >= rung; k--) {
+      const p = this.pairs[k]!;
+      ns *= p.loNs / p.hiNs;
+      wire *= p.loWire / p.hiWire;
+    }
+    return { speedBytesPerSec: 1e9 / ns, wireRatio: Math.min(wire, 1) };
   }
 
-  private bestFromPriors(): number {
+  /** Modelled throughput (application bytes/s) of a rung. */
+  throughput(rung: number): number {
+    if (rung === 0) return this.linkBytesPerSec;
+    const e = this.estimate(rung);
+    return Math.min(e.speedBytesPerSec * this.cpuShare, this.linkBytesPerSec / Math.max(e.wireRatio, 1e-6));
+  }
+
+  // The rung measured absolutely: the one in use, or the cheapest codec while sending raw.
+  private anchor(): number {
+    return this.current === 0 ? 1 : this.current;
+  }
+
+  private choose(initial: boolean): void {
+    const n = this.ladder.length;
+    const throughputs: number[] = [];
     let best = 0;
-    let bestThroughput = this.throughput(0);
-    for (let k = 1; k < this.ladder.length; k++) {
-      const t = this.throughput(k);
-      if (t > bestThroughput * (1 + SWITCH_UP_MARGIN)) {
-        best = k;
-        bestThroughput = t;
-      }
+    for (let k = 0; k < n; k++) {
+      throughputs.push(this.throughput(k));
+      if (throughputs[k]! > throughputs[best]!) best = k;
     }
-    return best;
+    // Among rungs as good as the best, the cheapest in CPU.
+    let pick = best;
+    for (let k = 0; k < n; k++) {
+      if (throughputs[k]! >= throughputs[best]! * (1 - SWITCH_DOWN_TOLERANCE) && this.cpuCost(k) < this.cpuCost(pick)) pick = k;
+    }
+    if (pick === this.current) return;
+    const here = throughputs[this.current]!;
+    const cheaper = this.cpuCost(pick) < this.cpuCost(this.current);
+    const worthIt = throughputs[pick]! > here * (1 + SWITCH_UP_MARGIN) || (cheaper && throughputs[pick]! >= here * (1 - SWITCH_DOWN_TOLERANCE));
+    if (!initial && !worthIt) return;
+    // The new anchor starts its measurement from the model, not from a stale value.
+    const nextAnchor = pick === 0 ? 1 : pick;
+    const e = this.estimate(nextAnchor);
+    this.measured[nextAnchor] = { nsPerByte: 1e9 / e.speedBytesPerSec, wireRatio: e.wireRatio };
+    this.current = pick;
+  }
+
+  private cpuCost(rung: number): number {
+    return rung === 0 ? 0 : 1 / this.estimate(rung).speedBytesPerSec;
   }
 }

@@ -119,17 +119,20 @@ export class BlockEncoder {
   private encodeBlock(original: Uint8Array): PendingBlock {
     const s = this.stats.encode;
     let rung = -1;
+    let probe = -1;
     let setting: CodecSetting | null;
     if (this.policy) {
-      rung = this.policy.nextRung();
+      const plan = this.policy.plan();
+      rung = plan.rung;
+      probe = plan.probe;
       setting = this.policy.settingOf(rung);
     } else {
       setting = this.fixedSetting;
     }
+    this.stats.setting = setting === null ? 'none' : setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
     if (setting === null || original.length < MIN_COMPRESS_SIZE) {
       s.blocksRaw++;
       s.blocksRawByChoice++;
-      this.stats.setting = 'none';
       return { codec: CODEC_NONE, original, payload: null };
     }
     if (!this.backoff.shouldTry(original.length)) {
@@ -137,14 +140,23 @@ export class BlockEncoder {
       s.blocksRawBackoff++;
       return { codec: CODEC_NONE, original, payload: null };
     }
-    const started = this.now();
-    const compressed = compressWith(setting, original);
-    const cpuMs = this.now() - started;
-    s.cpuMs += cpuMs;
-    this.stats.setting = setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
-    const fits = compressed.length <= original.length * MAX_COMPRESSED_FRACTION;
-    this.policy?.record(rung, original.length, fits ? compressed.length : original.length, cpuMs);
-    if (!fits) {
+    const limit = original.length * MAX_COMPRESSED_FRACTION;
+    let compressed = this.timedCompress(setting, original);
+    let cpuMs = this.lastCpuMs;
+    if (probe >= 0 && this.policy) {
+      const probeSetting = this.policy.settingOf(probe)!;
+      const probed = this.timedCompress(probeSetting, original);
+      const wire = (c: Uint8Array) => (c.length <= limit ? c.length : original.length);
+      this.policy.recordPair(rung, probe, original.length, wire(compressed), cpuMs, wire(probed), this.lastCpuMs);
+      // Both are valid encodings of the block: send the smaller one.
+      if (probed.length < compressed.length) {
+        compressed = probed;
+        setting = probeSetting;
+      }
+    } else {
+      this.policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
+    }
+    if (compressed.length > limit) {
       this.backoff.recordFailure();
       s.blocksRaw++;
       s.blocksRawIncompressible++;
@@ -155,5 +167,15 @@ export class BlockEncoder {
     if (id === CODEC_LZ4) s.blocksLz4++;
     else if (id === CODEC_ZSTD) s.blocksZstd++;
     return { codec: id, original, payload: compressed };
+  }
+
+  private lastCpuMs = 0;
+
+  private timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
+    const started = this.now();
+    const out = compressWith(setting, data);
+    this.lastCpuMs = this.now() - started;
+    this.stats.encode.cpuMs += this.lastCpuMs;
+    return out;
   }
 }

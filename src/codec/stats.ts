@@ -54,7 +54,7 @@ function emptyDecode(): DecodeCounters {
 export class CodecStats {
   readonly encode: EncodeCounters = emptyEncode();
   readonly decode: DecodeCounters = emptyDecode();
-  /** Last codec setting the encoder used, e.g. "zstd:3", "lz4", "none". */
+  /** The encoder's current codec choice, e.g. "zstd:3", "lz4", "none" (probes and back-off aside). */
   setting = 'none';
 
   /**

@@ -1,0 +1,256 @@
+// Codec benchmark: ratio and MB/s (compress, decompress) of each codec setting on the vm
+// and random payloads, then the BlockEncoder end to end (80% rule, back-off, auto choice).
+// Run under the bench lock: `flock /tmp/longhaul-bench.lock npm run bench:codec [-- --mib 64]`.
+// Writes bench/results/codec-<date>.json and .md.
+
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { CODEC_LZ4, CODEC_ZSTD } from '../codec/block-format.ts';
+import { compressWith, decompressWith } from '../codec/codecs.ts';
+import type { CodecSetting } from '../codec/codecs.ts';
+import { BlockEncoder, MAX_COMPRESSED_FRACTION } from '../codec/encoder.ts';
+import type { CompressionMode } from '../codec/encoder.ts';
+import { BlockDecoder } from '../codec/decoder.ts';
+import { PayloadSource } from '../lab/workloads/payload.ts';
+import type { PayloadKind } from '../lab/workloads/payload.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    mib: { type: 'string', default: '64' },
+    block: { type: 'string', default: '256' }, // KiB
+    reps: { type: 'string', default: '3' },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
+const PAYLOAD_BYTES = Number(args.mib) * 1024 * 1024;
+const BLOCK = Number(args.block) * 1024;
+const REPS = Number(args.reps);
+// Every run is bounded: a few passes over PAYLOAD_BYTES per setting, and this overall cap.
+const DEADLINE_MS = 10 * 60 * 1000;
+const started = performance.now();
+
+const SETTINGS: CodecSetting[] = [
+  { codec: 'lz4', level: 0 },
+  { codec: 'zstd', level: -3 },
+  { codec: 'zstd', level: -1 },
+  { codec: 'zstd', level: 1 },
+  { codec: 'zstd', level: 3 },
+  { codec: 'zstd', level: 6 },
+];
+
+const label = (s: CodecSetting) => (s.codec === 'lz4' ? 'lz4' : `zstd ${s.level}`);
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1e3);
+const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+
+function checkDeadline(): void {
+  if (performance.now() - started > DEADLINE_MS) throw new Error('codec bench exceeded its time cap');
+}
+
+function payload(kind: PayloadKind, bytes: number): Buffer {
+  const source = new PayloadSource(kind, bytes, { seed: 7 });
+  const chunks: Buffer[] = [];
+  for (let c = source.next(); c; c = source.next()) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+function blocksOf(data: Uint8Array, size: number): Uint8Array[] {
+  const blocks: Uint8Array[] = [];
+  for (let o = 0; o < data.length; o += size) blocks.push(data.subarray(o, Math.min(o + size, data.length)));
+  return blocks;
+}
+
+interface CodecRow {
+  payload: PayloadKind;
+  codec: string;
+  blockKiB: number;
+  ratio: number;          // sum(compressed) / sum(original), no 80% rule
+  wireRatio: number;      // with the 80% rule (raw blocks count at original size)
+  blocksCompressedPct: number;
+  compressMBps: number;   // original bytes per second of compress time (best of REPS)
+  decompressMBps: number; // original bytes per second of decompress time (best of REPS)
+}
+
+function measureCodec(kind: PayloadKind, data: Uint8Array, setting: CodecSetting, blockSize: number): CodecRow {
+  const blocks = blocksOf(data, blockSize);
+  let compressed: Uint8Array[] = [];
+  let bestCompress = Infinity;
+  for (let rep = 0; rep < REPS; rep++) {
+    checkDeadline();
+    const out: Uint8Array[] = [];
+    const t0 = performance.now();
+    for (const b of blocks) out.push(compressWith(setting, b));
+    bestCompress = Math.min(bestCompress, performance.now() - t0);
+    compressed = out;
+  }
+  const id = setting.codec === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD;
+  let bestDecompress = Infinity;
+  for (let rep = 0; rep < REPS; rep++) {
+    checkDeadline();
+    const t0 = performance.now();
+    for (let i = 0; i < blocks.length; i++) {
+      const r = decompressWith(id, compressed[i]!, blocks[i]!.length);
+      if (!r.ok) throw new Error(`round trip failed: ${JSON.stringify(r.error)}`);
+    }
+    bestDecompress = Math.min(bestDecompress, performance.now() - t0);
+  }
+  let sum = 0;
+  let wire = 0;
+  let kept = 0;
+  for (let i = 0; i < blocks.length; i++) {
+    const c = compressed[i]!.length;
+    const o = blocks[i]!.length;
+    sum += c;
+    if (c <= o * MAX_COMPRESSED_FRACTION) { wire += c; kept++; } else wire += o;
+  }
+  return {
+    payload: kind,
+    codec: label(setting),
+    blockKiB: blockSize / 1024,
+    ratio: round(sum / data.length, 3),
+    wireRatio: round(wire / data.length, 3),
+    blocksCompressedPct: round((100 * kept) / blocks.length, 0),
+    compressMBps: round(mbps(data.length, bestCompress)),
+    decompressMBps: round(mbps(data.length, bestDecompress)),
+  };
+}
+
+interface EncoderRow {
+  payload: PayloadKind;
+  mode: string;
+  linkMbps: number | null;
+  wireRatio: number;
+  encodeMBps: number;     // wall clock, framing included
+  decodeMBps: number;
+  codecCpuMs: number;
+  finalSetting: string;
+  blocks: number;
+  blocksRaw: number;
+  blocksRawIncompressible: number;
+  blocksRawBackoff: number;
+  blocksLz4: number;
+  blocksZstd: number;
+}
+
+// The gateway hands the encoder what a socket read returned; 64 KiB is a typical TCP read.
+const SOCKET_READ = 64 * 1024;
+
+function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMode, linkMbps: number | null): EncoderRow {
+  checkDeadline();
+  const encoder = new BlockEncoder({ mode, maxBlockSize: BLOCK, ...(linkMbps ? { linkRateBps: linkMbps * 1e6 } : {}) });
+  const reads = blocksOf(data, SOCKET_READ);
+  const framed: Uint8Array[] = [];
+  const t0 = performance.now();
+  for (const r of reads) framed.push(encoder.encode(r));
+  const encodeMs = performance.now() - t0;
+  const decoder = new BlockDecoder({ maxBlockSize: BLOCK });
+  let decoded = 0;
+  const t1 = performance.now();
+  for (const f of framed) {
+    const r = decoder.push(f);
+    if (!r.ok) throw new Error(`decode failed: ${JSON.stringify(r.error)}`);
+    for (const d of r.data) decoded += d.length;
+  }
+  const decodeMs = performance.now() - t1;
+  if (decoded !== data.length) throw new Error('decoded length differs');
+  const s = encoder.stats.snapshot().encode;
+  return {
+    payload: kind,
+    mode,
+    linkMbps,
+    wireRatio: round(s.ratio, 3),
+    encodeMBps: round(mbps(data.length, encodeMs)),
+    decodeMBps: round(mbps(data.length, decodeMs)),
+    codecCpuMs: round(s.cpuMs, 0),
+    finalSetting: s.setting,
+    blocks: s.blocks,
+    blocksRaw: s.blocksRaw,
+    blocksRawIncompressible: s.blocksRawIncompressible,
+    blocksRawBackoff: s.blocksRawBackoff,
+    blocksLz4: s.blocksLz4,
+    blocksZstd: s.blocksZstd,
+  };
+}
+
+function machine() {
+  const cpus = os.cpus();
+  let nproc = cpus.length;
+  try { nproc = Number(execSync('nproc').toString().trim()); } catch { /* keep os.cpus() count */ }
+  return {
+    date: new Date().toISOString(),
+    nproc,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    node: process.version,
+    zstd: process.versions.zstd ?? 'bundled',
+    loadavg: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[]): string {
+  const lines = [
+    `# Codec benchmark, ${info.date}`,
+    '',
+    `Machine: ${info.nproc} CPUs (${info.cpuModel}), Node ${info.node}, load ${info.loadavg.join(' ')} at start.`,
+    `Payloads: ${args.mib} MiB each of \`vm\` and \`random\` (src/lab/workloads/payload.ts, seed 7). Best of ${REPS} runs;`,
+    'the machine is shared, so expect noise. Ratio = compressed / original (lower is better); wire ratio',
+    'applies the 80% rule (blocks that do not shrink below 80% count at full size).',
+    '',
+    '## Codecs',
+    '',
+    '| payload | codec | block KiB | ratio | wire ratio | blocks compressed | compress MB/s | decompress MB/s |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...codecRows.map((r) =>
+      `| ${r.payload} | ${r.codec} | ${r.blockKiB} | ${r.ratio} | ${r.wireRatio} | ${r.blocksCompressedPct}% | ${r.compressMBps} | ${r.decompressMBps} |`),
+    '',
+    `## BlockEncoder end to end (${SOCKET_READ / 1024} KiB reads, ${BLOCK / 1024} KiB max block)`,
+    '',
+    'Encode MB/s is wall time per application byte including framing; codec CPU ms is time inside',
+    'compression calls (random data shows the back-off: few blocks are tried).',
+    '',
+    '| payload | mode | link Mbit/s | wire ratio | encode MB/s | decode MB/s | codec CPU ms | final setting | blocks | raw (incompressible / back-off) | lz4 | zstd |',
+    '|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|',
+    ...encoderRows.map((r) =>
+      `| ${r.payload} | ${r.mode} | ${r.linkMbps ?? '-'} | ${r.wireRatio} | ${r.encodeMBps} | ${r.decodeMBps} | ${r.codecCpuMs} | ${r.finalSetting} | ${r.blocks} | ${r.blocksRaw} (${r.blocksRawIncompressible} / ${r.blocksRawBackoff}) | ${r.blocksLz4} | ${r.blocksZstd} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function main(): void {
+  const info = machine();
+  const codecRows: CodecRow[] = [];
+  const encoderRows: EncoderRow[] = [];
+  for (const kind of ['vm', 'random'] as const) {
+    const data = payload(kind, PAYLOAD_BYTES);
+    for (const setting of SETTINGS) {
+      const row = measureCodec(kind, data, setting, BLOCK);
+      codecRows.push(row);
+      console.log(JSON.stringify(row));
+    }
+    if (kind === 'vm' && BLOCK !== 64 * 1024) {
+      // How much the block size costs in ratio and speed.
+      for (const setting of [SETTINGS[0]!, SETTINGS[2]!, SETTINGS[3]!, SETTINGS[4]!]) {
+        const row = measureCodec(kind, data, setting, 64 * 1024);
+        codecRows.push(row);
+        console.log(JSON.stringify(row));
+      }
+    }
+    const runs: [CompressionMode, number | null][] = [
+      ['none', null], ['lz4', null], ['zstd', null], ['auto', 100], ['auto', 1000], ['auto', 10000],
+    ];
+    for (const [mode, link] of runs) {
+      const row = measureEncoder(kind, data, mode, link);
+      encoderRows.push(row);
+      console.log(JSON.stringify(row));
+    }
+  }
+  const day = info.date.slice(0, 10);
+  mkdirSync(args.out!, { recursive: true });
+  const base = `${args.out}/codec-${day}`;
+  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, encoder: encoderRows }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows));
+  console.log(`wrote ${base}.json and ${base}.md`);
+}
+
+main();
