@@ -579,6 +579,8 @@ export class SecureEndpoint {
 
   private startRekey(p: PeerState, now: number): void {
     if (p.pending || p.address === null) return;
+    // A handshake the peer initiated is awaiting its confirmation: starting our own would race it.
+    if (p.next && now - p.next.createdAt < this.limits.rekeyTimeoutMs) return;
     p.attemptStartedAt = now;
     p.cookieResentInAttempt = false;
     this.transmits.push({ peer: p.id, address: p.address, data: this.sendInitiation(p, now) });
