@@ -1,0 +1,123 @@
+// `longhaul bench`: the report's experiment in the lab. One cell with --profile and
+// --method (JSON lines with --json), or the whole matrix, saved under bench/results/.
+
+import { Command, InvalidArgumentError } from 'commander';
+import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
+import { parseBytes, parsePayload } from '../workloads/run.ts';
+import type { PayloadKind } from '../workloads/payload.ts';
+import { buildMatrix, capSeconds, DEFAULT_BYTES, DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION, isMethod, isWorkload, METHODS, type Method, type MigrationSettings, type Workload } from './matrix.ts';
+import { ensureLab, runCell, type BenchResult } from './runner.ts';
+import { ProgressBar } from './progress.ts';
+import { writeResults } from './report.ts';
+
+function parseList<T extends string>(what: string, valid: (x: string) => x is T, all: readonly string[]) {
+  return (text: string): T[] => {
+    const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const x of items) if (!valid(x)) throw new InvalidArgumentError(`unknown ${what} "${x}" (one of: ${all.join(', ')})`);
+    return items as T[];
+  };
+}
+
+function parseProfiles(text: string): LinkProfile[] {
+  return text.split(',').map((name) => {
+    const p = findProfile(name.trim());
+    if (!p) throw new InvalidArgumentError(`unknown profile "${name}" (one of: ${REPORT_PROFILES.map((x) => x.name).join(', ')}, loss1, loss3)`);
+    return p;
+  });
+}
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!(n > 0)) throw new InvalidArgumentError(`not a positive number: ${text}`);
+  return n;
+}
+
+interface BenchFlags {
+  profile?: LinkProfile[];
+  method?: Method[];
+  workload: Workload;
+  payload: PayloadKind;
+  bytes: number;
+  json: boolean;
+  cap: number;
+  dirtyRate: number;
+  downtime: number;
+  out?: string;
+  save: boolean;
+  seed: number;
+  longhaulFlag: string[];
+}
+
+function summary(r: BenchResult): string {
+  if (r.skipped) return `${r.profile.padEnd(8)} ${r.method.padEnd(9)} skipped: ${r.skipped}`;
+  if (r.error && !r.capped) return `${r.profile.padEnd(8)} ${r.method.padEnd(9)} FAILED: ${r.error}`;
+  const mig = r.downtime_ms !== undefined ? `, ${r.rounds} rounds, downtime ${r.downtime_ms.toFixed(0)} ms` : '';
+  return `${r.profile.padEnd(8)} ${r.method.padEnd(9)} ${r.capped ? `>${r.seconds.toFixed(0)} s (capped)` : `${r.seconds.toFixed(2)} s`}` +
+    `, ${r.goodput_mbps.toFixed(0)} Mbit/s, wire ${(r.wire_bytes / 2 ** 20).toFixed(0)} MiB${mig}${r.verified ? '' : r.capped ? '' : ' NOT VERIFIED'}`;
+}
+
+export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
+  const migration: MigrationSettings = { ...DEFAULT_MIGRATION, dirtyPagesPerSec: flags.dirtyRate, downtimeBudgetMs: flags.downtime };
+  const cells = buildMatrix({ profiles: flags.profile, methods: flags.method, workload: flags.workload, payload: flags.payload, bytes: flags.bytes });
+  const wholeMatrix = flags.profile === undefined || flags.method === undefined;
+  const bar = new ProgressBar();
+  const results: BenchResult[] = [];
+  const labDone = await ensureLab();
+  const stop = () => void labDone().then(() => process.exit(130));
+  process.once('SIGINT', stop);
+  try {
+    for (const [i, cell] of cells.entries()) {
+      const cap = capSeconds(cell, flags.cap, migration);
+      const label = `[${i + 1}/${cells.length}] ${cell.profile.name} ${cell.method}`;
+      const r = await runCell(cell, {
+        maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag,
+        onProgress: (c, bytes, seconds) => bar.update(label, c, bytes, seconds, cap),
+      });
+      results.push(r);
+      bar.done(`${label.split(' ')[0]} ${summary(r)}`);
+      if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    await labDone();
+  }
+  if (flags.save || (wholeMatrix && !flags.json) || flags.out !== undefined) {
+    const files = writeResults(results, { base: flags.out, workload: flags.workload, payload: flags.payload, bytes: flags.bytes, migration });
+    process.stderr.write(`results: ${files.join(', ')}\n`);
+    if (!flags.json) process.stdout.write(`${files.markdownTable}\n`);
+  } else if (!flags.json) {
+    for (const r of results) process.stdout.write(`${summary(r)}\n`);
+  }
+  return results;
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('run the report\'s experiment in the lab: each profile x method, time / speed-up / goodput / wire bytes')
+    .option('--profile <names>', `link profile(s), comma-separated (default: all five report profiles)`, parseProfiles)
+    .option('--method <names>', `method(s): ${METHODS.join(', ')} (default: all)`, parseList('method', isMethod, METHODS))
+    .option('--workload <w>', 'migration | bulk', (x: string) => {
+      if (!isWorkload(x)) throw new InvalidArgumentError('workload must be migration or bulk');
+      return x;
+    }, 'migration' as Workload)
+    .option('--payload <kind>', 'vm | random', parsePayload, 'vm' as PayloadKind)
+    .option('--bytes <size>', 'bulk bytes, or VM memory for migration (e.g. 128MiB, 1GiB)', parseBytes, DEFAULT_BYTES)
+    .option('--cap <seconds>', 'longest any run may take (capped runs are reported as such)', positive, DEFAULT_MAX_CAP_SECONDS)
+    .option('--dirty-rate <pages/s>', 'migration: pages the VM dirties per second', positive, DEFAULT_MIGRATION.dirtyPagesPerSec)
+    .option('--downtime <ms>', 'migration: downtime budget', positive, DEFAULT_MIGRATION.downtimeBudgetMs)
+    .option('--seed <n>', 'payload seed', positive, 1)
+    .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--json', 'print one JSON object per run on stdout', false)
+    .option('--save', 'also write results files for a single cell', false)
+    .option('--out <base>', 'results file base name (default bench/results/lab-<date>-<workload>)')
+    .addHelpText('after', `
+Examples:
+  longhaul bench                                  # whole matrix, migration of a 128 MiB vm image (~10 min)
+  longhaul bench --bytes 1GiB --cap 900           # the report's table with a 1 GiB VM
+  longhaul bench --profile mpls --method longhaul --workload bulk --payload random --bytes 64MiB --json
+Needs root and the lab (brought up and down automatically unless one is up already).`)
+    .action(async (flags: BenchFlags) => {
+      await benchAction(flags);
+    });
+}

@@ -1,0 +1,211 @@
+// How each method carries the workload from site A to the sink in site B, inside a running
+// lab: namespace sysctls for the plain-TCP variants, a kcptun pair, or a Longhaul gateway
+// pair. setUp returns where the client in site A connects and how to undo it all.
+
+import { existsSync, openSync, closeSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChildProcess } from 'node:child_process';
+import { labExec, labRun, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
+import { LAB_ADDRESSES } from '../emulator-config.ts';
+import type { Method } from './matrix.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI_MAIN = join(REPO, 'src/cli/main.ts');
+
+export const KCPTUN_PORT = 29900;
+export const LONGHAUL_PORT = 4500;
+/** Where the client connects in site A for the tunnelled methods. */
+export const LOCAL_TUNNEL_PORT = 6600;
+const READY_TIMEOUT_MS = 15_000;
+// kcptun's defaults (128/512 packets) cap it at ~115 Mbit/s over 12 ms; its docs advise
+// raising the windows for high bandwidth-delay links, so it gets 1024 packets (~440 Mbit/s at 25 ms).
+const KCPTUN_WINDOW = '1024';
+const KCPTUN_KEY = 'longhaul-bench';
+
+export interface MethodPath {
+  host: string;
+  port: number;
+  /** Human-readable settings, recorded with the result. */
+  notes: string;
+  tearDown(): Promise<void>;
+}
+
+export interface MethodContext {
+  lab: LabId;
+  sinkPort: number;
+  /** Scratch directory for keys and logs. */
+  workDir: string;
+}
+
+async function sysctl(site: Site, lab: LabId, settings: Record<string, string>): Promise<void> {
+  const r = await labRun(site, ['sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], { lab, timeoutMs: 5000 });
+  if (r.code !== 0) throw new Error(`sysctl in ${site}: ${r.stderr.trim()}`);
+}
+
+async function readSysctls(site: Site, lab: LabId, keys: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const key of keys) {
+    const r = await labRun(site, ['sysctl', '-n', key], { lab, timeoutMs: 5000 });
+    if (r.code !== 0) throw new Error(`sysctl -n ${key} in ${site}: ${r.stderr.trim()}`);
+    out[key] = r.stdout.trim().replace(/\s+/g, ' ');
+  }
+  return out;
+}
+
+/** Apply sysctls to sites for the run; the returned function restores what was there. */
+async function withSysctls(lab: LabId, sites: Site[], settings: Record<string, string>): Promise<() => Promise<void>> {
+  const saved: Array<[Site, Record<string, string>]> = [];
+  for (const site of sites) {
+    saved.push([site, await readSysctls(site, lab, Object.keys(settings))]);
+    await sysctl(site, lab, settings);
+  }
+  return async () => {
+    for (const [site, values] of saved) await sysctl(site, lab, values);
+  };
+}
+
+/** Polls `ss` in the namespace until something listens on the port (TCP or UDP). */
+async function waitListening(site: Site, lab: LabId, port: number, proto: 'tcp' | 'udp', child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited (code ${child.exitCode ?? child.signalCode})`);
+    const r = await labRun(site, ['ss', '-Hln', proto === 'tcp' ? '-t' : '-u', `sport = :${port}`], { lab, timeoutMs: 5000 });
+    if (r.code === 0 && r.stdout.trim() !== '') return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not listen on ${proto} port ${port} within ${READY_TIMEOUT_MS} ms`);
+}
+
+function spawnLogged(site: Site, lab: LabId, argv: string[], logFile: string): ChildProcess {
+  mkdirSync(dirname(logFile), { recursive: true });
+  const fd = openSync(logFile, 'w');
+  try {
+    return labExec(site, argv, { lab, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function tail(file: string, lines = 10): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+async function plainTcp(method: Method, ctx: MethodContext): Promise<MethodPath> {
+  const overlay = { host: VXLAN.b, port: ctx.sinkPort };
+  if (method === 'tcp-bbr') {
+    // Only the sender's (site A's) congestion control matters for A -> B.
+    const restore = await withSysctls(ctx.lab, ['a'], { 'net.ipv4.tcp_congestion_control': 'bbr' });
+    return { ...overlay, notes: 'bbr', tearDown: restore };
+  }
+  if (method === 'tcp-64k') {
+    // Window scaling off on both ends caps the window at 64 KB whatever the buffers; the
+    // buffers are capped too, as on the legacy stacks the report measured.
+    const restore = await withSysctls(ctx.lab, ['a', 'b'], {
+      'net.ipv4.tcp_congestion_control': 'cubic',
+      'net.ipv4.tcp_window_scaling': '0',
+      'net.ipv4.tcp_rmem': '4096 65536 65536',
+      'net.ipv4.tcp_wmem': '4096 65536 65536',
+    });
+    return { ...overlay, notes: 'cubic, window scaling off, 64 KB buffers', tearDown: restore };
+  }
+  const restore = await withSysctls(ctx.lab, ['a'], { 'net.ipv4.tcp_congestion_control': 'cubic' });
+  return { ...overlay, notes: 'cubic', tearDown: restore };
+}
+
+async function kcptun(ctx: MethodContext): Promise<MethodPath> {
+  const common = ['--mode', 'fast', '--crypt', 'aes-128', '--key', KCPTUN_KEY, '--sndwnd', KCPTUN_WINDOW, '--rcvwnd', KCPTUN_WINDOW, '--quiet'];
+  const serverLog = join(ctx.workDir, 'kcptun-server.log');
+  const clientLog = join(ctx.workDir, 'kcptun-client.log');
+  const server = spawnLogged('b', ctx.lab, ['kcptun-server', '-l', `${LAB_ADDRESSES.bPeer}:${KCPTUN_PORT}`, '-t', `127.0.0.1:${ctx.sinkPort}`, ...common], serverLog);
+  const client = spawnLogged('a', ctx.lab, ['kcptun-client', '-l', `127.0.0.1:${LOCAL_TUNNEL_PORT}`, '-r', `${LAB_ADDRESSES.aNear}:${KCPTUN_PORT}`, ...common], clientLog);
+  const tearDown = async () => {
+    await Promise.all([stopProcess(client), stopProcess(server)]);
+  };
+  try {
+    await waitListening('b', ctx.lab, KCPTUN_PORT, 'udp', server, `kcptun-server (${tail(serverLog)})`);
+    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', client, `kcptun-client (${tail(clientLog)})`);
+  } catch (e) {
+    await tearDown();
+    throw e;
+  }
+  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: `fast mode, aes-128, windows ${KCPTUN_WINDOW}, default compression`, tearDown };
+}
+
+async function runCli(site: Site, lab: LabId, args: string[]): Promise<void> {
+  const r = await labRun(site, [process.execPath, CLI_MAIN, ...args], { lab, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`longhaul ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+}
+
+async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<MethodPath> {
+  const keys = join(ctx.workDir, 'keys');
+  rmSync(keys, { recursive: true, force: true });
+  mkdirSync(keys, { recursive: true });
+  await runCli('a', ctx.lab, ['keygen', 'a', '--dir', keys]);
+  await runCli('a', ctx.lab, ['keygen', 'b', '--dir', keys]);
+  const logB = join(ctx.workDir, 'gateway-b.log');
+  const logA = join(ctx.workDir, 'gateway-a.log');
+  const gatewayB = spawnLogged('b', ctx.lab, [
+    process.execPath, CLI_MAIN, 'gateway',
+    '--wan', `${LAB_ADDRESSES.bPeer}:${LONGHAUL_PORT}`,
+    '--key', join(keys, 'b.key'), '--peer-key', join(keys, 'a.pub'),
+    '--allow', '127.0.0.1/32', ...extraFlags,
+  ], logB);
+  const gatewayA = spawnLogged('a', ctx.lab, [
+    process.execPath, CLI_MAIN, 'gateway',
+    '--wan', `${LAB_ADDRESSES.aPeer}:${LONGHAUL_PORT}`, '--peer', `${LAB_ADDRESSES.aNear}:${LONGHAUL_PORT}`,
+    '--tunnel', `127.0.0.1:${LOCAL_TUNNEL_PORT}=127.0.0.1:${ctx.sinkPort}`,
+    '--key', join(keys, 'a.key'), '--peer-key', join(keys, 'b.pub'), ...extraFlags,
+  ], logA);
+  const tearDown = async () => {
+    await Promise.all([stopProcess(gatewayA), stopProcess(gatewayB)]);
+  };
+  try {
+    await waitListening('b', ctx.lab, LONGHAUL_PORT, 'udp', gatewayB, `gateway B (${tail(logB)})`);
+    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', gatewayA, `gateway A (${tail(logA)})`);
+  } catch (e) {
+    await tearDown();
+    throw e;
+  }
+  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', tearDown };
+}
+
+export async function setUpMethod(method: Method, ctx: MethodContext, longhaulFlags: string[] = []): Promise<MethodPath> {
+  switch (method) {
+    case 'tcp-cubic':
+    case 'tcp-bbr':
+    case 'tcp-64k':
+      return plainTcp(method, ctx);
+    case 'kcptun':
+      return kcptun(ctx);
+    case 'longhaul':
+      return longhaul(ctx, longhaulFlags);
+  }
+}
+
+/** Why a method cannot run on this machine, or null when it can. */
+export function methodUnavailable(method: Method): string | null {
+  if (method === 'kcptun') {
+    if (!existsSync('/usr/bin/kcptun-client')) return 'kcptun is not installed (apt-get install -y kcptun)';
+  }
+  if (method === 'longhaul') {
+    if (!existsSync(CLI_MAIN)) return `the Longhaul CLI (${CLI_MAIN}) does not exist yet`;
+  }
+  return null;
+}
+
+export { DEFAULT_LAB };

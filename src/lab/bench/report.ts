@@ -1,0 +1,149 @@
+// Benchmark results as files: JSON lines (one per run), a Markdown table in the report's
+// shape (seconds per method, speed-ups) with the details per run, and an SVG chart.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { REPORT_PROFILES } from '../profiles.ts';
+import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
+import type { BenchResult } from './runner.ts';
+import { renderChart } from './chart.ts';
+
+const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results');
+
+// The report's table (validation-report.md): plain TCP and appliance seconds for one VM.
+const REPORT_SECONDS: Record<string, [number, number]> = {
+  baseline: [9.6, 9.9], sonet: [13.1, 12.9], llmetro: [17.8, 13.7], metro: [127.5, 14.7], mpls: [395.2, 22.9],
+};
+
+export interface MachineInfo {
+  date: string;
+  nproc: number;
+  cpu: string;
+  kernel: string;
+  node: string;
+}
+
+export function machineInfo(): MachineInfo {
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+  } catch { /* cpus() is close enough */ }
+  return { date: new Date().toISOString(), nproc, cpu: cpus()[0]?.model ?? 'unknown', kernel: release(), node: process.version };
+}
+
+export function usable(r: BenchResult | undefined): r is BenchResult {
+  return r !== undefined && !r.skipped && (r.capped || (!r.error && r.verified));
+}
+
+export function formatSeconds(r: BenchResult | undefined): string {
+  if (r === undefined) return '';
+  if (r.skipped) return 'skipped';
+  if (r.capped) return `>${r.seconds.toFixed(0)} (capped)`;
+  if (r.error || !r.verified) return 'failed';
+  return r.seconds < 10 ? r.seconds.toFixed(2) : r.seconds.toFixed(1);
+}
+
+/** Speed-up of `fast` over `slow`; a capped slow run makes it a lower bound, a capped fast run an upper one. */
+export function speedUp(slow: BenchResult | undefined, fast: BenchResult | undefined): string {
+  if (!usable(slow) || !usable(fast) || fast.seconds <= 0) return '';
+  if (fast.capped && slow.capped) return '?';
+  const x = slow.seconds / fast.seconds;
+  const text = `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}x`;
+  return slow.capped ? `>=${text}` : fast.capped ? `<=${text}` : text;
+}
+
+/** The emulator's measured ceiling (packets/s), if its benchmark has been run on this machine. */
+function emulatorCeiling(): string | null {
+  try {
+    const files = readdirSync(RESULTS_DIR).filter((f) => /^emulator.*\.json$/.test(f)).sort();
+    const last = files.at(-1);
+    if (!last) return null;
+    const data = JSON.parse(readFileSync(join(RESULTS_DIR, last), 'utf8')) as Record<string, unknown>;
+    const pps = data.ceilingPps ?? data.ceiling_pps ?? data.packetsPerSecond ?? data.maxPps;
+    const mbps = data.ceilingMbps ?? data.ceiling_mbps ?? data.maxMbps;
+    if (pps === undefined && mbps === undefined) return `see ${last}`;
+    return `${pps !== undefined ? `${Number(pps).toFixed(0)} packets/s` : ''}${mbps !== undefined ? ` (${Number(mbps).toFixed(0)} Mbit/s)` : ''} (${last})`;
+  } catch {
+    return null;
+  }
+}
+
+export interface ReportContext {
+  workload: string;
+  payload: string;
+  bytes: number;
+  migration: MigrationSettings;
+  machine?: MachineInfo;
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0);
+}
+
+export function renderMarkdown(results: BenchResult[], ctx: ReportContext): string {
+  const machine = ctx.machine ?? machineInfo();
+  const profiles = REPORT_PROFILES.map((p) => p.name).filter((p) => results.some((r) => r.profile === p));
+  const extra = [...new Set(results.map((r) => r.profile))].filter((p) => !profiles.includes(p));
+  const methods = METHODS.filter((m) => results.some((r) => r.method === m));
+  const find = (p: string, m: string) => results.find((r) => r.profile === p && r.method === m);
+  const lines: string[] = [];
+  const what = ctx.workload === 'migration'
+    ? `pre-copy live migration of a ${mib(ctx.bytes)} MiB \`${ctx.payload}\` memory image (dirty rate ${ctx.migration.dirtyPagesPerSec} pages/s, downtime budget ${ctx.migration.downtimeBudgetMs} ms)`
+    : `bulk transfer of ${mib(ctx.bytes)} MiB of \`${ctx.payload}\` payload`;
+  lines.push(`# Lab benchmark: ${ctx.workload}`, '');
+  lines.push(`${machine.date}, ${machine.nproc} cores (${machine.cpu}), Linux ${machine.kernel}, Node ${machine.node}.`);
+  lines.push(`Workload: ${what}, site A to site B through the lab's link emulator.`, '');
+  lines.push('## Seconds per method (lower is better)', '');
+  lines.push(`| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) |`);
+  lines.push(`|---|${methods.map(() => '---:').join('|')}|---:|---:|---|`);
+  for (const p of [...profiles, ...extra]) {
+    const rep = REPORT_SECONDS[p];
+    const repText = rep ? `${rep[0]} s / ${rep[1]} s (${(rep[0] / rep[1]).toFixed(rep[0] / rep[1] >= 10 ? 1 : 2)}x)` : '';
+    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} |`);
+  }
+  const lhBase = find('baseline', 'longhaul');
+  if (usable(lhBase) && !lhBase.capped) {
+    lines.push('', `Longhaul's time relative to its own baseline time: ${profiles.filter((p) => p !== 'baseline').map((p) => {
+      const r = find(p, 'longhaul');
+      return usable(r) ? `${p} ${(r.seconds / lhBase.seconds).toFixed(2)}x` : `${p} n/a`;
+    }).join(', ')} (target: within 1.5x).`);
+  }
+  lines.push('', '## Every run', '');
+  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | notes |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  for (const r of results) {
+    const ratio = r.bytes > 0 ? (r.wire_bytes / r.bytes).toFixed(2) : '';
+    const status = r.skipped ? `skipped: ${r.skipped}` : r.error && !r.capped ? `error: ${r.error}` : r.notes;
+    lines.push(`| ${r.profile} | ${r.method} | ${formatSeconds(r)} | ${r.goodput_mbps.toFixed(1)} | ${mib(r.bytes)} | ${mib(r.wire_bytes)} | ${ratio} | ` +
+      `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ${status.replaceAll('|', '/')} |`);
+  }
+  lines.push('', '## Methods', '');
+  for (const m of methods) lines.push(`- \`${m}\`: ${METHOD_DOC[m]}`);
+  lines.push('', 'Wire bytes are the UDP payload bytes the emulator delivered from site A to site B (VXLAN-encapsulated TCP for the tcp-* methods).');
+  const ceiling = emulatorCeiling();
+  lines.push('', `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
+    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}.` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.'));
+  return `${lines.join('\n')}\n`;
+}
+
+export interface WrittenResults extends Array<string> {
+  markdownTable: string;
+}
+
+export function writeResults(results: BenchResult[], ctx: ReportContext & { base?: string | undefined }): WrittenResults {
+  const machine = ctx.machine ?? machineInfo();
+  const day = machine.date.slice(0, 10);
+  const base = ctx.base ?? join(RESULTS_DIR, `lab-${day}-${ctx.workload}`);
+  mkdirSync(dirname(base), { recursive: true });
+  const jsonl = results.map((r) => JSON.stringify({ ...r, machine })).join('\n') + '\n';
+  writeFileSync(`${base}.jsonl`, jsonl);
+  const md = renderMarkdown(results, { ...ctx, machine });
+  writeFileSync(`${base}.md`, md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`));
+  writeFileSync(`${base}.svg`, renderChart(results, { title: `${ctx.workload}: ${mib(ctx.bytes)} MiB ${ctx.payload}, seconds per profile and method (log scale)`, subtitle: `${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${machine.nproc} cores ${machine.cpu}` }));
+  const files = [`${base}.jsonl`, `${base}.md`, `${base}.svg`] as WrittenResults;
+  files.markdownTable = md;
+  return files;
+}

@@ -1,0 +1,183 @@
+// Runs benchmark cells in the lab: link profile, sink in site B, the method's path, the
+// workload client in site A, emulator counters before and after. One result per cell,
+// capped or failed runs included.
+
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
+import { DEFAULT_LAB, labExec, labUp, labDown, readLabState, requestEmulatorStats, setLinkProfile, type LabId } from '../netns.ts';
+import type { EmulatorReport } from '../emulator-stats.ts';
+import type { WorkloadResult } from '../workloads/clients.ts';
+import { capSeconds, DEFAULT_MIGRATION, type BenchCell, type Method, type MigrationSettings } from './matrix.ts';
+import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from './methods.ts';
+
+const WORKLOAD_MAIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'workloads/run.ts');
+export const SINK_PORT = 5201;
+/** Extra time the bench grants a client past its own cap before killing it. */
+const CLIENT_GRACE_MS = 15_000;
+
+export interface BenchResult {
+  profile: string;
+  method: Method;
+  workload: string;
+  payload: string;
+  /** Payload bytes the sink confirmed (all, unless capped or failed). */
+  bytes: number;
+  planned_bytes: number;
+  seconds: number;
+  goodput_mbps: number;
+  /** Bytes the emulator delivered A -> B on the underlay (headers of the UDP payload excluded). */
+  wire_bytes: number;
+  wire_bytes_reverse: number;
+  /** Underlay packets lost / queue-dropped in the emulator, A -> B. */
+  wire_lost: number;
+  wire_queue_drops: number;
+  capped: boolean;
+  cap_seconds: number;
+  verified: boolean;
+  rounds?: number;
+  downtime_ms?: number;
+  stop_reason?: string;
+  notes: string;
+  error?: string;
+  skipped?: string;
+  date: string;
+}
+
+export interface RunOptions {
+  lab?: LabId;
+  maxCapSeconds?: number;
+  migration?: MigrationSettings;
+  seed?: number;
+  /** Extra flags for both gateways (e.g. ['--compression', 'off']). */
+  longhaulFlags?: string[];
+  onProgress?: (cell: BenchCell, ackedBytes: number, seconds: number) => void;
+  workDir?: string;
+}
+
+interface Sink {
+  child: ChildProcess;
+  connections: Array<Record<string, unknown>>;
+}
+
+async function startSinkProcess(lab: LabId): Promise<Sink> {
+  const child = labExec('b', [process.execPath, WORKLOAD_MAIN, 'sink', '--port', String(SINK_PORT)], { lab, stdio: ['ignore', 'pipe', 'pipe'] });
+  const connections: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`sink did not start: ${stderr.trim()}`)), 15_000);
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`sink exited (${code}): ${stderr.trim()}`)); });
+    lines.on('line', (line) => {
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (m.type === 'listening') { clearTimeout(timer); ready(); }
+      if (m.type === 'connection') connections.push(m);
+    });
+  });
+  return { child, connections };
+}
+
+function clientArgs(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions): string[] {
+  const args = [process.execPath, WORKLOAD_MAIN, cell.workload, '--host', path.host, '--port', String(path.port),
+    '--payload', cell.payload, '--seed', String(opts.seed ?? 1), '--cap', String(cap), '--progress'];
+  if (cell.workload === 'bulk') return [...args, '--bytes', String(cell.bytes)];
+  const m = opts.migration ?? DEFAULT_MIGRATION;
+  return [...args, '--memory', String(cell.bytes), '--dirty-rate', String(m.dirtyPagesPerSec),
+    '--downtime', String(m.downtimeBudgetMs), '--max-rounds', String(m.maxRounds)];
+}
+
+async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions, lab: LabId): Promise<WorkloadResult> {
+  const child = labExec('a', clientArgs(cell, path, cap, opts), { lab, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let result: WorkloadResult | undefined;
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (line) => {
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (m.type === 'progress') opts.onProgress?.(cell, Number(m.bytes), Number(m.seconds));
+    if (m.type === 'result') result = m as unknown as WorkloadResult;
+  });
+  // The client enforces its cap itself; this only catches a client that hangs.
+  const killer = setTimeout(() => child.kill('SIGKILL'), cap * 1000 + CLIENT_GRACE_MS);
+  await new Promise<void>((done) => child.once('close', () => done()));
+  clearTimeout(killer);
+  if (result === undefined) throw new Error(`workload client gave no result (exit ${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-500)}`);
+  return result;
+}
+
+function delta(after: EmulatorReport | undefined, before: EmulatorReport | undefined) {
+  const a = after?.aToB, b = after?.bToA, a0 = before?.aToB, b0 = before?.bToA;
+  return {
+    wire_bytes: (a?.bytesDelivered ?? 0) - (a0?.bytesDelivered ?? 0),
+    wire_bytes_reverse: (b?.bytesDelivered ?? 0) - (b0?.bytesDelivered ?? 0),
+    wire_lost: (a?.lost ?? 0) - (a0?.lost ?? 0),
+    wire_queue_drops: (a?.queueDrops ?? 0) - (a0?.queueDrops ?? 0),
+  };
+}
+
+function emptyResult(cell: BenchCell, cap: number, notes: string): BenchResult {
+  return {
+    profile: cell.profile.name, method: cell.method, workload: cell.workload, payload: cell.payload,
+    bytes: 0, planned_bytes: cell.bytes, seconds: 0, goodput_mbps: 0, wire_bytes: 0, wire_bytes_reverse: 0,
+    wire_lost: 0, wire_queue_drops: 0, capped: false, cap_seconds: cap, verified: false, notes, date: new Date().toISOString(),
+  };
+}
+
+/** One cell in a lab that is up. Never throws for a failing method: the result says why. */
+export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<BenchResult> {
+  const lab = opts.lab ?? DEFAULT_LAB;
+  const cap = capSeconds(cell, opts.maxCapSeconds, opts.migration);
+  const unavailable = methodUnavailable(cell.method);
+  if (unavailable !== null) return { ...emptyResult(cell, cap, ''), skipped: unavailable };
+  const workDir = opts.workDir ?? join(tmpdir(), 'longhaul-bench');
+  mkdirSync(workDir, { recursive: true });
+  let sink: Sink | undefined;
+  let path: MethodPath | undefined;
+  try {
+    // A fresh emulator per run: empty queues, counters from zero, nothing left from the last run.
+    await setLinkProfile(cell.profile, { lab });
+    sink = await startSinkProcess(lab);
+    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir }, opts.longhaulFlags);
+    const before = await requestEmulatorStats(lab);
+    const r = await runClient(cell, path, cap, opts, lab);
+    const after = await requestEmulatorStats(lab);
+    const out: BenchResult = {
+      ...emptyResult(cell, cap, path.notes),
+      bytes: r.bytes, planned_bytes: r.plannedBytes, seconds: r.seconds, goodput_mbps: r.goodput_mbps,
+      ...delta(after, before), capped: r.capped, verified: r.verified,
+    };
+    if (r.rounds !== undefined) out.rounds = r.rounds;
+    if (r.downtime_ms !== undefined) out.downtime_ms = r.downtime_ms;
+    if (r.stop_reason !== undefined) out.stop_reason = r.stop_reason;
+    if (r.error !== undefined) out.error = r.error;
+    return out;
+  } catch (e) {
+    return { ...emptyResult(cell, cap, path?.notes ?? ''), error: e instanceof Error ? e.message : String(e) };
+  } finally {
+    if (path) await path.tearDown().catch(() => {});
+    if (sink) await stopProcess(sink.child);
+  }
+}
+
+/** Brings the lab up unless one is already up; the returned function undoes only what this did. */
+export async function ensureLab(lab: LabId = DEFAULT_LAB): Promise<() => Promise<void>> {
+  if (readLabState(lab)?.emulator !== undefined) return async () => {};
+  await labUp({ lab, congestionControl: 'cubic' });
+  return async () => {
+    await labDown({ lab });
+  };
+}
