@@ -1,0 +1,87 @@
+// `longhaul gateway`: runs one gateway from a config file and/or quick-start flags.
+import { Command, Option } from 'commander';
+import { configFromFlags, DEFAULT_CONTROL } from '../gateway/config.ts';
+import type { GatewayFlags } from '../gateway/config.ts';
+import { createLogger } from '../gateway/logger.ts';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const EXAMPLES = `
+Examples:
+  # site A: listen locally on 6600, carry connections to 10.0.0.7:6600 behind site B
+  longhaul gateway --wan 0.0.0.0:4500 --peer 198.18.0.6:4500 \\
+      --tunnel 127.0.0.1:6600=10.0.0.7:6600 --key a.key --peer-key b.pub
+
+  # site B: accept site A, and let it reach only 10.0.0.0/24
+  longhaul gateway --wan 0.0.0.0:4500 --key b.key --peer-key a.pub --allow 10.0.0.0/24
+
+  # everything from a YAML file (same keys as the flags; flags given as well override it)
+  longhaul gateway --config site-a.yaml
+
+Config file (YAML):
+  name: site-a
+  wan: 0.0.0.0:4500
+  key: a.key                       # from \`longhaul keygen a\`; must be mode 0600
+  peers:
+    - { name: dc2, address: 198.18.0.6:4500, publicKey: b.pub }
+  tunnels:
+    - { listen: 127.0.0.1:6600, peer: dc2, target: 10.0.0.7:6600 }
+  allow: [10.0.0.0/24, "192.168.1.5:22"]   # targets peers may reach through us
+  rate: { controller: model, committedRate: 100M, maxRate: 1G }
+  limits: { maxConnections: 1024, memoryBudget: 256MiB, connectWaitMs: 10000,
+            targetConnectTimeoutMs: 10000, shutdownGraceMs: 10000 }
+  compression: auto                # auto | lz4 | zstd | none
+  control: 127.0.0.1:4501          # status/metrics over HTTP; false to disable
+  logLevel: info
+
+Signals: SIGTERM/SIGINT close the listeners, let open connections finish for
+limits.shutdownGraceMs, then close the association; a second signal exits at once.
+`;
+
+export function registerGatewayCommand(program: Command): void {
+  program
+    .command('gateway')
+    .description('run a gateway: TCP tunnels to a peer gateway over the accelerated, encrypted UDP transport')
+    .option('-c, --config <file>', 'YAML config file (flags given as well override its settings), e.g. --config site-a.yaml')
+    .option('--name <name>', 'name of this gateway in logs and status, e.g. --name site-a')
+    .option('--wan <host:port>', 'UDP address for the WAN side, e.g. --wan 0.0.0.0:4500')
+    .option('--peer <host:port>', 'the peer gateway to open the association to, e.g. --peer 198.18.0.6:4500 (omit on the accepting side)')
+    .option('--peer-name <name>', 'name for that peer in logs and status (default "peer"), e.g. --peer-name dc2')
+    .option('--tunnel <listen=target>', 'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600', collect)
+    .option('--key <file>', "this gateway's private key (from `longhaul keygen NAME`, mode 0600), e.g. --key a.key")
+    .option('--peer-key <file>', "the peer's public key, e.g. --peer-key b.pub")
+    .option('--allow <cidr[:port]>', 'targets the peer may reach through this gateway; repeatable or comma-separated, e.g. --allow 10.0.0.0/24 --allow 192.168.1.5:22', collect)
+    .addOption(new Option('--controller <kind>', 'rate controller: model (probes the path, default) or fixed (sends at --rate), e.g. --controller fixed').choices(['model', 'fixed']))
+    .option('--rate <bps>', 'committed rate in bits/s (fixed: the rate; model: the starting rate), e.g. --rate 100M')
+    .option('--max-rate <bps>', 'never send faster than this, e.g. --max-rate 1G')
+    .option('--max-connections <n>', 'maximum concurrent TCP connections (default 1024), e.g. --max-connections 500')
+    .option('--memory <size>', 'memory budget for buffers (default 256MiB), e.g. --memory 512MiB')
+    .addOption(new Option('--compression <mode>', 'stream compression, e.g. --compression zstd (default auto)').choices(['auto', 'lz4', 'zstd', 'none']))
+    .option('--control <host:port|off>', `status/metrics HTTP address (default ${DEFAULT_CONTROL}, loopback), e.g. --control 127.0.0.1:4601`)
+    .addOption(new Option('--log-level <level>', 'log level, e.g. --log-level debug').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .option('--log-json', 'JSON log lines even on a terminal')
+    .option('--insecure-plaintext', 'DEBUG ONLY: no authentication or encryption on the WAN (for measuring crypto cost); no config file can set this')
+    .addHelpText('after', EXAMPLES)
+    .action(async (flags: GatewayFlags & { logJson?: boolean }) => {
+      const result = configFromFlags(flags);
+      if (!result.ok) {
+        process.stderr.write(`longhaul gateway: invalid configuration; not starting:\n${result.errors.map((e) => `  ${e}`).join('\n')}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const config = result.config;
+      const logger = createLogger({ level: config.logLevel, name: config.name, pretty: flags.logJson ? false : undefined });
+      if (config.insecurePlaintext) logger.warn('--insecure-plaintext: WAN traffic is NOT authenticated or encrypted (debug/benchmark use only)');
+      try {
+        // Loaded here so that `status`, `keygen` and `--help` do not load the transport.
+        const { installSignalHandlers, runGateway } = await import('../gateway/run.ts');
+        const running = await runGateway(config, { logger });
+        installSignalHandlers(running, logger);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'gateway failed to start');
+        logger.flush?.();
+        process.stderr.write(`longhaul gateway: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}

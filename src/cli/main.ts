@@ -1,0 +1,20 @@
+// The `longhaul` command line. Each area registers its own commands; this file only wires them.
+import { Command } from 'commander';
+import { registerKeygenCommand } from '../crypto/cli.ts';
+import { registerEmulateCommand, registerLabCommands } from '../lab/cli.ts';
+import { registerGatewayCommand } from './gateway-command.ts';
+import { registerStatusCommand } from './status-command.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('longhaul')
+    .description('Longhaul WAN accelerator: split-TCP tunnels over an encrypted, rate-based UDP transport')
+    .version('0.1.0');
+  registerGatewayCommand(program);
+  registerStatusCommand(program);
+  registerKeygenCommand(program);
+  registerEmulateCommand(program);
+  registerLabCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,233 @@
+// Drives one sans-IO TransportConnection over real I/O: datagrams in, one flush per
+// event-loop turn (all datagrams that arrived in that turn are handled before the core is
+// polled), and ONE timer armed at the core's nextTimeout (which includes the pacer's next
+// release), never a timer per packet.
+import { performance } from 'node:perf_hooks';
+import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/types.ts';
+
+/** What a stream's owner (a tunnel bridge, or a far-side open in progress) hears. */
+export interface StreamListener {
+  onReadable(): void;
+  onWritable(): void;
+  onFinished(): void;
+  onReset(code: number): void;
+  onClosed(): void;
+  /** The association died; the stream is gone without any more events. */
+  onAssociationClosed(reason: string): void;
+}
+
+export interface AssociationHooks {
+  send(data: Uint8Array): void;
+  onConnected(): void;
+  onStreamOpened(streamId: number): void;
+  onClosed(code: number, reason: string, byPeer: boolean): void;
+}
+
+// A flush sends at most this many datagrams before yielding to the event loop, so a
+// large paced burst cannot starve receive processing (acks) or TCP reads.
+const MAX_TRANSMITS_PER_FLUSH = 512;
+// Deadlines nearer than this are served by setImmediate: setTimeout cannot sleep less
+// than ~1 ms, and the pacer catches up with a small burst when we wake late.
+const IMMEDIATE_THRESHOLD_MS = 0.25;
+// The gateway stops reading its TCP sockets while more than this many bytes were written
+// to the core but not yet sent once; together with the congestion window (unacked bytes)
+// and the receive window it bounds association memory regardless of stream count.
+export const DEFAULT_SEND_BACKLOG_BYTES = 8 * 1024 * 1024;
+
+export class Association {
+  readonly conn: TransportConnection;
+  readonly peerName: string;
+  readonly createdAt = Date.now();
+  /** Per-stream owners; events for unknown streams are dropped. */
+  readonly streams = new Map<number, StreamListener>();
+  #hooks: AssociationHooks;
+  #flushScheduled = false;
+  #timer: NodeJS.Timeout | null = null;
+  #timerDeadline = -1;
+  #closedNotified = false;
+  #connectedWaiters: Array<(ok: boolean) => void> = [];
+  #sendBacklogLimit: number;
+  /** Bytes handed to write(); compared with stats.streamBytesSent for the backlog. */
+  #bytesWritten = 0;
+  #backlogBlocked = new Set<() => void>();
+  #lastStats: ConnectionStats | null = null;
+
+  constructor(conn: TransportConnection, peerName: string, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
+    this.conn = conn;
+    this.peerName = peerName;
+    this.#hooks = hooks;
+    this.#sendBacklogLimit = sendBacklogLimit;
+  }
+
+  get isClosed(): boolean {
+    return this.#closedNotified || this.conn.isClosed;
+  }
+
+  input(data: Uint8Array): void {
+    if (this.#closedNotified) return;
+    this.conn.handleDatagram(data, performance.now());
+    this.schedule();
+  }
+
+  /** Ask for a flush at the end of this event-loop turn (coalesced). */
+  schedule(): void {
+    if (this.#flushScheduled || this.#closedNotified) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flush);
+  }
+
+  /** Resolves true once connected, false if the association closes or `timeoutMs` passes. */
+  waitConnected(timeoutMs: number): Promise<boolean> {
+    if (this.conn.isConnected) return Promise.resolve(true);
+    if (this.isClosed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        const i = this.#connectedWaiters.indexOf(done);
+        if (i >= 0) this.#connectedWaiters.splice(i, 1);
+        resolve(ok);
+      };
+      this.#connectedWaiters.push(done);
+    });
+  }
+
+  write(streamId: number, data: Uint8Array): number {
+    const n = this.conn.write(streamId, data);
+    this.#bytesWritten += n;
+    if (n > 0) this.schedule();
+    return n;
+  }
+
+  /** True when TCP readers should pause; `resume` is called once the backlog drains. */
+  sendBacklogFull(resume: () => void): boolean {
+    const stats = this.#lastStats;
+    if (!stats || this.#bytesWritten - stats.streamBytesSent < this.#sendBacklogLimit) return false;
+    this.#backlogBlocked.add(resume);
+    return true;
+  }
+
+  cancelBacklogWait(resume: () => void): void {
+    this.#backlogBlocked.delete(resume);
+  }
+
+  stats(): ConnectionStats {
+    return this.conn.stats();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.conn.isClosed) return;
+    this.conn.close(code, reason, performance.now());
+    this.schedule();
+  }
+
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    if (this.#closedNotified) return;
+    const conn = this.conn;
+    const now = performance.now();
+    const deadline = conn.nextTimeout();
+    if (deadline !== null && deadline <= now) conn.handleTimeout(now);
+    let sent = 0;
+    // Events may cause writes/reads, which produce more to send: alternate a few rounds.
+    for (let round = 0; round < 4; round++) {
+      let tx;
+      while (sent < MAX_TRANSMITS_PER_FLUSH && (tx = conn.pollTransmit(now)) !== null) {
+        this.#hooks.send(tx.data);
+        sent++;
+      }
+      let any = false;
+      let ev: ConnectionEvent | null;
+      while ((ev = conn.pollEvent()) !== null) {
+        any = true;
+        this.#dispatch(ev);
+        if (this.#closedNotified) return;
+      }
+      if (!any) break;
+    }
+    this.#lastStats = conn.stats();
+    if (this.#backlogBlocked.size > 0 && this.#bytesWritten - this.#lastStats.streamBytesSent < this.#sendBacklogLimit / 2) {
+      const blocked = [...this.#backlogBlocked];
+      this.#backlogBlocked.clear();
+      for (const resume of blocked) resume();
+    }
+    if (conn.isClosed) {
+      this.#notifyClosed(0, 'connection closed', false);
+      return;
+    }
+    if (sent >= MAX_TRANSMITS_PER_FLUSH) {
+      this.schedule();
+      return;
+    }
+    this.#armTimer(now);
+  };
+
+  #armTimer(now: number): void {
+    const deadline = this.conn.nextTimeout();
+    if (deadline === null) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#timerDeadline = -1;
+      return;
+    }
+    if (deadline - now < IMMEDIATE_THRESHOLD_MS) {
+      this.schedule();
+      return;
+    }
+    if (this.#timer && this.#timerDeadline === deadline) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerDeadline = deadline;
+    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(deadline - now)));
+  }
+
+  #onTimer = (): void => {
+    this.#timer = null;
+    this.#timerDeadline = -1;
+    this.#flushScheduled = true;
+    this.#flush();
+  };
+
+  #dispatch(ev: ConnectionEvent): void {
+    switch (ev.type) {
+      case 'connected':
+        for (const w of [...this.#connectedWaiters]) w(true);
+        this.#hooks.onConnected();
+        break;
+      case 'stream-opened':
+        this.#hooks.onStreamOpened(ev.streamId);
+        break;
+      case 'stream-readable':
+        this.streams.get(ev.streamId)?.onReadable();
+        break;
+      case 'stream-writable':
+        this.streams.get(ev.streamId)?.onWritable();
+        break;
+      case 'stream-finished':
+        this.streams.get(ev.streamId)?.onFinished();
+        break;
+      case 'stream-reset':
+        this.streams.get(ev.streamId)?.onReset(ev.code);
+        break;
+      case 'stream-closed':
+        this.streams.get(ev.streamId)?.onClosed();
+        break;
+      case 'closed':
+        this.#notifyClosed(ev.code, ev.reason, ev.byPeer);
+        break;
+    }
+  }
+
+  #notifyClosed(code: number, reason: string, byPeer: boolean): void {
+    if (this.#closedNotified) return;
+    this.#closedNotified = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    for (const w of [...this.#connectedWaiters]) w(false);
+    const why = reason || `association closed (code ${code})`;
+    for (const l of [...this.streams.values()]) l.onAssociationClosed(why);
+    this.streams.clear();
+    for (const resume of this.#backlogBlocked) resume();
+    this.#backlogBlocked.clear();
+    this.#hooks.onClosed(code, reason, byPeer);
+  }
+}

@@ -1,0 +1,291 @@
+// One TCP connection spliced onto one transport stream, after setup. Symmetric: the same
+// code runs at the client's gateway and at the target's gateway.
+//
+// Backpressure: TCP -> stream pauses the socket when the stream (or the association's
+// send backlog) refuses bytes and resumes on 'stream-writable'; stream -> TCP stops
+// calling read() when socket.write() returns false (the unread bytes hold back the peer's
+// flow-control credit) and resumes on 'drain'.
+import type { Socket } from 'node:net';
+import type { Association, StreamListener } from './association.ts';
+import { ResetCode, describeReset } from './open-header.ts';
+import { describeBlockError } from '../codec/index.ts';
+import type { BlockDecoder, BlockEncoder } from '../codec/index.ts';
+
+// One read from the core per socket.write: large enough to amortise calls, small enough
+// that a paused socket holds little (plus at most one decoded block).
+const READ_CHUNK = 64 * 1024;
+
+export type BridgeEnd = 'closed' | 'reset-local' | 'reset-remote' | 'association-lost' | 'protocol-error' | 'shutdown';
+
+export interface BridgeSummary {
+  streamId: number;
+  /** Bytes read from the TCP socket (sent towards the peer). */
+  bytesFromSocket: number;
+  /** Bytes written to the TCP socket (received from the peer). */
+  bytesToSocket: number;
+  durationMs: number;
+  end: BridgeEnd;
+  detail: string;
+}
+
+export interface BridgeOptions {
+  assoc: Association;
+  streamId: number;
+  socket: Socket;
+  encoder: BlockEncoder;
+  decoder: BlockDecoder;
+  /** Bytes already read from the stream before the bridge took over (after the open header). */
+  initial?: Uint8Array | undefined;
+  /** Association-wide raw byte counters this bridge adds to. */
+  traffic: { rawOut: number; rawIn: number };
+  onDone(summary: BridgeSummary): void;
+}
+
+export class StreamBridge implements StreamListener {
+  readonly streamId: number;
+  readonly startedAt = performance.now();
+  bytesFromSocket = 0;
+  bytesToSocket = 0;
+  #assoc: Association;
+  #socket: Socket;
+  #encoder: BlockEncoder;
+  #decoder: BlockDecoder;
+  #onDone: (s: BridgeSummary) => void;
+  #traffic: { rawOut: number; rawIn: number };
+  /** Encoded bytes the stream has not accepted yet (socket paused meanwhile). */
+  #pending: Uint8Array[] = [];
+  #socketEnded = false;   // TCP FIN from our socket
+  #streamFinishedLocal = false; // we called finish()
+  #remoteFinished = false; // peer's FIN delivered, socket.end() called
+  #socketWriteBlocked = false;
+  #streamDone = false; // stream-closed / reset / association gone
+  #socketClosed = false;
+  #done = false;
+  #end: BridgeEnd = 'closed';
+  #detail = '';
+
+  constructor(o: BridgeOptions) {
+    this.#assoc = o.assoc;
+    this.streamId = o.streamId;
+    this.#socket = o.socket;
+    this.#encoder = o.encoder;
+    this.#decoder = o.decoder;
+    this.#onDone = o.onDone;
+    this.#traffic = o.traffic;
+    o.assoc.streams.set(o.streamId, this);
+    const s = o.socket;
+    s.setNoDelay(true);
+    s.on('data', this.#onSocketData);
+    s.on('end', this.#onSocketEnd);
+    s.on('drain', this.#onSocketDrain);
+    s.on('error', this.#onSocketError);
+    s.on('close', this.#onSocketClose);
+    if (o.initial && o.initial.length) this.#deliver(o.initial);
+    s.resume();
+    this.onReadable();
+  }
+
+  // ---- TCP -> stream ----
+
+  #onSocketData = (chunk: Buffer): void => {
+    this.bytesFromSocket += chunk.length;
+    this.#traffic.rawOut += chunk.length;
+    this.#pending.push(this.#encoder.encode(chunk));
+    this.#drainPending();
+  };
+
+  #resumeFromBacklog = (): void => {
+    this.#drainPending();
+  };
+
+  #drainPending(): void {
+    const pending = this.#pending;
+    while (pending.length > 0) {
+      if (this.#streamDone) {
+        pending.length = 0;
+        return;
+      }
+      if (this.#assoc.sendBacklogFull(this.#resumeFromBacklog)) {
+        this.#socket.pause();
+        return;
+      }
+      const head = pending[0]!;
+      const n = this.#assoc.write(this.streamId, head);
+      if (n < head.length) {
+        pending[0] = head.subarray(n);
+        this.#socket.pause();
+        return;
+      }
+      pending.shift();
+    }
+    if (this.#socketEnded) {
+      this.#finishStream();
+    } else if (!this.#socketClosed) {
+      this.#socket.resume();
+    }
+  }
+
+  #onSocketEnd = (): void => {
+    this.#socketEnded = true;
+    if (this.#pending.length === 0) this.#finishStream();
+  };
+
+  #finishStream(): void {
+    if (this.#streamFinishedLocal || this.#streamDone) return;
+    this.#streamFinishedLocal = true;
+    this.#assoc.conn.finish(this.streamId);
+    this.#assoc.schedule();
+    this.#maybeDone();
+  }
+
+  onWritable(): void {
+    this.#drainPending();
+  }
+
+  // ---- stream -> TCP ----
+
+  onReadable(): void {
+    if (this.#socketWriteBlocked || this.#streamDone) return;
+    const conn = this.#assoc.conn;
+    let any = false;
+    let data: Uint8Array | null;
+    while (!this.#socketWriteBlocked && (data = conn.read(this.streamId, READ_CHUNK)) !== null) {
+      any = true;
+      if (!this.#deliver(data)) return;
+    }
+    // Reading returned credit: let the core announce it.
+    if (any) this.#assoc.schedule();
+  }
+
+  /** Decodes and writes to the socket; false after a protocol error. */
+  #deliver(data: Uint8Array): boolean {
+    const r = this.#decoder.push(data);
+    if (!r.ok) {
+      this.#protocolError(describeBlockError(r.error));
+      return false;
+    }
+    for (const chunk of r.data) {
+      this.bytesToSocket += chunk.length;
+      this.#traffic.rawIn += chunk.length;
+      if (!this.#socket.write(chunk)) this.#socketWriteBlocked = true;
+    }
+    return true;
+  }
+
+  #onSocketDrain = (): void => {
+    this.#socketWriteBlocked = false;
+    this.onReadable();
+  };
+
+  onFinished(): void {
+    const r = this.#decoder.finish();
+    if (!r.ok) {
+      this.#protocolError(describeBlockError(r.error));
+      return;
+    }
+    this.#remoteFinished = true;
+    if (!this.#socketClosed) this.#socket.end();
+    this.#maybeDone();
+  }
+
+  // ---- endings ----
+
+  onReset(code: number): void {
+    this.#streamDone = true;
+    this.#assoc.streams.delete(this.streamId);
+    this.#end = 'reset-remote';
+    this.#detail = describeReset(code);
+    this.#pending.length = 0;
+    this.#assoc.cancelBacklogWait(this.#resumeFromBacklog);
+    if (!this.#socketClosed) {
+      // The peer's TCP reset becomes ours; a refused or unreachable target is a plain close.
+      if (code === ResetCode.refused || code === ResetCode.targetUnreachable || code === ResetCode.targetTimeout || code === ResetCode.overloaded) this.#socket.destroy();
+      else this.#socket.resetAndDestroy();
+    }
+    this.#maybeDone();
+  }
+
+  onClosed(): void {
+    this.#streamDone = true;
+    this.#assoc.streams.delete(this.streamId);
+    this.#maybeDone();
+  }
+
+  onAssociationClosed(reason: string): void {
+    this.#streamDone = true;
+    this.#end = 'association-lost';
+    this.#detail = reason;
+    this.#pending.length = 0;
+    if (!this.#socketClosed) this.#socket.resetAndDestroy();
+    this.#maybeDone();
+  }
+
+  /** Gateway shutdown after the grace period, or an operator abort. */
+  abort(code: number = ResetCode.shutdown, why: BridgeEnd = 'shutdown'): void {
+    if (this.#done) return;
+    this.#end = why;
+    this.#detail = describeReset(code);
+    this.#resetStream(code);
+    if (!this.#socketClosed) this.#socket.resetAndDestroy();
+    this.#maybeDone();
+  }
+
+  #protocolError(reason: string): void {
+    this.#end = 'protocol-error';
+    this.#detail = reason;
+    this.#resetStream(ResetCode.protocolError);
+    if (!this.#socketClosed) this.#socket.resetAndDestroy();
+    this.#maybeDone();
+  }
+
+  #resetStream(code: number): void {
+    if (this.#streamDone) return;
+    this.#streamDone = true;
+    this.#pending.length = 0;
+    this.#assoc.cancelBacklogWait(this.#resumeFromBacklog);
+    this.#assoc.streams.delete(this.streamId);
+    if (!this.#assoc.isClosed) {
+      this.#assoc.conn.resetStream(this.streamId, code);
+      this.#assoc.schedule();
+    }
+  }
+
+  #onSocketError = (err: NodeJS.ErrnoException): void => {
+    // ECONNRESET, EPIPE...: the TCP side died abruptly, so the far side must see a reset too.
+    if (this.#end === 'closed') {
+      this.#end = 'reset-local';
+      this.#detail = err.code ?? err.message;
+    }
+    this.#resetStream(ResetCode.peerReset);
+  };
+
+  #onSocketClose = (): void => {
+    this.#socketClosed = true;
+    // A socket that closed before both directions finished cleanly was torn down: reset.
+    if (!this.#streamDone && !(this.#streamFinishedLocal && this.#remoteFinished)) {
+      if (this.#end === 'closed') {
+        this.#end = 'reset-local';
+        this.#detail = 'socket closed before the stream finished';
+      }
+      this.#resetStream(ResetCode.peerReset);
+    }
+    this.#maybeDone();
+  };
+
+  #maybeDone(): void {
+    if (this.#done) return;
+    // Done when the socket is gone and the stream needs nothing more from us. A cleanly
+    // finished stream may still await acks ('stream-closed'); the core finishes that alone.
+    if (!this.#socketClosed) return;
+    if (!this.#streamDone && !(this.#streamFinishedLocal && this.#remoteFinished)) return;
+    this.#done = true;
+    this.#onDone({
+      streamId: this.streamId,
+      bytesFromSocket: this.bytesFromSocket,
+      bytesToSocket: this.bytesToSocket,
+      durationMs: performance.now() - this.startedAt,
+      end: this.#end,
+      detail: this.#detail,
+    });
+  }
+}

@@ -1,0 +1,537 @@
+// One gateway: the WAN socket, one association per peer, the tunnel listeners, the
+// far-side target connections, and the figures status/metrics report.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
+import type { CodecStatsSnapshot } from '../codec/index.ts';
+import { Connection } from '../transport/connection.ts';
+import { defaultConnectionConfig } from '../transport/config.ts';
+import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
+import { modelBasedController } from '../transport/congestion/model-based.ts';
+import type { ConnectionConfig } from '../transport/types.ts';
+import { Association } from './association.ts';
+import { formatEndpoint } from './address.ts';
+import type { Endpoint } from './address.ts';
+import { StreamBridge } from './bridge.ts';
+import type { BridgeSummary } from './bridge.ts';
+import type { GatewayConfig } from './config.ts';
+import { InboundOpen } from './far-side.ts';
+import type { InboundOutcome } from './far-side.ts';
+import type { Logger } from './logger.ts';
+import { ResetCode, encodeOpenHeader } from './open-header.ts';
+import { TunnelListener } from './tunnel-listener.ts';
+import { UdpLink } from './udp-link.ts';
+import { createWanSecurity, protectionOverhead } from './wan-security.ts';
+import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
+
+/** Bytes seen at the TCP side (raw) and at the UDP side (wire) of one association. */
+export interface TrafficCounters {
+  rawOut: number;
+  rawIn: number;
+  wireOut: number;
+  wireIn: number;
+}
+
+interface AssociationEntry {
+  assoc: Association;
+  role: 'client' | 'server';
+  remote: Endpoint;
+  traffic: TrafficCounters;
+  /** Sampled once a second for the measured send/receive rates. */
+  lastSample: { at: number; wireOut: number; wireIn: number; rawOut: number; rawIn: number };
+  rates: { wireOutBps: number; wireInBps: number; rawOutBps: number; rawInBps: number };
+}
+
+interface PeerState {
+  name: string;
+  address: Endpoint | null;
+  /** The current association (client side: the one we opened; server side: latest accepted). */
+  current: AssociationEntry | null;
+}
+
+export interface InboundCounters {
+  active: number;
+  total: number;
+  refused: number;
+  failed: number;
+}
+
+export interface GatewayOptions {
+  logger: Logger;
+  /** Overrides of the transport config (tests shorten timeouts). */
+  transport?: Partial<ConnectionConfig>;
+}
+
+// Plaintext mode (debug only) bounds the associations a stranger can make us create.
+const MAX_SERVER_ASSOCIATIONS = 64;
+
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly codecStats = new CodecStats();
+  readonly inbound: InboundCounters = { active: 0, total: 0, refused: 0, failed: 0 };
+  readonly tunnels: TunnelListener[] = [];
+  readonly startedAt = Date.now();
+  #link: UdpLink;
+  #security: WanSecurity<AssociationEntry>;
+  #transportConfig: ConnectionConfig;
+  #peers = new Map<string, PeerState>();
+  #entries = new Set<AssociationEntry>();
+  #bridges = new Set<StreamBridge>();
+  #pendingConnections = new Set<Socket>();
+  #sampler: NodeJS.Timeout;
+  #stopping = false;
+  #linkRateBps = 0;
+
+  private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
+    this.config = config;
+    this.log = opts.logger;
+    this.#link = link;
+    this.#security = security;
+    this.#transportConfig = transportConfigFor(config, opts.transport);
+    this.#sampler = setInterval(() => this.#sampleRates(), 1000);
+    this.#sampler.unref();
+  }
+
+  /** Binds everything; rejects (with a readable message) when a socket or key cannot be set up. */
+  static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
+    const security = createWanSecurity<AssociationEntry>(config);
+    if (!security.ok) throw new Error(security.error);
+    const link = await UdpLink.bind(config.wan);
+    const gw = new Gateway(config, link, security.value, opts);
+    try {
+      await gw.#init();
+    } catch (err) {
+      await gw.stop(0);
+      throw err;
+    }
+    return gw;
+  }
+
+  async #init(): Promise<void> {
+    for (const p of this.config.peers) {
+      let address: Endpoint | null = null;
+      if (p.address) {
+        const host = isIP(p.address.host) ? p.address.host : (await lookup(p.address.host)).address;
+        address = { host, port: p.address.port };
+      }
+      this.#peers.set(p.name, { name: p.name, address, current: null });
+    }
+    this.#security.attach({
+      send: (data, to) => this.#link.send(data, to.port, to.host),
+      deliver: (entry, data) => {
+        entry.traffic.wireIn += data.length;
+        entry.assoc.input(data);
+      },
+      accept: (peerName, from) => this.#acceptAssociation(peerName, from),
+      peerForAddress: (from) => this.#peerForAddress(from),
+      log: this.log,
+    });
+    this.#link.onDatagram((data, from) => this.#security.onDatagram(data, from));
+    this.config.tunnels.forEach((t, i) => {
+      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
+      this.tunnels.push(tunnel);
+    });
+    for (const t of this.tunnels) await t.listen();
+    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode }, 'gateway started');
+  }
+
+  get wanAddress(): Endpoint {
+    return this.#link.address;
+  }
+
+  get activeConnections(): number {
+    return this.#bridges.size + this.#pendingConnections.size;
+  }
+
+  // ---- associations ----
+
+  #newEntry(role: 'client' | 'server', peerName: string, remote: Endpoint): AssociationEntry {
+    const conn = new Connection({ role, config: this.#transportConfig, now: performance.now() });
+    const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireOut: 0, wireIn: 0 };
+    let entry: AssociationEntry;
+    const send = this.#security.sender(remote, () => entry);
+    const assoc = new Association(conn, peerName, {
+      send: (data) => {
+        traffic.wireOut += data.length;
+        send(data);
+      },
+      onConnected: () => this.#onConnected(entry),
+      onStreamOpened: (id) => this.#onStreamOpened(entry, id),
+      onClosed: (code, reason, byPeer) => this.#onAssociationClosed(entry, code, reason, byPeer),
+    }, this.#sendBacklogLimit());
+    entry = {
+      assoc, role, remote, traffic,
+      lastSample: { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 },
+      rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
+    };
+    this.#entries.add(entry);
+    return entry;
+  }
+
+  #sendBacklogLimit(): number {
+    return Math.min(32 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(this.config.limits.memoryBudget / 8)));
+  }
+
+  /** The association to `peerName`, opening it if needed; null when it cannot connect in time. */
+  async #associationFor(peerName: string): Promise<AssociationEntry | null> {
+    const peer = this.#peers.get(peerName);
+    if (!peer || !peer.address) return null;
+    let entry = peer.current;
+    if (!entry || entry.assoc.isClosed) {
+      entry = this.#newEntry('client', peerName, peer.address);
+      peer.current = entry;
+      this.log.info({ peer: peerName, remote: formatEndpoint(peer.address) }, 'opening association');
+      this.#security.openClient(entry, peerName, peer.address);
+      entry.assoc.schedule();
+    }
+    const ok = await entry.assoc.waitConnected(this.config.limits.connectWaitMs);
+    return ok ? entry : null;
+  }
+
+  /** Security layer: a new peer association arrives (after the handshake when keys are on). */
+  #acceptAssociation(peerName: string, from: Endpoint): AssociationEntry | null {
+    if (this.#stopping) return null;
+    let servers = 0;
+    for (const e of this.#entries) if (e.role === 'server' && !e.assoc.isClosed) servers++;
+    if (servers >= MAX_SERVER_ASSOCIATIONS) return null;
+    const entry = this.#newEntry('server', peerName, from);
+    this.log.info({ peer: peerName, remote: formatEndpoint(from) }, 'association accepted');
+    return entry;
+  }
+
+  #peerForAddress(from: Endpoint): string {
+    for (const p of this.#peers.values()) if (p.address && p.address.host === from.host && p.address.port === from.port) return p.name;
+    // A responder usually knows its peer only by key; with one peer configured, that is who it is.
+    if (this.#peers.size === 1) return [...this.#peers.keys()][0]!;
+    return formatEndpoint(from);
+  }
+
+  #onConnected(entry: AssociationEntry): void {
+    const peerName = entry.assoc.peerName;
+    this.log.info({ peer: peerName, remote: formatEndpoint(entry.remote), role: entry.role }, 'association connected');
+    if (entry.role !== 'server') return;
+    // One association per peer: a newer one (the peer restarted) replaces the old, whose streams reset.
+    let peer = this.#peers.get(peerName);
+    if (!peer) {
+      peer = { name: peerName, address: null, current: null };
+      this.#peers.set(peerName, peer);
+    }
+    const old = peer.current;
+    peer.current = entry;
+    if (old && old !== entry && !old.assoc.isClosed && old.role === 'server') {
+      this.log.warn({ peer: peerName }, 'peer re-established its association; closing the old one');
+      old.assoc.close(0, 'replaced by a newer association');
+    }
+  }
+
+  #onAssociationClosed(entry: AssociationEntry, code: number, reason: string, byPeer: boolean): void {
+    this.#entries.delete(entry);
+    this.#security.forget(entry);
+    const peer = this.#peers.get(entry.assoc.peerName);
+    if (peer && peer.current === entry) peer.current = null;
+    const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
+    log({ peer: entry.assoc.peerName, code, reason, byPeer, rawOut: entry.traffic.rawOut, rawIn: entry.traffic.rawIn }, 'association closed');
+  }
+
+  // ---- near side: client connections ----
+
+  async #onClientConnection(socket: Socket, tunnel: TunnelListener): Promise<void> {
+    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    const c = tunnel.counters;
+    if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
+      c.failed++;
+      this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections }, this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
+      socket.destroy();
+      return;
+    }
+    this.#pendingConnections.add(socket);
+    let clientGone = false;
+    const onEarlyClose = (): void => { clientGone = true; };
+    socket.once('close', onEarlyClose);
+    socket.on('error', () => {});
+    const entry = await this.#associationFor(tunnel.spec.peer);
+    this.#pendingConnections.delete(socket);
+    socket.off('close', onEarlyClose);
+    if (clientGone) {
+      c.failed++;
+      return;
+    }
+    if (!entry) {
+      c.failed++;
+      this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs }, 'connection closed: peer gateway unreachable');
+      socket.destroy();
+      return;
+    }
+    const id = entry.assoc.conn.openStream();
+    if (id < 0) {
+      c.failed++;
+      this.log.warn({ tunnel: tunnel.spec.name, client }, 'connection closed: peer stream limit reached');
+      socket.destroy();
+      return;
+    }
+    entry.assoc.write(id, encodeOpenHeader(tunnel.spec.target));
+    c.active++;
+    c.total++;
+    const target = formatEndpoint(tunnel.spec.target);
+    this.log.info({ tunnel: tunnel.spec.name, client, target, stream: id }, 'connection opened');
+    const bridge = this.#bridge(entry, id, socket, undefined, (s) => {
+      c.active--;
+      c.bytesFromClients += s.bytesFromSocket;
+      c.bytesToClients += s.bytesToSocket;
+      this.#logClose({ tunnel: tunnel.spec.name, client, target }, s);
+    });
+    void bridge;
+  }
+
+  // ---- far side: inbound streams ----
+
+  #onStreamOpened(entry: AssociationEntry, streamId: number): void {
+    if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
+      this.inbound.failed++;
+      this.log.warn({ peer: entry.assoc.peerName, stream: streamId }, this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+      entry.assoc.conn.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
+      entry.assoc.schedule();
+      return;
+    }
+    this.inbound.active++;
+    this.inbound.total++;
+    new InboundOpen({
+      assoc: entry.assoc,
+      streamId,
+      allow: this.config.allow,
+      connectTimeoutMs: this.config.limits.targetConnectTimeoutMs,
+      onOutcome: (o) => this.#onInboundOutcome(entry, streamId, o),
+    });
+  }
+
+  #onInboundOutcome(entry: AssociationEntry, streamId: number, o: InboundOutcome): void {
+    const peer = entry.assoc.peerName;
+    if (o.kind === 'failed') {
+      this.inbound.active--;
+      const target = o.target ? formatEndpoint(o.target) : undefined;
+      if (o.code === ResetCode.refused) {
+        this.inbound.refused++;
+        this.log.warn({ peer, stream: streamId, target, reason: o.reason }, 'inbound connection refused');
+      } else {
+        this.inbound.failed++;
+        this.log.warn({ peer, stream: streamId, target, reason: o.reason }, 'inbound connection failed');
+      }
+      return;
+    }
+    const target = formatEndpoint({ host: o.address, port: o.target.port });
+    this.log.info({ peer, stream: streamId, target }, 'connection opened');
+    const bridge = this.#bridge(entry, streamId, o.socket, o.initial, (s) => {
+      this.inbound.active--;
+      this.#logClose({ peer, target }, s);
+    });
+    if (o.finished) bridge.onFinished();
+  }
+
+  // ---- both sides ----
+
+  #bridge(entry: AssociationEntry, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
+    const encoder = new BlockEncoder({ mode: this.config.compression, stats: this.codecStats, linkRateBps: this.#linkRateBps || undefined });
+    const decoder = new BlockDecoder({ stats: this.codecStats });
+    const bridge = new StreamBridge({
+      assoc: entry.assoc,
+      streamId,
+      socket,
+      encoder,
+      decoder,
+      initial,
+      traffic: entry.traffic,
+      onDone: (s) => {
+        this.#bridges.delete(bridge);
+        this.#encoders.delete(encoder);
+        done(s);
+      },
+    });
+    this.#encoders.add(encoder);
+    this.#bridges.add(bridge);
+    return bridge;
+  }
+
+  #encoders = new Set<BlockEncoder>();
+
+  #logClose(fields: Record<string, unknown>, s: BridgeSummary): void {
+    const line = {
+      ...fields,
+      stream: s.streamId,
+      bytesSent: s.bytesFromSocket,
+      bytesReceived: s.bytesToSocket,
+      durationMs: Math.round(s.durationMs),
+      end: s.end,
+      ...(s.detail ? { reason: s.detail } : {}),
+    };
+    if (s.end === 'closed') this.log.info(line, 'connection closed');
+    else this.log.warn(line, 'connection closed');
+  }
+
+  #sampleRates(): void {
+    const now = performance.now();
+    let best = 0;
+    for (const e of this.#entries) {
+      const dt = (now - e.lastSample.at) / 1000;
+      if (dt <= 0) continue;
+      const t = e.traffic;
+      e.rates = {
+        wireOutBps: ((t.wireOut - e.lastSample.wireOut) * 8) / dt,
+        wireInBps: ((t.wireIn - e.lastSample.wireIn) * 8) / dt,
+        rawOutBps: ((t.rawOut - e.lastSample.rawOut) * 8) / dt,
+        rawInBps: ((t.rawIn - e.lastSample.rawIn) * 8) / dt,
+      };
+      e.lastSample = { at: now, wireOut: t.wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
+      if (!e.assoc.isClosed && e.assoc.conn.isConnected) best = Math.max(best, e.assoc.stats().bandwidthBps);
+    }
+    // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
+    if (best > 0) {
+      this.#linkRateBps = best;
+      for (const enc of this.#encoders) enc.setLinkRateBps(best);
+    }
+  }
+
+  // ---- status ----
+
+  status(): GatewayStatus {
+    const mem = process.memoryUsage();
+    return {
+      name: this.config.name,
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      wan: formatEndpoint(this.#link.address),
+      security: this.#security.mode,
+      connections: { active: this.activeConnections, max: this.config.limits.maxConnections },
+      associations: [...this.#entries].map((e) => {
+        const s = e.assoc.stats();
+        return {
+          peer: e.assoc.peerName,
+          role: e.role,
+          remote: formatEndpoint(e.remote),
+          connected: e.assoc.conn.isConnected,
+          ageSec: Math.round((Date.now() - e.assoc.createdAt) / 1000),
+          rttMs: s.rttMs,
+          minRttMs: s.minRttMs,
+          bandwidthBps: s.bandwidthBps,
+          pacingRateBps: s.pacingRateBps,
+          sendRateBps: e.rates.wireOutBps,
+          receiveRateBps: e.rates.wireInBps,
+          cwndBytes: s.cwndBytes,
+          bytesInFlight: s.bytesInFlight,
+          lossRate: s.packetsSent > 0 ? s.packetsLost / s.packetsSent : 0,
+          retransmitRate: s.streamBytesSent > 0 ? s.streamBytesRetransmitted / s.streamBytesSent : 0,
+          packetsSent: s.packetsSent,
+          packetsReceived: s.packetsReceived,
+          packetsLost: s.packetsLost,
+          datagramsDropped: s.datagramsDropped,
+          bytesOutRaw: e.traffic.rawOut,
+          bytesInRaw: e.traffic.rawIn,
+          bytesOutWire: e.traffic.wireOut,
+          bytesInWire: e.traffic.wireIn,
+          activeStreams: s.activeStreams,
+        };
+      }),
+      tunnels: this.tunnels.map((t) => ({
+        name: t.spec.name,
+        listen: formatEndpoint(t.address),
+        peer: t.spec.peer,
+        target: formatEndpoint(t.spec.target),
+        ...t.counters,
+      })),
+      inbound: { ...this.inbound },
+      codec: this.codecStats.snapshot(),
+      crypto: this.#security.stats(),
+      udp: { ...this.#link.stats },
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, budgetBytes: this.config.limits.memoryBudget },
+    };
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stops accepting, lets open connections finish for `graceMs`, resets what is left,
+   * then closes the associations cleanly and the WAN socket.
+   */
+  async stop(graceMs = this.config.limits.shutdownGraceMs): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    clearInterval(this.#sampler);
+    await Promise.all(this.tunnels.map((t) => t.close()));
+    for (const s of this.#pendingConnections) s.destroy();
+    const deadline = Date.now() + graceMs;
+    if (this.#bridges.size > 0 && graceMs > 0) {
+      this.log.info({ open: this.#bridges.size, graceMs }, 'waiting for open connections to finish');
+      while (this.#bridges.size > 0 && Date.now() < deadline) await sleep(50);
+    }
+    if (this.#bridges.size > 0) {
+      this.log.warn({ open: this.#bridges.size }, 'grace period over: resetting remaining connections');
+      for (const b of [...this.#bridges]) b.abort();
+    }
+    const closing = [...this.#entries].filter((e) => !e.assoc.isClosed);
+    for (const e of closing) e.assoc.close(0, 'gateway shutting down');
+    // Give CLOSE a moment to leave and be answered; the core drains on its own timer.
+    const closeDeadline = Date.now() + 1000;
+    while ([...this.#entries].some((e) => !e.assoc.isClosed) && Date.now() < closeDeadline) await sleep(20);
+    this.#security.close();
+    await this.#link.close();
+    this.log.info('gateway stopped');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Transport settings derived from the gateway config (memory budget, limits, rate). */
+// UDP payload that fits a 1500-byte MTU path over IPv6 (1500 - 40 - 8), and the floor every
+// IPv6 path guarantees before path-MTU discovery (as QUIC's 1200).
+const MAX_UDP_PAYLOAD = 1452;
+const MIN_UDP_PAYLOAD = 1200;
+
+export function transportConfigFor(config: GatewayConfig, overrides: Partial<ConnectionConfig> = {}): ConnectionConfig {
+  const budget = config.limits.memoryBudget;
+  const MiB = 1024 * 1024;
+  const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.floor(v)));
+  const { controller, committedRate, maxRate } = config.rate;
+  const rateController =
+    controller === 'fixed'
+      ? fixedRateController({ rateBps: (committedRate ?? maxRate)! })
+      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate });
+  // The receive window bounds what the peer may have in flight towards us across all
+  // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
+  const connectionReceiveWindow = clamp(budget / 4, 1 * MiB, 64 * MiB);
+  const base = defaultConnectionConfig();
+  const overhead = protectionOverhead(config);
+  return defaultConnectionConfig({
+    maxPacketSize: MAX_UDP_PAYLOAD - overhead,
+    initialPacketSize: MIN_UDP_PAYLOAD - overhead,
+    connectionReceiveWindow,
+    streamReceiveWindow: Math.min(connectionReceiveWindow, Math.max(base.streamReceiveWindow, 16 * MiB)),
+    streamSendBuffer: clamp(budget / 8, 1 * MiB, 16 * MiB),
+    maxStreams: Math.max(base.maxStreams, config.limits.maxConnections),
+    rateController,
+    ...overrides,
+  });
+}
+
+export interface GatewayStatus {
+  name: string;
+  uptimeSec: number;
+  wan: string;
+  security: string;
+  connections: { active: number; max: number };
+  associations: Array<{
+    peer: string; role: 'client' | 'server'; remote: string; connected: boolean; ageSec: number;
+    rttMs: number; minRttMs: number; bandwidthBps: number; pacingRateBps: number; sendRateBps: number; receiveRateBps: number;
+    cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;
+    packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
+    bytesOutRaw: number; bytesInRaw: number; bytesOutWire: number; bytesInWire: number; activeStreams: number;
+  }>;
+  tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
+  inbound: InboundCounters;
+  codec: CodecStatsSnapshot;
+  crypto: WanSecurityStats;
+  udp: import('./udp-link.ts').UdpLinkStats;
+  memory: { rssBytes: number; heapUsedBytes: number; budgetBytes: number };
+}

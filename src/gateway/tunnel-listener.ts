@@ -1,0 +1,60 @@
+// The near gateway's half of a tunnel: a TCP listener whose accepted connections become
+// streams of the association with the tunnel's peer.
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { Endpoint } from './address.ts';
+import { formatEndpoint } from './address.ts';
+
+export interface TunnelCounters {
+  active: number;
+  total: number;
+  /** Connections closed before a stream carried them (peer unreachable, limits). */
+  failed: number;
+  bytesFromClients: number;
+  bytesToClients: number;
+}
+
+export interface TunnelSpec {
+  name: string;
+  listen: Endpoint;
+  peer: string;
+  target: Endpoint;
+}
+
+export class TunnelListener {
+  readonly spec: TunnelSpec;
+  readonly counters: TunnelCounters = { active: 0, total: 0, failed: 0, bytesFromClients: 0, bytesToClients: 0 };
+  #server: Server;
+
+  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void) {
+    this.spec = spec;
+    // pauseOnConnect: nothing is read until the stream exists; allowHalfOpen: FIN is carried, not answered.
+    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket, this));
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.spec.listen.port, this.spec.listen.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** The bound address (resolves port 0). */
+  get address(): Endpoint {
+    const a = this.#server.address();
+    if (a === null || typeof a === 'string') return this.spec.listen;
+    return { host: a.address, port: a.port };
+  }
+
+  describe(): string {
+    return `${formatEndpoint(this.address)} -> ${this.spec.peer} -> ${formatEndpoint(this.spec.target)}`;
+  }
+
+  /** Stops accepting; open connections carry on. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,307 @@
+// Glue between the WAN socket, the packet-protection layer (src/crypto SecureEndpoint) and
+// the associations: every transport datagram is sealed on the way out and opened on the
+// way in; the transport header's connection id routes it to its association.
+//
+// Plaintext mode exists only for the crypto-cost benchmark and debugging (`--insecure-plaintext`,
+// a flag no config file can set).
+import type { RemoteInfo } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
+import { SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
+import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
+import { formatEndpoint, parseEndpoint } from './address.ts';
+import type { Endpoint } from './address.ts';
+import { resolveKeyPath } from './config.ts';
+import type { GatewayConfig } from './config.ts';
+import type { Logger } from './logger.ts';
+
+/** Transport header: version(1) flags(1) connection id(8) ... (src/transport/packet.ts). */
+const CID_OFFSET = 2;
+const MIN_TRANSPORT_PACKET = 16;
+
+export interface RoutedEntry {
+  assoc: { peerName: string; isClosed: boolean };
+  role: 'client' | 'server';
+}
+
+export interface SecurityHost<E extends RoutedEntry> {
+  send(data: Uint8Array, to: Endpoint): void;
+  deliver(entry: E, data: Uint8Array): void;
+  /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
+  accept(peerName: string, from: Endpoint): E | null;
+  /** Plaintext mode only: the peer a source address belongs to. */
+  peerForAddress(from: Endpoint): string;
+  log: Logger;
+}
+
+export interface WanSecurityStats {
+  mode: string;
+  unroutable: number;
+  endpoint: SecureEndpointStats | null;
+}
+
+export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
+  readonly mode: string;
+  attach(host: SecurityHost<E>): void;
+  onDatagram(data: Buffer, from: RemoteInfo): void;
+  /** Starts (or restarts) the path to a peer we initiate to, before its association sends. */
+  openClient(entry: E, peerName: string, remote: Endpoint): void;
+  /** The function an association sends its transport datagrams through. */
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void;
+  forget(entry: E): void;
+  stats(): WanSecurityStats;
+  close(): void;
+}
+
+/** Routes transport datagrams by connection id; shared by both modes. */
+class CidRoutes<E> {
+  // Keyed by the id's low 32 bits; the high half is checked on hit (collisions are harmless misses).
+  #byLo = new Map<number, { hi: number; entry: E }>();
+  #lastLo = -1;
+  #lastHi = -1;
+  #last: E | null = null;
+
+  static hi(d: Uint8Array): number {
+    return ((d[CID_OFFSET]! << 24) | (d[CID_OFFSET + 1]! << 16) | (d[CID_OFFSET + 2]! << 8) | d[CID_OFFSET + 3]!) >>> 0;
+  }
+  static lo(d: Uint8Array): number {
+    return ((d[CID_OFFSET + 4]! << 24) | (d[CID_OFFSET + 5]! << 16) | (d[CID_OFFSET + 6]! << 8) | d[CID_OFFSET + 7]!) >>> 0;
+  }
+
+  get(hi: number, lo: number): E | null {
+    if (lo === this.#lastLo && hi === this.#lastHi) return this.#last;
+    const r = this.#byLo.get(lo);
+    if (!r || r.hi !== hi) return null;
+    this.#lastLo = lo;
+    this.#lastHi = hi;
+    this.#last = r.entry;
+    return r.entry;
+  }
+
+  set(hi: number, lo: number, entry: E): void {
+    this.#byLo.set(lo, { hi, entry });
+  }
+
+  delete(entry: E): void {
+    for (const [lo, r] of this.#byLo) if (r.entry === entry) this.#byLo.delete(lo);
+    if (this.#last === entry) {
+      this.#last = null;
+      this.#lastLo = -1;
+    }
+  }
+}
+
+abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> {
+  abstract readonly mode: string;
+  protected host!: SecurityHost<E>;
+  protected routes = new CidRoutes<E>();
+  protected unroutable = 0;
+  /** Peers we initiate to: datagrams with unknown ids from them are stale, never new associations. */
+  protected initiatorPeers = new Set<string>();
+
+  constructor(config: GatewayConfig) {
+    for (const p of config.peers) if (p.address) this.initiatorPeers.add(p.name);
+  }
+
+  attach(host: SecurityHost<E>): void {
+    this.host = host;
+  }
+
+  abstract onDatagram(data: Buffer, from: RemoteInfo): void;
+  abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
+  abstract sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void;
+  abstract stats(): WanSecurityStats;
+  abstract close(): void;
+
+  /** Hands an opened transport datagram to its association (or creates one). */
+  protected route(plain: Uint8Array, peerName: string, from: Endpoint): void {
+    if (plain.length < MIN_TRANSPORT_PACKET) {
+      this.unroutable++;
+      return;
+    }
+    const hi = CidRoutes.hi(plain);
+    const lo = CidRoutes.lo(plain);
+    let entry = this.routes.get(hi, lo);
+    if (entry && entry.assoc.peerName !== peerName) {
+      // An authenticated peer may only talk to its own associations.
+      this.unroutable++;
+      return;
+    }
+    if (!entry || entry.assoc.isClosed) {
+      if (this.initiatorPeers.has(peerName)) {
+        this.unroutable++;
+        return;
+      }
+      entry = this.host.accept(peerName, from);
+      if (!entry) {
+        this.unroutable++;
+        return;
+      }
+      this.routes.set(hi, lo, entry);
+    }
+    this.host.deliver(entry, plain);
+  }
+
+  /** Our own client association's id is learned from its first datagram. */
+  protected learn(entry: E, data: Uint8Array, known: { learned: boolean }): void {
+    if (known.learned || data.length < MIN_TRANSPORT_PACKET) return;
+    known.learned = true;
+    this.routes.set(CidRoutes.hi(data), CidRoutes.lo(data), entry);
+  }
+
+  forget(entry: E): void {
+    this.routes.delete(entry);
+  }
+}
+
+class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
+  readonly mode = 'plaintext (INSECURE, debug only)';
+
+  onDatagram(data: Buffer, from: RemoteInfo): void {
+    const ep = { host: from.address, port: from.port };
+    this.route(data, this.host.peerForAddress(ep), ep);
+  }
+
+  openClient(): void {}
+
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
+    const known = { learned: false };
+    return (data) => {
+      if (!known.learned) this.learn(entry(), data, known);
+      this.host.send(data, remote);
+    };
+  }
+
+  stats(): WanSecurityStats {
+    return { mode: this.mode, unroutable: this.unroutable, endpoint: null };
+  }
+
+  close(): void {}
+}
+
+class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
+  readonly mode = 'noise-ik (authenticated, encrypted)';
+  #ep: SecureEndpoint;
+  #nameById = new Map<PeerId, string>();
+  #idByName = new Map<string, PeerId>();
+  #addresses = new Map<string, Endpoint>();
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+
+  constructor(config: GatewayConfig, ep: SecureEndpoint, peers: Array<{ name: string; id: PeerId }>) {
+    super(config);
+    this.#ep = ep;
+    for (const p of peers) {
+      this.#nameById.set(p.id, p.name);
+      this.#idByName.set(p.name, p.id);
+    }
+  }
+
+  #endpointOf(address: string): Endpoint {
+    let e = this.#addresses.get(address);
+    if (!e) {
+      const r = parseEndpoint(address);
+      e = r.ok ? r.value : { host: address, port: 0 };
+      this.#addresses.set(address, e);
+    }
+    return e;
+  }
+
+  onDatagram(data: Buffer, from: RemoteInfo): void {
+    const source = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
+    const r = this.#ep.handleDatagram(data, source, performance.now());
+    if (r.kind === 'data') {
+      const name = this.#nameById.get(r.peer);
+      if (name !== undefined) this.route(r.plaintext, name, this.#endpointOf(source));
+    } else if (r.kind === 'reply') {
+      this.host.send(r.data, { host: from.address, port: from.port });
+    }
+    if (r.kind !== 'data' && r.kind !== 'dropped') this.#pump();
+  }
+
+  openClient(_entry: E, peerName: string, remote: Endpoint): void {
+    const id = this.#idByName.get(peerName);
+    if (id === undefined) return;
+    // A new association always gets fresh keys: after a peer restart the old session is dead
+    // on its side and would silently swallow everything until the next scheduled rekey.
+    const init = this.#ep.connect(id, formatEndpoint(remote), performance.now());
+    this.host.send(init, remote);
+    this.#pump();
+  }
+
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
+    const known = { learned: false };
+    let id: PeerId | undefined;
+    return (data) => {
+      const e = entry();
+      if (!known.learned) this.learn(e, data, known);
+      id ??= this.#idByName.get(e.assoc.peerName);
+      if (id === undefined) return;
+      const sealed = this.#ep.seal(id, data, performance.now());
+      if (sealed === null) {
+        // No session yet (handshake under way): the transport retransmits what is lost here.
+        this.#pump();
+        return;
+      }
+      const addr = this.#ep.peerAddress(id);
+      this.host.send(sealed, addr === null ? remote : this.#endpointOf(addr));
+    };
+  }
+
+  /** Drains handshake transmits and events, re-arms the single handshake timer. */
+  #pump(): void {
+    let t;
+    while ((t = this.#ep.pollTransmit()) !== null) this.host.send(t.data, this.#endpointOf(t.address));
+    let ev;
+    while ((ev = this.#ep.pollEvent()) !== null) {
+      const peer = this.#nameById.get(ev.peer) ?? ev.peer;
+      if (ev.type === 'established') this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
+      else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key');
+    }
+    const next = this.#ep.nextTimeout();
+    if (next === null || next === this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = next;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      this.#ep.handleTimeout(performance.now());
+      this.#pump();
+    }, Math.max(1, Math.ceil(next - performance.now())));
+    this.#timer.unref();
+  }
+
+  stats(): WanSecurityStats {
+    return { mode: this.mode, unroutable: this.unroutable, endpoint: this.#ep.stats() };
+  }
+
+  close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Loads the key files named in the config (refusing group/world-readable private keys). */
+export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig): Result<WanSecurity<E>> {
+  if (config.insecurePlaintext) return { ok: true, value: new PlaintextSecurity<E>(config) };
+  if (!config.key) return { ok: false, error: 'key: required (create one with `longhaul keygen NAME`)' };
+  const own = loadPrivateKeyFile(resolveKeyPath(config, config.key));
+  if (!own.ok) return { ok: false, error: own.error };
+  const peers: Array<{ name: string; id: PeerId; publicKey: Uint8Array }> = [];
+  for (const p of config.peers) {
+    if (!p.publicKey) return { ok: false, error: `peers: "${p.name}" has no publicKey` };
+    const pub = loadPublicKeyFile(resolveKeyPath(config, p.publicKey));
+    if (!pub.ok) return { ok: false, error: pub.error };
+    peers.push({ name: p.name, id: peerIdOf(pub.value), publicKey: pub.value });
+  }
+  if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
+  const ep = new SecureEndpoint({ staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })) });
+  return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
+}
+
+/** The protection layer's per-datagram overhead, which the transport's packet size must leave room for. */
+export function protectionOverhead(config: GatewayConfig): number {
+  return config.insecurePlaintext ? 0 : SecureEndpoint.OVERHEAD;
+}
