@@ -28,7 +28,7 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
     }
     if (toStdout) process.stdout.write(JSON.stringify(report) + '\n');
   };
-  const first = handle.report();
+  const first = await handle.report();
   publish(first, false);
   process.stderr.write(
     `emulator (${first.engine}) relaying ports ${config.ports.join(',')}: ${config.a.listen} <-> ${config.b.listen}, ` +
@@ -37,12 +37,12 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
   );
 
   const statsTimer = config.statsFile !== undefined && config.statsIntervalMs > 0
-    ? setInterval(() => publish(handle.report(), false), config.statsIntervalMs)
+    ? setInterval(() => void handle.report().then((r) => publish(r, false)), config.statsIntervalMs)
     : undefined;
   const reportTimer = config.reportIntervalMs > 0
-    ? setInterval(() => publish(handle.report(), true), config.reportIntervalMs)
+    ? setInterval(() => void handle.report().then((r) => publish(r, true)), config.reportIntervalMs)
     : undefined;
-  const onUsr1 = (): void => publish(handle.report(), true);
+  const onUsr1 = (): void => void handle.report().then((r) => publish(r, true));
   process.on('SIGUSR1', onUsr1);
 
   return new Promise<EmulatorReport>((resolve) => {

@@ -18,7 +18,8 @@ const SOCKET_BUFFER_BYTES = 32 * 1024 * 1024;
 const TIMER_EARLY_MS = 1;
 
 export interface EmulatorHandle {
-  report(): EmulatorReport;
+  /** Current counters (the native engine asks its process, hence async). */
+  report(): Promise<EmulatorReport>;
   /** Stops relaying, closes the sockets, returns the final report. */
   stop(): Promise<EmulatorReport>;
 }
@@ -124,7 +125,7 @@ export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorH
     throw err;
   }
 
-  const report = (): EmulatorReport => ({
+  const snapshot = (): EmulatorReport => ({
     engine: 'ts',
     profile: config.profileName,
     link: config.link,
@@ -145,8 +146,8 @@ export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorH
       if (immediate !== undefined) clearImmediate(immediate);
       await Promise.all([...socketsA, ...socketsB].map((s) => new Promise<void>((r) => s.close(() => r()))));
     }
-    return report();
+    return snapshot();
   };
 
-  return { report, stop };
+  return { report: async () => snapshot(), stop };
 }
