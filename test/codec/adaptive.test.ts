@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL } from '../../src/codec/adaptive.ts';
+import type { Rung } from '../../src/codec/adaptive.ts';
+import { BlockDecoder } from '../../src/codec/decoder.ts';
+import { BlockEncoder } from '../../src/codec/encoder.ts';
+import { textLike } from './fixtures.ts';
+
+const KiB = 1024;
+// A machine where LZ4 is fast and zstd slow, so the three regimes are distinct.
+const LADDER: Rung[] = [
+  { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
+  { setting: { codec: 'lz4', level: 0 }, speedBytesPerSec: 1000e6, wireRatio: 0.5 },
+  { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 200e6, wireRatio: 0.35 },
+];
+
+function settingName(policy: AdaptivePolicy): string {
+  const s = policy.settingOf(policy.currentRung);
+  return s === null ? 'none' : s.codec === 'zstd' ? `zstd:${s.level}` : s.codec;
+}
+
+describe('AdaptivePolicy', () => {
+  it('models throughput as min(CPU share x speed, link / wire ratio)', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5 });
+    assert.equal(policy.throughput(0), 125e6);
+    assert.equal(policy.throughput(1), Math.min(500e6, 125e6 / 0.5));
+    assert.equal(policy.throughput(2), Math.min(100e6, 125e6 / 0.35));
+  });
+
+  it('zstd on a slow link, lz4 when zstd cannot keep up, none when nothing can', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
+    assert.equal(settingName(policy), 'zstd:1'); // link-bound everywhere: best ratio wins
+    policy.setLinkRateBps(1e9);
+    assert.equal(settingName(policy), 'lz4'); // zstd would be CPU-bound at 100 MB/s < lz4's 250
+    policy.setLinkRateBps(10e9);
+    assert.equal(settingName(policy), 'none'); // 1.25 GB/s link beats every codec's CPU
+    policy.setLinkRateBps(100e6);
+    assert.equal(settingName(policy), 'zstd:1');
+  });
+
+  it('with the default (measured) priors: zstd at 100 Mbit/s, none at 10 Gbit/s', () => {
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6 });
+    assert.equal(policy.settingOf(policy.currentRung)?.codec, 'zstd');
+    policy.setLinkRateBps(1e9);
+    assert.notEqual(policy.currentRung, 0, 'at 1 Gbit/s compression still pays on this machine');
+    policy.setLinkRateBps(10e9);
+    assert.equal(policy.currentRung, 0);
+    assert.equal(DEFAULT_LADDER[0]!.setting, null);
+  });
+
+  it('ignores nonsense link rates', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
+    for (const bad of [0, -5, NaN, Infinity]) policy.setLinkRateBps(bad);
+    assert.equal(policy.linkRateBps, 100e6);
+  });
+
+  it('learns from paired probes how a neighbour compares on the same data', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9 });
+    assert.equal(settingName(policy), 'lz4');
+    const before = policy.estimate(2).speedBytesPerSec; // prior: 5x slower than lz4
+    const lz4Ms = (64 * KiB) / 1000e6 * 1000; // lz4 exactly at its prior speed
+    // The same blocks: zstd takes 10x as long as lz4 and sends 20 KiB where lz4 sends 32 KiB.
+    for (let i = 0; i < 10; i++) policy.recordPair(1, 2, 64 * KiB, 32 * KiB, lz4Ms, 20 * KiB, 10 * lz4Ms);
+    const after = policy.estimate(2);
+    assert.ok(after.speedBytesPerSec < before * 0.6, `zstd estimate ${before} -> ${after.speedBytesPerSec}`);
+    assert.ok(after.speedBytesPerSec > before * 0.45);
+    assert.ok(Math.abs(after.wireRatio / policy.estimate(1).wireRatio - 20 / 32) < 0.05, 'wire relation = 20/32');
+    assert.equal(settingName(policy), 'lz4');
+  });
+
+  it('clamps a single outlier sample (e.g. first-call warm-up)', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
+    const before = policy.estimate(2).speedBytesPerSec;
+    policy.record(2, 64 * KiB, 20 * KiB, 1000); // 1 s for 64 KiB
+    const after = policy.estimate(2).speedBytesPerSec;
+    assert.ok(after > before / 2, `one sample may not collapse the estimate (${before} -> ${after})`);
+  });
+});
+
+describe('BlockEncoder in auto mode', () => {
+  const text = textLike(64 * KiB, 1);
+
+  it('stops compressing when the measured codec speed cannot keep up with the link', () => {
+    let t = 0;
+    // Each clock read advances 2 ms: every compression call measures 64 KiB / 2 ms = 33 MB/s.
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 1e9, maxBlockSize: 64 * KiB, now: () => (t += 2) });
+    for (let i = 0; i < 200; i++) encoder.encode(text);
+    const s = encoder.stats.snapshot().encode;
+    assert.equal(s.setting, 'none');
+    assert.ok(s.blocksRawByChoice > 100, `raw by choice ${s.blocksRawByChoice}`);
+
+    // The same slow CPU on a 10 Mbit/s link: compressing is worth it again.
+    encoder.setLinkRateBps(10e6);
+    const compressedBefore = s.blocksLz4 + s.blocksZstd;
+    for (let i = 0; i < 10; i++) encoder.encode(text);
+    const after = encoder.stats.snapshot().encode;
+    assert.notEqual(after.setting, 'none');
+    assert.equal(after.blocksLz4 + after.blocksZstd - compressedBefore, 10);
+  });
+
+  it(`probes a neighbouring rung once every ${EXPLORE_INTERVAL} blocks`, () => {
+    let t = 0;
+    // Each clock read advances 1 ms, so codec CPU ms = number of compression calls.
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, maxBlockSize: 64 * KiB, now: () => t++ });
+    const blocks = 4 * EXPLORE_INTERVAL;
+    const decoder = new BlockDecoder();
+    for (let i = 0; i < blocks; i++) assert.ok(decoder.push(encoder.encode(text)).ok);
+    const s = encoder.stats.snapshot().encode;
+    assert.equal(s.blocksLz4 + s.blocksZstd, blocks);
+    assert.equal(s.cpuMs, blocks + blocks / EXPLORE_INTERVAL);
+    assert.equal(decoder.stats.decode.bytesOut, blocks * 64 * KiB);
+  });
+});
