@@ -7,6 +7,11 @@ import { parseBytes, parsePayload } from '../workloads/run.ts';
 import type { PayloadKind } from '../workloads/payload.ts';
 import { buildMatrix, capSeconds, DEFAULT_BYTES, DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION, isMethod, isWorkload, METHODS, type Method, type MigrationSettings, type Workload } from './matrix.ts';
 import { ensureLab, runCell, type BenchResult } from './runner.ts';
+import { DEFAULT_LAB, type LabId } from '../netns.ts';
+
+function labId(prefix: string): LabId {
+  return prefix === DEFAULT_LAB.prefix ? DEFAULT_LAB : { prefix, stateDir: `${DEFAULT_LAB.stateDir}-${prefix}` };
+}
 import { ProgressBar } from './progress.ts';
 import { writeResults } from './report.ts';
 
@@ -46,6 +51,7 @@ interface BenchFlags {
   save: boolean;
   seed: number;
   longhaulFlag: string[];
+  lab: string;
 }
 
 function summary(r: BenchResult): string {
@@ -62,7 +68,8 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
   const wholeMatrix = flags.profile === undefined || flags.method === undefined;
   const bar = new ProgressBar();
   const results: BenchResult[] = [];
-  const labDone = await ensureLab();
+  const lab = labId(flags.lab);
+  const labDone = await ensureLab(lab);
   const stop = () => void labDone().then(() => process.exit(130));
   process.once('SIGINT', stop);
   try {
@@ -70,7 +77,7 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
       const cap = capSeconds(cell, flags.cap, migration);
       const label = `[${i + 1}/${cells.length}] ${cell.profile.name} ${cell.method}`;
       const r = await runCell(cell, {
-        maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag,
+        lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag,
         onProgress: (c, bytes, seconds) => bar.update(label, c, bytes, seconds, cap),
       });
       results.push(r);
@@ -108,6 +115,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--downtime <ms>', 'migration: downtime budget', positive, DEFAULT_MIGRATION.downtimeBudgetMs)
     .option('--seed <n>', 'payload seed', positive, 1)
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
     .option('--json', 'print one JSON object per run on stdout', false)
     .option('--save', 'also write results files for a single cell', false)
     .option('--out <base>', 'results file base name (default bench/results/lab-<date>-<workload>)')

@@ -67,15 +67,19 @@ async function withSysctls(lab: LabId, sites: Site[], settings: Record<string, s
 }
 
 /** Polls `ss` in the namespace until something listens on the port (TCP or UDP). */
-async function waitListening(site: Site, lab: LabId, port: number, proto: 'tcp' | 'udp', child: ChildProcess, what: string): Promise<void> {
+async function waitListening(site: Site, lab: LabId, port: number, proto: 'tcp' | 'udp', child: ChildProcess, what: string, logFile: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited (code ${child.exitCode ?? child.signalCode})`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // Give the dying process a moment to flush its last words to the log.
+      await sleep(100);
+      throw new Error(`${what} exited (code ${child.exitCode ?? child.signalCode}): ${tail(logFile, 3)}`);
+    }
     const r = await labRun(site, ['ss', '-Hln', proto === 'tcp' ? '-t' : '-u', `sport = :${port}`], { lab, timeoutMs: 5000 });
     if (r.code === 0 && r.stdout.trim() !== '') return;
     await sleep(50);
   }
-  throw new Error(`${what} did not listen on ${proto} port ${port} within ${READY_TIMEOUT_MS} ms`);
+  throw new Error(`${what} did not listen on ${proto} port ${port} within ${READY_TIMEOUT_MS} ms: ${tail(logFile, 3)}`);
 }
 
 function spawnLogged(site: Site, lab: LabId, argv: string[], logFile: string): ChildProcess {
@@ -137,8 +141,8 @@ async function kcptun(ctx: MethodContext): Promise<MethodPath> {
     await Promise.all([stopProcess(client), stopProcess(server)]);
   };
   try {
-    await waitListening('b', ctx.lab, KCPTUN_PORT, 'udp', server, `kcptun-server (${tail(serverLog)})`);
-    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', client, `kcptun-client (${tail(clientLog)})`);
+    await waitListening('b', ctx.lab, KCPTUN_PORT, 'udp', server, 'kcptun-server', serverLog);
+    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', client, 'kcptun-client', clientLog);
   } catch (e) {
     await tearDown();
     throw e;
@@ -175,8 +179,8 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
     await Promise.all([stopProcess(gatewayA), stopProcess(gatewayB)]);
   };
   try {
-    await waitListening('b', ctx.lab, LONGHAUL_PORT, 'udp', gatewayB, `gateway B (${tail(logB)})`);
-    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', gatewayA, `gateway A (${tail(logA)})`);
+    await waitListening('b', ctx.lab, LONGHAUL_PORT, 'udp', gatewayB, 'gateway B', logB);
+    await waitListening('a', ctx.lab, LOCAL_TUNNEL_PORT, 'tcp', gatewayA, 'gateway A', logA);
   } catch (e) {
     await tearDown();
     throw e;

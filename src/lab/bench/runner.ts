@@ -143,7 +143,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   const cap = capSeconds(cell, opts.maxCapSeconds, opts.migration);
   const unavailable = methodUnavailable(cell.method);
   if (unavailable !== null) return { ...emptyResult(cell, cap, ''), skipped: unavailable };
-  const workDir = opts.workDir ?? join(tmpdir(), 'longhaul-bench');
+  const workDir = opts.workDir ?? join(tmpdir(), `longhaul-bench-${lab.prefix}`);
   mkdirSync(workDir, { recursive: true });
   let sink: Sink | undefined;
   let path: MethodPath | undefined;

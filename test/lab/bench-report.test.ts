@@ -1,0 +1,80 @@
+// The benchmark's pure parts: caps, speed-ups, the Markdown table and the SVG chart.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { findProfile } from '../../src/lab/profiles.ts';
+import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type Method } from '../../src/lab/bench/matrix.ts';
+import { formatSeconds, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
+import { renderChart } from '../../src/lab/bench/chart.ts';
+import type { BenchResult } from '../../src/lab/bench/runner.ts';
+
+function result(profile: string, method: Method, seconds: number, extra: Partial<BenchResult> = {}): BenchResult {
+  return {
+    profile, method, workload: 'migration', payload: 'vm', bytes: 128 * 2 ** 20, planned_bytes: 128 * 2 ** 20, seconds,
+    goodput_mbps: (128 * 8 * 1.048576) / seconds, wire_bytes: 100 * 2 ** 20, wire_bytes_reverse: 2 ** 20, wire_lost: 3, wire_queue_drops: 0,
+    capped: false, cap_seconds: 120, verified: true, rounds: 2, downtime_ms: 120, notes: '', date: '2026-01-01T00:00:00Z', ...extra,
+  };
+}
+
+test('the default matrix is the five report profiles times the five methods', () => {
+  const cells = buildMatrix({ workload: 'migration', payload: 'vm', bytes: 2 ** 27 });
+  assert.equal(cells.length, 25);
+  assert.deepEqual([...new Set(cells.map((c) => c.method))], [...METHODS]);
+  assert.deepEqual([...new Set(cells.map((c) => c.profile.name))], ['baseline', 'sonet', 'llmetro', 'metro', 'mpls']);
+});
+
+test('caps grow with the ideal time, within [MIN_CAP_SECONDS, max]', () => {
+  const mpls = findProfile('mpls')!;
+  const baseline = findProfile('baseline')!;
+  const cell = (profile = mpls, bytes = 2 ** 30) => ({ profile, method: 'tcp-cubic' as const, workload: 'migration' as const, payload: 'vm' as const, bytes });
+  // 1 GiB over 100 Mbit/s is ~86 s before re-sent pages.
+  assert.ok(idealSeconds(cell()) > 86 && idealSeconds(cell()) < 100, `ideal ${idealSeconds(cell())}`);
+  assert.equal(capSeconds(cell(), 600), 600);
+  assert.equal(capSeconds(cell(baseline, 2 ** 20), 600), MIN_CAP_SECONDS);
+  const mid = capSeconds(cell(mpls, 2 ** 26), 600);
+  assert.ok(mid > MIN_CAP_SECONDS && mid < 600, `cap ${mid}`);
+});
+
+test('speed-ups: plain, lower bound when the slow run was capped, none for failures', () => {
+  assert.equal(speedUp(result('mpls', 'tcp-cubic', 100), result('mpls', 'longhaul', 10)), '10.0x');
+  assert.equal(speedUp(result('mpls', 'tcp-cubic', 120, { capped: true, verified: false }), result('mpls', 'longhaul', 10)), '>=12.0x');
+  assert.equal(speedUp(result('mpls', 'tcp-cubic', 100), result('mpls', 'longhaul', 0, { verified: false, error: 'boom' })), '');
+  assert.equal(formatSeconds(result('mpls', 'tcp-cubic', 120, { capped: true, verified: false })), '>120 (capped)');
+  assert.equal(formatSeconds(result('mpls', 'kcptun', 0, { skipped: 'not installed' })), 'skipped');
+});
+
+test('the Markdown table has a row per profile, every run, and the machine', () => {
+  const results = [
+    result('baseline', 'tcp-cubic', 2), result('baseline', 'longhaul', 2.5),
+    result('mpls', 'tcp-cubic', 120, { capped: true, verified: false }), result('mpls', 'longhaul', 12),
+    result('mpls', 'kcptun', 0, { skipped: 'kcptun is not installed' }),
+  ];
+  const md = renderMarkdown(results, {
+    workload: 'migration', payload: 'vm', bytes: 2 ** 27, migration: { dirtyPagesPerSec: 256, downtimeBudgetMs: 300, maxRounds: 30 },
+    machine: { date: '2026-01-01T00:00:00Z', nproc: 2, cpu: 'Test CPU', kernel: '6.0', node: 'v24' },
+  });
+  assert.match(md, /2 cores \(Test CPU\)/);
+  assert.match(md, /\| mpls \| >120 \(capped\) \| skipped \| 12\.0 \| >=10\.0x \|/);
+  assert.ok(md.includes('| baseline | 2.00 |  | 2.50 | 0.80x |'), 'a run missing from a row leaves its cell empty');
+  assert.match(md, /mpls 4\.80x/, 'longhaul relative to its baseline time');
+  assert.equal((md.match(/^\| (baseline|mpls) \| (tcp-cubic|longhaul|kcptun) \|/gm) ?? []).length, 5, 'one detail row per run');
+  assert.match(md, /395\.2 s \/ 22\.9 s/, 'the report\'s figures next to ours');
+});
+
+test('the chart draws one bar per usable run, hatches capped ones, and is valid-looking SVG', () => {
+  const results = [
+    result('baseline', 'tcp-cubic', 2), result('baseline', 'longhaul', 2.5),
+    result('mpls', 'tcp-cubic', 120, { capped: true, verified: false }), result('mpls', 'longhaul', 12),
+    result('mpls', 'kcptun', 0, { verified: false, error: 'failed' }),
+  ];
+  const svg = renderChart(results, { title: 'a <test> & more' });
+  assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, /<\/svg>\n$/);
+  assert.equal((svg.match(/<rect [^>]*><title>/g) ?? []).length, 4);
+  assert.equal((svg.match(/fill="url\(#capped\)"/g) ?? []).length, 1);
+  assert.match(svg, />fail</);
+  assert.match(svg, /a &lt;test&gt; &amp; more/);
+  // Log scale: 120 s is drawn higher than 12 s, which is higher than 2 s.
+  const yOf = (label: string) => Number(new RegExp(`y="([\\d.]+)"[^>]*>${label.replace('.', '\\.')}<`).exec(svg)?.[1]);
+  assert.ok(yOf('>120') < yOf('12.0') && yOf('12.0') < yOf('2.00'));
+});
