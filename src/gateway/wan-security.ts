@@ -18,6 +18,15 @@ import type { Logger } from './logger.ts';
 /** Transport header: version(1) flags(1) connection id(8) ... (src/transport/packet.ts). */
 const CID_OFFSET = 2;
 const MIN_TRANSPORT_PACKET = 16;
+// A client's first packets start with HANDSHAKE(kind INIT) right after the header
+// (src/transport/frame.ts); only those may create an association, so stray or stale
+// datagrams (e.g. from before a restart) never do.
+const FRAME_HANDSHAKE = 0x0a;
+const HANDSHAKE_INIT = 1;
+
+function isHandshakeInit(plain: Uint8Array): boolean {
+  return plain.length > MIN_TRANSPORT_PACKET + 1 && plain[MIN_TRANSPORT_PACKET] === FRAME_HANDSHAKE && plain[MIN_TRANSPORT_PACKET + 1] === HANDSHAKE_INIT;
+}
 
 export interface RoutedEntry {
   assoc: { peerName: string; isClosed: boolean };
@@ -128,7 +137,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       return;
     }
     if (!entry || entry.assoc.isClosed) {
-      if (this.initiatorPeers.has(peerName)) {
+      if (this.initiatorPeers.has(peerName) || !isHandshakeInit(plain)) {
         this.unroutable++;
         return;
       }

@@ -1,0 +1,207 @@
+// Gateway throughput benchmark: one bulk TCP connection through a gateway pair on loopback,
+// no link emulation, compression none; with packet protection and (debug switch) without.
+// Reports Mbit/s and CPU seconds per GiB on each gateway (from /proc/PID/stat).
+// Run: flock /tmp/longhaul-bench.lock npm run bench:gateway [-- --bytes 2GiB --runs 1 --profile]
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { generateStaticKeyPair, writeKeyFiles } from '../crypto/keys.ts';
+import { parseSize } from '../gateway/config.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = join(ROOT, 'bin/longhaul.js');
+const TARGET_MBPS = 800;
+const CLK_TCK = 100; // Linux USER_HZ
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+const BYTES = parseSize(arg('bytes', '1GiB'))!;
+const RUNS = Number(arg('runs', '1'));
+const PROFILE = process.argv.includes('--profile');
+// A run that cannot finish in this time is reported as what it moved so far.
+const RUN_TIMEOUT_MS = Number(arg('timeout-ms', '90000'));
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); after the comm field they are at 11 and 12.
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+interface Gw {
+  proc: ChildProcess;
+  wanPort: number;
+  tunnelPort: number;
+}
+
+function startGateway(args: string[], profileDir: string | null): Promise<Gw> {
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'gateway', '--log-json', '--log-level', 'info', '--control', 'off', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  return new Promise((resolvePromise, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
+    rl.on('line', (line) => {
+      let j: { msg?: string; wan?: string; tunnels?: string[] };
+      try { j = JSON.parse(line); } catch { return; }
+      if (j.msg === 'gateway started') {
+        clearTimeout(timer);
+        const wanPort = Number(j.wan!.split(':').pop());
+        const t = j.tunnels?.[0];
+        const tunnelPort = t ? Number(t.split(' ')[0]!.split(':').pop()) : 0;
+        resolvePromise({ proc, wanPort, tunnelPort });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
+  });
+}
+
+function stopGateway(g: Gw): Promise<void> {
+  return new Promise((r) => {
+    if (g.proc.exitCode !== null) return r();
+    g.proc.once('exit', () => r());
+    g.proc.kill('SIGTERM');
+    setTimeout(() => { if (g.proc.exitCode === null) g.proc.kill('SIGKILL'); }, 5000);
+  });
+}
+
+interface RunResult {
+  mode: 'encrypted' | 'plaintext';
+  bytes: number;
+  seconds: number;
+  mbps: number;
+  cpuA: number;
+  cpuB: number;
+  cpuPerGiBA: number;
+  cpuPerGiBB: number;
+  completed: boolean;
+}
+
+async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profileDir: string | null): Promise<RunResult> {
+  // Sink: counts bytes and reports when all arrived.
+  let received = 0;
+  let doneAt = 0;
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => { resolveDone = r; });
+  const sink = createServer((s) => {
+    s.on('data', (d: Buffer) => {
+      received += d.length;
+      if (received >= BYTES && doneAt === 0) {
+        doneAt = performance.now();
+        resolveDone();
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const sinkPort = (sink.address() as { port: number }).port;
+  const sec = mode === 'encrypted';
+  const b = await startGateway([
+    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none',
+    ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
+  ], profileDir);
+  const a = await startGateway([
+    '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
+    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none',
+    ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
+  ], profileDir);
+  const cpuA0 = cpuSeconds(a.proc.pid!);
+  const cpuB0 = cpuSeconds(b.proc.pid!);
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  const started = performance.now();
+  const client = connect({ port: a.tunnelPort, host: '127.0.0.1' });
+  client.on('error', () => {});
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < BYTES) {
+      const n = Math.min(chunk.length, BYTES - sent);
+      sent += n;
+      if (!client.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+        client.once('drain', pump);
+        return;
+      }
+    }
+    client.end();
+  };
+  client.on('connect', pump);
+  const timeout = new Promise<void>((r) => setTimeout(r, RUN_TIMEOUT_MS).unref());
+  await Promise.race([done, timeout]);
+  const end = doneAt || performance.now();
+  const cpuA = cpuSeconds(a.proc.pid!) - cpuA0;
+  const cpuB = cpuSeconds(b.proc.pid!) - cpuB0;
+  client.destroy();
+  await Promise.all([stopGateway(a), stopGateway(b)]);
+  sink.close();
+  const seconds = (end - started) / 1000;
+  const gib = received / 2 ** 30;
+  return {
+    mode, bytes: received, seconds,
+    mbps: (received * 8) / seconds / 1e6,
+    cpuA, cpuB,
+    cpuPerGiBA: gib > 0 ? cpuA / gib : 0,
+    cpuPerGiBB: gib > 0 ? cpuB / gib : 0,
+    completed: doneAt !== 0,
+  };
+}
+
+async function main(): Promise<void> {
+  const keysDir = mkdtempSync(join(tmpdir(), 'lh-gwbench-'));
+  for (const n of ['a', 'b']) {
+    const w = writeKeyFiles(keysDir, n, generateStaticKeyPair());
+    if (!w.ok) throw new Error(w.error);
+  }
+  const date = new Date().toISOString();
+  const profileDir = PROFILE ? join(ROOT, 'bench/results', `gateway-profile-${date.slice(0, 10)}`) : null;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const results: RunResult[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    for (const mode of ['encrypted', 'plaintext'] as const) {
+      const r = await runOnce(mode, keysDir, profileDir);
+      results.push(r);
+      process.stdout.write(`${mode}: ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`);
+    }
+  }
+  const best = (mode: string): RunResult | undefined => results.filter((r) => r.mode === mode).sort((x, y) => y.mbps - x.mbps)[0];
+  const enc = best('encrypted');
+  const plain = best('plaintext');
+  const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
+  const summary = {
+    benchmark: 'gateway', date, machine,
+    setup: 'one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation; source and sink in the bench process',
+    bytesPerRun: BYTES, targetMbps: TARGET_MBPS, results,
+    best: { encryptedMbps: enc?.mbps ?? 0, plaintextMbps: plain?.mbps ?? 0, encryptionCost: enc && plain ? 1 - enc.mbps / plain.mbps : null },
+    meetsTarget: (enc?.mbps ?? 0) >= TARGET_MBPS,
+    profileDir,
+  };
+  const outDir = join(ROOT, 'bench/results');
+  mkdirSync(outDir, { recursive: true });
+  const stem = join(outDir, `gateway-${date.slice(0, 10)}`);
+  writeFileSync(`${stem}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+  const md = [
+    `# Gateway throughput (${date})`,
+    '',
+    `Machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}. ${summary.setup}. ${(BYTES / 2 ** 20).toFixed(0)} MiB per run.`,
+    '',
+    '| mode | Mbit/s | seconds | CPU s/GiB gateway A | CPU s/GiB gateway B | completed |',
+    '|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.mode} | ${r.mbps.toFixed(0)} | ${r.seconds.toFixed(1)} | ${r.cpuPerGiBA.toFixed(2)} | ${r.cpuPerGiBB.toFixed(2)} | ${r.completed ? 'yes' : 'no'} |`),
+    '',
+    `Target ${TARGET_MBPS} Mbit/s (encrypted): ${summary.meetsTarget ? 'met' : 'NOT met'}.` +
+      (summary.best.encryptionCost !== null ? ` Encryption cost: ${(summary.best.encryptionCost * 100).toFixed(1)}% of throughput.` : ''),
+    '',
+  ].join('\n');
+  writeFileSync(`${stem}.md`, md);
+  process.stdout.write(`results: ${stem}.json, ${stem}.md\n`);
+}
+
+await main();

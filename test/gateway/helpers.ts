@@ -1,0 +1,258 @@
+// Test harness: a gateway pair on loopback (in-process), key files, log capture, and a
+// target server speaking a small verification protocol.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { generateStaticKeyPair, writeKeyFiles } from '../../src/crypto/keys.ts';
+import { validateConfig } from '../../src/gateway/config.ts';
+import type { GatewayConfig } from '../../src/gateway/config.ts';
+import { createLogger } from '../../src/gateway/logger.ts';
+import { runGateway } from '../../src/gateway/run.ts';
+import type { RunningGateway } from '../../src/gateway/run.ts';
+import type { ConnectionConfig } from '../../src/transport/types.ts';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export class LogCapture {
+  readonly lines: LogLine[] = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer, _enc, cb) => {
+      for (const l of chunk.toString().split('\n')) if (l) this.lines.push(JSON.parse(l) as LogLine);
+      cb();
+    },
+  });
+  find(msg: string | RegExp, pred: (l: LogLine) => boolean = () => true): LogLine | undefined {
+    return this.lines.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)) && pred(l));
+  }
+  async waitFor(msg: string | RegExp, pred: (l: LogLine) => boolean = () => true, timeoutMs = 10_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const l = this.find(msg, pred);
+      if (l) return l;
+      if (Date.now() > deadline) throw new Error(`no log line "${msg}" within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface KeySet {
+  dir: string;
+  aKey: string;
+  aPub: string;
+  bKey: string;
+  bPub: string;
+}
+
+export function makeKeys(): KeySet {
+  const dir = mkdtempSync(join(tmpdir(), 'lh-gw-keys-'));
+  for (const n of ['a', 'b']) {
+    const w = writeKeyFiles(dir, n, generateStaticKeyPair());
+    if (!w.ok) throw new Error(w.error);
+  }
+  return { dir, aKey: join(dir, 'a.key'), aPub: join(dir, 'a.pub'), bKey: join(dir, 'b.key'), bPub: join(dir, 'b.pub') };
+}
+
+function config(raw: Record<string, unknown>, insecure: boolean): GatewayConfig {
+  const r = validateConfig(raw, { insecurePlaintext: insecure });
+  if (!r.ok) throw new Error(r.errors.join('\n'));
+  return r.config;
+}
+
+export interface PairOptions {
+  target: string;
+  allow: string[];
+  insecure?: boolean;
+  keys?: KeySet;
+  compression?: 'auto' | 'lz4' | 'zstd' | 'none';
+  limits?: Record<string, unknown>;
+  transport?: Partial<ConnectionConfig>;
+}
+
+export interface Pair {
+  a: RunningGateway;
+  b: RunningGateway;
+  logA: LogCapture;
+  logB: LogCapture;
+  /** The tunnel's listening port at A. */
+  port: number;
+  keys: KeySet | null;
+  stop(): Promise<void>;
+}
+
+export async function startB(o: PairOptions, keys: KeySet | null, log: LogCapture, wanPort = 0): Promise<RunningGateway> {
+  const insecure = o.insecure ?? false;
+  return runGateway(config({
+    name: 'b', wan: `127.0.0.1:${wanPort}`, control: false, logLevel: 'debug', allow: o.allow,
+    compression: o.compression ?? 'auto',
+    ...(keys ? { key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }] } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
+  }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
+}
+
+export async function startA(o: PairOptions, keys: KeySet | null, bPort: number, log: LogCapture, listenPort = 0): Promise<RunningGateway> {
+  const insecure = o.insecure ?? false;
+  return runGateway(config({
+    name: 'a', wan: '127.0.0.1:0', control: false, logLevel: 'debug',
+    compression: o.compression ?? 'auto',
+    peers: [{ name: 'b', address: `127.0.0.1:${bPort}`, ...(keys ? { publicKey: keys.bPub } : {}) }],
+    tunnels: [{ listen: `127.0.0.1:${listenPort}`, peer: 'b', target: o.target }],
+    ...(keys ? { key: keys.aKey } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
+  }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
+}
+
+export async function startPair(o: PairOptions): Promise<Pair> {
+  const keys = o.insecure ? null : (o.keys ?? makeKeys());
+  const logA = new LogCapture();
+  const logB = new LogCapture();
+  const b = await startB(o, keys, logB);
+  const a = await startA(o, keys, b.gateway.wanAddress.port, logA);
+  return {
+    a, b, logA, logB, keys,
+    port: a.gateway.tunnels[0]!.address.port,
+    async stop() {
+      await a.stop(0);
+      await b.stop(0);
+    },
+  };
+}
+
+// ---- verification protocol --------------------------------------------------------------
+//
+// Client -> target: u32 uploadSize, u32 downloadSize, then uploadSize random bytes, then FIN.
+// Target -> client: downloadSize random bytes, then (after the client's FIN) sha256(download)
+// and sha256(upload as received), then FIN. Both directions flow at once; half-close is used.
+
+export interface TargetServer {
+  server: Server;
+  port: number;
+  sockets: Set<Socket>;
+  close(): Promise<void>;
+}
+
+export async function startVerifyTarget(): Promise<TargetServer> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    let header: Buffer | null = null;
+    let pre = Buffer.alloc(0);
+    const up = createHash('sha256');
+    const down = createHash('sha256');
+    let downloadDone = false;
+    let uploadDone = false;
+    const maybeFinish = (): void => {
+      if (downloadDone && uploadDone && !s.destroyed) s.end(Buffer.concat([down.digest(), up.digest()]));
+    };
+    const sendDownload = (size: number): void => {
+      let left = size;
+      const pump = (): void => {
+        while (left > 0) {
+          const chunk = randomBytes(Math.min(left, 64 * 1024));
+          left -= chunk.length;
+          down.update(chunk);
+          if (!s.write(chunk)) {
+            s.once('drain', pump);
+            return;
+          }
+        }
+        downloadDone = true;
+        maybeFinish();
+      };
+      pump();
+    };
+    s.on('data', (d: Buffer) => {
+      if (!header) {
+        pre = Buffer.concat([pre, d]);
+        if (pre.length < 8) return;
+        header = pre.subarray(0, 8);
+        const rest = pre.subarray(8);
+        if (rest.length) up.update(rest);
+        sendDownload(header.readUInt32BE(4));
+        return;
+      }
+      up.update(d);
+    });
+    s.on('end', () => {
+      uploadDone = true;
+      maybeFinish();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    server, port, sockets,
+    close: () => new Promise((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+export interface TransferResult {
+  uploadOk: boolean;
+  downloadOk: boolean;
+  received: number;
+}
+
+/** One verified exchange through the tunnel at `port`. Rejects on socket errors. */
+export function verifiedExchange(port: number, uploadSize: number, downloadSize: number): Promise<TransferResult> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const upHash = createHash('sha256');
+    const chunks: Buffer[] = [];
+    let received = 0;
+    s.on('error', reject);
+    s.on('connect', () => {
+      const header = Buffer.alloc(8);
+      header.writeUInt32BE(uploadSize, 0);
+      header.writeUInt32BE(downloadSize, 4);
+      s.write(header);
+      let left = uploadSize;
+      const pump = (): void => {
+        while (left > 0) {
+          const chunk = randomBytes(Math.min(left, 64 * 1024));
+          left -= chunk.length;
+          upHash.update(chunk);
+          if (!s.write(chunk)) {
+            s.once('drain', pump);
+            return;
+          }
+        }
+        s.end();
+      };
+      pump();
+    });
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      received += d.length;
+    });
+    s.on('end', () => {
+      const all = Buffer.concat(chunks);
+      if (all.length !== downloadSize + 64) {
+        reject(new Error(`received ${all.length} bytes, expected ${downloadSize + 64}`));
+        return;
+      }
+      const body = all.subarray(0, downloadSize);
+      const downHash = all.subarray(downloadSize, downloadSize + 32);
+      const upSeen = all.subarray(downloadSize + 32);
+      const downloadOk = createHash('sha256').update(body).digest().equals(downHash);
+      const uploadOk = upHash.digest().equals(upSeen);
+      s.destroy();
+      resolve({ uploadOk, downloadOk, received });
+    });
+  });
+}
