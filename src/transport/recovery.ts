@@ -1,0 +1,274 @@
+// Loss detection and delivery-rate sampling (RFC 9002 §6 with RACK-style time threshold,
+// draft-cheng-iccrg-delivery-rate-estimation). Recovery only reports acks and losses to the
+// rate controller; it never decides the rate, so random loss is not treated as congestion here.
+
+import type { Millis } from './types.ts';
+import type { AckSample, LossSample, RateController } from './congestion/controller.ts';
+import { RttEstimator, TIMER_GRANULARITY_MS } from './rtt.ts';
+import { SentPackets, type SentPacket } from './sent-packets.ts';
+
+// RFC 9002 §6.1.1: three later packets acknowledged means a packet is lost, not reordered.
+export const PACKET_THRESHOLD = 3;
+// RFC 9002 §6.1.2: 9/8 of an RTT tolerates the jitter of ordinary paths.
+const TIME_THRESHOLD = 9 / 8;
+// Consecutive probe timeouts after which the path is treated as reset (RFC 9002 §7.6 spirit).
+export const PERSISTENT_PTO_COUNT = 3;
+// Exponential PTO backoff is capped so an outage is detected within a bounded time.
+const MAX_PTO_BACKOFF = 6;
+
+export interface RecoveryHandler {
+  onPacketAcked(p: SentPacket, now: Millis): void;
+  onPacketLost(p: SentPacket, now: Millis): void;
+}
+
+export class Recovery {
+  readonly rtt = new RttEstimator();
+  readonly sent = new SentPackets();
+  bytesInFlight = 0;
+  ackElicitingInFlight = 0;
+  largestAcked = -1;
+  ptoCount = 0;
+  lastAckElicitingSentAt: Millis = 0;
+  /** Peer's max ack delay, from its transport parameters. */
+  peerMaxAckDelay: Millis = 25;
+  /** Earliest time a packet below largestAcked becomes lost by the time threshold. */
+  private lossTime: Millis = Infinity;
+  /** Outstanding packet numbers below largestAcked, ascending (few: loss or reordering). */
+  private holes: number[] = [];
+  // Delivery-rate estimation state ("C." variables in the draft).
+  private delivered = 0;
+  private deliveredTime: Millis = 0;
+  private firstSentTime: Millis = 0;
+  private appLimitedUntil = 0;
+  // Stats.
+  packetsLost = 0;
+  bytesLost = 0;
+  spuriousPto = 0;
+
+  private readonly controller: RateController;
+  private readonly handler: RecoveryHandler;
+  // Reused per ACK so the receive path does not allocate.
+  private readonly ackSample: AckSample = {
+    now: 0, rttMs: 0, bytesAcked: 0, deliveryRateBps: 0, isAppLimited: false, bytesInFlight: 0,
+  };
+  private readonly lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
+  // Per-ACK scratch.
+  private rsPriorDelivered = -1;
+  private rsSendElapsed = 0;
+  private rsAckElapsed = 0;
+  private rsAppLimited = false;
+  private ackedBytes = 0;
+  private lostBytes = 0;
+  private lostNewestSentAt: Millis = 0;
+
+  constructor(controller: RateController, handler: RecoveryHandler) {
+    this.controller = controller;
+    this.handler = handler;
+  }
+
+  /** Records a packet just sent (fill `p` from sent.acquire() first). */
+  onPacketSent(p: SentPacket, now: Millis): void {
+    if (p.inFlight) {
+      if (this.bytesInFlight === 0) {
+        this.firstSentTime = now;
+        this.deliveredTime = now;
+      }
+      p.delivered = this.delivered;
+      p.deliveredTime = this.deliveredTime;
+      p.firstSentTime = this.firstSentTime;
+      p.appLimited = this.appLimitedUntil !== 0;
+      this.bytesInFlight += p.size;
+      if (p.ackEliciting) {
+        this.ackElicitingInFlight++;
+        this.lastAckElicitingSentAt = now;
+      }
+      this.controller.onPacketSent(now, p.size, this.bytesInFlight, p.appLimited);
+    }
+    this.sent.push(p);
+  }
+
+  /** The sender has nothing to send although the window allows: samples until now are app-limited. */
+  markAppLimited(): void {
+    this.appLimitedUntil = Math.max(this.delivered + this.bytesInFlight, 1);
+  }
+
+  /**
+   * Processes an ACK frame's ranges (inclusive [high, low] pairs, highest first).
+   * Packet numbers we never sent are ignored rather than trusted.
+   */
+  onAck(ranges: readonly number[], ackDelayMs: Millis, now: Millis): void {
+    const end = this.sent.endPn();
+    let largest = ranges[0]!;
+    if (largest >= end) largest = end - 1;
+    if (largest < 0) return;
+    this.ackedBytes = 0;
+    this.rsPriorDelivered = -1;
+    let largestSentAt = -1;
+    let anyAckEliciting = false;
+
+    // 1. Holes (outstanding packets below the previous largest acked) that this ACK covers.
+    if (this.holes.length > 0) {
+      const holes = this.holes;
+      let keep = 0;
+      let r = ranges.length - 2; // lowest range first
+      for (let h = 0; h < holes.length; h++) {
+        const pn = holes[h]!;
+        while (r >= 0 && ranges[r]! < pn) r -= 2;
+        if (r >= 0 && ranges[r + 1]! <= pn) {
+          const p = this.sent.take(pn);
+          if (p !== null) {
+            if (p.ackEliciting) anyAckEliciting = true;
+            this.ackPacket(p, now);
+          }
+        } else if (this.sent.get(pn) !== null) {
+          holes[keep++] = pn;
+        }
+      }
+      holes.length = keep;
+    }
+
+    // 2. Packets above the previous largest acked: acked if in a range, else they become holes.
+    if (largest > this.largestAcked) {
+      let cursor = Math.max(this.largestAcked + 1, this.sent.lowestPn());
+      for (let r = ranges.length - 2; r >= 0 && cursor <= largest; r -= 2) {
+        const high = Math.min(ranges[r]!, largest);
+        const low = ranges[r + 1]!;
+        if (high < cursor) continue;
+        for (; cursor < low; cursor++) {
+          if (this.sent.get(cursor) !== null) this.holes.push(cursor);
+        }
+        for (; cursor <= high; cursor++) {
+          const p = this.sent.take(cursor);
+          if (p === null) continue;
+          if (p.ackEliciting) anyAckEliciting = true;
+          if (cursor === largest) largestSentAt = p.timeSent;
+          this.ackPacket(p, now);
+        }
+      }
+      this.largestAcked = largest;
+    }
+
+    if (largestSentAt >= 0 && anyAckEliciting) {
+      this.rtt.update(now - largestSentAt, Math.min(ackDelayMs, this.peerMaxAckDelay));
+    }
+    if (this.ackedBytes === 0) return;
+
+    this.ptoCount = 0;
+    this.detectLosses(now);
+
+    if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil) this.appLimitedUntil = 0;
+    const s = this.ackSample;
+    s.now = now;
+    s.rttMs = this.rtt.latest;
+    s.bytesAcked = this.ackedBytes;
+    s.isAppLimited = this.rsAppLimited;
+    s.bytesInFlight = this.bytesInFlight;
+    s.deliveryRateBps = 0;
+    if (this.rsPriorDelivered >= 0) {
+      const interval = Math.max(this.rsSendElapsed, this.rsAckElapsed);
+      const deliveredDelta = this.delivered - this.rsPriorDelivered;
+      // An interval shorter than the min RTT is an ack compression artifact (draft §3.3).
+      if (interval > 0 && interval >= this.rtt.min) s.deliveryRateBps = (deliveredDelta * 8000) / interval;
+    }
+    this.controller.onAck(s);
+  }
+
+  private ackPacket(p: SentPacket, now: Millis): void {
+    if (p.inFlight) {
+      this.bytesInFlight -= p.size;
+      if (p.ackEliciting) this.ackElicitingInFlight--;
+      this.ackedBytes += p.size;
+      this.delivered += p.size;
+      this.deliveredTime = now;
+      if (p.delivered >= this.rsPriorDelivered) {
+        this.rsPriorDelivered = p.delivered;
+        this.rsAppLimited = p.appLimited;
+        this.rsSendElapsed = p.timeSent - p.firstSentTime;
+        this.rsAckElapsed = now - p.deliveredTime;
+        this.firstSentTime = p.timeSent;
+      }
+    }
+    this.handler.onPacketAcked(p, now);
+    this.sent.release(p);
+  }
+
+  /** Declares packets lost by packet or time threshold; reports them to the handler and controller. */
+  detectLosses(now: Millis): void {
+    this.lossTime = Infinity;
+    const holes = this.holes;
+    if (holes.length === 0) return;
+    const rtt = this.rtt;
+    const lossDelay = Math.max(TIME_THRESHOLD * Math.max(rtt.latest, rtt.smoothed), TIMER_GRANULARITY_MS);
+    this.lostBytes = 0;
+    let lostCount = 0;
+    let i = 0;
+    for (; i < holes.length; i++) {
+      const pn = holes[i]!;
+      const p = this.sent.get(pn);
+      if (p === null) continue;
+      // Same expression as the loss timer below, so the timer firing always declares the loss.
+      if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + PACKET_THRESHOLD) {
+        this.sent.take(pn);
+        this.losePacket(p, now);
+        lostCount++;
+      } else {
+        // Holes are in send order: every later one is younger, so none of them is lost yet.
+        this.lossTime = p.timeSent + lossDelay;
+        break;
+      }
+    }
+    if (i > 0) holes.splice(0, i);
+    if (lostCount > 0 && this.lostBytes > 0) {
+      const s = this.lossSample;
+      s.now = now;
+      s.bytesLost = this.lostBytes;
+      s.bytesInFlight = this.bytesInFlight;
+      s.lostPacketSentAt = this.lostNewestSentAt;
+      this.controller.onLoss(s);
+    }
+  }
+
+  private losePacket(p: SentPacket, now: Millis): void {
+    if (p.inFlight) {
+      this.bytesInFlight -= p.size;
+      if (p.ackEliciting) this.ackElicitingInFlight--;
+      // MTU probes are lost for their size, not for congestion (RFC 8899 §3).
+      if (!p.isMtuProbe) {
+        this.lostBytes += p.size;
+        this.lostNewestSentAt = p.timeSent;
+        this.packetsLost++;
+        this.bytesLost += p.size;
+      }
+    }
+    this.handler.onPacketLost(p, now);
+    this.sent.release(p);
+  }
+
+  /** Loss timer or probe timeout deadline; null when nothing is outstanding. */
+  deadline(handshakePending: boolean): Millis | null {
+    if (this.lossTime !== Infinity) return this.lossTime;
+    if (this.ackElicitingInFlight === 0 && !handshakePending) return null;
+    const backoff = 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    return this.lastAckElicitingSentAt + this.rtt.pto(this.peerMaxAckDelay) * backoff;
+  }
+
+  /** Fires the loss timer or the PTO. Returns true when probes should be sent (PTO). */
+  onTimeout(now: Millis): boolean {
+    if (this.lossTime !== Infinity) {
+      if (now >= this.lossTime) this.detectLosses(now);
+      return false;
+    }
+    this.ptoCount++;
+    if (this.ptoCount === PERSISTENT_PTO_COUNT) this.controller.onReset?.(now);
+    return true;
+  }
+
+  /** Forgets everything in flight (connection closing). */
+  discardAll(): void {
+    this.sent.clear();
+    this.holes.length = 0;
+    this.bytesInFlight = 0;
+    this.ackElicitingInFlight = 0;
+    this.lossTime = Infinity;
+  }
+}

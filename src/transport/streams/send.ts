@@ -1,0 +1,198 @@
+// Send half of a stream: a bounded ring of written-but-unacknowledged bytes, the ranges to
+// retransmit (data is retransmitted, never packets), and the peer's flow-control credit.
+
+import { RangeSet } from '../range-set.ts';
+
+const INITIAL_RING_BYTES = 16 * 1024;
+
+export class SendStream {
+  /** Bytes [ackedOffset, writeOffset) live at ring[offset % ring.length]. */
+  private ring: Uint8Array;
+  /** Every byte below is acknowledged and freed. */
+  ackedOffset = 0;
+  /** Bytes accepted from the application. */
+  writeOffset = 0;
+  /** Next never-sent byte; everything below was sent at least once. */
+  sentOffset = 0;
+  /** Peer's credit for this stream (absolute offset). */
+  maxData: number;
+  /** Final size once finish() was called, else -1. */
+  finOffset = -1;
+  finSent = false;
+  finAcked = false;
+  private finLost = false;
+  /** Reset locally or by the peer: nothing more is sent except RESET_STREAM. */
+  reset = false;
+  /** write() refused bytes: the application waits for 'stream-writable'. */
+  writeBlocked = false;
+  private readonly acked = new RangeSet();
+  private readonly lost = new RangeSet();
+  private readonly bufferLimit: number;
+
+  // Result of nextChunk().
+  chunkOffset = 0;
+  chunkLength = 0;
+  chunkFin = false;
+  chunkIsNew = false;
+
+  constructor(maxData: number, bufferLimit: number) {
+    this.maxData = maxData;
+    this.bufferLimit = bufferLimit;
+    this.ring = new Uint8Array(0);
+  }
+
+  bufferedBytes(): number {
+    return this.writeOffset - this.ackedOffset;
+  }
+
+  /** Copies up to the buffer limit; returns bytes accepted. */
+  write(data: Uint8Array): number {
+    if (this.finOffset >= 0 || this.reset) return 0;
+    const room = this.bufferLimit - (this.writeOffset - this.ackedOffset);
+    const n = Math.min(room, data.length);
+    if (n < data.length) this.writeBlocked = true;
+    if (n <= 0) return 0;
+    const needed = this.writeOffset + n - this.ackedOffset;
+    if (needed > this.ring.length) this.grow(needed);
+    const ring = this.ring;
+    const cap = ring.length;
+    const pos = this.writeOffset % cap;
+    const first = Math.min(n, cap - pos);
+    ring.set(first === data.length ? data : data.subarray(0, first), pos);
+    if (first < n) ring.set(data.subarray(first, n), 0);
+    this.writeOffset += n;
+    return n;
+  }
+
+  private grow(needed: number): void {
+    let cap = Math.max(this.ring.length * 2, INITIAL_RING_BYTES);
+    while (cap < needed) cap *= 2;
+    cap = Math.min(cap, Math.max(this.bufferLimit, needed));
+    const next = new Uint8Array(cap);
+    const old = this.ring;
+    if (old.length > 0) {
+      for (let off = this.ackedOffset; off < this.writeOffset;) {
+        const src = off % old.length;
+        const run = Math.min(this.writeOffset - off, old.length - src);
+        const dst = off % cap;
+        const fit = Math.min(run, cap - dst);
+        next.set(old.subarray(src, src + fit), dst);
+        off += fit;
+      }
+    }
+    this.ring = next;
+  }
+
+  finish(): void {
+    if (this.finOffset < 0 && !this.reset) this.finOffset = this.writeOffset;
+  }
+
+  /** Anything to send, given the association's remaining credit for new bytes. */
+  hasSendable(connCredit: number): boolean {
+    if (this.reset) return false;
+    if (!this.lost.isEmpty() || this.finLost) return true;
+    if (this.sentOffset < this.writeOffset && this.sentOffset < this.maxData && connCredit > 0) return true;
+    return this.finOffset >= 0 && !this.finSent && this.sentOffset === this.finOffset;
+  }
+
+  /** Only new data remains, and it is blocked by the association's credit. */
+  blockedOnlyByConnection(): boolean {
+    return this.lost.isEmpty() && !this.finLost && this.sentOffset < this.writeOffset && this.sentOffset < this.maxData;
+  }
+
+  /**
+   * Picks the next chunk (lost ranges first, then a lone lost FIN, then new data) of at most
+   * `maxLength` bytes and marks it sent. Fills chunk*; returns false when nothing fits.
+   */
+  nextChunk(maxLength: number, connCredit: number): boolean {
+    if (this.reset) return false;
+    const lost = this.lost;
+    if (!lost.isEmpty()) {
+      const start = lost.starts[0]!;
+      const len = Math.min(lost.ends[0]! - start, maxLength);
+      if (len <= 0) return false;
+      lost.remove(start, start + len);
+      this.chunkOffset = start;
+      this.chunkLength = len;
+      this.chunkFin = this.finLost && start + len === this.finOffset;
+      if (this.chunkFin) this.finLost = false;
+      this.chunkIsNew = false;
+      return true;
+    }
+    if (this.finLost) {
+      this.finLost = false;
+      this.chunkOffset = this.finOffset;
+      this.chunkLength = 0;
+      this.chunkFin = true;
+      this.chunkIsNew = false;
+      return true;
+    }
+    const len = Math.min(maxLength, this.writeOffset - this.sentOffset, this.maxData - this.sentOffset, connCredit);
+    const fin = this.finOffset >= 0 && !this.finSent && this.sentOffset + Math.max(len, 0) === this.finOffset;
+    if (len <= 0 && !fin) return false;
+    this.chunkOffset = this.sentOffset;
+    this.chunkLength = Math.max(len, 0);
+    this.chunkFin = fin;
+    this.chunkIsNew = true;
+    this.sentOffset += this.chunkLength;
+    if (fin) this.finSent = true;
+    return true;
+  }
+
+  /** Copies stream bytes [offset, offset + length) into `dst` at `pos`. */
+  copyOut(offset: number, length: number, dst: Uint8Array, pos: number): void {
+    const ring = this.ring;
+    const cap = ring.length;
+    const src = offset % cap;
+    const first = Math.min(length, cap - src);
+    dst.set(ring.subarray(src, src + first), pos);
+    if (first < length) dst.set(ring.subarray(0, length - first), pos + first);
+  }
+
+  /** Returns true when buffer space was freed. */
+  onAcked(offset: number, length: number, fin: boolean): boolean {
+    if (fin) this.finAcked = true;
+    const end = offset + length;
+    if (!this.lost.isEmpty()) this.lost.remove(offset, end);
+    if (end <= this.ackedOffset) return false;
+    if (offset > this.ackedOffset) {
+      this.acked.insert(offset, end);
+      return false;
+    }
+    this.ackedOffset = end;
+    const acked = this.acked;
+    while (!acked.isEmpty() && acked.starts[0]! <= this.ackedOffset) {
+      if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
+      acked.removeBelow(acked.ends[0]!);
+    }
+    return true;
+  }
+
+  onLost(offset: number, length: number, fin: boolean): void {
+    if (this.reset) return;
+    if (fin && !this.finAcked) this.finLost = true;
+    const start = Math.max(offset, this.ackedOffset);
+    const end = offset + length;
+    if (end <= start) return;
+    this.lost.insert(start, end);
+    const acked = this.acked;
+    for (let i = 0; i < acked.count; i++) {
+      if (acked.starts[i]! >= end) break;
+      if (acked.ends[i]! > start) this.lost.remove(acked.starts[i]!, acked.ends[i]!);
+    }
+  }
+
+  /** FIN sent and every byte up to it acknowledged. */
+  isComplete(): boolean {
+    return this.finAcked && this.ackedOffset >= this.finOffset;
+  }
+
+  /** Drops buffered data (reset). */
+  abandon(): void {
+    this.reset = true;
+    this.ring = new Uint8Array(0);
+    this.lost.clear();
+    this.acked.clear();
+    this.finLost = false;
+  }
+}
