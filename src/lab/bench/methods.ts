@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { labExec, labRun, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
+import { labExec, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
 import { LAB_ADDRESSES } from '../emulator-config.ts';
 import type { Method } from './matrix.ts';
 
@@ -38,6 +38,24 @@ export interface MethodContext {
   /** Scratch directory for keys and logs. */
   workDir: string;
 }
+
+/**
+ * A short command in a site, output collected. (Not labRun: it writes to the child's stdin,
+ * which fails with EPIPE when a quick command has already exited.)
+ */
+export function labCommand(site: Site, argv: string[], opts: { lab: LabId; timeoutMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = labExec(site, argv, { lab: opts.lab, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.once('error', (e) => { clearTimeout(timer); fail(e); });
+    child.once('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+  });
+}
+const labRun = labCommand;
 
 async function sysctl(site: Site, lab: LabId, settings: Record<string, string>): Promise<void> {
   const r = await labRun(site, ['sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], { lab, timeoutMs: 5000 });
