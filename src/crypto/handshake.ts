@@ -24,11 +24,11 @@ const EMPTY = Buffer.alloc(0);
 const ZERO_PSK = Buffer.alloc(KEY_LEN);
 /** The protocol name is longer than HASHLEN, so h = HASH(name) (Noise section 5.2, InitializeSymmetric). */
 export const INITIAL_CHAIN_KEY = hash(Buffer.from(CONSTRUCTION));
-const INITIAL_HASH = hash(INITIAL_CHAIN_KEY, Buffer.from(PROLOGUE));
+const PROLOGUE_BYTES = Buffer.from(PROLOGUE);
 
 /** h after the prologue and the pre-message `<- s` for a given responder static key. */
-export function initialHashFor(responderPublic: Uint8Array): Buffer {
-  return hash(INITIAL_HASH, responderPublic);
+export function initialHashFor(responderPublic: Uint8Array, prologue: Uint8Array = PROLOGUE_BYTES): Buffer {
+  return hash(hash(INITIAL_CHAIN_KEY, prologue), responderPublic);
 }
 
 export interface LocalIdentity {
@@ -51,6 +51,8 @@ export interface RemoteIdentity {
 export interface SessionKeys {
   sendKey: Buffer;
   recvKey: Buffer;
+  /** Noise handshake hash h (channel binding; checked against the Noise test vectors). */
+  handshakeHash: Buffer;
 }
 
 /** What an initiator remembers between sending the initiation and reading the response. */
@@ -68,11 +70,10 @@ function newEphemeral(random: RandomFill): { privateKey: KeyObject; publicKey: B
   return { privateKey, publicKey: x25519PublicFromPrivate(privateKey) };
 }
 
-/** Fills `out` (INITIATION.size bytes) up to the mac fields. null only if DH fails (bad peer key). */
-export function writeInitiation(
-  local: LocalIdentity, remote: RemoteIdentity, senderIndex: number, timestamp: Uint8Array,
-  random: RandomFill, out: Buffer,
-): InitiatorHandshake | null {
+/** -> e, es, s, ss with `payload`: the Noise message bytes (e || enc(s) || enc(payload)). */
+export function initiatorMessage(
+  local: LocalIdentity, remote: RemoteIdentity, payload: Uint8Array, random: RandomFill,
+): { message: Buffer; state: InitiatorHandshake } | null {
   const e = newEphemeral(random);
   let h = remote.initialHash;
   let ck: Buffer = INITIAL_CHAIN_KEY;
@@ -89,16 +90,26 @@ export function writeInitiation(
   h = hash(h, encryptedStatic);
   // ss
   [ck, k] = kdf2(ck, remote.staticShared);
-  const encryptedTimestamp = aeadSeal(k, timestamp, h);
-  h = hash(h, encryptedTimestamp);
+  const encryptedPayload = aeadSeal(k, payload, h);
+  h = hash(h, encryptedPayload);
+  return {
+    message: Buffer.concat([e.publicKey, encryptedStatic, encryptedPayload]),
+    state: { chainKey: ck, hash: h, ephemeralPrivate: e.privateKey },
+  };
+}
 
+/** Fills `out` (INITIATION.size bytes) up to the mac fields. null only if DH fails (bad peer key). */
+export function writeInitiation(
+  local: LocalIdentity, remote: RemoteIdentity, senderIndex: number, timestamp: Uint8Array,
+  random: RandomFill, out: Buffer,
+): InitiatorHandshake | null {
+  const m = initiatorMessage(local, remote, timestamp, random);
+  if (!m) return null;
   out.fill(0, 0, INITIATION.size);
   out[0] = MSG_INITIATION;
   writeU32(out, INITIATION.senderIndex, senderIndex);
-  out.set(e.publicKey, INITIATION.ephemeral);
-  out.set(encryptedStatic, INITIATION.encryptedStatic);
-  out.set(encryptedTimestamp, INITIATION.encryptedTimestamp);
-  return { chainKey: ck, hash: h, ephemeralPrivate: e.privateKey };
+  out.set(m.message, INITIATION.ephemeral);
+  return m.state;
 }
 
 export interface ConsumedInitiation {
@@ -119,7 +130,19 @@ export type InitiationResult =
 export function readInitiation(
   local: LocalIdentity, msg: Uint8Array, lookup: (publicKey: Buffer) => RemoteIdentity | null,
 ): InitiationResult {
-  const ephemeral = Buffer.from(msg.subarray(INITIATION.ephemeral, INITIATION.ephemeral + KEY_LEN));
+  const r = consumeInitiatorMessage(local, msg.subarray(INITIATION.ephemeral, INITIATION.mac1), lookup);
+  if (!r.ok) return r;
+  if (r.value.timestamp.length !== TIMESTAMP_LEN) return { ok: false, reason: 'handshake-failed' };
+  r.value.remoteIndex = readU32(msg, INITIATION.senderIndex);
+  return r;
+}
+
+/** Reads the Noise message e || enc(s) || enc(payload); `timestamp` holds the payload. */
+export function consumeInitiatorMessage(
+  local: LocalIdentity, message: Uint8Array, lookup: (publicKey: Buffer) => RemoteIdentity | null,
+): InitiationResult {
+  if (message.length < KEY_LEN + KEY_LEN + TAG_LEN + TAG_LEN) return { ok: false, reason: 'handshake-failed' };
+  const ephemeral = Buffer.from(message.subarray(0, KEY_LEN));
   let remoteEphemeral: KeyObject;
   try {
     remoteEphemeral = x25519PublicKeyObject(ephemeral);
@@ -134,27 +157,27 @@ export function readInitiation(
   if (!es) return { ok: false, reason: 'handshake-failed' };
   let k: Buffer;
   [ck, k] = kdf2(ck, es);
-  const encryptedStatic = msg.subarray(INITIATION.encryptedStatic, INITIATION.encryptedTimestamp);
+  const encryptedStatic = message.subarray(KEY_LEN, KEY_LEN + KEY_LEN + TAG_LEN);
   const remotePublicKey = aeadOpen(k, encryptedStatic, h);
   if (!remotePublicKey) return { ok: false, reason: 'handshake-failed' };
   h = hash(h, encryptedStatic);
   const remote = lookup(remotePublicKey);
   if (!remote) return { ok: false, reason: 'unknown-peer' };
   [ck, k] = kdf2(ck, remote.staticShared);
-  const encryptedTimestamp = msg.subarray(INITIATION.encryptedTimestamp, INITIATION.mac1);
-  const timestamp = aeadOpen(k, encryptedTimestamp, h);
-  if (!timestamp || timestamp.length !== TIMESTAMP_LEN) return { ok: false, reason: 'handshake-failed' };
-  h = hash(h, encryptedTimestamp);
+  const encryptedPayload = message.subarray(KEY_LEN + KEY_LEN + TAG_LEN);
+  const payload = aeadOpen(k, encryptedPayload, h);
+  if (!payload) return { ok: false, reason: 'handshake-failed' };
+  h = hash(h, encryptedPayload);
   return {
     ok: true,
-    value: { remote, remotePublicKey, remoteIndex: readU32(msg, INITIATION.senderIndex), remoteEphemeral, timestamp, chainKey: ck, hash: h },
+    value: { remote, remotePublicKey, remoteIndex: 0, remoteEphemeral, timestamp: payload, chainKey: ck, hash: h },
   };
 }
 
-/** Fills `out` (RESPONSE.size bytes) up to the mac fields and returns the responder's session keys. */
-export function writeResponse(
-  consumed: ConsumedInitiation, senderIndex: number, random: RandomFill, out: Buffer,
-): SessionKeys | null {
+/** <- e, ee, se, psk with `payload`: the Noise message bytes (e || enc(payload)) and the responder's keys. */
+export function responderMessage(
+  consumed: ConsumedInitiation, payload: Uint8Array, random: RandomFill,
+): { message: Buffer; keys: SessionKeys } | null {
   const e = newEphemeral(random);
   let h = consumed.hash;
   let ck = consumed.chainKey;
@@ -169,23 +192,43 @@ export function writeResponse(
   const [ck2, tau, k] = kdf3(ck, consumed.remote.psk);
   ck = ck2;
   h = hash(h, tau);
-  const encryptedNothing = aeadSeal(k, EMPTY, h);
+  const encryptedPayload = aeadSeal(k, payload, h);
+  h = hash(h, encryptedPayload);
+  const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
+  return {
+    message: Buffer.concat([e.publicKey, encryptedPayload]),
+    keys: { sendKey: responderToInitiator, recvKey: initiatorToResponder, handshakeHash: h },
+  };
+}
 
+/** Fills `out` (RESPONSE.size bytes) up to the mac fields and returns the responder's session keys. */
+export function writeResponse(
+  consumed: ConsumedInitiation, senderIndex: number, random: RandomFill, out: Buffer,
+): SessionKeys | null {
+  const m = responderMessage(consumed, EMPTY, random);
+  if (!m) return null;
   out.fill(0, 0, RESPONSE.size);
   out[0] = MSG_RESPONSE;
   writeU32(out, RESPONSE.senderIndex, senderIndex);
   writeU32(out, RESPONSE.receiverIndex, consumed.remoteIndex);
-  out.set(e.publicKey, RESPONSE.ephemeral);
-  out.set(encryptedNothing, RESPONSE.encryptedNothing);
-  const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
-  return { sendKey: responderToInitiator, recvKey: initiatorToResponder };
+  out.set(m.message, RESPONSE.ephemeral);
+  return m.keys;
 }
 
 /** Reads a response to our initiation (mac1 and receiver index already checked). */
 export function readResponse(
   local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, msg: Uint8Array,
 ): SessionKeys | null {
-  const ephemeral = Buffer.from(msg.subarray(RESPONSE.ephemeral, RESPONSE.ephemeral + KEY_LEN));
+  const r = consumeResponderMessage(local, remote, state, msg.subarray(RESPONSE.ephemeral, RESPONSE.mac1));
+  return r && r.payload.length === 0 ? r.keys : null;
+}
+
+/** Reads the Noise message e || enc(payload) answering our initiation. */
+export function consumeResponderMessage(
+  local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, message: Uint8Array,
+): { keys: SessionKeys; payload: Buffer } | null {
+  if (message.length < KEY_LEN + TAG_LEN) return null;
+  const ephemeral = Buffer.from(message.subarray(0, KEY_LEN));
   let remoteEphemeral: KeyObject;
   try {
     remoteEphemeral = x25519PublicKeyObject(ephemeral);
@@ -205,10 +248,12 @@ export function readResponse(
   const [ck2, tau, k] = kdf3(ck, remote.psk);
   ck = ck2;
   h = hash(h, tau);
-  const encryptedNothing = msg.subarray(RESPONSE.encryptedNothing, RESPONSE.encryptedNothing + TAG_LEN);
-  if (!aeadOpen(k, encryptedNothing, h)) return null;
+  const encryptedPayload = message.subarray(KEY_LEN);
+  const payload = aeadOpen(k, encryptedPayload, h);
+  if (!payload) return null;
+  h = hash(h, encryptedPayload);
   const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
-  return { sendKey: initiatorToResponder, recvKey: responderToInitiator };
+  return { keys: { sendKey: initiatorToResponder, recvKey: responderToInitiator, handshakeHash: h }, payload };
 }
 
 export { ZERO_PSK };
