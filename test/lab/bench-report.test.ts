@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findProfile } from '../../src/lab/profiles.ts';
 import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type Method } from '../../src/lab/bench/matrix.ts';
-import { formatSeconds, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
+import { formatSeconds, limitNote, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
 import { renderChart } from '../../src/lab/bench/chart.ts';
 import type { BenchResult } from '../../src/lab/bench/runner.ts';
 
@@ -77,4 +77,13 @@ test('the chart draws one bar per usable run, hatches capped ones, and is valid-
   // Log scale: 120 s is drawn higher than 12 s, which is higher than 2 s.
   const yOf = (label: string) => Number(new RegExp(`y="([\\d.]+)"[^>]*>${label.replace('.', '\\.')}<`).exec(svg)?.[1]);
   assert.ok(yOf('>120') < yOf('12.0') && yOf('12.0') < yOf('2.00'));
+});
+
+test('a profile whose best run did not come near the link rate is marked machine-limited', () => {
+  // 128 MiB in 4 s is ~280 Mbit/s on a 1 Gbit/s link: the machine, not the link.
+  const slow = [result('baseline', 'tcp-cubic', 4, { wire_bytes: 135e6 }), result('baseline', 'tcp-bbr', 5, { wire_bytes: 135e6 })];
+  assert.match(limitNote('baseline', slow), /^machine \(best tcp-cubic: 270 of 1000 Mbit\/s on the wire\)$/);
+  // 128 MiB in 12 s over 100 Mbit/s fills the link.
+  assert.equal(limitNote('mpls', [result('mpls', 'longhaul', 12, { wire_bytes: 140e6 })]), 'link');
+  assert.equal(limitNote('mpls', []), '');
 });

@@ -71,6 +71,24 @@ function emulatorCeiling(): string | null {
   }
 }
 
+// Below this fraction of the link rate, even the best method did not fill the link.
+const LINK_FILLED = 0.8;
+
+/**
+ * Which resource bounded a profile: if no method's goodput came near the link rate (and the
+ * best did not compress), the machine (CPU shared by emulator, endpoints, gateways) did.
+ */
+export function limitNote(profile: string, results: BenchResult[]): string {
+  const rate = REPORT_PROFILES.find((p) => p.name === profile)?.rateBps;
+  const runs = results.filter((r) => r.profile === profile && usable(r) && !r.capped);
+  if (rate === undefined || runs.length === 0) return '';
+  const best = runs.reduce((a, b) => (b.goodput_mbps > a.goodput_mbps ? b : a));
+  const wireMbps = best.seconds > 0 ? (best.wire_bytes * 8) / best.seconds / 1e6 : 0;
+  const linkMbps = rate / 1e6;
+  if (wireMbps >= LINK_FILLED * linkMbps || best.goodput_mbps >= LINK_FILLED * linkMbps) return 'link';
+  return `machine (best ${best.method}: ${wireMbps.toFixed(0)} of ${linkMbps.toFixed(0)} Mbit/s on the wire)`;
+}
+
 export interface ReportContext {
   workload: string;
   payload: string;
@@ -97,12 +115,12 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext): stri
   lines.push(`${machine.date}, ${machine.nproc} cores (${machine.cpu}), Linux ${machine.kernel}, Node ${machine.node}.`);
   lines.push(`Workload: ${what}, site A to site B through the lab's link emulator.`, '');
   lines.push('## Seconds per method (lower is better)', '');
-  lines.push(`| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) |`);
-  lines.push(`|---|${methods.map(() => '---:').join('|')}|---:|---:|---|`);
+  lines.push(`| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) | limit |`);
+  lines.push(`|---|${methods.map(() => '---:').join('|')}|---:|---:|---|---|`);
   for (const p of [...profiles, ...extra]) {
     const rep = REPORT_SECONDS[p];
     const repText = rep ? `${rep[0]} s / ${rep[1]} s (${(rep[0] / rep[1]).toFixed(rep[0] / rep[1] >= 10 ? 1 : 2)}x)` : '';
-    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} |`);
+    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitNote(p, results)} |`);
   }
   const lhBase = find('baseline', 'longhaul');
   if (usable(lhBase) && !lhBase.capped) {

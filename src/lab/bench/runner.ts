@@ -37,6 +37,8 @@ export interface BenchResult {
   wire_queue_drops: number;
   capped: boolean;
   cap_seconds: number;
+  /** The emulator's engine (native C datapath or TypeScript). */
+  emulator?: string;
   verified: boolean;
   rounds?: number;
   downtime_ms?: number;
@@ -160,6 +162,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
       bytes: r.bytes, planned_bytes: r.plannedBytes, seconds: r.seconds, goodput_mbps: r.goodput_mbps,
       ...delta(after, before), capped: r.capped, verified: r.verified,
     };
+    if (after?.engine !== undefined) out.emulator = after.engine;
     if (r.rounds !== undefined) out.rounds = r.rounds;
     if (r.downtime_ms !== undefined) out.downtime_ms = r.downtime_ms;
     if (r.stop_reason !== undefined) out.stop_reason = r.stop_reason;
