@@ -3,8 +3,8 @@
 // (node:crypto: a handful per handshake), keyed BLAKE2b-128 for mac1/mac2/cookies (sodium:
 // cheap enough to run on every flood packet), and TAI64N timestamps.
 import {
-  createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey,
-  diffieHellman, randomFillSync, type KeyObject,
+  createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman,
+  hkdfSync, randomFillSync, type KeyObject,
 } from 'node:crypto';
 import { sodium } from './sodium.ts';
 
@@ -49,34 +49,29 @@ export function hash(...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
-function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
-  const h = createHmac('sha256', key);
-  for (const p of parts) h.update(p);
-  return h.digest();
-}
+const NO_INFO = Buffer.alloc(0);
 
-const BYTE_1 = Buffer.from([1]);
-const BYTE_2 = Buffer.from([2]);
-const BYTE_3 = Buffer.from([3]);
-
-/** Noise HKDF (spec section 4.3) with two outputs: (ck, k). */
-export function kdf2(chainingKey: Uint8Array, input: Uint8Array): [Buffer, Buffer] {
-  const temp = hmac(chainingKey, input);
-  const out1 = hmac(temp, BYTE_1);
-  const out2 = hmac(temp, out1, BYTE_2);
-  return [out1, out2];
+/**
+ * Noise HKDF (spec section 4.3): temp = HMAC(ck, input), out_i = HMAC(temp, out_{i-1} || i).
+ * That is RFC 5869 HKDF with salt = ck and empty info, so node's native hkdfSync computes it
+ * (4x faster than three createHmac calls; the Cacophony vector test pins the equivalence).
+ */
+function noiseHkdf(chainingKey: Uint8Array, input: Uint8Array, outputs: number): Buffer {
+  return Buffer.from(hkdfSync('sha256', input, chainingKey, NO_INFO, outputs * HASH_LEN));
 }
 
 export function kdf1(chainingKey: Uint8Array, input: Uint8Array): Buffer {
-  return hmac(hmac(chainingKey, input), BYTE_1);
+  return noiseHkdf(chainingKey, input, 1);
+}
+
+export function kdf2(chainingKey: Uint8Array, input: Uint8Array): [Buffer, Buffer] {
+  const out = noiseHkdf(chainingKey, input, 2);
+  return [out.subarray(0, HASH_LEN), out.subarray(HASH_LEN)];
 }
 
 export function kdf3(chainingKey: Uint8Array, input: Uint8Array): [Buffer, Buffer, Buffer] {
-  const temp = hmac(chainingKey, input);
-  const out1 = hmac(temp, BYTE_1);
-  const out2 = hmac(temp, out1, BYTE_2);
-  const out3 = hmac(temp, out2, BYTE_3);
-  return [out1, out2, out3];
+  const out = noiseHkdf(chainingKey, input, 3);
+  return [out.subarray(0, HASH_LEN), out.subarray(HASH_LEN, 2 * HASH_LEN), out.subarray(2 * HASH_LEN)];
 }
 
 // Handshake AEAD: every handshake key encrypts exactly one message, so the Noise nonce is 0.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Pair, seededKeyPair } from './pair.ts';
+import { SecureEndpoint } from '../../src/crypto/secure-endpoint.ts';
 
 const hello = new TextEncoder().encode('hello over the WAN');
 
@@ -94,4 +95,34 @@ test('handshake retransmits until answered, then gives up after rekeyAttemptMs',
   // A later connect still works.
   pair.handshake();
   assert.equal(pair.transfer(pair.a, hello).result?.kind, 'data');
+});
+
+test('simultaneous initiations from both sides converge: data flows both ways', () => {
+  const pair = new Pair();
+  const fromA = pair.a.ep.connect(pair.a.peer, pair.b.address, pair.now);
+  const fromB = pair.b.ep.connect(pair.b.peer, pair.a.address, pair.now);
+  // Both initiations cross on the wire before either response arrives.
+  const rB = pair.b.ep.handleDatagram(fromA, pair.a.address, pair.now);
+  const rA = pair.a.ep.handleDatagram(fromB, pair.b.address, pair.now);
+  assert.equal(rA.kind, 'reply');
+  assert.equal(rB.kind, 'reply');
+  if (rA.kind === 'reply') pair.send(pair.a, rA.data);
+  if (rB.kind === 'reply') pair.send(pair.b, rB.data);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(pair.transfer(pair.a, hello).result?.kind, 'data');
+    assert.equal(pair.transfer(pair.b, hello).result?.kind, 'data');
+  }
+  assert.equal(pair.a.ep.stats().authFailures + pair.b.ep.stats().authFailures, 0);
+});
+
+test('a restarted initiator (fresh endpoint, same key) reconnects; its old session is replaced', () => {
+  const pair = new Pair();
+  pair.handshake();
+  assert.equal(pair.transfer(pair.a, hello).result?.kind, 'data');
+  pair.now += 5000;
+  pair.wallMs += 5000; // the restarted process's timestamps come from the wall clock
+  pair.a.ep = new SecureEndpoint({ staticKey: pair.a.key, peers: [{ publicKey: pair.b.key.publicKey }], wallClockMs: () => pair.wallMs });
+  pair.handshake();
+  assert.equal(pair.transfer(pair.a, hello).result?.kind, 'data');
+  assert.equal(pair.transfer(pair.b, hello).result?.kind, 'data');
 });
