@@ -137,6 +137,11 @@ export class Link {
     }
   }
 
+  /** Queueing delay a packet entering now would see, ms. */
+  backlogMs(now: number): number {
+    return this.#freeAt > now ? this.#freeAt - now : 0;
+  }
+
   /** Called by the simulation when a scheduled arrival fires. */
   arrive(data: Uint8Array, now: number, tag: number): void {
     this.#delivered++;

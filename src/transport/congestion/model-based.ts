@@ -33,6 +33,10 @@ type Mode = 'startup' | 'drain' | 'probe-bw' | 'probe-rtt';
 // 2/ln(2): the smallest gain that doubles the delivery rate every round (BBR paper).
 const STARTUP_GAIN = 2 / Math.LN2;
 const DRAIN_GAIN = 1 / STARTUP_GAIN;
+// Startup's window is only 2 BDP (BBRv3): growth per round is still 2x, but when the pipe
+// fills the overshoot is at most one BDP of queue instead of 1.89, which a 20 ms
+// bottleneck queue on a 25 ms path (nearly) absorbs.
+const STARTUP_CWND_GAIN = 2;
 // One round probing up, one draining what the probe queued, six cruising at the estimate.
 const PROBE_BW_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
 const PROBE_DOWN_INDEX = 1;
@@ -61,14 +65,26 @@ const HEAVY_LOSS_RATE = 0.15;
 const LOSS_WINDOW_MIN_PACKETS = 100;
 // Multiplicative cut on heavy loss (BBRv2's beta).
 const HEAVY_LOSS_BETA = 0.7;
-// inflight_hi grows back by this factor per round without heavy loss.
-const INFLIGHT_HI_GROWTH = 1.1;
+// A cut caps the model with bw_hi and inflight_hi, which then grow back by a step that
+// starts at one packet (per min RTT, for the rate) and doubles each round (BBRv2's
+// probe-up). The first rounds add the same absolute amount to every competing association
+// whatever its size, which (with the multiplicative cuts) makes them converge to equal
+// shares, as AIMD does; the doubling keeps recovery within ~10 rounds on a fast path.
+const HI_FIRST_STEP_PACKETS = 1;
+// Multiplicative cut of the measured delivery rate and data in flight on a standing queue:
+// drains the queue at 15% of the link rate per round.
+const STANDING_QUEUE_BETA = 0.85;
 // Standing queue: every RTT sample of STANDING_QUEUE_ROUNDS consecutive rounds above
 // minRtt * (1 + fraction) + margin. The fraction leaves room for the probe's own queue
 // (0.25 BDP) and the margin for jitter and timer granularity.
+// The reference is the smallest round-minimum of the last RECENT_RTT_ROUNDS rounds, not
+// the 10 s minimum: with jitter the 10 s minimum is one lucky sample, different for each
+// association, and the one with the luckiest sample would always react first and starve.
+// The recent reference carries fresh, unbiased noise every few cycles instead.
 const STANDING_QUEUE_RTT_FRACTION = 0.25;
 const STANDING_QUEUE_MARGIN_MS = 1;
 const STANDING_QUEUE_ROUNDS = 3;
+const RECENT_RTT_ROUNDS = 24;
 const DEFAULT_MSS = 1452;
 
 export class ModelBasedController implements RateController {
@@ -81,13 +97,16 @@ export class ModelBasedController implements RateController {
 
   #mode: Mode = 'startup';
   #pacingGain = STARTUP_GAIN;
-  #cwndGain = STARTUP_GAIN;
+  #cwndGain = STARTUP_CWND_GAIN;
 
   // Path model.
   readonly #bw = new WindowedFilter(BW_WINDOW_ROUNDS, 'max');
   #minRttMs = Infinity;
   #minRttStampMs = 0;
   #inflightHi = Infinity;
+  #inflightHiStep = 0;
+  #bwHi = Infinity;
+  #bwHiStep = 0;
   readonly #extraAcked = new WindowedFilter(EXTRA_ACKED_WINDOW_ROUNDS, 'max');
   #ackEpochStartMs = 0;
   #ackEpochBytes = 0;
@@ -98,6 +117,7 @@ export class ModelBasedController implements RateController {
   #roundBeganAtMs = 0;
   #roundAckedBytes = 0;
   #roundMinRttMs = Infinity;
+  readonly #recentRtt = new WindowedFilter(RECENT_RTT_ROUNDS, 'min');
   #standingRounds = 0;
 
   // Startup's full-pipe detection.
@@ -175,11 +195,12 @@ export class ModelBasedController implements RateController {
   onReset(now: Millis): void {
     this.#mode = 'startup';
     this.#pacingGain = STARTUP_GAIN;
-    this.#cwndGain = STARTUP_GAIN;
+    this.#cwndGain = STARTUP_CWND_GAIN;
     this.#bw.clear();
     this.#minRttMs = Infinity;
     this.#minRttStampMs = now;
     this.#inflightHi = Infinity;
+    this.#bwHi = Infinity;
     this.#extraAcked.clear();
     this.#ackEpochStartMs = now;
     this.#ackEpochBytes = 0;
@@ -187,6 +208,7 @@ export class ModelBasedController implements RateController {
     this.#roundBeganAtMs = now;
     this.#roundAckedBytes = 0;
     this.#roundMinRttMs = Infinity;
+    this.#recentRtt.clear();
     this.#standingRounds = 0;
     this.#filledPipe = false;
     this.#fullBw = 0;
@@ -203,7 +225,7 @@ export class ModelBasedController implements RateController {
       const rtt = Number.isFinite(this.#minRttMs) ? Math.max(this.#minRttMs, 0.001) : 1;
       rate = this.#initialRateBps ?? (STARTUP_GAIN * INITIAL_CWND_PACKETS * this.#mss * 8000) / rtt;
     } else {
-      rate = this.#pacingGain * this.#bw.best;
+      rate = this.#pacingGain * this.#modelBw();
     }
     return Math.min(rate, this.#maxRateBps);
   }
@@ -219,13 +241,19 @@ export class ModelBasedController implements RateController {
   }
 
   bandwidthEstimateBps(): number {
-    return this.#bw.best;
+    return this.#modelBw();
+  }
+
+  /** Bandwidth the model believes in: the max filter, capped by bw_hi after a cut. */
+  #modelBw(): number {
+    const bw = this.#bw.best;
+    return bw < this.#bwHi ? bw : this.#bwHi;
   }
 
   /** Bandwidth-delay product in bytes (0 before both are known). */
   #bdp(): number {
     if (this.#bw.isEmpty || !Number.isFinite(this.#minRttMs)) return 0;
-    return (this.#bw.best * this.#minRttMs) / 8000;
+    return (this.#modelBw() * this.#minRttMs) / 8000;
   }
 
   #updateMinRtt(now: Millis, rttMs: number): boolean {
@@ -275,18 +303,32 @@ export class ModelBasedController implements RateController {
       }
     }
 
+    if (Number.isFinite(this.#bwHi)) {
+      this.#bwHi += this.#bwHiStep;
+      this.#bwHiStep *= 2;
+      if (this.#bwHi > 2 * this.#bw.best) this.#bwHi = Infinity;
+    }
     if (Number.isFinite(this.#inflightHi)) {
-      this.#inflightHi *= INFLIGHT_HI_GROWTH;
-      if (this.#inflightHi > 2 * STARTUP_GAIN * this.#bdp()) this.#inflightHi = Infinity;
+      this.#inflightHi += this.#inflightHiStep;
+      this.#inflightHiStep *= 2;
+      if (this.#inflightHi > 2 * CWND_GAIN * this.#bdp()) this.#inflightHi = Infinity;
     }
 
-    const queueThreshold = this.#minRttMs * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
-    if (Number.isFinite(roundMinRtt) && roundMinRtt > queueThreshold) this.#standingRounds++;
-    else this.#standingRounds = 0;
+    if (Number.isFinite(roundMinRtt)) {
+      this.#recentRtt.update(this.#round, roundMinRtt);
+      const reference = this.#recentRtt.best;
+      const queueThreshold = reference * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
+      if (roundMinRtt > queueThreshold) this.#standingRounds++;
+      else this.#standingRounds = 0;
+    }
+
+    // A queue that persisted through a whole round of startup means the pipe is already
+    // full: leave now rather than after three more rounds of doubling into a full queue.
+    if (this.#mode === 'startup' && this.#standingRounds >= 1) this.#filledPipe = true;
 
     if (this.#mode === 'probe-bw' && this.#standingRounds >= STANDING_QUEUE_ROUNDS) {
       this.#standingRounds = 0;
-      if (roundRate > 0 && roundRate < this.#bw.best) this.#bw.reset(this.#round, roundRate);
+      this.#cut(STANDING_QUEUE_BETA * Math.min(roundRate > 0 ? roundRate : Infinity, this.#modelBw()), STANDING_QUEUE_BETA);
       this.#setCycle(now, PROBE_DOWN_INDEX);
     }
   }
@@ -310,11 +352,26 @@ export class ModelBasedController implements RateController {
       this.#enterDrain();
       return;
     }
-    const bw = this.#bw.best;
-    const cut = Math.min(bw, Math.max(deliveredRate, HEAVY_LOSS_BETA * bw));
-    if (cut > 0) this.#bw.reset(this.#round, cut);
-    this.#inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, HEAVY_LOSS_BETA * this.#bytesInFlight);
-    if (this.#mode === 'probe-bw') this.#setCycle(now, PROBE_DOWN_INDEX);
+    // Losses of startup's overshoot are still being detected while draining: not news.
+    if (this.#mode !== 'probe-bw') return;
+    const bw = this.#modelBw();
+    this.#cut(Math.min(bw, Math.max(deliveredRate, HEAVY_LOSS_BETA * bw)), HEAVY_LOSS_BETA);
+    this.#setCycle(now, PROBE_DOWN_INDEX);
+  }
+
+  /** Times the model was cut by a standing queue or heavy loss (diagnostics). */
+  cuts = 0;
+
+  #cut(bwHi: number, inflightBeta: number): void {
+    this.cuts++;
+    const inflight = Math.min(this.#bytesInFlight, this.cwndBytes());
+    this.#inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, inflightBeta * inflight);
+    this.#inflightHiStep = HI_FIRST_STEP_PACKETS * this.#mss;
+    if (bwHi > 0 && Number.isFinite(bwHi)) {
+      this.#bwHi = bwHi;
+      const rtt = Number.isFinite(this.#minRttMs) && this.#minRttMs > 0 ? this.#minRttMs : 1;
+      this.#bwHiStep = (HI_FIRST_STEP_PACKETS * this.#mss * 8000) / rtt;
+    }
   }
 
   #updateMode(now: Millis, minRttExpired: boolean): void {
@@ -344,11 +401,15 @@ export class ModelBasedController implements RateController {
   #enterDrain(): void {
     this.#mode = 'drain';
     this.#pacingGain = DRAIN_GAIN;
-    this.#cwndGain = STARTUP_GAIN;
+    this.#cwndGain = STARTUP_CWND_GAIN;
   }
 
   #enterProbeBw(now: Millis): void {
     this.#mode = 'probe-bw';
+    // Judge loss afresh: the window may still hold startup's overshoot.
+    this.#lossWindowStartMs = now;
+    this.#lossWindowAcked = 0;
+    this.#lossWindowLost = 0;
     this.#cwndGain = CWND_GAIN;
     // Start anywhere but the drain phase (BBR), so competing associations probe at different times.
     const r = this.#random ? this.#random() : 0.5;
@@ -394,7 +455,7 @@ export class ModelBasedController implements RateController {
       else {
         this.#mode = 'startup';
         this.#pacingGain = STARTUP_GAIN;
-        this.#cwndGain = STARTUP_GAIN;
+        this.#cwndGain = STARTUP_CWND_GAIN;
       }
     }
   }
