@@ -73,7 +73,9 @@ export function decompressWith(codec: CodecId, payload: Uint8Array, originalLeng
   if (codec === CODEC_ZSTD) {
     let out: Uint8Array;
     try {
-      out = zlib.zstdDecompressSync(payload, { maxOutputLength: originalLength, chunkSize: Math.max(64, originalLength) });
+      // One spare byte lets the whole block land in one output chunk with room left, so zlib
+      // sees the end without allocating a second chunk.
+      out = zlib.zstdDecompressSync(payload, { maxOutputLength: originalLength, chunkSize: Math.max(64, originalLength + 1) });
     } catch (err) {
       // Node reports "would exceed maxOutputLength" as ERR_BUFFER_TOO_LARGE: the payload holds more than declared.
       if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
