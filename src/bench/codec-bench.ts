@@ -13,6 +13,7 @@ import type { CodecSetting } from '../codec/codecs.ts';
 import { BlockEncoder, MAX_COMPRESSED_FRACTION } from '../codec/encoder.ts';
 import type { CompressionMode } from '../codec/encoder.ts';
 import { BlockDecoder } from '../codec/decoder.ts';
+import { DEFAULT_CPU_SHARE, DEFAULT_LADDER } from '../codec/adaptive.ts';
 import { PayloadSource } from '../lab/workloads/payload.ts';
 import type { PayloadKind } from '../lab/workloads/payload.ts';
 
@@ -143,6 +144,8 @@ interface EncoderRow {
   blocksRawBackoff: number;
   blocksLz4: number;
   blocksZstd: number;
+  /** auto only: the policy's model at the end, per rung (why it chose what it chose). */
+  model?: { rung: string; speedMBps: number; wireRatio: number; throughputMBps: number }[];
 }
 
 // The gateway hands the encoder what a socket read returned; 64 KiB is a typical TCP read.
@@ -167,6 +170,15 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
   const decodeMs = performance.now() - t1;
   if (decoded !== data.length) throw new Error('decoded length differs');
   const s = encoder.stats.snapshot().encode;
+  const policy = encoder.adaptive;
+  const model = policy
+    ? DEFAULT_LADDER.map((rung, k) => ({
+      rung: rung.setting === null ? 'none' : rung.setting.codec === 'lz4' ? 'lz4' : `zstd ${rung.setting.level}`,
+      speedMBps: round(policy.estimate(k).speedBytesPerSec / 1e6),
+      wireRatio: round(policy.estimate(k).wireRatio, 3),
+      throughputMBps: round(policy.throughput(k) / 1e6),
+    }))
+    : undefined;
   return {
     payload: kind,
     mode,
@@ -182,6 +194,7 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
     blocksRawBackoff: s.blocksRawBackoff,
     blocksLz4: s.blocksLz4,
     blocksZstd: s.blocksZstd,
+    ...(model ? { model } : {}),
   };
 }
 
@@ -226,6 +239,16 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|',
     ...encoderRows.map((r) =>
       `| ${r.payload} | ${r.mode} | ${r.linkMbps ?? '-'} | ${r.wireRatio} | ${r.encodeMBps} | ${r.decodeMBps} | ${r.codecCpuMs} | ${r.finalSetting} | ${r.blocks} | ${r.blocksRaw} (${r.blocksRawIncompressible} / ${r.blocksRawBackoff}) | ${r.blocksLz4} | ${r.blocksZstd} |`),
+    '',
+    '## Why auto chose what it chose',
+    '',
+    'The policy\'s model after the run: per rung, estimated speed (MB/s of CPU), wire ratio and',
+    `predicted throughput min(${DEFAULT_CPU_SHARE} x speed, link / wire ratio) in MB/s (none = the link rate).`,
+    '',
+    ...encoderRows.filter((r) => r.model).flatMap((r) => [
+      `- ${r.payload} @ ${r.linkMbps} Mbit/s -> **${r.finalSetting}**: ` +
+        r.model!.map((m) => `${m.rung} ${m.speedMBps === Infinity ? '' : `${m.speedMBps} MB/s x ${m.wireRatio} -> `}${m.throughputMBps}`).join('; '),
+    ]),
     '',
   ];
   return lines.join('\n');

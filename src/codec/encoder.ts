@@ -44,6 +44,10 @@ export interface BlockEncoderOptions {
   ladder?: readonly Rung[];
 }
 
+function settingName(setting: CodecSetting | null): string {
+  return setting === null ? 'none' : setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
+}
+
 interface PendingBlock {
   codec: CodecId;
   original: Uint8Array;
@@ -113,6 +117,8 @@ export class BlockEncoder {
     s.bytesIn += data.length;
     s.bytesOut += total;
     s.blocks += blocks.length;
+    // The choice now in force (not a probe's).
+    this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);
     return out;
   }
 
@@ -129,7 +135,6 @@ export class BlockEncoder {
     } else {
       setting = this.fixedSetting;
     }
-    this.stats.setting = setting === null ? 'none' : setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
     if (setting === null || original.length < MIN_COMPRESS_SIZE) {
       s.blocksRaw++;
       s.blocksRawByChoice++;
