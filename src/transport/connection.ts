@@ -733,7 +733,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   // ------------------------------------------------------------------ recovery callbacks
 
-  onPacketAcked(p: SentPacket): void {
+  onPacketAcked(p: SentPacket, now: Millis): void {
     for (let i = 0; i < p.streamCount; i++) {
       const s = this.streams.get(p.streamIds[i]!);
       if (s === undefined) continue;
@@ -759,8 +759,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
       this.receivedFloor = p.ackLargest + 1;
       this.received.removeBelow(this.receivedFloor);
     }
-    if (p.isMtuProbe) this.mtud.onProbeAcked(p.size);
-    else this.mtud.onPacketAcked(p.size);
+    if (p.isMtuProbe) this.mtud.onProbeAcked(p.size, now);
+    else this.mtud.onPacketAcked(p.size, now);
   }
 
   onPacketLost(p: SentPacket, now: Millis): void {
@@ -786,7 +786,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       }
     }
     if (p.isMtuProbe) this.mtud.onProbeLost(p.size, now);
-    else this.mtud.onPacketLost(p.size, now);
+    else this.mtud.onPacketLost(p.size, now, this.recovery.rtt.pto(this.recovery.peerMaxAckDelay));
   }
 
   private handshakeUnconfirmed(): boolean {

@@ -11,7 +11,9 @@ const SEARCH_PRECISION = 16;
 // RFC 8899 PMTU_RAISE_TIMER: re-probe for a larger MTU after 10 minutes.
 export const RAISE_INTERVAL_MS = 600_000;
 // Consecutive losses of packets above the base size, with no large packet acknowledged in
-// between, that mean a black hole. At 3% random loss eight in a row happen with p ~ 7e-13.
+// between, that mean a black hole. At 3% random loss eight in a row happen with p ~ 7e-13;
+// a queue overflow can drop more in a burst, so the losses must also span a probe timeout
+// without any large packet getting through (a burst drop is followed by acks within an RTT).
 export const BLACK_HOLE_LOSSES = 8;
 // After a black hole, wait before searching again (the path may be flapping).
 const BLACK_HOLE_RETRY_MS = 30_000;
@@ -28,6 +30,7 @@ export class MtuDiscovery {
   private lossesAtSize = 0;
   private nextProbeAt: Millis;
   private largeLossesInARow = 0;
+  private lastLargeAckAt: Millis;
   probesSent = 0;
   probesLost = 0;
   blackHoles = 0;
@@ -39,6 +42,7 @@ export class MtuDiscovery {
     this.max = Math.max(base, max);
     this.high = this.max;
     this.nextProbeAt = now;
+    this.lastLargeAckAt = now;
   }
 
   /** The peer's transport parameters may lower the ceiling. */
@@ -73,7 +77,8 @@ export class MtuDiscovery {
     this.probesSent++;
   }
 
-  onProbeAcked(size: number): void {
+  onProbeAcked(size: number, now: Millis): void {
+    this.lastLargeAckAt = now;
     if (size === this.inFlightProbe) this.inFlightProbe = 0;
     this.lossesAtSize = 0;
     if (size > this.low) this.low = size;
@@ -94,14 +99,18 @@ export class MtuDiscovery {
   }
 
   /** An ordinary packet of `size` was acknowledged. */
-  onPacketAcked(size: number): void {
-    if (size > this.base) this.largeLossesInARow = 0;
+  onPacketAcked(size: number, now: Millis): void {
+    if (size > this.base) {
+      this.largeLossesInARow = 0;
+      this.lastLargeAckAt = now;
+    }
   }
 
   /** An ordinary packet of `size` was declared lost. Returns true when falling back to the base size. */
-  onPacketLost(size: number, now: Millis): boolean {
-    if (size <= this.base) return false;
-    if (++this.largeLossesInARow < BLACK_HOLE_LOSSES) return false;
+  onPacketLost(size: number, now: Millis, ptoMs: Millis): boolean {
+    // Only packets of the current size count: larger ones were sent before a fallback.
+    if (size <= this.base || size > this.current) return false;
+    if (++this.largeLossesInARow < BLACK_HOLE_LOSSES || now - this.lastLargeAckAt < ptoMs) return false;
     this.largeLossesInARow = 0;
     this.blackHoles++;
     this.high = Math.min(this.current, size) - 1;

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { SendStream } from '../../src/transport/streams/send.ts';
+import { RecvStream } from '../../src/transport/streams/recv.ts';
+import { randomBytes } from './helpers.ts';
+
+test('RecvStream reassembles any arrival order with duplicates and overlaps byte-exact (property)', () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 3000 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 400 })), { maxLength: 40 }), fc.nat(),
+    (size, extra, seed) => {
+      const data = randomBytes(seed, size);
+      // Cover the whole stream in 100-byte pieces plus random overlapping pieces, in shuffled order.
+      const pieces: Array<[number, number]> = [];
+      for (let o = 0; o < size; o += 100) pieces.push([o, Math.min(100, size - o)]);
+      for (const [o, l] of extra) {
+        const off = o % size;
+        pieces.push([off, Math.min(l, size - off)]);
+      }
+      const order = pieces.map((p, i) => [p, (i * 7919 + seed) % 1009] as const).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
+      const r = new RecvStream(1 << 20);
+      const out: Uint8Array[] = [];
+      for (const [o, l] of order) {
+        const fin = o + l === size;
+        assert.equal(r.check(o, l, fin), null);
+        r.insert(o, data.subarray(o, o + l), fin);
+        // Read in small bites at random moments.
+        if ((o + l) % 3 === 0) {
+          const c = r.read(57);
+          if (c) out.push(c);
+        }
+      }
+      let c;
+      while ((c = r.read(Infinity)) !== null) out.push(c);
+      const got = Buffer.concat(out);
+      assert.equal(got.length, size);
+      assert.ok(got.equals(data));
+      assert.ok(r.isFinished());
+    },
+  ), { numRuns: 300 });
+});
+
+test('RecvStream enforces credit and final size', () => {
+  const r = new RecvStream(1000);
+  assert.equal(r.check(900, 101, false), 'flow-control');
+  assert.equal(r.check(0, 100, true), null);
+  r.insert(0, new Uint8Array(100), true);
+  assert.equal(r.check(90, 20, false), 'final-size');
+  assert.equal(r.check(0, 50, true), 'final-size');
+  assert.equal(r.checkFinalSize(120), 'final-size');
+  // Credit is returned once half the window has been read.
+  assert.equal(r.creditUpdate(), -1);
+  const r2 = new RecvStream(1000);
+  r2.insert(0, new Uint8Array(600), false);
+  r2.read(600);
+  assert.equal(r2.creditUpdate(), 1600);
+});
+
+test('SendStream bounds its buffer, retransmits lost ranges first, frees on ack', () => {
+  const s = new SendStream(1 << 20, 5000);
+  const data = randomBytes(3, 8000);
+  assert.equal(s.write(data), 5000);
+  assert.equal(s.writeBlocked, true);
+  assert.ok(s.nextChunk(1000, Infinity));
+  assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkIsNew], [0, 1000, true]);
+  assert.ok(s.nextChunk(1000, Infinity));
+  assert.equal(s.chunkOffset, 1000);
+  s.onLost(0, 1000, false);
+  assert.ok(s.nextChunk(600, Infinity));
+  assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkIsNew], [0, 600, false]);
+  const copy = new Uint8Array(600);
+  s.copyOut(0, 600, copy, 0);
+  assert.deepEqual(copy, data.subarray(0, 600));
+  // Ack of the original 1000..2000 arrives first: nothing is freed until the prefix is acked.
+  assert.equal(s.onAcked(1000, 1000, false), false);
+  assert.equal(s.onAcked(0, 600, false), true);
+  assert.equal(s.ackedOffset, 600);
+  // The remaining lost bytes 600..1000 come next; once acked, the prefix jumps over 1000..2000.
+  assert.ok(s.nextChunk(1000, Infinity));
+  assert.deepEqual([s.chunkOffset, s.chunkLength], [600, 400]);
+  s.onAcked(600, 400, false);
+  assert.equal(s.ackedOffset, 2000);
+  assert.equal(s.write(data.subarray(5000)), 2000);
+  // Ring wrap-around keeps bytes intact.
+  const check = new Uint8Array(5000);
+  s.copyOut(2000, 5000, check, 0);
+  assert.deepEqual(check, new Uint8Array(Buffer.concat([data.subarray(2000, 5000), data.subarray(5000, 7000)])));
+});
+
+test('SendStream respects stream and association credit and sends FIN once', () => {
+  const s = new SendStream(100, 1000);
+  s.write(new Uint8Array(300));
+  s.finish();
+  assert.ok(s.nextChunk(1000, 50));
+  assert.equal(s.chunkLength, 50);
+  assert.ok(s.nextChunk(1000, 1000));
+  assert.equal(s.chunkLength, 50);
+  assert.equal(s.nextChunk(1000, 1000), false);
+  // Blocked by the stream credit, not the association: MAX_STREAM_DATA (not MAX_DATA) unblocks it.
+  assert.equal(s.blockedOnlyByConnection(), false);
+  s.maxData = 1000;
+  assert.ok(s.nextChunk(1000, 1000));
+  assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkFin], [100, 200, true]);
+  assert.equal(s.nextChunk(1000, 1000), false);
+  // Lost FIN alone is resent as a zero-length frame.
+  s.onAcked(0, 300, false);
+  s.onLost(100, 200, true);
+  assert.ok(s.nextChunk(1000, 1000));
+  assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkFin], [300, 0, true]);
+  s.onAcked(300, 0, true);
+  assert.ok(s.isComplete());
+});
