@@ -1,0 +1,59 @@
+// A client nobody here wrote: iperf3 (Debian package iperf3, installed by .ci/run) through
+// the tunnel, both directions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { startPair, sleep } from './helpers.ts';
+
+function hasIperf3(): boolean {
+  try {
+    execFileSync('iperf3', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function runIperfClient(port: number, reverse: boolean): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const args = ['-c', '127.0.0.1', '-p', String(port), '-t', '3', '-J', ...(reverse ? ['-R'] : [])];
+    const p = spawn('iperf3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+test('iperf3 through the tunnel, both directions', { skip: hasIperf3() ? false : 'iperf3 not installed (apt-get install -y iperf3)', timeout: 90_000 }, async () => {
+  const serverPort = await freePort();
+  const server = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(serverPort)], { stdio: 'ignore' });
+  const pair = await startPair({ target: `127.0.0.1:${serverPort}`, allow: ['127.0.0.1'] });
+  try {
+    await sleep(300); // iperf3 -s has no readiness signal
+    for (const reverse of [false, true]) {
+      const r = await runIperfClient(pair.port, reverse);
+      assert.equal(r.code, 0, `iperf3 ${reverse ? '-R ' : ''}failed: ${r.out.slice(0, 500)}`);
+      const j = JSON.parse(r.out) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
+      assert.ok(j.end.sum_received.bytes > 1024 * 1024, `iperf3 ${reverse ? 'reverse' : 'forward'} moved only ${j.end.sum_received.bytes} bytes`);
+    }
+    const st = pair.a.gateway.status();
+    // Control + data connection per run.
+    assert.ok(st.tunnels[0]!.total >= 4);
+  } finally {
+    server.kill('SIGTERM');
+    await pair.stop();
+  }
+});
