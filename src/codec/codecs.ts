@@ -28,15 +28,26 @@ export function codecId(name: CodecName): CodecId {
   return name === 'lz4' ? CODEC_LZ4 : name === 'zstd' ? CODEC_ZSTD : CODEC_NONE;
 }
 
-export function compressWith(setting: CodecSetting, data: Uint8Array): Uint8Array {
-  if (setting.codec === 'lz4') return lz4Compress(data as Buffer).subarray(LZ4_SIZE_PREFIX);
-  return zlib.zstdCompressSync(data, {
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: setting.level,
+const zstdParamsByLevel = new Map<number, Record<number, number>>();
+
+function zstdParams(level: number): Record<number, number> {
+  let params = zstdParamsByLevel.get(level);
+  if (!params) {
+    params = {
+      [zlib.constants.ZSTD_c_compressionLevel]: level,
       // The AEAD below us already authenticates; the header already carries the size.
       [zlib.constants.ZSTD_c_checksumFlag]: 0,
       [zlib.constants.ZSTD_c_contentSizeFlag]: 0,
-    },
+    };
+    zstdParamsByLevel.set(level, params);
+  }
+  return params;
+}
+
+export function compressWith(setting: CodecSetting, data: Uint8Array): Uint8Array {
+  if (setting.codec === 'lz4') return lz4Compress(data as Buffer).subarray(LZ4_SIZE_PREFIX);
+  return zlib.zstdCompressSync(data, {
+    params: zstdParams(setting.level),
     // Lets zstd size its tables to the block instead of its full default window (much faster setup per call).
     pledgedSrcSize: data.length,
     // Anything larger than the input is sent raw anyway; one output chunk avoids a concat.
