@@ -316,8 +316,8 @@ export class SecureEndpoint {
     }
     const out = sealData(kp, plaintext);
     this.counters.packetsSealed++;
-    const rekeyAge = kp.isInitiator ? this.limits.rekeyAfterMs : this.limits.rekeyAfterMs + this.limits.responderRekeyDelayMs;
-    if (kp.sendCounter >= this.limits.rekeyAfterMessages || now - kp.createdAt >= rekeyAge) this.startRekey(p, now);
+    kp.lastSealAt = now;
+    if (kp.sendCounter >= this.limits.rekeyAfterMessages || now - kp.createdAt >= this.rekeyAge(kp)) this.startRekey(p, now);
     return out;
   }
 
@@ -343,6 +343,7 @@ export class SecureEndpoint {
     let next = Infinity;
     for (const p of this.peers.values()) {
       if (p.pending) next = Math.min(next, p.pending.retransmitAt);
+      else if (p.current && !p.current.rekeyTimerDone) next = Math.min(next, p.current.createdAt + this.rekeyAge(p.current));
       for (const kp of [p.current, p.previous, p.next]) if (kp) next = Math.min(next, kp.createdAt + this.limits.rejectAfterMs);
     }
     return next === Infinity ? null : next;
@@ -358,6 +359,13 @@ export class SecureEndpoint {
         } else if (p.address !== null) {
           this.transmits.push({ peer: p.id, address: p.address, data: this.sendInitiation(p, now) });
         }
+      }
+      // Time-based rekey also runs from the timer, so it does not depend on the driver draining
+      // pollTransmit after seal(); only keys in use are renewed.
+      const kp = p.current;
+      if (kp && !p.pending && !kp.rekeyTimerDone && now >= kp.createdAt + this.rekeyAge(kp)) {
+        kp.rekeyTimerDone = true;
+        if (now - kp.lastSealAt <= this.limits.rekeyAfterMs / 2) this.startRekey(p, now);
       }
       if (p.previous && now - p.previous.createdAt >= this.limits.rejectAfterMs) p.previous = this.retire(p.previous);
       if (p.next && now - p.next.createdAt >= this.limits.rejectAfterMs) p.next = this.retire(p.next);
@@ -575,6 +583,10 @@ export class SecureEndpoint {
     const p = this.peers.get(peer);
     if (!p) throw new Error(`unknown peer ${peer}`);
     return p;
+  }
+
+  private rekeyAge(kp: Keypair): number {
+    return kp.isInitiator ? this.limits.rekeyAfterMs : this.limits.rekeyAfterMs + this.limits.responderRekeyDelayMs;
   }
 
   private startRekey(p: PeerState, now: number): void {

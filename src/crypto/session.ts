@@ -18,6 +18,10 @@ export class Keypair {
   readonly createdAt: number;
   readonly isInitiator: boolean;
   sendCounter = 0;
+  /** Last time a packet was sealed under these keys (set by the endpoint). */
+  lastSealAt = -Infinity;
+  /** The timer-driven rekey check for these keys has run (it runs once). */
+  rekeyTimerDone = false;
   readonly replay = new ReplayWindow();
 
   constructor(sendKey: Buffer, recvKey: Buffer, localIndex: number, remoteIndex: number, createdAt: number, isInitiator: boolean) {

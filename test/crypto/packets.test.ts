@@ -144,3 +144,23 @@ test('responder cannot send before the initiator confirms, then can', () => {
   assert.equal(pair.b.ep.stats().halfOpen, 0);
   assert.ok(pair.b.ep.seal(pair.b.peer, payload(1), pair.now));
 });
+
+test('time-based rekey also fires from handleTimeout for keys in use; idle keys are left to expire', () => {
+  const pair = new Pair({ limits: { rekeyAfterMs: 1000, rejectAfterMs: 3000 } });
+  pair.handshake();
+  const due = pair.a.ep.nextTimeout();
+  assert.equal(due, pair.now + 1000);
+  pair.now += 800; // in use: sealed within the last rekeyAfterMs / 2
+  assert.equal(pair.transfer(pair.a, payload(1)).result?.kind, 'data');
+  assert.equal(pair.a.ep.stats().handshakeInitiationsSent, 1);
+  pair.now = due!;
+  pair.timeout(pair.a); // delivers the initiation it queues, and the rest of the handshake
+  assert.equal(pair.a.ep.stats().handshakesCompleted, 2);
+  assert.equal(pair.b.ep.stats().handshakesCompleted, 2);
+  // The new keys are idle: the rekey check runs once, starts nothing, and is not rescheduled.
+  pair.now += 1000;
+  pair.timeout(pair.a);
+  assert.equal(pair.a.ep.stats().handshakeInitiationsSent, 2);
+  const next = pair.a.ep.nextTimeout();
+  assert.ok(next !== null && next > pair.now, 'no busy loop on a past deadline');
+});
