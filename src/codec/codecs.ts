@@ -48,7 +48,8 @@ export function compressWith(setting: CodecSetting, data: Uint8Array): Uint8Arra
   if (setting.codec === 'lz4') return lz4Compress(data as Buffer).subarray(LZ4_SIZE_PREFIX);
   return zlib.zstdCompressSync(data, {
     params: zstdParams(setting.level),
-    // Lets zstd size its tables to the block instead of its full default window (much faster setup per call).
+    // Lets zstd size its tables to the block (no measurable speed change at 4-64 KiB on the
+    // project machine; each call costs ~20 us of set-up either way, so 4 KiB blocks run at ~200 MB/s).
     pledgedSrcSize: data.length,
     // Anything larger than the input is sent raw anyway; one output chunk avoids a concat.
     chunkSize: Math.max(64, data.length),
