@@ -183,9 +183,21 @@ export class BulkReceiver {
   }
 
   onWake = (now: number): void => {
+    // Reading can itself produce events (the FIN becomes 'stream-finished' once the last
+    // byte is read), so poll again until both are quiet.
+    for (let i = 0; i < 1000; i++) {
+      if (!this.#pollEvents(now) && this.#readable.length === 0) return;
+      while (this.#readable.length > 0) this.#drain(this.#readable.pop()!, now);
+    }
+    throw new Error('BulkReceiver: events keep coming without progress');
+  };
+
+  #pollEvents(now: number): boolean {
     const conn = this.#conn;
+    let any = false;
     let e: ConnectionEvent | null;
     while ((e = conn.pollEvent()) !== null) {
+      any = true;
       switch (e.type) {
         case 'stream-opened':
           this.#stream(e.streamId);
@@ -213,8 +225,8 @@ export class BulkReceiver {
           break;
       }
     }
-    while (this.#readable.length > 0) this.#drain(this.#readable.pop()!, now);
-  };
+    return any;
+  }
 
   #stream(id: number): RecvStream {
     let s = this.#streams.get(id);
