@@ -87,3 +87,23 @@ test('a profile whose best run did not come near the link rate is marked machine
   assert.equal(limitNote('mpls', [result('mpls', 'longhaul', 12, { wire_bytes: 140e6 })]), 'link');
   assert.equal(limitNote('mpls', []), '');
 });
+
+test('the progress bar draws on a terminal and stays silent otherwise', async () => {
+  const { ProgressBar } = await import('../../src/lab/bench/progress.ts');
+  const cell = { profile: findProfile('mpls')!, method: 'longhaul' as const, workload: 'bulk' as const, payload: 'vm' as const, bytes: 100 * 2 ** 20 };
+  const fake = (isTTY: boolean) => {
+    const writes: string[] = [];
+    return { writes, stream: { isTTY, columns: 200, write: (s: string) => { writes.push(s); return true; } } as unknown as NodeJS.WriteStream };
+  };
+  const tty = fake(true);
+  const bar = new ProgressBar(tty.stream);
+  bar.update('[1/1] mpls longhaul', cell, 50 * 2 ** 20, 5, 60);
+  assert.match(tty.writes.join(''), /\[1\/1\] mpls longhaul \[#{14}-{14}\]  50% 50 MiB 84 Mbit\/s 5\.0\/60s/);
+  bar.done('done line');
+  assert.equal(tty.writes.at(-1), 'done line\n');
+  const pipe = fake(false);
+  const quiet = new ProgressBar(pipe.stream);
+  quiet.update('x', cell, 1, 1, 1);
+  quiet.done('y');
+  assert.deepEqual(pipe.writes, []);
+});

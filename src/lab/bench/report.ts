@@ -55,17 +55,16 @@ export function speedUp(slow: BenchResult | undefined, fast: BenchResult | undef
   return slow.capped ? `>=${text}` : fast.capped ? `<=${text}` : text;
 }
 
-/** The emulator's measured ceiling (packets/s), if its benchmark has been run on this machine. */
+/** The emulator's measured ceiling per engine, from its benchmark (bench/results/emulator-<date>.json). */
 function emulatorCeiling(): string | null {
   try {
-    const files = readdirSync(RESULTS_DIR).filter((f) => /^emulator.*\.json$/.test(f)).sort();
+    const files = readdirSync(RESULTS_DIR).filter((f) => /^emulator-.*\.json$/.test(f)).sort();
     const last = files.at(-1);
     if (!last) return null;
-    const data = JSON.parse(readFileSync(join(RESULTS_DIR, last), 'utf8')) as Record<string, unknown>;
-    const pps = data.ceilingPps ?? data.ceiling_pps ?? data.packetsPerSecond ?? data.maxPps;
-    const mbps = data.ceilingMbps ?? data.ceiling_mbps ?? data.maxMbps;
-    if (pps === undefined && mbps === undefined) return `see ${last}`;
-    return `${pps !== undefined ? `${Number(pps).toFixed(0)} packets/s` : ''}${mbps !== undefined ? ` (${Number(mbps).toFixed(0)} Mbit/s)` : ''} (${last})`;
+    const data = JSON.parse(readFileSync(join(RESULTS_DIR, last), 'utf8')) as { results?: Array<Record<string, unknown>> };
+    const engines = (data.results ?? []).filter((r) => r.ceilingPps !== undefined);
+    if (engines.length === 0) return `see ${last}`;
+    return `${engines.map((r) => `${String(r.engine)} ${Number(r.ceilingPps).toFixed(0)} packets/s (${Number(r.ceilingMbps).toFixed(0)} Mbit/s of 1450-byte datagrams)`).join(', ')} (${last})`;
   } catch {
     return null;
   }
@@ -143,7 +142,7 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext): stri
   lines.push('', 'Wire bytes are the UDP payload bytes the emulator delivered from site A to site B (VXLAN-encapsulated TCP for the tcp-* methods).');
   const ceiling = emulatorCeiling();
   lines.push('', `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
-    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}.` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.'));
+    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.'));
   return `${lines.join('\n')}\n`;
 }
 
