@@ -63,6 +63,8 @@ export class BlockEncoder {
   private readonly policy: AdaptivePolicy | null;
   private readonly backoff = new CompressionBackoff();
   private readonly now: () => number;
+  /** Duration of the last timedCompress call (a field, so the hot path returns one value). */
+  private lastCpuMs = 0;
 
   constructor(options: BlockEncoderOptions = {}) {
     this.mode = options.mode ?? 'auto';
@@ -147,7 +149,7 @@ export class BlockEncoder {
     }
     const limit = original.length * MAX_COMPRESSED_FRACTION;
     let compressed = this.timedCompress(setting, original);
-    let cpuMs = this.lastCpuMs;
+    const cpuMs = this.lastCpuMs;
     if (probe >= 0 && this.policy) {
       const probeSetting = this.policy.settingOf(probe)!;
       const probed = this.timedCompress(probeSetting, original);
@@ -173,8 +175,6 @@ export class BlockEncoder {
     else if (id === CODEC_ZSTD) s.blocksZstd++;
     return { codec: id, original, payload: compressed };
   }
-
-  private lastCpuMs = 0;
 
   private timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
     const started = this.now();
