@@ -370,6 +370,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
   extendedStats(): {
     duplicatePackets: number; mtuProbesSent: number; mtuProbesLost: number; mtuBlackHoles: number;
     ptoCount: number; bufferedSendBytes: number; bufferedRecvBytes: number; controller: string;
+    spuriousLosses: number; packetThreshold: number;
   } {
     let sendBuf = 0;
     let recvBuf = 0;
@@ -386,6 +387,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
       bufferedSendBytes: sendBuf,
       bufferedRecvBytes: recvBuf,
       controller: this.controller.name,
+      spuriousLosses: this.recovery.spuriousLosses,
+      packetThreshold: this.recovery.packetThreshold,
     };
   }
 

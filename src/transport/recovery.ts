@@ -6,11 +6,19 @@ import type { Millis } from './types.ts';
 import type { AckSample, LossSample, RateController } from './congestion/controller.ts';
 import { RttEstimator, TIMER_GRANULARITY_MS } from './rtt.ts';
 import { SentPackets, type SentPacket } from './sent-packets.ts';
+import { RangeSet } from './range-set.ts';
 
 // RFC 9002 §6.1.1: three later packets acknowledged means a packet is lost, not reordered.
 export const PACKET_THRESHOLD = 3;
 // RFC 9002 §6.1.2: 9/8 of an RTT tolerates the jitter of ordinary paths.
 const TIME_THRESHOLD = 9 / 8;
+// When a packet declared lost is acknowledged after all (reordering, RFC 8985 §6.2), the
+// thresholds widen: the packet threshold to the observed displacement, the time threshold
+// by 1/8 RTT per event up to 2 RTTs, so a reordering path stops paying spurious retransmissions.
+const MAX_PACKET_THRESHOLD = 10_000;
+const MAX_TIME_THRESHOLD = 2;
+// Recently lost packet numbers remembered to recognise spurious losses.
+const RECENTLY_LOST_RANGES = 64;
 // Consecutive probe timeouts after which the path is treated as reset (RFC 9002 §7.6 spirit).
 export const PERSISTENT_PTO_COUNT = 3;
 // Exponential PTO backoff is capped so an outage is detected within a bounded time.
@@ -43,7 +51,10 @@ export class Recovery {
   // Stats.
   packetsLost = 0;
   bytesLost = 0;
-  spuriousPto = 0;
+  spuriousLosses = 0;
+  packetThreshold = PACKET_THRESHOLD;
+  timeThreshold = TIME_THRESHOLD;
+  private readonly recentlyLost = new RangeSet();
 
   private readonly controller: RateController;
   private readonly handler: RecoveryHandler;
@@ -148,6 +159,8 @@ export class Recovery {
       this.largestAcked = largest;
     }
 
+    if (!this.recentlyLost.isEmpty()) this.detectSpuriousLosses(ranges);
+
     if (largestSentAt >= 0 && anyAckEliciting) {
       this.rtt.update(now - largestSentAt, Math.min(ackDelayMs, this.peerMaxAckDelay));
     }
@@ -171,6 +184,30 @@ export class Recovery {
       if (interval > 0 && interval >= this.rtt.min) s.deliveryRateBps = (deliveredDelta * 8000) / interval;
     }
     this.controller.onAck(s);
+  }
+
+  /** Acknowledged packet numbers we had declared lost: the path reorders, widen the thresholds. */
+  private detectSpuriousLosses(ranges: readonly number[]): void {
+    const lost = this.recentlyLost;
+    let found = 0;
+    let maxDisplacement = 0;
+    for (let r = 0; r < ranges.length; r += 2) {
+      const high = ranges[r]!;
+      const low = ranges[r + 1]!;
+      for (let i = 0; i < lost.count; i++) {
+        const s = Math.max(lost.starts[i]!, low);
+        const e = Math.min(lost.ends[i]!, high + 1);
+        if (s < e) {
+          found += e - s;
+          maxDisplacement = Math.max(maxDisplacement, this.largestAcked - s);
+        }
+      }
+    }
+    if (found === 0) return;
+    for (let r = 0; r < ranges.length; r += 2) lost.remove(ranges[r + 1]!, ranges[r]! + 1);
+    this.spuriousLosses += found;
+    this.packetThreshold = Math.min(MAX_PACKET_THRESHOLD, Math.max(this.packetThreshold, maxDisplacement + 1));
+    this.timeThreshold = Math.min(MAX_TIME_THRESHOLD, this.timeThreshold + 0.125);
   }
 
   private ackPacket(p: SentPacket, now: Millis): void {
@@ -198,7 +235,8 @@ export class Recovery {
     const holes = this.holes;
     if (holes.length === 0) return;
     const rtt = this.rtt;
-    const lossDelay = Math.max(TIME_THRESHOLD * Math.max(rtt.latest, rtt.smoothed), TIMER_GRANULARITY_MS);
+    const lossDelay = Math.max(this.timeThreshold * Math.max(rtt.latest, rtt.smoothed), TIMER_GRANULARITY_MS);
+    const packetThreshold = this.packetThreshold;
     this.lostBytes = 0;
     let lostCount = 0;
     let i = 0;
@@ -207,7 +245,7 @@ export class Recovery {
       const p = this.sent.get(pn);
       if (p === null) continue;
       // Same expression as the loss timer below, so the timer firing always declares the loss.
-      if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + PACKET_THRESHOLD) {
+      if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + packetThreshold) {
         this.sent.take(pn);
         this.losePacket(p, now);
         lostCount++;
@@ -234,6 +272,8 @@ export class Recovery {
       if (p.ackEliciting) this.ackElicitingInFlight--;
       // MTU probes are lost for their size, not for congestion (RFC 8899 §3).
       if (!p.isMtuProbe) {
+        this.recentlyLost.insert(p.pn, p.pn + 1);
+        if (this.recentlyLost.count > RECENTLY_LOST_RANGES) this.recentlyLost.truncateLow(RECENTLY_LOST_RANGES);
         this.lostBytes += p.size;
         this.lostNewestSentAt = p.timeSent;
         this.packetsLost++;

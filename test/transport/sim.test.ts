@@ -72,3 +72,24 @@ test('random link schedules (loss, jitter reordering, duplication, delay) delive
     },
   ), { numRuns: 25, seed: 20261125 });
 });
+
+test('a reordering path widens the loss thresholds: few spurious retransmissions', () => {
+  let client: Connection | null = null;
+  const r = runBulkTransfer({
+    seed: 9,
+    profile: findProfile('metro')!,
+    bytes: 24_000_000,
+    streams: 2,
+    extra: { reorderRate: 0.02, reorderDelayMs: 4 },
+    makeConnection: (role, now, random) => {
+      const c = makeConnection(role, now, random);
+      if (role === 'client') client = c;
+      return c;
+    },
+  });
+  assert.ok(r.completed && r.byteExact);
+  const ext = (client as unknown as Connection).extendedStats();
+  assert.ok(r.forward.reordered > 200, `reordered ${r.forward.reordered}`);
+  assert.ok(ext.packetThreshold > 3, 'packet threshold adapted');
+  assert.ok(ext.spuriousLosses < r.forward.reordered / 5, `spurious ${ext.spuriousLosses} of ${r.forward.reordered} reordered`);
+});
