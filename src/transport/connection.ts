@@ -114,6 +114,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
   private ackImmediately = false;
   private ackDeadline: Millis = Infinity;
   private ackOnlySinceEliciting = 0;
+  private readonly ackThreshold: number;
 
   // Flow control, association level.
   private peerMaxData = 0;            // credit the peer gave us
@@ -181,6 +182,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.pacer = new Pacer(now, config.initialPacketSize);
     this.mtud = new MtuDiscovery(config.initialPacketSize, config.maxPacketSize, now);
     this.txBuf = new Uint8Array(Math.max(config.maxPacketSize, config.initialPacketSize));
+    this.ackThreshold = Math.max(1, Math.floor(config.ackFrequency ?? ACK_ELICITING_THRESHOLD));
     this.localMaxData = config.connectionReceiveWindow;
     this.localMaxStreams = config.maxStreams;
     this.idleTimeoutMs = config.idleTimeoutMs;
@@ -840,7 +842,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
     const size = this.mtud.current;
     const ackDue = this.ackPending &&
-      (this.ackImmediately || this.ackElicitingSinceAck >= ACK_ELICITING_THRESHOLD || now >= this.ackDeadline);
+      (this.ackImmediately || this.ackElicitingSinceAck >= this.ackThreshold || now >= this.ackDeadline);
 
     if (this.probesToSend > 0) {
       // Probe timeout: one ack-eliciting packet regardless of window and pacing (RFC 9002 §6.2.4).

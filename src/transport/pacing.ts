@@ -43,7 +43,8 @@ export class Pacer {
     this.refill(now);
     // A hair of tolerance: the wake-up time computed below must release the packet despite rounding.
     if (this.tokens >= bytes - 1e-6) return now;
-    if (this.rateBytesPerMs <= 0) return Infinity;
+    // No rate (a controller bug or a reset): look again in a millisecond rather than never.
+    if (this.rateBytesPerMs <= 0) return now + 1;
     return now + (bytes - this.tokens) / this.rateBytesPerMs;
   }
 

@@ -60,6 +60,12 @@ export interface ConnectionConfig {
   rateController?: () => import('./congestion/controller.ts').RateController;
   /** Deterministic randomness (the simulator seeds it). Returns [0,1). */
   random?: () => number;
+  /**
+   * Ack-eliciting packets received per ACK sent (default 2, RFC 9000 §13.2.2). Higher values
+   * cut the ACK packet rate (each costs a syscall and packet protection in the gateway) at the
+   * price of coarser delivery-rate samples; gaps are still acknowledged at once.
+   */
+  ackFrequency?: number;
 }
 
 /**

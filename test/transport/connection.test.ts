@@ -273,3 +273,16 @@ test('probe timeout recovers a lost tail (last packets of a stream all lost)', (
   assert.ok(p.client.extendedStats().ptoCount >= 0);
   assert.ok(p.client.stats().packetsLost > 0);
 });
+
+test('ackFrequency: fewer ACK packets, same bytes', () => {
+  const run = (ackFrequency: number): { acks: number; ok: boolean } => {
+    const p = new Pair({ seed: 6, server: { ackFrequency }, link: { lossRate: 0.01 } });
+    const { writer, reader, ok } = transfer(p, [1_500_000]);
+    assert.deepEqual(reader.digests(), writer.digests());
+    return { acks: p.server.stats().packetsSent, ok };
+  };
+  const two = run(2);
+  const eight = run(8);
+  assert.ok(two.ok && eight.ok);
+  assert.ok(eight.acks * 2 < two.acks, `acks: ${eight.acks} with 8, ${two.acks} with 2`);
+});
