@@ -13,7 +13,7 @@ import type { CodecSetting } from '../codec/codecs.ts';
 import { BlockEncoder, MAX_COMPRESSED_FRACTION } from '../codec/encoder.ts';
 import type { CompressionMode } from '../codec/encoder.ts';
 import { BlockDecoder } from '../codec/decoder.ts';
-import { DEFAULT_CPU_SHARE, DEFAULT_LADDER } from '../codec/adaptive.ts';
+import { DEFAULT_CPU_SHARE, DEFAULT_LADDER, DEFAULT_WIRE_CPU_NS_PER_BYTE } from '../codec/adaptive.ts';
 import { PayloadSource } from '../lab/workloads/payload.ts';
 import type { PayloadKind } from '../lab/workloads/payload.ts';
 
@@ -242,8 +242,9 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '',
     '## Why auto chose what it chose',
     '',
-    'The policy\'s model after the run: per rung, estimated speed (MB/s of CPU), wire ratio and',
-    `predicted throughput min(${DEFAULT_CPU_SHARE} x speed, link / wire ratio) in MB/s (none = the link rate).`,
+    'The policy\'s model after the run: per rung, estimated codec speed (MB/s per CPU second), wire',
+    `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (1/speed + wire x p), link / wire) in MB/s, with the`,
+    `default pipeline cost p = ${DEFAULT_WIRE_CPU_NS_PER_BYTE} ns per wire byte (src/codec/adaptive.ts).`,
     '',
     ...encoderRows.filter((r) => r.model).flatMap((r) => [
       `- ${r.payload} @ ${r.linkMbps} Mbit/s -> **${r.finalSetting}**: ` +

@@ -1,15 +1,20 @@
 // The `auto` mode's choice of codec and level: compress only while the link, not the CPU,
 // is the bottleneck.
 //
-// For each rung k of a ladder (none, lz4, zstd -1, zstd 1, zstd 3) we estimate speed_k,
-// application bytes compressed per CPU second, and wire_k, wire bytes per application byte
-// (80% rule applied). The single-threaded gateway then moves application bytes at about
+// For each rung k of a ladder (none, lz4, zstd -1, zstd 1, zstd 3) we estimate c_k, CPU
+// seconds per application byte compressed, and wire_k, wire bytes per application byte (80%
+// rule applied; none: c = 0, wire = 1). Every wire byte also costs the rest of the
+// single-threaded gateway p seconds of CPU (packetizing, encryption, a syscall per datagram),
+// so compressing saves CPU downstream as well as spending it. The gateway then moves
+// application bytes at about
 //
-//     T_k = min(speed_k * cpuShare, linkBytesPerSecond / wire_k)        T_none = link rate
+//     T_k = min(cpuShare / (c_k + wire_k * p), linkBytesPerSecond / wire_k)
 //
 // (CPU-bound on the left, link-bound on the right), and we use the rung with the largest
-// T_k; rungs within SWITCH_DOWN_TOLERANCE of the best count as equal and the cheapest in
-// CPU wins. Moving to a costlier rung needs a SWITCH_UP_MARGIN gain (no flapping).
+// T_k; rungs within SWITCH_DOWN_TOLERANCE of the best count as equal and the one with the
+// least CPU per application byte (c_k + wire_k * p) wins. Moving to a rung that costs more
+// CPU needs a SWITCH_UP_MARGIN gain (no flapping). So compression is skipped only when it
+// costs more CPU than it saves while the CPU, not the link, is the bottleneck.
 //
 // Compressibility changes from block to block far more than codecs differ (a zero page vs a
 // log page), so rungs are never compared on different data. The rung in use is measured on
@@ -21,11 +26,15 @@
 
 import type { CodecSetting } from './codecs.ts';
 
+/** Fraction of a core the gateway's thread gets (it is single-threaded). */
+export const DEFAULT_CPU_SHARE = 1;
 /**
- * Fraction of one core compression may use. The same thread also packetizes, encrypts and
- * makes a syscall per datagram, and the peer must decompress; half a core leaves room for that.
+ * p: CPU ns the rest of the gateway spends per wire byte, until the gateway reports a
+ * measurement. bench/results/gateway-2026-11-25.md measured 6.2 ns per byte (plaintext) and
+ * 14.2 ns (encrypted) for the whole sending gateway, part of which (the TCP read) is per
+ * application byte, not per wire byte; 8 ns is in between.
  */
-export const DEFAULT_CPU_SHARE = 0.5;
+export const DEFAULT_WIRE_CPU_NS_PER_BYTE = 8;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
 export const DEFAULT_LINK_RATE_BPS = 1e9;
 /** Probe a neighbouring rung on one block in this many (~3% extra CPU). */
@@ -71,6 +80,7 @@ export interface AdaptivePolicyOptions {
   ladder?: readonly Rung[];
   cpuShare?: number;
   linkRateBps?: number;
+  wireCpuNsPerByte?: number;
 }
 
 /** What to do with the next block: compress with `rung`, and also with `probe` (-1: no probe). */
@@ -96,6 +106,7 @@ export class AdaptivePolicy {
   private readonly ladder: readonly Rung[];
   private readonly cpuShare: number;
   private linkBytesPerSec: number;
+  private wireNsPerByte: number;
   /** Measured estimate of the rung in use (or of rung 1 while the choice is none). */
   private readonly measured: Estimate[];
   /** pairs[k]: rung k+1 relative to rung k, for k >= 1. */
@@ -111,6 +122,7 @@ export class AdaptivePolicy {
     }
     this.cpuShare = options.cpuShare ?? DEFAULT_CPU_SHARE;
     this.linkBytesPerSec = (options.linkRateBps ?? DEFAULT_LINK_RATE_BPS) / 8;
+    this.wireNsPerByte = options.wireCpuNsPerByte ?? DEFAULT_WIRE_CPU_NS_PER_BYTE;
     this.measured = this.ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
     // Seed each relation with the priors, as if one 64 KiB block had been probed.
     this.pairs = this.ladder.map((r, k) => {
@@ -133,6 +145,17 @@ export class AdaptivePolicy {
 
   get linkRateBps(): number {
     return this.linkBytesPerSec * 8;
+  }
+
+  /** p: the rest of the gateway's CPU per wire byte (ns), e.g. its CPU time / bytes sent. */
+  setWireCpuNsPerByte(ns: number): void {
+    if (!(ns >= 0) || !Number.isFinite(ns)) return;
+    this.wireNsPerByte = ns;
+    this.choose(false);
+  }
+
+  get wireCpuNsPerByte(): number {
+    return this.wireNsPerByte;
   }
 
   /** The rung in use (0 = none). */
@@ -211,9 +234,18 @@ export class AdaptivePolicy {
 
   /** Modelled throughput (application bytes/s) of a rung. */
   throughput(rung: number): number {
-    if (rung === 0) return this.linkBytesPerSec;
     const e = this.estimate(rung);
-    return Math.min(e.speedBytesPerSec * this.cpuShare, this.linkBytesPerSec / Math.max(e.wireRatio, 1e-6));
+    const wire = Math.max(e.wireRatio, 1e-6);
+    const cpuNs = this.cpuNsPerAppByte(rung);
+    const cpuBound = cpuNs > 0 ? (this.cpuShare * 1e9) / cpuNs : Infinity;
+    return Math.min(cpuBound, this.linkBytesPerSec / wire);
+  }
+
+  /** CPU ns per application byte with this rung: compression plus the pipeline's cost of its wire bytes. */
+  cpuNsPerAppByte(rung: number): number {
+    const e = this.estimate(rung);
+    const codecNs = rung === 0 ? 0 : 1e9 / e.speedBytesPerSec;
+    return codecNs + e.wireRatio * this.wireNsPerByte;
   }
 
   // The rung measured absolutely: the one in use, or the cheapest codec while sending raw.
@@ -247,6 +279,6 @@ export class AdaptivePolicy {
   }
 
   private cpuCost(rung: number): number {
-    return rung === 0 ? 0 : 1 / this.estimate(rung).speedBytesPerSec;
+    return this.cpuNsPerAppByte(rung);
   }
 }

@@ -41,6 +41,8 @@ export interface BlockEncoderOptions {
   linkRateBps?: number;
   /** 'auto' tuning (tests and benchmarks). */
   cpuShare?: number;
+  /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
+  wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
 }
 
@@ -79,13 +81,24 @@ export class BlockEncoder {
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
       : null;
     this.policy = this.mode === 'auto'
-      ? new AdaptivePolicy({ linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, ladder: options.ladder })
+      ? new AdaptivePolicy({
+        linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, ladder: options.ladder,
+        wireCpuNsPerByte: options.wireCpuNsPerByte,
+      })
       : null;
   }
 
   /** The transport's bandwidth estimate (bits/s); steers the 'auto' choice. */
   setLinkRateBps(bps: number): void {
     this.policy?.setLinkRateBps(bps);
+  }
+
+  /**
+   * The gateway's own CPU cost per wire byte (ns: its process CPU time / bytes it sent, codec
+   * time excluded); steers 'auto'. A fast pipeline makes 'none' win sooner on fast links.
+   */
+  setWireCpuNsPerByte(ns: number): void {
+    this.policy?.setWireCpuNsPerByte(ns);
   }
 
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */

@@ -20,15 +20,21 @@ function settingName(policy: AdaptivePolicy): string {
 }
 
 describe('AdaptivePolicy', () => {
-  it('models throughput as min(CPU share x speed, link / wire ratio)', () => {
-    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5 });
-    assert.equal(policy.throughput(0), 125e6);
-    assert.equal(policy.throughput(1), Math.min(500e6, 125e6 / 0.5));
-    assert.equal(policy.throughput(2), Math.min(100e6, 125e6 / 0.35));
+  it('models throughput as min(CPU share / (codec + wire x pipeline CPU), link / wire ratio)', () => {
+    const codecOnly = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5, wireCpuNsPerByte: 0 });
+    assert.equal(codecOnly.throughput(0), 125e6);
+    assert.equal(codecOnly.throughput(1), Math.min(500e6, 125e6 / 0.5));
+    assert.equal(codecOnly.throughput(2), Math.min(100e6, 125e6 / 0.35));
+    // lz4 1 ns + 0.5 x 4 ns; zstd 5 ns + 0.35 x 4 ns; none 4 ns per byte.
+    const withPipeline = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 1, wireCpuNsPerByte: 4 });
+    assert.equal(withPipeline.throughput(0), Math.min(1e9 / 4, 125e6));
+    assert.ok(Math.abs(withPipeline.throughput(1) - Math.min(1e9 / 3, 250e6)) < 1);
+    assert.ok(Math.abs(withPipeline.throughput(2) - Math.min(1e9 / 6.4, 125e6 / 0.35)) < 1);
   });
 
   it('zstd on a slow link, lz4 when zstd cannot keep up, none when nothing can', () => {
-    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
+    // Codec CPU only (a pipeline that costs nothing per wire byte), half a core for the codec.
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6, cpuShare: 0.5, wireCpuNsPerByte: 0 });
     assert.equal(settingName(policy), 'zstd:1'); // link-bound everywhere: best ratio wins
     policy.setLinkRateBps(1e9);
     assert.equal(settingName(policy), 'lz4'); // zstd would be CPU-bound at 100 MB/s < lz4's 250
@@ -38,14 +44,27 @@ describe('AdaptivePolicy', () => {
     assert.equal(settingName(policy), 'zstd:1');
   });
 
-  it('with the default (measured) priors: zstd at 100 Mbit/s, none at 10 Gbit/s', () => {
+  it('a costly pipeline makes compression pay even on a fast link: it saves more CPU than it spends', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 10e9, wireCpuNsPerByte: 8 });
+    // none: 8 ns per byte = 125 MB/s; lz4: 1 + 0.5 x 8 = 5 ns = 200 MB/s.
+    assert.equal(settingName(policy), 'lz4');
+    policy.setWireCpuNsPerByte(0.5); // a fast pipeline: none does 1.25 GB/s (link), lz4 800 MB/s
+    assert.equal(settingName(policy), 'none');
+    assert.equal(policy.wireCpuNsPerByte, 0.5);
+    policy.setWireCpuNsPerByte(-1); // ignored
+    assert.equal(policy.wireCpuNsPerByte, 0.5);
+  });
+
+  it('with the default (measured) priors and pipeline cost: zstd from 100 Mbit/s to 10 Gbit/s', () => {
+    assert.equal(DEFAULT_LADDER[0]!.setting, null);
     const policy = new AdaptivePolicy({ linkRateBps: 100e6 });
     assert.equal(policy.settingOf(policy.currentRung)?.codec, 'zstd');
     policy.setLinkRateBps(1e9);
-    assert.notEqual(policy.currentRung, 0, 'at 1 Gbit/s compression still pays on this machine');
+    assert.equal(policy.settingOf(policy.currentRung)?.codec, 'zstd');
     policy.setLinkRateBps(10e9);
-    assert.equal(policy.currentRung, 0);
-    assert.equal(DEFAULT_LADDER[0]!.setting, null);
+    assert.equal(policy.settingOf(policy.currentRung)?.codec, 'zstd', 'an 8 ns/byte pipeline cannot fill 10 Gbit/s raw');
+    policy.setWireCpuNsPerByte(0.5);
+    assert.equal(policy.currentRung, 0, 'a fast pipeline fills 10 Gbit/s better without compression');
   });
 
   it('ignores nonsense link rates', () => {
