@@ -48,6 +48,10 @@ const BW_WINDOW_ROUNDS = 10;
 // Delivery rate must grow by 25% in 3 rounds or the pipe is considered full (BBR).
 const FULL_BW_GROWTH = 1.25;
 const FULL_BW_ROUNDS = 3;
+// Startup doubles the delivery rate each round while the pipe has room. A round that grew
+// it by less than half while RTTs rose by a quarter means the bottleneck saturated during
+// that round: leave at once, before a 2-BDP window overflows a queue shallower than a BDP.
+const STARTUP_STALL_GROWTH = 1.5;
 const MIN_RTT_WINDOW_MS = 10_000;
 // A sample within 5% of the minimum shows the path's base RTT is still current.
 const MIN_RTT_REFRESH_TOLERANCE = 0.05;
@@ -126,6 +130,8 @@ export class ModelBasedController implements RateController {
   #filledPipe = false;
   #fullBw = 0;
   #fullBwRounds = 0;
+  #prevRoundBw = 0;
+  #roundMaxRttMs = 0;
 
   // PROBE_BW cycle.
   #cycleIndex = 0;
@@ -215,6 +221,8 @@ export class ModelBasedController implements RateController {
     this.#filledPipe = false;
     this.#fullBw = 0;
     this.#fullBwRounds = 0;
+    this.#prevRoundBw = 0;
+    this.#roundMaxRttMs = 0;
     this.#probeRttDoneMs = -1;
     this.#lossWindowStartMs = now;
     this.#lossWindowAcked = 0;
@@ -267,6 +275,7 @@ export class ModelBasedController implements RateController {
   #updateMinRtt(now: Millis, rttMs: number): boolean {
     if (!(rttMs >= 0)) return false;
     this.#roundMinRttMs = Math.min(this.#roundMinRttMs, rttMs);
+    if (rttMs > this.#roundMaxRttMs) this.#roundMaxRttMs = rttMs;
     const expired = now - this.#minRttStampMs > MIN_RTT_WINDOW_MS;
     if (rttMs < this.#minRttMs || (expired && this.#mode !== 'probe-rtt')) {
       this.#minRttMs = rttMs;
@@ -296,13 +305,18 @@ export class ModelBasedController implements RateController {
     const duration = now - this.#roundBeganAtMs;
     const roundRate = duration > 0 ? (this.#roundAckedBytes * 8000) / duration : 0;
     const roundMinRtt = this.#roundMinRttMs;
+    const roundMaxRtt = this.#roundMaxRttMs;
     this.#roundStartMs = now;
     this.#roundBeganAtMs = now;
     this.#roundAckedBytes = 0;
     this.#roundMinRttMs = Infinity;
+    this.#roundMaxRttMs = 0;
 
     if (!this.#filledPipe && !appLimited) {
       const bw = this.#bw.best;
+      const rttRose = roundMaxRtt > this.#minRttMs * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
+      if (this.#prevRoundBw > 0 && bw < STARTUP_STALL_GROWTH * this.#prevRoundBw && rttRose) this.#filledPipe = true;
+      this.#prevRoundBw = bw;
       if (bw >= this.#fullBw * FULL_BW_GROWTH) {
         this.#fullBw = bw;
         this.#fullBwRounds = 0;
