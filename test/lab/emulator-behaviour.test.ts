@@ -1,0 +1,123 @@
+// The emulator delivers what it is told, over real sockets in real namespaces (root), for
+// both engines: RTT, order-preserving jitter, random loss over >= 100k packets, link rate,
+// scheduled outage. Bounds are generous enough for a loaded 2-core machine and tight enough
+// to catch a wrong model (e.g. full RTT per direction, loss applied twice, rate off by the
+// header overhead).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { labDown, labUp, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
+import { nativeEmulatorAvailable } from '../../src/lab/emulator-native.ts';
+import { WIRE_OVERHEAD_BYTES } from '../../src/lab/emulator-link.ts';
+import { LAB_ADDRESSES } from '../../src/lab/emulator-config.ts';
+import type { EmulatorEngine, EmulatorReport } from '../../src/lab/emulator-stats.ts';
+import { LOAD_TOOL, fixture, runInSite, startInSite } from './fixtures/lab-tools.ts';
+
+const isRoot = process.getuid?.() === 0;
+const PORT = '4500';
+const A = LAB_ADDRESSES;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+interface PingResult { rtts: number[]; order: number[] }
+interface SendResult { sent: number; failed: number; seconds: number }
+interface RecvResult { received: number; bytes: number; activeSeconds: number }
+
+for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
+  const LAB: LabId = { prefix: `lht${engine[0]}`, stateDir: `/run/longhaul-lab-test-${engine}` };
+  const skip = !isRoot ? 'needs root (network namespaces)' : engine === 'native' && !nativeEmulatorAvailable() ? 'native engine not built' : false;
+
+  test(`emulator (${engine} engine) delivers what it is told`, { skip, timeout: 120_000 }, async (t) => {
+    const ping = async (count: number, intervalMs: number): Promise<PingResult> => {
+      const echo = startInSite(LAB, 'b', [process.execPath, fixture('udp-echo.ts'), A.bPeer, PORT, String(count * intervalMs / 1000 + 10)]);
+      await echo.ready('listening');
+      const r = await runInSite<PingResult>(LAB, 'a', [process.execPath, fixture('udp-ping.ts'), A.aPeer, PORT, A.aNear, PORT, String(count), String(intervalMs)]);
+      echo.kill();
+      return r;
+    };
+    /** Offers `pps` datagrams of `size` bytes for `seconds` from A, counted in B. */
+    const blast = async (size: number, pps: number, seconds: number): Promise<{ send: SendResult; recv: RecvResult; stats: EmulatorReport }> => {
+      const sink = startInSite(LAB, 'b', [LOAD_TOOL, 'recv', A.bPeer, PORT, String(seconds + 5), '700']);
+      await sink.ready('listening');
+      const send = await runInSite<SendResult>(LAB, 'a', [LOAD_TOOL, 'send', A.aPeer, A.aNear, PORT, String(size), String(pps), String(seconds)], (seconds + 20) * 1000);
+      const recv = await sink.result<RecvResult>();
+      const stats = (await requestEmulatorStats(LAB)) ?? assert.fail('no emulator stats');
+      return { send, recv, stats };
+    };
+
+    try {
+      await labUp({ lab: LAB, profile: { rate: '100mbit', rtt: '25ms' }, engine, ports: [Number(PORT)] });
+
+      await t.test('RTT 25 ms: median within 1 ms, never early', async (st) => {
+        const { rtts } = await ping(300, 5);
+        const got = rtts.filter((r) => r >= 0);
+        assert.equal(got.length, 300);
+        const m = median(got);
+        st.diagnostic(`RTT median ${m.toFixed(3)} ms, min ${Math.min(...got).toFixed(3)}, max ${Math.max(...got).toFixed(3)}`);
+        assert.ok(Math.abs(m - 25) <= 1, `median RTT ${m.toFixed(2)} ms`);
+        assert.ok(Math.min(...got) >= 24.8, `min RTT ${Math.min(...got).toFixed(2)} ms`);
+      });
+
+      await t.test('jitter 3 ms keeps order, varies the delay, keeps the mean RTT', async (st) => {
+        await setLinkProfile({ rate: '100mbit', rtt: '25ms', jitter: '3ms' }, { lab: LAB });
+        const { rtts, order } = await ping(400, 5);
+        const got = rtts.filter((r) => r >= 0);
+        assert.equal(got.length, 400);
+        assert.deepEqual(order, [...order].sort((a, b) => a - b), 'arrival order must equal send order');
+        const m = median(got);
+        assert.ok(Math.abs(m - 25) <= 2, `median RTT ${m.toFixed(2)} ms`);
+        const spread = quantile(got, 0.95) - quantile(got, 0.05);
+        st.diagnostic(`RTT median ${m.toFixed(3)} ms, p5..p95 spread ${spread.toFixed(3)} ms, range ${Math.min(...got).toFixed(2)}..${Math.max(...got).toFixed(2)}`);
+        assert.ok(spread > 1.5 && spread < 13, `RTT spread p5..p95 ${spread.toFixed(2)} ms`);
+        // Never earlier than the model allows; late outliers are the loaded machine's, so p95.
+        assert.ok(Math.min(...got) >= 25 - 6 - 0.2, `min RTT ${Math.min(...got)}`);
+        assert.ok(quantile(got, 0.95) <= 25 + 6 + 2, `p95 RTT ${quantile(got, 0.95)}`);
+      });
+
+      await t.test('1% random loss over >= 100k packets within binomial bounds, the rest delivered', async (st) => {
+        await setLinkProfile({ rate: 'unlimited', rtt: '2ms', loss: '1%' }, { lab: LAB, seed: 99 });
+        const { send, recv, stats } = await blast(200, 25_000, 4.4);
+        const d = stats.aToB;
+        assert.ok(d.packetsIn >= 100_000, `only ${d.packetsIn} packets in`);
+        assert.ok(d.packetsIn >= send.sent * 0.99, `emulator saw ${d.packetsIn} of ${send.sent}`);
+        const p = 0.01;
+        const sd = Math.sqrt(d.packetsIn * p * (1 - p));
+        st.diagnostic(`lost ${d.lost} of ${d.packetsIn} (${(d.lost / d.packetsIn * 100).toFixed(3)}%), sink ${recv.received}, delivered ${d.delivered}`);
+        assert.ok(Math.abs(d.lost - d.packetsIn * p) < 5 * sd, `lost ${d.lost} of ${d.packetsIn}`);
+        assert.equal(d.queueDrops, 0);
+        assert.equal(d.delivered, d.packetsIn - d.lost);
+        assert.ok(recv.received >= d.delivered * 0.995 && recv.received <= d.delivered, `sink got ${recv.received}, emulator delivered ${d.delivered}`);
+      });
+
+      await t.test('link rate 50 Mbit/s within 3% under 2x overload', async (st) => {
+        await setLinkProfile({ rate: '50mbit', rtt: '10ms', queue: '20ms' }, { lab: LAB });
+        const size = 1422; // 1450 bytes on the wire
+        const wire = size + WIRE_OVERHEAD_BYTES;
+        const { recv, stats } = await blast(size, Math.round(100e6 / (wire * 8)), 4);
+        const mbps = ((recv.received - 1) * wire * 8) / recv.activeSeconds / 1e6;
+        st.diagnostic(`delivered ${mbps.toFixed(3)} Mbit/s, queue drops ${stats.aToB.queueDrops} of ${stats.aToB.packetsIn}`);
+        assert.ok(Math.abs(mbps - 50) <= 1.5, `delivered ${mbps.toFixed(2)} Mbit/s`);
+        assert.ok(stats.aToB.queueDrops > stats.aToB.packetsIn * 0.3, `queue drops ${stats.aToB.queueDrops} of ${stats.aToB.packetsIn}`);
+        assert.ok(stats.aToB.maxQueueBytes <= 50e6 / 8 * 0.02 + wire);
+      });
+
+      await t.test('scheduled outage drops what arrives inside the window', async (st) => {
+        await setLinkProfile({ rate: '100mbit', rtt: '2ms', outage: '1s-2s' }, { lab: LAB });
+        const { stats } = await blast(200, 2000, 3);
+        const drops = stats.aToB.outageDrops;
+        st.diagnostic(`outage drops ${drops} of ${stats.aToB.packetsIn}`);
+        assert.ok(drops >= 1800 && drops <= 2200, `outage drops ${drops} (expected ~2000)`);
+        assert.equal(stats.aToB.delivered, stats.aToB.packetsIn - drops);
+      });
+    } finally {
+      await labDown({ lab: LAB });
+    }
+  });
+}
