@@ -121,6 +121,7 @@ export function registerLabCommands(program: Command): void {
     .option('--engine <engine>', 'emulator datapath: auto, native, ts', 'auto')
     .option('--seed <n>', 'emulator PRNG seed', '1')
     .option('--cc <name>', 'default TCP congestion control inside the sites', 'cubic')
+    .option('--replace', 'tear down a running lab with the same prefix first')
     .action(async (o: Record<string, string | boolean | undefined> & { prefix?: string; stateDir?: string }) => guarded(async () => {
       const ports = parsePorts(String(o.ports));
       if (!ports.ok) die(ports.error);
@@ -132,6 +133,7 @@ export function registerLabCommands(program: Command): void {
         engine: parseEngine(String(o.engine)),
         seed: Number(o.seed),
         congestionControl: s('cc'),
+        replace: o.replace === true,
       });
       const e = state.emulator!;
       process.stdout.write(

@@ -104,7 +104,11 @@ export async function startNativeEmulator(config: EmulatorConfig): Promise<Emula
       void exited.then(() => resolve(last));
     });
 
+  const failed = exited.then((code) => new Promise<Error>((resolve) => {
+    if (!stopped) resolve(new Error(`native datapath exited unexpectedly (${code}): ${stderr.trim()}`));
+  }));
   return {
+    failed,
     report: async () => toReport(stopped ? last : await request('s'), !stopped),
     stop: async () => {
       if (!stopped) {

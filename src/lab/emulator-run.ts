@@ -61,6 +61,11 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
       resolve(final);
     };
     const durationTimer = config.durationMs > 0 ? setTimeout(finish, config.durationMs) : undefined;
+    // A dead datapath must not look like a quiet link: exit non-zero so the lab notices.
+    void handle.failed.then((err) => {
+      process.stderr.write(`emulator: ${err.message}\n`);
+      process.exit(1);
+    });
     process.on('SIGTERM', finish);
     process.on('SIGINT', finish);
   });

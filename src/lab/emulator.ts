@@ -22,6 +22,8 @@ export interface EmulatorHandle {
   report(): Promise<EmulatorReport>;
   /** Stops relaying, closes the sockets, returns the final report. */
   stop(): Promise<EmulatorReport>;
+  /** Resolves if the datapath dies on its own (never for the in-process TS engine). */
+  failed: Promise<Error>;
 }
 
 interface Peer {
@@ -149,5 +151,5 @@ export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorH
     return snapshot();
   };
 
-  return { report: async () => snapshot(), stop };
+  return { report: async () => snapshot(), stop, failed: new Promise<Error>(() => {}) };
 }

@@ -74,6 +74,8 @@ export interface LabUpOptions {
   /** Default TCP congestion control inside the sites; the host's default (BBR) is not the report's. */
   congestionControl?: string | undefined;
   lab?: LabId | undefined;
+  /** Tear down a lab with this prefix whose emulator is still running (default: refuse). */
+  replace?: boolean | undefined;
 }
 
 export interface LabDownOptions {
@@ -199,8 +201,9 @@ function prepareHost(): void {
 }
 
 /**
- * Creates the lab (after clearing any remnant of a previous one with the same prefix) and
- * starts the emulator in it. Resolves when the emulator relays.
+ * Creates the lab and starts the emulator in it; resolves when the emulator relays. Remnants
+ * of a crashed lab with the same prefix are cleared first; a lab that is still running (its
+ * emulator alive) is someone's: refused unless `replace`.
  */
 export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const priv = checkLabPrivileges();
@@ -208,7 +211,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const lab = opts.lab ?? DEFAULT_LAB;
   const ns = namespaces(lab);
   const { name: profileName, link } = resolveSpec(opts.profile);
-  if (readLabState(lab) !== undefined || Object.values(ns).some(namespaceExists)) await labDown({ lab });
+  const existing = readLabState(lab);
+  if (existing?.emulator !== undefined && isOurEmulator(existing.emulator.pid) && opts.replace !== true) {
+    throw new LabError(`lab "${lab.prefix}" is already up (emulator pid ${existing.emulator.pid}): run lab down first, or replace it`);
+  }
+  if (existing !== undefined || Object.values(ns).some(namespaceExists)) await labDown({ lab });
 
   const state: LabState = {
     prefix: lab.prefix,

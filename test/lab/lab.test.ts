@@ -66,6 +66,12 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
       assert.notEqual(route.code, 0);
     });
 
+    await t.test('a second up does not tear down a running lab unless asked to', async () => {
+      await assert.rejects(labUp({ lab: LAB, profile: 'mpls' }), /already up/);
+      assert.ok(alive(emulatorPid));
+      assert.equal(readEmulatorStats(LAB)!.profile, 'metro');
+    });
+
     await t.test('plain TCP crosses the VXLAN overlay through the emulator intact', async () => {
       const bytes = 8 * 1024 * 1024;
       const sink = startInSite(LAB, 'b', [process.execPath, fixture('tcp-sink.ts'), '198.19.0.2', '5001']);
