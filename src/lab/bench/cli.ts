@@ -1,6 +1,7 @@
 // `longhaul bench`: the report's experiment in the lab. One cell with --profile and
 // --method (JSON lines with --json), or the whole matrix, saved under bench/results/.
 
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
 import { parseBytes, parsePayload } from '../workloads/run.ts';
@@ -13,7 +14,7 @@ function labId(prefix: string): LabId {
   return prefix === DEFAULT_LAB.prefix ? DEFAULT_LAB : { prefix, stateDir: `${DEFAULT_LAB.stateDir}-${prefix}` };
 }
 import { ProgressBar } from './progress.ts';
-import { writeResults } from './report.ts';
+import { writeResults, type MachineInfo } from './report.ts';
 
 function parseList<T extends string>(what: string, valid: (x: string) => x is T, all: readonly string[]) {
   return (text: string): T[] => {
@@ -52,6 +53,23 @@ interface BenchFlags {
   seed: number;
   longhaulFlag: string[];
   lab: string;
+  render?: string;
+}
+
+/** Re-write the Markdown and SVG of a results file from its JSON lines (e.g. after a report change). */
+function render(jsonlPath: string): void {
+  const lines = readFileSync(jsonlPath, 'utf8').trim().split('\n').filter(Boolean);
+  const rows = lines.map((l) => JSON.parse(l) as BenchResult & { machine?: MachineInfo });
+  const first = rows[0];
+  if (!first) throw new Error(`${jsonlPath}: no results`);
+  const results = rows.map(({ machine: _m, ...r }) => r as BenchResult);
+  const files = writeResults(results, {
+    base: jsonlPath.replace(/\.jsonl$/, ''), workload: first.workload, payload: first.payload,
+    // Files from before size_bytes was recorded used the default size.
+    bytes: first.size_bytes ?? DEFAULT_BYTES,
+    migration: first.migration ?? DEFAULT_MIGRATION, machine: first.machine,
+  });
+  process.stderr.write(`results: ${files.join(', ')}\n`);
 }
 
 function summary(r: BenchResult): string {
@@ -63,6 +81,10 @@ function summary(r: BenchResult): string {
 }
 
 export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
+  if (flags.render !== undefined) {
+    render(flags.render);
+    return [];
+  }
   const migration: MigrationSettings = { ...DEFAULT_MIGRATION, dirtyPagesPerSec: flags.dirtyRate, downtimeBudgetMs: flags.downtime };
   const cells = buildMatrix({ profiles: flags.profile, methods: flags.method, workload: flags.workload, payload: flags.payload, bytes: flags.bytes });
   const wholeMatrix = flags.profile === undefined || flags.method === undefined;
@@ -116,6 +138,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--seed <n>', 'payload seed', positive, 1)
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
+    .option('--render <jsonl>', 'only re-write the .md and .svg of a results file from its .jsonl')
     .option('--json', 'print one JSON object per run on stdout', false)
     .option('--save', 'also write results files for a single cell', false)
     .option('--out <base>', 'results file base name (default bench/results/lab-<date>-<workload>)')

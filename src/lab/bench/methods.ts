@@ -29,6 +29,8 @@ export interface MethodPath {
   port: number;
   /** Human-readable settings, recorded with the result. */
   notes: string;
+  /** The method's own view of the run (e.g. gateway A's status), taken right after it. */
+  snapshot?(): Promise<Record<string, unknown> | undefined>;
   tearDown(): Promise<void>;
 }
 
@@ -203,7 +205,22 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
     await tearDown();
     throw e;
   }
-  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', tearDown };
+  const snapshot = async () => {
+    const r = await labRun('a', [process.execPath, CLI_MAIN, 'status', '--json'], { lab: ctx.lab, timeoutMs: 10_000 });
+    if (r.code !== 0) return { error: (r.stderr || r.stdout).trim().slice(0, 300) };
+    try {
+      const s = JSON.parse(r.stdout) as { associations?: Array<Record<string, unknown>>; codec?: unknown };
+      const a = s.associations?.[0];
+      const pick = (k: string) => a?.[k];
+      return {
+        rtt_ms: pick('rttMs'), bandwidth_bps: pick('bandwidthBps'), send_rate_bps: pick('sendRateBps'), loss_rate: pick('lossRate'),
+        retransmit_rate: pick('retransmitRate'), bytes_out_raw: pick('bytesOutRaw'), bytes_out_wire: pick('bytesOutWire'), codec: s.codec,
+      };
+    } catch {
+      return { error: `unparsable status: ${r.stdout.slice(0, 200)}` };
+    }
+  };
+  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', snapshot, tearDown };
 }
 
 export async function setUpMethod(method: Method, ctx: MethodContext, longhaulFlags: string[] = []): Promise<MethodPath> {

@@ -26,8 +26,11 @@ export interface BenchResult {
   method: Method;
   workload: string;
   payload: string;
-  /** Payload bytes the sink confirmed (all, unless capped or failed). */
+  /** Payload bytes the sink confirmed (all, unless capped or failed; migration: memory plus re-sent pages). */
   bytes: number;
+  /** The size asked for: bulk bytes, or the VM's memory for migration. */
+  size_bytes?: number;
+  migration?: MigrationSettings;
   planned_bytes: number;
   seconds: number;
   goodput_mbps: number;
@@ -41,6 +44,8 @@ export interface BenchResult {
   cap_seconds: number;
   /** The emulator's engine (native C datapath or TypeScript). */
   emulator?: string;
+  /** Longhaul: gateway A's status after the run (RTT, bandwidth estimate, loss, codec). */
+  gateway_a?: Record<string, unknown>;
   verified: boolean;
   rounds?: number;
   downtime_ms?: number;
@@ -133,9 +138,10 @@ function delta(after: EmulatorReport | undefined, before: EmulatorReport | undef
   };
 }
 
-function emptyResult(cell: BenchCell, cap: number, notes: string): BenchResult {
+function emptyResult(cell: BenchCell, cap: number, notes: string, opts: RunOptions): BenchResult {
   return {
     profile: cell.profile.name, method: cell.method, workload: cell.workload, payload: cell.payload,
+    size_bytes: cell.bytes, ...(cell.workload === 'migration' ? { migration: opts.migration ?? DEFAULT_MIGRATION } : {}),
     bytes: 0, planned_bytes: cell.bytes, seconds: 0, goodput_mbps: 0, wire_bytes: 0, wire_bytes_reverse: 0,
     wire_lost: 0, wire_queue_drops: 0, capped: false, cap_seconds: cap, verified: false, notes, date: new Date().toISOString(),
   };
@@ -146,7 +152,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   const lab = opts.lab ?? DEFAULT_LAB;
   const cap = capSeconds(cell, opts.maxCapSeconds, opts.migration);
   const unavailable = methodUnavailable(cell.method);
-  if (unavailable !== null) return { ...emptyResult(cell, cap, ''), skipped: unavailable };
+  if (unavailable !== null) return { ...emptyResult(cell, cap, '', opts), skipped: unavailable };
   const workDir = opts.workDir ?? join(tmpdir(), `longhaul-bench-${lab.prefix}`);
   mkdirSync(workDir, { recursive: true });
   let sink: Sink | undefined;
@@ -165,19 +171,21 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     const before = await requestEmulatorStats(lab);
     const r = await runClient(cell, path, cap, opts, lab);
     const after = await requestEmulatorStats(lab);
+    const snapshot = await path.snapshot?.().catch((e: unknown) => ({ error: String(e) }));
     const out: BenchResult = {
-      ...emptyResult(cell, cap, path.notes),
+      ...emptyResult(cell, cap, path.notes, opts),
       bytes: r.bytes, planned_bytes: r.plannedBytes, seconds: r.seconds, goodput_mbps: r.goodput_mbps,
       ...delta(after, before), capped: r.capped, verified: r.verified,
     };
     if (after?.engine !== undefined) out.emulator = after.engine;
+    if (snapshot !== undefined) out.gateway_a = snapshot;
     if (r.rounds !== undefined) out.rounds = r.rounds;
     if (r.downtime_ms !== undefined) out.downtime_ms = r.downtime_ms;
     if (r.stop_reason !== undefined) out.stop_reason = r.stop_reason;
     if (r.error !== undefined) out.error = r.error;
     return out;
   } catch (e) {
-    return { ...emptyResult(cell, cap, path?.notes ?? ''), error: e instanceof Error ? e.message : String(e) };
+    return { ...emptyResult(cell, cap, path?.notes ?? '', opts), error: e instanceof Error ? e.message : String(e) };
   } finally {
     if (path) await path.tearDown().catch(() => {});
     if (sink) await stopProcess(sink.child);
