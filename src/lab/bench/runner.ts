@@ -192,9 +192,19 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Brings the lab up unless one is already up; the returned function undoes only what this did. */
 export async function ensureLab(lab: LabId = DEFAULT_LAB): Promise<() => Promise<void>> {
-  if (readLabState(lab)?.emulator !== undefined) return async () => {};
+  const pid = readLabState(lab)?.emulator?.pid;
+  if (pid !== undefined && alive(pid)) return async () => {};
   await labUp({ lab, congestionControl: 'cubic' });
   return async () => {
     await labDown({ lab });
