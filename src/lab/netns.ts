@@ -502,7 +502,7 @@ export interface LabRunResult {
 /** labExec and collect the output; for short commands. */
 export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutMs?: number; input?: string } = {}): Promise<LabRunResult> {
   return new Promise((resolve, reject) => {
-    const child = labExec(site, argv, { lab: opts.lab, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = labExec(site, argv, { lab: opts.lab, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -513,6 +513,10 @@ export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutM
       if (timer !== undefined) clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      // A command may exit without reading its input; that is its business, not an error here.
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(opts.input);
+    }
   });
 }
