@@ -339,7 +339,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
       }
     }
     if (this.pacerWakeup <= now) this.pacerWakeup = Infinity;
-    if (this.state === 'connected' && this.config.keepaliveMs > 0 && now - this.lastSentAt >= this.config.keepaliveMs) {
+    // Same expression as nextTimeout(), so the timer firing always triggers the keepalive.
+    if (this.state === 'connected' && this.config.keepaliveMs > 0 && now >= this.lastSentAt + this.config.keepaliveMs) {
       this.pingPending = true;
     }
     this.mtud.maybeRaise(now);

@@ -153,13 +153,17 @@ export class Pair {
     }
   }
 
-  /** Advances virtual time to the next event and processes it; false when nothing is left. */
-  step(): boolean {
+  /** Advances virtual time to the next event (not beyond `limit`) and processes it; false when none is due. */
+  step(limit = Infinity): boolean {
     this.steps++;
     const ct = this.client.nextTimeout() ?? Infinity;
     const st = this.server.nextTimeout() ?? Infinity;
     const qt = this.queue.length > 0 ? this.queue[0]!.at : Infinity;
     const next = Math.min(ct, st, qt);
+    if (next > limit) {
+      if (limit !== Infinity && limit > this.now) this.now = limit;
+      return false;
+    }
     if (next === Infinity) return false;
     if (next > this.now) this.now = next;
     if (qt === next) {
@@ -177,9 +181,10 @@ export class Pair {
   /** Runs until `done()` or virtual time passes `untilMs`; returns whether `done()` held. */
   runUntil(done: () => boolean, untilMs: number, maxSteps = 5_000_000): boolean {
     this.service();
+    const startSteps = this.steps;
     while (!done()) {
-      if (this.now > untilMs || this.steps > maxSteps) return false;
-      if (!this.step()) return done();
+      if (this.now >= untilMs || this.steps - startSteps > maxSteps) return false;
+      if (!this.step(untilMs)) return done();
     }
     return true;
   }
