@@ -14,7 +14,10 @@ export interface LinkOptions {
   rateBps: number;
   /** One-way propagation delay, ms. */
   delayMs: number;
-  /** Per-packet delay variation: uniform in [-jitterMs, +jitterMs] around delayMs (netem). */
+  /**
+   * Delay variation: offsets in [-jitterMs, +jitterMs] around delayMs that change smoothly
+   * and never reorder (the lab emulator's model, see jitter epochs below).
+   */
   jitterMs?: number;
   /** Drop-tail queue limit in bytes (Infinity: unbounded). */
   queueBytes?: number;
@@ -45,6 +48,14 @@ export interface LinkStats {
   busyMs: number;
 }
 
+// Order-preserving jitter as the lab emulator models it (src/lab/emulator-link.ts): a new
+// target offset is drawn every epoch and the offset moves linearly towards it; with an
+// epoch of at least 4x the jitter, delay never falls faster than half the elapsed time, so
+// packets keep their order and the mean delay stays delayMs. (Independent draws clamped to
+// FIFO order would push nearly every packet to the maximum delay at high packet rates.)
+const MIN_JITTER_EPOCH_MS = 10;
+const JITTER_EPOCH_PER_JITTER = 4;
+
 /** Schedules a packet's arrival at the far end (provided by the simulation). */
 export type ArrivalScheduler = (time: number, link: Link, data: Uint8Array, tag: number) => void;
 
@@ -64,6 +75,10 @@ export class Link {
 
   #freeAt = 0;
   #lastArrival = 0;
+  readonly #jitterEpochMs: number;
+  #jitterEpochStart = -Infinity;
+  #jitterFrom = 0;
+  #jitterTo = 0;
   readonly #queueDelay = new DelayHistogram();
   #packetsIn = 0;
   #bytesIn = 0;
@@ -93,6 +108,7 @@ export class Link {
     this.#overheadBytes = opts.overheadBytes ?? 0;
     this.#prng = prng;
     this.#schedule = schedule;
+    this.#jitterEpochMs = Math.max(MIN_JITTER_EPOCH_MS, JITTER_EPOCH_PER_JITTER * this.#jitterMs);
   }
 
   /**
@@ -120,7 +136,7 @@ export class Link {
       return;
     }
     let arrival = txEnd + this.#delayMs;
-    if (this.#jitterMs > 0) arrival = Math.max(txEnd, arrival + (2 * prng.next() - 1) * this.#jitterMs);
+    if (this.#jitterMs > 0) arrival = Math.max(txEnd, arrival + this.#smoothJitter(txEnd));
     if (this.#reorderRate > 0 && prng.next() < this.#reorderRate) {
       // Escapes the order-preserving rule: later packets may overtake it.
       this.#reordered++;
@@ -135,6 +151,24 @@ export class Link {
       // A copy, since the receiver may decrypt or parse the first one in place.
       this.#schedule(arrival + txMs, this, data.slice(), tag);
     }
+  }
+
+  #smoothJitter(t: number): number {
+    const j = this.#jitterMs;
+    let elapsed = t - this.#jitterEpochStart;
+    if (elapsed >= this.#jitterEpochMs) {
+      if (elapsed >= 2 * this.#jitterEpochMs) {
+        // Idle for a while: restart the process from a fresh point.
+        this.#jitterTo = (this.#prng.next() * 2 - 1) * j;
+        this.#jitterEpochStart = t;
+      } else {
+        this.#jitterEpochStart += this.#jitterEpochMs;
+      }
+      this.#jitterFrom = this.#jitterTo;
+      this.#jitterTo = (this.#prng.next() * 2 - 1) * j;
+      elapsed = t - this.#jitterEpochStart;
+    }
+    return this.#jitterFrom + (this.#jitterTo - this.#jitterFrom) * (elapsed / this.#jitterEpochMs);
   }
 
   /** Queueing delay a packet entering now would see, ms. */

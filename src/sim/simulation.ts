@@ -5,6 +5,7 @@
 import { EventQueue } from './event-queue.ts';
 import { Link, type LinkOptions } from './link.ts';
 import { Prng } from './prng.ts';
+import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
 
 /** What the simulator needs from an endpoint (TransportConnection satisfies it). */
 export interface SimNode {
@@ -198,7 +199,11 @@ export class Simulation {
   };
 }
 
-/** Link options for one direction of a profile (rate, half the RTT, loss, jitter, queue). */
+/**
+ * Link options for one direction of a profile (rate, half the RTT, loss, jitter, queue),
+ * accounted as the lab emulator does: each datagram occupies the link for its UDP payload
+ * plus the IPv4 + UDP headers, so simulated and emulated goodput compare directly.
+ */
 export function linkOptionsFromProfile(p: {
   rateBps: number;
   rttMs: number;
@@ -212,5 +217,6 @@ export function linkOptionsFromProfile(p: {
     jitterMs: p.jitterMs,
     lossRate: p.lossRate,
     queueBytes: Math.round((p.rateBps / 8) * (p.queueMs / 1000)),
+    overheadBytes: WIRE_OVERHEAD_BYTES,
   };
 }

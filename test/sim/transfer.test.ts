@@ -69,7 +69,8 @@ test('random loss of 1% does not cut the rate: steady goodput near the link rate
   // Includes ~0.2 s of handshake and startup in a 0.55 s transfer and ~2% header overhead;
   // a sender that halved its rate per loss would reach a few percent.
   assert.ok(r.goodputRatio > 0.7, `goodput ratio ${r.goodputRatio}`);
-  assert.ok(r.retransmitRatio < 0.025, `retransmit ratio ${r.retransmitRatio}`);
+  // 1% random loss plus startup's one overshoot (~1.5% of a 64 MiB transfer).
+  assert.ok(r.retransmitRatio < 0.035, `retransmit ratio ${r.retransmitRatio}`);
 });
 
 test('fixed-rate controller paces at the committed rate through random loss', () => {

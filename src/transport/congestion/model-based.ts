@@ -60,7 +60,7 @@ const PROBE_RTT_BDP_FRACTION = 0.5;
 const MIN_CWND_PACKETS = 4;
 // Between two gateways of our own on leased lines a larger first flight than TCP's 10
 // packets is safe, and each doubling saved is one RTT of an idle link.
-const INITIAL_CWND_PACKETS = 64;
+const INITIAL_CWND_PACKETS = 128;
 // Ack aggregation (delayed acks, batched receive) is tracked over ten rounds, as in BBR.
 const EXTRA_ACKED_WINDOW_ROUNDS = 10;
 // Random loss on the lines we target is at most a few percent; congestion that overflows a
@@ -91,6 +91,18 @@ const STANDING_QUEUE_RTT_FRACTION = 0.25;
 const STANDING_QUEUE_MARGIN_MS = 1;
 const STANDING_QUEUE_ROUNDS = 3;
 const RECENT_RTT_ROUNDS = 24;
+// A queue that stands longer than that window would become its own reference; against the
+// 10 s minimum it still shows, with a wider margin for that minimum's luck under jitter.
+const LONG_QUEUE_RTT_FRACTION = 0.5;
+const LONG_QUEUE_MARGIN_MS = 2;
+// Delivery rate after startup: bytes acked or lost over the last four rounds / their
+// duration. Lost bytes count because random loss happens after the bottleneck (the packet
+// used the link), so the sending rate the link carries is what we pace at; congestive loss
+// shows up as a standing queue or heavy loss, which cut the model instead.
+// Jitter moves each end of the interval by a few ms; over four RTTs that is a few percent
+// instead of the 20-40% a single 25 ms interval can show with 3 ms of jitter each way.
+const RATE_WINDOW_ROUNDS = 4;
+const RANDOM_LOSS_CREDIT = 0.05;
 const DEFAULT_MSS = 1452;
 
 export class ModelBasedController implements RateController {
@@ -122,6 +134,10 @@ export class ModelBasedController implements RateController {
   #roundStartMs = -Infinity;
   #roundBeganAtMs = 0;
   #roundAckedBytes = 0;
+  #roundLostBytes = 0;
+  readonly #windowBytes = new Float64Array(RATE_WINDOW_ROUNDS);
+  readonly #windowMs = new Float64Array(RATE_WINDOW_ROUNDS);
+  #windowRounds = 0;
   #roundMinRttMs = Infinity;
   readonly #recentRtt = new WindowedFilter(RECENT_RTT_ROUNDS, 'min');
   #standingRounds = 0;
@@ -181,7 +197,10 @@ export class ModelBasedController implements RateController {
       this.#round++;
     }
 
-    if (s.deliveryRateBps > 0) {
+    // Per-ack samples drive startup (fast growth); afterwards the filter takes one sample
+    // per round over the last RATE_WINDOW_ROUNDS rounds (see #endRound), because the max
+    // of thousands of one-RTT samples picks the ones inflated by jitter compressing acks.
+    if (s.deliveryRateBps > 0 && !this.#filledPipe) {
       const rate = Math.min(s.deliveryRateBps, this.#maxRateBps);
       if (!s.isAppLimited || rate >= this.#bw.best) this.#bw.update(this.#round, rate);
     }
@@ -197,6 +216,7 @@ export class ModelBasedController implements RateController {
   onLoss(s: LossSample): void {
     this.#bytesInFlight = s.bytesInFlight;
     this.#lossWindowLost += s.bytesLost;
+    this.#roundLostBytes += s.bytesLost;
     this.#checkLossWindow(s.now);
   }
 
@@ -215,6 +235,9 @@ export class ModelBasedController implements RateController {
     this.#roundStartMs = now;
     this.#roundBeganAtMs = now;
     this.#roundAckedBytes = 0;
+    this.#windowBytes.fill(0);
+    this.#windowMs.fill(0);
+    this.#windowRounds = 0;
     this.#roundMinRttMs = Infinity;
     this.#recentRtt.clear();
     this.#standingRounds = 0;
@@ -303,7 +326,20 @@ export class ModelBasedController implements RateController {
 
   #endRound(now: Millis, appLimited: boolean): void {
     const duration = now - this.#roundBeganAtMs;
-    const roundRate = duration > 0 ? (this.#roundAckedBytes * 8000) / duration : 0;
+    const slot = this.#windowRounds++ % RATE_WINDOW_ROUNDS;
+    // Only loss at a plausibly random rate counts: a burst of queue drops (startup's
+    // overshoot) did not go through the link.
+    this.#windowBytes[slot] = this.#roundAckedBytes + Math.min(this.#roundLostBytes, RANDOM_LOSS_CREDIT * this.#roundAckedBytes);
+    this.#roundLostBytes = 0;
+    this.#windowMs[slot] = duration;
+    let bytes = 0;
+    let ms = 0;
+    for (let i = 0; i < RATE_WINDOW_ROUNDS; i++) {
+      bytes += this.#windowBytes[i]!;
+      ms += this.#windowMs[i]!;
+    }
+    const windowFull = this.#windowRounds >= RATE_WINDOW_ROUNDS;
+    const roundRate = windowFull && ms > 0 ? (bytes * 8000) / ms : 0;
     const roundMinRtt = this.#roundMinRttMs;
     const roundMaxRtt = this.#roundMaxRttMs;
     this.#roundStartMs = now;
@@ -311,6 +347,10 @@ export class ModelBasedController implements RateController {
     this.#roundAckedBytes = 0;
     this.#roundMinRttMs = Infinity;
     this.#roundMaxRttMs = 0;
+
+    if (this.#filledPipe && roundRate > 0 && (!appLimited || roundRate >= this.#bw.best)) {
+      this.#bw.update(this.#round, Math.min(roundRate, this.#maxRateBps));
+    }
 
     if (!this.#filledPipe && !appLimited) {
       const bw = this.#bw.best;
@@ -339,7 +379,10 @@ export class ModelBasedController implements RateController {
     if (Number.isFinite(roundMinRtt)) {
       this.#recentRtt.update(this.#round, roundMinRtt);
       const reference = this.#recentRtt.best;
-      const queueThreshold = reference * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
+      const queueThreshold = Math.min(
+        reference * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS,
+        this.#minRttMs * (1 + LONG_QUEUE_RTT_FRACTION) + LONG_QUEUE_MARGIN_MS,
+      );
       if (roundMinRtt > queueThreshold) this.#standingRounds++;
       else this.#standingRounds = 0;
     }
@@ -350,6 +393,10 @@ export class ModelBasedController implements RateController {
 
     if (this.#mode === 'probe-bw' && this.#standingRounds >= STANDING_QUEUE_ROUNDS) {
       this.#standingRounds = 0;
+      // The queue proves the link is saturated, so the recent delivery rate is our share of
+      // it: the model restarts there (forgetting inflated samples), capped lower until the
+      // queue has drained.
+      if (roundRate > 0 && roundRate < this.#bw.best) this.#bw.reset(this.#round, roundRate);
       this.#cut(STANDING_QUEUE_BETA * Math.min(roundRate > 0 ? roundRate : Infinity, this.#modelBw()), STANDING_QUEUE_BETA);
       this.#setCycle(now, PROBE_DOWN_INDEX);
     }
