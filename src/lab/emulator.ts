@@ -31,6 +31,14 @@ interface Peer {
   port: number;
 }
 
+/**
+ * Peers are always IPv4 literals: answer dgram's per-send address lookup synchronously
+ * instead of through dns.lookup (a process.nextTick and a closure per datagram).
+ */
+const literalLookup = ((address: string, _family: unknown, callback: (err: null, address: string, family: number) => void): void => {
+  callback(null, address, 4);
+}) as unknown as dgram.SocketOptions['lookup'];
+
 export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorHandle> {
   const startMs = performance.now();
   const startedAt = new Date().toISOString();
@@ -98,10 +106,13 @@ export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorH
       });
     });
 
+  const options: dgram.SocketOptions = {
+    type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES, lookup: literalLookup,
+  };
   for (let i = 0; i < n; i++) {
     const tag = i;
-    const sa = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
-    const sb = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
+    const sa = dgram.createSocket(options);
+    const sb = dgram.createSocket(options);
     socketsA.push(sa);
     socketsB.push(sb);
     sa.on('message', (msg, rinfo) => {
