@@ -129,29 +129,35 @@ function tail(file: string, lines = 10): string {
   }
 }
 
+// Every plain-TCP run sets all of these in both sites, so a run never inherits another's
+// settings (e.g. from a bench killed during a tcp-64k run). The buffer ceilings match the
+// lab's (netns.ts): 64 MiB, enough for 1 Gbit/s x 100 ms.
+const NORMAL_TCP = {
+  'net.ipv4.tcp_window_scaling': '1',
+  'net.ipv4.tcp_rmem': '4096 131072 67108864',
+  'net.ipv4.tcp_wmem': '4096 16384 67108864',
+};
+// Window scaling off on both ends caps the window at 64 KB whatever the buffers; the buffers
+// are capped too, as on the legacy stacks the report measured.
+const LEGACY_TCP = {
+  'net.ipv4.tcp_window_scaling': '0',
+  'net.ipv4.tcp_rmem': '4096 65536 65536',
+  'net.ipv4.tcp_wmem': '4096 65536 65536',
+};
+
 async function plainTcp(method: Method, ctx: MethodContext): Promise<MethodPath> {
   const overlay = { host: VXLAN.b, port: ctx.sinkPort };
-  if (method === 'tcp-bbr') {
-    // Only the sender's (site A's) congestion control matters for A -> B.
-    const restore = await withSysctls(ctx.lab, ['a'], { 'net.ipv4.tcp_congestion_control': 'bbr' });
-    return { ...overlay, notes: 'bbr', tearDown: restore };
-  }
-  if (method === 'tcp-64k') {
-    // Window scaling off on both ends caps the window at 64 KB whatever the buffers; the
-    // buffers are capped too, as on the legacy stacks the report measured.
-    const restore = await withSysctls(ctx.lab, ['a', 'b'], {
-      'net.ipv4.tcp_congestion_control': 'cubic',
-      'net.ipv4.tcp_window_scaling': '0',
-      'net.ipv4.tcp_rmem': '4096 65536 65536',
-      'net.ipv4.tcp_wmem': '4096 65536 65536',
-    });
-    return { ...overlay, notes: 'cubic, window scaling off, 64 KB buffers', tearDown: restore };
-  }
-  const restore = await withSysctls(ctx.lab, ['a'], { 'net.ipv4.tcp_congestion_control': 'cubic' });
-  return { ...overlay, notes: 'cubic', tearDown: restore };
+  // Only the sender's (site A's) congestion control matters for A -> B.
+  const cc = method === 'tcp-bbr' ? 'bbr' : 'cubic';
+  const tcp = method === 'tcp-64k' ? LEGACY_TCP : NORMAL_TCP;
+  const restoreB = await withSysctls(ctx.lab, ['b'], tcp);
+  const restoreA = await withSysctls(ctx.lab, ['a'], { ...tcp, 'net.ipv4.tcp_congestion_control': cc });
+  const notes = method === 'tcp-64k' ? 'cubic, window scaling off, 64 KB buffers' : cc;
+  return { ...overlay, notes, tearDown: async () => { await restoreA(); await restoreB(); } };
 }
 
 async function kcptun(ctx: MethodContext): Promise<MethodPath> {
+  const restoreTcp = await withSysctls(ctx.lab, ['a', 'b'], NORMAL_TCP);
   const common = ['--mode', 'fast', '--crypt', 'aes-128', '--key', KCPTUN_KEY, '--sndwnd', KCPTUN_WINDOW, '--rcvwnd', KCPTUN_WINDOW, '--quiet'];
   const serverLog = join(ctx.workDir, 'kcptun-server.log');
   const clientLog = join(ctx.workDir, 'kcptun-client.log');
@@ -159,6 +165,7 @@ async function kcptun(ctx: MethodContext): Promise<MethodPath> {
   const client = spawnLogged('a', ctx.lab, ['kcptun-client', '-l', `127.0.0.1:${LOCAL_TUNNEL_PORT}`, '-r', `${LAB_ADDRESSES.aNear}:${KCPTUN_PORT}`, ...common], clientLog);
   const tearDown = async () => {
     await Promise.all([stopProcess(client), stopProcess(server)]);
+    await restoreTcp();
   };
   try {
     await waitListening('b', ctx.lab, KCPTUN_PORT, 'udp', server, 'kcptun-server', serverLog);
@@ -176,6 +183,7 @@ async function runCli(site: Site, lab: LabId, args: string[]): Promise<void> {
 }
 
 async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<MethodPath> {
+  const restoreTcp = await withSysctls(ctx.lab, ['a', 'b'], NORMAL_TCP);
   const keys = join(ctx.workDir, 'keys');
   rmSync(keys, { recursive: true, force: true });
   mkdirSync(keys, { recursive: true });
@@ -197,6 +205,7 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
   ], logA);
   const tearDown = async () => {
     await Promise.all([stopProcess(gatewayA), stopProcess(gatewayB)]);
+    await restoreTcp();
   };
   try {
     await waitListening('b', ctx.lab, LONGHAUL_PORT, 'udp', gatewayB, 'gateway B', logB);
