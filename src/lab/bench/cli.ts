@@ -114,7 +114,8 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
     const files = writeResults(results, { base: flags.out, workload: flags.workload, payload: flags.payload, bytes: flags.bytes, migration });
     process.stderr.write(`results: ${files.join(', ')}\n`);
     if (!flags.json) process.stdout.write(`${files.markdownTable}\n`);
-  } else if (!flags.json) {
+  } else if (!flags.json && !(process.stderr.isTTY && process.stdout.isTTY)) {
+    // On a terminal the progress lines already said it.
     for (const r of results) process.stdout.write(`${summary(r)}\n`);
   }
   return results;
