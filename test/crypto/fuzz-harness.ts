@@ -42,17 +42,19 @@ export function fuzzSetup(seed: number): { pair: Pair; corpus: Target[] } {
   return { pair, corpus };
 }
 
-/** Seeded mutator: bit flips, byte overwrites, truncation, extension, splices, and pure noise. */
-export function mutator(seed: number): (corpus: Target[]) => Target {
+/**
+ * Seeded byte mutator: 1-4 of bit flips, byte overwrites, truncation, extension, splices with
+ * `other`, fresh counters (reach the AEAD), internal copies, or pure noise.
+ */
+export function byteMutator(seed: number): { mutate(base: Uint8Array, other: Uint8Array): Uint8Array; next(n: number): number } {
   const rnd = seededRandom(seed);
   const word = new Uint8Array(4);
   const next = (n: number) => {
     rnd(word);
     return (((word[0]! | (word[1]! << 8) | (word[2]! << 16)) >>> 0) + word[3]! * 2 ** 24) % n;
   };
-  return (corpus) => {
-    const base = corpus[next(corpus.length)]!;
-    let d = Uint8Array.from(base.datagram);
+  const mutate = (base: Uint8Array, other: Uint8Array): Uint8Array => {
+    let d = Uint8Array.from(base);
     const ops = 1 + next(4);
     for (let k = 0; k < ops; k++) {
       switch (next(8)) {
@@ -61,11 +63,22 @@ export function mutator(seed: number): (corpus: Target[]) => Target {
         case 1: if (d.length) d[next(d.length)] = next(256); break;
         case 2: d = d.subarray(0, next(d.length + 1)); break;
         case 3: { const e = new Uint8Array(d.length + 1 + next(64)); e.set(d); rnd(e.subarray(d.length)); d = e; break; }
-        case 4: { const o = corpus[next(corpus.length)]!.datagram; const at = next(Math.min(d.length, o.length) + 1); d = Uint8Array.from([...d.subarray(0, at), ...o.subarray(at)]); break; }
+        case 4: { const at = next(Math.min(d.length, other.length) + 1); d = Uint8Array.from([...d.subarray(0, at), ...other.subarray(at)]); break; }
         case 5: { d = new Uint8Array(next(1500)); rnd(d); if (d.length && next(2)) d[0] = 1 + next(4); if (d.length > 3 && next(2)) d.fill(0, 1, 4); break; }
         default: if (d.length > 8) { const i = next(d.length - 4); d.copyWithin(i, next(d.length - 4), d.length); } break;
       }
     }
-    return { side: base.side, from: next(8) === 0 ? '203.0.113.7:1' : base.from, datagram: d };
+    return d;
+  };
+  return { mutate, next };
+}
+
+/** Mutations of corpus entries, addressed like the originals (sometimes from another source). */
+export function mutator(seed: number): (corpus: Target[]) => Target {
+  const m = byteMutator(seed);
+  return (corpus) => {
+    const base = corpus[m.next(corpus.length)]!;
+    const d = m.mutate(base.datagram, corpus[m.next(corpus.length)]!.datagram);
+    return { side: base.side, from: m.next(8) === 0 ? '203.0.113.7:1' : base.from, datagram: d };
   };
 }
