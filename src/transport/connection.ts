@@ -22,7 +22,7 @@ import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { Pacer } from './pacing.ts';
 import { MtuDiscovery } from './mtud.ts';
 import { SendStream } from './streams/send.ts';
-import { RecvStream } from './streams/recv.ts';
+import { CREDIT_REFRESH_FRACTION, RecvStream } from './streams/recv.ts';
 
 /** CLOSE codes (docs/protocol.md). Application codes start at 0x100. */
 export const CloseCode = {
@@ -731,7 +731,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   private maybeConnCredit(): void {
     const window = this.config.connectionReceiveWindow;
-    if (this.localMaxData - this.connConsumed <= window / 2) {
+    if (this.localMaxData - this.connConsumed <= window * (1 - CREDIT_REFRESH_FRACTION)) {
       this.localMaxData = this.connConsumed + window;
       this.pendingMaxData = true;
     }

@@ -48,7 +48,7 @@ test('RecvStream enforces credit and final size', () => {
   assert.equal(r.check(90, 20, false), 'final-size');
   assert.equal(r.check(0, 50, true), 'final-size');
   assert.equal(r.checkFinalSize(120), 'final-size');
-  // Credit is returned once half the window has been read.
+  // Credit is returned once an eighth of the window has been read.
   assert.equal(r.creditUpdate(), -1);
   const r2 = new RecvStream(1000);
   r2.insert(0, new Uint8Array(600), false);
