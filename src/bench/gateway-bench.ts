@@ -27,6 +27,9 @@ const RUNS = Number(arg('runs', '1'));
 const PROFILE = process.argv.includes('--profile');
 // A run that cannot finish in this time is reported as what it moved so far.
 const RUN_TIMEOUT_MS = Number(arg('timeout-ms', '90000'));
+// --trace: print gateway A's association figures every 500 ms (diagnosis).
+const TRACE = process.argv.includes('--trace');
+const MODES = arg('modes', 'encrypted,plaintext').split(',') as Array<'encrypted' | 'plaintext'>;
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -41,9 +44,9 @@ interface Gw {
   tunnelPort: number;
 }
 
-function startGateway(args: string[], profileDir: string | null): Promise<Gw> {
+function startGateway(args: string[], profileDir: string | null, control = 'off'): Promise<Gw> {
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'gateway', '--log-json', '--log-level', 'info', '--control', 'off', ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'gateway', '--log-json', '--log-level', 'info', '--control', control, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -114,7 +117,16 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
     '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
     '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none',
     ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
-  ], profileDir);
+  ], profileDir, TRACE ? '127.0.0.1:45019' : 'off');
+  let tracer: NodeJS.Timeout | null = null;
+  if (TRACE) {
+    tracer = setInterval(() => {
+      fetch('http://127.0.0.1:45019/status').then((r) => r.json()).then((st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
+        const x = st.associations[0];
+        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent}\n`);
+      }, () => {});
+    }, 500);
+  }
   const cpuA0 = cpuSeconds(a.proc.pid!);
   const cpuB0 = cpuSeconds(b.proc.pid!);
   const chunk = Buffer.alloc(256 * 1024, 0x5a);
@@ -137,6 +149,7 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   const timeout = new Promise<void>((r) => setTimeout(r, RUN_TIMEOUT_MS).unref());
   await Promise.race([done, timeout]);
   const end = doneAt || performance.now();
+  if (tracer) clearInterval(tracer);
   const cpuA = cpuSeconds(a.proc.pid!) - cpuA0;
   const cpuB = cpuSeconds(b.proc.pid!) - cpuB0;
   client.destroy();
@@ -165,7 +178,7 @@ async function main(): Promise<void> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const results: RunResult[] = [];
   for (let i = 0; i < RUNS; i++) {
-    for (const mode of ['encrypted', 'plaintext'] as const) {
+    for (const mode of MODES) {
       const r = await runOnce(mode, keysDir, profileDir);
       results.push(r);
       process.stdout.write(`${mode}: ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`);

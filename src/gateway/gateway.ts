@@ -12,6 +12,7 @@ import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { modelBasedController } from '../transport/congestion/model-based.ts';
 import type { ConnectionConfig } from '../transport/types.ts';
 import { Association } from './association.ts';
+import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
 import type { Endpoint } from './address.ts';
 import { StreamBridge } from './bridge.ts';
@@ -121,6 +122,7 @@ export class Gateway {
     }
     this.#security.attach({
       send: (data, to) => this.#link.send(data, to.port, to.host),
+      sendData: (data, to) => this.#link.sendTo(data, to),
       deliver: (entry, data) => {
         entry.traffic.wireIn += data.length;
         entry.assoc.input(data);
@@ -230,6 +232,7 @@ export class Gateway {
   #onAssociationClosed(entry: AssociationEntry, code: number, reason: string, byPeer: boolean): void {
     this.#entries.delete(entry);
     this.#security.forget(entry);
+    this.#link.release(entry.remote);
     const peer = this.#peers.get(entry.assoc.peerName);
     if (peer && peer.current === entry) peer.current = null;
     const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
@@ -494,10 +497,11 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   const MiB = 1024 * 1024;
   const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.floor(v)));
   const { controller, committedRate, maxRate } = config.rate;
-  const rateController =
+  const rateController = withHostLatencyAllowance(
     controller === 'fixed'
       ? fixedRateController({ rateBps: (committedRate ?? maxRate)! })
-      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate });
+      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate }),
+  );
   // The receive window bounds what the peer may have in flight towards us across all
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
   const connectionReceiveWindow = clamp(budget / 4, 1 * MiB, 64 * MiB);

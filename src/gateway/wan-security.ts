@@ -34,7 +34,10 @@ export interface RoutedEntry {
 }
 
 export interface SecurityHost<E extends RoutedEntry> {
+  /** Handshake messages and replies (possibly to unproven sources). */
   send(data: Uint8Array, to: Endpoint): void;
+  /** Association datagrams to a peer address (`to` is a long-lived object per address). */
+  sendData(data: Uint8Array, to: Endpoint): void;
   deliver(entry: E, data: Uint8Array): void;
   /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
   accept(peerName: string, from: Endpoint): E | null;
@@ -177,7 +180,7 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     const known = { learned: false };
     return (data) => {
       if (!known.learned) this.learn(entry(), data, known);
-      this.host.send(data, remote);
+      this.host.sendData(data, remote);
     };
   }
 
@@ -216,8 +219,18 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     return e;
   }
 
+  // The source string is rebuilt only when the source changes (nearly always the same peer).
+  #lastAddress = '';
+  #lastPort = -1;
+  #lastSource = '';
+
   onDatagram(data: Buffer, from: RemoteInfo): void {
-    const source = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
+    if (from.port !== this.#lastPort || from.address !== this.#lastAddress) {
+      this.#lastPort = from.port;
+      this.#lastAddress = from.address;
+      this.#lastSource = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
+    }
+    const source = this.#lastSource;
     const r = this.#ep.handleDatagram(data, source, performance.now());
     if (r.kind === 'data') {
       const name = this.#nameById.get(r.peer);
@@ -253,7 +266,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         return;
       }
       const addr = this.#ep.peerAddress(id);
-      this.host.send(sealed, addr === null ? remote : this.#endpointOf(addr));
+      this.host.sendData(sealed, addr === null ? remote : this.#endpointOf(addr));
     };
   }
 
