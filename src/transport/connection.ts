@@ -888,19 +888,20 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const sp = this.recovery.sent.acquire();
     let ackEliciting = false;
 
+    // HANDSHAKE first: the gateway recognises an INIT by the frame right after the header.
+    if (!ackOnly && this.pendingHandshake) {
+      const params = this.localParams();
+      if (pos + handshakeFrameSize(params) <= limit) {
+        pos = writeHandshake(buf, pos, this.role === 'client' ? HandshakeKind.INIT : HandshakeKind.ACCEPT, params);
+        sp.ctrl |= Ctrl.HANDSHAKE;
+        this.pendingHandshake = false;
+        ackEliciting = true;
+      }
+    }
     if (this.ackPending || ackOnly) {
       pos = this.writeAckFrame(buf, pos, limit, now, sp);
     }
     if (!ackOnly) {
-      if (this.pendingHandshake) {
-        const params = this.localParams();
-        if (pos + handshakeFrameSize(params) <= limit) {
-          pos = writeHandshake(buf, pos, this.role === 'client' ? HandshakeKind.INIT : HandshakeKind.ACCEPT, params);
-          sp.ctrl |= Ctrl.HANDSHAKE;
-          this.pendingHandshake = false;
-          ackEliciting = true;
-        }
-      }
       if (mtuProbe === 0 && this.state === 'connected') {
         pos = this.writeControlFrames(buf, pos, limit, sp);
         if (sp.ctrl !== 0 || sp.maxStreamDataIds !== null || sp.resetIds !== null) ackEliciting = true;

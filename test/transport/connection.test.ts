@@ -289,3 +289,12 @@ test('ackFrequency: fewer ACK packets, same bytes', () => {
   assert.ok(two.ok && eight.ok);
   assert.ok(eight.acks * 2 < two.acks, `acks: ${eight.acks} with 8, ${two.acks} with 2`);
 });
+
+test('every INIT packet carries the HANDSHAKE frame right after the header (the gateway routes on it)', () => {
+  const p = new Pair({ seed: 9, link: { lossRate: 0.6 } });
+  const beforeConnected: Uint8Array[] = [];
+  p.tap = (d, toServer) => { if (toServer && !p.client.isConnected) beforeConnected.push(d); };
+  p.connect();
+  assert.ok(beforeConnected.length >= 2, 'INIT was repeated over the lossy link');
+  for (const d of beforeConnected) assert.deepEqual([d[16], d[17]], [0x0a, 1]);
+});
