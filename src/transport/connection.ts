@@ -848,6 +848,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (this.probesToSend > 0) {
       // Probe timeout: one ack-eliciting packet regardless of window and pacing (RFC 9002 §6.2.4).
       this.probesToSend--;
+      // Before the handshake completes, every probe is an INIT (a bare PING would be dropped).
+      if (this.handshakeUnconfirmed()) this.pendingHandshake = true;
       return this.build(now, size, true, 0);
     }
 
