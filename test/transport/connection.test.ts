@@ -4,6 +4,7 @@ import { Pair } from './helpers.ts';
 import { Reader, Writer } from './transfer.ts';
 import { CloseCode } from '../../src/transport/connection.ts';
 import type { ConnectionEvent } from '../../src/transport/types.ts';
+import { decodeFrames } from '../../src/transport/frame.ts';
 
 function types(events: ConnectionEvent[], type: ConnectionEvent['type']): ConnectionEvent[] {
   return events.filter((e) => e.type === type);
@@ -296,5 +297,12 @@ test('every INIT packet carries the HANDSHAKE frame right after the header (the 
   p.tap = (d, toServer) => { if (toServer && !p.client.isConnected) beforeConnected.push(d); };
   p.connect();
   assert.ok(beforeConnected.length >= 2, 'INIT was repeated over the lossy link');
-  for (const d of beforeConnected) assert.deepEqual([d[16], d[17]], [0x0a, 1]);
+  for (const d of beforeConnected) {
+    const frames = decodeFrames(d, 16);
+    assert.ok(Array.isArray(frames));
+    // Ack-only packets (acknowledging a server probe) are routed by connection id; anything
+    // else the client sends before it is connected is an INIT, frame first.
+    if (frames.every((f) => f.type === 'ack')) continue;
+    assert.deepEqual([d[16], d[17]], [0x0a, 1]);
+  }
 });
