@@ -21,6 +21,9 @@
 //   sending a transport packet: const d = ep.seal(peer, packet, now);
 //                   if (d) udp.send(d, ep.peerAddress(peer)!)  (null: no session yet; a handshake
 //                   is under way and the transport's retransmission covers the loss)
+//                   seal() may queue a rekey initiation: drain pollTransmit after it too (cheap
+//                   when empty). Time-based rekeys also start from handleTimeout, so a driver that
+//                   drains only after timers and datagrams is late, never stuck.
 //   transport packet size: maxPacketSize = path MTU payload - SecureEndpoint.OVERHEAD (32 bytes).
 //
 // Invariants: a datagram that fails authentication is dropped and counted and changes no
