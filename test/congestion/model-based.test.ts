@@ -66,7 +66,7 @@ test('startup keeps a high gain while the delivery rate grows, then settles on t
   assert.ok(c.pacingRateBps() >= 0.74 * 100e6 && c.pacingRateBps() <= 1.26 * 100e6);
 });
 
-test('in probe-bw the pacing rate averages the estimate and the window is about 2 BDP', () => {
+test('in probe-bw the pacing rate averages the estimate and the window is about 1.5 BDP', () => {
   const { c } = steadyController();
   let now = 1e4;
   const rates: number[] = [];
@@ -79,7 +79,8 @@ test('in probe-bw the pacing rate averages the estimate and the window is about 
   assert.ok(rates.some((r) => r > 100e6), 'probes up');
   assert.ok(rates.some((r) => r < 100e6), 'drains');
   const bdp = (100e6 * 0.02) / 8;
-  assert.ok(c.cwndBytes() >= 2 * bdp && c.cwndBytes() <= 3 * bdp, `cwnd ${c.cwndBytes()} vs bdp ${bdp}`);
+  // 1.5 BDP plus the ack-aggregation allowance (a quarter BDP at most here).
+  assert.ok(c.cwndBytes() >= 1.5 * bdp && c.cwndBytes() <= 2 * bdp, `cwnd ${c.cwndBytes()} vs bdp ${bdp}`);
 });
 
 test('random loss of 3% does not cut the rate or the window', () => {

@@ -3,13 +3,17 @@
 // gain x bandwidth and caps data in flight at a small multiple of their product.
 //
 // Differences from BBRv1/v2, chosen for a WAN accelerator on lossy leased lines:
-// - Loss alone is not congestion. Only a loss rate far above any plausible random loss
-//   (HEAVY_LOSS_RATE over a window of enough packets) cuts the model, like BBRv2's
+// - Loss alone is not congestion. Random loss is even credited back to the delivery rate
+//   (the lost packets used the link). Only a loss rate far above any plausible random
+//   loss (HEAVY_LOSS_RATE over a window of enough packets) cuts the model, like BBRv2's
 //   inflight_hi, and then only to what actually got through.
 // - A standing queue (the smallest RTT of each of several consecutive rounds stays well
-//   above the minimum) means the model overestimates our share: the bandwidth estimate
-//   is reset to the delivery rate just measured and the queue drained. This is what makes
-//   competing associations give back what they took while probing.
+//   above the recent minimum) means the model overestimates our share: the estimate is
+//   reset to the delivery rate just measured, capped 15% lower (bw_hi, inflight_hi) and
+//   regrown by equal absolute steps. Multiplicative cuts plus equal steps make competing
+//   associations converge to fair shares (AIMD-like); BBR's probing alone barely does.
+// - Startup leaves as soon as a round both stalls the growth and shows queueing, with a
+//   2-BDP window, so its overshoot stays within a 20 ms drop-tail queue on most paths.
 // - PROBE_RTT shrinks the window only to half the BDP (BBRv2), and any near-minimum RTT
 //   sample postpones it, so a lossy, jittery path rarely pays for it.
 
@@ -40,9 +44,10 @@ const STARTUP_CWND_GAIN = 2;
 // One round probing up, one draining what the probe queued, six cruising at the estimate.
 const PROBE_BW_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
 const PROBE_DOWN_INDEX = 1;
-// Twice the BDP absorbs delayed and aggregated acks without letting the queue exceed one
-// base RTT; it also bounds the queue when the bandwidth estimate is stale.
-const CWND_GAIN = 2;
+// 1.5 BDP (plus the measured ack aggregation) leaves room for the 1.25 probe while
+// bounding the queue to half a base RTT even when jitter inflates the bandwidth estimate
+// by 10-20% (measured on the mpls profile: 2 BDP overflowed its 20 ms queue, 1.5 does not).
+const CWND_GAIN = 1.5;
 // The bandwidth max filter spans ten rounds so one probe cycle (8 rounds) always holds a sample.
 const BW_WINDOW_ROUNDS = 10;
 // Delivery rate must grow by 25% in 3 rounds or the pipe is considered full (BBR).
@@ -95,14 +100,18 @@ const RECENT_RTT_ROUNDS = 24;
 // 10 s minimum it still shows, with a wider margin for that minimum's luck under jitter.
 const LONG_QUEUE_RTT_FRACTION = 0.5;
 const LONG_QUEUE_MARGIN_MS = 2;
-// Delivery rate after startup: bytes acked or lost over the last four rounds / their
-// duration. Lost bytes count because random loss happens after the bottleneck (the packet
-// used the link), so the sending rate the link carries is what we pace at; congestive loss
-// shows up as a standing queue or heavy loss, which cut the model instead.
-// Jitter moves each end of the interval by a few ms; over four RTTs that is a few percent
-// instead of the 20-40% a single 25 ms interval can show with 3 ms of jitter each way.
+// The rate a standing-queue cut restarts from: bytes acked (plus random-rate loss) over the
+// last four rounds / their duration. Jitter moves each end of the interval by a few ms;
+// over four RTTs that is a few percent instead of the 20-40% a single 25 ms interval can
+// show with 3 ms of jitter each way. (Per-ack samples stay the max filter's input: they
+// show a probe's gain at once, which fairness between associations depends on.)
 const RATE_WINDOW_ROUNDS = 4;
+// Random loss happens after the bottleneck (the packet used the link), so delivery-rate
+// samples are divided by (1 - loss rate) up to this much; congestive loss shows up as a
+// standing queue or heavy loss, which cut the model instead.
 const RANDOM_LOSS_CREDIT = 0.05;
+// Per-round loss rate smoothed over ~8 rounds for the credit above.
+const LOSS_EWMA_GAIN = 1 / 8;
 const DEFAULT_MSS = 1452;
 
 export class ModelBasedController implements RateController {
@@ -135,6 +144,10 @@ export class ModelBasedController implements RateController {
   #roundBeganAtMs = 0;
   #roundAckedBytes = 0;
   #roundLostBytes = 0;
+  #roundAckedBytesForLoss = 0;
+  #roundLostBytesForLoss = 0;
+  #lossRateEwma = 0;
+  #probeBwEntered = false;
   readonly #windowBytes = new Float64Array(RATE_WINDOW_ROUNDS);
   readonly #windowMs = new Float64Array(RATE_WINDOW_ROUNDS);
   #windowRounds = 0;
@@ -189,6 +202,7 @@ export class ModelBasedController implements RateController {
     this.#bytesInFlight = s.bytesInFlight;
     this.#lossWindowAcked += s.bytesAcked;
     this.#roundAckedBytes += s.bytesAcked;
+    this.#roundAckedBytesForLoss += s.bytesAcked;
 
     const sentAt = s.sentAt ?? now - s.rttMs;
     let roundEnded = false;
@@ -197,11 +211,13 @@ export class ModelBasedController implements RateController {
       this.#round++;
     }
 
-    // Per-ack samples drive startup (fast growth); afterwards the filter takes one sample
-    // per round over the last RATE_WINDOW_ROUNDS rounds (see #endRound), because the max
-    // of thousands of one-RTT samples picks the ones inflated by jitter compressing acks.
-    if (s.deliveryRateBps > 0 && !this.#filledPipe) {
-      const rate = Math.min(s.deliveryRateBps, this.#maxRateBps);
+    // Per-ack samples (one RTT each, guarded against ack compression by the send interval)
+    // show a probe's gain at once: that is what lets a small association claim bandwidth
+    // from a large one within a few probe cycles. Random loss is credited back (the lost
+    // packets used the link), up to RANDOM_LOSS_CREDIT.
+    if (s.deliveryRateBps > 0) {
+      const credited = s.deliveryRateBps / (1 - Math.min(this.#lossRateEwma, RANDOM_LOSS_CREDIT));
+      const rate = Math.min(credited, this.#maxRateBps);
       if (!s.isAppLimited || rate >= this.#bw.best) this.#bw.update(this.#round, rate);
     }
 
@@ -217,6 +233,7 @@ export class ModelBasedController implements RateController {
     this.#bytesInFlight = s.bytesInFlight;
     this.#lossWindowLost += s.bytesLost;
     this.#roundLostBytes += s.bytesLost;
+    this.#roundLostBytesForLoss += s.bytesLost;
     this.#checkLossWindow(s.now);
   }
 
@@ -238,6 +255,8 @@ export class ModelBasedController implements RateController {
     this.#windowBytes.fill(0);
     this.#windowMs.fill(0);
     this.#windowRounds = 0;
+    this.#lossRateEwma = 0;
+    this.#probeBwEntered = false;
     this.#roundMinRttMs = Infinity;
     this.#recentRtt.clear();
     this.#standingRounds = 0;
@@ -348,9 +367,13 @@ export class ModelBasedController implements RateController {
     this.#roundMinRttMs = Infinity;
     this.#roundMaxRttMs = 0;
 
-    if (this.#filledPipe && roundRate > 0 && (!appLimited || roundRate >= this.#bw.best)) {
-      this.#bw.update(this.#round, Math.min(roundRate, this.#maxRateBps));
+    const roundTotal = this.#roundAckedBytesForLoss + this.#roundLostBytesForLoss;
+    if (roundTotal > 0) {
+      const loss = this.#roundLostBytesForLoss / roundTotal;
+      this.#lossRateEwma += LOSS_EWMA_GAIN * (loss - this.#lossRateEwma);
     }
+    this.#roundAckedBytesForLoss = 0;
+    this.#roundLostBytesForLoss = 0;
 
     if (!this.#filledPipe && !appLimited) {
       const bw = this.#bw.best;
@@ -475,7 +498,10 @@ export class ModelBasedController implements RateController {
 
   #enterProbeBw(now: Millis): void {
     this.#mode = 'probe-bw';
-    // Judge loss afresh: the window may still hold startup's overshoot.
+    // Judge loss afresh: the window may still hold startup's overshoot, which was
+    // congestion, not random loss to credit back.
+    if (!this.#probeBwEntered) this.#lossRateEwma = 0;
+    this.#probeBwEntered = true;
     this.#lossWindowStartMs = now;
     this.#lossWindowAcked = 0;
     this.#lossWindowLost = 0;
