@@ -940,7 +940,10 @@ export class Connection implements TransportConnection, RecoveryHandler {
     sp.ackEliciting = ackEliciting;
     sp.inFlight = ackEliciting;
     sp.isMtuProbe = mtuProbe > 0;
-    this.recovery.onPacketSent(sp, now);
+    // Ack-only packets are not tracked: nothing in them is retransmitted, and ack-of-ack
+    // pruning rides on the ack-eliciting packets that also carry ACK frames.
+    if (ackEliciting) this.recovery.onPacketSent(sp, now);
+    else this.recovery.sent.release(sp);
     if (mtuProbe > 0) this.mtud.onProbeSent(mtuProbe);
     if (ackEliciting) {
       this.pacer.onSent(pos);
