@@ -7,7 +7,7 @@ import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
 import { parseBytes, parsePayload } from '../workloads/run.ts';
 import type { PayloadKind } from '../workloads/payload.ts';
 import { buildMatrix, capSeconds, DEFAULT_BYTES, DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION, isMethod, isWorkload, METHODS, type Method, type MigrationSettings, type Workload } from './matrix.ts';
-import { ensureLab, runCell, type BenchResult } from './runner.ts';
+import { ensureLab, runCell, stopActiveRuns, type BenchResult } from './runner.ts';
 import { DEFAULT_LAB, type LabId } from '../netns.ts';
 
 function labId(prefix: string): LabId {
@@ -92,7 +92,10 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const lab = labId(flags.lab);
   const labDone = await ensureLab(lab);
-  const stop = () => void labDone().then(() => process.exit(130));
+  const stop = () => {
+    process.stderr.write('\ninterrupted: stopping the run in progress\n');
+    void stopActiveRuns().then(labDone).then(() => process.exit(130));
+  };
   process.once('SIGINT', stop);
   try {
     for (const [i, cell] of cells.entries()) {

@@ -104,8 +104,21 @@ function clientArgs(cell: BenchCell, path: MethodPath, cap: number, opts: RunOpt
     '--downtime', String(m.downtimeBudgetMs), '--max-rounds', String(m.maxRounds)];
 }
 
+// What an interrupted bench must stop: processes and method paths of the run in progress.
+const active = new Set<() => Promise<void>>();
+
+/** Stops whatever runs are in progress (for SIGINT): client, method path, sink. */
+export async function stopActiveRuns(): Promise<void> {
+  const all = [...active];
+  active.clear();
+  await Promise.all(all.map((stop) => stop().catch(() => {})));
+}
+
 async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions, lab: LabId): Promise<WorkloadResult> {
   const child = labExec('a', clientArgs(cell, path, cap, opts), { lab, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = () => stopProcess(child);
+  active.add(stop);
+  child.once('close', () => active.delete(stop));
   let stderr = '';
   let result: WorkloadResult | undefined;
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
@@ -157,11 +170,18 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   mkdirSync(workDir, { recursive: true });
   let sink: Sink | undefined;
   let path: MethodPath | undefined;
+  let stopSink: (() => Promise<void>) | undefined;
+  let tearDownPath: (() => Promise<void>) | undefined;
   try {
     // A fresh emulator per run: empty queues, counters from zero, nothing left from the last run.
     await setLinkProfile(cell.profile, { lab });
     sink = await startSinkProcess(lab);
+    const sinkChild = sink.child;
+    stopSink = () => stopProcess(sinkChild);
+    active.add(stopSink);
     path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir }, opts.longhaulFlags);
+    tearDownPath = path.tearDown;
+    active.add(tearDownPath);
     if (TUNNELS.has(cell.method)) {
       // Deployed tunnels keep their session up: open it (handshake, association) before the
       // clock starts, with a small transfer, so the run measures moving data, not set-up.
@@ -187,8 +207,14 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   } catch (e) {
     return { ...emptyResult(cell, cap, path?.notes ?? '', opts), error: e instanceof Error ? e.message : String(e) };
   } finally {
-    if (path) await path.tearDown().catch(() => {});
-    if (sink) await stopProcess(sink.child);
+    if (tearDownPath) {
+      active.delete(tearDownPath);
+      await tearDownPath().catch(() => {});
+    }
+    if (stopSink) {
+      active.delete(stopSink);
+      await stopSink();
+    }
   }
 }
 
