@@ -9,6 +9,8 @@ import { defaultConnectionConfig } from '../../src/transport/config.ts';
 import { runBulkTransfer } from '../../src/sim/scenarios.ts';
 import { findProfile } from '../../src/lab/profiles.ts';
 import { Pair } from './helpers.ts';
+import { decodeFrames } from '../../src/transport/frame.ts';
+import { HEADER_SIZE } from '../../src/transport/packet.ts';
 import { Reader, Writer } from './transfer.ts';
 
 const makeConnection = (role: 'client' | 'server', now: number, random: () => number): Connection =>
@@ -58,6 +60,11 @@ test('random link schedules (loss, jitter reordering, duplication, delay) delive
     }),
     (c) => {
       const p = new Pair({ seed: c.seed, link: { delayMs: c.delayMs, lossRate: c.lossRate, jitterMs: c.jitterMs, duplicateRate: c.duplicateRate } });
+      // Every datagram either side produces decodes and respects the size ceiling.
+      p.tap = (d) => {
+        assert.ok(d.length <= 1452 && d.length > HEADER_SIZE, `datagram of ${d.length} bytes`);
+        assert.ok(Array.isArray(decodeFrames(d, HEADER_SIZE)), 'undecodable datagram');
+      };
       const up = new Writer(c.sizes, c.seed);
       const down = new Writer(c.bidirectional ? c.sizes.slice(0, 2) : [], c.seed + 1);
       const upR = new Reader();
