@@ -61,7 +61,7 @@ export type ArrivalScheduler = (time: number, link: Link, data: Uint8Array, tag:
 
 export class Link {
   readonly name: string;
-  readonly #rateBytesPerMs: number;
+  #rateBytesPerMs: number;
   readonly #delayMs: number;
   readonly #jitterMs: number;
   readonly #queueBytes: number;
@@ -169,6 +169,12 @@ export class Link {
       elapsed = t - this.#jitterEpochStart;
     }
     return this.#jitterFrom + (this.#jitterTo - this.#jitterFrom) * (elapsed / this.#jitterEpochMs);
+  }
+
+  /** Changes the bottleneck rate for packets entering from now on (a path change). */
+  setRate(rateBps: number): void {
+    if (!(rateBps > 0)) throw new RangeError(`link ${this.name}: rateBps must be > 0`);
+    this.#rateBytesPerMs = rateBps / 8000;
   }
 
   /** Queueing delay a packet entering now would see, ms. */
