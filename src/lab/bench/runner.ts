@@ -67,14 +67,9 @@ export interface RunOptions {
   workDir?: string;
 }
 
-interface Sink {
-  child: ChildProcess;
-  connections: Array<Record<string, unknown>>;
-}
-
-async function startSinkProcess(lab: LabId): Promise<Sink> {
+/** The sink in site B; resolves once it listens. (The client checks its count and hash.) */
+async function startSinkProcess(lab: LabId): Promise<ChildProcess> {
   const child = labExec('b', [process.execPath, WORKLOAD_MAIN, 'sink', '--port', String(SINK_PORT)], { lab, stdio: ['ignore', 'pipe', 'pipe'] });
-  const connections: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
   const lines = createInterface({ input: child.stdout! });
@@ -89,10 +84,9 @@ async function startSinkProcess(lab: LabId): Promise<Sink> {
         return;
       }
       if (m.type === 'listening') { clearTimeout(timer); ready(); }
-      if (m.type === 'connection') connections.push(m);
     });
   });
-  return { child, connections };
+  return child;
 }
 
 function clientArgs(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions): string[] {
@@ -168,15 +162,13 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
   if (unavailable !== null) return { ...emptyResult(cell, cap, '', opts), skipped: unavailable };
   const workDir = opts.workDir ?? join(tmpdir(), `longhaul-bench-${lab.prefix}`);
   mkdirSync(workDir, { recursive: true });
-  let sink: Sink | undefined;
   let path: MethodPath | undefined;
   let stopSink: (() => Promise<void>) | undefined;
   let tearDownPath: (() => Promise<void>) | undefined;
   try {
     // A fresh emulator per run: empty queues, counters from zero, nothing left from the last run.
     await setLinkProfile(cell.profile, { lab });
-    sink = await startSinkProcess(lab);
-    const sinkChild = sink.child;
+    const sinkChild = await startSinkProcess(lab);
     stopSink = () => stopProcess(sinkChild);
     active.add(stopSink);
     path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir }, opts.longhaulFlags);
