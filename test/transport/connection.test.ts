@@ -306,3 +306,27 @@ test('every INIT packet carries the HANDSHAKE frame right after the header (the 
     assert.deepEqual([d[16], d[17]], [0x0a, 1]);
   }
 });
+
+test('an outage shorter than the idle timeout: probes back off, the controller is reset, the transfer resumes byte-exact', () => {
+  const p = new Pair({ seed: 12, link: { delayMs: 10 } });
+  const writer = new Writer([3_000_000], 8);
+  const reader = new Reader();
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  p.onServer = (q) => reader.pump(q.server, q.serverEvents);
+  assert.ok(p.runUntil(() => reader.bytes() > 500_000, 30_000));
+  p.toServer.down = true;
+  p.toClient.down = true;
+  // The window drains into the void first; after that only probes leave.
+  p.runUntil(() => false, p.now + 1_000);
+  const sentBefore = p.client.stats().packetsSent;
+  p.runUntil(() => false, p.now + 8_000);
+  // Exponential backoff: a handful of probes in 8 s, not a flood.
+  const probes = p.client.stats().packetsSent - sentBefore;
+  assert.ok(probes >= 2, 'probes were sent');
+  assert.ok(probes < 40, `${probes} packets sent during the outage`);
+  assert.ok(p.clientCtl.resets >= 1, 'persistent probe timeouts reset the controller');
+  p.toServer.down = false;
+  p.toClient.down = false;
+  assert.ok(p.runUntil(() => reader.finished.size === 1, 120_000));
+  assert.deepEqual(reader.digests(), writer.digests());
+});
