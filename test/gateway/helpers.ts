@@ -209,7 +209,7 @@ export interface TransferResult {
 }
 
 /** One verified exchange through the tunnel at `port`. Rejects on socket errors. */
-export function verifiedExchange(port: number, uploadSize: number, downloadSize: number): Promise<TransferResult> {
+export function verifiedExchange(port: number, uploadSize: number, downloadSize: number, paceMs = 0): Promise<TransferResult> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     const upHash = createHash('sha256');
@@ -229,6 +229,11 @@ export function verifiedExchange(port: number, uploadSize: number, downloadSize:
           upHash.update(chunk);
           if (!s.write(chunk)) {
             s.once('drain', pump);
+            return;
+          }
+          // Paced uploads (a slow client) send one chunk per paceMs.
+          if (paceMs > 0 && left > 0) {
+            setTimeout(pump, paceMs);
             return;
           }
         }

@@ -230,3 +230,62 @@ test('a gateway with the wrong key gets no association and no data through', asy
 });
 
 void LogCapture;
+
+test('backpressure end to end: a target that stops reading stalls the client, then everything arrives', { timeout: 60_000 }, async () => {
+  const { createHash } = await import('node:crypto');
+  let targetSocket: Socket | null = null;
+  const targetHash = createHash('sha256');
+  let targetBytes = 0;
+  let targetEnded: () => void = () => {};
+  const ended = new Promise<void>((r) => { targetEnded = r; });
+  const server = createServer((s) => {
+    targetSocket = s;
+    s.pause(); // a slow target: reads nothing until told
+    s.on('data', (d: Buffer) => { targetHash.update(d); targetBytes += d.length; });
+    s.on('end', () => targetEnded());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  // A small budget gives small windows (2 MiB receive, 1 MiB send buffer).
+  const pair = await startPair({ target: `127.0.0.1:${port}`, allow: ['127.0.0.1'], compression: 'none', limits: { memoryBudget: '8MiB', maxConnections: 16 } });
+  try {
+    const total = 64 * MiB;
+    const payload = randomBytes(total);
+    const c = connect({ port: pair.port, host: '127.0.0.1' });
+    c.on('error', () => {});
+    await new Promise<void>((r) => c.on('connect', () => r()));
+    // Written in 64 KiB chunks; a chunk's callback fires once the kernel took it.
+    let flushed = 0;
+    const CHUNK = 64 * 1024;
+    let offset = 0;
+    const pump = (): void => {
+      while (offset < total) {
+        const chunk = payload.subarray(offset, offset + CHUNK);
+        offset += chunk.length;
+        const ok = c.write(chunk, () => { flushed += chunk.length; });
+        if (!ok) {
+          c.once('drain', pump);
+          return;
+        }
+      }
+      c.end();
+    };
+    pump();
+    while (targetSocket === null) await sleep(10);
+    // Let the pipeline fill up until the client stops making progress.
+    let last = -1;
+    for (let i = 0; i < 40 && flushed !== last; i++) {
+      last = flushed;
+      await sleep(150);
+    }
+    const accepted = flushed;
+    assert.ok(accepted < 32 * MiB, `the tunnel took ${accepted} bytes from a client whose target reads nothing`);
+    targetSocket!.resume();
+    await ended;
+    assert.equal(targetBytes, total);
+    assert.equal(targetHash.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  } finally {
+    await pair.stop();
+    server.close();
+  }
+});
