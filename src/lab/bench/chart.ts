@@ -4,6 +4,7 @@
 import { REPORT_PROFILES } from '../profiles.ts';
 import { METHODS } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
+import { speedUp } from './figures.ts';
 
 const COLORS: Record<string, string> = {
   'tcp-cubic': '#d62728', 'tcp-bbr': '#ff7f0e', 'tcp-64k': '#8c564b', kcptun: '#9467bd', longhaul: '#2ca02c',
@@ -54,6 +55,8 @@ export function renderChart(results: BenchResult[], opts: { title: string; subti
   profiles.forEach((p, gi) => {
     const gx = left + gi * groupW + (groupW - barW * methods.length) / 2;
     out.push(`<text x="${left + gi * groupW + groupW / 2}" y="${H - bottom + 20}" font-size="13" text-anchor="middle">${esc(p)}</text>`);
+    const gain = speedUp(results.find((x) => x.profile === p && x.method === 'tcp-cubic'), results.find((x) => x.profile === p && x.method === 'longhaul'));
+    if (gain) out.push(`<text x="${left + gi * groupW + groupW / 2}" y="${H - bottom + 36}" font-size="11" text-anchor="middle" fill="#2ca02c">longhaul ${esc(gain)} vs cubic</text>`);
     methods.forEach((m, mi) => {
       const r = results.find((x) => x.profile === p && x.method === m);
       const x = gx + mi * barW;

@@ -10,6 +10,9 @@ import { REPORT_PROFILES } from '../profiles.ts';
 import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
+import { formatSeconds, speedUp, usable } from './figures.ts';
+
+export { formatSeconds, speedUp, usable };
 
 const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results');
 
@@ -32,27 +35,6 @@ export function machineInfo(): MachineInfo {
     nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
   } catch { /* cpus() is close enough */ }
   return { date: new Date().toISOString(), nproc, cpu: cpus()[0]?.model ?? 'unknown', kernel: release(), node: process.version };
-}
-
-export function usable(r: BenchResult | undefined): r is BenchResult {
-  return r !== undefined && !r.skipped && (r.capped || (!r.error && r.verified));
-}
-
-export function formatSeconds(r: BenchResult | undefined): string {
-  if (r === undefined) return '';
-  if (r.skipped) return 'skipped';
-  if (r.capped) return `>${r.seconds.toFixed(0)} (capped)`;
-  if (r.error || !r.verified) return 'failed';
-  return r.seconds < 10 ? r.seconds.toFixed(2) : r.seconds.toFixed(1);
-}
-
-/** Speed-up of `fast` over `slow`; a capped slow run makes it a lower bound, a capped fast run an upper one. */
-export function speedUp(slow: BenchResult | undefined, fast: BenchResult | undefined): string {
-  if (!usable(slow) || !usable(fast) || fast.seconds <= 0) return '';
-  if (fast.capped && slow.capped) return '?';
-  const x = slow.seconds / fast.seconds;
-  const text = `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}x`;
-  return slow.capped ? `>=${text}` : fast.capped ? `<=${text}` : text;
 }
 
 /** The emulator's measured ceiling per engine, from its benchmark (bench/results/emulator-<date>.json). */
