@@ -101,7 +101,6 @@ export class Connection implements TransportConnection, RecoveryHandler {
   private readonly recovery: Recovery;
   private readonly pacer: Pacer;
   private readonly mtud: MtuDiscovery;
-  private readonly txBuf: Uint8Array;
   private readonly rxHeader: PacketHeader = newHeader();
 
   // Receive side: packet numbers to acknowledge.
@@ -181,7 +180,6 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.recovery = new Recovery(this.controller, this);
     this.pacer = new Pacer(now, config.initialPacketSize);
     this.mtud = new MtuDiscovery(config.initialPacketSize, config.maxPacketSize, now);
-    this.txBuf = new Uint8Array(Math.max(config.maxPacketSize, config.initialPacketSize));
     this.ackThreshold = Math.max(1, Math.floor(config.ackFrequency ?? ACK_ELICITING_THRESHOLD));
     this.localMaxData = config.connectionReceiveWindow;
     this.localMaxStreams = config.maxStreams;
@@ -883,9 +881,11 @@ export class Connection implements TransportConnection, RecoveryHandler {
    * `mtuProbe` > 0: PING padded to that size. `ackOnly`: only an ACK (not in flight).
    */
   private build(now: Millis, size: number, isPtoProbe: boolean, mtuProbe: number, ackOnly = false): Transmit | null {
-    const buf = this.txBuf;
     const pn = this.nextPn;
     const limit = mtuProbe > 0 ? mtuProbe : size;
+    // Written in place into memory the caller will own: Node's pooled allocUnsafe is cheaper
+    // than building in a scratch buffer and copying (every byte up to `pos` is written).
+    const buf = Buffer.allocUnsafe(limit);
     let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, pn);
     const sp = this.recovery.sent.acquire();
     let ackEliciting = false;
@@ -955,7 +955,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.lastSentAt = now;
     this.packetsSent++;
     this.bytesSent += pos;
-    return { data: buf.slice(0, pos) };
+    return { data: pos === limit ? buf : buf.subarray(0, pos) };
   }
 
   private writeAckFrame(buf: Uint8Array, pos: number, limit: number, now: Millis, sp: SentPacket): number {
@@ -1056,15 +1056,15 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   private buildClose(now: Millis): Transmit | null {
     this.pendingClose = false;
-    const buf = this.txBuf;
+    const limit = this.mtud.current;
+    if (HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes) > limit) this.closeReasonBytes = new Uint8Array(0);
+    const buf = Buffer.allocUnsafe(HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes));
     let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, this.nextPn++);
-    const reason = this.closeReasonBytes;
-    if (pos + closeFrameSize(this.closeCode, reason) > buf.length) this.closeReasonBytes = new Uint8Array(0);
     pos = writeClose(buf, pos, this.closeCode, this.closeReasonBytes);
     this.packetsSent++;
     this.bytesSent += pos;
     this.lastSentAt = now;
-    const t = { data: buf.slice(0, pos) };
+    const t = { data: buf.subarray(0, pos) };
     if (this.abortAfterClose) this.finishClose(this.closeCode, this.closeReason, false);
     return t;
   }
