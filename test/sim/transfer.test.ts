@@ -87,6 +87,6 @@ test('fixed-rate controller paces at the committed rate through random loss', ()
 test('two associations sharing a bottleneck converge to fair shares', () => {
   const p: LinkProfile = { name: 'shared', description: '', rateBps: 100e6, rttMs: 20, lossRate: 0, jitterMs: 0, queueMs: 20 };
   const r = runFairness({ seed: 1, profile: p, makeConnection: modelBased, durationMs: 10_000, windowMs: 2_000 });
-  for (const s of r.shares) assert.ok(s >= 0.35 && s <= 0.65, `shares ${r.shares}`);
+  for (const s of r.shares) assert.ok(s >= 0.4 && s <= 0.6, `shares ${r.shares}`);
   assert.ok(r.utilization > 0.85, `utilization ${r.utilization}`);
 });

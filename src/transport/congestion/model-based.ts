@@ -98,7 +98,9 @@ const STANDING_QUEUE_ROUNDS = 3;
 const RECENT_RTT_ROUNDS = 24;
 // A queue that stands longer than that window would become its own reference; against the
 // 10 s minimum it still shows, with a wider margin for that minimum's luck under jitter.
-const LONG_QUEUE_RTT_FRACTION = 0.5;
+// It must stay below the queue a 1.5-BDP window allows (half the RTT), or two window-
+// limited associations freeze their shares behind a queue neither of them detects.
+const LONG_QUEUE_RTT_FRACTION = 0.3;
 const LONG_QUEUE_MARGIN_MS = 2;
 // The rate a standing-queue cut restarts from: bytes acked (plus random-rate loss) over the
 // last four rounds / their duration. Jitter moves each end of the interval by a few ms;
