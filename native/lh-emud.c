@@ -213,6 +213,32 @@ static struct iovec in_iov[BATCH];
 static struct sockaddr_in in_addr[BATCH];
 static uint32_t in_slots[BATCH];
 static uint8_t scratch[SLOT_SIZE];
+static char in_ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+
+/*
+ * Arrival time of a datagram on the monotonic clock, from its kernel receive timestamp
+ * (SO_TIMESTAMPNS, realtime). Using when the kernel got it, not when we read it, means a
+ * moment without CPU (a busy machine) neither steals link capacity nor moves an outage:
+ * packets that waited in the socket are modelled at their true arrival times.
+ */
+static double arrival_ns(struct msghdr *h, double now_mono, double real_minus_mono) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      double t = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec - real_minus_mono;
+      return t < now_mono ? t : now_mono;
+    }
+  }
+  return now_mono;
+}
+
+static double real_minus_mono_ns(void) {
+  struct timespec r, m;
+  clock_gettime(CLOCK_REALTIME, &r);
+  clock_gettime(CLOCK_MONOTONIC, &m);
+  return ((double)r.tv_sec - (double)m.tv_sec) * 1e9 + ((double)r.tv_nsec - (double)m.tv_nsec);
+}
 
 /* Drains up to a few batches from one socket into direction `side` (A side feeds A->B). */
 static void receive(int side, int tag) {
@@ -231,10 +257,13 @@ static void receive(int side, int tag) {
       in_msgs[n].msg_hdr.msg_iovlen = 1;
       in_msgs[n].msg_hdr.msg_name = &in_addr[n];
       in_msgs[n].msg_hdr.msg_namelen = sizeof in_addr[n];
+      in_msgs[n].msg_hdr.msg_control = in_ctrl[n];
+      in_msgs[n].msg_hdr.msg_controllen = sizeof in_ctrl[n];
     }
     int r = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
     int got = r < 0 ? 0 : r;
     double now = now_ns();
+    double offset = got > 0 ? real_minus_mono_ns() : 0;
     for (int k = 0; k < got; k++) {
       uint32_t slot = in_slots[k];
       uint32_t len = in_msgs[k].msg_len;
@@ -244,7 +273,7 @@ static void receive(int side, int tag) {
       if (slot == UINT32_MAX) { d->st.packets_in++; d->st.bytes_in += len; d->st.queue_drops++; continue; }
       if (in_msgs[k].msg_hdr.msg_flags & MSG_TRUNC) { oversize_drops++; free_stack[nfree++] = slot; continue; }
       pool_len[slot] = (uint16_t)len;
-      if (!dir_offer(d, slot, len, (uint16_t)tag, now)) free_stack[nfree++] = slot;
+      if (!dir_offer(d, slot, len, (uint16_t)tag, arrival_ns(&in_msgs[k].msg_hdr, now, offset))) free_stack[nfree++] = slot;
     }
     for (int k = got; k < BATCH; k++) if (in_slots[k] != UINT32_MAX) free_stack[nfree++] = in_slots[k];
     if (got < BATCH) break;
@@ -273,6 +302,8 @@ static int open_socket(const char *addr, int port) {
   int sz = SOCKET_BUFFER;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
   if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) { errno = EINVAL; close(fd); return -1; }
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); errno = e; return -1; }
