@@ -5,6 +5,7 @@
 // header overhead).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { labDown, labUp, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
 import { nativeEmulatorAvailable } from '../../src/lab/emulator-native.ts';
 import { WIRE_OVERHEAD_BYTES } from '../../src/lab/emulator-link.ts';
@@ -30,9 +31,15 @@ interface PingResult { rtts: number[]; order: number[] }
 interface SendResult { sent: number; failed: number; seconds: number }
 interface RecvResult { received: number; bytes: number; activeSeconds: number; windowSeconds: number; windowCounts: number[] }
 
+// Builds native/ (emulator and load tool) if needed; without a C compiler neither exists.
+const nativeBuilt = isRoot && nativeEmulatorAvailable();
+const loadToolMissing = !existsSync(LOAD_TOOL);
+
 for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
   const LAB: LabId = { prefix: `lht${engine[0]}`, stateDir: `/run/longhaul-lab-test-${engine}` };
-  const skip = !isRoot ? 'needs root (network namespaces)' : engine === 'native' && !nativeEmulatorAvailable() ? 'native engine not built' : false;
+  const skip = !isRoot ? 'needs root (network namespaces)'
+    : loadToolMissing ? 'needs native/build/lh-udpload (make -C native; a C compiler)'
+    : engine === 'native' && !nativeBuilt ? 'native engine not built' : false;
 
   test(`emulator (${engine} engine) delivers what it is told`, { skip, timeout: 120_000 }, async (t) => {
     /** C ping/echo with kernel receive timestamps: endpoint scheduling delays are not measured. */
