@@ -29,6 +29,8 @@ const PROFILE = process.argv.includes('--profile');
 const RUN_TIMEOUT_MS = Number(arg('timeout-ms', '90000'));
 // --trace: print gateway A's association figures every 500 ms (diagnosis).
 const TRACE = process.argv.includes('--trace');
+// Path MTU given to both gateways (1500 = Ethernet, what the lab and most WANs carry).
+const MTU = arg('mtu', '1500');
 const MODES = arg('modes', 'encrypted,plaintext').split(',') as Array<'encrypted' | 'plaintext'>;
 
 function cpuSeconds(pid: number): number {
@@ -110,12 +112,12 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   const sinkPort = (sink.address() as { port: number }).port;
   const sec = mode === 'encrypted';
   const b = await startGateway([
-    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none',
+    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none', '--mtu', MTU,
     ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
-  ], profileDir);
+  ], profileDir, TRACE ? '127.0.0.1:45020' : 'off');
   const a = await startGateway([
     '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
-    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none',
+    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none', '--mtu', MTU,
     ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
   ], profileDir, TRACE ? '127.0.0.1:45019' : 'off');
   let tracer: NodeJS.Timeout | null = null;
@@ -123,7 +125,7 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
     tracer = setInterval(() => {
       fetch('http://127.0.0.1:45019/status').then((r) => r.json()).then((st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
         const x = st.associations[0];
-        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent}\n`);
+        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams}\n`);
       }, () => {});
     }, 500);
   }
@@ -149,7 +151,11 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   const timeout = new Promise<void>((r) => setTimeout(r, RUN_TIMEOUT_MS).unref());
   await Promise.race([done, timeout]);
   const end = doneAt || performance.now();
-  if (tracer) clearInterval(tracer);
+  if (tracer) {
+    clearInterval(tracer);
+    const st = await (await fetch('http://127.0.0.1:45020/status')).json() as { associations: unknown[]; udp: unknown };
+    process.stdout.write(`  B at the end: ${JSON.stringify(st.associations[0])} udp ${JSON.stringify(st.udp)}\n`);
+  }
   const cpuA = cpuSeconds(a.proc.pid!) - cpuA0;
   const cpuB = cpuSeconds(b.proc.pid!) - cpuB0;
   client.destroy();
@@ -190,7 +196,8 @@ async function main(): Promise<void> {
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
   const summary = {
     benchmark: 'gateway', date, machine,
-    setup: 'one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation; source and sink in the bench process',
+    setup: `one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation, WAN MTU ${MTU}; source and sink in the bench process`,
+    mtu: Number(MTU),
     bytesPerRun: BYTES, targetMbps: TARGET_MBPS, results,
     best: { encryptedMbps: enc?.mbps ?? 0, plaintextMbps: plain?.mbps ?? 0, encryptionCost: enc && plain ? 1 - enc.mbps / plain.mbps : null },
     meetsTarget: (enc?.mbps ?? 0) >= TARGET_MBPS,

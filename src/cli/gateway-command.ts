@@ -31,6 +31,7 @@ Config file (YAML):
   limits: { maxConnections: 1024, memoryBudget: 256MiB, connectWaitMs: 10000,
             targetConnectTimeoutMs: 10000, shutdownGraceMs: 10000 }
   compression: auto                # auto | lz4 | zstd | none
+  mtu: 1500                        # WAN path MTU; larger sizes are probed before use
   control: 127.0.0.1:4501          # status/metrics over HTTP; false to disable
   logLevel: info
 
@@ -57,6 +58,7 @@ export function registerGatewayCommand(program: Command): void {
     .option('--max-connections <n>', 'maximum concurrent TCP connections (default 1024), e.g. --max-connections 500')
     .option('--memory <size>', 'memory budget for buffers (default 256MiB), e.g. --memory 512MiB')
     .addOption(new Option('--compression <mode>', 'stream compression, e.g. --compression zstd (default auto)').choices(['auto', 'lz4', 'zstd', 'none']))
+    .option('--mtu <bytes>', 'path MTU of the WAN (default 1500; 9000 on jumbo-frame links; EXPERIMENTAL above 1500: transfers can stall), e.g. --mtu 9000')
     .option('--control <host:port|off>', `status/metrics HTTP address (default ${DEFAULT_CONTROL}, loopback), e.g. --control 127.0.0.1:4601`)
     .addOption(new Option('--log-level <level>', 'log level, e.g. --log-level debug').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--log-json', 'JSON log lines even on a terminal')

@@ -115,6 +115,12 @@ export class Association {
     return this.conn.stats();
   }
 
+  /** Bytes written but not yet sent once, and how many TCP readers wait for that to drain. */
+  backlog(): { bytes: number; blockedReaders: number } {
+    const sent = this.#lastStats ? this.#lastStats.streamBytesSent : 0;
+    return { bytes: this.#bytesWritten - sent, blockedReaders: this.#backlogBlocked.size };
+  }
+
   close(code: number, reason: string): void {
     if (this.conn.isClosed) return;
     this.conn.close(code, reason, performance.now());

@@ -123,6 +123,8 @@ export const gatewayConfigSchema = z
         shutdownGraceMs: 10_000,
       }),
     compression: z.enum(['auto', 'lz4', 'zstd', 'none']).default('auto'),
+    /** Path MTU of the WAN (bytes): 1500 for Ethernet, 9000 on jumbo-frame interconnects. Probed, never exceeded. */
+    mtu: z.number().int().min(1280, { error: 'must be at least 1280 (the IPv6 minimum)' }).max(65535).default(1500),
     control: z
       .union([endpoint(true), z.literal(false)])
       .default({ host: '127.0.0.1', port: 4501 }),
@@ -230,6 +232,7 @@ export interface GatewayFlags {
   maxConnections?: string;
   memory?: string;
   compression?: string;
+  mtu?: string;
   control?: string;
   logLevel?: string;
   insecurePlaintext?: boolean;
@@ -282,6 +285,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
     raw.limits = l;
   }
   if (flags.compression !== undefined) raw.compression = flags.compression;
+  if (flags.mtu !== undefined) raw.mtu = Number.isFinite(Number(flags.mtu)) ? Number(flags.mtu) : flags.mtu;
   if (flags.control !== undefined) raw.control = flags.control === 'off' ? false : flags.control;
   if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
   return { raw, errors };

@@ -433,6 +433,8 @@ export class Gateway {
           bytesOutWire: e.traffic.wireOut,
           bytesInWire: e.traffic.wireIn,
           activeStreams: s.activeStreams,
+          sendBacklogBytes: e.assoc.backlog().bytes,
+          readersWaitingForBacklog: e.assoc.backlog().blockedReaders,
         };
       }),
       tunnels: this.tunnels.map((t) => ({
@@ -487,9 +489,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Transport settings derived from the gateway config (memory budget, limits, rate). */
-// UDP payload that fits a 1500-byte MTU path over IPv6 (1500 - 40 - 8), and the floor every
-// IPv6 path guarantees before path-MTU discovery (as QUIC's 1200).
-const MAX_UDP_PAYLOAD = 1452;
+// IPv6 + UDP headers: the UDP payload that fits the configured path MTU. 1200 is the floor
+// every IPv6 path guarantees before path-MTU discovery (as QUIC's).
+const IP_UDP_HEADERS = 48;
 const MIN_UDP_PAYLOAD = 1200;
 
 export function transportConfigFor(config: GatewayConfig, overrides: Partial<ConnectionConfig> = {}): ConnectionConfig {
@@ -508,7 +510,7 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   const base = defaultConnectionConfig();
   const overhead = protectionOverhead(config);
   return defaultConnectionConfig({
-    maxPacketSize: MAX_UDP_PAYLOAD - overhead,
+    maxPacketSize: config.mtu - IP_UDP_HEADERS - overhead,
     initialPacketSize: MIN_UDP_PAYLOAD - overhead,
     connectionReceiveWindow,
     streamReceiveWindow: Math.min(connectionReceiveWindow, Math.max(base.streamReceiveWindow, 16 * MiB)),
@@ -531,6 +533,7 @@ export interface GatewayStatus {
     cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;
     packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
     bytesOutRaw: number; bytesInRaw: number; bytesOutWire: number; bytesInWire: number; activeStreams: number;
+    sendBacklogBytes: number; readersWaitingForBacklog: number;
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
   inbound: InboundCounters;

@@ -27,7 +27,7 @@ test('gateway --help documents every flag with an example', async () => {
   const r = await run(['gateway', '--help']);
   assert.equal(r.code, 0);
   for (const flag of ['--config', '--wan', '--peer', '--tunnel', '--key', '--peer-key', '--allow', '--controller', '--rate',
-    '--max-rate', '--max-connections', '--memory', '--compression', '--control', '--log-level', '--insecure-plaintext']) {
+    '--max-rate', '--max-connections', '--memory', '--compression', '--mtu', '--control', '--log-level', '--insecure-plaintext']) {
     assert.ok(r.stdout.includes(flag), `help mentions ${flag}`);
   }
   assert.match(r.stdout, /--tunnel 127\.0\.0\.1:6600=10\.0\.0\.7:6600/);

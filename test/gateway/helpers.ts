@@ -77,6 +77,7 @@ export interface PairOptions {
   keys?: KeySet;
   compression?: 'auto' | 'lz4' | 'zstd' | 'none';
   limits?: Record<string, unknown>;
+  mtu?: number;
   transport?: Partial<ConnectionConfig>;
 }
 
@@ -98,6 +99,7 @@ export async function startB(o: PairOptions, keys: KeySet | null, log: LogCaptur
     compression: o.compression ?? 'auto',
     ...(keys ? { key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }] } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.mtu ? { mtu: o.mtu } : {}),
   }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
 }
 
@@ -110,6 +112,7 @@ export async function startA(o: PairOptions, keys: KeySet | null, bPort: number,
     tunnels: [{ listen: `127.0.0.1:${listenPort}`, peer: 'b', target: o.target }],
     ...(keys ? { key: keys.aKey } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.mtu ? { mtu: o.mtu } : {}),
   }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
 }
 
