@@ -148,6 +148,8 @@ function markdown(date: string, m: Record<string, string | number>, results: Eng
     `Machine: ${m.nproc} cores, ${m.cpu}, kernel ${m.kernel}, Node ${m.node}, load average ${m.loadavg1mAtStart} at start.`,
     `Emulator as a pure relay (no rate limit, no delay), ${DATAGRAM}-byte UDP datagrams offered by a C load tool in site A,`,
     `counted in site B; generator, emulator and sink share the machine's cores. Ceiling = highest delivered rate with <= ${MAX_LOSS * 100}% loss.`,
+    `CPU per packet is the emulator process's user + system time; it includes the kernel's delivery into the next`,
+    `namespace (a veth transmit runs the receiver's stack in the sender's context), so it overstates the relay's own cost.`,
     '',
     '| engine | ceiling (packets/s) | ceiling (Mbit/s) | emulator CPU per packet (us) | packets/s per core | TCP CUBIC, baseline profile (Mbit/s) |',
     '|---|---|---|---|---|---|',
