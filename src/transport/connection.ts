@@ -11,7 +11,7 @@ import {
   HEADER_SIZE, newHeader, readHeader, writeHeader, type PacketHeader,
 } from './packet.ts';
 import {
-  HandshakeKind, closeFrameSize, decodeFrames, encodeReason, handshakeFrameSize,
+  HandshakeKind, ackFrameMaxSize, closeFrameSize, decodeFrames, encodeReason, handshakeFrameSize,
   writeAck, writeClose, writeHandshake, writeMaxData, writeMaxStreamData, writeMaxStreams, writePadding,
   writePing, writeResetStream, writeStreamHeader, type Frame, type TransportParams,
 } from './frame.ts';
@@ -962,7 +962,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const received = this.received;
     if (received.isEmpty()) return pos;
     const room = limit - pos;
-    if (room < 16) return pos;
+    if (room < ackFrameMaxSize(0)) return pos; // the first range always fits
     const delayUs = Math.max(0, Math.round((now - this.largestReceivedAt) * 1000));
     pos = writeAck(buf, pos, received.starts, received.ends, received.count, delayUs, MAX_ACK_RANGES_SENT, room);
     sp.ackLargest = received.maxEnd()! - 1;
