@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pair } from './helpers.ts';
+import { Pair, sha256 } from './helpers.ts';
 import { Reader, Writer } from './transfer.ts';
 import { CloseCode } from '../../src/transport/connection.ts';
 import type { ConnectionEvent } from '../../src/transport/types.ts';
@@ -329,4 +329,32 @@ test('an outage shorter than the idle timeout: probes back off, the controller i
   p.toClient.down = false;
   assert.ok(p.runUntil(() => reader.finished.size === 1, 120_000));
   assert.deepEqual(reader.digests(), writer.digests());
+});
+
+test('no head-of-line blocking: one stream the reader ignores does not hold up the others', () => {
+  const p = new Pair({ seed: 13, link: { lossRate: 0.02 }, server: { streamReceiveWindow: 100_000, connectionReceiveWindow: 400_000 } });
+  const writer = new Writer([1_000_000, 300_000, 300_000, 300_000], 6);
+  const chunks = new Map<number, Uint8Array[]>();
+  const finished = new Set<number>();
+  let ignored = -1;
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  p.onServer = (q) => {
+    for (const e of q.serverEvents.splice(0)) {
+      if (e.type === 'stream-opened') {
+        if (ignored < 0) ignored = e.streamId;
+        chunks.set(e.streamId, []);
+      }
+      if (e.type === 'stream-finished') finished.add(e.streamId);
+    }
+    for (const [id, list] of chunks) {
+      if (id === ignored) continue;
+      let c;
+      while ((c = q.server.read(id)) !== null) list.push(c);
+    }
+  };
+  assert.ok(p.runUntil(() => finished.size === 3, 60_000));
+  const want = writer.digests();
+  for (const id of finished) assert.equal(sha256(chunks.get(id)!), want.get(id));
+  assert.ok(!finished.has(ignored));
+  assert.ok(p.server.extendedStats().bufferedRecvBytes <= 100_000, 'the ignored stream holds at most its window');
 });
