@@ -309,8 +309,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (this.ackPending && this.ackDeadline < t) t = this.ackDeadline;
     if (this.pacerWakeup < t) t = this.pacerWakeup;
     if (this.state === 'connected') {
+      // Once a keepalive PING is pending (it may wait for window), the deadline has done its job.
       const ka = this.lastSentAt + this.config.keepaliveMs;
-      if (this.config.keepaliveMs > 0 && ka < t) t = ka;
+      if (this.config.keepaliveMs > 0 && !this.pingPending && ka < t) t = ka;
       const probeAt = this.mtud.nextProbeTime();
       if (probeAt > this.lastNow && probeAt < t) t = probeAt;
     }

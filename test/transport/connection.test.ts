@@ -358,3 +358,18 @@ test('no head-of-line blocking: one stream the reader ignores does not hold up t
   assert.ok(!finished.has(ignored));
   assert.ok(p.server.extendedStats().bufferedRecvBytes <= 100_000, 'the ignored stream holds at most its window');
 });
+
+test('long outage with a full window and slow probes: timers never spin at one instant', () => {
+  // Small window, long RTT: probe backoff outgrows the keepalive interval.
+  const p = new Pair({ seed: 14, link: { delayMs: 150 }, client: { keepaliveMs: 2_000, idleTimeoutMs: 60_000 }, server: { idleTimeoutMs: 60_000 } });
+  (p.clientCtl as unknown as { cwnd: number }).cwnd = 64 * 1024;
+  const writer = new Writer([5_000_000], 2);
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  assert.ok(p.runUntil(() => p.client.stats().streamBytesSent > 200_000, 30_000));
+  p.toServer.down = true;
+  p.toClient.down = true;
+  const steps = p.steps;
+  p.runUntil(() => false, p.now + 40_000);
+  assert.ok(p.steps - steps < 2_000, `${p.steps - steps} steps in 40 s of outage`);
+  assert.ok(p.client.isConnected);
+});
