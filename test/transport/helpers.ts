@@ -56,6 +56,10 @@ export interface LinkOpts {
   down: boolean;
 }
 
+// Events at one instant: thousands of queued datagrams can legitimately arrive together,
+// a million means a deadline that never clears.
+const MAX_SAME_TIME_STEPS = 1_000_000;
+
 const DEFAULT_LINK: LinkOpts = { delayMs: 10, lossRate: 0, jitterMs: 0, duplicateRate: 0, mtu: 65535, down: false };
 
 interface InFlight {
@@ -93,6 +97,7 @@ export class Pair {
   private queue: InFlight[] = [];
   private seq = 0;
   steps = 0;
+  private sameTimeSteps = 0;
 
   constructor(opts: PairOptions = {}) {
     this.rng = new Prng(opts.seed ?? 1);
@@ -165,7 +170,13 @@ export class Pair {
       return false;
     }
     if (next === Infinity) return false;
-    if (next > this.now) this.now = next;
+    if (next > this.now) {
+      this.now = next;
+      this.sameTimeSteps = 0;
+    } else if (++this.sameTimeSteps > MAX_SAME_TIME_STEPS) {
+      // A deadline that keeps coming due without progress is a core bug (a busy loop in a driver).
+      throw new Error(`timer spin at t=${this.now}: client ${ct}, server ${st}, queue ${qt}`);
+    }
     if (qt === next) {
       const e = this.queue.shift()!;
       (e.toServer ? this.server : this.client).handleDatagram(e.data, this.now);

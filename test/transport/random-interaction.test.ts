@@ -13,7 +13,8 @@ type Op =
   | { op: 'reset'; side: 0 | 1; pick: number; code: number }
   | { op: 'read'; side: 0 | 1; pick: number; max: number }
   | { op: 'finish-reply'; side: 0 | 1; pick: number }
-  | { op: 'advance'; ms: number };
+  | { op: 'advance'; ms: number }
+  | { op: 'outage'; ms: number };
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('open' as const), side: fc.constantFrom(0 as const, 1 as const), size: fc.integer({ min: 0, max: 40_000 }) }),
@@ -21,6 +22,7 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('read' as const), side: fc.constantFrom(0 as const, 1 as const), pick: fc.nat(), max: fc.integer({ min: 1, max: 5000 }) }),
   fc.record({ op: fc.constant('finish-reply' as const), side: fc.constantFrom(0 as const, 1 as const), pick: fc.nat() }),
   fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 200 }) }),
+  fc.record({ op: fc.constant('outage' as const), ms: fc.integer({ min: 1, max: 4000 }) }),
 );
 
 interface Side {
@@ -69,6 +71,14 @@ test('random application interleavings over a bad link (property)', () => {
         p.runUntil(() => false, p.now + o.ms);
         continue;
       }
+      if (o.op === 'outage') {
+        p.toServer.down = true;
+        p.toClient.down = true;
+        p.runUntil(() => false, p.now + o.ms);
+        p.toServer.down = false;
+        p.toClient.down = false;
+        continue;
+      }
       const s = sides[o.side]!;
       if (o.op === 'open') {
         const id = s.conn.openStream();
@@ -101,7 +111,7 @@ test('random application interleavings over a bad link (property)', () => {
     };
     p.onClient = () => { pump(0); drainAll(); };
     p.onServer = () => { pump(1); drainAll(); };
-    p.runUntil(() => false, p.now + 20_000);
+    p.runUntil(() => false, p.now + 30_000);
     assert.ok(p.client.isConnected && p.server.isConnected, 'association survived');
     for (const [i, s] of sides.entries()) {
       const peer = sides[1 - i]!;
