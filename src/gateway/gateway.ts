@@ -462,7 +462,7 @@ export class Gateway {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#sampler);
-    await Promise.all(this.tunnels.map((t) => t.close()));
+    for (const t of this.tunnels) t.close();
     for (const s of this.#pendingConnections) s.destroy();
     const deadline = Date.now() + graceMs;
     if (this.#bridges.size > 0 && graceMs > 0) {

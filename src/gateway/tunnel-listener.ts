@@ -53,8 +53,11 @@ export class TunnelListener {
     return `${formatEndpoint(this.address)} -> ${this.spec.peer} -> ${formatEndpoint(this.spec.target)}`;
   }
 
-  /** Stops accepting; open connections carry on. */
-  close(): Promise<void> {
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+  /**
+   * Stops accepting at once; open connections carry on (net.Server's close callback would
+   * wait for all of them, which the shutdown's grace period handles instead).
+   */
+  close(): void {
+    this.#server.close();
   }
 }
