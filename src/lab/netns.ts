@@ -378,7 +378,26 @@ export async function requestEmulatorStats(lab: LabId = DEFAULT_LAB): Promise<Em
 }
 
 function stopEmulatorProcess(e: EmulatorState): void {
-  if (isOurEmulator(e.pid)) killAndWait([e.pid]);
+  if (!isOurEmulator(e.pid)) return;
+  // The native datapath is the driver's child: it quits with its driver, but must also be
+  // gone (its ports free) before a successor binds them.
+  const datapath = childPids(e.pid);
+  killAndWait([e.pid]);
+  waitGone(datapath, KILL_GRACE_MS);
+  killAndWait(datapath);
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function waitGone(pids: number[], ms: number): void {
+  const until = Date.now() + ms;
+  while (pids.some(isAlive) && Date.now() < until) spawnSync('sleep', ['0.02']);
 }
 
 function procCmdline(pid: number): string | undefined {
@@ -426,7 +445,11 @@ export async function labDown(opts: LabDownOptions = {}): Promise<LabDownReport>
   const state = readLabState(lab);
   const killed: number[] = [];
   const toKill: number[] = [];
-  if (state?.emulator !== undefined && isOurEmulator(state.emulator.pid)) toKill.push(state.emulator.pid);
+  if (state?.emulator !== undefined && isOurEmulator(state.emulator.pid)) {
+    killed.push(...childPids(state.emulator.pid));
+    stopEmulatorProcess(state.emulator);
+    killed.push(state.emulator.pid);
+  }
   for (const { pid, cmdline } of recordedPids(lab)) {
     if (isAlive(pid) && procCmdline(pid) === cmdline) toKill.push(pid);
   }

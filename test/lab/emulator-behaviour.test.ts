@@ -61,7 +61,8 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
     };
 
     try {
-      await labUp({ lab: LAB, profile: { rate: '100mbit', rtt: '25ms' }, engine, ports: [Number(PORT)] });
+      // replace: a test run killed half-way leaves its (detached) emulator running.
+      await labUp({ lab: LAB, profile: { rate: '100mbit', rtt: '25ms' }, engine, ports: [Number(PORT)], replace: true });
 
       await t.test('RTT 25 ms: median within 1 ms, never early', async (st) => {
         // Warm-up: a just-started emulator on a busy machine may not have the CPU yet.

@@ -48,7 +48,7 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
   try {
     let emulatorPid = 0;
     await t.test('up creates the namespaces, addresses, overlay and a relaying emulator', async () => {
-      const state = await labUp({ lab: LAB, profile: 'metro' });
+      const state = await labUp({ lab: LAB, profile: 'metro', replace: true });
       assert.deepEqual(namespacesWithPrefix('lht').sort(), ['lht-a', 'lht-b', 'lht-emu']);
       emulatorPid = state.emulator!.pid;
       assert.ok(alive(emulatorPid));
