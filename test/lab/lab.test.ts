@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { labDown, labExec, labRun, labUp, readEmulatorStats, readLabState, checkLabPrivileges, type LabId } from '../../src/lab/netns.ts';
+import { labDown, labExec, labRun, labUp, readEmulatorStats, readLabState, checkLabPrivileges, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
 import { fixture, runInSite, startInSite } from './fixtures/lab-tools.ts';
 
 const LAB: LabId = { prefix: 'lht', stateDir: '/run/longhaul-lab-test' };
@@ -86,6 +86,20 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
       const s = readEmulatorStats(LAB)!;
       assert.ok(s.aToB.delivered >= bytes / 1450, `A->B delivered ${s.aToB.delivered} (earlier ${stats.aToB.delivered})`);
       assert.ok(s.bToA.delivered > 0);
+    });
+
+    await t.test('setLinkProfile restarts the emulator; the old one reports its final counters on SIGTERM', async () => {
+      const { state, previous } = await setLinkProfile('mpls', { lab: LAB });
+      assert.ok(previous !== undefined);
+      assert.equal(previous.running, false);
+      assert.equal(previous.profile, 'metro');
+      assert.ok(previous.aToB.delivered > 0 && previous.bToA.delivered > 0);
+      assert.ok(!alive(emulatorPid));
+      emulatorPid = state.emulator!.pid;
+      const now = await requestEmulatorStats(LAB);
+      assert.equal(now!.profile, 'mpls');
+      assert.equal(now!.link.rttMs, 25);
+      assert.equal(now!.aToB.packetsIn, 0);
     });
 
     await t.test('down removes namespaces and kills the emulator and recorded processes; idempotent', async () => {
