@@ -312,9 +312,52 @@ static int open_socket(const char *addr, int port) {
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
+/*
+ * Model replay (no sockets): arrivals "t_ms len" on stdin go through direction A->B with the
+ * clock set to each arrival; prints "idx deliver_ms" per delivered packet and the counters.
+ * Lets a test check that this model and emulator-link.ts agree packet for packet.
+ */
+static int replay(void) {
+  static uint32_t idx_of_slot[NSLOTS];
+  dir_t *d = &dirs[0];
+  double t_ms;
+  unsigned len;
+  uint32_t idx = 0;
+  while (scanf("%lf %u", &t_ms, &len) == 2) {
+    double t = t_ms * 1e6;
+    while (d->size > 0 && d->due[d->head] <= t) {
+      uint32_t slot = d->slot[d->head];
+      printf("%u %.9f\n", idx_of_slot[slot], d->due[d->head] / 1e6);
+      d->head = (d->head + 1) & d->mask;
+      d->size--;
+      d->st.delivered++;
+      d->st.bytes_delivered += pool_len[slot];
+      free_stack[nfree++] = slot;
+    }
+    if (nfree == 0) { fprintf(stderr, "lh-emud: replay pool exhausted\n"); return 1; }
+    uint32_t slot = free_stack[--nfree];
+    pool_len[slot] = (uint16_t)len;
+    idx_of_slot[slot] = idx++;
+    if (!dir_offer(d, slot, len, 0, t)) free_stack[nfree++] = slot;
+  }
+  while (d->size > 0) {
+    uint32_t slot = d->slot[d->head];
+    printf("%u %.9f\n", idx_of_slot[slot], d->due[d->head] / 1e6);
+    d->head = (d->head + 1) & d->mask;
+    d->size--;
+    d->st.delivered++;
+    d->st.bytes_delivered += pool_len[slot];
+    free_stack[nfree++] = slot;
+  }
+  printf("{");
+  print_stats_dir(stdout, "stats", &d->st);
+  printf("}\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   double rate_bps = 0, rtt_ms = 0, loss = 0, jitter_ms = 0, queue_bytes = 0, outage_start = 0, outage_end = 0;
-  int reorder = 0, has_outage = 0;
+  int reorder = 0, has_outage = 0, replay_mode = 0;
   uint32_t seed = 1;
   const char *addr[2] = { "198.18.1.1", "198.18.2.1" }, *peer[2] = { "198.18.1.2", "198.18.2.2" };
   R.nports = 0;
@@ -331,6 +374,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "reorder")) reorder = atoi(v);
     else if (!strcmp(k, "outage_ms")) { has_outage = sscanf(v, "%lf-%lf", &outage_start, &outage_end) == 2; }
     else if (!strcmp(k, "seed")) seed = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(k, "replay")) replay_mode = atoi(v);
     else if (!strcmp(k, "a_listen")) addr[0] = v;
     else if (!strcmp(k, "b_listen")) addr[1] = v;
     else if (!strcmp(k, "a_peer")) peer[0] = v;
@@ -348,7 +392,7 @@ int main(int argc, char **argv) {
   for (uint32_t i = 0; i < NSLOTS; i++) free_stack[i] = NSLOTS - 1 - i;
   nfree = NSLOTS;
 
-  double start = now_ns();
+  double start = replay_mode ? 0 : now_ns();
   for (int di = 0; di < 2; di++) {
     dir_t *d = &dirs[di];
     dir_init(d, di == 0 ? seed : (seed ^ 0x5bd1e995u), start);
@@ -364,6 +408,8 @@ int main(int argc, char **argv) {
     d->jitter_epoch = jitter_ms * 1e6 * JITTER_EPOCH_PER_JITTER;
     if (d->jitter_epoch < MIN_JITTER_EPOCH_NS) d->jitter_epoch = MIN_JITTER_EPOCH_NS;
   }
+
+  if (replay_mode) return replay();
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   for (int side = 0; side < 2; side++) {
