@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages Longhaul's lab and tests drive: namespaces/veth/VXLAN (iproute2), the checksum
+# offload switch (ethtool), a real third-party TCP client (iperf3), the peer accelerator (kcptun),
+# and a C compiler for the native emulator datapath (make, g++; Node's headers ship with npm's node).
+set -euo pipefail
+need=()
+for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun make:make g++:g++; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "longhaul: missing Debian packages: ${need[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}"
+fi
