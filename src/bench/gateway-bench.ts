@@ -4,7 +4,7 @@
 // Run: flock /tmp/longhaul-bench.lock npm run bench:gateway [-- --bytes 2GiB --runs 1 --profile]
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -80,6 +80,30 @@ function stopGateway(g: Gw): Promise<void> {
   });
 }
 
+/** Self time by function from a V8 .cpuprofile, as "percent function file:line", top `n`. */
+function summarizeProfile(file: string, n = 12): string[] {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[]; timeDeltas: number[];
+  };
+  const byId = new Map(p.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, number>();
+  let total = 0;
+  p.samples.forEach((id, i) => {
+    const t = p.timeDeltas[i] ?? 0;
+    total += t;
+    const cf = byId.get(id)!.callFrame;
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + t);
+  });
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, t]) => `${((100 * t) / total).toFixed(1)}% ${k}`);
+}
+
+function profileOf(dir: string, pid: number): string[] {
+  const f = readdirSync(dir).find((name) => name.includes(`.${pid}.`) && name.endsWith('.cpuprofile'));
+  return f ? summarizeProfile(join(dir, f)) : [];
+}
+
 interface RunResult {
   mode: 'encrypted' | 'plaintext';
   bytes: number;
@@ -90,6 +114,9 @@ interface RunResult {
   cpuPerGiBA: number;
   cpuPerGiBB: number;
   completed: boolean;
+  /** With --profile: top self-time entries of each gateway process (whole process lifetime). */
+  profileA?: string[];
+  profileB?: string[];
 }
 
 async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profileDir: string | null): Promise<RunResult> {
@@ -124,8 +151,8 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   if (TRACE) {
     tracer = setInterval(() => {
       fetch('http://127.0.0.1:45019/status').then((r) => r.json()).then((st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
-        const x = st.associations[0];
-        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams}\n`);
+        const x = st.associations[0] as Record<string, number> & { driver: Record<string, number> };
+        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams} flushes ${x.driver.flushes} timers ${x.driver.timerWakeups}\n`);
       }, () => {});
     }, 500);
   }
@@ -163,7 +190,9 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   sink.close();
   const seconds = (end - started) / 1000;
   const gib = received / 2 ** 30;
+  const profiles = profileDir ? { profileA: profileOf(profileDir, a.proc.pid!), profileB: profileOf(profileDir, b.proc.pid!) } : {};
   return {
+    ...profiles,
     mode, bytes: received, seconds,
     mbps: (received * 8) / seconds / 1e6,
     cpuA, cpuB,
@@ -180,8 +209,8 @@ async function main(): Promise<void> {
     if (!w.ok) throw new Error(w.error);
   }
   const date = new Date().toISOString();
-  const profileDir = PROFILE ? join(ROOT, 'bench/results', `gateway-profile-${date.slice(0, 10)}`) : null;
-  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // Raw .cpuprofile files stay in a temp dir (hundreds of KB each); the results keep summaries.
+  const profileDir = PROFILE ? mkdtempSync(join(tmpdir(), 'lh-gwbench-prof-')) : null;
   const results: RunResult[] = [];
   for (let i = 0; i < RUNS; i++) {
     for (const mode of MODES) {
@@ -219,6 +248,14 @@ async function main(): Promise<void> {
     `Target ${TARGET_MBPS} Mbit/s (encrypted): ${summary.meetsTarget ? 'met' : 'NOT met'}.` +
       (summary.best.encryptionCost !== null ? ` Encryption cost: ${(summary.best.encryptionCost * 100).toFixed(1)}% of throughput.` : ''),
     '',
+    ...results.filter((r) => r.profileA).flatMap((r) => [
+      `## Profile, ${r.mode} run (self time, whole gateway process incl. startup and idle)`,
+      '',
+      '| gateway A (sender) | gateway B (receiver) |',
+      '|---|---|',
+      ...r.profileA!.map((x, i) => `| ${x} | ${r.profileB![i] ?? ''} |`),
+      '',
+    ]),
   ].join('\n');
   writeFileSync(`${stem}.md`, md);
   process.stdout.write(`results: ${stem}.json, ${stem}.md\n`);

@@ -51,6 +51,8 @@ export class Association {
   #bytesWritten = 0;
   #backlogBlocked = new Set<() => void>();
   #lastStats: ConnectionStats | null = null;
+  /** Driver counters: flushes run, timer wake-ups, datagrams sent (per-flush batching = sent / flushes). */
+  readonly driver = { flushes: 0, timerWakeups: 0, transmits: 0 };
 
   constructor(conn: TransportConnection, peerName: string, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
     this.conn = conn;
@@ -130,6 +132,7 @@ export class Association {
   #flush = (): void => {
     this.#flushScheduled = false;
     if (this.#closedNotified) return;
+    this.driver.flushes++;
     const conn = this.conn;
     const now = performance.now();
     const deadline = conn.nextTimeout();
@@ -151,6 +154,7 @@ export class Association {
       }
       if (!any) break;
     }
+    this.driver.transmits += sent;
     this.#lastStats = conn.stats();
     if (this.#backlogBlocked.size > 0 && this.#bytesWritten - this.#lastStats.streamBytesSent < this.#sendBacklogLimit / 2) {
       const blocked = [...this.#backlogBlocked];
@@ -187,6 +191,7 @@ export class Association {
   }
 
   #onTimer = (): void => {
+    this.driver.timerWakeups++;
     this.#timer = null;
     this.#timerDeadline = -1;
     this.#flushScheduled = true;

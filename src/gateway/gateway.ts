@@ -435,6 +435,7 @@ export class Gateway {
           activeStreams: s.activeStreams,
           sendBacklogBytes: e.assoc.backlog().bytes,
           readersWaitingForBacklog: e.assoc.backlog().blockedReaders,
+          driver: { ...e.assoc.driver },
         };
       }),
       tunnels: this.tunnels.map((t) => ({
@@ -534,6 +535,7 @@ export interface GatewayStatus {
     packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
     bytesOutRaw: number; bytesInRaw: number; bytesOutWire: number; bytesInWire: number; activeStreams: number;
     sendBacklogBytes: number; readersWaitingForBacklog: number;
+    driver: { flushes: number; timerWakeups: number; transmits: number };
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
   inbound: InboundCounters;
