@@ -4,9 +4,10 @@
 # and a C compiler for the native emulator datapath (make, g++; Node's headers ship with npm's node).
 set -euo pipefail
 need=()
-for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun make:make g++:g++; do
+for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun ps:procps make:make gcc:gcc g++:g++; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "longhaul: missing Debian packages: ${need[*]} (run as root to install them)" >&2
