@@ -14,7 +14,7 @@ function labId(prefix: string): LabId {
   return prefix === DEFAULT_LAB.prefix ? DEFAULT_LAB : { prefix, stateDir: `${DEFAULT_LAB.stateDir}-${prefix}` };
 }
 import { ProgressBar } from './progress.ts';
-import { writeResults, type MachineInfo } from './report.ts';
+import { machineInfo, writeResults, type MachineInfo } from './report.ts';
 
 function parseList<T extends string>(what: string, valid: (x: string) => x is T, all: readonly string[]) {
   return (text: string): T[] => {
@@ -67,7 +67,8 @@ function render(jsonlPath: string): void {
     base: jsonlPath.replace(/\.jsonl$/, ''), workload: first.workload, payload: first.payload,
     // Files from before size_bytes was recorded used the default size.
     bytes: first.size_bytes ?? DEFAULT_BYTES,
-    migration: first.migration ?? DEFAULT_MIGRATION, machine: first.machine,
+    // Lines printed by --json carry no machine: this machine, dated by the first run.
+    migration: first.migration ?? DEFAULT_MIGRATION, machine: first.machine ?? { ...machineInfo(), date: first.date },
   });
   process.stderr.write(`results: ${files.join(', ')}\n`);
 }
