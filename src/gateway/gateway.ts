@@ -43,6 +43,10 @@ interface AssociationEntry {
   /** Sampled once a second for the measured send/receive rates. */
   lastSample: { at: number; wireOut: number; wireIn: number; rawOut: number; rawIn: number };
   rates: { wireOutBps: number; wireInBps: number; rawOutBps: number; rawInBps: number };
+  /** The compressors of this association's streams: they follow its bandwidth estimate. */
+  encoders: Set<BlockEncoder>;
+  /** Latest bandwidth estimate (bits/s), 0 before the first one. */
+  linkRateBps: number;
 }
 
 interface PeerState {
@@ -84,7 +88,6 @@ export class Gateway {
   #pendingConnections = new Set<Socket>();
   #sampler: NodeJS.Timeout;
   #stopping = false;
-  #linkRateBps = 0;
 
   private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
     this.config = config;
@@ -168,6 +171,8 @@ export class Gateway {
       assoc, role, remote, traffic,
       lastSample: { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 },
       rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
+      encoders: new Set(),
+      linkRateBps: 0,
     };
     this.#entries.add(entry);
     return entry;
@@ -336,7 +341,7 @@ export class Gateway {
   // ---- both sides ----
 
   #bridge(entry: AssociationEntry, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
-    const encoder = new BlockEncoder({ mode: this.config.compression, stats: this.codecStats, linkRateBps: this.#linkRateBps || undefined });
+    const encoder = new BlockEncoder({ mode: this.config.compression, stats: this.codecStats, linkRateBps: entry.linkRateBps || undefined });
     const decoder = new BlockDecoder({ stats: this.codecStats });
     const bridge = new StreamBridge({
       assoc: entry.assoc,
@@ -348,16 +353,14 @@ export class Gateway {
       traffic: entry.traffic,
       onDone: (s) => {
         this.#bridges.delete(bridge);
-        this.#encoders.delete(encoder);
+        entry.encoders.delete(encoder);
         done(s);
       },
     });
-    this.#encoders.add(encoder);
+    entry.encoders.add(encoder);
     this.#bridges.add(bridge);
     return bridge;
   }
-
-  #encoders = new Set<BlockEncoder>();
 
   #logClose(fields: Record<string, unknown>, s: BridgeSummary): void {
     const line = {
@@ -375,7 +378,6 @@ export class Gateway {
 
   #sampleRates(): void {
     const now = performance.now();
-    let best = 0;
     for (const e of this.#entries) {
       const dt = (now - e.lastSample.at) / 1000;
       if (dt <= 0) continue;
@@ -387,12 +389,12 @@ export class Gateway {
         rawInBps: ((t.rawIn - e.lastSample.rawIn) * 8) / dt,
       };
       e.lastSample = { at: now, wireOut: t.wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
-      if (!e.assoc.isClosed && e.assoc.conn.isConnected) best = Math.max(best, e.assoc.stats().bandwidthBps);
-    }
-    // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
-    if (best > 0) {
-      this.#linkRateBps = best;
-      for (const enc of this.#encoders) enc.setLinkRateBps(best);
+      // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
+      const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
+      if (bw > 0) {
+        e.linkRateBps = bw;
+        for (const enc of e.encoders) enc.setLinkRateBps(bw);
+      }
     }
   }
 
