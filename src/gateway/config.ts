@@ -114,6 +114,8 @@ export const gatewayConfigSchema = z
         targetConnectTimeoutMs: z.number().int().positive().default(10_000),
         /** SIGTERM: how long open connections may keep running after the listeners close. */
         shutdownGraceMs: z.number().int().nonnegative().default(10_000),
+        /** Silence from the peer after which the association is declared dead and re-opened (transport idle timeout). */
+        peerTimeoutMs: z.number().int().min(1000, { error: 'must be at least 1000 ms' }).optional(),
       })
       .default({
         maxConnections: DEFAULT_MAX_CONNECTIONS,

@@ -520,6 +520,10 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
     streamSendBuffer: clamp(budget / 8, 1 * MiB, 16 * MiB),
     maxStreams: Math.max(base.maxStreams, config.limits.maxConnections),
     rateController,
+    // Keepalives at a third of the timeout, so two may be lost before the peer counts as gone.
+    ...(config.limits.peerTimeoutMs !== undefined
+      ? { idleTimeoutMs: config.limits.peerTimeoutMs, keepaliveMs: Math.min(base.keepaliveMs, Math.floor(config.limits.peerTimeoutMs / 3)) }
+      : {}),
     ...overrides,
   });
 }

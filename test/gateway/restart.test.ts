@@ -8,7 +8,7 @@ import { createServer, connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { LogCapture, makeKeys, sleep, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
+import { LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
 
@@ -92,6 +92,42 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
   } finally {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await b.stop(0);
+    await target.close();
+  }
+});
+
+test('the answering gateway crashes and restarts: the opening side re-establishes the association', { timeout: 120_000 }, async () => {
+  const keys = makeKeys();
+  const target = await startVerifyTarget();
+  const wanPort = await (async () => {
+    const { createSocket } = await import('node:dgram');
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const port = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  })();
+  const bArgs = ['--name', 'b', '--wan', `127.0.0.1:${wanPort}`, '--key', keys.bKey, '--peer-key', keys.aPub, '--allow', '127.0.0.1'];
+  let b = await spawnGateway(bArgs);
+  const procs: ChildProcess[] = [b];
+  const logA = new LogCapture();
+  // Short idle timeout so the dead association is noticed within the test's time.
+  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerTimeoutMs: 3000 } }, keys, wanPort, logA);
+  const port = a.gateway.tunnels[0]!.address.port;
+  try {
+    const first = await verifiedExchange(port, 128 * 1024, 128 * 1024);
+    assert.ok(first.uploadOk && first.downloadOk);
+    b.kill('SIGKILL');
+    await new Promise((r) => b.once('exit', r));
+    b = await spawnGateway(bArgs);
+    procs.push(b);
+    await logA.waitFor('association closed', () => true, 15_000);
+    const again = await verifiedExchange(port, 128 * 1024, 128 * 1024);
+    assert.ok(again.uploadOk && again.downloadOk);
+    assert.ok(logA.lines.filter((l) => l.msg === 'association connected').length >= 2);
+  } finally {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await a.stop(0);
     await target.close();
   }
 });
