@@ -285,13 +285,12 @@ export class Gateway {
     c.total++;
     const target = formatEndpoint(tunnel.spec.target);
     this.log.info({ tunnel: tunnel.spec.name, client, target, stream: id }, 'connection opened');
-    const bridge = this.#bridge(entry, id, socket, undefined, (s) => {
+    this.#bridge(entry, id, socket, undefined, (s) => {
       c.active--;
       c.bytesFromClients += s.bytesFromSocket;
       c.bytesToClients += s.bytesToSocket;
       this.#logClose({ tunnel: tunnel.spec.name, client, target }, s);
     });
-    void bridge;
   }
 
   // ---- far side: inbound streams ----
