@@ -6,7 +6,7 @@ const WIDTH = 28;
 
 export class ProgressBar {
   private readonly enabled: boolean;
-  private lastDraw = 0;
+  private lastDraw = Number.NEGATIVE_INFINITY;
   private drawn = false;
 
   constructor(stream: NodeJS.WriteStream = process.stderr) {
