@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-deps.sh
 npm ci --no-audit --no-fund
-exec npx longhaul bench "$@"
+# Run on the pinned Node 24 directly (npm itself may run on an older system Node).
+exec node_modules/.bin/node bin/longhaul.js bench "$@"

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerKeygenCommand } from '../crypto/cli.ts';
 import { registerEmulateCommand, registerLabCommands } from '../lab/cli.ts';
+import { registerBenchCommand } from '../lab/bench/cli.ts';
 import { registerGatewayCommand } from './gateway-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerKeygenCommand(program);
   registerEmulateCommand(program);
   registerLabCommands(program);
+  registerBenchCommand(program);
   return program;
 }
 
