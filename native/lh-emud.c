@@ -454,7 +454,14 @@ int main(int argc, char **argv) {
         ssize_t r = read(STDIN_FILENO, cmd, sizeof cmd);
         if (r <= 0) { stop_flag = 1; break; }  /* driver gone */
         for (ssize_t k = 0; k < r; k++) {
-          if (cmd[k] == 's') print_stats(start, 0);
+          if (cmd[k] == 's') {
+            /* A backlog read in this same wakeup (after a stall) is already due: deliver it so
+               the snapshot does not show packets as in flight that the model has sent. */
+            double t = now_ns();
+            deliver_due(0, 1, t);
+            deliver_due(1, 0, t);
+            print_stats(start, 0);
+          }
           else if (cmd[k] == 'q') stop_flag = 1;
         }
       } else {
@@ -462,6 +469,9 @@ int main(int argc, char **argv) {
       }
     }
   }
+  double t = now_ns();
+  deliver_due(0, 1, t);
+  deliver_due(1, 0, t);
   print_stats(start, 1);
   return 0;
 }
