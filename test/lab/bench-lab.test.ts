@@ -22,18 +22,20 @@ test('a bulk transfer through the lab arrives intact for each method', { skip: w
   const run = spawnSync('flock', ['/tmp/longhaul-lab.lock', process.execPath, BENCH, '--lab', PREFIX, '--profile', 'metro',
     '--method', METHODS.join(','), '--workload', 'bulk', '--payload', 'vm', '--bytes', String(BYTES), '--cap', '60', '--json'],
   { encoding: 'utf8', timeout: 280_000 });
-  assert.equal(run.status, 0, `bench exited ${run.status}: ${run.stderr}`);
+  const detail = `stderr: ${run.stderr.slice(-1500)}\nstdout: ${run.stdout.slice(-3000)}`;
+  assert.equal(run.status, 0, `bench exited ${run.status ?? run.signal}: ${detail}`);
   const results = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchResult);
   assert.deepEqual(results.map((r) => r.method), [...METHODS]);
   for (const r of results) {
-    assert.equal(r.skipped, undefined, `${r.method} skipped: ${r.skipped}`);
-    assert.equal(r.error, undefined, `${r.method}: ${r.error}`);
-    assert.equal(r.verified, true, `${r.method} not verified`);
-    assert.equal(r.capped, false, `${r.method} capped`);
-    assert.equal(r.bytes, BYTES, `${r.method} bytes`);
+    const about = `${r.method}: ${JSON.stringify(r)}\n${detail}`;
+    assert.equal(r.skipped, undefined, about);
+    assert.equal(r.error, undefined, about);
+    assert.equal(r.verified, true, about);
+    assert.equal(r.capped, false, about);
+    assert.equal(r.bytes, BYTES, about);
     assert.equal(r.profile, 'metro');
     // The bytes crossed the emulator (a path around it would show no wire bytes).
-    assert.ok(r.wire_bytes > BYTES * (r.method === 'longhaul' || r.method === 'kcptun' ? 0.2 : 1), `${r.method} wire bytes ${r.wire_bytes}`);
+    assert.ok(r.wire_bytes > BYTES * (r.method === 'longhaul' || r.method === 'kcptun' ? 0.2 : 1), about);
   }
   // The lab the test brought up is gone again.
   assert.equal(existsSync(`/run/netns/${PREFIX}-a`), false);
