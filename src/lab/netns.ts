@@ -369,7 +369,9 @@ export async function requestEmulatorStats(lab: LabId = DEFAULT_LAB): Promise<Em
   if (s?.emulator === undefined || !isOurEmulator(s.emulator.pid)) return undefined;
   const before = readStatsFile(s.emulator.statsFile)?.uptimeMs ?? -1;
   process.kill(s.emulator.pid, 'SIGUSR1');
-  for (let i = 0; i < 100; i++) {
+  // By the clock, not a count of sleeps: on a busy machine the driver can take a while.
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
     await sleep(10);
     const r = readStatsFile(s.emulator.statsFile);
     if (r !== undefined && r.uptimeMs !== before) return r;
