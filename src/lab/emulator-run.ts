@@ -18,6 +18,7 @@ export async function startEmulator(config: EmulatorConfig, engine: EngineChoice
 /** Runs until signalled (or config.durationMs); resolves with the final report. */
 export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineChoice): Promise<EmulatorReport> {
   const handle = await startEmulator(config, engine);
+  let requestsSeen = 0;
   const publish = (report: EmulatorReport, toStdout: boolean): void => {
     if (config.statsFile !== undefined) {
       try {
@@ -28,7 +29,7 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
     }
     if (toStdout) process.stdout.write(JSON.stringify(report) + '\n');
   };
-  const first = await handle.report();
+  const first = { ...(await handle.report()), requestsSeen };
   publish(first, false);
   process.stderr.write(
     `emulator (${first.engine}) relaying ports ${config.ports.join(',')}: ${config.a.listen} <-> ${config.b.listen}, ` +
@@ -37,12 +38,21 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
   );
 
   const statsTimer = config.statsFile !== undefined && config.statsIntervalMs > 0
-    ? setInterval(() => void handle.report().then((r) => publish(r, false)), config.statsIntervalMs)
+    ? setInterval(() => {
+      const seen = requestsSeen;
+      void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, false));
+    }, config.statsIntervalMs)
     : undefined;
   const reportTimer = config.reportIntervalMs > 0
-    ? setInterval(() => void handle.report().then((r) => publish(r, true)), config.reportIntervalMs)
+    ? setInterval(() => {
+      const seen = requestsSeen;
+      void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, true));
+    }, config.reportIntervalMs)
     : undefined;
-  const onUsr1 = (): void => void handle.report().then((r) => publish(r, true));
+  const onUsr1 = (): void => {
+    const seen = ++requestsSeen;
+    void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, true));
+  };
   process.on('SIGUSR1', onUsr1);
 
   return new Promise<EmulatorReport>((resolve) => {
@@ -56,7 +66,7 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
       process.off('SIGUSR1', onUsr1);
       process.off('SIGTERM', finish);
       process.off('SIGINT', finish);
-      const final = await handle.stop();
+      const final = { ...(await handle.stop()), requestsSeen };
       publish(final, true);
       resolve(final);
     };

@@ -18,8 +18,14 @@ export interface EmulatorReport {
   running: boolean;
   aToB: DirectionStats;
   bToA: DirectionStats;
-  /** Datagrams the kernel refused to send (e.g. buffer full): not counted as delivered. */
+  /** Datagrams the kernel refused to send (e.g. buffer full); the link model counted them as delivered. */
   sendErrors: number;
+  /**
+   * SIGUSR1 requests the process had received when this snapshot was asked for: a requester
+   * waits for one above what it saw before signalling, so a periodic snapshot asked for
+   * earlier (and written later) is not taken for its answer.
+   */
+  requestsSeen?: number;
 }
 
 export function writeStatsFile(path: string, report: EmulatorReport): void {

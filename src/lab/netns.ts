@@ -367,14 +367,18 @@ export function readEmulatorStats(lab: LabId = DEFAULT_LAB): EmulatorReport | un
 export async function requestEmulatorStats(lab: LabId = DEFAULT_LAB): Promise<EmulatorReport | undefined> {
   const s = readLabState(lab);
   if (s?.emulator === undefined || !isOurEmulator(s.emulator.pid)) return undefined;
-  const before = readStatsFile(s.emulator.statsFile)?.uptimeMs ?? -1;
+  const before = readStatsFile(s.emulator.statsFile);
+  // A snapshot asked for after the signal; an emulator without requestsSeen: any newer one.
+  const answers = (r: EmulatorReport): boolean => r.requestsSeen !== undefined
+    ? r.requestsSeen > (before?.requestsSeen ?? 0)
+    : r.uptimeMs !== (before?.uptimeMs ?? -1);
   process.kill(s.emulator.pid, 'SIGUSR1');
   // By the clock, not a count of sleeps: on a busy machine the driver can take a while.
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {
     await sleep(10);
     const r = readStatsFile(s.emulator.statsFile);
-    if (r !== undefined && r.uptimeMs !== before) return r;
+    if (r !== undefined && answers(r)) return r;
   }
   return readStatsFile(s.emulator.statsFile);
 }
