@@ -12,7 +12,7 @@ import { nativeEmulatorAvailable } from '../../src/lab/emulator-native.ts';
 import { WIRE_OVERHEAD_BYTES } from '../../src/lab/emulator-link.ts';
 import { LAB_ADDRESSES } from '../../src/lab/emulator-config.ts';
 import type { EmulatorEngine, EmulatorReport } from '../../src/lab/emulator-stats.ts';
-import { LOAD_TOOL, runInSite, startInSite } from './fixtures/lab-tools.ts';
+import { holdLabLock, LOAD_TOOL, runInSite, startInSite } from './fixtures/lab-tools.ts';
 
 const isRoot = process.getuid?.() === 0;
 const PORT = '4500';
@@ -81,6 +81,7 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
       return { send, recv, stats };
     };
 
+    const release = await holdLabLock(LAB);
     try {
       // replace: a test run killed half-way leaves its (detached) emulator running.
       await labUp({ lab: LAB, profile: { rate: '100mbit', rtt: '25ms' }, engine, ports: [Number(PORT)], replace: true });
@@ -174,6 +175,7 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
       });
     } finally {
       await labDown({ lab: LAB });
+      release();
     }
   });
 }

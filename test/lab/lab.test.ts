@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { labDown, labExec, labRun, labUp, readEmulatorStats, readLabState, checkLabPrivileges, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
-import { fixture, runInSite, startInSite } from './fixtures/lab-tools.ts';
+import { fixture, holdLabLock, runInSite, startInSite } from './fixtures/lab-tools.ts';
 
 const LAB: LabId = { prefix: 'lht', stateDir: '/run/longhaul-lab-test' };
 const isRoot = process.getuid?.() === 0;
@@ -45,6 +45,7 @@ test('without root the lab refuses with a clear error', { skip: !isRoot && 'run 
 });
 
 test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network namespaces)', timeout: 150_000 }, async (t) => {
+  const release = await holdLabLock(LAB);
   try {
     let emulatorPid = 0;
     await t.test('up creates the namespaces, addresses, overlay and a relaying emulator', async () => {
@@ -126,5 +127,6 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
     });
   } finally {
     await labDown({ lab: LAB });
+    release();
   }
 });
