@@ -117,6 +117,13 @@ export interface SecureEndpointOptions {
   /** Wall-clock ms for the TAI64N timestamp in initiations (must survive restarts). Default Date.now. */
   wallClockMs?: () => number;
   limits?: Partial<ProtectionLimits>;
+  /**
+   * The caller gives up every datagram it passes to handleDatagram (e.g. node:dgram's per-message
+   * buffers): data messages are decrypted in place and `plaintext` is a view of the datagram,
+   * saving an allocation and a copy per packet. A datagram that fails authentication may be
+   * overwritten. Default false: the caller's bytes are never modified.
+   */
+  decryptInPlace?: boolean;
 }
 
 export type DropReason =
@@ -247,6 +254,7 @@ export class SecureEndpoint {
   private readonly events: SecureEvent[] = [];
   private readonly counters = zeroStats();
   private readonly indexScratch = new Uint8Array(4);
+  private readonly decryptInPlace: boolean;
   private loadWindowStart = -Infinity;
   private loadCount = 0;
 
@@ -254,6 +262,7 @@ export class SecureEndpoint {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.random = opts.random ?? systemRandom;
     this.wallClockMs = opts.wallClockMs ?? Date.now;
+    this.decryptInPlace = opts.decryptInPlace ?? false;
     const pair = keyPairFromPrivate(opts.staticKey.privateKey); // the public half is derived, not trusted
     const privateKey: KeyObject = x25519PrivateKeyObject(pair.privateKey);
     this.publicKey = pair.publicKey;
@@ -309,15 +318,17 @@ export class SecureEndpoint {
   /**
    * Protects one transport datagram for `peer`. Returns null when there is no usable session
    * (never established, expired, or awaiting a handshake this call may have started).
+   * `into`: a buffer to write the datagram into when it fits (the result is then a view of it);
+   * otherwise a new buffer is allocated.
    */
-  seal(peer: PeerId, plaintext: Uint8Array, now: number): Uint8Array | null {
+  seal(peer: PeerId, plaintext: Uint8Array, now: number, into?: Buffer): Uint8Array | null {
     const p = this.requirePeer(peer);
     const kp = p.current;
     if (!kp || now - kp.createdAt >= this.limits.rejectAfterMs || kp.sendCounter >= this.limits.rejectAfterMessages) {
       this.startRekey(p, now);
       return null;
     }
-    const out = sealData(kp, plaintext);
+    const out = sealData(kp, plaintext, into);
     this.counters.packetsSealed++;
     kp.lastSealAt = now;
     if (kp.sendCounter >= this.limits.rekeyAfterMessages || now - kp.createdAt >= this.rekeyAge(kp)) this.startRekey(p, now);
@@ -430,7 +441,7 @@ export class SecureEndpoint {
       this.counters.expiredKey++;
       return DROP['expired-key'];
     }
-    const opened = openData(kp, data, this.limits.rejectAfterMessages);
+    const opened = openData(kp, data, this.limits.rejectAfterMessages, this.decryptInPlace);
     if (typeof opened === 'string') {
       switch (opened) {
         case 'auth-failed': this.counters.authFailures++; return DROP['auth-failed'];

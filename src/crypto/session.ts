@@ -43,10 +43,15 @@ export class Keypair {
 // Shared scratch: the packet path is synchronous, so one nonce buffer serves every keypair.
 const nonce = Buffer.alloc(12);
 
-/** Seals `plaintext` under the next counter. The caller has checked the counter limit. */
-export function sealData(kp: Keypair, plaintext: Uint8Array): Buffer {
+/**
+ * Seals `plaintext` under the next counter. The caller has checked the counter limit.
+ * With `into` (large enough, not overlapping `plaintext`) the message is written there and a
+ * view of it returned: a sender that may reuse its send buffer saves an allocation per packet.
+ */
+export function sealData(kp: Keypair, plaintext: Uint8Array, into?: Buffer): Buffer {
   const counter = kp.sendCounter++;
-  const out = Buffer.allocUnsafe(DATA_OVERHEAD + plaintext.length);
+  const size = DATA_OVERHEAD + plaintext.length;
+  const out = into !== undefined && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   out.writeUInt32LE(MSG_DATA, 0);
   out.writeUInt32LE(kp.remoteIndex, DATA.receiverIndex);
   const lo = counter >>> 0;
@@ -71,13 +76,18 @@ export function dataCounter(datagram: Uint8Array): number {
 /**
  * Authenticates and decrypts a data message addressed to `kp`. Nothing in `kp` changes unless the
  * tag verifies and the counter is fresh.
+ * `inPlace`: the plaintext is decrypted over the ciphertext and returned as a view of `datagram`
+ * (no allocation, no copy); the caller must own `datagram`. libsodium verifies the tag before it
+ * decrypts and supports m == c; on a bad tag it zeroes the payload bytes (the datagram is dropped).
  */
-export function openData(kp: Keypair, datagram: Uint8Array, rejectAfterMessages: number): Buffer | OpenFailure {
+export function openData(kp: Keypair, datagram: Uint8Array, rejectAfterMessages: number, inPlace = false): Uint8Array | OpenFailure {
   const counter = dataCounter(datagram);
   if (counter >= rejectAfterMessages) return 'counter-limit';
   const verdict = kp.replay.check(counter);
   if (verdict !== 'fresh') return verdict;
-  const plaintext = Buffer.allocUnsafe(datagram.length - DATA_OVERHEAD);
+  const plaintext = inPlace
+    ? datagram.subarray(DATA.payload, datagram.length - (DATA_OVERHEAD - DATA.headerSize))
+    : Buffer.allocUnsafe(datagram.length - DATA_OVERHEAD);
   nonce.fill(0, 0, 4);
   for (let i = 0; i < 8; i++) nonce[4 + i] = datagram[DATA.counter + i]!;
   try {

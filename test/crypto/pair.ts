@@ -47,6 +47,8 @@ export interface PairOptions {
   bAllows?: Uint8Array[];
   /** Key a believes b has (default: b's). */
   aExpects?: Uint8Array;
+  /** Both endpoints decrypt data messages in place (the gateway's mode). */
+  decryptInPlace?: boolean;
 }
 
 export class Pair {
@@ -64,11 +66,13 @@ export class Pair {
     const epA = new SecureEndpoint({
       staticKey: keyA, peers: [{ publicKey: bPublic, ...(opts.pskA ? { psk: opts.pskA } : {}) }],
       random: seededRandom(seed * 7 + 3), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false,
     });
     const allowed = opts.bAllows ?? [keyA.publicKey];
     const epB = new SecureEndpoint({
       staticKey: keyB, peers: allowed.map((publicKey) => ({ publicKey, ...(opts.pskB ? { psk: opts.pskB } : {}) })),
       random: seededRandom(seed * 7 + 4), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false,
     });
     this.a = { ep: epA, key: keyA, address: ADDR_A, peer: peerIdOf(bPublic), received: [], events: [], results: [] };
     this.b = { ep: epB, key: keyB, address: ADDR_B, peer: peerIdOf(keyA.publicKey), received: [], events: [], results: [] };
