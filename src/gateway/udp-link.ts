@@ -99,17 +99,23 @@ export class UdpLink {
   /**
    * Association traffic to an authenticated peer: goes through a socket connected to it once
    * that is set up. `to` must be a long-lived object (one per peer address), it keys the path.
+   * Returns true when the kernel has already copied `data`, so the caller may reuse the buffer:
+   * a connected socket sends synchronously (node tries uv_udp_try_send first, and libuv refuses
+   * that while requests are queued), and a send queue still empty after the call proves no
+   * request holds the buffer. Otherwise (unconnected sends wait for an address lookup turn, or
+   * the kernel queue was full) the buffer must stay untouched.
    */
-  sendTo(data: Uint8Array, to: Endpoint): void {
+  sendTo(data: Uint8Array, to: Endpoint): boolean {
     const fast = this.#fast.get(to);
     if (fast !== undefined && typeof fast !== 'string') {
       this.stats.datagramsOut++;
       this.stats.bytesOut += data.length;
       fast.send(data);
-      return;
+      return fast.getSendQueueCount() === 0;
     }
     if (fast === undefined) this.#openFastPath(to);
     this.send(data, to.port, to.host);
+    return false;
   }
 
   #openFastPath(to: Endpoint): void {

@@ -36,8 +36,11 @@ export interface RoutedEntry {
 export interface SecurityHost<E extends RoutedEntry> {
   /** Handshake messages and replies (possibly to unproven sources). */
   send(data: Uint8Array, to: Endpoint): void;
-  /** Association datagrams to a peer address (`to` is a long-lived object per address). */
-  sendData(data: Uint8Array, to: Endpoint): void;
+  /**
+   * Association datagrams to a peer address (`to` is a long-lived object per address). True when
+   * `data` was copied before returning (the buffer may be reused), false when it must stay intact.
+   */
+  sendData(data: Uint8Array, to: Endpoint): boolean;
   deliver(entry: E, data: Uint8Array): void;
   /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
   accept(peerName: string, from: Endpoint): E | null;
@@ -199,10 +202,12 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #addresses = new Map<string, Endpoint>();
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
+  #mtu: number;
 
   constructor(config: GatewayConfig, ep: SecureEndpoint, peers: Array<{ name: string; id: PeerId }>) {
     super(config);
     this.#ep = ep;
+    this.#mtu = config.mtu;
     for (const p of peers) {
       this.#nameById.set(p.id, p.name);
       this.#idByName.set(p.name, p.id);
@@ -254,19 +259,25 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
     const known = { learned: false };
     let id: PeerId | undefined;
+    // Sealed datagrams are written here while the socket proves it copied the previous one
+    // (one allocation instead of one per packet); a send left queued keeps the buffer and the
+    // next packet gets a fresh one.
+    let scratch: Buffer | null = null;
     return (data) => {
       const e = entry();
       if (!known.learned) this.learn(e, data, known);
       id ??= this.#idByName.get(e.assoc.peerName);
       if (id === undefined) return;
-      const sealed = this.#ep.seal(id, data, performance.now());
+      scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
+      const sealed = this.#ep.seal(id, data, performance.now(), scratch);
       if (sealed === null) {
         // No session yet (handshake under way): the transport retransmits what is lost here.
         this.#pump();
         return;
       }
       const addr = this.#ep.peerAddress(id);
-      this.host.sendData(sealed, addr === null ? remote : this.#endpointOf(addr));
+      const copied = this.host.sendData(sealed, addr === null ? remote : this.#endpointOf(addr));
+      if (!copied && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) scratch = null;
     };
   }
 
@@ -319,7 +330,8 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
     peers.push({ name: p.name, id: peerIdOf(pub.value), publicKey: pub.value });
   }
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
-  const ep = new SecureEndpoint({ staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })) });
+  // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
+  const ep = new SecureEndpoint({ staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
 }
 
