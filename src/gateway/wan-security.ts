@@ -335,7 +335,11 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
 }
 
-/** The protection layer's per-datagram overhead, which the transport's packet size must leave room for. */
-export function protectionOverhead(config: GatewayConfig): number {
-  return config.insecurePlaintext ? 0 : SecureEndpoint.OVERHEAD;
+/**
+ * The protection layer's per-datagram overhead, which the transport's packet size must leave room for.
+ * Plaintext mode reserves it too: it exists to measure encryption's cost, so it must move the same
+ * transport packets (same count per GiB), differing only in the AEAD.
+ */
+export function protectionOverhead(_config: GatewayConfig): number {
+  return SecureEndpoint.OVERHEAD;
 }
