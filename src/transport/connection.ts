@@ -53,6 +53,9 @@ const ACK_ONLY_BEFORE_PING = 16;
 const PTO_PROBES = 2;
 // A STREAM frame is not started with less room than this (header + a few bytes).
 const MIN_STREAM_FRAME_ROOM = 24;
+// A packet sent only because a credit update or reset is pending needs at least this much
+// window (header, an ACK and a MAX_DATA or MAX_STREAM_DATA frame).
+const MIN_CONTROL_PACKET = 96;
 
 type State = 'handshake' | 'connected' | 'closing' | 'closed';
 
@@ -852,22 +855,27 @@ export class Connection implements TransportConnection, RecoveryHandler {
       return this.build(now, size, true, 0);
     }
 
-    const wantsData = this.hasQueuedStreams() || this.hasControlPending();
-    // Path MTU probes interleave with data (one outstanding at a time).
-    const probe = state === 'connected' ? this.mtud.probeSize(now) : 0;
+    const queued = this.hasQueuedStreams();
+    const wantsData = queued || this.hasControlPending();
+    const inFlight = this.recovery.bytesInFlight;
+    const room = this.controller.cwndBytes() - inFlight;
+    // Path MTU probes interleave with data (one outstanding at a time). A probe that does
+    // not fit the window waits for room; data and credit updates never wait behind it.
+    let probe = state === 'connected' ? this.mtud.probeSize(now) : 0;
+    if (probe > room && !(inFlight === 0 && !wantsData)) probe = 0;
     let blocked = false;
     if (wantsData || probe > 0) {
-      const bytes = probe > 0 ? probe : size;
-      if (this.recovery.bytesInFlight + bytes > this.controller.cwndBytes()) {
+      const limit = probe > 0 ? probe : this.packetLimit(size, room, inFlight);
+      if (limit === 0) {
         blocked = true;
       } else {
         this.pacer.setRate(this.controller.pacingRateBps(), size);
-        const at = this.pacer.releaseTime(now, bytes);
+        const at = this.pacer.releaseTime(now, limit);
         if (at > now) {
           this.pacerWakeup = at;
           blocked = true;
         } else {
-          const t = this.build(now, size, false, probe);
+          const t = this.build(now, limit, false, probe);
           if (t !== null) return t;
         }
       }
@@ -875,6 +883,21 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (ackDue) return this.build(now, size, false, 0, true);
     if (!blocked && !wantsData) this.recovery.markAppLimited();
     return null;
+  }
+
+  /**
+   * Size of the next data/control packet the window allows, 0 to wait for acks. Full-size
+   * packets while the window holds one. Otherwise liveness rules: with nothing in flight no
+   * ack will ever free room, so a window smaller than one packet (a controller floor set for
+   * smaller packets than MTU discovery reached) still sends a packet of what it holds; and
+   * credit updates, resets and pings go out in whatever room is left rather than waiting
+   * for room for a full packet, which may never come.
+   */
+  private packetLimit(size: number, room: number, inFlight: number): number {
+    if (room >= size) return size;
+    if (inFlight === 0) return Math.min(size, Math.max(room, this.config.initialPacketSize));
+    if (this.hasControlPending() && room >= MIN_CONTROL_PACKET) return room;
+    return 0;
   }
 
   /**

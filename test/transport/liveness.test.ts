@@ -1,0 +1,47 @@
+// Liveness regressions: a window smaller than one (MTU-probed) packet, events queued by
+// application calls, and the send time every ACK sample carries.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pair, TestController } from './helpers.ts';
+import { Reader, Writer } from './transfer.ts';
+import { decodeFrames } from '../../src/transport/frame.ts';
+import { HEADER_SIZE } from '../../src/transport/packet.ts';
+
+const KiB = 1024;
+
+test('receiver whose window is smaller than one 8900-byte packet still sends credit updates', () => {
+  // The gateway's report: the receiving side probed up to 8900-byte packets while its
+  // controller's window floor (4 x 1452 B) stayed at 5.8 KB; its MAX_DATA/MAX_STREAM_DATA
+  // never fitted the window and the sender stalled with data buffered and nothing in flight.
+  const small = new TestController(400e6, 5808);
+  const big = { maxPacketSize: 8900, connectionReceiveWindow: 256 * KiB, streamReceiveWindow: 256 * KiB };
+  const p = new Pair({ seed: 4, client: big, server: { ...big, rateController: () => small } });
+  const writer = new Writer([4_000_000], 3);
+  const reader = new Reader();
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  p.onServer = (q) => reader.pump(q.server, q.serverEvents);
+  assert.ok(p.runUntil(() => reader.finished.size === 1, 60_000), `stalled at ${reader.bytes()} bytes`);
+  assert.deepEqual(reader.digests(), writer.digests());
+  assert.equal(p.server.stats().packetSize, 8900, 'the receiver did reach the large packet size');
+  assert.ok(p.server.stats().cwndBytes < 8900);
+});
+
+test('sender whose window is smaller than one MTU probe: data never waits behind the probe', () => {
+  const small = new TestController(400e6, 5000);
+  const cfg = { maxPacketSize: 8900 };
+  const p = new Pair({ seed: 5, client: { ...cfg, rateController: () => small }, server: cfg });
+  const writer = new Writer([1_000_000], 4);
+  const reader = new Reader();
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  p.onServer = (q) => reader.pump(q.server, q.serverEvents);
+  let largestData = 0;
+  p.tap = (data, toServer) => {
+    const frames = decodeFrames(data, HEADER_SIZE);
+    if (toServer && Array.isArray(frames) && frames.some((f) => f.type === 'stream')) largestData = Math.max(largestData, data.length);
+  };
+  assert.ok(p.runUntil(() => reader.finished.size === 1, 120_000), `stalled at ${reader.bytes()} bytes`);
+  assert.deepEqual(reader.digests(), writer.digests());
+  // The 8900-byte probe never fits this window; data goes in packets the window holds.
+  assert.ok(largestData >= 1200 && largestData <= 5000, `largest data packet ${largestData}`);
+});
