@@ -305,6 +305,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   nextTimeout(): Millis | null {
     if (this.state === 'closed') return null;
+    // Events queued after the driver's last pollEvent (read() can queue stream-finished)
+    // are due now: a driver that arms its timer here polls them at once, not at keepalive.
+    if (this.eventsHead < this.events.length) return this.lastNow;
     if (this.state === 'closing') return this.closeDeadline;
     let t = this.idleDeadline;
     const r = this.recovery.deadline(this.handshakeUnconfirmed());

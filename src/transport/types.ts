@@ -81,6 +81,11 @@ export interface ConnectionConfig {
  *                  arm one timer at conn.nextTimeout()   (null = none)
  * pollTransmit returns null when nothing may leave *now* (pacing or window); the pacer's
  * next release time is included in nextTimeout().
+ * Application calls may queue events too (read() queues 'stream-finished' once the FIN is
+ * read): while any event is unpolled, nextTimeout() returns a time no later than the latest
+ * `now` the core was given, so a driver whose handlers read (or write) and then arm the
+ * timer wakes at once and polls them. Draining events before arming the timer avoids the
+ * extra wake-up.
  */
 export interface TransportConnection {
   handleDatagram(data: Uint8Array, now: Millis): void;

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pair, TestController } from './helpers.ts';
+import { Pair, TestController, drain } from './helpers.ts';
 import { Reader, Writer } from './transfer.ts';
 import { decodeFrames } from '../../src/transport/frame.ts';
 import { HEADER_SIZE } from '../../src/transport/packet.ts';
@@ -44,4 +44,24 @@ test('sender whose window is smaller than one MTU probe: data never waits behind
   assert.deepEqual(reader.digests(), writer.digests());
   // The 8900-byte probe never fits this window; data goes in packets the window holds.
   assert.ok(largestData >= 1200 && largestData <= 5000, `largest data packet ${largestData}`);
+});
+
+test('an event queued by read() makes nextTimeout() due at once', () => {
+  const p = new Pair({ seed: 6 });
+  p.connect();
+  const id = p.client.openStream();
+  p.client.write(id, new Uint8Array(3000).fill(7));
+  p.client.finish(id);
+  // Deliver everything but let the "application" read nothing yet.
+  assert.ok(p.runUntil(() => p.serverEvents.some((e) => e.type === 'stream-readable') && p.client.stats().bytesInFlight === 0, 5_000));
+  while (p.server.pollEvent() !== null) { /* a driver's event loop: drained before reading */ }
+  // The handler reads inside the loop; the FIN has been consumed, stream-finished is queued.
+  const sink: Uint8Array[] = [];
+  assert.equal(drain(p.server, id, sink), 3000);
+  const deadline = p.server.nextTimeout();
+  assert.ok(deadline !== null && deadline <= p.now, `deadline ${deadline} at now ${p.now}`);
+  assert.deepEqual(p.server.pollEvent(), { type: 'stream-finished', streamId: id });
+  // Once polled, the deadline is an ordinary future one again (no busy loop).
+  const after = p.server.nextTimeout();
+  assert.ok(after === null || after > p.now);
 });
