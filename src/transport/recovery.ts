@@ -60,7 +60,7 @@ export class Recovery {
   private readonly handler: RecoveryHandler;
   // Reused per ACK so the receive path does not allocate.
   private readonly ackSample: AckSample = {
-    now: 0, rttMs: 0, bytesAcked: 0, deliveryRateBps: 0, isAppLimited: false, bytesInFlight: 0,
+    now: 0, rttMs: 0, bytesAcked: 0, deliveryRateBps: 0, isAppLimited: false, bytesInFlight: 0, sentAt: 0,
   };
   private readonly lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
   // Per-ACK scratch.
@@ -71,6 +71,7 @@ export class Recovery {
   private ackedBytes = 0;
   private lostBytes = 0;
   private lostNewestSentAt: Millis = 0;
+  private ackedNewestSentAt: Millis = -Infinity;
 
   constructor(controller: RateController, handler: RecoveryHandler) {
     this.controller = controller;
@@ -113,6 +114,7 @@ export class Recovery {
     if (largest >= end) largest = end - 1;
     if (largest < 0) return;
     this.ackedBytes = 0;
+    this.ackedNewestSentAt = -Infinity;
     this.rsPriorDelivered = -1;
     let largestSentAt = -1;
     let anyAckEliciting = false;
@@ -176,6 +178,8 @@ export class Recovery {
     s.bytesAcked = this.ackedBytes;
     s.isAppLimited = this.rsAppLimited;
     s.bytesInFlight = this.bytesInFlight;
+    // Exact even when the ACK covers only holes (rtt.latest then belongs to an older ACK).
+    s.sentAt = this.ackedNewestSentAt;
     s.deliveryRateBps = 0;
     if (this.rsPriorDelivered >= 0) {
       const interval = Math.max(this.rsSendElapsed, this.rsAckElapsed);
@@ -215,6 +219,7 @@ export class Recovery {
       this.bytesInFlight -= p.size;
       if (p.ackEliciting) this.ackElicitingInFlight--;
       this.ackedBytes += p.size;
+      if (p.timeSent > this.ackedNewestSentAt) this.ackedNewestSentAt = p.timeSent;
       this.delivered += p.size;
       this.deliveredTime = now;
       if (p.delivered >= this.rsPriorDelivered) {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pair, TestController, drain } from './helpers.ts';
 import { Reader, Writer } from './transfer.ts';
+import type { AckSample } from '../../src/transport/congestion/controller.ts';
 import { decodeFrames } from '../../src/transport/frame.ts';
 import { HEADER_SIZE } from '../../src/transport/packet.ts';
 
@@ -64,4 +65,32 @@ test('an event queued by read() makes nextTimeout() due at once', () => {
   // Once polled, the deadline is an ordinary future one again (no busy loop).
   const after = p.server.nextTimeout();
   assert.ok(after === null || after > p.now);
+});
+
+test('every ACK sample carries the send time of its newest acknowledged packet', () => {
+  class Recording extends TestController {
+    readonly samples: Array<{ now: number; rttMs: number; sentAt: number | undefined }> = [];
+    override onAck(s: AckSample): void {
+      super.onAck(s);
+      this.samples.push({ now: s.now, rttMs: s.rttMs, sentAt: s.sentAt });
+    }
+  }
+  const ctl = new Recording();
+  // Loss and jitter reordering: some ACKs newly cover only holes below the largest acked.
+  const p = new Pair({ seed: 8, client: { rateController: () => ctl }, link: { delayMs: 10, lossRate: 0.03, jitterMs: 6 } });
+  const writer = new Writer([2_000_000], 9);
+  const reader = new Reader();
+  p.onClient = (q) => writer.pump(q.client, q.clientEvents);
+  p.onServer = (q) => reader.pump(q.server, q.serverEvents);
+  assert.ok(p.runUntil(() => reader.finished.size === 1, 60_000));
+  assert.ok(ctl.samples.length > 100);
+  let holeOnly = 0;
+  for (const s of ctl.samples) {
+    assert.ok(s.sentAt !== undefined && Number.isFinite(s.sentAt), 'sentAt set');
+    // The packet crossed the link both ways (10 ms each) before its ACK arrived.
+    assert.ok(s.now - s.sentAt >= 20, `sentAt ${s.sentAt} at ${s.now}`);
+    // An ACK of holes only: the newest acked packet is older than the RTT sample says.
+    if (s.now - s.sentAt > s.rttMs + 1) holeOnly++;
+  }
+  assert.ok(holeOnly > 0, 'some ACKs covered only holes');
 });
