@@ -50,7 +50,8 @@ test('migration: rounds, re-sent pages and downtime are reported and verified', 
     assert.ok(r.bytes >= 64 * 2 ** 20, 'at least the whole memory moved');
     assert.equal(r.bytes % PAGE_SIZE, 0);
     assert.equal(r.bytes, r.plannedBytes);
-    assert.ok(r.downtime_ms !== undefined && r.downtime_ms >= 0);
+    // The stop-and-copy moves at least the last dirtied pages: it takes time, and is part of the run.
+    assert.ok(r.downtime_ms !== undefined && r.downtime_ms > 0 && r.downtime_ms <= r.seconds * 1000, `downtime ${r.downtime_ms} ms of ${r.seconds} s`);
     assert.ok(['converged', 'max-rounds', 'not-converging'].includes(r.stop_reason!));
   });
 });
