@@ -53,9 +53,6 @@ const ACK_ONLY_BEFORE_PING = 16;
 const PTO_PROBES = 2;
 // A STREAM frame is not started with less room than this (header + a few bytes).
 const MIN_STREAM_FRAME_ROOM = 24;
-// A packet sent only because a credit update or reset is pending needs at least this much
-// window (header, an ACK and a MAX_DATA or MAX_STREAM_DATA frame).
-const MIN_CONTROL_PACKET = 96;
 
 type State = 'handshake' | 'connected' | 'closing' | 'closed';
 
@@ -890,16 +887,15 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   /**
    * Size of the next data/control packet the window allows, 0 to wait for acks. Full-size
-   * packets while the window holds one. Otherwise liveness rules: with nothing in flight no
-   * ack will ever free room, so a window smaller than one packet (a controller floor set for
-   * smaller packets than MTU discovery reached) still sends a packet of what it holds; and
-   * credit updates, resets and pings go out in whatever room is left rather than waiting
-   * for room for a full packet, which may never come.
+   * packets while the window holds one. With nothing in flight no ack will ever free room,
+   * so a window smaller than one packet (a controller floor set for smaller packets than MTU
+   * discovery reached) still sends a packet of what it holds, credit updates included.
+   * (Packets cut to an arbitrary small remainder are not built: writeStreamFrames assumes
+   * room for a chunk once MIN_STREAM_FRAME_ROOM is left.)
    */
   private packetLimit(size: number, room: number, inFlight: number): number {
     if (room >= size) return size;
     if (inFlight === 0) return Math.min(size, Math.max(room, this.config.initialPacketSize));
-    if (this.hasControlPending() && room >= MIN_CONTROL_PACKET) return room;
     return 0;
   }
 
