@@ -149,8 +149,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--out <base>', 'results file base name (default bench/results/lab-<date>-<workload>)')
     .addHelpText('after', `
 Examples:
-  longhaul bench                                  # whole matrix, migration of a 128 MiB vm image (~10 min)
-  longhaul bench --bytes 1GiB --cap 900           # the report's table with a 1 GiB VM
+  longhaul bench                                  # whole matrix, migration of a 1 GiB vm image (~25 min)
+  longhaul bench --bytes 128MiB                   # a quicker look (~10 min)
   longhaul bench --profile mpls --method longhaul --workload bulk --payload random --bytes 64MiB --json
 Needs root and the lab (brought up and down automatically unless one is up already).`)
     .action(async (flags: BenchFlags) => {
