@@ -501,18 +501,21 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   const MiB = 1024 * 1024;
   const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.floor(v)));
   const { controller, committedRate, maxRate } = config.rate;
+  const overhead = protectionOverhead(config);
+  const maxPacketSize = config.mtu - IP_UDP_HEADERS - overhead;
+  // The controller's window floor is counted in packets of `mss`: sized to the largest packet
+  // the path may carry, so a jumbo-MTU path never has a window smaller than one packet.
   const rateController = withHostLatencyAllowance(
     controller === 'fixed'
-      ? fixedRateController({ rateBps: (committedRate ?? maxRate)! })
-      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate }),
+      ? fixedRateController({ rateBps: (committedRate ?? maxRate)!, mss: maxPacketSize })
+      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize }),
   );
   // The receive window bounds what the peer may have in flight towards us across all
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
   const connectionReceiveWindow = clamp(budget / 4, 1 * MiB, 64 * MiB);
   const base = defaultConnectionConfig();
-  const overhead = protectionOverhead(config);
   return defaultConnectionConfig({
-    maxPacketSize: config.mtu - IP_UDP_HEADERS - overhead,
+    maxPacketSize,
     initialPacketSize: MIN_UDP_PAYLOAD - overhead,
     connectionReceiveWindow,
     streamReceiveWindow: Math.min(connectionReceiveWindow, Math.max(base.streamReceiveWindow, 16 * MiB)),
