@@ -1,17 +1,8 @@
 // Test data for the codec: deterministic from a seed, small enough for unit tests.
 import { gzipSync } from 'node:zlib';
-import { PayloadSource } from '../../src/lab/workloads/payload.ts';
+import { PayloadSource, prng } from '../../src/lab/workloads/payload.ts';
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export function randomBytes(length: number, seed = 1): Uint8Array {
   const rnd = prng(seed);

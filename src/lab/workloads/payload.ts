@@ -69,8 +69,8 @@ function hash2(seed: number, a: number, b: number): number {
   return mix32(mix32(seed ^ Math.imul(a, 0x9e3779b1)) ^ Math.imul(b + 0x632be5ab, 0x85ebca77));
 }
 
-/** mulberry32: seeded PRNG for building the arenas (not on the hot path). */
-function prng(seed: number): () => number {
+/** mulberry32: seeded PRNG for building the arenas (not on the hot path); test fixtures share it. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
