@@ -166,6 +166,45 @@ test('a target that refuses the connection closes the client promptly with a rea
   }
 });
 
+test('a target that never answers: the far gateway gives up after its connect timeout and the client is closed', async () => {
+  // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs.
+  // It lives in a child process whose only thread is parked in Atomics.wait (no accept, no CPU).
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', `
+    const net = require('node:net');
+    const s = net.createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(String(s.address().port) + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000));
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const fillers: Socket[] = [];
+  let pair: Awaited<ReturnType<typeof startPair>> | undefined;
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      child.once('exit', () => reject(new Error('listener child exited')));
+    });
+    // Fill the accept queue (backlog + 1 on Linux); these complete in the kernel without accept().
+    for (let i = 0; i < 3; i++) {
+      const f = connect({ port, host: '127.0.0.1' });
+      f.on('error', () => {});
+      fillers.push(f);
+    }
+    await sleep(200);
+    pair = await startPair({ target: `127.0.0.1:${port}`, allow: ['127.0.0.1'], limits: { targetConnectTimeoutMs: 500 } });
+    const c = connect({ port: pair.port, host: '127.0.0.1' });
+    const closed = waitClose(c);
+    c.write('hello');
+    await closed;
+    const line = await pair.logB.waitFor('inbound connection failed');
+    assert.match(String(line.reason), /did not answer within 500 ms/);
+    const aLine = await pair.logA.waitFor('connection closed');
+    assert.match(String(aLine.reason), /did not answer in time/);
+  } finally {
+    for (const f of fillers) f.destroy();
+    if (pair) await pair.stop();
+    child.kill();
+  }
+});
+
 test('plain HTTP download through the tunnel, hash-checked', async () => {
   const { createServer: createHttpServer, get } = await import('node:http');
   const { createHash } = await import('node:crypto');
