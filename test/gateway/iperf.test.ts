@@ -3,8 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { startPair, sleep } from './helpers.ts';
+import { freePort, startPair, sleep } from './helpers.ts';
 
 function hasIperf3(): boolean {
   try {
@@ -13,14 +12,6 @@ function hasIperf3(): boolean {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function runIperfClient(port: number, reverse: boolean): Promise<{ code: number | null; out: string }> {

@@ -4,21 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
+import { freePort, LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function spawnGateway(args: string[]): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [CLI, 'gateway', '--log-json', '--control', 'off', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
