@@ -77,13 +77,8 @@ async function startSinkProcess(lab: LabId): Promise<ChildProcess> {
     const timer = setTimeout(() => fail(new Error(`sink did not start: ${stderr.trim()}`)), 15_000);
     child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`sink exited (${code}): ${stderr.trim()}`)); });
     lines.on('line', (line) => {
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (m.type === 'listening') { clearTimeout(timer); ready(); }
+      const m = parseJsonLine(line);
+      if (m?.type === 'listening') { clearTimeout(timer); ready(); }
     });
   });
   return child;
@@ -118,12 +113,8 @@ async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: R
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
   const lines = createInterface({ input: child.stdout! });
   lines.on('line', (line) => {
-    let m: Record<string, unknown>;
-    try {
-      m = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return;
-    }
+    const m = parseJsonLine(line);
+    if (!m) return;
     if (m.type === 'progress') opts.onProgress?.(cell, Number(m.bytes), Number(m.seconds));
     if (m.type === 'result') result = m as unknown as WorkloadResult;
   });
@@ -227,4 +218,14 @@ export async function ensureLab(lab: LabId = DEFAULT_LAB): Promise<() => Promise
   return async () => {
     await labDown({ lab });
   };
+}
+
+/** One JSON object per line from a workload process; anything else (a stray log line) is skipped. */
+function parseJsonLine(line: string): Record<string, unknown> | undefined {
+  try {
+    const m: unknown = JSON.parse(line);
+    return typeof m === 'object' && m !== null ? (m as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
