@@ -312,6 +312,17 @@ static int open_socket(const char *addr, int port) {
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
+/* Replay: deliver the head of the delay line, printing "idx deliver_ms". */
+static void replay_deliver(dir_t *d, const uint32_t *idx_of_slot) {
+  uint32_t slot = d->slot[d->head];
+  printf("%u %.9f\n", idx_of_slot[slot], d->due[d->head] / 1e6);
+  d->head = (d->head + 1) & d->mask;
+  d->size--;
+  d->st.delivered++;
+  d->st.bytes_delivered += pool_len[slot];
+  free_stack[nfree++] = slot;
+}
+
 /*
  * Model replay (no sockets): arrivals "t_ms len" on stdin go through direction A->B with the
  * clock set to each arrival; prints "idx deliver_ms" per delivered packet and the counters.
@@ -325,30 +336,14 @@ static int replay(void) {
   uint32_t idx = 0;
   while (scanf("%lf %u", &t_ms, &len) == 2) {
     double t = t_ms * 1e6;
-    while (d->size > 0 && d->due[d->head] <= t) {
-      uint32_t slot = d->slot[d->head];
-      printf("%u %.9f\n", idx_of_slot[slot], d->due[d->head] / 1e6);
-      d->head = (d->head + 1) & d->mask;
-      d->size--;
-      d->st.delivered++;
-      d->st.bytes_delivered += pool_len[slot];
-      free_stack[nfree++] = slot;
-    }
+    while (d->size > 0 && d->due[d->head] <= t) replay_deliver(d, idx_of_slot);
     if (nfree == 0) { fprintf(stderr, "lh-emud: replay pool exhausted\n"); return 1; }
     uint32_t slot = free_stack[--nfree];
     pool_len[slot] = (uint16_t)len;
     idx_of_slot[slot] = idx++;
     if (!dir_offer(d, slot, len, 0, t)) free_stack[nfree++] = slot;
   }
-  while (d->size > 0) {
-    uint32_t slot = d->slot[d->head];
-    printf("%u %.9f\n", idx_of_slot[slot], d->due[d->head] / 1e6);
-    d->head = (d->head + 1) & d->mask;
-    d->size--;
-    d->st.delivered++;
-    d->st.bytes_delivered += pool_len[slot];
-    free_stack[nfree++] = slot;
-  }
+  while (d->size > 0) replay_deliver(d, idx_of_slot);
   printf("{");
   print_stats_dir(stdout, "stats", &d->st);
   printf("}\n");
