@@ -8,6 +8,8 @@ for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun ps:pr
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+# OpenSSL headers for the AEAD addon (its symbols come from the node binary at run time).
+[ -e /usr/include/openssl/evp.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "longhaul: missing Debian packages: ${need[*]} (run as root to install them)" >&2
