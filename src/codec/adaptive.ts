@@ -1,20 +1,30 @@
 // The `auto` mode's choice of codec and level: compress only while the link, not the CPU,
 // is the bottleneck.
 //
-// For each rung k of a ladder (none, lz4, zstd -1, zstd 1, zstd 3) we estimate c_k, CPU
+// For each rung k of a ladder (none, lz4, zstd -1, 1, 3, 5, 7, 9) we estimate c_k, CPU
 // seconds per application byte compressed, and wire_k, wire bytes per application byte (80%
 // rule applied; none: c = 0, wire = 1). Every wire byte also costs the rest of the
 // single-threaded gateway p seconds of CPU (packetizing, encryption, a syscall per datagram),
 // so compressing saves CPU downstream as well as spending it. The gateway then moves
 // application bytes at about
 //
-//     T_k = min(cpuShare / (c_k + wire_k * p), linkBytesPerSecond / wire_k)
+//     T_k = min(cpuShare / (cpuMargin * (c_k + wire_k * p)), linkBytesPerSecond / wire_k)
 //
 // (CPU-bound on the left, link-bound on the right), and we use the rung with the largest
 // T_k; rungs within SWITCH_DOWN_TOLERANCE of the best count as equal and the one with the
 // least CPU per application byte (c_k + wire_k * p) wins. Moving to a rung that costs more
 // CPU needs a SWITCH_UP_MARGIN gain (no flapping). So compression is skipped only when it
 // costs more CPU than it saves while the CPU, not the link, is the bottleneck.
+//
+// cpuMargin: a rung counts as link-bound only while its CPU rate exceeds what the link
+// needs by that factor, because the gateway shares the machine (in the lab: two cores for
+// both gateways, the emulator, client and sink) and codec timings are noisy. On a slow link
+// that still leaves the higher zstd levels (the strongest whose speed clears the margin wins:
+// zstd 7 at 100 Mbit/s on the project machine); on a fast link every rung is CPU-bound, the
+// margin scales all of them alike and the choice stays the cheapest good one (zstd 1).
+// When the best rung is link-bound, rungs differ only in wire ratio (measured on the same
+// blocks, not noisy CPU timings), and 1% of wire is 1% of the transfer time, so the
+// tolerances shrink to LINK_BOUND_TOLERANCE.
 //
 // Compressibility changes from block to block far more than codecs differ (a zero page vs a
 // log page), so rungs are never compared on different data. The rung in use is measured on
@@ -35,6 +45,11 @@ export const DEFAULT_CPU_SHARE = 1;
  * application byte, not per wire byte; 8 ns is in between.
  */
 export const DEFAULT_WIRE_CPU_NS_PER_BYTE = 8;
+/**
+ * The CPU-bound rate of a rung counts at 1/CPU_MARGIN: the codec must run comfortably
+ * faster than the link needs (headroom for the machine's other work and timing noise).
+ */
+export const DEFAULT_CPU_MARGIN = 3;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
 export const DEFAULT_LINK_RATE_BPS = 1e9;
 /** Probe a neighbouring rung on one block in this many (~3% extra CPU). */
@@ -43,6 +58,11 @@ export const EXPLORE_INTERVAL = 32;
 export const SWITCH_UP_MARGIN = 0.05;
 /** Rungs within this fraction of the best throughput count as equal; the cheapest wins. */
 export const SWITCH_DOWN_TOLERANCE = 0.02;
+/**
+ * Both tolerances when the best rung is link-bound: its advantage is wire ratio alone
+ * (zstd 7 sends ~3% less than zstd 1 on the vm payload), which the 2% and 5% above would hide.
+ */
+export const LINK_BOUND_TOLERANCE = 0.005;
 /** EWMA weight of one 64 KiB sample of the rung in use; smaller blocks weigh proportionally less. */
 const EWMA_WEIGHT = 0.1;
 const EWMA_FULL_SAMPLE_BYTES = 64 * 1024;
@@ -65,8 +85,11 @@ export interface Rung {
 }
 
 /**
- * Priors: bench/results/codec-2026-11-25.md (2-core AMD EPYC, vm payload, 64 KiB blocks).
- * Only starting points; measurements replace them within a few blocks.
+ * Priors: bench/results/codec-2026-11-25.md and codec-2026-11-26.md (2-core AMD EPYC, vm
+ * payload, 64 KiB blocks: the gateway's blocks are socket reads). Only starting points;
+ * measurements replace them within a few blocks. zstd 5-9 exist for slow links: ~1-4% less
+ * wire than zstd 1 at a third to a fifth of its speed; above 9 the speed falls off a cliff
+ * (zstd 12: ~55 MB/s) for another 0.5%.
  */
 export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
@@ -74,11 +97,16 @@ export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: { codec: 'zstd', level: -1 }, speedBytesPerSec: 660e6, wireRatio: 0.34 },
   { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 800e6, wireRatio: 0.343 },
   { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 670e6, wireRatio: 0.34 },
+  { setting: { codec: 'zstd', level: 5 }, speedBytesPerSec: 370e6, wireRatio: 0.337 },
+  { setting: { codec: 'zstd', level: 7 }, speedBytesPerSec: 215e6, wireRatio: 0.332 },
+  { setting: { codec: 'zstd', level: 9 }, speedBytesPerSec: 145e6, wireRatio: 0.33 },
 ];
 
 export interface AdaptivePolicyOptions {
   ladder?: readonly Rung[];
   cpuShare?: number;
+  /** Headroom factor on the CPU-bound rate (default DEFAULT_CPU_MARGIN; 1 = none). */
+  cpuMargin?: number;
   linkRateBps?: number;
   wireCpuNsPerByte?: number;
 }
@@ -105,6 +133,7 @@ interface PairSums {
 export class AdaptivePolicy {
   private readonly ladder: readonly Rung[];
   private readonly cpuShare: number;
+  private readonly cpuMargin: number;
   private linkBytesPerSec: number;
   private wireNsPerByte: number;
   /** Measured estimate of the rung in use (or of rung 1 while the choice is none). */
@@ -121,6 +150,7 @@ export class AdaptivePolicy {
       throw new Error('ladder must be none followed by at least one codec');
     }
     this.cpuShare = options.cpuShare ?? DEFAULT_CPU_SHARE;
+    this.cpuMargin = Math.max(1, options.cpuMargin ?? DEFAULT_CPU_MARGIN);
     this.linkBytesPerSec = (options.linkRateBps ?? DEFAULT_LINK_RATE_BPS) / 8;
     this.wireNsPerByte = options.wireCpuNsPerByte ?? DEFAULT_WIRE_CPU_NS_PER_BYTE;
     this.measured = this.ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
@@ -237,8 +267,14 @@ export class AdaptivePolicy {
     const e = this.estimate(rung);
     const wire = Math.max(e.wireRatio, 1e-6);
     const cpuNs = this.cpuNsPerAppByte(rung);
-    const cpuBound = cpuNs > 0 ? (this.cpuShare * 1e9) / cpuNs : Infinity;
+    const cpuBound = cpuNs > 0 ? (this.cpuShare * 1e9) / (this.cpuMargin * cpuNs) : Infinity;
     return Math.min(cpuBound, this.linkBytesPerSec / wire);
+  }
+
+  /** True if the link, not the CPU (with the margin), bounds this rung. */
+  linkBound(rung: number): boolean {
+    const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
+    return this.throughput(rung) >= this.linkBytesPerSec / wire;
   }
 
   /** CPU ns per application byte with this rung: compression plus the pipeline's cost of its wire bytes. */
@@ -261,15 +297,18 @@ export class AdaptivePolicy {
       throughputs.push(this.throughput(k));
       if (throughputs[k]! > throughputs[best]!) best = k;
     }
+    const linkBound = this.linkBound(best);
+    const downTolerance = linkBound ? LINK_BOUND_TOLERANCE : SWITCH_DOWN_TOLERANCE;
+    const upMargin = linkBound ? LINK_BOUND_TOLERANCE : SWITCH_UP_MARGIN;
     // Among rungs as good as the best, the cheapest in CPU.
     let pick = best;
     for (let k = 0; k < n; k++) {
-      if (throughputs[k]! >= throughputs[best]! * (1 - SWITCH_DOWN_TOLERANCE) && this.cpuCost(k) < this.cpuCost(pick)) pick = k;
+      if (throughputs[k]! >= throughputs[best]! * (1 - downTolerance) && this.cpuCost(k) < this.cpuCost(pick)) pick = k;
     }
     if (pick === this.current) return;
     const here = throughputs[this.current]!;
     const cheaper = this.cpuCost(pick) < this.cpuCost(this.current);
-    const worthIt = throughputs[pick]! > here * (1 + SWITCH_UP_MARGIN) || (cheaper && throughputs[pick]! >= here * (1 - SWITCH_DOWN_TOLERANCE));
+    const worthIt = throughputs[pick]! > here * (1 + upMargin) || (cheaper && throughputs[pick]! >= here * (1 - downTolerance));
     if (!initial && !worthIt) return;
     // The new anchor starts its measurement from the model, not from a stale value.
     const nextAnchor = pick === 0 ? 1 : pick;

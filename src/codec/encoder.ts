@@ -41,6 +41,7 @@ export interface BlockEncoderOptions {
   linkRateBps?: number;
   /** 'auto' tuning (tests and benchmarks). */
   cpuShare?: number;
+  cpuMargin?: number;
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
   wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
@@ -82,7 +83,7 @@ export class BlockEncoder {
       : null;
     this.policy = this.mode === 'auto'
       ? new AdaptivePolicy({
-        linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, ladder: options.ladder,
+        linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, cpuMargin: options.cpuMargin, ladder: options.ladder,
         wireCpuNsPerByte: options.wireCpuNsPerByte,
       })
       : null;

@@ -8,5 +8,5 @@ export type { CodecStatsSnapshot, EncodeCounters, DecodeCounters } from './stats
 export { describeBlockError } from './errors.ts';
 export type { BlockError, BlockErrorKind } from './errors.ts';
 export { DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE } from './block-format.ts';
-export { AdaptivePolicy, DEFAULT_LADDER, DEFAULT_CPU_SHARE, DEFAULT_WIRE_CPU_NS_PER_BYTE } from './adaptive.ts';
+export { AdaptivePolicy, DEFAULT_LADDER, DEFAULT_CPU_MARGIN, DEFAULT_CPU_SHARE, DEFAULT_WIRE_CPU_NS_PER_BYTE } from './adaptive.ts';
 export type { Rung } from './adaptive.ts';

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL } from '../../src/codec/adaptive.ts';
+import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, LINK_BOUND_TOLERANCE } from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder } from '../../src/codec/encoder.ts';
 import { textLike } from './fixtures.ts';
 
 const KiB = 1024;
+const text64 = textLike(64 * KiB, 2);
 // A machine where LZ4 is fast and zstd slow, so the three regimes are distinct.
 const LADDER: Rung[] = [
   { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
@@ -21,15 +22,51 @@ function settingName(policy: AdaptivePolicy): string {
 
 describe('AdaptivePolicy', () => {
   it('models throughput as min(CPU share / (codec + wire x pipeline CPU), link / wire ratio)', () => {
-    const codecOnly = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5, wireCpuNsPerByte: 0 });
+    const codecOnly = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5, cpuMargin: 1, wireCpuNsPerByte: 0 });
     assert.equal(codecOnly.throughput(0), 125e6);
     assert.equal(codecOnly.throughput(1), Math.min(500e6, 125e6 / 0.5));
     assert.equal(codecOnly.throughput(2), Math.min(100e6, 125e6 / 0.35));
     // lz4 1 ns + 0.5 x 4 ns; zstd 5 ns + 0.35 x 4 ns; none 4 ns per byte.
-    const withPipeline = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 1, wireCpuNsPerByte: 4 });
+    const withPipeline = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 1, cpuMargin: 1, wireCpuNsPerByte: 4 });
     assert.equal(withPipeline.throughput(0), Math.min(1e9 / 4, 125e6));
     assert.ok(Math.abs(withPipeline.throughput(1) - Math.min(1e9 / 3, 250e6)) < 1);
     assert.ok(Math.abs(withPipeline.throughput(2) - Math.min(1e9 / 6.4, 125e6 / 0.35)) < 1);
+  });
+
+  it('counts the CPU-bound rate at 1/cpuMargin, so a rung is link-bound only with headroom', () => {
+    const margin3 = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9, cpuShare: 0.5, cpuMargin: 3, wireCpuNsPerByte: 0 });
+    assert.ok(Math.abs(margin3.throughput(1) - 500e6 / 3) < 1); // CPU-bound: 500 MB/s / 3 < 250 MB/s link
+    assert.equal(margin3.linkBound(1), false);
+    margin3.setLinkRateBps(100e6);
+    assert.equal(margin3.throughput(1), 12.5e6 / 0.5); // 166 MB/s of CPU is 6x what the link needs
+    assert.equal(margin3.linkBound(1), true);
+  });
+
+  it('on a slow link picks the strongest level whose speed clears the margin; on a fast link the cheap one', () => {
+    // zstd levels as measured on the project machine (vm payload, 64 KiB blocks), 8 ns pipeline.
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6 });
+    assert.equal(settingName(policy), 'zstd:7');
+    // zstd 9 (145 MB/s, 6.9 ns + 0.33 x 8 ns) / 3 = 35 MB/s: below the 38 MB/s the link could take.
+    assert.equal(policy.linkBound(DEFAULT_LADDER.length - 1), false);
+    policy.setLinkRateBps(1e9);
+    assert.equal(settingName(policy), 'zstd:1', 'CPU-bound at 1 Gbit/s: the cheapest good rung, as before');
+    policy.setLinkRateBps(100e6);
+    assert.equal(settingName(policy), 'zstd:7', 'back up once the link is slow (a 3% gain clears the link-bound margin)');
+    assert.ok(LINK_BOUND_TOLERANCE < 0.03);
+    policy.setLinkRateBps(10e6);
+    assert.equal(settingName(policy), 'zstd:9', 'a 10 Mbit/s link leaves room for the slowest rung');
+  });
+
+  it('steps down from a high level when its measured speed no longer clears the margin', () => {
+    let t = 0;
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, maxBlockSize: 64 * KiB, now: () => (t += 1) });
+    assert.equal(encoder.stats.snapshot().encode.setting, 'none'); // nothing encoded yet
+    assert.deepEqual(encoder.adaptive!.settingOf(encoder.adaptive!.currentRung), { codec: 'zstd', level: 7 });
+    // Each call now measures 64 KiB / 1 ms = 65 MB/s: zstd 7 at a third of that cannot fill 100 Mbit/s.
+    for (let i = 0; i < 300; i++) encoder.encode(text64);
+    const rung = encoder.adaptive!.currentRung;
+    const level = encoder.adaptive!.settingOf(rung)?.level ?? 0;
+    assert.ok(level < 7, `still at ${JSON.stringify(encoder.adaptive!.settingOf(rung))}`);
   });
 
   it('zstd on a slow link, lz4 when zstd cannot keep up, none when nothing can', () => {
