@@ -1,6 +1,7 @@
-// Packet-protection benchmark: seal+open of 1400-byte datagrams per core through a SecureEndpoint
-// pair (the gateway's per-packet path), seal-only and open-only, the same AEAD through node:crypto
-// for reference, and full handshakes per second.
+// Packet-protection benchmark, per AEAD backend (OpenSSL addon, sodium-native): the bare AEAD's
+// seal and open of 1400-byte packets per core, then seal+open, seal-only and open-only through a
+// SecureEndpoint pair in the gateway's mode (seal into a reused buffer, decrypt in place); the same
+// AEAD through node:crypto's createCipheriv for reference, and full handshakes per second.
 // Run under the bench lock: `flock /tmp/longhaul-bench.lock npm run bench:crypto [-- --seconds 3]`.
 // Writes bench/results/crypto-<date>.json and .md.
 import { execSync } from 'node:child_process';
@@ -8,12 +9,15 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import type { PacketAead } from '../crypto/aead.ts';
+import { loadOpensslAead } from '../crypto/aead-openssl.ts';
+import { sodiumAead } from '../crypto/aead-sodium.ts';
 import { generateStaticKeyPair } from '../crypto/keys.ts';
 import { peerIdOf, SecureEndpoint } from '../crypto/secure-endpoint.ts';
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '3' }, // per measurement; 5 measurements, bounded
+    seconds: { type: 'string', default: '3' }, // per measurement; 12 measurements (two backends), bounded
     size: { type: 'string', default: '1400' },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -23,11 +27,12 @@ const SIZE = Number(args.size);
 const A_ADDR = '198.18.1.2:4500';
 const B_ADDR = '198.18.2.2:4500';
 
-function establishedPair(): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
+function establishedPair(aead?: PacketAead): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
   const ka = generateStaticKeyPair();
   const kb = generateStaticKeyPair();
-  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }] });
-  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }] });
+  // The gateway's mode: node:dgram hands over its buffers, so datagrams are decrypted in place.
+  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }], decryptInPlace: true, aead });
+  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }], decryptInPlace: true, aead });
   const aPeer = peerIdOf(kb.publicKey);
   const bPeer = peerIdOf(ka.publicKey);
   handshake(a, b, aPeer, 0);
@@ -60,44 +65,71 @@ function measure(step: () => void): number {
 
 const payload = randomBytes(SIZE);
 
-const sealOpen = (() => {
-  const { a, b, aPeer } = establishedPair();
-  return measure(() => {
-    const d = a.seal(aPeer, payload, 1)!;
-    const r = b.handleDatagram(d, A_ADDR, 1);
-    if (r.kind !== 'data') throw new Error(`open failed: ${r.kind}`);
+const HEADER = 16;
+
+/** The bare AEAD: seal into one packet buffer; open a sealed packet into a separate buffer. */
+function bareAead(aead: PacketAead): { seal: number; open: number } {
+  const key = aead.create(randomBytes(32));
+  const packet = Buffer.alloc(HEADER + SIZE + 16);
+  let counter = 0;
+  const seal = measure(() => { aead.seal(key, counter++, packet, HEADER, payload); });
+  aead.seal(key, 7, packet, HEADER, payload);
+  const out = Buffer.alloc(SIZE);
+  const open = measure(() => {
+    if (aead.open(key, 7, packet, HEADER, out) !== SIZE) throw new Error('bare open failed');
   });
-})();
+  aead.free(key);
+  return { seal, open };
+}
 
-const sealOnly = (() => {
-  const { a, aPeer } = establishedPair();
-  return measure(() => { a.seal(aPeer, payload, 1); });
-})();
-
-const openOnly = (() => {
-  // Pre-seal a pool; a fresh pair per pass keeps every counter fresh for the replay window.
-  const POOL = 200_000;
-  let pair = establishedPair();
-  let pool: Uint8Array[] = [];
-  let i = 0;
-  const refill = () => {
-    pair = establishedPair();
-    pool = [];
-    for (let k = 0; k < POOL; k++) pool.push(pair.a.seal(pair.aPeer, payload, 1)!);
-    i = 0;
-  };
-  refill();
-  let n = 0;
-  let elapsed = 0;
-  while (elapsed < SECONDS * 1000) {
-    const start = performance.now();
-    for (; i < pool.length; i++) pair.b.handleDatagram(pool[i]!, A_ADDR, 1);
-    elapsed += performance.now() - start;
-    n += pool.length;
+/** SecureEndpoint pair: seal (into a reused buffer, as the gateway) and handleDatagram. */
+function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: number } {
+  const scratch = Buffer.allocUnsafe(SIZE + SecureEndpoint.OVERHEAD);
+  const received = Buffer.allocUnsafe(SIZE + SecureEndpoint.OVERHEAD);
+  const sealOpen = (() => {
+    const { a, b, aPeer } = establishedPair(aead);
+    return measure(() => {
+      const d = a.seal(aPeer, payload, 1, scratch)!;
+      received.set(d); // the kernel's copy; in-place decryption must not touch the sender's buffer
+      const r = b.handleDatagram(received, A_ADDR, 1);
+      if (r.kind !== 'data') throw new Error(`open failed: ${r.kind}`);
+    });
+  })();
+  const seal = (() => {
+    const { a, aPeer } = establishedPair(aead);
+    return measure(() => { a.seal(aPeer, payload, 1, scratch); });
+  })();
+  const open = (() => {
+    // Pre-seal a pool; a fresh pair per pass keeps every counter fresh for the replay window.
+    const POOL = 100_000;
+    let pair = establishedPair(aead);
+    let pool: Uint8Array[] = [];
+    let i = 0;
+    const refill = () => {
+      pair = establishedPair(aead);
+      pool = [];
+      for (let k = 0; k < POOL; k++) pool.push(pair.a.seal(pair.aPeer, payload, 1)!);
+      i = 0;
+    };
     refill();
-  }
-  return n / (elapsed / 1000);
-})();
+    let n = 0;
+    let elapsed = 0;
+    while (elapsed < SECONDS * 1000) {
+      const start = performance.now();
+      for (; i < pool.length; i++) pair.b.handleDatagram(pool[i]!, A_ADDR, 1);
+      elapsed += performance.now() - start;
+      n += pool.length;
+      refill();
+    }
+    return n / (elapsed / 1000);
+  })();
+  return { sealOpen, seal, open };
+}
+
+const openssl = loadOpensslAead();
+const backends: PacketAead[] = openssl.ok ? [openssl.aead, sodiumAead] : [sodiumAead];
+if (!openssl.ok) process.stderr.write(`${openssl.error}: measuring sodium-native only\n`);
+const perBackend = backends.map((aead) => ({ backend: aead.name, bare: bareAead(aead), endpoint: endpoints(aead) }));
 
 const nodeCryptoSealOpen = (() => {
   const key = randomBytes(32);
@@ -130,31 +162,48 @@ let nproc = os.availableParallelism();
 try { nproc = Number(execSync('nproc').toString().trim()); } catch { /* os value stands */ }
 const date = new Date().toISOString();
 const round = (x: number) => Math.round(x);
+const micros = (perSecond: number) => +(1e6 / perSecond).toFixed(3);
 const result = {
   bench: 'crypto',
   date,
-  machine: { nproc, cpu, node: process.version, loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
+  machine: { nproc, cpu, node: process.version, openssl: process.versions.openssl, loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
   params: { datagramBytes: SIZE, secondsPerMeasurement: SECONDS, overheadBytes: SecureEndpoint.OVERHEAD },
   results: {
-    sealOpenPacketsPerSecond: round(sealOpen),
-    sealOpenGbitPerSecond: +((sealOpen * SIZE * 8) / 1e9).toFixed(2),
-    sealPacketsPerSecond: round(sealOnly),
-    openPacketsPerSecond: round(openOnly),
+    backends: perBackend.map((b) => ({
+      backend: b.backend,
+      bareSealPacketsPerSecond: round(b.bare.seal),
+      bareSealMicrosPerPacket: micros(b.bare.seal),
+      bareOpenPacketsPerSecond: round(b.bare.open),
+      bareOpenMicrosPerPacket: micros(b.bare.open),
+      sealOpenPacketsPerSecond: round(b.endpoint.sealOpen),
+      sealOpenGbitPerSecond: +((b.endpoint.sealOpen * SIZE * 8) / 1e9).toFixed(2),
+      sealPacketsPerSecond: round(b.endpoint.seal),
+      sealMicrosPerPacket: micros(b.endpoint.seal),
+      openPacketsPerSecond: round(b.endpoint.open),
+      openMicrosPerPacket: micros(b.endpoint.open),
+    })),
     nodeCryptoSealOpenPacketsPerSecond: round(nodeCryptoSealOpen),
     handshakesPerSecond: round(handshakes),
   },
 };
+const rows = result.results.backends.map((b) =>
+  `| ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
+  `${b.sealPacketsPerSecond} (${b.sealMicrosPerPacket} us) | ${b.openPacketsPerSecond} (${b.openMicrosPerPacket} us) | ` +
+  `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) |`).join('\n');
 const md = `# Crypto benchmark (${date})
 
-Machine: ${nproc} cores, ${cpu}, Node ${process.version}, load ${result.machine.loadavg.join(' ')} (shared box: expect noise).
+Machine: ${nproc} cores, ${cpu}, Node ${process.version} (OpenSSL ${process.versions.openssl}), load ${result.machine.loadavg.join(' ')} (shared box: expect noise).
 Datagram payload ${SIZE} bytes, +${SecureEndpoint.OVERHEAD} bytes protection overhead; ${SECONDS} s per measurement, one core.
+Packets per second (microseconds per packet). "bare": the backend's seal / open (into a separate buffer) alone;
+"endpoint": SecureEndpoint.seal into a reused buffer / handleDatagram decrypting in place, as the gateway runs them.
 
-| measurement | per second |
+| AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open |
+|---|---|---|---|---|---|
+${rows}
+
+| reference | per second |
 |---|---|
-| seal + open (SecureEndpoint pair, sodium-native) | ${result.results.sealOpenPacketsPerSecond} packets (${result.results.sealOpenGbitPerSecond} Gbit/s of payload) |
-| seal only | ${result.results.sealPacketsPerSecond} packets |
-| open only (handleDatagram) | ${result.results.openPacketsPerSecond} packets |
-| seal + open, node:crypto createCipheriv (reference) | ${result.results.nodeCryptoSealOpenPacketsPerSecond} packets |
+| seal + open, node:crypto createCipheriv per packet | ${result.results.nodeCryptoSealOpenPacketsPerSecond} packets |
 | full handshakes (initiation, response, confirmation; both sides on one core) | ${result.results.handshakesPerSecond} |
 `;
 mkdirSync(args.out, { recursive: true });

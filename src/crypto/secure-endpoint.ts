@@ -30,6 +30,8 @@
 // association state; before a source proves its address (cookie round trip) it creates no
 // per-source state; nothing here throws on network input.
 import type { KeyObject } from 'node:crypto';
+import type { PacketAead } from './aead.ts';
+import { defaultPacketAead } from './aead-backend.ts';
 import { CookieChecker, cookieKeyFor, mac1KeyFor, openCookieReply, writeMacs } from './cookie.ts';
 import {
   readInitiation, readResponse, writeInitiation, writeResponse, initialHashFor, ZERO_PSK,
@@ -124,6 +126,8 @@ export interface SecureEndpointOptions {
    * overwritten. Default false: the caller's bytes are never modified.
    */
   decryptInPlace?: boolean;
+  /** Per-packet AEAD backend. Default: OpenSSL through native/lh_aead.c, sodium-native without it. */
+  aead?: PacketAead;
 }
 
 export type DropReason =
@@ -187,6 +191,8 @@ export interface SecureEndpointStats {
   sessions: number;
   halfOpen: number;
   rateLimiterEntries: number;
+  /** The per-packet AEAD backend in use ('openssl' or 'sodium'). */
+  aeadBackend: string;
 }
 
 interface PendingInitiation {
@@ -224,7 +230,7 @@ function zeroStats(): SecureEndpointStats {
     malformed: 0, unknownIndex: 0, expiredKey: 0, invalidMac1: 0, handshakeInitiationsSent: 0,
     handshakeInitiationsReceived: 0, handshakeResponsesSent: 0, handshakesCompleted: 0, handshakesFailed: 0,
     handshakeTimeouts: 0, unknownPeers: 0, staleTimestamps: 0, cookiesSent: 0, cookiesReceived: 0,
-    rateLimited: 0, halfOpenRejected: 0, sessions: 0, halfOpen: 0, rateLimiterEntries: 0,
+    rateLimited: 0, halfOpenRejected: 0, sessions: 0, halfOpen: 0, rateLimiterEntries: 0, aeadBackend: '',
   };
 }
 
@@ -255,6 +261,7 @@ export class SecureEndpoint {
   private readonly counters = zeroStats();
   private readonly indexScratch = new Uint8Array(4);
   private readonly decryptInPlace: boolean;
+  private readonly aead: PacketAead;
   private loadWindowStart = -Infinity;
   private loadCount = 0;
 
@@ -263,6 +270,7 @@ export class SecureEndpoint {
     this.random = opts.random ?? systemRandom;
     this.wallClockMs = opts.wallClockMs ?? Date.now;
     this.decryptInPlace = opts.decryptInPlace ?? false;
+    this.aead = opts.aead ?? defaultPacketAead();
     const pair = keyPairFromPrivate(opts.staticKey.privateKey); // the public half is derived, not trusted
     const privateKey: KeyObject = x25519PrivateKeyObject(pair.privateKey);
     this.publicKey = pair.publicKey;
@@ -390,7 +398,7 @@ export class SecureEndpoint {
   stats(): SecureEndpointStats {
     let sessions = 0;
     for (const p of this.peers.values()) if (p.current) sessions++;
-    return { ...this.counters, sessions, halfOpen: this.halfOpenCount(), rateLimiterEntries: this.rateLimiter.size };
+    return { ...this.counters, sessions, halfOpen: this.halfOpenCount(), rateLimiterEntries: this.rateLimiter.size, aeadBackend: this.aead.name };
   }
 
   /**
@@ -518,7 +526,7 @@ export class SecureEndpoint {
     p.lastInitiationAcceptedAt = now;
     p.address = source;
     if (p.next) this.retire(p.next);
-    p.next = new Keypair(keys.sendKey, keys.recvKey, localIndex, init.remoteIndex, now, false);
+    p.next = new Keypair(this.aead, keys.sendKey, keys.recvKey, localIndex, init.remoteIndex, now, false);
     this.indices.set(localIndex, { peer: p, keypair: p.next });
     this.counters.handshakeResponsesSent++;
     return { kind: 'reply', data: response };
@@ -541,7 +549,7 @@ export class SecureEndpoint {
       this.counters.handshakesFailed++;
       return DROP['handshake-failed'];
     }
-    const kp = new Keypair(keys.sendKey, keys.recvKey, localIndex, readU32(data, RESPONSE.senderIndex), now, true);
+    const kp = new Keypair(this.aead, keys.sendKey, keys.recvKey, localIndex, readU32(data, RESPONSE.senderIndex), now, true);
     p.pending = null;
     this.indices.set(localIndex, { peer: p, keypair: kp });
     p.address = source;

@@ -1,0 +1,65 @@
+// PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the fallback when
+// the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
+import { AEAD_KEY_LEN, AEAD_TAG_LEN, type AeadKey, type PacketAead } from './aead.ts';
+import { sodium } from './sodium.ts';
+
+interface SodiumKey {
+  key: Buffer | null; // null once freed
+}
+
+// Shared scratch: the packet path is synchronous, so one nonce buffer serves every key.
+const nonce = Buffer.alloc(12);
+
+function setNonce(counter: number): void {
+  const lo = counter >>> 0;
+  nonce.writeUInt32LE(lo, 4);
+  nonce.writeUInt32LE((counter - lo) / 2 ** 32, 8);
+}
+
+function keyOf(k: AeadKey): Buffer {
+  const key = (k as unknown as SodiumKey).key;
+  if (key === null) throw new Error('aead key used after free');
+  return key;
+}
+
+export const sodiumAead: PacketAead = {
+  name: 'sodium',
+
+  create(key) {
+    if (key.length !== AEAD_KEY_LEN) throw new RangeError('key: 32 bytes');
+    const k: SodiumKey = { key: Buffer.from(key) };
+    return k as unknown as AeadKey;
+  },
+
+  seal(k, counter, packet, headerLen, plaintext) {
+    const end = headerLen + plaintext.length + AEAD_TAG_LEN;
+    if (end > packet.length) throw new RangeError('packet: too small for header + plaintext + tag');
+    setNonce(counter);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      packet.subarray(headerLen, end), plaintext, packet.subarray(0, headerLen), null, nonce, keyOf(k),
+    );
+    return end;
+  },
+
+  open(k, counter, packet, headerLen, out) {
+    const key = keyOf(k);
+    const plainLen = packet.length - headerLen - AEAD_TAG_LEN;
+    if (plainLen < 0) return -1;
+    if (out !== null && out.length < plainLen) throw new RangeError('out: shorter than the plaintext');
+    setNonce(counter);
+    // libsodium checks the tag before decrypting and allows m == c; on failure it zeroes m.
+    const m = out === null ? packet.subarray(headerLen, headerLen + plainLen) : out.subarray(0, plainLen);
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, packet.subarray(headerLen), packet.subarray(0, headerLen), nonce, key);
+    } catch {
+      return -1;
+    }
+    return plainLen;
+  },
+
+  free(k) {
+    const s = k as unknown as SodiumKey;
+    if (s.key !== null) sodium.sodium_memzero(s.key);
+    s.key = null;
+  },
+};

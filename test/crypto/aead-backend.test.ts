@@ -1,0 +1,211 @@
+// The per-packet AEAD backends: the OpenSSL addon (native/lh_aead.c) must produce exactly
+// libsodium's bytes, reject every tampering, decrypt in place, refuse misuse, and the process
+// must fall back to sodium-native when the addon is absent or wrong.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { AeadKey, PacketAead } from '../../src/crypto/aead.ts';
+import { agreesWithSodium, defaultPacketAead, pickAead } from '../../src/crypto/aead-backend.ts';
+import { loadOpensslAead } from '../../src/crypto/aead-openssl.ts';
+import { sodiumAead } from '../../src/crypto/aead-sodium.ts';
+import { Keypair } from '../../src/crypto/session.ts';
+import { Pair } from './pair.ts';
+
+const TAG = 16;
+const loaded = loadOpensslAead();
+const openssl: PacketAead | null = loaded.ok ? loaded.aead : null;
+// The addon is built by `npm install` (postinstall); without a C compiler only sodium is tested.
+const needsAddon = openssl === null ? `OpenSSL addon not built: ${loaded.ok ? '' : loaded.error}` : false;
+const backends: PacketAead[] = openssl ? [openssl, sodiumAead] : [sodiumAead];
+
+const arbKey = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const arbCounter = fc.maxSafeNat();
+const arbHeader = fc.uint8Array({ minLength: 0, maxLength: 64 });
+const arbPlaintext = fc.uint8Array({ minLength: 0, maxLength: 2000 });
+
+function sealWith(aead: PacketAead, key: AeadKey, counter: number, header: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const packet = new Uint8Array(header.length + plaintext.length + TAG);
+  packet.set(header);
+  assert.equal(aead.seal(key, counter, packet, header.length, plaintext), packet.length);
+  return packet;
+}
+
+test('OpenSSL addon seals byte-identically to libsodium, and each opens the other\'s packets', { skip: needsAddon }, () => {
+  const o = openssl!;
+  fc.assert(fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
+    const ko = o.create(keyBytes);
+    const ks = sodiumAead.create(keyBytes);
+    const fromOpenssl = sealWith(o, ko, counter, header, plaintext);
+    const fromSodium = sealWith(sodiumAead, ks, counter, header, plaintext);
+    assert.deepEqual(fromOpenssl, fromSodium);
+    const out = new Uint8Array(plaintext.length);
+    assert.equal(sodiumAead.open(ks, counter, fromOpenssl, header.length, out), plaintext.length);
+    assert.deepEqual(out, plaintext);
+    out.fill(0);
+    assert.equal(o.open(ko, counter, fromSodium, header.length, out), plaintext.length);
+    assert.deepEqual(out, plaintext);
+    o.free(ko);
+    sodiumAead.free(ks);
+  }), { numRuns: 400 });
+});
+
+test('the nonce is 4 zero bytes || counter LE (Noise): the addon agrees with libsodium called directly', { skip: needsAddon }, async () => {
+  const { sodium } = await import('../../src/crypto/sodium.ts');
+  const key = new Uint8Array(32).fill(9);
+  const plaintext = new TextEncoder().encode('counter layout');
+  const counter = 0x0102030405 * 256 + 0x06; // bytes 06 05 04 03 02 01 00 00 on the wire
+  const nonce = Uint8Array.from([0, 0, 0, 0, 6, 5, 4, 3, 2, 1, 0, 0]);
+  const header = new Uint8Array(16).fill(0xaa);
+  const expected = new Uint8Array(plaintext.length + TAG);
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(expected, plaintext, header, null, nonce, key);
+  const k = openssl!.create(key);
+  assert.deepEqual(sealWith(openssl!, k, counter, header, plaintext).subarray(16), expected);
+});
+
+for (const aead of backends) {
+  test(`${aead.name}: open in place, open into a buffer, seal in place`, () => {
+    const key = aead.create(new Uint8Array(32).fill(3));
+    const header = Uint8Array.from({ length: 16 }, (_, i) => i);
+    const plaintext = Uint8Array.from({ length: 1400 }, (_, i) => (i * 13) & 0xff);
+    const sealed = sealWith(aead, key, 5, header, plaintext);
+
+    const untouched = Uint8Array.from(sealed);
+    const out = new Uint8Array(1400);
+    assert.equal(aead.open(key, 5, untouched, 16, out), 1400);
+    assert.deepEqual(out, plaintext);
+    assert.deepEqual(untouched, sealed, 'opening into a buffer leaves the packet as it was');
+
+    const inPlace = Uint8Array.from(sealed);
+    assert.equal(aead.open(key, 5, inPlace, 16, null), 1400);
+    assert.deepEqual(inPlace.subarray(16, 1416), plaintext);
+    assert.deepEqual(inPlace.subarray(0, 16), header, 'the header is only read');
+
+    const packet = new Uint8Array(16 + 1400 + TAG);
+    packet.set(header);
+    packet.set(plaintext, 16);
+    assert.equal(aead.seal(key, 5, packet, 16, packet.subarray(16, 1416)), packet.length);
+    assert.deepEqual(packet, sealed, 'sealing in place gives the same bytes');
+
+    const empty = sealWith(aead, key, 6, header, new Uint8Array(0));
+    assert.equal(empty.length, 32);
+    assert.equal(aead.open(key, 6, empty, 16, null), 0, 'an empty payload (keepalive) authenticates');
+    aead.free(key);
+  });
+
+  test(`${aead.name}: any flipped bit, a wrong counter or a wrong key fails to open, and the output is zeroed`, () => {
+    fc.assert(fc.property(arbKey, arbCounter, arbHeader, fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.integer({ min: 0, max: 7 }),
+      (keyBytes, counter, header, plaintext, where, bit) => {
+        const key = aead.create(keyBytes);
+        const sealed = sealWith(aead, key, counter, header, plaintext);
+        const bad = Uint8Array.from(sealed);
+        const at = where % bad.length; // header (AAD), ciphertext or tag
+        bad[at]! ^= 1 << bit;
+        const out = new Uint8Array(plaintext.length).fill(0xee);
+        assert.equal(aead.open(key, counter, bad, header.length, out), -1);
+        assert.ok(out.every((b) => b === 0), 'no unauthenticated plaintext left behind');
+        const inPlace = Uint8Array.from(bad);
+        assert.equal(aead.open(key, counter, inPlace, header.length, null), -1);
+        assert.ok(inPlace.subarray(header.length, header.length + plaintext.length).every((b) => b === 0));
+
+        const otherCounter = counter === 0 ? 1 : counter - 1;
+        assert.equal(aead.open(key, otherCounter, Uint8Array.from(sealed), header.length, null), -1);
+        const otherKeyBytes = Uint8Array.from(keyBytes);
+        otherKeyBytes[0]! ^= 0x80;
+        const otherKey = aead.create(otherKeyBytes);
+        assert.equal(aead.open(otherKey, counter, Uint8Array.from(sealed), header.length, null), -1);
+        // A header length that moves the AAD/ciphertext boundary is a different message.
+        if (header.length > 0) assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length - 1, null), -1);
+        assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length, null), plaintext.length);
+        aead.free(key);
+        aead.free(otherKey);
+      }), { numRuns: 300 });
+  });
+
+  test(`${aead.name}: packets shorter than header + tag do not open; misuse throws`, () => {
+    const key = aead.create(new Uint8Array(32));
+    for (let n = 16; n < 32; n++) assert.equal(aead.open(key, 0, new Uint8Array(n), 16, null), -1, `${n} bytes`);
+    assert.throws(() => aead.create(new Uint8Array(31)), RangeError);
+    assert.throws(() => aead.seal(key, 0, new Uint8Array(16 + 10 + TAG - 1), 16, new Uint8Array(10)), RangeError);
+    assert.throws(() => aead.open(key, 0, new Uint8Array(100), 16, new Uint8Array(10)), RangeError);
+    aead.free(key);
+    aead.free(key); // idempotent
+    assert.throws(() => aead.seal(key, 0, new Uint8Array(64), 16, new Uint8Array(8)), /after free/);
+    assert.throws(() => aead.open(key, 0, new Uint8Array(64), 16, null), /after free/);
+  });
+}
+
+test('OpenSSL addon: argument checks (overlap, counter range, foreign objects)', { skip: needsAddon }, () => {
+  const o = openssl!;
+  const key = o.create(new Uint8Array(32));
+  const packet = new Uint8Array(16 + 100 + TAG);
+  // Plaintext overlapping the output other than exactly in place would be read after it is written.
+  assert.throws(() => o.seal(key, 0, packet, 16, packet.subarray(8, 108)), RangeError);
+  assert.throws(() => o.seal(key, 0, packet, 16, packet.subarray(0, 50)), RangeError);
+  assert.throws(() => o.seal(key, -1, packet, 16, new Uint8Array(100)), RangeError);
+  assert.throws(() => o.seal(key, 2 ** 53, packet, 16, new Uint8Array(100)), RangeError);
+  assert.throws(() => o.seal(key, 0, packet, packet.length + 1, new Uint8Array(0)), RangeError);
+  assert.throws(() => o.seal({} as AeadKey, 0, packet, 16, new Uint8Array(100)), TypeError);
+  assert.throws(() => o.seal(key, 0, [1, 2, 3] as unknown as Uint8Array, 0, new Uint8Array(0)), TypeError);
+  o.seal(key, 0, packet, 16, new Uint8Array(100));
+  assert.throws(() => o.open(key, 0, packet, 16, packet.subarray(20)), RangeError);
+  o.free(key);
+});
+
+test('backend choice: OpenSSL when the addon loads and agrees with libsodium, sodium-native otherwise', { skip: needsAddon }, () => {
+  assert.equal(defaultPacketAead().name, 'openssl');
+  assert.deepEqual(pickAead(loaded), { aead: openssl, fallbackReason: null });
+  const missing = pickAead({ ok: false, error: 'native addon lh_aead not available (test)' });
+  assert.equal(missing.aead, sodiumAead);
+  assert.match(missing.fallbackReason!, /not available/);
+  // A build whose output differs (e.g. compiled against an incompatible OpenSSL) is not trusted.
+  const o = openssl!;
+  const broken: PacketAead = { ...o, seal: (k, c, p, h, m) => { const n = o.seal(k, c, p, h, m); p[n - 1]! ^= 1; return n; } };
+  assert.match(agreesWithSodium(broken)!, /differs/);
+  const wrong = pickAead({ ok: true, aead: broken, version: 'test' });
+  assert.equal(wrong.aead, sodiumAead);
+  assert.match(wrong.fallbackReason!, /self-check/);
+  assert.equal(agreesWithSodium(sodiumAead), null);
+});
+
+test('endpoints on different backends interoperate, in both directions and in place; stats name the backend', { skip: needsAddon }, () => {
+  const pair = new Pair({ aeadA: openssl!, aeadB: sodiumAead, decryptInPlace: true });
+  pair.handshake();
+  assert.equal(pair.a.ep.stats().aeadBackend, 'openssl');
+  assert.equal(pair.b.ep.stats().aeadBackend, 'sodium');
+  for (let i = 0; i < 50; i++) {
+    const plaintext = Uint8Array.from({ length: 1 + i * 29 }, (_, j) => (i + j) & 0xff);
+    for (const from of [pair.a, pair.b]) {
+      const r = pair.transfer(from, plaintext).result;
+      assert.equal(r?.kind, 'data');
+      if (r?.kind === 'data') assert.deepEqual(Uint8Array.from(r.plaintext), plaintext);
+    }
+  }
+  assert.equal(pair.a.ep.stats().authFailures + pair.b.ep.stats().authFailures, 0);
+});
+
+test('the fallback runs the whole protocol: a sodium-only pair handshakes, transfers and rejects tampering', () => {
+  const pair = new Pair({ aeadA: sodiumAead, aeadB: sodiumAead });
+  pair.handshake();
+  const d = pair.a.ep.seal(pair.a.peer, new Uint8Array(300).fill(7), pair.now)!;
+  const bad = Uint8Array.from(d);
+  bad[100]! ^= 1;
+  assert.deepEqual(pair.b.ep.handleDatagram(bad, pair.a.address, pair.now), { kind: 'dropped', reason: 'auth-failed' });
+  const r = pair.b.ep.handleDatagram(d, pair.a.address, pair.now);
+  assert.equal(r.kind, 'data');
+  if (r.kind === 'data') assert.deepEqual(Uint8Array.from(r.plaintext), new Uint8Array(300).fill(7));
+  assert.equal(pair.b.ep.stats().aeadBackend, 'sodium');
+});
+
+for (const aead of backends) {
+  test(`${aead.name}: a keypair keeps key bytes only in the backend and wipe() makes the keys unusable`, () => {
+    const send = new Uint8Array(32).fill(1);
+    const recv = new Uint8Array(32).fill(2);
+    const kp = new Keypair(aead, send, recv, 1, 2, 0, true);
+    assert.ok(send.every((b) => b === 0) && recv.every((b) => b === 0), 'the raw keys are zeroed');
+    const packet = new Uint8Array(16 + 10 + TAG);
+    aead.seal(kp.sendKey, 0, packet, 16, new Uint8Array(10));
+    kp.wipe();
+    assert.throws(() => aead.seal(kp.sendKey, 1, packet, 16, new Uint8Array(10)), /after free/);
+    assert.throws(() => aead.open(kp.recvKey, 0, packet, 16, null), /after free/);
+  });
+}
