@@ -38,6 +38,8 @@ export class Association {
   readonly conn: TransportConnection;
   readonly peerName: string;
   readonly createdAt = Date.now();
+  /** When the last authenticated datagram arrived (performance.now()); restart detection reads it. */
+  lastInputAt = performance.now();
   /** Per-stream owners; events for unknown streams are dropped. */
   readonly streams = new Map<number, StreamListener>();
   #hooks: AssociationHooks;
@@ -67,7 +69,9 @@ export class Association {
 
   input(data: Uint8Array): void {
     if (this.#closedNotified) return;
-    this.conn.handleDatagram(data, performance.now());
+    const now = performance.now();
+    this.lastInputAt = now;
+    this.conn.handleDatagram(data, now);
     this.schedule();
   }
 
@@ -127,6 +131,14 @@ export class Association {
     if (this.conn.isClosed) return;
     this.conn.close(code, reason, performance.now());
     this.schedule();
+  }
+
+  /**
+   * The peer no longer has this association (it restarted): nothing can be sent to it any
+   * more, not even CLOSE. Streams and their owners are told at once with `reason`.
+   */
+  abandon(reason: string): void {
+    this.#notifyClosed(0, reason, true);
   }
 
   #flush = (): void => {

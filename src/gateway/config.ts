@@ -87,6 +87,18 @@ export const DEFAULT_CONTROL = '127.0.0.1:4501';
 const DEFAULT_MAX_CONNECTIONS = 1024;
 // 256 MiB: room for ~1000 streams at the default 256 KiB of buffering each.
 const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+/** The transport's idle timeout when limits.peerTimeoutMs is not set (src/transport/config.ts). */
+export const DEFAULT_PEER_TIMEOUT_MS = 30_000;
+export const DEFAULT_PEER_RESTART_DETECT_MS = 5_000;
+
+/**
+ * limits.peerRestartDetectMs, or its default: 5 s, or half of a shorter peerTimeoutMs so that
+ * detection always acts before the association times out.
+ */
+export function peerRestartDetectMs(limits: { peerRestartDetectMs?: number | undefined; peerTimeoutMs?: number | undefined }): number {
+  if (limits.peerRestartDetectMs !== undefined) return limits.peerRestartDetectMs;
+  return Math.min(DEFAULT_PEER_RESTART_DETECT_MS, Math.floor((limits.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS) / 2));
+}
 
 export const gatewayConfigSchema = z
   .strictObject({
@@ -116,6 +128,15 @@ export const gatewayConfigSchema = z
         shutdownGraceMs: z.number().int().nonnegative().default(10_000),
         /** Silence from the peer after which the association is declared dead and re-opened (transport idle timeout). */
         peerTimeoutMs: z.number().int().min(1000, { error: 'must be at least 1000 ms' }).optional(),
+        /**
+         * Silence from the peer while the association is in use (data or keepalives unanswered, or
+         * streams open) after which it is probed and re-handshaken to find out whether it restarted.
+         */
+        peerRestartDetectMs: z
+          .number({ error: 'expected a number of milliseconds, e.g. 5000' })
+          .int({ error: 'expected a whole number of milliseconds, e.g. 5000' })
+          .min(200, { error: 'must be at least 200 ms (below that, ordinary queueing delays look like a restart)' })
+          .optional(),
       })
       .default({
         maxConnections: DEFAULT_MAX_CONNECTIONS,
@@ -147,6 +168,14 @@ export const gatewayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['tunnels', i, 'peer'], message: `peer "${t.peer}" has no address, so this gateway cannot open tunnels to it` });
       }
     });
+    const detect = cfg.limits.peerRestartDetectMs;
+    const timeout = cfg.limits.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+    if (detect !== undefined && detect >= timeout) {
+      ctx.addIssue({
+        code: 'custom', path: ['limits', 'peerRestartDetectMs'],
+        message: `must be below limits.peerTimeoutMs (${timeout} ms${cfg.limits.peerTimeoutMs === undefined ? ', the default' : ''}): a restart has to be detected before the association times out`,
+      });
+    }
     const { committedRate, maxRate, controller } = cfg.rate;
     if (committedRate !== undefined && maxRate !== undefined && committedRate > maxRate) {
       ctx.addIssue({ code: 'custom', path: ['rate', 'committedRate'], message: `committed rate (${committedRate} bit/s) exceeds maxRate (${maxRate} bit/s)` });

@@ -17,9 +17,11 @@ import { formatEndpoint } from './address.ts';
 import type { Endpoint } from './address.ts';
 import { StreamBridge } from './bridge.ts';
 import type { BridgeSummary } from './bridge.ts';
+import { peerRestartDetectMs } from './config.ts';
 import type { GatewayConfig } from './config.ts';
 import { InboundOpen } from './far-side.ts';
 import type { InboundOutcome } from './far-side.ts';
+import { LivenessWatch } from './liveness.ts';
 import type { Logger } from './logger.ts';
 import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
@@ -47,6 +49,22 @@ interface AssociationEntry {
   encoders: Set<BlockEncoder>;
   /** Latest bandwidth estimate (bits/s), 0 before the first one. */
   linkRateBps: number;
+  /** Restart detection (associations we opened only: the answering side cannot re-handshake). */
+  watch: LivenessWatch | null;
+  /** New connections waiting to learn whether a suspect association is alive. */
+  verdictWaiters: Array<() => void>;
+}
+
+/** Per peer: how often its associations were lost and re-established. */
+export interface PeerLivenessCounters {
+  /** The peer restarted: it answered that it lost our association, or (answering side) opened a new one. */
+  restartsDetected: number;
+  /** Associations that replaced one lost abnormally (peer restart, peer silent past peerTimeoutMs, peer closed it). */
+  reassociations: number;
+  /** Liveness probes sent after the peer went silent while the association was in use. */
+  livenessProbes: number;
+  /** Fresh packet-protection handshakes started because a probe went unanswered. */
+  rehandshakes: number;
 }
 
 interface PeerState {
@@ -54,6 +72,13 @@ interface PeerState {
   address: Endpoint | null;
   /** The current association (client side: the one we opened; server side: latest accepted). */
   current: AssociationEntry | null;
+  /** The current association was lost (not closed by us): the next one to connect is a re-association. */
+  lost: boolean;
+  counters: PeerLivenessCounters;
+}
+
+function newPeerState(name: string, address: Endpoint | null): PeerState {
+  return { name, address, current: null, lost: false, counters: { restartsDetected: 0, reassociations: 0, livenessProbes: 0, rehandshakes: 0 } };
 }
 
 export interface InboundCounters {
@@ -87,6 +112,8 @@ export class Gateway {
   #bridges = new Set<StreamBridge>();
   #pendingConnections = new Set<Socket>();
   #sampler: NodeJS.Timeout;
+  #livenessTimer: NodeJS.Timeout;
+  #restartDetectMs: number;
   #stopping = false;
 
   private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
@@ -97,6 +124,11 @@ export class Gateway {
     this.#transportConfig = transportConfigFor(config, opts.transport);
     this.#sampler = setInterval(() => this.#sampleRates(), 1000);
     this.#sampler.unref();
+    this.#restartDetectMs = peerRestartDetectMs(config.limits);
+    // A few checks per detection period: detection is late by at most a quarter of it.
+    const tick = Math.min(1000, Math.max(50, Math.floor(this.#restartDetectMs / 4)));
+    this.#livenessTimer = setInterval(() => this.#livenessTick(), tick);
+    this.#livenessTimer.unref();
   }
 
   /** Binds everything; rejects (with a readable message) when a socket or key cannot be set up. */
@@ -121,7 +153,7 @@ export class Gateway {
         const host = isIP(p.address.host) ? p.address.host : (await lookup(p.address.host)).address;
         address = { host, port: p.address.port };
       }
-      this.#peers.set(p.name, { name: p.name, address, current: null });
+      this.#peers.set(p.name, newPeerState(p.name, address));
     }
     this.#security.attach({
       send: (data, to) => this.#link.send(data, to.port, to.host),
@@ -132,6 +164,7 @@ export class Gateway {
       },
       accept: (peerName, from) => this.#acceptAssociation(peerName, from),
       peerForAddress: (from) => this.#peerForAddress(from),
+      onProbeAnswer: (entry, known) => this.#onProbeAnswer(entry, known),
       log: this.log,
     });
     this.#link.onDatagram((data, from) => this.#security.onDatagram(data, from));
@@ -173,6 +206,8 @@ export class Gateway {
       rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
       encoders: new Set(),
       linkRateBps: 0,
+      watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
+      verdictWaiters: [],
     };
     this.#entries.add(entry);
     return entry;
@@ -186,7 +221,17 @@ export class Gateway {
   async #associationFor(peerName: string): Promise<AssociationEntry | null> {
     const peer = this.#peers.get(peerName);
     if (!peer || !peer.address) return null;
+    const deadline = Date.now() + this.config.limits.connectWaitMs;
     let entry = peer.current;
+    // The peer went silent and did not answer a probe: a connection opened on this association
+    // now would be reset if the peer restarted, so wait for the verdict (or a replacement).
+    while (entry && !entry.assoc.isClosed && entry.watch?.suspect) {
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await this.#waitVerdict(entry, left);
+      entry = peer.current;
+    }
+    if (this.#stopping) return null;
     if (!entry || entry.assoc.isClosed) {
       entry = this.#newEntry('client', peerName, peer.address);
       peer.current = entry;
@@ -194,8 +239,82 @@ export class Gateway {
       this.#security.openClient(entry, peerName, peer.address);
       entry.assoc.schedule();
     }
-    const ok = await entry.assoc.waitConnected(this.config.limits.connectWaitMs);
+    const ok = await entry.assoc.waitConnected(Math.max(1, deadline - Date.now()));
     return ok ? entry : null;
+  }
+
+  #waitVerdict(entry: AssociationEntry, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        const i = entry.verdictWaiters.indexOf(done);
+        if (i >= 0) entry.verdictWaiters.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      entry.verdictWaiters.push(done);
+    });
+  }
+
+  #releaseVerdictWaiters(entry: AssociationEntry): void {
+    for (const w of [...entry.verdictWaiters]) w();
+  }
+
+  // ---- liveness: restart detection of peers we open associations to ----
+
+  #livenessTick(): void {
+    const now = performance.now();
+    for (const e of this.#entries) {
+      const w = e.watch;
+      if (!w || e.assoc.isClosed || !e.assoc.conn.isConnected) continue;
+      const s = e.assoc.stats();
+      const wasSuspect = w.suspect;
+      const action = w.check({ now, lastInputAt: e.assoc.lastInputAt, inUse: s.bytesInFlight > 0 || s.activeStreams > 0, rttMs: s.rttMs });
+      const peer = this.#peers.get(e.assoc.peerName);
+      if (action === 'probe') {
+        if (peer) peer.counters.livenessProbes++;
+        this.log.debug({ peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) }, 'peer silent while the association is in use: probing it');
+        this.#security.probe(e);
+      } else if (action === 'rehandshake') {
+        if (peer) peer.counters.rehandshakes++;
+        this.log.warn({ peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) },
+          'peer silent and not answering probes: new handshake to find out whether it restarted');
+        this.#security.rehandshake(e);
+      }
+      if (wasSuspect && !w.suspect) {
+        this.log.info({ peer: e.assoc.peerName }, 'peer heard from again: association kept');
+        this.#releaseVerdictWaiters(e);
+      }
+    }
+  }
+
+  #onProbeAnswer(entry: AssociationEntry, known: boolean): void {
+    if (!known) {
+      this.#onPeerLostAssociation(entry);
+      return;
+    }
+    const w = entry.watch;
+    if (!w) return;
+    const wasSuspect = w.suspect;
+    w.heard(performance.now());
+    if (wasSuspect) {
+      this.log.info({ peer: entry.assoc.peerName }, 'peer answered the liveness probe: association intact, kept');
+      this.#releaseVerdictWaiters(entry);
+    }
+  }
+
+  /** The peer said it has no such association: it restarted, and the streams' state died with it. */
+  #onPeerLostAssociation(entry: AssociationEntry): void {
+    if (entry.assoc.isClosed) return;
+    const peerName = entry.assoc.peerName;
+    const peer = this.#peers.get(peerName);
+    if (peer) peer.counters.restartsDetected++;
+    const silentMs = entry.watch ? Math.round(entry.watch.silentMs(performance.now())) : undefined;
+    this.log.warn({ peer: peerName, remote: formatEndpoint(entry.remote), silentMs, connections: entry.assoc.streams.size },
+      'peer gateway restarted (it no longer knows this association): resetting its connections and re-associating');
+    entry.assoc.abandon('peer gateway restarted; connection state lost');
+    // Re-associate at once, so the next connection does not wait for the handshake.
+    if (entry.role === 'client' && !this.#stopping) void this.#associationFor(peerName);
   }
 
   /** Security layer: a new peer association arrives (after the handshake when keys are on). */
@@ -218,17 +337,22 @@ export class Gateway {
 
   #onConnected(entry: AssociationEntry): void {
     const peerName = entry.assoc.peerName;
-    this.log.info({ peer: peerName, remote: formatEndpoint(entry.remote), role: entry.role }, 'association connected');
-    if (entry.role !== 'server') return;
-    // One association per peer: a newer one (the peer restarted) replaces the old, whose streams reset.
     let peer = this.#peers.get(peerName);
     if (!peer) {
-      peer = { name: peerName, address: null, current: null };
+      peer = newPeerState(peerName, null);
       this.#peers.set(peerName, peer);
     }
+    // One association per peer: on the answering side a newer one (the peer restarted) replaces the old, whose streams reset.
     const old = peer.current;
+    const replaces = entry.role === 'server' && old !== null && old !== entry && !old.assoc.isClosed && old.role === 'server';
+    const reassociation = peer.lost || replaces;
+    if (reassociation) peer.counters.reassociations++;
+    peer.lost = false;
+    this.log.info({ peer: peerName, remote: formatEndpoint(entry.remote), role: entry.role, reassociation }, 'association connected');
+    if (entry.role !== 'server') return;
     peer.current = entry;
-    if (old && old !== entry && !old.assoc.isClosed && old.role === 'server') {
+    if (replaces) {
+      peer.counters.restartsDetected++;
       this.log.warn({ peer: peerName }, 'peer re-established its association; closing the old one');
       old.assoc.close(0, 'replaced by a newer association');
     }
@@ -238,8 +362,12 @@ export class Gateway {
     this.#entries.delete(entry);
     this.#security.forget(entry);
     this.#link.release(entry.remote);
+    this.#releaseVerdictWaiters(entry);
     const peer = this.#peers.get(entry.assoc.peerName);
-    if (peer && peer.current === entry) peer.current = null;
+    if (peer && peer.current === entry) {
+      peer.current = null;
+      if (!this.#stopping) peer.lost = true;
+    }
     const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ peer: entry.assoc.peerName, code, reason, byPeer, rawOut: entry.traffic.rawOut, rawIn: entry.traffic.rawIn }, 'association closed');
   }
@@ -446,6 +574,8 @@ export class Gateway {
         target: formatEndpoint(t.spec.target),
         ...t.counters,
       })),
+      peers: [...this.#peers.values()].map((p) => ({ name: p.name, ...p.counters })),
+      liveness: { restartDetectMs: this.#restartDetectMs },
       inbound: { ...this.inbound },
       codec: this.codecStats.snapshot(),
       crypto: this.#security.stats(),
@@ -464,6 +594,7 @@ export class Gateway {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#sampler);
+    clearInterval(this.#livenessTimer);
     for (const t of this.tunnels) t.close();
     for (const s of this.#pendingConnections) s.destroy();
     const deadline = Date.now() + graceMs;
@@ -546,6 +677,9 @@ export interface GatewayStatus {
     driver: { flushes: number; timerWakeups: number; transmits: number };
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
+  /** Per configured (or accepted) peer: restarts detected and re-associations. */
+  peers: Array<{ name: string } & PeerLivenessCounters>;
+  liveness: { restartDetectMs: number };
   inbound: InboundCounters;
   codec: CodecStatsSnapshot;
   crypto: WanSecurityStats;

@@ -61,6 +61,21 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   tunnelGauge('longhaul_tunnel_client_bytes_in_total', 'Bytes read from clients (closed connections)', 'bytesFromClients');
   tunnelGauge('longhaul_tunnel_client_bytes_out_total', 'Bytes written to clients (closed connections)', 'bytesToClients');
 
+  type PeerKey = 'restartsDetected' | 'reassociations' | 'livenessProbes' | 'rehandshakes';
+  const peerGauge = (name: string, help: string, key: PeerKey): void => {
+    new Gauge({
+      name, help, labelNames: ['peer'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of fresh().peers) this.set({ peer: p.name }, p[key]);
+      },
+    });
+  };
+  peerGauge('longhaul_peer_restarts_detected_total', 'Peer gateway restarts detected (it lost our association, or opened a new one)', 'restartsDetected');
+  peerGauge('longhaul_peer_reassociations_total', 'Associations that replaced one lost abnormally (restart, timeout, peer close)', 'reassociations');
+  peerGauge('longhaul_peer_liveness_probes_total', 'Liveness probes sent because the peer went silent while the association was in use', 'livenessProbes');
+  peerGauge('longhaul_peer_rehandshakes_total', 'Handshakes started because a liveness probe went unanswered', 'rehandshakes');
+
   const simple = (name: string, help: string, get: (s: GatewayStatus) => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(get(fresh())); } });
   };
@@ -80,6 +95,8 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_udp_datagrams_out_total', 'UDP datagrams sent', (s) => s.udp.datagramsOut);
   simple('longhaul_udp_send_errors_total', 'UDP send errors', (s) => s.udp.sendErrors);
   simple('longhaul_crypto_unroutable_total', 'Datagrams with no association to go to', (s) => s.crypto.unroutable);
+  simple('longhaul_liveness_probe_answers_total', 'Liveness probes from peers answered', (s) => s.crypto.probeAnswers.sent);
+  simple('longhaul_liveness_probe_answers_limited_total', 'Liveness probes from peers dropped by the per-peer rate bound', (s) => s.crypto.probeAnswers.limited);
   const cryptoKeys = ['packetsSealed', 'packetsOpened', 'authFailures', 'replays', 'tooOld', 'malformed', 'unknownIndex',
     'handshakesCompleted', 'handshakesFailed', 'cookiesSent', 'rateLimited', 'sessions'] as const;
   for (const k of cryptoKeys) {

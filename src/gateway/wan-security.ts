@@ -13,6 +13,7 @@ import { formatEndpoint, parseEndpoint } from './address.ts';
 import type { Endpoint } from './address.ts';
 import { resolveKeyPath } from './config.ts';
 import type { GatewayConfig } from './config.ts';
+import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMessage } from './liveness-message.ts';
 import type { Logger } from './logger.ts';
 
 /** Transport header: version(1) flags(1) connection id(8) ... (src/transport/packet.ts). */
@@ -31,7 +32,13 @@ function isHandshakeInit(plain: Uint8Array): boolean {
 export interface RoutedEntry {
   assoc: { peerName: string; isClosed: boolean };
   role: 'client' | 'server';
+  /** The peer's configured (client) or first-seen (server) address. */
+  remote: Endpoint;
 }
+
+// Probe answers per peer per second: a peer can only make us send what it sends (same size,
+// authenticated), but a bound keeps a confused peer from costing more than a trickle.
+const PROBE_ANSWERS_PER_SECOND = 20;
 
 export interface SecurityHost<E extends RoutedEntry> {
   /** Handshake messages and replies (possibly to unproven sources). */
@@ -46,12 +53,16 @@ export interface SecurityHost<E extends RoutedEntry> {
   accept(peerName: string, from: Endpoint): E | null;
   /** Plaintext mode only: the peer a source address belongs to. */
   peerForAddress(from: Endpoint): string;
+  /** The peer answered a liveness probe about `entry`: it still has it (`known`) or lost it (it restarted). */
+  onProbeAnswer(entry: E, known: boolean): void;
   log: Logger;
 }
 
 export interface WanSecurityStats {
   mode: string;
   unroutable: number;
+  /** Liveness probes from the peer we answered, and those dropped by the per-peer rate bound. */
+  probeAnswers: { sent: number; limited: number };
   endpoint: SecureEndpointStats | null;
 }
 
@@ -64,6 +75,13 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   /** The function an association sends its transport datagrams through. */
   sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void;
   forget(entry: E): void;
+  /** Asks the peer whether it still has `entry` (answer via SecurityHost.onProbeAnswer). */
+  probe(entry: E): void;
+  /**
+   * The peer went silent: start a fresh packet-protection handshake (a restarted peer lost the old
+   * keys and drops everything sealed with them) and probe `entry` once it completes.
+   */
+  rehandshake(entry: E): void;
   stats(): WanSecurityStats;
   close(): void;
 }
@@ -111,6 +129,10 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   protected host!: SecurityHost<E>;
   protected routes = new CidRoutes<E>();
   protected unroutable = 0;
+  protected probeAnswers = { sent: 0, limited: 0 };
+  /** Our associations' connection ids, for liveness probes. */
+  #cidOf = new Map<E, { hi: number; lo: number }>();
+  #answerBudget = new Map<string, { windowStart: number; count: number }>();
   /** Peers we initiate to: datagrams with unknown ids from them are stale, never new associations. */
   protected initiatorPeers = new Set<string>();
 
@@ -128,8 +150,55 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   abstract stats(): WanSecurityStats;
   abstract close(): void;
 
+  /** Sends a gateway message to an (authenticated) peer under packet protection. */
+  protected abstract sendProtected(peerName: string, data: Uint8Array, to: Endpoint): void;
+
+  probe(entry: E): void {
+    const cid = this.#cidOf.get(entry);
+    if (!cid) return;
+    this.sendProtected(entry.assoc.peerName, encodeLivenessMessage(LivenessKind.probe, cid.hi, cid.lo), entry.remote);
+  }
+
+  abstract rehandshake(entry: E): void;
+
+  #onLivenessMessage(plain: Uint8Array, peerName: string, from: Endpoint): void {
+    const m = decodeLivenessMessage(plain);
+    if (!m) {
+      this.unroutable++;
+      return;
+    }
+    const entry = this.routes.get(m.cidHi, m.cidLo);
+    const ours = entry !== null && entry.assoc.peerName === peerName && !entry.assoc.isClosed ? entry : null;
+    if (m.kind === LivenessKind.probe) {
+      if (!this.#mayAnswer(peerName)) return;
+      this.probeAnswers.sent++;
+      this.sendProtected(peerName, encodeLivenessMessage(ours ? LivenessKind.known : LivenessKind.unknown, m.cidHi, m.cidLo), from);
+      return;
+    }
+    if (ours) this.host.onProbeAnswer(ours, m.kind === LivenessKind.known);
+  }
+
+  #mayAnswer(peerName: string): boolean {
+    const now = performance.now();
+    let b = this.#answerBudget.get(peerName);
+    if (!b || now - b.windowStart >= 1000) {
+      b = { windowStart: now, count: 0 };
+      this.#answerBudget.set(peerName, b);
+    }
+    if (b.count >= PROBE_ANSWERS_PER_SECOND) {
+      this.probeAnswers.limited++;
+      return false;
+    }
+    b.count++;
+    return true;
+  }
+
   /** Hands an opened transport datagram to its association (or creates one). */
   protected route(plain: Uint8Array, peerName: string, from: Endpoint): void {
+    if (plain[0] === LIVENESS_MARKER) {
+      this.#onLivenessMessage(plain, peerName, from);
+      return;
+    }
     if (plain.length < MIN_TRANSPORT_PACKET) {
       this.unroutable++;
       return;
@@ -153,6 +222,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
         return;
       }
       this.routes.set(hi, lo, entry);
+      this.#cidOf.set(entry, { hi, lo });
     }
     this.host.deliver(entry, plain);
   }
@@ -161,11 +231,15 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   protected learn(entry: E, data: Uint8Array, known: { learned: boolean }): void {
     if (known.learned || data.length < MIN_TRANSPORT_PACKET) return;
     known.learned = true;
-    this.routes.set(CidRoutes.hi(data), CidRoutes.lo(data), entry);
+    const hi = CidRoutes.hi(data);
+    const lo = CidRoutes.lo(data);
+    this.routes.set(hi, lo, entry);
+    this.#cidOf.set(entry, { hi, lo });
   }
 
   forget(entry: E): void {
     this.routes.delete(entry);
+    this.#cidOf.delete(entry);
   }
 }
 
@@ -179,6 +253,15 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 
   openClient(): void {}
 
+  protected sendProtected(_peerName: string, data: Uint8Array, to: Endpoint): void {
+    this.host.send(data, to);
+  }
+
+  // No keys to renew: just ask again.
+  rehandshake(entry: E): void {
+    this.probe(entry);
+  }
+
   sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
     const known = { learned: false };
     return (data) => {
@@ -188,7 +271,7 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, endpoint: null };
+    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, endpoint: null };
   }
 
   close(): void {}
@@ -203,6 +286,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
   #mtu: number;
+  /** Associations to probe once the handshake to their peer completes. */
+  #probeAfterHandshake = new Set<E>();
 
   constructor(config: GatewayConfig, ep: SecureEndpoint, peers: Array<{ name: string; id: PeerId }>) {
     super(config);
@@ -256,6 +341,30 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#pump();
   }
 
+  rehandshake(entry: E): void {
+    const id = this.#idByName.get(entry.assoc.peerName);
+    if (id === undefined) return;
+    this.#probeAfterHandshake.add(entry);
+    this.host.send(this.#ep.connect(id, formatEndpoint(entry.remote), performance.now()), entry.remote);
+    this.#pump();
+  }
+
+  protected sendProtected(peerName: string, data: Uint8Array, to: Endpoint): void {
+    const id = this.#idByName.get(peerName);
+    if (id === undefined) return;
+    const sealed = this.#ep.seal(id, data, performance.now());
+    if (sealed !== null) {
+      const addr = this.#ep.peerAddress(id);
+      this.host.send(sealed, addr === null ? to : this.#endpointOf(addr));
+    }
+    this.#pump();
+  }
+
+  override forget(entry: E): void {
+    super.forget(entry);
+    this.#probeAfterHandshake.delete(entry);
+  }
+
   sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
     const known = { learned: false };
     let id: PeerId | undefined;
@@ -288,8 +397,14 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     let ev;
     while ((ev = this.#ep.pollEvent()) !== null) {
       const peer = this.#nameById.get(ev.peer) ?? ev.peer;
-      if (ev.type === 'established') this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
-      else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key');
+      if (ev.type === 'established') {
+        this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
+        for (const e of [...this.#probeAfterHandshake]) {
+          if (e.assoc.peerName !== peer) continue;
+          this.#probeAfterHandshake.delete(e);
+          if (!e.assoc.isClosed) this.probe(e);
+        }
+      } else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key');
     }
     const next = this.#ep.nextTimeout();
     if (next === null || next === this.#timerAt) return;
@@ -305,7 +420,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, endpoint: this.#ep.stats() };
+    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, endpoint: this.#ep.stats() };
   }
 
   close(): void {

@@ -1,12 +1,18 @@
 // Test harness: a gateway pair on loopback (in-process), key files, log capture, and a
 // target server speaking a small verification protocol.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { generateStaticKeyPair, writeKeyFiles } from '../../src/crypto/keys.ts';
 import { validateConfig } from '../../src/gateway/config.ts';
 import type { GatewayConfig } from '../../src/gateway/config.ts';
@@ -50,6 +56,88 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** A loopback UDP port that was free a moment ago. */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
+
+/** `longhaul gateway ARGS` as a child process (JSON logs); resolves once it has started. */
+export function spawnGateway(args: string[]): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [CLI, 'gateway', '--log-json', '--control', 'off', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.includes('"gateway started"')) {
+        clearTimeout(timer);
+        resolve(proc);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`gateway exited early (${code}): ${stderr}`)));
+  });
+}
+
+/**
+ * A UDP relay standing in for the WAN between A (which sends to `port`) and B (at `bPort`):
+ * it can black-hole everything (`drop`), or be pointed at another B (a restarted instance),
+ * after which datagrams from the old one are discarded. Counts what each B sent.
+ */
+export interface UdpRelay {
+  port: number;
+  drop: boolean;
+  /** Datagrams received from the current B since it became current. */
+  fromB: number;
+  /** Datagrams from A forwarded (or dropped) since the current B became current. */
+  fromA: number;
+  pointAt(bPort: number): void;
+  close(): Promise<void>;
+}
+
+export async function startUdpRelay(bPort: number): Promise<UdpRelay> {
+  const bind = async (): Promise<UdpSocket> => {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    return s;
+  };
+  const aSide = await bind();
+  const bSide = await bind();
+  let aAddr: { port: number; address: string } | null = null;
+  let target = bPort;
+  const relay: UdpRelay = {
+    port: aSide.address().port,
+    drop: false,
+    fromB: 0,
+    fromA: 0,
+    pointAt(p: number) {
+      target = p;
+      relay.fromB = 0;
+      relay.fromA = 0;
+    },
+    async close() {
+      await new Promise<void>((r) => aSide.close(() => r()));
+      await new Promise<void>((r) => bSide.close(() => r()));
+    },
+  };
+  aSide.on('message', (d, from) => {
+    aAddr = { port: from.port, address: from.address };
+    relay.fromA++;
+    if (!relay.drop) bSide.send(d, target, '127.0.0.1');
+  });
+  bSide.on('message', (d, from) => {
+    if (from.port !== target) return;
+    relay.fromB++;
+    if (!relay.drop && aAddr) aSide.send(d, aAddr.port, aAddr.address);
+  });
+  return relay;
 }
 
 export function sleep(ms: number): Promise<void> {

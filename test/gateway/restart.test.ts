@@ -2,31 +2,10 @@
 // carried are reset on both sides, and new connections work once it is back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { freePort, LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
-
-const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
-
-function spawnGateway(args: string[]): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [CLI, 'gateway', '--log-json', '--control', 'off', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (line.includes('"gateway started"')) {
-        clearTimeout(timer);
-        resolve(proc);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`gateway exited early (${code}): ${stderr}`)));
-  });
-}
+import { freePort, freeUdpPort, LogCapture, makeKeys, sleep, spawnGateway, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
 
 test('gateway killed mid-run: its connections reset, new ones work after restart', { timeout: 120_000 }, async () => {
   const keys = makeKeys();
@@ -91,14 +70,7 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
 test('the answering gateway crashes and restarts: the opening side re-establishes the association', { timeout: 120_000 }, async () => {
   const keys = makeKeys();
   const target = await startVerifyTarget();
-  const wanPort = await (async () => {
-    const { createSocket } = await import('node:dgram');
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    const port = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  })();
+  const wanPort = await freeUdpPort();
   const bArgs = ['--name', 'b', '--wan', `127.0.0.1:${wanPort}`, '--key', keys.bKey, '--peer-key', keys.aPub, '--allow', '127.0.0.1'];
   let b = await spawnGateway(bArgs);
   const procs: ChildProcess[] = [b];
