@@ -13,7 +13,7 @@ import type { CodecSetting } from '../codec/codecs.ts';
 import { BlockEncoder, MAX_COMPRESSED_FRACTION } from '../codec/encoder.ts';
 import type { CompressionMode } from '../codec/encoder.ts';
 import { BlockDecoder } from '../codec/decoder.ts';
-import { DEFAULT_CPU_SHARE, DEFAULT_LADDER, DEFAULT_WIRE_CPU_NS_PER_BYTE } from '../codec/adaptive.ts';
+import { DEFAULT_CPU_MARGIN, DEFAULT_CPU_SHARE, DEFAULT_LADDER, DEFAULT_WIRE_CPU_NS_PER_BYTE } from '../codec/adaptive.ts';
 import { PayloadSource } from '../lab/workloads/payload.ts';
 import type { PayloadKind } from '../lab/workloads/payload.ts';
 
@@ -23,8 +23,12 @@ const { values: args } = parseArgs({
     block: { type: 'string', default: '256' }, // KiB
     reps: { type: 'string', default: '3' },
     out: { type: 'string', default: 'bench/results' },
+    // The zstd level sweep (vm payload): ratio and speed per level and block size.
+    sweep: { type: 'boolean', default: true },
+    seed: { type: 'string', default: '7' },
   },
 });
+const SEED = Number(args.seed);
 const PAYLOAD_BYTES = Number(args.mib) * 1024 * 1024;
 const BLOCK = Number(args.block) * 1024;
 const REPS = Number(args.reps);
@@ -41,6 +45,11 @@ const SETTINGS: CodecSetting[] = [
   { codec: 'zstd', level: 6 },
 ];
 
+/** zstd levels for the sweep; above 9 zstd's speed falls off a cliff, measured once each. */
+const SWEEP_LEVELS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 19];
+const SWEEP_BLOCKS_KIB = [64, 256];
+const SLOW_LEVEL = 12;
+
 const label = (s: CodecSetting) => (s.codec === 'lz4' ? 'lz4' : `zstd ${s.level}`);
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1e3);
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
@@ -50,7 +59,7 @@ function checkDeadline(): void {
 }
 
 function payload(kind: PayloadKind, bytes: number): Buffer {
-  const source = new PayloadSource(kind, bytes, { seed: 7 });
+  const source = new PayloadSource(kind, bytes, { seed: SEED });
   const chunks: Buffer[] = [];
   for (let c = source.next(); c; c = source.next()) chunks.push(c);
   return Buffer.concat(chunks);
@@ -75,11 +84,11 @@ interface CodecRow {
   decompressCpuMBps: number;
 }
 
-// Runs `fn` REPS times; best wall ms and best CPU ms (process user+system).
-function timed(fn: () => void): { wallMs: number; cpuMs: number } {
+// Runs `fn` `reps` times; best wall ms and best CPU ms (process user+system).
+function timed(fn: () => void, reps = REPS): { wallMs: number; cpuMs: number } {
   let wallMs = Infinity;
   let cpuMs = Infinity;
-  for (let rep = 0; rep < REPS; rep++) {
+  for (let rep = 0; rep < reps; rep++) {
     checkDeadline();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -91,21 +100,21 @@ function timed(fn: () => void): { wallMs: number; cpuMs: number } {
   return { wallMs, cpuMs };
 }
 
-function measureCodec(kind: PayloadKind, data: Uint8Array, setting: CodecSetting, blockSize: number): CodecRow {
+function measureCodec(kind: PayloadKind, data: Uint8Array, setting: CodecSetting, blockSize: number, reps = REPS): CodecRow {
   const blocks = blocksOf(data, blockSize);
   let compressed: Uint8Array[] = [];
   const compress = timed(() => {
     const out: Uint8Array[] = [];
     for (const b of blocks) out.push(compressWith(setting, b));
     compressed = out;
-  });
+  }, reps);
   const id = setting.codec === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD;
   const decompress = timed(() => {
     for (let i = 0; i < blocks.length; i++) {
       const r = decompressWith(id, compressed[i]!, blocks[i]!.length);
       if (!r.ok) throw new Error(`round trip failed: ${JSON.stringify(r.error)}`);
     }
-  });
+  }, reps);
   let sum = 0;
   let wire = 0;
   let kept = 0;
@@ -212,12 +221,40 @@ function machine() {
   };
 }
 
-function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[]): string {
+// What a link needs from the codec: application bytes/s to keep it busy at a wire ratio, times the margin.
+function neededMBps(linkMbps: number, wireRatio: number): number {
+  return (linkMbps / 8 / wireRatio) * DEFAULT_CPU_MARGIN;
+}
+
+function sweepSection(rows: CodecRow[]): string[] {
+  if (rows.length === 0) return [];
+  const lines = [
+    '## zstd level sweep (vm payload)',
+    '',
+    `Levels ${SWEEP_LEVELS.join(', ')} on ${SWEEP_BLOCKS_KIB.join(' and ')} KiB blocks (levels >= ${SLOW_LEVEL}: one run). "Clears 100 Mbit/s" means the`,
+    `compress speed (per CPU second) is at least ${DEFAULT_CPU_MARGIN}x (the \`auto\` CPU margin) the application bytes/s that keep a`,
+    '100 Mbit/s link busy at that wire ratio, before the rest of the gateway\'s CPU per wire byte is counted. Decompression',
+    'stays bounded at every level: the decoder caps output at the declared block size (max 256 KiB by default).',
+    '',
+    '| block KiB | zstd level | ratio | wire ratio | wire vs level 1 | compress MB/s CPU | decompress MB/s CPU | clears 100 Mbit/s | clears 1 Gbit/s |',
+    '|---:|---:|---:|---:|---:|---:|---:|---|---|',
+  ];
+  for (const r of rows) {
+    const base = rows.find((x) => x.blockKiB === r.blockKiB && x.codec === 'zstd 1');
+    const vsBase = base ? `${(((r.wireRatio / base.wireRatio) - 1) * 100).toFixed(1)}%` : '';
+    const clears = (mbit: number) => (r.compressCpuMBps >= neededMBps(mbit, r.wireRatio) ? 'yes' : 'no');
+    lines.push(`| ${r.blockKiB} | ${r.codec.replace('zstd ', '')} | ${r.ratio} | ${r.wireRatio} | ${vsBase} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} | ${clears(100)} | ${clears(1000)} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
+function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[], sweepRows: CodecRow[]): string {
   const lines = [
     `# Codec benchmark, ${info.date}`,
     '',
     `Machine: ${info.nproc} CPUs (${info.cpuModel}), Node ${info.node}, load ${info.loadavg.join(' ')} at start.`,
-    `Payloads: ${args.mib} MiB each of \`vm\` and \`random\` (src/lab/workloads/payload.ts, seed 7). Best of ${REPS} runs;`,
+    `Payloads: ${args.mib} MiB each of \`vm\` and \`random\` (src/lab/workloads/payload.ts, seed ${SEED}). Best of ${REPS} runs;`,
     'the machine is shared, so expect noise. Ratio = compressed / original (lower is better); wire ratio',
     'applies the 80% rule (blocks that do not shrink below 80% count at full size).',
     '',
@@ -230,6 +267,7 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     ...codecRows.map((r) =>
       `| ${r.payload} | ${r.codec} | ${r.blockKiB} | ${r.ratio} | ${r.wireRatio} | ${r.blocksCompressedPct}% | ${r.compressMBps} | ${r.decompressMBps} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} |`),
     '',
+    ...sweepSection(sweepRows),
     `## BlockEncoder end to end (${SOCKET_READ / 1024} KiB reads, ${BLOCK / 1024} KiB max block)`,
     '',
     'Encode MB/s is wall time per application byte including framing; codec CPU ms is time inside',
@@ -243,7 +281,7 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '## Why auto chose what it chose',
     '',
     'The policy\'s model after the run: per rung, estimated codec speed (MB/s per CPU second), wire',
-    `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (1/speed + wire x p), link / wire) in MB/s, with the`,
+    `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (${DEFAULT_CPU_MARGIN} x (1/speed + wire x p)), link / wire) in MB/s, with the`,
     `default pipeline cost p = ${DEFAULT_WIRE_CPU_NS_PER_BYTE} ns per wire byte (src/codec/adaptive.ts).`,
     '',
     ...encoderRows.filter((r) => r.model).flatMap((r) => [
@@ -259,8 +297,18 @@ function main(): void {
   const info = machine();
   const codecRows: CodecRow[] = [];
   const encoderRows: EncoderRow[] = [];
+  const sweepRows: CodecRow[] = [];
   for (const kind of ['vm', 'random'] as const) {
     const data = payload(kind, PAYLOAD_BYTES);
+    if (kind === 'vm' && args.sweep) {
+      for (const blockKiB of SWEEP_BLOCKS_KIB) {
+        for (const level of SWEEP_LEVELS) {
+          const row = measureCodec(kind, data, { codec: 'zstd', level }, blockKiB * 1024, level >= SLOW_LEVEL ? 1 : REPS);
+          sweepRows.push(row);
+          console.log(JSON.stringify({ sweep: true, ...row }));
+        }
+      }
+    }
     for (const setting of SETTINGS) {
       const row = measureCodec(kind, data, setting, BLOCK);
       codecRows.push(row);
@@ -275,7 +323,7 @@ function main(): void {
       }
     }
     const runs: [CompressionMode, number | null][] = [
-      ['none', null], ['lz4', null], ['zstd', null], ['auto', 100], ['auto', 1000], ['auto', 10000],
+      ['none', null], ['lz4', null], ['zstd', null], ['auto', 10], ['auto', 100], ['auto', 1000], ['auto', 10000],
     ];
     for (const [mode, link] of runs) {
       const row = measureEncoder(kind, data, mode, link);
@@ -286,8 +334,8 @@ function main(): void {
   const day = info.date.slice(0, 10);
   mkdirSync(args.out!, { recursive: true });
   const base = `${args.out}/codec-${day}`;
-  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, encoder: encoderRows }, null, 2)}\n`);
-  writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows));
+  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, encoder: encoderRows }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows, sweepRows));
   console.log(`wrote ${base}.json and ${base}.md`);
 }
 

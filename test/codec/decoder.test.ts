@@ -79,6 +79,18 @@ describe('BlockDecoder', () => {
       assert.ok(process.memoryUsage().arrayBuffers - before < 8 * 1024 * 1024);
     });
 
+    it('the levels auto may now pick (zstd 5, 7, 9) decode through the same bounds', () => {
+      for (const level of [5, 7, 9]) {
+        const setting = { codec: 'zstd', level } as const;
+        const data = textLike(64 * 1024, level);
+        const ok = new BlockDecoder().push(block(CODEC_ZSTD, data.length, compressWith(setting, data)));
+        assert.ok(ok.ok && equalBytes(ok.data[0]!, data), `level ${level} round trip`);
+        // A denser level makes a denser bomb; the declared size still bounds it.
+        expectError(new BlockDecoder(), block(CODEC_ZSTD, 65536, compressWith(setting, zeros(16 * 1024 * 1024))), 'size-mismatch');
+        expectError(new BlockDecoder(), block(CODEC_ZSTD, 4000, compressWith(setting, textLike(5000, 1))), 'size-mismatch');
+      }
+    });
+
     for (const [name, codec, setting] of [['lz4', CODEC_LZ4, LZ4], ['zstd', CODEC_ZSTD, ZSTD]] as const) {
       it(`${name}: payload decompressing to more than declared is size-mismatch`, () => {
         const payload = compressWith(setting, textLike(5000, 1));

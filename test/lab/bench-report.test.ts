@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findProfile } from '../../src/lab/profiles.ts';
 import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type Method } from '../../src/lab/bench/matrix.ts';
-import { formatSeconds, limitNote, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatSeconds, limitCell, limitText, mplsFloorSentence, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
 import { renderChart } from '../../src/lab/bench/chart.ts';
 import type { BenchResult } from '../../src/lab/bench/runner.ts';
 
@@ -79,13 +82,63 @@ test('the chart draws one bar per usable run, hatches capped ones, and is valid-
   assert.ok(yOf('>120') < yOf('12.0') && yOf('12.0') < yOf('2.00'));
 });
 
-test('a profile whose best run did not come near the link rate is marked machine-limited', () => {
-  // 128 MiB in 4 s is ~280 Mbit/s on a 1 Gbit/s link: the machine, not the link.
-  const slow = [result('baseline', 'tcp-cubic', 4, { wire_bytes: 135e6 }), result('baseline', 'tcp-bbr', 5, { wire_bytes: 135e6 })];
-  assert.match(limitNote('baseline', slow), /^machine \(best tcp-cubic: 270 of 1000 Mbit\/s on the wire\)$/);
-  // 128 MiB in 12 s over 100 Mbit/s fills the link.
-  assert.equal(limitNote('mpls', [result('mpls', 'longhaul', 12, { wire_bytes: 140e6 })]), 'link');
-  assert.equal(limitNote('mpls', []), '');
+const MACHINE = { date: '2026-01-01T00:00:00Z', nproc: 2, cpu: 'Test CPU', kernel: '6.0', node: 'v24' };
+const CTX = { workload: 'migration', payload: 'vm', bytes: 2 ** 30, migration: { dirtyPagesPerSec: 256, downtimeBudgetMs: 300, maxRounds: 30 }, machine: MACHINE };
+const CEILINGS = { file: 'emulator-test.json', byEngine: { native: { pps: 187000, mbps: 2170 } } };
+
+// A run recorded with the CPU and link-floor figures (2026-11-26 on).
+function measured(profile: string, method: Method, seconds: number, floor: number | null, busy: number, extra: Partial<BenchResult> = {}): BenchResult {
+  return result(profile, method, seconds, {
+    link_rate_bps: profile === 'mpls' ? 100e6 : 1e9, link_floor_seconds: floor, machine_busy: busy, machine_cpu_seconds: busy * 2 * seconds,
+    wire_packets: 280_000, wire_packets_reverse: 20_000, emulator: 'native',
+    cpu_seconds: { gateway_a: 14.2, gateway_b: 9.1, emulator: 3.3, sink: 2.5, client: 4.75 }, ...extra,
+  });
+}
+
+test('limit cells: the class with its figures, Longhaul\'s run first, else the fastest run named', () => {
+  assert.equal(limitText(measured('mpls', 'longhaul', 36, 34.5, 0.35)), 'link (floor 34.5 s = 96% of the time; machine 35% busy)');
+  assert.equal(limitText(measured('mpls', 'longhaul', 45, 34.5, 0.35)), 'protocol (floor 34.5 s = 77% of the time; machine 35% busy)');
+  // CPU-limited: the emulator's packet rate next to its measured ceiling. 300k packets in 10 s.
+  assert.equal(limitText(measured('baseline', 'longhaul', 10, 3.4, 0.97), CEILINGS),
+    'cpu (floor 3.40 s = 34% of the time; machine 97% busy; emulator 30k packets/s of its 187k ceiling)');
+  const runs = [measured('baseline', 'tcp-cubic', 9, 8.8, 0.6), measured('baseline', 'tcp-bbr', 9.5, 9.3, 0.6)];
+  assert.match(limitCell('baseline', runs), /^tcp-cubic: link \(/);
+  assert.match(limitCell('baseline', [...runs, measured('baseline', 'longhaul', 11, 3.4, 0.95)]), /^cpu \(/);
+  assert.equal(limitCell('metro', runs), '');
+  // A failed run has no limit.
+  assert.equal(limitText(measured('mpls', 'longhaul', 0, null, 0.2, { verified: false, error: 'boom' })), '');
+});
+
+test('old result lines (no CPU, no floor) render as unknown, never as a guess', () => {
+  const old = result('mpls', 'longhaul', 37.1);
+  assert.equal(limitText(old), 'unknown (floor unknown; CPU unknown)');
+  assert.match(mplsFloorSentence([old]) ?? '', /link floor is unknown/);
+  const md = renderMarkdown([result('baseline', 'longhaul', 11.5), old], { ...CTX, ceilings: null });
+  assert.match(md, /\| mpls \| longhaul \| 37\.1 \|.*\| yes \| unknown \| unknown \| unknown \| unknown \|/);
+  assert.ok(!/\| (link|cpu|protocol) \|/.test(md), 'no class is made up for old lines');
+});
+
+test('new result lines: floor, busy share, CPU per process and the mpls sentence', () => {
+  const results = [
+    measured('baseline', 'tcp-cubic', 9.4, 9.1, 0.7, { cpu_seconds: { emulator: 4, sink: 3, client: 5 } }),
+    measured('baseline', 'longhaul', 11.5, 3.5, 0.96),
+    measured('mpls', 'longhaul', 36.0, 34.5, 0.4),
+  ];
+  const md = renderMarkdown(results, { ...CTX, ceilings: CEILINGS });
+  assert.match(md, /\| baseline \| longhaul \| 11\.5 \|.*\| 3\.50 \| 96% \| 14\.2 \/ 9\.1 \/ 3\.3 \/ 4\.8 \/ 2\.5 \| cpu \|/);
+  assert.match(md, /\| baseline \| tcp-cubic \| 9\.40 \|.*\| 9\.10 \| 70% \| 4\.0 \/ 5\.0 \/ 3\.0 \| link \|/);
+  assert.match(md, /\| mpls \|.*\| link \(floor 34\.5 s = 96% of the time; machine 40% busy\) \|/);
+  assert.match(md, /\| baseline \|.*\| cpu \(floor 3\.50 s = 30% of the time; machine 96% busy; emulator 26k packets\/s of its 187k ceiling\) \|/);
+  assert.match(md, /Longhaul on mpls: 36\.0 s against a link floor of 34\.5 s .*at 100 Mbit\/s\): the link was busy 96% of the time\. The floor alone is 3\.00x Longhaul's baseline time \(11\.5 s\), so the 1\.5x-of-baseline target cannot hold/);
+});
+
+test('the committed 1 GiB migration results (old lines) still render', () => {
+  const file = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results/lab-2026-11-25-migration-1gib.jsonl');
+  const results = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BenchResult);
+  const md = renderMarkdown(results, { ...CTX, ceilings: null });
+  assert.match(md, /\| mpls \| 574\.1 \|/);
+  assert.match(md, /Longhaul on mpls: 37\.1 s; its link floor is unknown/);
+  assert.equal((md.match(/^\| (baseline|sonet|llmetro|metro|mpls) \| (tcp-cubic|tcp-bbr|tcp-64k|kcptun|longhaul) \|/gm) ?? []).length, results.length);
 });
 
 test('the progress bar draws on a terminal and stays silent otherwise', async () => {

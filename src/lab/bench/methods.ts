@@ -29,6 +29,8 @@ export interface MethodPath {
   port: number;
   /** Human-readable settings, recorded with the result. */
   notes: string;
+  /** The method's own processes (role -> PID), for CPU accounting. */
+  processes?: Record<string, number | undefined>;
   /** The method's own view of the run (e.g. gateway A's status), taken right after it. */
   snapshot?(): Promise<Record<string, unknown> | undefined>;
   tearDown(): Promise<void>;
@@ -174,7 +176,10 @@ async function kcptun(ctx: MethodContext): Promise<MethodPath> {
     await tearDown();
     throw e;
   }
-  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: `fast mode, aes-128, windows ${KCPTUN_WINDOW}, default compression`, tearDown };
+  return {
+    host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: `fast mode, aes-128, windows ${KCPTUN_WINDOW}, default compression`, tearDown,
+    processes: { kcptun_client: client.pid, kcptun_server: server.pid },
+  };
 }
 
 async function runCli(site: Site, lab: LabId, args: string[]): Promise<void> {
@@ -229,7 +234,10 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
       return { error: `unparsable status: ${r.stdout.slice(0, 200)}` };
     }
   };
-  return { host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', snapshot, tearDown };
+  return {
+    host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', snapshot, tearDown,
+    processes: { gateway_a: gatewayA.pid, gateway_b: gatewayB.pid },
+  };
 }
 
 export async function setUpMethod(method: Method, ctx: MethodContext, longhaulFlags: string[] = []): Promise<MethodPath> {

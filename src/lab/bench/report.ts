@@ -11,6 +11,7 @@ import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
 import { formatSeconds, speedUp, usable } from './figures.ts';
+import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, LINK_FLOOR_TOLERANCE } from './limits.ts';
 
 export { formatSeconds, speedUp, usable };
 
@@ -38,36 +39,98 @@ export function machineInfo(): MachineInfo {
 }
 
 /** The emulator's measured ceiling per engine, from its benchmark (bench/results/emulator-<date>.json). */
-function emulatorCeiling(): string | null {
+export interface EmulatorCeilings {
+  file: string;
+  byEngine: Record<string, { pps: number; mbps: number }>;
+}
+
+function readEmulatorCeilings(): EmulatorCeilings | null {
   try {
     const files = readdirSync(RESULTS_DIR).filter((f) => /^emulator-.*\.json$/.test(f)).sort();
     const last = files.at(-1);
     if (!last) return null;
     const data = JSON.parse(readFileSync(join(RESULTS_DIR, last), 'utf8')) as { results?: Array<Record<string, unknown>> };
-    const engines = (data.results ?? []).filter((r) => r.ceilingPps !== undefined);
-    if (engines.length === 0) return `see ${last}`;
-    return `${engines.map((r) => `${String(r.engine)} ${Number(r.ceilingPps).toFixed(0)} packets/s (${Number(r.ceilingMbps).toFixed(0)} Mbit/s of 1450-byte datagrams)`).join(', ')} (${last})`;
+    const byEngine: EmulatorCeilings['byEngine'] = {};
+    for (const r of data.results ?? []) {
+      if (r.ceilingPps !== undefined) byEngine[String(r.engine)] = { pps: Number(r.ceilingPps), mbps: Number(r.ceilingMbps) };
+    }
+    return { file: last, byEngine };
   } catch {
     return null;
   }
 }
 
-// Below this fraction of the link rate, even the best method did not fill the link.
-const LINK_FILLED = 0.8;
+function ceilingText(c: EmulatorCeilings | null): string | null {
+  if (c === null) return null;
+  const engines = Object.entries(c.byEngine);
+  if (engines.length === 0) return `see ${c.file}`;
+  return `${engines.map(([engine, e]) => `${engine} ${e.pps.toFixed(0)} packets/s (${e.mbps.toFixed(0)} Mbit/s of 1450-byte datagrams)`).join(', ')} (${c.file})`;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const secs = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1));
 
 /**
- * Which resource bounded a profile: if no method's goodput came near the link rate (and the
- * best did not compress), the machine (CPU shared by emulator, endpoints, gateways) did.
+ * A run's limit with the figures behind it: its link floor and the share of the link the run
+ * used, how busy the machine was, and for a CPU-limited run the emulator's packet rate
+ * against its measured ceiling.
  */
-export function limitNote(profile: string, results: BenchResult[]): string {
-  const rate = REPORT_PROFILES.find((p) => p.name === profile)?.rateBps;
-  const runs = results.filter((r) => r.profile === profile && usable(r) && !r.capped);
-  if (rate === undefined || runs.length === 0) return '';
-  const best = runs.reduce((a, b) => (b.goodput_mbps > a.goodput_mbps ? b : a));
-  const wireMbps = best.seconds > 0 ? (best.wire_bytes * 8) / best.seconds / 1e6 : 0;
-  const linkMbps = rate / 1e6;
-  if (wireMbps >= LINK_FILLED * linkMbps || best.goodput_mbps >= LINK_FILLED * linkMbps) return 'link';
-  return `machine (best ${best.method}: ${wireMbps.toFixed(0)} of ${linkMbps.toFixed(0)} Mbit/s on the wire)`;
+export function limitText(r: BenchResult, ceilings: EmulatorCeilings | null = null): string {
+  if (!usable(r)) return '';
+  const limit = classifyLimit(r);
+  const figures: string[] = [];
+  const floor = r.link_floor_seconds;
+  figures.push(typeof floor === 'number' ? `floor ${secs(floor)} s = ${pct(floor / r.seconds)} of the time` : floor === null ? 'no link floor (unlimited link)' : 'floor unknown');
+  figures.push(typeof r.machine_busy === 'number' ? `machine ${pct(r.machine_busy)} busy` : 'CPU unknown');
+  if (limit === 'cpu' && r.wire_packets !== undefined && r.seconds > 0) {
+    const pps = (r.wire_packets + (r.wire_packets_reverse ?? 0)) / r.seconds;
+    const ceiling = r.emulator !== undefined ? ceilings?.byEngine[r.emulator] : undefined;
+    figures.push(`emulator ${(pps / 1000).toFixed(0)}k packets/s${ceiling ? ` of its ${(ceiling.pps / 1000).toFixed(0)}k ceiling` : ''}`);
+  }
+  return `${limit} (${figures.join('; ')})`;
+}
+
+/** The summary's limit cell for a profile: Longhaul's run, else the fastest usable run (named). */
+export function limitCell(profile: string, results: BenchResult[], ceilings: EmulatorCeilings | null = null): string {
+  const runs = results.filter((r) => r.profile === profile && usable(r));
+  if (runs.length === 0) return '';
+  const longhaul = runs.find((r) => r.method === 'longhaul');
+  if (longhaul) return limitText(longhaul, ceilings);
+  const fastest = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  return `${fastest.method}: ${limitText(fastest, ceilings)}`;
+}
+
+/** CPU seconds of one process role, or '?' when the run did not record it. */
+function cpuOf(r: BenchResult, role: string): string {
+  const v = r.cpu_seconds?.[role];
+  return typeof v === 'number' ? v.toFixed(1) : '?';
+}
+
+/** Per-process CPU of a run: the tunnel's two ends (gateways or kcptun), emulator, client, sink. */
+function cpuCell(r: BenchResult): string {
+  if (r.cpu_seconds === undefined) return 'unknown';
+  const ends = r.method === 'longhaul' ? ['gateway_a', 'gateway_b'] : r.method === 'kcptun' ? ['kcptun_client', 'kcptun_server'] : [];
+  return [...ends, 'emulator', 'client', 'sink'].map((role) => cpuOf(r, role)).join(' / ');
+}
+
+/** The sentence under the table: Longhaul's mpls time against its link floor, and what that means for the 1.5x target. */
+export function mplsFloorSentence(results: BenchResult[]): string | null {
+  const r = results.find((x) => x.profile === 'mpls' && x.method === 'longhaul');
+  if (!usable(r) || r.capped) return null;
+  const floor = r.link_floor_seconds;
+  if (typeof floor !== 'number') {
+    return `Longhaul on mpls: ${secs(r.seconds)} s; its link floor is unknown (the run predates its recording).`;
+  }
+  const base = results.find((x) => x.profile === 'baseline' && x.method === 'longhaul');
+  const rate = (r.link_rate_bps ?? 0) / 1e6;
+  let text = `Longhaul on mpls: ${secs(r.seconds)} s against a link floor of ${secs(floor)} s (${mib(r.wire_bytes)} MiB of datagrams A->B ` +
+    `plus ${DATAGRAM_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
+  if (usable(base) && !base.capped && base.seconds > 0) {
+    const x = floor / base.seconds;
+    text += ` The floor alone is ${x.toFixed(2)}x Longhaul's baseline time (${secs(base.seconds)} s), so ` +
+      (x > 1.5 ? 'the 1.5x-of-baseline target cannot hold on mpls with these wire bytes: only fewer bytes on the wire (a better compression ratio) can move the floor.' : 'the 1.5x-of-baseline target is within the link\'s reach.');
+  }
+  return text;
 }
 
 export interface ReportContext {
@@ -82,8 +145,9 @@ function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0);
 }
 
-export function renderMarkdown(results: BenchResult[], ctx: ReportContext): string {
+export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ceilings?: EmulatorCeilings | null }): string {
   const machine = ctx.machine ?? machineInfo();
+  const ceilings = ctx.ceilings !== undefined ? ctx.ceilings : readEmulatorCeilings();
   const profiles = REPORT_PROFILES.map((p) => p.name).filter((p) => results.some((r) => r.profile === p));
   const extra = [...new Set(results.map((r) => r.profile))].filter((p) => !profiles.includes(p));
   const methods = METHODS.filter((m) => results.some((r) => r.method === m));
@@ -101,7 +165,7 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext): stri
   for (const p of [...profiles, ...extra]) {
     const rep = REPORT_SECONDS[p];
     const repText = rep ? `${rep[0]} s / ${rep[1]} s (${(rep[0] / rep[1]).toFixed(rep[0] / rep[1] >= 10 ? 1 : 2)}x)` : '';
-    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitNote(p, results)} |`);
+    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitCell(p, results, ceilings)} |`);
   }
   const lhBase = find('baseline', 'longhaul');
   if (usable(lhBase) && !lhBase.capped) {
@@ -110,21 +174,30 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext): stri
       return usable(r) ? `${p} ${(r.seconds / lhBase.seconds).toFixed(2)}x` : `${p} n/a`;
     }).join(', ')} (target: within 1.5x).`);
   }
+  const floorSentence = mplsFloorSentence(results);
+  if (floorSentence) lines.push('', floorSentence);
+  lines.push('', `Limit (Longhaul's run, else the fastest): \`link\` when the run took at most ${pct(LINK_FLOOR_TOLERANCE)} longer than its link floor ` +
+    `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run, ` +
+    'else `protocol`; `unknown` for runs recorded before these figures were.');
   lines.push('', '## Every run', '');
-  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | notes |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s (tunnel ends / emulator / client / sink) | limit | notes |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|');
   for (const r of results) {
     const ratio = r.bytes > 0 ? (r.wire_bytes / r.bytes).toFixed(2) : '';
     const status = r.skipped ? `skipped: ${r.skipped}` : r.error && !r.capped ? `error: ${r.error}` : r.notes;
     lines.push(`| ${r.profile} | ${r.method} | ${formatSeconds(r)} | ${r.goodput_mbps.toFixed(1)} | ${mib(r.bytes)} | ${mib(r.wire_bytes)} | ${ratio} | ` +
-      `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ${status.replaceAll('|', '/')} |`);
+      `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ` +
+      `${typeof r.link_floor_seconds === 'number' ? secs(r.link_floor_seconds) : r.link_floor_seconds === null ? '-' : 'unknown'} | ` +
+      `${typeof r.machine_busy === 'number' ? pct(r.machine_busy) : 'unknown'} | ${cpuCell(r)} | ${usable(r) ? classifyLimit(r) : ''} | ${status.replaceAll('|', '/')} |`);
   }
   lines.push('', '## Methods', '');
   for (const m of methods) lines.push(`- \`${m}\`: ${METHOD_DOC[m]}`);
   lines.push('', 'Wire bytes are the UDP payload bytes the emulator delivered from site A to site B (VXLAN-encapsulated TCP for the tcp-* methods).');
-  const ceiling = emulatorCeiling();
+  const ceiling = ceilingText(ceilings);
   lines.push('', `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
-    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.'));
+    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.') +
+    ' CPU seconds per process are counted while the workload ran (from /proc; the emulator with its native datapath child; the client self-reports its whole life); ' +
+    '"tunnel ends" are gateway A / gateway B for Longhaul and client / server for kcptun; "?" marks a process that could not be read.');
   return `${lines.join('\n')}\n`;
 }
 

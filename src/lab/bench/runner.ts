@@ -13,6 +13,8 @@ import type { EmulatorReport } from '../emulator-stats.ts';
 import type { WorkloadResult } from '../workloads/clients.ts';
 import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell, type Method, type MigrationSettings } from './matrix.ts';
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from './methods.ts';
+import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from './cpu-accounting.ts';
+import { linkFloorSeconds } from './limits.ts';
 
 const WORKLOAD_MAIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'workloads/run.ts');
 export const SINK_PORT = 5201;
@@ -40,6 +42,26 @@ export interface BenchResult {
   /** Underlay packets lost / queue-dropped in the emulator, A -> B. */
   wire_lost: number;
   wire_queue_drops: number;
+  /** Datagrams the emulator delivered A -> B and B -> A (absent in results before 2026-11-26). */
+  wire_packets?: number;
+  wire_packets_reverse?: number;
+  /** The profile's link rate per direction (0: unlimited). */
+  link_rate_bps?: number;
+  /**
+   * The shortest time the link allows for the bytes that crossed it A -> B (payload plus 28
+   * bytes of IP/UDP headers per datagram, as the emulator serializes them); null if unlimited.
+   */
+  link_floor_seconds?: number | null;
+  /**
+   * CPU seconds per process of the run while the workload ran (gateway_a/b, kcptun_client/
+   * server, emulator incl. its native child, sink; client: its whole life, self-reported);
+   * null where a process could not be read.
+   */
+  cpu_seconds?: Record<string, number | null>;
+  /** Busy share of all the machine's cores during the workload (from /proc/stat), 0..1. */
+  machine_busy?: number | null;
+  /** Busy CPU seconds of the whole machine during the workload (every process, the kernel too). */
+  machine_cpu_seconds?: number | null;
   capped: boolean;
   cap_seconds: number;
   /** The emulator's engine (native C datapath or TypeScript). */
@@ -133,6 +155,8 @@ function delta(after: EmulatorReport | undefined, before: EmulatorReport | undef
     wire_bytes_reverse: (b?.bytesDelivered ?? 0) - (b0?.bytesDelivered ?? 0),
     wire_lost: (a?.lost ?? 0) - (a0?.lost ?? 0),
     wire_queue_drops: (a?.queueDrops ?? 0) - (a0?.queueDrops ?? 0),
+    wire_packets: (a?.delivered ?? 0) - (a0?.delivered ?? 0),
+    wire_packets_reverse: (b?.delivered ?? 0) - (b0?.delivered ?? 0),
   };
 }
 
@@ -172,13 +196,24 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
       if (!warm.verified) throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
     }
     const before = await requestEmulatorStats(lab);
+    // Every process of the run but the client, which starts inside and reports its own CPU.
+    const pids = { ...path.processes, emulator: readLabState(lab)?.emulator?.pid, sink: sinkChild.pid };
+    const cpuBefore = takeCpuSnapshot(pids);
     const r = await runClient(cell, path, cap, opts, lab);
+    const cpuAfter = takeCpuSnapshot(pids);
     const after = await requestEmulatorStats(lab);
     const snapshot = await path.snapshot?.().catch((e: unknown) => ({ error: String(e) }));
+    const wire = delta(after, before);
+    const cpu = cpuDelta(cpuBefore, cpuAfter, clockTicksPerSecond());
     const out: BenchResult = {
       ...emptyResult(cell, cap, path.notes, opts),
       bytes: r.bytes, planned_bytes: r.plannedBytes, seconds: r.seconds, goodput_mbps: r.goodput_mbps,
-      ...delta(after, before), capped: r.capped, verified: r.verified,
+      ...wire, capped: r.capped, verified: r.verified,
+      link_rate_bps: cell.profile.rateBps,
+      link_floor_seconds: linkFloorSeconds(wire.wire_bytes, wire.wire_packets, cell.profile.rateBps),
+      cpu_seconds: { ...cpu.cpu_seconds, client: typeof r.cpu_seconds === 'number' ? r.cpu_seconds : null },
+      machine_busy: cpu.machine_busy,
+      machine_cpu_seconds: cpu.machine_cpu_seconds,
     };
     if (after?.engine !== undefined) out.emulator = after.engine;
     if (snapshot !== undefined) out.gateway_a = snapshot;

@@ -32,6 +32,8 @@ export interface WorkloadResult {
   downtime_ms?: number;
   stop_reason?: StopReason;
   round_seconds?: number[];
+  /** CPU seconds (user + system) the client process used, start-up included. */
+  cpu_seconds?: number;
 }
 
 function goodput(bytes: number, seconds: number): number {

@@ -31,6 +31,12 @@ function positive(text: string): number {
   return n;
 }
 
+/** This process's CPU time so far (user + system), for the bench's per-process accounting. */
+function processCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 function emit(obj: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
@@ -73,7 +79,7 @@ export function workloadProgram(): Command {
     .option('--bytes <size>', 'bytes to send', parseBytes, 64 * 2 ** 20)
     .action(async (o: { host: string; port: number; payload: PayloadKind; seed: number; cap: number; progress: boolean; bytes: number }) => {
       const r = await runBulk({ host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, bytes: o.bytes, onProgress: progressEmitter(o.progress) });
-      emit({ type: 'result', ...r });
+      emit({ type: 'result', ...r, cpu_seconds: processCpuSeconds() });
       process.exitCode = r.verified || r.capped ? 0 : 1;
     });
   common(program.command('migration').description('pre-copy live migration of a VM memory image'))
@@ -86,7 +92,7 @@ export function workloadProgram(): Command {
         host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, memoryBytes: o.memory,
         dirtyPagesPerSec: o.dirtyRate, downtimeBudgetMs: o.downtime, maxRounds: o.maxRounds, onProgress: progressEmitter(o.progress),
       });
-      emit({ type: 'result', ...r });
+      emit({ type: 'result', ...r, cpu_seconds: processCpuSeconds() });
       process.exitCode = r.verified || r.capped ? 0 : 1;
     });
   return program;

@@ -1,0 +1,38 @@
+// What limited a run: the link (its time is close to the shortest the link allows for the
+// bytes actually sent), the machine's CPU (all cores nearly busy), or else the protocol.
+// Runs recorded before these figures existed are `unknown`, never guessed.
+
+/** IPv4 + UDP headers the emulator charges per datagram on top of its payload (emulator-link.ts, lh-emud.c). */
+export const DATAGRAM_OVERHEAD_BYTES = 28;
+/** A run within this fraction above its link floor is link-limited. */
+export const LINK_FLOOR_TOLERANCE = 0.1;
+/** A machine busy at least this share of all its cores during the run is CPU-limited. */
+export const CPU_BUSY_THRESHOLD = 0.9;
+
+export type Limit = 'link' | 'cpu' | 'protocol' | 'unknown';
+
+/**
+ * The shortest time the link allows for what crossed it A -> B: delivered payload bytes plus
+ * the per-datagram headers the emulator serializes, at the link rate. Null for an unlimited link.
+ */
+export function linkFloorSeconds(wireBytes: number, wirePackets: number, rateBps: number): number | null {
+  if (!(rateBps > 0) || !Number.isFinite(rateBps) || wireBytes < 0 || wirePackets < 0) return null;
+  return ((wireBytes + wirePackets * DATAGRAM_OVERHEAD_BYTES) * 8) / rateBps;
+}
+
+/** The figures a classification needs; all optional, as old result lines lack them. */
+export interface LimitFigures {
+  seconds: number;
+  link_floor_seconds?: number | null;
+  machine_busy?: number | null;
+}
+
+export function classifyLimit(r: LimitFigures): Limit {
+  const floor = r.link_floor_seconds;
+  if (typeof floor === 'number' && floor > 0 && r.seconds <= floor * (1 + LINK_FLOOR_TOLERANCE)) return 'link';
+  const busy = r.machine_busy;
+  if (typeof busy !== 'number') return 'unknown';
+  if (busy >= CPU_BUSY_THRESHOLD) return 'cpu';
+  // Without a floor (unlimited link) a run that is not CPU-bound is still the protocol's doing.
+  return 'protocol';
+}
