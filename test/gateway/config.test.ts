@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configFromFlags, loadConfigFile, parseRate, parseSize, validateConfig } from '../../src/gateway/config.ts';
+import { configFromFlags, loadConfigFile, parseRate, parseSize, peerRestartDetectMs, validateConfig } from '../../src/gateway/config.ts';
 import { isAllowed, parseAllowRule, parseEndpoint } from '../../src/gateway/address.ts';
 import { decodeOpenHeader, encodeOpenHeader } from '../../src/gateway/open-header.ts';
 
@@ -188,4 +188,27 @@ test('open header round-trips and rejects malformed input', () => {
   assert.equal(decodeOpenHeader(Uint8Array.of(1, 0)).status, 'error');
   assert.equal(decodeOpenHeader(Uint8Array.of(1, 1, 65, 0, 0)).status, 'error');
   assert.equal(decodeOpenHeader(Uint8Array.of(1, 1, 0x20, 0, 80)).status, 'error');
+});
+
+test('limits.peerRestartDetectMs: default, explicit value, and clear errors on bad values', () => {
+  const base = { wan: '0.0.0.0:4500', peers: [{ name: 'b', address: '198.18.1.1:4500' }] };
+  const ok = (limits: Record<string, unknown>) => {
+    const r = validateConfig({ ...base, limits }, { insecurePlaintext: true });
+    assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    return r.config;
+  };
+  assert.equal(peerRestartDetectMs(ok({}).limits), 5000);
+  assert.equal(peerRestartDetectMs(ok({ peerRestartDetectMs: 1500 }).limits), 1500);
+  // A short peerTimeoutMs pulls the default below it.
+  assert.equal(peerRestartDetectMs(ok({ peerTimeoutMs: 3000 }).limits), 1500);
+  const errorsFor = (limits: Record<string, unknown>): string => {
+    const r = validateConfig({ ...base, limits }, { insecurePlaintext: true });
+    assert.ok(!r.ok);
+    return r.errors.join('\n');
+  };
+  assert.match(errorsFor({ peerRestartDetectMs: 50 }), /limits\.peerRestartDetectMs: must be at least 200 ms/);
+  assert.match(errorsFor({ peerRestartDetectMs: 1.5e3 + 0.5 }), /limits\.peerRestartDetectMs: expected a whole number of milliseconds/);
+  assert.match(errorsFor({ peerRestartDetectMs: '5s' }), /limits\.peerRestartDetectMs: expected a number of milliseconds/);
+  assert.match(errorsFor({ peerRestartDetectMs: 30_000 }), /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(30000 ms, the default\)/);
+  assert.match(errorsFor({ peerRestartDetectMs: 4000, peerTimeoutMs: 3000 }), /must be below limits\.peerTimeoutMs \(3000 ms\)/);
 });
