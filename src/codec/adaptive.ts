@@ -22,6 +22,13 @@
 // that still leaves the higher zstd levels (the strongest whose speed clears the margin wins:
 // zstd 7 at 100 Mbit/s on the project machine); on a fast link every rung is CPU-bound, the
 // margin scales all of them alike and the choice stays the cheapest good one (zstd 1).
+// The link rate is the transport's estimate, but never below what the encoder itself put out
+// over the last OUTPUT_WINDOW_MS: the link evidently carried that. This breaks a loop seen in
+// the lab: a dip in the estimate (app-limited samples, a loaded machine) picks a slow level,
+// the slow level starves the transport, which keeps the estimate low. With the floor, a level
+// that makes the encoder itself the bottleneck shows up as output above the estimate, and the
+// margin moves the choice back down.
+//
 // When the best rung is link-bound, rungs differ only in wire ratio (measured on the same
 // blocks, not noisy CPU timings), and 1% of wire is 1% of the transfer time, so the
 // tolerances shrink to LINK_BOUND_TOLERANCE.
@@ -52,6 +59,8 @@ export const DEFAULT_WIRE_CPU_NS_PER_BYTE = 8;
 export const DEFAULT_CPU_MARGIN = 3;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
 export const DEFAULT_LINK_RATE_BPS = 1e9;
+/** The encoder's output rate is measured over windows this long (wall time). */
+export const OUTPUT_WINDOW_MS = 1000;
 /** Probe a neighbouring rung on one block in this many (~3% extra CPU). */
 export const EXPLORE_INTERVAL = 32;
 /** A costlier rung must promise this much more throughput before we move to it. */
@@ -141,6 +150,10 @@ export class AdaptivePolicy {
   /** pairs[k]: rung k+1 relative to rung k, for k >= 1. */
   private readonly pairs: PairSums[];
   private current = 0;
+  /** Wire bytes/s the encoder put out over the last complete window (0: none yet). */
+  private outputBytesPerSec = 0;
+  private windowStartMs = -1;
+  private windowBytes = 0;
   private blocksSinceExplore = 0;
   private exploreUpNext = true;
 
@@ -175,6 +188,30 @@ export class AdaptivePolicy {
 
   get linkRateBps(): number {
     return this.linkBytesPerSec * 8;
+  }
+
+  /** The rate the model uses: the estimate, floored by the encoder's own recent output rate. */
+  get effectiveLinkRateBps(): number {
+    return this.effectiveLinkBytesPerSec() * 8;
+  }
+
+  /** Wire bytes the encoder just put out, at wall time nowMs; closes a window every OUTPUT_WINDOW_MS. */
+  observeOutput(wireBytes: number, nowMs: number): void {
+    if (this.windowStartMs < 0 || nowMs < this.windowStartMs) {
+      this.windowStartMs = nowMs;
+      this.windowBytes = 0;
+    }
+    this.windowBytes += wireBytes;
+    const elapsed = nowMs - this.windowStartMs;
+    if (elapsed < OUTPUT_WINDOW_MS) return;
+    this.outputBytesPerSec = (this.windowBytes * 1000) / elapsed;
+    this.windowStartMs = nowMs;
+    this.windowBytes = 0;
+    this.choose(false);
+  }
+
+  private effectiveLinkBytesPerSec(): number {
+    return Math.max(this.linkBytesPerSec, this.outputBytesPerSec);
   }
 
   /** p: the rest of the gateway's CPU per wire byte (ns), e.g. its CPU time / bytes sent. */
@@ -268,13 +305,13 @@ export class AdaptivePolicy {
     const wire = Math.max(e.wireRatio, 1e-6);
     const cpuNs = this.cpuNsPerAppByte(rung);
     const cpuBound = cpuNs > 0 ? (this.cpuShare * 1e9) / (this.cpuMargin * cpuNs) : Infinity;
-    return Math.min(cpuBound, this.linkBytesPerSec / wire);
+    return Math.min(cpuBound, this.effectiveLinkBytesPerSec() / wire);
   }
 
   /** True if the link, not the CPU (with the margin), bounds this rung. */
   linkBound(rung: number): boolean {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
-    return this.throughput(rung) >= this.linkBytesPerSec / wire;
+    return this.throughput(rung) >= this.effectiveLinkBytesPerSec() / wire;
   }
 
   /** CPU ns per application byte with this rung: compression plus the pipeline's cost of its wire bytes. */

@@ -132,6 +132,7 @@ export class BlockEncoder {
     const s = this.stats.encode;
     s.bytesIn += data.length;
     s.bytesOut += total;
+    this.policy?.observeOutput(total, this.now());
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
     this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);

@@ -15,6 +15,11 @@ const LADDER: Rung[] = [
   { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 200e6, wireRatio: 0.35 },
 ];
 
+function settingOfLevel(policy: AdaptivePolicy): number | undefined {
+  const s = policy.settingOf(policy.currentRung);
+  return s?.codec === 'zstd' ? s.level : undefined;
+}
+
 function settingName(policy: AdaptivePolicy): string {
   const s = policy.settingOf(policy.currentRung);
   return s === null ? 'none' : s.codec === 'zstd' ? `zstd:${s.level}` : s.codec;
@@ -55,6 +60,23 @@ describe('AdaptivePolicy', () => {
     assert.ok(LINK_BOUND_TOLERANCE < 0.03);
     policy.setLinkRateBps(10e6);
     assert.equal(settingName(policy), 'zstd:9', 'a 10 Mbit/s link leaves room for the slowest rung');
+  });
+
+  it('floors a too-low link estimate by its own output rate, so a dip cannot lock in a slow level', () => {
+    const policy = new AdaptivePolicy({ linkRateBps: 10e6 });
+    assert.equal(settingName(policy), 'zstd:9');
+    // 40 MB of wire bytes in one second went out: the link carries at least 320 Mbit/s.
+    policy.observeOutput(20e6, 0);
+    policy.observeOutput(20e6, 500);
+    assert.equal(settingName(policy), 'zstd:9', 'no decision before a window closes');
+    policy.observeOutput(0, 1000);
+    assert.equal(policy.effectiveLinkRateBps, 320e6);
+    assert.equal(policy.linkRateBps, 10e6, 'the estimate itself is kept');
+    assert.ok((settingOfLevel(policy) ?? 99) <= 3, `at 320 Mbit/s: ${settingName(policy)}`);
+    // A quiet window (interactive traffic) does not pull the rate under the estimate.
+    policy.observeOutput(1000, 5000);
+    assert.equal(policy.effectiveLinkRateBps, 10e6);
+    assert.equal(settingName(policy), 'zstd:9');
   });
 
   it('steps down from a high level when its measured speed no longer clears the margin', () => {
