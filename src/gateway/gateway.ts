@@ -223,8 +223,17 @@ export class Gateway {
     if (!peer || !peer.address) return null;
     const deadline = Date.now() + this.config.limits.connectWaitMs;
     let entry = peer.current;
-    // The peer went silent and did not answer a probe: a connection opened on this association
-    // now would be reset if the peer restarted, so wait for the verdict (or a replacement).
+    // Heard nothing for a while (idle between keepalives, or silent in use): if the peer restarted
+    // meanwhile, a connection opened on this association would be reset, so ask first.
+    if (entry && entry.watch && !entry.assoc.isClosed && entry.assoc.conn.isConnected) {
+      const now = performance.now();
+      if (entry.watch.quietFor(now, entry.assoc.lastInputAt) && entry.watch.probeNow(now, entry.assoc.lastInputAt, entry.assoc.stats().rttMs)) {
+        peer.counters.livenessProbes++;
+        this.log.debug({ peer: peerName }, 'association quiet before a new connection: probing the peer');
+        this.#security.probe(entry);
+      }
+    }
+    // A probe is out: wait for the verdict (the peer answers, or is found restarted and replaced).
     while (entry && !entry.assoc.isClosed && entry.watch?.suspect) {
       const left = deadline - Date.now();
       if (left <= 0) return null;
@@ -282,7 +291,7 @@ export class Gateway {
         this.#security.rehandshake(e);
       }
       if (wasSuspect && !w.suspect) {
-        this.log.info({ peer: e.assoc.peerName }, 'peer heard from again: association kept');
+        this.log.debug({ peer: e.assoc.peerName }, 'peer heard from again: association kept');
         this.#releaseVerdictWaiters(e);
       }
     }
@@ -298,7 +307,7 @@ export class Gateway {
     const wasSuspect = w.suspect;
     w.heard(performance.now());
     if (wasSuspect) {
-      this.log.info({ peer: entry.assoc.peerName }, 'peer answered the liveness probe: association intact, kept');
+      this.log.debug({ peer: entry.assoc.peerName }, 'peer answered the liveness probe: association intact');
       this.#releaseVerdictWaiters(entry);
     }
   }

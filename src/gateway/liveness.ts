@@ -12,6 +12,10 @@
 //                                          (a restarted peer answers it), then probe again;
 //                                          repeated with exponential backoff while unanswered
 //
+// A new connection about to use an association that has heard nothing for restartDetectMs
+// (an idle one, between keepalives) checks first (`probeNow`) and waits for the verdict, so a
+// connection opened just after a peer restart goes over a new association instead of being reset.
+//
 // The verdict comes from the peer: an authenticated UNKNOWN answer means it restarted. A peer
 // that is merely slow answers KNOWN, or its packets resume; nothing is torn down on silence alone.
 
@@ -43,9 +47,29 @@ export class LivenessWatch {
     this.#backoffMs = restartDetectMs;
   }
 
-  /** True once a probe went unanswered: new connections should wait for the verdict. */
+  /** True while a probe is out (answered, or packets resume, or the peer says it lost us): new connections wait for the verdict. */
   get suspect(): boolean {
-    return this.#stage === 2;
+    return this.#stage !== 0;
+  }
+
+  /** True when nothing was heard for restartDetectMs: worth checking before new use. */
+  quietFor(now: number, lastInputAt: number): boolean {
+    return this.#stage === 0 && now - Math.max(lastInputAt, this.#seenInput) >= this.restartDetectMs;
+  }
+
+  /** Starts a check at once (the caller sends the probe); false when one is already under way. */
+  probeNow(now: number, lastInputAt: number, rttMs: number): boolean {
+    if (this.#stage !== 0) return false;
+    // Input before this moment is already accounted for: only newer packets answer the check.
+    if (lastInputAt > this.#seenInput) this.#seenInput = lastInputAt;
+    if (this.#silentSince < 0) this.#silentSince = now;
+    this.#stage = 1;
+    this.#nextAt = now + this.#answerWait(rttMs);
+    return true;
+  }
+
+  #answerWait(rttMs: number): number {
+    return Math.min(this.restartDetectMs, Math.max(MIN_ANSWER_WAIT_MS, 4 * rttMs));
   }
 
   /** Milliseconds of silence while in use (0 when not silent). */
@@ -74,7 +98,7 @@ export class LivenessWatch {
     if (this.#stage === 0) {
       if (silent < this.restartDetectMs) return 'none';
       this.#stage = 1;
-      this.#nextAt = s.now + Math.min(this.restartDetectMs, Math.max(MIN_ANSWER_WAIT_MS, 4 * s.rttMs));
+      this.#nextAt = s.now + this.#answerWait(s.rttMs);
       return 'probe';
     }
     if (s.now < this.#nextAt) return 'none';

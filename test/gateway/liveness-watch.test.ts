@@ -67,3 +67,21 @@ test('liveness messages round-trip; anything else is not one', () => {
   transport[0] = 1; // a transport packet's version byte
   assert.equal(decodeLivenessMessage(transport), null);
 });
+
+test('a check before new use of a quiet association: probe now, verdict pending until the peer is heard from', () => {
+  const w = new LivenessWatch(1000);
+  // Idle, last packet at 0; ticks see nothing to do.
+  assert.deepEqual(run(w, 0, 3000, 50, () => ({ lastInputAt: 0, inUse: false })), []);
+  assert.ok(w.quietFor(3000, 0));
+  assert.ok(!w.quietFor(3000, 2500), 'heard from recently');
+  assert.ok(w.probeNow(3000, 0, 10));
+  assert.ok(!w.probeNow(3010, 0, 10), 'one check at a time');
+  assert.ok(w.suspect);
+  // The old packet does not count as an answer; no answer in 250 ms: re-handshake.
+  assert.equal(w.check({ now: 3100, lastInputAt: 0, inUse: true, rttMs: 10 }), 'none');
+  assert.ok(w.suspect);
+  assert.equal(w.check({ now: 3250, lastInputAt: 0, inUse: true, rttMs: 10 }), 'rehandshake');
+  // A packet after the check: verdict "alive".
+  assert.equal(w.check({ now: 3300, lastInputAt: 3280, inUse: true, rttMs: 10 }), 'none');
+  assert.ok(!w.suspect);
+});

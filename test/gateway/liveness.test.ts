@@ -184,6 +184,37 @@ test('restart of the answering instance behind the same address: detected, new c
   }
 });
 
+test('an idle association whose peer restarted: the next connection checks first and goes over a new association', { timeout: 60_000 }, async () => {
+  const keys = makeKeys();
+  const target = await startVerifyTarget();
+  const b1 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
+  const relay = await startUdpRelay(b1.gateway.wanAddress.port);
+  const logA = new LogCapture();
+  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 500 } }, keys, relay.port, logA);
+  const port = a.gateway.tunnels[0]!.address.port;
+  const b2 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
+  try {
+    assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
+    await sleep(1000); // idle: no streams, next keepalive far off (10 s)
+    relay.pointAt(b2.gateway.wanAddress.port);
+    // Not reset: it waited for the check, which found the restart, and used the new association.
+    const r = await verifiedExchange(port, 256 * 1024, 256 * 1024);
+    assert.ok(r.uploadOk && r.downloadOk);
+    assert.ok(logA.find(/^peer gateway restarted/));
+    const peer = a.gateway.status().peers[0]!;
+    assert.equal(peer.restartsDetected, 1);
+    assert.equal(peer.reassociations, 1);
+    assert.equal(a.gateway.tunnels[0]!.counters.failed, 0);
+    assert.ok(!logA.find('connection closed', (l) => l.end === 'association-lost'));
+  } finally {
+    await a.stop(0);
+    await b1.stop(0);
+    await b2.stop(0);
+    await relay.close();
+    await target.close();
+  }
+});
+
 test('a peer that is only slow (WAN black-holed for a while) keeps its association and the transfer completes', { timeout: 60_000 }, async () => {
   const keys = makeKeys();
   const target = await startVerifyTarget();
