@@ -91,16 +91,17 @@ function measured(profile: string, method: Method, seconds: number, floor: numbe
   return result(profile, method, seconds, {
     link_rate_bps: profile === 'mpls' ? 100e6 : 1e9, link_floor_seconds: floor, machine_busy: busy, machine_cpu_seconds: busy * 2 * seconds,
     wire_packets: 280_000, wire_packets_reverse: 20_000, emulator: 'native',
-    cpu_seconds: { gateway_a: 14.2, gateway_b: 9.1, emulator: 3.3, sink: 2.5, client: 4.75 }, ...extra,
+    cpu_seconds: { gateway_a: 4.2, gateway_b: 3.1, emulator: 2.3, sink: 1.5, client: 1.75 }, ...extra,
   });
 }
 
 test('limit cells: the class with its figures, Longhaul\'s run first, else the fastest run named', () => {
-  assert.equal(limitText(measured('mpls', 'longhaul', 36, 34.5, 0.35)), 'link (floor 34.5 s = 96% of the time; machine 35% busy)');
-  assert.equal(limitText(measured('mpls', 'longhaul', 45, 34.5, 0.35)), 'protocol (floor 34.5 s = 77% of the time; machine 35% busy)');
+  // Own processes: 4.2 + 3.1 + 2.3 + 1.5 + 1.75 = 12.85 CPU s; machine 0.35 x 2 cores x 36 s = 25.2.
+  assert.equal(limitText(measured('mpls', 'longhaul', 36, 34.5, 0.35)), 'link (floor 34.5 s = 96% of the time; machine 35% busy; run\'s processes 13 of 25 busy CPU s)');
+  assert.equal(limitText(measured('mpls', 'longhaul', 45, 34.5, 0.35, { machine_cpu_seconds: 40 })), 'protocol (floor 34.5 s = 77% of the time; machine 35% busy; run\'s processes 13 of 40 busy CPU s)');
   // CPU-limited: the emulator's packet rate next to its measured ceiling. 300k packets in 10 s.
-  assert.equal(limitText(measured('baseline', 'longhaul', 10, 3.4, 0.97), CEILINGS),
-    'cpu (floor 3.40 s = 34% of the time; machine 97% busy; emulator 30k packets/s of its 187k ceiling)');
+  assert.equal(limitText(measured('baseline', 'longhaul', 10, 3.4, 0.97, { machine_cpu_seconds: 19.4 }), CEILINGS),
+    'cpu (floor 3.40 s = 34% of the time; machine 97% busy; run\'s processes 13 of 19 busy CPU s; emulator 30k packets/s of its 187k ceiling)');
   const runs = [measured('baseline', 'tcp-cubic', 9, 8.8, 0.6), measured('baseline', 'tcp-bbr', 9.5, 9.3, 0.6)];
   assert.match(limitCell('baseline', runs), /^tcp-cubic: link \(/);
   assert.match(limitCell('baseline', [...runs, measured('baseline', 'longhaul', 11, 3.4, 0.95)]), /^cpu \(/);
@@ -125,10 +126,10 @@ test('new result lines: floor, busy share, CPU per process and the mpls sentence
     measured('mpls', 'longhaul', 36.0, 34.5, 0.4),
   ];
   const md = renderMarkdown(results, { ...CTX, ceilings: CEILINGS });
-  assert.match(md, /\| baseline \| longhaul \| 11\.5 \|.*\| 3\.50 \| 96% \| 14\.2 \/ 9\.1 \/ 3\.3 \/ 4\.8 \/ 2\.5 \| cpu \|/);
+  assert.match(md, /\| baseline \| longhaul \| 11\.5 \|.*\| 3\.50 \| 96% \| 4\.2 \/ 3\.1 \/ 2\.3 \/ 1\.8 \/ 1\.5 \| cpu \|/);
   assert.match(md, /\| baseline \| tcp-cubic \| 9\.40 \|.*\| 9\.10 \| 70% \| 4\.0 \/ 5\.0 \/ 3\.0 \| link \|/);
-  assert.match(md, /\| mpls \|.*\| link \(floor 34\.5 s = 96% of the time; machine 40% busy\) \|/);
-  assert.match(md, /\| baseline \|.*\| cpu \(floor 3\.50 s = 30% of the time; machine 96% busy; emulator 26k packets\/s of its 187k ceiling\) \|/);
+  assert.match(md, /\| mpls \|.*\| link \(floor 34\.5 s = 96% of the time; machine 40% busy; run's processes 13 of 29 busy CPU s\) \|/);
+  assert.match(md, /\| baseline \|.*\| cpu \(floor 3\.50 s = 30% of the time; machine 96% busy; run's processes 13 of 22 busy CPU s; emulator 26k packets\/s of its 187k ceiling\) \|/);
   assert.match(md, /Longhaul on mpls: 36\.0 s against a link floor of 34\.5 s .*at 100 Mbit\/s\): the link was busy 96% of the time\. The floor alone is 3\.00x Longhaul's baseline time \(11\.5 s\), so the 1\.5x-of-baseline target cannot hold/);
 });
 

@@ -82,6 +82,10 @@ export function limitText(r: BenchResult, ceilings: EmulatorCeilings | null = nu
   const floor = r.link_floor_seconds;
   figures.push(typeof floor === 'number' ? `floor ${secs(floor)} s = ${pct(floor / r.seconds)} of the time` : floor === null ? 'no link floor (unlimited link)' : 'floor unknown');
   figures.push(typeof r.machine_busy === 'number' ? `machine ${pct(r.machine_busy)} busy` : 'CPU unknown');
+  // How much of that busy time was the run's own processes (the rest: the kernel's network
+  // work, and anything else running on the machine).
+  const own = ownCpuSeconds(r);
+  if (own !== null && typeof r.machine_cpu_seconds === 'number') figures.push(`run's processes ${own.toFixed(0)} of ${r.machine_cpu_seconds.toFixed(0)} busy CPU s`);
   if (limit === 'cpu' && r.wire_packets !== undefined && r.seconds > 0) {
     const pps = (r.wire_packets + (r.wire_packets_reverse ?? 0)) / r.seconds;
     const ceiling = r.emulator !== undefined ? ceilings?.byEngine[r.emulator] : undefined;
@@ -98,6 +102,12 @@ export function limitCell(profile: string, results: BenchResult[], ceilings: Emu
   if (longhaul) return limitText(longhaul, ceilings);
   const fastest = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   return `${fastest.method}: ${limitText(fastest, ceilings)}`;
+}
+
+/** CPU seconds of the run's own processes, or null if none were recorded. */
+function ownCpuSeconds(r: BenchResult): number | null {
+  const values = Object.values(r.cpu_seconds ?? {}).filter((v): v is number => typeof v === 'number');
+  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0);
 }
 
 /** CPU seconds of one process role, or '?' when the run did not record it. */
@@ -168,7 +178,7 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
     lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitCell(p, results, ceilings)} |`);
   }
   const lhBase = find('baseline', 'longhaul');
-  if (usable(lhBase) && !lhBase.capped) {
+  if (usable(lhBase) && !lhBase.capped && profiles.some((p) => p !== 'baseline')) {
     lines.push('', `Longhaul's time relative to its own baseline time: ${profiles.filter((p) => p !== 'baseline').map((p) => {
       const r = find(p, 'longhaul');
       return usable(r) ? `${p} ${(r.seconds / lhBase.seconds).toFixed(2)}x` : `${p} n/a`;
