@@ -1,16 +1,22 @@
-// The WAN socket: one node:dgram socket with large kernel buffers. Thin on purpose: it
-// hands datagrams up with their source and sends what it is given; batching and timers
-// live in the association driver.
+// The WAN socket, with large kernel buffers. Thin on purpose: it hands datagrams up with their
+// source and sends what it is given; timers and the per-turn flush live in the association driver.
+// Two backends with one contract: the lh_udp addon (src/gateway/udp-batch.ts: sendmmsg/recvmmsg,
+// one syscall and one JS call per batch) when it is built, else node:dgram (one of each per datagram).
 import { createSocket } from 'node:dgram';
 import type { Socket, RemoteInfo } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { loadAddon } from '../native/load.ts';
 import type { Endpoint } from './address.ts';
+import { NativeUdpLink } from './udp-batch.ts';
+import type { LhUdpAddon } from './udp-batch.ts';
 
 // 16 MiB: ~11k full-size datagrams, i.e. ~130 ms at 1 Gbit/s, so a busy event loop (GC
 // pause, a burst of TCP work) does not overflow the kernel queue. The kernel may clamp
 // this to net.core.rmem_max; the effective size is reported in status.
 export const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
 
+/** `data` is the receiver's to keep; `from` may be shared between calls: read it, do not keep it. */
 export type DatagramHandler = (data: Buffer, from: RemoteInfo) => void;
 
 export interface UdpLinkStats {
@@ -23,13 +29,76 @@ export interface UdpLinkStats {
   sendBufferBytes: number;
 }
 
+export type UdpBackend = 'native' | 'dgram';
+
+export interface UdpLinkOptions {
+  /** Default: LONGHAUL_UDP from the environment ('native' | 'dgram'), else native when built. */
+  backend?: UdpBackend | 'auto';
+  /** Kernel buffer requests (default SOCKET_BUFFER_BYTES each). */
+  recvBufferBytes?: number;
+  sendBufferBytes?: number;
+}
+
+/** Kernel buffer sizes to request, in bytes. */
+export interface SocketBuffers {
+  recv: number;
+  send: number;
+}
+
+export interface UdpLink {
+  readonly backend: UdpBackend;
+  readonly stats: UdpLinkStats;
+  readonly address: Endpoint;
+  onDatagram(handler: DatagramHandler): void;
+  /**
+   * Fire and forget: UDP loss is the transport's business; errors are only counted (no
+   * per-datagram callback). For handshake replies and other traffic to unproven sources.
+   */
+  send(data: Uint8Array, port: number, host: string): void;
+  /**
+   * Association traffic to an authenticated peer. `to` must be a long-lived object (one per
+   * peer address), it keys the path. Returns true when `data` was already copied (the caller
+   * may reuse the buffer), false when it must stay untouched.
+   */
+  sendTo(data: Uint8Array, to: Endpoint): boolean;
+  /** The peer behind `to` is gone: drop what was set up for it. */
+  release(to: Endpoint): void;
+  close(): Promise<void>;
+}
+
+let fallbackNoted = false;
+
+export const UdpLink = {
+  /** Binds the WAN socket; rejects with the OS error (e.g. EADDRINUSE). */
+  async bind(addr: Endpoint, opts: UdpLinkOptions = {}): Promise<UdpLink> {
+    const buffers = { recv: opts.recvBufferBytes ?? SOCKET_BUFFER_BYTES, send: opts.sendBufferBytes ?? SOCKET_BUFFER_BYTES };
+    const env = process.env.LONGHAUL_UDP;
+    const wanted = opts.backend ?? (env === 'native' || env === 'dgram' ? env : 'auto');
+    if (wanted !== 'dgram') {
+      const load = loadAddon<LhUdpAddon>('lh_udp');
+      if (load.ok) {
+        // The addon takes numeric addresses only; a name resolves as node:dgram's udp4 socket would.
+        const host = isIP(addr.host) ? addr.host : (await lookup(addr.host, { family: 4 })).address;
+        return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers);
+      }
+      if (wanted === 'native') throw new Error(load.error);
+      if (!fallbackNoted) {
+        fallbackNoted = true;
+        process.emitWarning(`${load.error}; the WAN socket uses node:dgram (one syscall per datagram)`, { code: 'LONGHAUL_UDP_FALLBACK' });
+      }
+    }
+    return DgramUdpLink.bind(addr, buffers);
+  },
+};
+
 // Unconnected sends cost a DNS-lookup callback turn per datagram in node:dgram; a socket
 // connected to the peer sends directly (measured ~15% less CPU per datagram). Each association's
 // peer gets such a socket, bound to the same WAN address with SO_REUSEPORT: the kernel delivers
 // that peer's datagrams to it (exact 4-tuple match wins) and everything else to the main socket.
 type FastPath = Socket | 'pending' | 'failed';
 
-export class UdpLink {
+class DgramUdpLink implements UdpLink {
+  readonly backend = 'dgram';
   readonly stats: UdpLinkStats = {
     datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, recvBufferBytes: 0, sendBufferBytes: 0,
   };
@@ -47,21 +116,18 @@ export class UdpLink {
     this.stats.sendErrors++;
   };
 
-  private constructor(socket: Socket, type: 'udp4' | 'udp6') {
+  #buffers: SocketBuffers;
+
+  private constructor(socket: Socket, type: 'udp4' | 'udp6', buffers: SocketBuffers) {
     this.#socket = socket;
     this.#type = type;
+    this.#buffers = buffers;
     socket.on('message', this.#onMessage);
   }
 
-  /** Binds the socket; rejects with the OS error (e.g. EADDRINUSE). */
-  static async bind(addr: Endpoint): Promise<UdpLink> {
+  static async bind(addr: Endpoint, buffers: SocketBuffers): Promise<DgramUdpLink> {
     const type = isIP(addr.host) === 6 ? 'udp6' : 'udp4';
-    const socket = createSocket({
-      type,
-      reusePort: true,
-      recvBufferSize: SOCKET_BUFFER_BYTES,
-      sendBufferSize: SOCKET_BUFFER_BYTES,
-    });
+    const socket = createSocket({ type, reusePort: true, recvBufferSize: buffers.recv, sendBufferSize: buffers.send });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(addr.port, addr.host, () => {
@@ -69,7 +135,7 @@ export class UdpLink {
         resolve();
       });
     });
-    const link = new UdpLink(socket, type);
+    const link = new DgramUdpLink(socket, type, buffers);
     link.stats.recvBufferBytes = socket.getRecvBufferSize();
     link.stats.sendBufferBytes = socket.getSendBufferSize();
     // After binding, socket errors (e.g. ICMP unreachable surfaced as ECONNREFUSED) are not fatal.
@@ -86,10 +152,6 @@ export class UdpLink {
     this.#handler = handler;
   }
 
-  /**
-   * Fire and forget: UDP loss is the transport's business; errors are only counted (no
-   * per-datagram callback). For handshake replies and other traffic to unproven sources.
-   */
   send(data: Uint8Array, port: number, host: string): void {
     this.stats.datagramsOut++;
     this.stats.bytesOut += data.length;
@@ -97,9 +159,7 @@ export class UdpLink {
   }
 
   /**
-   * Association traffic to an authenticated peer: goes through a socket connected to it once
-   * that is set up. `to` must be a long-lived object (one per peer address), it keys the path.
-   * Returns true when the kernel has already copied `data`, so the caller may reuse the buffer:
+   * Goes through a socket connected to the peer once that is set up. Returns true when the kernel has already copied `data`, so the caller may reuse the buffer:
    * a connected socket sends synchronously (node tries uv_udp_try_send first, and libuv refuses
    * that while requests are queued), and a send queue still empty after the call proves no
    * request holds the buffer. Otherwise (unconnected sends wait for an address lookup turn, or
@@ -121,7 +181,7 @@ export class UdpLink {
   #openFastPath(to: Endpoint): void {
     this.#fast.set(to, 'pending');
     const local = this.#socket.address();
-    const s = createSocket({ type: this.#type, reusePort: true, recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
+    const s = createSocket({ type: this.#type, reusePort: true, recvBufferSize: this.#buffers.recv, sendBufferSize: this.#buffers.send });
     const fail = (): void => {
       if (this.#fast.get(to) === 'pending') this.#fast.set(to, 'failed');
       s.close();
@@ -141,7 +201,6 @@ export class UdpLink {
     });
   }
 
-  /** The peer behind `to` is gone: drop its connected socket. */
   release(to: Endpoint): void {
     const fast = this.#fast.get(to);
     this.#fast.delete(to);

@@ -1,0 +1,42 @@
+// Partial sends (root: a network namespace): when the kernel takes only part of a sendmmsg batch
+// (EAGAIN), the batched WAN socket keeps the rest and sends it on writability. Everything it
+// reports sent arrives, intact and in order; what it could not queue is counted, never lost silently.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../../src/native/load.ts';
+
+const NS = `lhu3-${process.pid}`;
+const CHILD = fileURLToPath(new URL('./udp-batch-blocked.child.ts', import.meta.url));
+
+const why = !loadAddon('lh_udp').ok ? 'lh_udp addon not built (make -C native)'
+  : process.getuid?.() !== 0 ? 'needs root (network namespace)'
+  : spawnSync('sh', ['-c', 'command -v ip && command -v tc'], { stdio: 'ignore' }).status !== 0 ? 'needs iproute2 (ip, tc)'
+  : null;
+
+function run(cmd: string[]): void {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
+}
+
+test('a send buffer that fills mid-batch loses nothing reported sent', { skip: why ?? false, timeout: 60_000 }, () => {
+  run(['ip', 'netns', 'add', NS]);
+  try {
+    run(['ip', 'netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
+    // Datagrams wait in this qdisc still charged to the sending socket, so a 4 KiB SO_SNDBUF
+    // fills after a few of them. A large limit: the qdisc itself never drops.
+    run(['ip', 'netns', 'exec', NS, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'tbf', 'rate', '40mbit', 'burst', '16kb', 'limit', '8mb']);
+    const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, CHILD], { encoding: 'utf8', timeout: 45_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { accepted: number[]; received: number[]; corrupt: number; datagramsOut: number; sendErrors: number; blocked: number; dropped: number };
+    assert.ok(out.blocked > 0, `the kernel refused part of a batch at least once (blocked ${out.blocked})`);
+    assert.equal(out.corrupt, 0, 'every datagram intact');
+    assert.deepEqual(out.received, out.accepted, 'exactly the accepted datagrams arrive, in order');
+    assert.equal(out.datagramsOut, out.accepted.length, 'datagramsOut counts what the kernel took');
+    assert.equal(out.sendErrors, out.dropped, 'every datagram not taken is counted as a send error');
+    assert.equal(out.accepted.length + out.dropped, 3000);
+  } finally {
+    spawnSync('ip', ['netns', 'del', NS]);
+  }
+});

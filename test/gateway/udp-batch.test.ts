@@ -1,0 +1,231 @@
+// The batched WAN socket (lh_udp addon behind UdpLink): every datagram arrives intact and in
+// order whatever the batch size and datagram size, IPv4 and IPv6, in both directions (the
+// receiving side's connected per-peer socket included); sources are reported right; bind errors
+// are Node-style; close gives back every descriptor and lets the process exit.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo } from 'node:dgram';
+import { readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadAddon } from '../../src/native/load.ts';
+import { UdpLink } from '../../src/gateway/udp-link.ts';
+import type { Endpoint } from '../../src/gateway/address.ts';
+
+const built = loadAddon('lh_udp').ok;
+const skip = built ? false : 'lh_udp addon not built (make -C native)';
+
+function fill(buf: Buffer, seq: number, len: number): Buffer {
+  const d = buf.subarray(0, len);
+  for (let j = 0; j < len; j++) d[j] = (seq * 31 + j * 7) & 0xff;
+  if (len >= 4) d.writeUInt32BE(seq, 0);
+  return d;
+}
+
+function intact(d: Buffer, seq: number, len: number): boolean {
+  if (d.length !== len) return false;
+  if (len >= 4 && d.readUInt32BE(0) !== seq) return false;
+  for (let j = len >= 4 ? 4 : 0; j < len; j++) if (d[j] !== ((seq * 31 + j * 7) & 0xff)) return false;
+  return true;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  for (let waited = 0; !cond() && waited < ms; waited += 10) await sleep(10);
+}
+
+for (const family of [4, 6] as const) {
+  const host = family === 4 ? '127.0.0.1' : '::1';
+  const maxDatagram = family === 4 ? 65507 : 65527; // loopback MTU 65536 minus IP and UDP headers
+
+  test(`IPv${family}: batches of 1..1500 datagrams, sizes 1..${maxDatagram}, arrive intact and in order both ways`, { skip }, async () => {
+    const a = await UdpLink.bind({ host, port: 0 }, { backend: 'native' });
+    const b = await UdpLink.bind({ host, port: 0 }, { backend: 'native' });
+    try {
+      assert.equal(a.backend, 'native');
+      const atB: Array<{ d: Buffer; from: RemoteInfo }> = [];
+      const atA: Buffer[] = [];
+      let replyTo: Endpoint | null = null;
+      b.onDatagram((d, from) => {
+        atB.push({ d, from: { ...from } });
+        replyTo ??= { host: from.address, port: from.port };
+      });
+      a.onDatagram((d) => atA.push(d));
+      const toB = b.address;
+      const scratch = Buffer.alloc(maxDatagram);
+      const cases: Array<[count: number, size: (i: number) => number]> = [
+        [1, () => 1],
+        [2, () => 1400],
+        [7, (i) => 1 + i * 1000],
+        [64, () => 1400],
+        [65, (i) => 100 + (i % 13) * 100],
+        [513, () => 1200],
+        [1500, () => 1400], // more than one send queue's worth in one turn: flushed as it fills
+        [24, (i) => (i % 2 ? maxDatagram : 9000)],
+        [3, () => 0],
+      ];
+      let seq = 0;
+      for (const [count, size] of cases) {
+        const first = seq;
+        atB.length = 0;
+        for (let i = 0; i < count; i++, seq++) {
+          // The buffer is reused at once: sendTo reports it copied.
+          assert.equal(a.sendTo(fill(scratch, seq, size(i)), toB), true);
+        }
+        await until(() => atB.length >= count);
+        assert.equal(atB.length, count, `batch of ${count}: all delivered`);
+        for (let i = 0; i < count; i++) {
+          assert.ok(intact(atB[i]!.d, first + i, size(i)), `batch of ${count}: datagram ${i} intact, in order (length ${atB[i]!.d.length})`);
+          assert.equal(atB[i]!.from.port, a.address.port);
+          assert.equal(atB[i]!.from.address, host);
+          assert.equal(atB[i]!.from.family, family === 4 ? 'IPv4' : 'IPv6');
+        }
+        // Received datagrams keep their own bytes: nothing later overwrote them.
+        assert.ok(intact(atB[0]!.d, first, size(0)));
+      }
+      // The reverse direction: b's connected socket to a, a's receive on its connected socket to b.
+      const back = replyTo!;
+      for (let i = 0; i < 300; i++) b.sendTo(fill(scratch, i, 1000 + i), back);
+      await until(() => atA.length >= 300);
+      assert.equal(atA.length, 300);
+      atA.forEach((d, i) => assert.ok(intact(d, i, 1000 + i), `reply ${i} intact, in order`));
+      assert.equal(a.stats.sendErrors, 0);
+      assert.equal(a.stats.datagramsOut, seq);
+      assert.equal(b.stats.datagramsIn, seq);
+      assert.ok(a.stats.recvBufferBytes > 0 && a.stats.sendBufferBytes > 0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+}
+
+test('send (unconnected) and sendTo mix; release drops the peer path and a later sendTo builds a new one', { skip }, async () => {
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  try {
+    const got: number[] = [];
+    b.onDatagram((d) => got.push(d.readUInt32BE(0)));
+    const to = b.address;
+    const d = Buffer.alloc(64);
+    d.writeUInt32BE(1, 0);
+    a.send(d, to.port, to.host);
+    await until(() => got.length === 1);
+    d.writeUInt32BE(2, 0);
+    a.sendTo(d, to);
+    await until(() => got.length === 2);
+    a.release(to);
+    d.writeUInt32BE(3, 0);
+    a.sendTo(d, to); // a released path is rebuilt for the same (long-lived) address object
+    await until(() => got.length === 3);
+    assert.deepEqual(got, [1, 2, 3]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  // After close, sends are ignored rather than thrown.
+  assert.doesNotThrow(() => a.sendTo(Buffer.alloc(8), b.address));
+});
+
+test('a peer that goes away (ICMP port unreachable) and comes back on the same port is heard again', { skip }, async () => {
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  let b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  const to = b.address; // one long-lived object: a's connected socket to it outlives b
+  try {
+    let atB = 0;
+    b.onDatagram(() => atB++);
+    a.sendTo(Buffer.alloc(100), to);
+    await until(() => atB === 1);
+    await b.close();
+    // The connected socket now gets port-unreachable errors; they are counted, not fatal.
+    for (let i = 0; i < 5; i++) {
+      a.sendTo(Buffer.alloc(100), to);
+      await sleep(20);
+    }
+    assert.ok(a.stats.sendErrors > 0, `errors counted (${a.stats.sendErrors})`);
+    b = await UdpLink.bind(to, { backend: 'native' });
+    const atA: number[] = [];
+    a.onDatagram((d) => atA.push(d.length));
+    let atB2 = 0;
+    b.onDatagram(() => atB2++);
+    b.sendTo(Buffer.alloc(77), a.address);
+    await until(() => atA.length === 1);
+    assert.deepEqual(atA, [77], 'the connected socket still receives after the errors');
+    a.sendTo(Buffer.alloc(100), to);
+    await until(() => atB2 === 1);
+    assert.equal(atB2, 1);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+for (const backend of ['native', 'dgram'] as const) {
+  test(`${backend}: binding a port taken by a socket without SO_REUSEPORT fails with EADDRINUSE`, { skip: backend === 'native' ? skip : false }, async () => {
+    const other = createSocket('udp4');
+    await new Promise<void>((r) => other.bind(0, '127.0.0.1', () => r()));
+    const port = other.address().port;
+    try {
+      await assert.rejects(UdpLink.bind({ host: '127.0.0.1', port }, { backend }), (err: NodeJS.ErrnoException) => {
+        assert.equal(err.code, 'EADDRINUSE');
+        assert.equal(err.syscall, 'bind');
+        assert.match(err.message, new RegExp(`EADDRINUSE 127\\.0\\.0\\.1:${port}`));
+        return true;
+      });
+    } finally {
+      other.close();
+    }
+  });
+}
+
+test('native: a WAN host given by name binds to its IPv4 address, as node:dgram does', { skip }, async () => {
+  const a = await UdpLink.bind({ host: 'localhost', port: 0 }, { backend: 'native' });
+  try {
+    assert.equal(a.address.host, '127.0.0.1');
+  } finally {
+    await a.close();
+  }
+});
+
+test('close gives back every descriptor it opened (main and per-peer sockets)', { skip }, async () => {
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const before = fds();
+  for (let round = 0; round < 3; round++) {
+    const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+    const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+    let n = 0;
+    b.onDatagram(() => n++);
+    a.sendTo(Buffer.alloc(100), b.address);
+    await until(() => n === 1);
+    assert.equal(fds(), before + 3, 'two main sockets and one connected socket');
+    await a.close();
+    await b.close();
+  }
+  assert.equal(fds(), before);
+});
+
+test('a process whose links are closed exits on its own (no poll handle left on the loop)', { skip, timeout: 30_000 }, () => {
+  const link = new URL('../../src/gateway/udp-link.ts', import.meta.url).href;
+  const script = `
+    import { UdpLink } from ${JSON.stringify(link)};
+    const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+    const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+    b.onDatagram(async () => { await a.close(); await b.close(); console.log('closed'); });
+    a.sendTo(Buffer.alloc(10), b.address);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.signal, null, `the process exited by itself (stderr: ${r.stderr})`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'closed');
+});
+
+test('LONGHAUL_UDP=dgram selects the node:dgram backend', () => {
+  const link = new URL('../../src/gateway/udp-link.ts', import.meta.url).href;
+  const script = `
+    import { UdpLink } from ${JSON.stringify(link)};
+    const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 });
+    console.log(a.backend);
+    await a.close();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, LONGHAUL_UDP: 'dgram' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'dgram');
+});
