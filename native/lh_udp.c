@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,13 @@ extern void uv_close(uv_handle_t *handle, uv_close_cb cb);
 #define LH_UV_WRITABLE 2
 
 #define MAX_BATCH 1024   /* UIO_MAXIOV: the kernel's limit per sendmmsg/recvmmsg call */
-#define META_STRIDE 8    /* per received datagram: len, port, family, addr[4], scope id */
+#define META_STRIDE 8    /* per received message: len, port, family, addr[4], segment size */
+/* UDP GSO: one message carries a run of equal-size datagrams (the last may be shorter) as one
+ * buffer; the kernel builds one big packet and cuts it up at the device, or hands it whole to a
+ * local receiver with UDP_GRO on. Limits: the kernel's UDP_MAX_SEGMENTS (64 on older kernels)
+ * and one UDP payload's maximum size. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
 #define RECV_ROUNDS 4    /* batches read per readiness event before yielding to the loop */
 
 enum { EV_DATAGRAMS = 1, EV_WRITABLE = 2, EV_ERRORS = 3 };
@@ -57,6 +64,7 @@ typedef struct {
   int external_gone;  /* the JS handle was collected: free once the poll handle is closed too */
   int poll_closing;   /* uv_close() called, its callback not yet run */
   int poll_events;
+  int gso;            /* send runs of equal-size datagrams as one UDP_SEGMENT message */
   napi_env env;
   uv_poll_t *poll;
   napi_ref cb_ref, recv_ref, meta_ref;
@@ -67,6 +75,9 @@ typedef struct {
   int max_batch;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
+  int32_t segs[MAX_BATCH]; /* datagrams per sent message */
+  /* UDP_SEGMENT (send) or UDP_GRO (receive) control message per message */
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctrl[MAX_BATCH];
   struct sockaddr_storage *addrs; /* receive sources, max_batch entries */
 } lh_sock;
 
@@ -269,6 +280,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = family;
   s->env = env;
+  s->gso = 1;
+  /* Coalesced receives: a GSO sender's run arrives as one message with its segment size. */
+  setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   napi_value ext;
   if (napi_create_external(env, s, finalize_sock, NULL, &ext) != napi_ok) {
     close(fd);
@@ -340,6 +354,71 @@ static napi_value js_buffer_sizes(napi_env env, napi_callback_info info) {
 
 /* ---- send ---------------------------------------------------------------------------------- */
 
+/* Builds one message per datagram, or per run of equal-size datagrams when GSO is on. */
+static int build_messages(lh_sock *s, uint8_t *data, const int32_t *lens, int count) {
+  int n = 0;
+  size_t pos = 0;
+  for (int i = 0; i < count;) {
+    int32_t len = lens[i];
+    size_t total = (size_t)len;
+    int k = 1;
+    if (s->gso && len > 0) {
+      while (i + k < count && k < GSO_MAX_SEGS) {
+        int32_t next = lens[i + k];
+        if (next <= 0 || next > len || total + (size_t)next > GSO_MAX_BYTES) break;
+        total += (size_t)next;
+        k++;
+        if (next < len) break; /* only the last segment may be shorter */
+      }
+    }
+    struct msghdr *h = &s->msgs[n].msg_hdr;
+    memset(h, 0, sizeof *h);
+    s->iov[n].iov_base = data + pos;
+    s->iov[n].iov_len = total;
+    h->msg_iov = &s->iov[n];
+    h->msg_iovlen = 1;
+    if (k > 1) {
+      h->msg_control = s->ctrl[n].buf;
+      h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr *c = CMSG_FIRSTHDR(h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t seg = (uint16_t)len;
+      memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    }
+    s->segs[n] = k;
+    n++;
+    pos += total;
+    i += k;
+  }
+  return n;
+}
+
+/* Returns how many datagrams (from the first) the kernel took, or -errno for the first one. */
+static int send_datagrams(lh_sock *s, uint8_t *data, const int32_t *lens, int count) {
+  int refused = 0;
+  for (;;) {
+    int n = build_messages(s, data, lens, count);
+    int r = sendmmsg(s->fd, s->msgs, (unsigned)n, MSG_DONTWAIT);
+    if (r > 0) {
+      int sent = 0;
+      for (int i = 0; i < r; i++) sent += s->segs[i];
+      return sent;
+    }
+    if (r == 0) return 0;
+    if (errno == EINTR) continue;
+    /* A connected socket reports an earlier ICMP unreachable once; this datagram was not the cause. */
+    if (errno == ECONNREFUSED && !refused++) continue;
+    /* No GSO here (device, route MTU below a run's segment size, old kernel): plain messages from now on. */
+    if (s->segs[0] > 1 && (errno == EIO || errno == EINVAL || errno == EMSGSIZE || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+      s->gso = 0;
+      continue;
+    }
+    return -errno;
+  }
+}
+
 /*
  * sendBatch(handle, buf, lens, first, count, byteOffset) -> sent | -errno
  * Datagrams lens[first .. first+count) lie back to back in buf from byteOffset. Returns how many
@@ -363,26 +442,10 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   for (int32_t i = 0; i < count; i++) {
     int32_t len = lens[first + i];
     if (len < 0 || pos + (size_t)len > buf_len) return throw_type(env, "sendBatch: datagram outside the buffer");
-    s->iov[i].iov_base = buf + pos;
-    s->iov[i].iov_len = (size_t)len;
-    memset(&s->msgs[i].msg_hdr, 0, sizeof s->msgs[i].msg_hdr);
-    s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
-    s->msgs[i].msg_hdr.msg_iovlen = 1;
     pos += (size_t)len;
   }
   int r = 0;
-  if (count > 0) {
-    int refused = 0;
-    for (;;) {
-      r = sendmmsg(s->fd, s->msgs, (unsigned)count, MSG_DONTWAIT);
-      if (r >= 0) break;
-      if (errno == EINTR) continue;
-      /* A connected socket reports an earlier ICMP unreachable once; this datagram was not the cause. */
-      if (errno == ECONNREFUSED && !refused++) continue;
-      r = -errno;
-      break;
-    }
-  }
+  if (count > 0) r = send_datagrams(s, buf + offset, lens + first, count);
   napi_value out;
   napi_create_int32(env, r, &out);
   return out;
@@ -430,6 +493,8 @@ static int recv_batch(lh_sock *s) {
     h->msg_namelen = sizeof s->addrs[i];
     h->msg_iov = &s->iov[i];
     h->msg_iovlen = 1;
+    h->msg_control = s->ctrl[i].buf;
+    h->msg_controllen = sizeof s->ctrl[i].buf;
   }
   int r;
   do r = recvmmsg(s->fd, s->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
@@ -444,13 +509,21 @@ static int recv_batch(lh_sock *s) {
       m[1] = ntohs(a6->sin6_port);
       m[2] = 6;
       memcpy(&m[3], &a6->sin6_addr, 16);
-      m[7] = (int32_t)a6->sin6_scope_id;
     } else {
       const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
       m[1] = ntohs(a4->sin_port);
       m[2] = 4;
       memcpy(&m[3], &a4->sin_addr, 4);
-      m[4] = m[5] = m[6] = m[7] = 0;
+      m[4] = m[5] = m[6] = 0;
+    }
+    m[7] = 0;
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        uint16_t seg;
+        memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        m[7] = seg;
+      }
     }
   }
   return r;
@@ -505,8 +578,10 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
 
 /*
  * startPoll(handle, recvBuf, meta, slotBytes, maxBatch, callback(event, count))
- * event 1: `count` datagrams are in recvBuf slot i (at i * slotBytes), meta[i*8 ..] = length
- * (-1 if truncated), source port, family (4|6), address bytes (4 int32), IPv6 scope id.
+ * event 1: `count` messages are in recvBuf slot i (at i * slotBytes), meta[i*8 ..] = length
+ * (-1 if truncated), source port, family (4|6), address bytes (4 int32), segment size: when
+ * nonzero and below the length, the message is several datagrams of that size back to back
+ * (the last may be shorter), coalesced by the kernel (UDP GRO).
  * event 2: the socket is writable again (after setWritableWanted(true)).
  * event 3: `count` socket errors were reported and skipped.
  */
@@ -575,6 +650,19 @@ static napi_value js_set_writable_wanted(napi_env env, napi_callback_info info) 
   return NULL;
 }
 
+/* setSegmentation(handle, on): GSO sends and GRO receives on (default) or off (comparison runs). */
+static napi_value js_set_segmentation(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  lh_sock *s = argc >= 2 ? sock_arg(env, argv[0]) : NULL;
+  if (s == NULL) return NULL;
+  bool on = false;
+  napi_get_value_bool(env, argv[1], &on);
+  int v = on ? 1 : 0;
+  s->gso = v;
+  setsockopt(s->fd, SOL_UDP, UDP_GRO, &v, sizeof v);
+  return NULL;
+}
+
 /* formatAddress(meta, index) -> the source address of received datagram `index` as text. */
 static napi_value js_format_address(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -621,6 +709,7 @@ NAPI_MODULE_INIT() {
     {"startPoll", js_start_poll},
     {"setWritableWanted", js_set_writable_wanted},
     {"formatAddress", js_format_address},
+    {"setSegmentation", js_set_segmentation},
     {"close", js_close},
     {"fd", js_fd},
   };

@@ -2,6 +2,8 @@
 // no link emulation, compression none; with packet protection and (debug switch) without.
 // Reports Mbit/s and CPU seconds per GiB on each gateway (from /proc/PID/stat).
 // Run: flock /tmp/longhaul-bench.lock npm run bench:gateway [-- --bytes 2GiB --runs 1 --profile]
+//   --udp native,native-nogso,dgram: compare WAN socket backends (LONGHAUL_UDP, LONGHAUL_UDP_GSO in
+//   the gateways' environment); default: what the gateways pick (native when lh_udp.node is built).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { generateStaticKeyPair, writeKeyFiles } from '../crypto/keys.ts';
 import { parseSize } from '../gateway/config.ts';
+import { loadAddon } from '../native/load.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'bin/longhaul.js');
@@ -32,6 +35,10 @@ const TRACE = process.argv.includes('--trace');
 // Path MTU given to both gateways (1500 = Ethernet, what the lab and most WANs carry).
 const MTU = arg('mtu', '1500');
 const MODES = arg('modes', 'encrypted,plaintext').split(',') as Array<'encrypted' | 'plaintext'>;
+// native: lh_udp with UDP GSO/GRO; native-nogso: lh_udp, sendmmsg/recvmmsg only; dgram: node:dgram.
+type Udp = 'native' | 'native-nogso' | 'dgram';
+const UDP_DEFAULT: Udp = loadAddon('lh_udp').ok ? 'native' : 'dgram';
+const UDPS = arg('udp', UDP_DEFAULT).split(',') as Udp[];
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -46,10 +53,11 @@ interface Gw {
   tunnelPort: number;
 }
 
-function startGateway(args: string[], profileDir: string | null, control = 'off'): Promise<Gw> {
+function startGateway(args: string[], profileDir: string | null, udp: Udp, control = 'off'): Promise<Gw> {
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const proc = spawn(process.execPath, [...nodeArgs, CLI, 'gateway', '--log-json', '--log-level', 'info', '--control', control, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LONGHAUL_UDP: udp === 'dgram' ? 'dgram' : 'native', LONGHAUL_UDP_GSO: udp === 'native-nogso' ? '0' : '1' },
   });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -106,6 +114,8 @@ function profileOf(dir: string, pid: number): string[] {
 
 interface RunResult {
   mode: 'encrypted' | 'plaintext';
+  /** The gateways' WAN socket backend. */
+  udp: Udp;
   bytes: number;
   seconds: number;
   mbps: number;
@@ -119,7 +129,7 @@ interface RunResult {
   profileB?: string[];
 }
 
-async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profileDir: string | null): Promise<RunResult> {
+async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: string, profileDir: string | null): Promise<RunResult> {
   // Sink: counts bytes and reports when all arrived.
   let received = 0;
   let doneAt = 0;
@@ -141,12 +151,12 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   const b = await startGateway([
     '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none', '--mtu', MTU,
     ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
-  ], profileDir, TRACE ? '127.0.0.1:45020' : 'off');
+  ], profileDir, udp, TRACE ? '127.0.0.1:45020' : 'off');
   const a = await startGateway([
     '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
     '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none', '--mtu', MTU,
     ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
-  ], profileDir, TRACE ? '127.0.0.1:45019' : 'off');
+  ], profileDir, udp, TRACE ? '127.0.0.1:45019' : 'off');
   let tracer: NodeJS.Timeout | null = null;
   if (TRACE) {
     tracer = setInterval(() => {
@@ -193,7 +203,7 @@ async function runOnce(mode: 'encrypted' | 'plaintext', keysDir: string, profile
   const profiles = profileDir ? { profileA: profileOf(profileDir, a.proc.pid!), profileB: profileOf(profileDir, b.proc.pid!) } : {};
   return {
     ...profiles,
-    mode, bytes: received, seconds,
+    mode, udp, bytes: received, seconds,
     mbps: (received * 8) / seconds / 1e6,
     cpuA, cpuB,
     cpuPerGiBA: gib > 0 ? cpuA / gib : 0,
@@ -213,22 +223,34 @@ async function main(): Promise<void> {
   const profileDir = PROFILE ? mkdtempSync(join(tmpdir(), 'lh-gwbench-prof-')) : null;
   const results: RunResult[] = [];
   for (let i = 0; i < RUNS; i++) {
-    for (const mode of MODES) {
-      const r = await runOnce(mode, keysDir, profileDir);
+    for (const udp of UDPS) for (const mode of MODES) {
+      const r = await runOnce(mode, udp, keysDir, profileDir);
       results.push(r);
-      process.stdout.write(`${mode}: ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`);
+      process.stdout.write(`${mode} (udp ${udp}): ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`);
     }
   }
-  const best = (mode: string): RunResult | undefined => results.filter((r) => r.mode === mode).sort((x, y) => y.mbps - x.mbps)[0];
+  // Headline figures: the first --udp backend (by default the one the gateway picks itself).
+  const main = results.filter((r) => r.udp === UDPS[0]);
+  const best = (mode: string): RunResult | undefined => main.filter((r) => r.mode === mode).sort((x, y) => y.mbps - x.mbps)[0];
   const enc = best('encrypted');
   const plain = best('plaintext');
   // The machine is shared and noisy: the median of each mode is the figure to compare.
-  const median = (mode: string): number | null => {
-    const v = results.filter((r) => r.mode === mode).map((r) => r.mbps).sort((x, y) => x - y);
+  const medianOf = (v: number[]): number | null => {
+    v.sort((x, y) => x - y);
     if (v.length === 0) return null;
     const m = v.length >> 1;
     return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
   };
+  const median = (mode: string): number | null => medianOf(main.filter((r) => r.mode === mode).map((r) => r.mbps));
+  const byUdp = UDPS.map((udp) => MODES.map((mode) => {
+    const rs = results.filter((r) => r.udp === udp && r.mode === mode);
+    return {
+      udp, mode, runs: rs.length,
+      medianMbps: medianOf(rs.map((r) => r.mbps)),
+      medianCpuPerGiBA: medianOf(rs.map((r) => r.cpuPerGiBA)),
+      medianCpuPerGiBB: medianOf(rs.map((r) => r.cpuPerGiBB)),
+    };
+  })).flat();
   const encMedian = median('encrypted');
   const plainMedian = median('plaintext');
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
@@ -236,12 +258,14 @@ async function main(): Promise<void> {
     benchmark: 'gateway', date, machine,
     setup: `one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation, WAN MTU ${MTU}; source and sink in the bench process`,
     mtu: Number(MTU),
+    udp: UDPS,
     bytesPerRun: BYTES, targetMbps: TARGET_MBPS, results,
     best: { encryptedMbps: enc?.mbps ?? 0, plaintextMbps: plain?.mbps ?? 0, encryptionCost: enc && plain ? 1 - enc.mbps / plain.mbps : null },
     median: {
       encryptedMbps: encMedian, plaintextMbps: plainMedian,
       encryptionCost: encMedian !== null && plainMedian ? 1 - encMedian / plainMedian : null,
     },
+    byUdp,
     meetsTarget: (enc?.mbps ?? 0) >= TARGET_MBPS,
     profileDir,
   };
@@ -254,9 +278,15 @@ async function main(): Promise<void> {
     '',
     `Machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}. ${summary.setup}. ${(BYTES / 2 ** 20).toFixed(0)} MiB per run.`,
     '',
-    '| mode | Mbit/s | seconds | CPU s/GiB gateway A | CPU s/GiB gateway B | completed |',
+    '| mode | WAN socket | Mbit/s | seconds | CPU s/GiB gateway A | CPU s/GiB gateway B | completed |',
+    '|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.mode} | ${r.udp} | ${r.mbps.toFixed(0)} | ${r.seconds.toFixed(1)} | ${r.cpuPerGiBA.toFixed(2)} | ${r.cpuPerGiBB.toFixed(2)} | ${r.completed ? 'yes' : 'no'} |`),
+    '',
+    'Medians by WAN socket backend (native: lh_udp sendmmsg/recvmmsg with UDP GSO/GRO; native-nogso: without GSO/GRO; dgram: node:dgram):',
+    '',
+    '| mode | WAN socket | runs | Mbit/s | CPU s/GiB A | CPU s/GiB B |',
     '|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.mode} | ${r.mbps.toFixed(0)} | ${r.seconds.toFixed(1)} | ${r.cpuPerGiBA.toFixed(2)} | ${r.cpuPerGiBB.toFixed(2)} | ${r.completed ? 'yes' : 'no'} |`),
+    ...byUdp.map((u) => `| ${u.mode} | ${u.udp} | ${u.runs} | ${u.medianMbps?.toFixed(0) ?? '-'} | ${u.medianCpuPerGiBA?.toFixed(2) ?? '-'} | ${u.medianCpuPerGiBB?.toFixed(2) ?? '-'} |`),
     '',
     `Target ${TARGET_MBPS} Mbit/s (encrypted): ${summary.meetsTarget ? 'met' : 'NOT met'} (best run).` +
       (summary.median.encryptionCost !== null
@@ -264,7 +294,7 @@ async function main(): Promise<void> {
         : ''),
     '',
     ...results.filter((r) => r.profileA).flatMap((r) => [
-      `## Profile, ${r.mode} run (self time, whole gateway process incl. startup and idle)`,
+      `## Profile, ${r.mode} run, udp ${r.udp} (self time, whole gateway process incl. startup and idle)`,
       '',
       '| gateway A (sender) | gateway B (receiver) |',
       '|---|---|',

@@ -41,6 +41,7 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
 /** Receives with the addon as cheaply as possible; prints its port, then its count on "stop". */
 function runDrain(): void {
   const s = udp.open(4, '127.0.0.1', 0, false, 32 << 20, 1 << 20);
+  udp.setSegmentation(s, false); // a plain receiver, as for node:dgram: GSO runs are split on arrival
   const slot = 2048;
   const rb = Buffer.allocUnsafeSlow(slot * 64);
   const meta = new Int32Array(64 * udp.metaStride);
@@ -54,9 +55,10 @@ function runDrain(): void {
   });
 }
 
-/** Sends batches of 64 to the given port for the given seconds, as fast as the kernel takes them. */
-function runBlaster(port: number, seconds: number): void {
+/** Sends batches of 64 to the given port for the given seconds, as fast as the kernel takes them (GSO: as runs). */
+function runBlaster(port: number, seconds: number, gso: boolean): void {
   const s = udp.open(4, '127.0.0.1', 0, false, 0, 4 << 20);
+  udp.setSegmentation(s, gso);
   udp.connect(s, '127.0.0.1', port);
   const buf = Buffer.alloc(SIZE * 64, 0x5a);
   const lens = new Int32Array(64).fill(SIZE);
@@ -138,10 +140,11 @@ function dgramSender(connected: boolean) {
   };
 }
 
-function nativeSender(batch: number) {
+function nativeSender(batch: number, gso = false) {
   return async (port: number): Promise<Sender> => {
     const s = udp.open(4, '127.0.0.1', 0, false, 0, 4 << 20);
     udp.connect(s, '127.0.0.1', port);
+    udp.setSegmentation(s, gso);
     const buf = Buffer.allocUnsafeSlow(SIZE * batch);
     const lens = new Int32Array(batch);
     return {
@@ -164,9 +167,9 @@ function nativeSender(batch: number) {
 }
 
 /** The gateway's path: UdpLink.sendTo on the native backend (queue + one flush per turn). */
-function linkSender(backend: 'native' | 'dgram') {
+function linkSender(backend: 'native' | 'dgram', segmentation = true) {
   return async (port: number): Promise<Sender> => {
-    const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
+    const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation });
     const to = { host: '127.0.0.1', port };
     return {
       sendTurn(n) {
@@ -181,9 +184,9 @@ function linkSender(backend: 'native' | 'dgram') {
 
 type Receiver = { port: number; count(): number; close(): Promise<void> | void };
 
-async function measureRecv(variant: string, make: () => Promise<Receiver>): Promise<Result> {
+async function measureRecv(variant: string, make: () => Promise<Receiver>, gso = false): Promise<Result> {
   const r = await make();
-  const blaster = child(['--role', 'blaster', '--port', String(r.port), '--seconds', String(SECONDS)]);
+  const blaster = child(['--role', 'blaster', '--port', String(r.port), '--seconds', String(SECONDS), ...(gso ? ['--gso'] : [])]);
   // Measure over the blaster's run: from the first datagram to its end report.
   while (r.count() === 0) await new Promise((res) => setTimeout(res, 1));
   const n0 = r.count();
@@ -206,8 +209,8 @@ async function dgramReceiver(): Promise<Receiver> {
   return { port: s.address().port, count: () => count, close: () => new Promise<void>((r) => s.close(() => r())) };
 }
 
-async function linkReceiver(backend: 'native' | 'dgram'): Promise<Receiver> {
-  const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
+async function linkReceiver(backend: 'native' | 'dgram', segmentation = true): Promise<Receiver> {
+  const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation });
   let count = 0;
   let bytes = 0;
   link.onDatagram((d) => { count++; bytes += d.length; });
@@ -225,11 +228,14 @@ async function main(): Promise<void> {
   report(await measureSend('send: sendmmsg batch 1', nativeSender(1)));
   report(await measureSend('send: sendmmsg batch 8', nativeSender(8)));
   report(await measureSend('send: sendmmsg batch 64', nativeSender(64)));
+  report(await measureSend('send: sendmmsg batch 64 + GSO', nativeSender(64, true)));
   report(await measureSend('send: UdpLink.sendTo dgram', linkSender('dgram')));
-  report(await measureSend('send: UdpLink.sendTo native', linkSender('native')));
+  report(await measureSend('send: UdpLink.sendTo native, no GSO', linkSender('native', false)));
+  report(await measureSend('send: UdpLink.sendTo native + GSO', linkSender('native')));
   report(await measureRecv('recv: dgram message events', dgramReceiver));
   report(await measureRecv('recv: UdpLink dgram', () => linkReceiver('dgram')));
-  report(await measureRecv('recv: UdpLink native (recvmmsg 64)', () => linkReceiver('native')));
+  report(await measureRecv('recv: UdpLink native (recvmmsg 64)', () => linkReceiver('native', false)));
+  report(await measureRecv('recv: UdpLink native, GSO sender + GRO', () => linkReceiver('native'), true));
   const date = new Date().toISOString();
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version };
   const outDir = join(ROOT, 'bench/results');
@@ -253,5 +259,5 @@ async function main(): Promise<void> {
 
 const role = arg('role', '');
 if (role === 'drain') runDrain();
-else if (role === 'blaster') runBlaster(Number(arg('port', '0')), Number(arg('seconds', '3')));
+else if (role === 'blaster') runBlaster(Number(arg('port', '0')), Number(arg('seconds', '3')), process.argv.includes('--gso'));
 else await main();

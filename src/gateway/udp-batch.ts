@@ -19,9 +19,15 @@ export interface LhUdpAddon {
   /** Sends lens[first .. first+count) lying back to back in buf from byteOffset; how many went, or -errno. */
   sendBatch(s: NativeSocket, buf: Uint8Array, lens: Int32Array, first: number, count: number, byteOffset: number): number;
   sendOne(s: NativeSocket, data: Uint8Array, host: string, port: number): number;
-  /** callback(1, n): n datagrams in slots; (2, 0): writable; (3, n): n socket errors skipped. */
+  /**
+   * callback(1, n): n messages in slots (meta per slot: length, port, family, address x4, segment
+   * size: a GRO-coalesced message holds datagrams of that size back to back); (2, 0): writable;
+   * (3, n): n socket errors skipped.
+   */
   startPoll(s: NativeSocket, recvBuf: Uint8Array, meta: Int32Array, slotBytes: number, maxBatch: number, cb: (event: number, count: number) => void): void;
   setWritableWanted(s: NativeSocket, on: boolean): void;
+  /** UDP GSO sends and GRO receives (on by default). */
+  setSegmentation(s: NativeSocket, on: boolean): void;
   formatAddress(meta: Int32Array, index: number): string;
   close(s: NativeSocket): void;
   fd(s: NativeSocket): number;
@@ -71,8 +77,11 @@ export class NativeUdpLink implements UdpLink {
   readonly stats: UdpLinkStats = {
     datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, recvBufferBytes: 0, sendBufferBytes: 0,
   };
-  /** Send-queue events: flushes the kernel refused (EAGAIN) in part, datagrams dropped because the queue was full. */
-  readonly queue = { blocked: 0, dropped: 0 };
+  /**
+   * Batching events: times the kernel refused part of a flush (EAGAIN), datagrams dropped because
+   * the send queue was full meanwhile, received messages the kernel had coalesced (GRO).
+   */
+  readonly batching = { sendBlocked: 0, sendDropped: 0, recvCoalesced: 0 };
   #udp: LhUdpAddon;
   #main: NativeSocket;
   #family: 4 | 6;
@@ -95,14 +104,18 @@ export class NativeUdpLink implements UdpLink {
   #src: RemoteInfo = { address: '', family: 'IPv4', port: -1, size: 0 };
   #srcKey = new Int32Array(6).fill(-1);
 
+  #segmentation: boolean;
+
   /** Binds the WAN socket; throws the OS error (e.g. EADDRINUSE) like node:dgram's bind. */
-  constructor(udp: LhUdpAddon, addr: Endpoint, buffers: SocketBuffers) {
+  constructor(udp: LhUdpAddon, addr: Endpoint, buffers: SocketBuffers, segmentation: boolean) {
     this.#udp = udp;
     this.#family = isIP(addr.host) === 6 ? 6 : 4;
     this.#buffers = buffers;
+    this.#segmentation = segmentation;
     this.#meta = new Int32Array(RECV_BATCH * udp.metaStride);
     this.#main = udp.open(this.#family, addr.host, addr.port, true, buffers.recv, buffers.send);
     try {
+      if (!segmentation) udp.setSegmentation(this.#main, false);
       const [host, port] = udp.localAddress(this.#main);
       this.#local = { host, port };
       [this.stats.recvBufferBytes, this.stats.sendBufferBytes] = udp.bufferSizes(this.#main);
@@ -151,7 +164,7 @@ export class NativeUdpLink implements UdpLink {
       if (q.count === SEND_QUEUE_DATAGRAMS || q.tail + data.length > SEND_QUEUE_BYTES) {
         // The kernel has refused for a whole queue's worth: drop, as a full socket buffer would.
         this.stats.sendErrors++;
-        this.queue.dropped++;
+        this.batching.sendDropped++;
         return true;
       }
     }
@@ -197,7 +210,7 @@ export class NativeUdpLink implements UdpLink {
       } else if (r === 0 || r === -this.#udp.EAGAIN) {
         if (!q.blocked) {
           q.blocked = true;
-          this.queue.blocked++;
+          this.batching.sendBlocked++;
           this.#udp.setWritableWanted(path.sock, true);
         }
         break;
@@ -229,6 +242,7 @@ export class NativeUdpLink implements UdpLink {
     try {
       sock = this.#udp.open(this.#family, this.#local.host, this.#local.port, true, this.#buffers.recv, this.#buffers.send);
       this.#udp.connect(sock, to.host, to.port);
+      if (!this.#segmentation) this.#udp.setSegmentation(sock, false);
       const p: Path = { sock, queue: new SendQueue(), closed: false };
       this.#udp.startPoll(sock, this.#recvBuf, this.#meta, RECV_SLOT, RECV_BATCH, (ev, n) => this.#onEvent(p, ev, n));
       path = p;
@@ -254,23 +268,37 @@ export class NativeUdpLink implements UdpLink {
       const m = i * stride;
       const len = meta[m]!;
       if (len < 0) continue; // truncated: cannot happen with 64 KiB slots
-      if (this.#slabPos + len > RECV_SLAB_BYTES) {
-        this.#slab = Buffer.allocUnsafeSlow(RECV_SLAB_BYTES);
-        this.#slabPos = 0;
+      const seg = meta[m + 7]!;
+      const from = this.#source(i, m);
+      const base = i * RECV_SLOT;
+      if (seg > 0 && seg < len) {
+        // Coalesced by the kernel (GRO): datagrams of `seg` bytes, the last one possibly shorter.
+        this.batching.recvCoalesced++;
+        for (let off = 0; off < len && !this.#closed; off += seg) this.#deliverOne(base + off, Math.min(seg, len - off), from);
+      } else {
+        this.#deliverOne(base, len, from);
       }
-      const at = this.#slabPos;
-      this.#recvBuf.copy(this.#slab, at, i * RECV_SLOT, i * RECV_SLOT + len);
-      this.#slabPos = (at + len + 7) & ~7;
-      this.stats.datagramsIn++;
-      this.stats.bytesIn += len;
-      this.#handler(this.#slab.subarray(at, at + len), this.#source(i, m, len));
     }
   }
 
-  #source(i: number, m: number, len: number): RemoteInfo {
+  #deliverOne(at: number, len: number, from: RemoteInfo): void {
+    if (this.#slabPos + len > RECV_SLAB_BYTES) {
+      this.#slab = Buffer.allocUnsafeSlow(RECV_SLAB_BYTES);
+      this.#slabPos = 0;
+    }
+    const pos = this.#slabPos;
+    this.#recvBuf.copy(this.#slab, pos, at, at + len);
+    this.#slabPos = (pos + len + 7) & ~7;
+    this.stats.datagramsIn++;
+    this.stats.bytesIn += len;
+    from.size = len;
+    this.#handler(this.#slab.subarray(pos, pos + len), from);
+  }
+
+  #source(i: number, m: number): RemoteInfo {
     const meta = this.#meta;
     const key = this.#srcKey;
-    // meta[m+1..m+7]: port, family, address (4 x int32), scope id
+    // meta[m+1..m+6]: port, family, address (4 x int32)
     if (meta[m + 1] !== key[0] || meta[m + 3] !== key[1] || meta[m + 4] !== key[2] || meta[m + 5] !== key[3] ||
         meta[m + 6] !== key[4] || meta[m + 2] !== key[5]) {
       key[0] = meta[m + 1]!;
@@ -279,10 +307,9 @@ export class NativeUdpLink implements UdpLink {
       key[3] = meta[m + 5]!;
       key[4] = meta[m + 6]!;
       key[5] = meta[m + 2]!;
-      this.#src = { address: this.#udp.formatAddress(meta, i), family: key[5] === 6 ? 'IPv6' : 'IPv4', port: key[0]!, size: len };
+      this.#src = { address: this.#udp.formatAddress(meta, i), family: key[5] === 6 ? 'IPv6' : 'IPv4', port: key[0]!, size: 0 };
     }
-    // Shared while the source stays the same: read it during the call, do not keep it.
-    this.#src.size = len;
+    // Shared while the source stays the same (size set per datagram): read it during the call, do not keep it.
     return this.#src;
   }
 

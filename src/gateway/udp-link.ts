@@ -37,6 +37,8 @@ export interface UdpLinkOptions {
   /** Kernel buffer requests (default SOCKET_BUFFER_BYTES each). */
   recvBufferBytes?: number;
   sendBufferBytes?: number;
+  /** Native backend: UDP GSO sends and GRO receives. Default: on unless LONGHAUL_UDP_GSO=0. */
+  segmentation?: boolean;
 }
 
 /** Kernel buffer sizes to request, in bytes. */
@@ -79,7 +81,8 @@ export const UdpLink = {
       if (load.ok) {
         // The addon takes numeric addresses only; a name resolves as node:dgram's udp4 socket would.
         const host = isIP(addr.host) ? addr.host : (await lookup(addr.host, { family: 4 })).address;
-        return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers);
+        const segmentation = opts.segmentation ?? process.env.LONGHAUL_UDP_GSO !== '0';
+        return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers, segmentation);
       }
       if (wanted === 'native') throw new Error(load.error);
       if (!fallbackNoted) {

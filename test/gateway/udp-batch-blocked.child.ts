@@ -1,6 +1,7 @@
 // Child of udp-batch-blocked.test.ts, run inside a network namespace whose loopback is slowed by a
 // token-bucket qdisc: a sender with a tiny SO_SNDBUF then meets EAGAIN and partial sendmmsg calls.
 // Prints one JSON line: which sequence numbers the link accepted, which arrived, and its counters.
+// Then (loopback MTU 1500): runs of datagrams over the MTU, which GSO cannot carry.
 import { UdpLink } from '../../src/gateway/udp-link.ts';
 import { NativeUdpLink } from '../../src/gateway/udp-batch.ts';
 
@@ -30,12 +31,31 @@ for (let seq = 0; seq < COUNT; seq++) {
 }
 // Drain: the qdisc releases ~2 datagrams per writability event; bounded wait.
 const deadline = Date.now() + 20_000;
-while (received.length < tx.stats.datagramsOut || tx.stats.datagramsOut + (tx as NativeUdpLink).queue.dropped < COUNT) {
+while (received.length < tx.stats.datagramsOut || tx.stats.datagramsOut + (tx as NativeUdpLink).batching.sendDropped < COUNT) {
   if (Date.now() > deadline) break;
   await new Promise((r) => setTimeout(r, 20));
 }
 await new Promise((r) => setTimeout(r, 100));
-const q = (tx as NativeUdpLink).queue;
-process.stdout.write(`${JSON.stringify({ accepted, received, corrupt, datagramsOut: tx.stats.datagramsOut, sendErrors: tx.stats.sendErrors, blocked: q.blocked, dropped: q.dropped, sendBufferBytes: tx.stats.sendBufferBytes })}\n`);
+const q = (tx as NativeUdpLink).batching;
 await tx.close();
 await rx.close();
+
+// Runs of equal datagrams bigger than the route's MTU (1500 here): the kernel refuses them as one
+// GSO message, the socket falls back to one message per datagram (IP fragments) and loses none.
+const rx2 = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+const tx2 = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+const big: number[] = [];
+rx2.onDatagram((d) => {
+  if (d.length === 2000 && d.every((b, j) => j < 4 || b === ((d.readUInt32BE(0) + j) & 0xff))) big.push(d.readUInt32BE(0));
+});
+const buf2 = Buffer.alloc(2000);
+for (let seq = 0; seq < 200; seq++) {
+  for (let j = 4; j < 2000; j++) buf2[j] = (seq + j) & 0xff;
+  buf2.writeUInt32BE(seq, 0);
+  tx2.sendTo(buf2, rx2.address);
+}
+for (let waited = 0; big.length < 200 && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+const oversize = { received: big, sendErrors: tx2.stats.sendErrors };
+await tx2.close();
+await rx2.close();
+process.stdout.write(`${JSON.stringify({ accepted, received, corrupt, datagramsOut: tx.stats.datagramsOut, sendErrors: tx.stats.sendErrors, blocked: q.sendBlocked, dropped: q.sendDropped, sendBufferBytes: tx.stats.sendBufferBytes, oversize })}\n`);

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadAddon } from '../../src/native/load.ts';
 import { UdpLink } from '../../src/gateway/udp-link.ts';
+import { NativeUdpLink } from '../../src/gateway/udp-batch.ts';
 import type { Endpoint } from '../../src/gateway/address.ts';
 
 const built = loadAddon('lh_udp').ok;
@@ -34,13 +35,14 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   for (let waited = 0; !cond() && waited < ms; waited += 10) await sleep(10);
 }
 
-for (const family of [4, 6] as const) {
+for (const [family, segmentation] of [[4, true], [6, true], [4, false]] as const) {
   const host = family === 4 ? '127.0.0.1' : '::1';
   const maxDatagram = family === 4 ? 65507 : 65527; // loopback MTU 65536 minus IP and UDP headers
+  const gso = segmentation ? 'GSO/GRO' : 'no GSO/GRO';
 
-  test(`IPv${family}: batches of 1..1500 datagrams, sizes 1..${maxDatagram}, arrive intact and in order both ways`, { skip }, async () => {
-    const a = await UdpLink.bind({ host, port: 0 }, { backend: 'native' });
-    const b = await UdpLink.bind({ host, port: 0 }, { backend: 'native' });
+  test(`IPv${family}, ${gso}: batches of 1..1500 datagrams, sizes 1..${maxDatagram}, arrive intact and in order both ways`, { skip }, async () => {
+    const a = await UdpLink.bind({ host, port: 0 }, { backend: 'native', segmentation });
+    const b = await UdpLink.bind({ host, port: 0 }, { backend: 'native', segmentation });
     try {
       assert.equal(a.backend, 'native');
       const atB: Array<{ d: Buffer; from: RemoteInfo }> = [];
@@ -93,6 +95,10 @@ for (const family of [4, 6] as const) {
       assert.equal(a.stats.datagramsOut, seq);
       assert.equal(b.stats.datagramsIn, seq);
       assert.ok(a.stats.recvBufferBytes > 0 && a.stats.sendBufferBytes > 0);
+      // Runs of equal datagrams went as GSO messages and arrived coalesced (or not at all, when off).
+      const coalesced = (b as NativeUdpLink).batching.recvCoalesced + (a as NativeUdpLink).batching.recvCoalesced;
+      if (segmentation) assert.ok(coalesced > 0, `coalesced messages: ${coalesced}`);
+      else assert.equal(coalesced, 0);
     } finally {
       await a.close();
       await b.close();
