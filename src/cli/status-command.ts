@@ -57,6 +57,9 @@ export function formatStatus(s: GatewayStatus): string {
     out.push('');
   }
   out.push(`inbound: active ${s.inbound.active}  total ${s.inbound.total}  refused ${s.inbound.refused}  failed ${s.inbound.failed}`);
+  for (const p of s.peers ?? []) {
+    out.push(`peer ${p.name}: restarts detected ${p.restartsDetected}  re-associations ${p.reassociations}  liveness probes ${p.livenessProbes}  re-handshakes ${p.rehandshakes}`);
+  }
   const e = s.codec.encode;
   const d = s.codec.decode;
   out.push(`compression: ${e.setting}  sent ${bytes(e.bytesIn)} -> ${bytes(e.bytesOut)} (ratio ${e.ratio.toFixed(3)}, raw blocks ${e.blocksRaw}/${e.blocks}, cpu ${(e.cpuMs / 1000).toFixed(2)} s)  received ${bytes(d.bytesIn)} -> ${bytes(d.bytesOut)} (cpu ${(d.cpuMs / 1000).toFixed(2)} s)`);

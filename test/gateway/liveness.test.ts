@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { formatStatus } from '../../src/cli/status-command.ts';
 import { createMetrics } from '../../src/gateway/metrics.ts';
 import {
   freeUdpPort, LogCapture, makeKeys, sleep, spawnGateway, startA, startB, startUdpRelay, startVerifyTarget, verifiedExchange,
@@ -104,6 +105,7 @@ test('answering gateway killed and restarted mid-transfer: detected quickly, old
     assert.equal(st.liveness.restartDetectMs, DETECT_MS);
     assert.equal(st.associations.filter((x) => x.connected).length, 1);
     assert.ok(!logA.find('association closed', (l) => l.reason === 'idle timeout'), 'not noticed by the idle timeout');
+    assert.match(formatStatus(st), /peer b: restarts detected 1 {2}re-associations 1/);
     const metrics = await createMetrics(() => a.gateway.status()).metrics();
     assert.match(metrics, /longhaul_peer_reassociations_total\{peer="b"\} 1\b/);
     assert.match(metrics, /longhaul_peer_restarts_detected_total\{peer="b"\} 1\b/);
