@@ -155,15 +155,16 @@ test('a restarted answering gateway stays silent to packets of the lost session 
   }
 });
 
-test('restart of the answering instance behind the same address: detected, new connections work (in-process)', { timeout: 60_000 }, async () => {
-  const keys = makeKeys();
+for (const insecure of [false, true]) test(`restart of the answering instance behind the same address: detected, new connections work (in-process${insecure ? ', plaintext debug mode' : ''})`, { timeout: 60_000 }, async () => {
+  const keys = insecure ? null : makeKeys();
   const target = await startVerifyTarget();
-  const b1 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
+  const o = { target: '', allow: ['127.0.0.1'], insecure };
+  const b1 = await startB(o, keys, new LogCapture());
   const relay = await startUdpRelay(b1.gateway.wanAddress.port);
   const logA = new LogCapture();
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 500 } }, keys, relay.port, logA);
+  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], insecure, limits: { peerRestartDetectMs: 500 } }, keys, relay.port, logA);
   const port = a.gateway.tunnels[0]!.address.port;
-  const b2 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
+  const b2 = await startB(o, keys, new LogCapture());
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
     const stalled = openStalled(port);
