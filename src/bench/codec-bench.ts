@@ -167,7 +167,8 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
   // CPU time it took, so 'auto' sees its real output rate. Timings inside a call stay real.
   let skippedMs = 0;
   const now = () => performance.now() + skippedMs;
-  const encoder = new BlockEncoder({ mode, maxBlockSize: BLOCK, now, ...(linkMbps ? { linkRateBps: linkMbps * 1e6 } : {}) });
+  // A fixed CPU share (a whole core) so the rows do not depend on the load when they ran.
+  const encoder = new BlockEncoder({ mode, maxBlockSize: BLOCK, now, cpuShare: DEFAULT_CPU_SHARE, ...(linkMbps ? { linkRateBps: linkMbps * 1e6 } : {}) });
   const reads = blocksOf(data, SOCKET_READ);
   const framed: Uint8Array[] = [];
   const t0 = performance.now();

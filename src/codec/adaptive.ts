@@ -29,6 +29,10 @@
 // that makes the encoder itself the bottleneck shows up as output above the estimate, and the
 // margin moves the choice back down.
 //
+// cpuShare: the fraction of a core the gateway's thread gets. The encoder estimates it from the
+// machine's load average (min(1, cores / load)), so on a saturated machine, where the codec's
+// CPU comes straight out of the transport's, the slow levels drop out first.
+//
 // When the best rung is link-bound, rungs differ only in wire ratio (measured on the same
 // blocks, not noisy CPU timings), and 1% of wire is 1% of the transfer time, so the
 // tolerances shrink to LINK_BOUND_TOLERANCE.
@@ -142,7 +146,7 @@ interface PairSums {
 
 export class AdaptivePolicy {
   private readonly ladder: readonly Rung[];
-  private readonly cpuShare: number;
+  private cpuShare: number;
   private readonly cpuMargin: number;
   private linkBytesPerSec: number;
   private wireNsPerByte: number;
@@ -213,6 +217,22 @@ export class AdaptivePolicy {
 
   private effectiveLinkBytesPerSec(): number {
     return Math.max(this.linkBytesPerSec, this.outputBytesPerSec);
+  }
+
+  /**
+   * The fraction of a core the gateway's thread gets (0..1], e.g. from the machine's load: on
+   * a saturated machine every rung's CPU-bound rate shrinks and the slow levels lose first.
+   */
+  setCpuShare(share: number): void {
+    if (!(share > 0) || !Number.isFinite(share)) return;
+    const next = Math.min(share, 1);
+    if (next === this.cpuShare) return;
+    this.cpuShare = next;
+    this.choose(false);
+  }
+
+  get currentCpuShare(): number {
+    return this.cpuShare;
   }
 
   /** p: the rest of the gateway's CPU per wire byte (ns), e.g. its CPU time / bytes sent. */

@@ -2,7 +2,8 @@
 // socket had ready and writes the result into a transport stream. Never holds data back
 // to fill a block, so interactive traffic gains no latency.
 
-import { AdaptivePolicy } from './adaptive.ts';
+import { availableParallelism, loadavg } from 'node:os';
+import { AdaptivePolicy, OUTPUT_WINDOW_MS } from './adaptive.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
 import {
@@ -39,7 +40,11 @@ export interface BlockEncoderOptions {
   stats?: CodecStats;
   /** Initial link rate for 'auto' (bits/s); update it with setLinkRateBps. */
   linkRateBps?: number;
-  /** 'auto' tuning (tests and benchmarks). */
+  /**
+   * 'auto': the fraction of a core the gateway's thread gets. Default: estimated from the
+   * machine's 1-minute load average, min(1, cores / load), re-read once a second (tests and
+   * benchmarks fix it for repeatable choices).
+   */
   cpuShare?: number;
   cpuMargin?: number;
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
@@ -68,6 +73,9 @@ export class BlockEncoder {
   private readonly now: () => number;
   /** Duration of the last timedCompress call (a field, so the hot path returns one value). */
   private lastCpuMs = 0;
+  /** 'auto' with no fixed cpuShare: when the load average was last read (ms, this.now()). */
+  private readonly shareFromLoad: boolean;
+  private lastShareReadMs = -Infinity;
 
   constructor(options: BlockEncoderOptions = {}) {
     this.mode = options.mode ?? 'auto';
@@ -81,6 +89,7 @@ export class BlockEncoder {
       this.mode === 'lz4' ? { codec: 'lz4', level: 0 }
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
       : null;
+    this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
     this.policy = this.mode === 'auto'
       ? new AdaptivePolicy({
         linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, cpuMargin: options.cpuMargin, ladder: options.ladder,
@@ -132,7 +141,14 @@ export class BlockEncoder {
     const s = this.stats.encode;
     s.bytesIn += data.length;
     s.bytesOut += total;
-    this.policy?.observeOutput(total, this.now());
+    if (this.policy) {
+      const nowMs = this.now();
+      this.policy.observeOutput(total, nowMs);
+      if (this.shareFromLoad && (nowMs - this.lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.lastShareReadMs)) {
+        this.lastShareReadMs = nowMs;
+        this.policy.setCpuShare(cpuShareFromLoad(loadavg()[0] ?? 0, availableParallelism()));
+      }
+    }
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
     this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);
@@ -198,4 +214,13 @@ export class BlockEncoder {
     this.stats.encode.cpuMs += this.lastCpuMs;
     return out;
   }
+}
+
+/**
+ * The share of a core one thread gets on a machine with `cores` cores and `load` runnable
+ * tasks on average (the thread itself included): all of one while load <= cores.
+ */
+export function cpuShareFromLoad(load: number, cores: number): number {
+  if (!(cores > 0) || !(load > cores)) return 1;
+  return cores / load;
 }

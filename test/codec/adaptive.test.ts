@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, LINK_BOUND_TOLERANCE } from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
-import { BlockEncoder } from '../../src/codec/encoder.ts';
+import { BlockEncoder, cpuShareFromLoad } from '../../src/codec/encoder.ts';
 import { textLike } from './fixtures.ts';
 
 const KiB = 1024;
@@ -83,9 +83,31 @@ describe('AdaptivePolicy', () => {
     assert.equal(settingName(policy), 'zstd:7');
   });
 
+  it('on a saturated machine (a smaller CPU share) the slow levels lose first', () => {
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6 });
+    assert.equal(settingName(policy), 'zstd:7');
+    // Load 4 on 2 cores: half a core. zstd 7: 2 x 22 ns per byte = 23 MB/s < 38 MB/s.
+    policy.setCpuShare(cpuShareFromLoad(4, 2));
+    assert.equal(policy.currentCpuShare, 0.5);
+    assert.equal(settingName(policy), 'zstd:3');
+    policy.setCpuShare(cpuShareFromLoad(1.5, 2));
+    assert.equal(settingName(policy), 'zstd:7', 'a quiet machine again');
+    policy.setCpuShare(0);
+    policy.setCpuShare(NaN);
+    assert.equal(policy.currentCpuShare, 1, 'nonsense ignored');
+  });
+
+  it('the CPU share from the load average: a whole core until the load exceeds the cores', () => {
+    assert.equal(cpuShareFromLoad(0, 2), 1);
+    assert.equal(cpuShareFromLoad(2, 2), 1);
+    assert.equal(cpuShareFromLoad(6, 2), 1 / 3);
+    assert.equal(cpuShareFromLoad(3, 0), 1);
+    assert.equal(cpuShareFromLoad(NaN, 2), 1);
+  });
+
   it('steps down from a high level when its measured speed no longer clears the margin', () => {
     let t = 0;
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, maxBlockSize: 64 * KiB, now: () => (t += 1) });
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 1) });
     assert.equal(encoder.stats.snapshot().encode.setting, 'none'); // nothing encoded yet
     assert.deepEqual(encoder.adaptive!.settingOf(encoder.adaptive!.currentRung), { codec: 'zstd', level: 7 });
     // Each call now measures 64 KiB / 1 ms = 65 MB/s: zstd 7 at a third of that cannot fill 100 Mbit/s.
@@ -165,7 +187,7 @@ describe('BlockEncoder in auto mode', () => {
   it('stops compressing when the measured codec speed cannot keep up with the link', () => {
     let t = 0;
     // Each clock read advances 2 ms: every compression call measures 64 KiB / 2 ms = 33 MB/s.
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 1e9, maxBlockSize: 64 * KiB, now: () => (t += 2) });
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 1e9, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 2) });
     for (let i = 0; i < 200; i++) encoder.encode(text);
     const s = encoder.stats.snapshot().encode;
     assert.equal(s.setting, 'none');
@@ -183,7 +205,7 @@ describe('BlockEncoder in auto mode', () => {
   it(`probes a neighbouring rung once every ${EXPLORE_INTERVAL} blocks`, () => {
     let t = 0;
     // Each clock read advances 1 ms, so codec CPU ms = number of compression calls.
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, maxBlockSize: 64 * KiB, now: () => t++ });
+    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => t++ });
     const blocks = 4 * EXPLORE_INTERVAL;
     const decoder = new BlockDecoder();
     for (let i = 0; i < blocks; i++) assert.ok(decoder.push(encoder.encode(text)).ok);
