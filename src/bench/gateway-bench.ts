@@ -35,6 +35,9 @@ const TRACE = process.argv.includes('--trace');
 // Path MTU given to both gateways (1500 = Ethernet, what the lab and most WANs carry).
 const MTU = arg('mtu', '1500');
 const MODES = arg('modes', 'encrypted,plaintext').split(',') as Array<'encrypted' | 'plaintext'>;
+// --max-rate 900M: both gateways paced below this (the lab's links are 1 Gbit/s): smaller flushes.
+const MAX_RATE = arg('max-rate', '');
+const RATE_ARGS = MAX_RATE ? ['--max-rate', MAX_RATE] : [];
 // native: lh_udp with UDP GSO/GRO; native-nogso: lh_udp, sendmmsg/recvmmsg only; dgram: node:dgram.
 type Udp = 'native' | 'native-nogso' | 'dgram';
 const UDP_DEFAULT: Udp = loadAddon('lh_udp').ok ? 'native' : 'dgram';
@@ -149,12 +152,12 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
   const sinkPort = (sink.address() as { port: number }).port;
   const sec = mode === 'encrypted';
   const b = await startGateway([
-    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none', '--mtu', MTU,
+    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none', '--mtu', MTU, ...RATE_ARGS,
     ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
   ], profileDir, udp, TRACE ? '127.0.0.1:45020' : 'off');
   const a = await startGateway([
     '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
-    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none', '--mtu', MTU,
+    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none', '--mtu', MTU, ...RATE_ARGS,
     ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
   ], profileDir, udp, TRACE ? '127.0.0.1:45019' : 'off');
   let tracer: NodeJS.Timeout | null = null;
@@ -162,7 +165,7 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
     tracer = setInterval(() => {
       fetch('http://127.0.0.1:45019/status').then((r) => r.json()).then((st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
         const x = st.associations[0] as Record<string, number> & { driver: Record<string, number> };
-        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams} flushes ${x.driver.flushes} timers ${x.driver.timerWakeups}\n`);
+        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn} calls out ${st.udp.sendCalls} in ${st.udp.recvCalls}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams} flushes ${x.driver.flushes} timers ${x.driver.timerWakeups}\n`);
       }, () => {});
     }, 500);
   }
@@ -256,7 +259,7 @@ async function main(): Promise<void> {
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
   const summary = {
     benchmark: 'gateway', date, machine,
-    setup: `one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation, WAN MTU ${MTU}; source and sink in the bench process`,
+    setup: `one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation, WAN MTU ${MTU}${MAX_RATE ? `, --max-rate ${MAX_RATE}` : ''}; source and sink in the bench process`,
     mtu: Number(MTU),
     udp: UDPS,
     bytesPerRun: BYTES, targetMbps: TARGET_MBPS, results,

@@ -75,7 +75,7 @@ interface Path {
 export class NativeUdpLink implements UdpLink {
   readonly backend = 'native';
   readonly stats: UdpLinkStats = {
-    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, recvBufferBytes: 0, sendBufferBytes: 0,
+    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, sendCalls: 0, recvCalls: 0, recvBufferBytes: 0, sendBufferBytes: 0,
   };
   /**
    * Batching events: times the kernel refused part of a flush (EAGAIN), datagrams dropped because
@@ -138,6 +138,7 @@ export class NativeUdpLink implements UdpLink {
   send(data: Uint8Array, port: number, host: string): void {
     if (this.#closed) return;
     const r = this.#udp.sendOne(this.#main, data, host, port);
+    this.stats.sendCalls++;
     if (r < 0) {
       this.stats.sendErrors++;
       return;
@@ -200,6 +201,7 @@ export class NativeUdpLink implements UdpLink {
     if (this.#closed || path.closed) return;
     while (q.head < q.count) {
       const r = this.#udp.sendBatch(path.sock, q.buf, q.lens, q.head, q.count - q.head, q.headOffset);
+      this.stats.sendCalls++;
       if (r > 0) {
         let bytes = 0;
         for (let k = q.head, end = q.head + r; k < end; k++) bytes += q.lens[k]!;
@@ -255,7 +257,10 @@ export class NativeUdpLink implements UdpLink {
   }
 
   #onEvent(path: Path | null, ev: number, n: number): void {
-    if (ev === EV_DATAGRAMS) this.#deliver(n);
+    if (ev === EV_DATAGRAMS) {
+      this.stats.recvCalls++;
+      this.#deliver(n);
+    }
     else if (ev === EV_WRITABLE) {
       if (path !== null) this.#flush(path);
     } else this.stats.sendErrors += n; // socket errors (ICMP unreachable), counted as node:dgram's are

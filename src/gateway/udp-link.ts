@@ -25,6 +25,9 @@ export interface UdpLinkStats {
   bytesIn: number;
   bytesOut: number;
   sendErrors: number;
+  /** Send and receive system calls (node:dgram: one per datagram); datagrams per call = batching. */
+  sendCalls: number;
+  recvCalls: number;
   recvBufferBytes: number;
   sendBufferBytes: number;
 }
@@ -103,7 +106,7 @@ type FastPath = Socket | 'pending' | 'failed';
 class DgramUdpLink implements UdpLink {
   readonly backend = 'dgram';
   readonly stats: UdpLinkStats = {
-    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, recvBufferBytes: 0, sendBufferBytes: 0,
+    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, sendCalls: 0, recvCalls: 0, recvBufferBytes: 0, sendBufferBytes: 0,
   };
   #socket: Socket;
   #type: 'udp4' | 'udp6';
@@ -112,6 +115,7 @@ class DgramUdpLink implements UdpLink {
   #closed = false;
   #onMessage = (data: Buffer, from: RemoteInfo): void => {
     this.stats.datagramsIn++;
+    this.stats.recvCalls++;
     this.stats.bytesIn += data.length;
     this.#handler(data, from);
   };
@@ -157,6 +161,7 @@ class DgramUdpLink implements UdpLink {
 
   send(data: Uint8Array, port: number, host: string): void {
     this.stats.datagramsOut++;
+    this.stats.sendCalls++;
     this.stats.bytesOut += data.length;
     this.#socket.send(data, port, host);
   }
@@ -172,6 +177,7 @@ class DgramUdpLink implements UdpLink {
     const fast = this.#fast.get(to);
     if (fast !== undefined && typeof fast !== 'string') {
       this.stats.datagramsOut++;
+      this.stats.sendCalls++;
       this.stats.bytesOut += data.length;
       fast.send(data);
       return fast.getSendQueueCount() === 0;

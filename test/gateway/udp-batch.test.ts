@@ -94,6 +94,9 @@ for (const [family, segmentation] of [[4, true], [6, true], [4, false]] as const
       assert.equal(a.stats.sendErrors, 0);
       assert.equal(a.stats.datagramsOut, seq);
       assert.equal(b.stats.datagramsIn, seq);
+      // Batched: one sendmmsg per turn (or per full queue), recvmmsg takes several per call.
+      assert.ok(a.stats.sendCalls <= 2 * cases.length, `send calls ${a.stats.sendCalls} for ${seq} datagrams`);
+      assert.ok(b.stats.recvCalls < b.stats.datagramsIn / 4, `receive calls ${b.stats.recvCalls} for ${b.stats.datagramsIn} datagrams`);
       assert.ok(a.stats.recvBufferBytes > 0 && a.stats.sendBufferBytes > 0);
       // Runs of equal datagrams went as GSO messages and arrived coalesced (or not at all, when off).
       const coalesced = (b as NativeUdpLink).batching.recvCoalesced + (a as NativeUdpLink).batching.recvCoalesced;
