@@ -86,6 +86,8 @@ export class NativeUdpLink implements UdpLink {
   #main: NativeSocket;
   #family: 4 | 6;
   #buffers: SocketBuffers;
+  /** UDP GSO sends and GRO receives on every socket of the link. */
+  #segmentation: boolean;
   #local: Endpoint;
   #handler: DatagramHandler = () => {};
   // Per peer address object: a socket connected to it (SO_REUSEPORT on our WAN address, so the
@@ -103,8 +105,6 @@ export class NativeUdpLink implements UdpLink {
   // The last source seen (nearly always the same peer): its RemoteInfo is reused.
   #src: RemoteInfo = { address: '', family: 'IPv4', port: -1, size: 0 };
   #srcKey = new Int32Array(6).fill(-1);
-
-  #segmentation: boolean;
 
   /** Binds the WAN socket; throws the OS error (e.g. EADDRINUSE) like node:dgram's bind. */
   constructor(udp: LhUdpAddon, addr: Endpoint, buffers: SocketBuffers, segmentation: boolean) {
