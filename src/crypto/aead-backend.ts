@@ -19,7 +19,8 @@ export function defaultPacketAead(): PacketAead {
   if (chosen === null) {
     chosen = pickAead(loadOpensslAead());
     if (chosen.fallbackReason !== null) {
-      process.emitWarning(`packet AEAD: using sodium-native, slower than OpenSSL (${chosen.fallbackReason})`, { code: 'LONGHAUL_AEAD_FALLBACK' });
+      const why = chosen.fallbackReason.split('\n')[0]; // a failed require appends its stack
+      process.emitWarning(`packet AEAD: sodium-native in use, slower than OpenSSL (npm run build:native): ${why}`, { code: 'LONGHAUL_AEAD_FALLBACK' });
     }
   }
   return chosen.aead;
