@@ -1,14 +1,14 @@
 // The `auto` mode's choice of codec and level: compress only while the link, not the CPU,
 // is the bottleneck.
 //
-// For each rung k of a ladder (none, lz4, zstd -1, 1, 3, 5, 7) we estimate c_k, CPU
-// seconds per application byte compressed, and wire_k, wire bytes per application byte (80%
-// rule applied; none: c = 0, wire = 1). Every wire byte also costs the rest of the
-// single-threaded gateway p seconds of CPU (packetizing, encryption, a syscall per datagram),
-// so compressing saves CPU downstream as well as spending it. The gateway then moves
-// application bytes at about
+// For each rung k of a ladder (none, lz4, zstd -1, 1, 3, then zstd 5 and 7 for slow links)
+// we estimate c_k, CPU seconds per application byte compressed, and wire_k, wire bytes per
+// application byte (80% rule applied; none: c = 0, wire = 1). Every wire byte also costs the
+// rest of the single-threaded gateway p seconds of CPU (packetizing, encryption, a syscall per
+// datagram), so compressing saves CPU downstream as well as spending it. The gateway then
+// moves application bytes at about
 //
-//     T_k = min(cpuShare / (cpuMargin * (c_k + wire_k * p)), linkBytesPerSecond / wire_k)
+//     T_k = min(cpuShare / (c_k + wire_k * p), linkBytesPerSecond / wire_k)
 //
 // (CPU-bound on the left, link-bound on the right), and we use the rung with the largest
 // T_k; rungs within SWITCH_DOWN_TOLERANCE of the best count as equal and the one with the
@@ -16,22 +16,24 @@
 // CPU needs a SWITCH_UP_MARGIN gain (no flapping). So compression is skipped only when it
 // costs more CPU than it saves while the CPU, not the link, is the bottleneck.
 //
-// cpuMargin: a rung counts as link-bound only while its CPU rate exceeds what the link
-// needs by that factor, because the gateway shares the machine (in the lab: two cores for
-// both gateways, the emulator, client and sink) and codec timings are noisy. On a slow link
-// that still leaves the higher zstd levels (the strongest whose speed clears the margin wins:
-// zstd 7, the top rung, at 100 Mbit/s on the project machine); on a fast link every rung is CPU-bound, the
-// margin scales all of them alike and the choice stays the cheapest good one (zstd 1).
+// Slow-link rungs (`needsHeadroom`: zstd 5, 7) take part only while their CPU rate clears
+// cpuMargin times what the link needs (cpuShare / (c_k + wire_k * p) >= cpuMargin x link /
+// wire_k): the gateway shares the machine (in the lab: two cores for both gateways, the
+// emulator, client and sink), codec timings are noisy, and the gateway compresses on its event
+// loop. So on a 100 Mbit/s link the strongest level whose speed clears the margin wins (zstd 7
+// on the project machine), and on fast links, or when the margin is not met, the choice is the
+// one the base ladder (none .. zstd 3) gives, as before.
+//
+// cpuShare: the fraction of a core the gateway's thread gets. The encoder estimates it from the
+// machine's load average (min(1, cores / load)), so on a saturated machine the slow-link rungs
+// drop out first.
+//
 // The link rate is the transport's estimate, but never below what the encoder itself put out
 // over the last OUTPUT_WINDOW_MS: the link evidently carried that. This breaks a loop seen in
 // the lab: a dip in the estimate (app-limited samples, a loaded machine) picks a slow level,
 // the slow level starves the transport, which keeps the estimate low. With the floor, a level
 // that makes the encoder itself the bottleneck shows up as output above the estimate, and the
 // margin moves the choice back down.
-//
-// cpuShare: the fraction of a core the gateway's thread gets. The encoder estimates it from the
-// machine's load average (min(1, cores / load)), so on a saturated machine, where the codec's
-// CPU comes straight out of the transport's, the slow levels drop out first.
 //
 // When the best rung is link-bound, rungs differ only in wire ratio (measured on the same
 // blocks, not noisy CPU timings), and 1% of wire is 1% of the transfer time, so the
@@ -57,8 +59,8 @@ export const DEFAULT_CPU_SHARE = 1;
  */
 export const DEFAULT_WIRE_CPU_NS_PER_BYTE = 8;
 /**
- * The CPU-bound rate of a rung counts at 1/CPU_MARGIN: the codec must run comfortably
- * faster than the link needs (headroom for the machine's other work and timing noise).
+ * A slow-link rung takes part only while its CPU rate is at least this many times what the
+ * link needs (headroom for the machine's other work, timing noise and the event loop).
  */
 export const DEFAULT_CPU_MARGIN = 3;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
@@ -95,6 +97,8 @@ export interface Rung {
   speedBytesPerSec: number;
   /** Prior: wire bytes per application byte (vm payload, 80% rule). */
   wireRatio: number;
+  /** A slow-link rung: used only while its CPU rate clears the margin over the link's need. */
+  needsHeadroom?: boolean;
 }
 
 /**
@@ -112,14 +116,14 @@ export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: { codec: 'zstd', level: -1 }, speedBytesPerSec: 660e6, wireRatio: 0.34 },
   { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 800e6, wireRatio: 0.343 },
   { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 670e6, wireRatio: 0.34 },
-  { setting: { codec: 'zstd', level: 5 }, speedBytesPerSec: 370e6, wireRatio: 0.337 },
-  { setting: { codec: 'zstd', level: 7 }, speedBytesPerSec: 215e6, wireRatio: 0.332 },
+  { setting: { codec: 'zstd', level: 5 }, speedBytesPerSec: 370e6, wireRatio: 0.337, needsHeadroom: true },
+  { setting: { codec: 'zstd', level: 7 }, speedBytesPerSec: 215e6, wireRatio: 0.332, needsHeadroom: true },
 ];
 
 export interface AdaptivePolicyOptions {
   ladder?: readonly Rung[];
   cpuShare?: number;
-  /** Headroom factor on the CPU-bound rate (default DEFAULT_CPU_MARGIN; 1 = none). */
+  /** Headroom a `needsHeadroom` rung needs over the link (default DEFAULT_CPU_MARGIN; 1 = none). */
   cpuMargin?: number;
   linkRateBps?: number;
   wireCpuNsPerByte?: number;
@@ -325,14 +329,30 @@ export class AdaptivePolicy {
     const e = this.estimate(rung);
     const wire = Math.max(e.wireRatio, 1e-6);
     const cpuNs = this.cpuNsPerAppByte(rung);
-    const cpuBound = cpuNs > 0 ? (this.cpuShare * 1e9) / (this.cpuMargin * cpuNs) : Infinity;
-    return Math.min(cpuBound, this.effectiveLinkBytesPerSec() / wire);
+    return Math.min(this.cpuRate(rung), this.effectiveLinkBytesPerSec() / wire);
   }
 
-  /** True if the link, not the CPU (with the margin), bounds this rung. */
+  /** Application bytes/s the CPU share allows with this rung (codec plus pipeline). */
+  cpuRate(rung: number): number {
+    const cpuNs = this.cpuNsPerAppByte(rung);
+    return cpuNs > 0 ? (this.cpuShare * 1e9) / cpuNs : Infinity;
+  }
+
+  /** True if the rung's CPU rate is at least cpuMargin times what the link needs. */
+  clearsMargin(rung: number): boolean {
+    const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
+    return this.cpuRate(rung) >= (this.cpuMargin * this.effectiveLinkBytesPerSec()) / wire;
+  }
+
+  /** True if the link, not the CPU, bounds this rung. */
   linkBound(rung: number): boolean {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
-    return this.throughput(rung) >= this.effectiveLinkBytesPerSec() / wire;
+    return this.cpuRate(rung) >= this.effectiveLinkBytesPerSec() / wire;
+  }
+
+  /** Base rungs always; slow-link rungs only while they clear the margin. */
+  eligible(rung: number): boolean {
+    return this.ladder[rung]!.needsHeadroom !== true || this.clearsMargin(rung);
   }
 
   /** CPU ns per application byte with this rung: compression plus the pipeline's cost of its wire bytes. */
@@ -352,7 +372,7 @@ export class AdaptivePolicy {
     const throughputs: number[] = [];
     let best = 0;
     for (let k = 0; k < n; k++) {
-      throughputs.push(this.throughput(k));
+      throughputs.push(this.eligible(k) ? this.throughput(k) : -1);
       if (throughputs[k]! > throughputs[best]!) best = k;
     }
     const linkBound = this.linkBound(best);
@@ -364,9 +384,10 @@ export class AdaptivePolicy {
       if (throughputs[k]! >= throughputs[best]! * (1 - downTolerance) && this.cpuCost(k) < this.cpuCost(pick)) pick = k;
     }
     if (pick === this.current) return;
-    const here = throughputs[this.current]!;
+    // A rung that lost its eligibility (a slow-link rung on a faster link) is left at once.
+    const here = this.eligible(this.current) ? throughputs[this.current]! : -1;
     const cheaper = this.cpuCost(pick) < this.cpuCost(this.current);
-    const worthIt = throughputs[pick]! > here * (1 + upMargin) || (cheaper && throughputs[pick]! >= here * (1 - downTolerance));
+    const worthIt = here < 0 || throughputs[pick]! > here * (1 + upMargin) || (cheaper && throughputs[pick]! >= here * (1 - downTolerance));
     if (!initial && !worthIt) return;
     // The new anchor starts its measurement from the model, not from a stale value.
     const nextAnchor = pick === 0 ? 1 : pick;
