@@ -65,8 +65,12 @@ export const DEFAULT_WIRE_CPU_NS_PER_BYTE = 8;
 export const DEFAULT_CPU_MARGIN = 3;
 /** Until the gateway reports a rate, assume the fastest lab link (1 Gbit/s): cheap codecs first. */
 export const DEFAULT_LINK_RATE_BPS = 1e9;
-/** The encoder's output rate is measured over windows this long (wall time). */
-export const OUTPUT_WINDOW_MS = 1000;
+/**
+ * The encoder's output rate is measured over windows this long (wall time): short, because a
+ * stream that starts on a low estimate runs its first window on a slow level; long enough to
+ * average the bursts in which the gateway refills its send backlog.
+ */
+export const OUTPUT_WINDOW_MS = 500;
 /** Probe a neighbouring rung on one block in this many (~3% extra CPU). */
 export const EXPLORE_INTERVAL = 32;
 /** A costlier rung must promise this much more throughput before we move to it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, LINK_BOUND_TOLERANCE } from '../../src/codec/adaptive.ts';
+import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, LINK_BOUND_TOLERANCE, OUTPUT_WINDOW_MS } from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder, cpuShareFromLoad } from '../../src/codec/encoder.ts';
@@ -81,16 +81,16 @@ describe('AdaptivePolicy', () => {
   it('floors a too-low link estimate by its own output rate, so a dip cannot lock in a slow level', () => {
     const policy = new AdaptivePolicy({ linkRateBps: 10e6 });
     assert.equal(settingName(policy), 'zstd:7');
-    // 40 MB of wire bytes in one second went out: the link carries at least 320 Mbit/s.
+    // 40 MB of wire bytes went out in one window: the link carries at least that rate.
     policy.observeOutput(20e6, 0);
-    policy.observeOutput(20e6, 500);
+    policy.observeOutput(20e6, OUTPUT_WINDOW_MS / 2);
     assert.equal(settingName(policy), 'zstd:7', 'no decision before a window closes');
-    policy.observeOutput(0, 1000);
-    assert.equal(policy.effectiveLinkRateBps, 320e6);
+    policy.observeOutput(0, OUTPUT_WINDOW_MS);
+    assert.equal(policy.effectiveLinkRateBps, (40e6 * 8 * 1000) / OUTPUT_WINDOW_MS);
     assert.equal(policy.linkRateBps, 10e6, 'the estimate itself is kept');
-    assert.ok((settingOfLevel(policy) ?? 99) <= 3, `at 320 Mbit/s: ${settingName(policy)}`);
+    assert.ok((settingOfLevel(policy) ?? 99) <= 3, `at ${policy.effectiveLinkRateBps / 1e6} Mbit/s: ${settingName(policy)}`);
     // A quiet window (interactive traffic) does not pull the rate under the estimate.
-    policy.observeOutput(1000, 5000);
+    policy.observeOutput(1000, 10 * OUTPUT_WINDOW_MS);
     assert.equal(policy.effectiveLinkRateBps, 10e6);
     assert.equal(settingName(policy), 'zstd:7');
   });
