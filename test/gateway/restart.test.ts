@@ -60,6 +60,10 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
     const deadline2 = Date.now() + 10_000;
     while (target.sockets.size > 0 && Date.now() < deadline2) await sleep(20);
     assert.equal(target.sockets.size, 0, 'target connections of the dead gateway were reset');
+    // The answering side counts it: the peer restarted and re-associated.
+    const peer = b.gateway.status().peers.find((p) => p.name === 'a')!;
+    assert.equal(peer.restartsDetected, 1);
+    assert.equal(peer.reassociations, 1);
   } finally {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await b.stop(0);
