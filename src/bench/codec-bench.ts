@@ -154,7 +154,7 @@ interface EncoderRow {
   blocksLz4: number;
   blocksZstd: number;
   /** auto only: the policy's model at the end, per rung (why it chose what it chose). */
-  model?: { rung: string; speedMBps: number; wireRatio: number; throughputMBps: number }[];
+  model?: { rung: string; speedMBps: number; wireRatio: number; throughputMBps: number; eligible: boolean }[];
 }
 
 // The gateway hands the encoder what a socket read returned; 64 KiB is a typical TCP read.
@@ -197,6 +197,7 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
       speedMBps: round(policy.estimate(k).speedBytesPerSec / 1e6),
       wireRatio: round(policy.estimate(k).wireRatio, 3),
       throughputMBps: round(policy.throughput(k) / 1e6),
+      eligible: policy.eligible(k),
     }))
     : undefined;
   return {
@@ -294,12 +295,13 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '## Why auto chose what it chose',
     '',
     'The policy\'s model after the run: per rung, estimated codec speed (MB/s per CPU second), wire',
-    `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (${DEFAULT_CPU_MARGIN} x (1/speed + wire x p)), link / wire) in MB/s, with the`,
-    `default pipeline cost p = ${DEFAULT_WIRE_CPU_NS_PER_BYTE} ns per wire byte (src/codec/adaptive.ts).`,
+    `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (1/speed + wire x p), link / wire) in MB/s, with the`,
+    `default pipeline cost p = ${DEFAULT_WIRE_CPU_NS_PER_BYTE} ns per wire byte (src/codec/adaptive.ts). zstd 5 and 7 take part only while`,
+    `that CPU rate is at least ${DEFAULT_CPU_MARGIN}x link / wire (marked "out" otherwise).`,
     '',
     ...encoderRows.filter((r) => r.model).flatMap((r) => [
       `- ${r.payload} @ ${r.linkMbps} Mbit/s -> **${r.finalSetting}**: ` +
-        r.model!.map((m) => `${m.rung} ${m.speedMBps === Infinity ? '' : `${m.speedMBps} MB/s x ${m.wireRatio} -> `}${m.throughputMBps}`).join('; '),
+        r.model!.map((m) => `${m.rung} ${m.speedMBps === Infinity ? '' : `${m.speedMBps} MB/s x ${m.wireRatio} -> `}${m.throughputMBps}${m.eligible ? '' : ' (out)'}`).join('; '),
     ]),
     '',
   ];
