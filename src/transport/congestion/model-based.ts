@@ -28,7 +28,12 @@ export interface ModelBasedOptions {
   maxRateBps?: number;
   /** Packet size used for window floors (bytes). */
   mss?: number;
-  /** [0,1) source used to desynchronise the probing cycle of competing associations. */
+  /**
+   * [0,1) source used to desynchronise the probing cycle of competing associations. Without
+   * one, draws come from a hash of the ack times and data in flight seen so far: the same
+   * inputs give the same draws (replayable), while associations, which never see the same
+   * acks at the same instants, draw differently.
+   */
   random?: () => number;
   /** First flight, in packets of `mss` (default 256). */
   initialWindowPackets?: number;
@@ -142,6 +147,7 @@ export class ModelBasedController implements RateController {
   readonly #maxRateBps: number;
   readonly #initialRateBps: number | undefined;
   readonly #random: (() => number) | undefined;
+  #ackHash = 0x9e3779b9;
   readonly #initialWindow: number;
 
   #mode: Mode = 'startup';
@@ -224,6 +230,7 @@ export class ModelBasedController implements RateController {
   onAck(s: AckSample): void {
     const now = s.now;
     this.#bytesInFlight = s.bytesInFlight;
+    this.#ackHash = Math.imul(this.#ackHash ^ ((now * 1024) | 0) ^ s.bytesInFlight, 0x85ebca6b) >>> 0;
     this.#lossWindowAcked += s.bytesAcked;
     this.#roundAckedBytes += s.bytesAcked;
     this.#roundAckedBytesForLoss += s.bytesAcked;
@@ -535,7 +542,7 @@ export class ModelBasedController implements RateController {
     this.#lossWindowLost = 0;
     this.#cwndGain = CWND_GAIN;
     // Start anywhere but the drain phase (BBR), so competing associations probe at different times.
-    const r = this.#random ? this.#random() : 0.5;
+    const r = this.#draw();
     let index = Math.floor(r * (PROBE_BW_GAINS.length - 1));
     if (index >= PROBE_DOWN_INDEX) index++;
     this.#setCycle(now, index);
@@ -566,9 +573,20 @@ export class ModelBasedController implements RateController {
     this.#setCycle(now, next === FIRST_CRUISE_INDEX ? this.#randomCruiseIndex(CRUISE_SKIP_CHOICES) : next);
   }
 
+  /** A [0,1) draw: the injected source, else the ack hash (scrambled: murmur3's finaliser). */
+  #draw(): number {
+    if (this.#random) return this.#random();
+    let h = this.#ackHash;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h ^= h >>> 16;
+    this.#ackHash = (this.#ackHash + 0x6d2b79f5) >>> 0;
+    return (h >>> 0) / 0x100000000;
+  }
+
   /** A cruise phase index, FIRST_CRUISE_INDEX plus 0 .. choices-1 at random. */
   #randomCruiseIndex(choices: number): number {
-    const r = this.#random ? this.#random() : 0.5;
+    const r = this.#draw();
     return FIRST_CRUISE_INDEX + Math.min(choices - 1, Math.floor(r * choices));
   }
 
