@@ -648,7 +648,9 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   const rateController = withHostLatencyAllowance(
     controller === 'fixed'
       ? fixedRateController({ rateBps: (committedRate ?? maxRate)!, mss: maxPacketSize })
-      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize }),
+      // Math.random: the controller's probe-phase draws only de-synchronise associations that
+      // share a bottleneck (the tested path; without it the draws come from an ack-time hash).
+      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize, random: Math.random }),
   );
   // The receive window bounds what the peer may have in flight towards us across all
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
