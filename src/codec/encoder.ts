@@ -34,8 +34,17 @@ export interface BlockEncoderOptions {
   maxBlockSize?: number;
   /** Level for mode 'zstd'. */
   zstdLevel?: number;
-  /** Monotonic clock in ms, for measuring codec CPU time; default performance.now. */
+  /**
+   * Monotonic wall clock in ms (the encoder's output rate); default performance.now. Given
+   * without `cpuNow`, it also times the codec (tests).
+   */
   now?: () => number;
+  /**
+   * CPU clock in ms for timing the codec; default the main thread's CPU time (user + system).
+   * CPU, not wall, time: 'auto' accounts for a busy machine once, through the CPU share, not
+   * again through codec calls stretched by preemption.
+   */
+  cpuNow?: () => number;
   /** Shared counters (e.g. one per connection); default a fresh CodecStats. */
   stats?: CodecStats;
   /** Initial link rate for 'auto' (bits/s); update it with setLinkRateBps. */
@@ -71,6 +80,7 @@ export class BlockEncoder {
   private readonly policy: AdaptivePolicy | null;
   private readonly backoff = new CompressionBackoff();
   private readonly now: () => number;
+  private readonly cpuNow: () => number;
   /** Duration of the last timedCompress call (a field, so the hot path returns one value). */
   private lastCpuMs = 0;
   /** 'auto' with no fixed cpuShare: when the load average was last read (ms, this.now()). */
@@ -85,6 +95,7 @@ export class BlockEncoder {
     }
     this.stats = options.stats ?? new CodecStats();
     this.now = options.now ?? (() => performance.now());
+    this.cpuNow = options.cpuNow ?? (options.now !== undefined ? options.now : processCpuMs);
     this.fixedSetting =
       this.mode === 'lz4' ? { codec: 'lz4', level: 0 }
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
@@ -208,9 +219,9 @@ export class BlockEncoder {
   }
 
   private timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
-    const started = this.now();
+    const started = this.cpuNow();
     const out = compressWith(setting, data);
-    this.lastCpuMs = this.now() - started;
+    this.lastCpuMs = this.cpuNow() - started;
     this.stats.encode.cpuMs += this.lastCpuMs;
     return out;
   }
@@ -223,4 +234,10 @@ export class BlockEncoder {
 export function cpuShareFromLoad(load: number, cores: number): number {
   if (!(cores > 0) || !(load > cores)) return 1;
   return cores / load;
+}
+
+/** The main thread's CPU time in ms (user + system; getrusage per thread, ~1 us a call). */
+function processCpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
 }

@@ -218,6 +218,17 @@ describe('BlockEncoder in auto mode', () => {
     assert.equal(after.blocksLz4 + after.blocksZstd - compressedBefore, 10);
   });
 
+  it('times the codec on the CPU clock, the output rate on the wall clock', () => {
+    let wall = 0;
+    let cpu = 0;
+    // Wall time runs 20x the CPU time (a preempted process); the codec costs 0.25 ms of CPU a block.
+    const encoder = new BlockEncoder({
+      mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 5), cpuNow: () => (cpu += 0.25),
+    });
+    for (let i = 0; i < 10; i++) encoder.encode(text);
+    assert.equal(encoder.stats.snapshot().encode.cpuMs, 10 * 0.25);
+  });
+
   it(`probes a neighbouring rung once every ${EXPLORE_INTERVAL} blocks`, () => {
     let t = 0;
     // Each clock read advances 1 ms, so codec CPU ms = number of compression calls.
