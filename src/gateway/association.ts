@@ -26,9 +26,13 @@ export interface AssociationHooks {
 // A flush sends at most this many datagrams before yielding to the event loop, so a
 // large paced burst cannot starve receive processing (acks) or TCP reads.
 const MAX_TRANSMITS_PER_FLUSH = 512;
-// Deadlines nearer than this are served by setImmediate: setTimeout cannot sleep less
-// than ~1 ms, and the pacer catches up with a small burst when we wake late.
-const IMMEDIATE_THRESHOLD_MS = 0.25;
+// Only deadlines already due are served by setImmediate; anything later (the pacer's next
+// quantum included) sleeps on a timer of >= 1 ms. The pacer's bucket holds 2 ms of rate, so
+// waking late loses no rate, and each wake-up sends a whole quantum in one batch instead of
+// spinning the event loop for one or two packets at a time.
+// A timer already armed within this much of a new deadline is kept (timers have ~1 ms
+// granularity; re-arming on every ack-driven flush would cost more than it gains).
+const TIMER_SLACK_MS = 0.5;
 // The gateway stops reading its TCP sockets while more than this many bytes were written
 // to the core but not yet sent once; together with the congestion window (unacked bytes)
 // and the receive window it bounds association memory regardless of stream count.
@@ -192,11 +196,11 @@ export class Association {
       this.#timerDeadline = -1;
       return;
     }
-    if (deadline - now < IMMEDIATE_THRESHOLD_MS) {
+    if (deadline <= now) {
       this.schedule();
       return;
     }
-    if (this.#timer && this.#timerDeadline === deadline) return;
+    if (this.#timer && Math.abs(this.#timerDeadline - deadline) <= TIMER_SLACK_MS) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerDeadline = deadline;
     this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(deadline - now)));

@@ -164,6 +164,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
   private bytesSent = 0;
   private bytesReceived = 0;
   private streamBytesSent = 0;
+  // New stream bytes accepted by write() (minus those abandoned by resets); with
+  // streamBytesSent it tells the pacer how much is waiting, so the tail goes out at once.
+  private streamBytesWritten = 0;
   private streamBytesRetransmitted = 0;
   private streamBytesReceived = 0;
   private datagramsDropped = 0;
@@ -222,7 +225,10 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const s = this.streams.get(streamId);
     if (s === undefined || this.state !== 'connected') return 0;
     const n = s.send.write(data);
-    if (n > 0) this.enqueue(s);
+    if (n > 0) {
+      this.streamBytesWritten += n;
+      this.enqueue(s);
+    }
     return n;
   }
 
@@ -704,6 +710,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       s.resetAcked = true;
     } else {
       s.resetFinalSize = send.sentOffset;
+      this.streamBytesWritten -= send.writeOffset - send.sentOffset;
       send.abandon();
       this.pendingResets.add(s.id);
     }
@@ -870,7 +877,10 @@ export class Connection implements TransportConnection, RecoveryHandler {
         blocked = true;
       } else {
         this.pacer.setRate(this.controller.pacingRateBps(), size);
-        const at = this.pacer.releaseTime(now, limit);
+        // Bulk data leaves in quanta; control, handshake and retransmit-only packets and the
+        // tail of application-limited data wait only for their own tokens.
+        const backlog = queued && !this.pendingHandshake ? this.streamBytesWritten - this.streamBytesSent : 0;
+        const at = this.pacer.releaseTime(now, limit, backlog > limit ? backlog : limit);
         if (at > now) {
           this.pacerWakeup = at;
           blocked = true;

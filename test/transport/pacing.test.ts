@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pacer } from '../../src/transport/pacing.ts';
+
+const PACKET = 1400;
+const BULK = 64 * 1024 * 1024; // a backlog far larger than any quantum
+
+/** Sends packets at `now` while the pacer allows; returns how many left and the next release time. */
+function burst(p: Pacer, now: number, backlog = BULK): { sent: number; next: number } {
+  let sent = 0;
+  let at: number;
+  while ((at = p.releaseTime(now, PACKET, backlog)) <= now) {
+    p.onSent(PACKET);
+    sent++;
+    if (sent > 10_000) throw new Error('pacer never blocked');
+  }
+  return { sent, next: at };
+}
+
+function pacerAt(rateBps: number): Pacer {
+  const p = new Pacer(0, PACKET);
+  p.setRate(rateBps, PACKET);
+  return p;
+}
+
+test('Pacer releases bulk data in quanta of about 1 ms of rate', () => {
+  const p = pacerAt(100e6); // 12.5 kB per ms: a quantum of ~9 packets
+  burst(p, 0);
+  const first = burst(p, 0.01);
+  assert.equal(first.sent, 0, 'a drained bucket does not release a single packet');
+  assert.ok(first.next > 0.01);
+  const at = burst(p, first.next);
+  assert.ok(at.sent >= Math.floor(p.quantum / PACKET) && at.sent <= Math.ceil(p.quantum / PACKET), `burst of ${at.sent} packets, quantum ${p.quantum} B`);
+  assert.ok(p.quantum >= 12_000 && p.quantum <= 12_500);
+});
+
+test('Pacer bounds the quantum: at least 2 packets at low rates, at most 64 packets at high rates', () => {
+  assert.equal(pacerAt(1e6).quantum, 2 * PACKET);
+  assert.equal(pacerAt(10e9).quantum, 64 * PACKET);
+  const p = pacerAt(1e6);
+  burst(p, 0);
+  const { next } = burst(p, 1);
+  assert.equal(burst(p, next).sent, 2);
+});
+
+test('Pacer acks arriving between quanta do not dribble single packets', () => {
+  const p = pacerAt(900e6);
+  burst(p, 0);
+  const sizes: number[] = [];
+  // A flush every 50 µs (acks arriving), as an ack-clocked driver would run.
+  for (let now = 0.05; now < 100; now += 0.05) {
+    const { sent } = burst(p, now);
+    if (sent > 0) sizes.push(sent);
+  }
+  const minBurst = Math.floor(p.quantum / PACKET);
+  assert.ok(sizes.length > 50);
+  for (const s of sizes) assert.ok(s >= minBurst, `burst of ${s} packets, quantum ${minBurst}`);
+});
+
+test('Pacer keeps the average rate within 1% when the timer wakes up to 1.1 ms late', () => {
+  for (const rateBps of [10e6, 100e6, 900e6, 2e9]) {
+    for (const lateMs of [0, 0.3, 1.1]) {
+      const p = pacerAt(rateBps);
+      burst(p, 0); // the initial bucket is not part of the rate
+      let now = 0;
+      let bytes = 0;
+      let wakeups = 0;
+      // A driver that sleeps until the pacer's release time, rounded up to whole milliseconds
+      // like setTimeout, plus lateness varying 0..lateMs.
+      while (now < 2000) {
+        const { sent, next } = burst(p, now);
+        bytes += sent * PACKET;
+        wakeups++;
+        now += Math.max(1, Math.ceil(next - now)) + lateMs * ((wakeups * 7) % 10) / 10;
+      }
+      const rate = (bytes * 8) / (now / 1000);
+      assert.ok(Math.abs(rate / rateBps - 1) < 0.01, `${rateBps / 1e6} Mbit/s, late ${lateMs} ms: ${(rate / 1e6).toFixed(2)} Mbit/s`);
+    }
+  }
+});
+
+test('Pacer sends a lone small write at once, even right after a burst', () => {
+  const p = pacerAt(900e6);
+  burst(p, 0);
+  const small = 300;
+  // 5 µs later: under one quantum, but enough tokens for the small write's own packet.
+  assert.ok(p.releaseTime(0.005, PACKET, BULK) > 0.005, 'bulk data waits for a quantum');
+  assert.equal(p.releaseTime(0.005, small, small), 0.005, 'a small write does not');
+  // The tail of application-limited data waits for its own tokens, not a whole quantum.
+  const tail = 3 * PACKET;
+  const at = p.releaseTime(0.01, PACKET, tail);
+  assert.ok(at <= 0.01 + tail / 112_500 + 1e-9, `tail released at ${at}`);
+});
+
+test('Pacer bucket is bounded: a quantum plus 2 ms of rate, at most 512 KiB, never less than a quantum', () => {
+  for (const rateBps of [1e6, 100e6, 900e6, 10e9]) {
+    const p = pacerAt(rateBps);
+    burst(p, 0);
+    const { sent } = burst(p, 10_000); // after a long idle period
+    const expected = Math.max(Math.min(p.quantum + (rateBps / 8000) * 2, 512 * 1024), p.quantum);
+    assert.equal(p.bucketBytes, expected);
+    assert.equal(sent, Math.floor(expected / PACKET + 1e-9), `${rateBps / 1e6} Mbit/s`);
+  }
+});
