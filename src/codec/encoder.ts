@@ -40,7 +40,7 @@ export interface BlockEncoderOptions {
    */
   now?: () => number;
   /**
-   * CPU clock in ms for timing the codec; default the main thread's CPU time (user + system).
+   * CPU clock in ms for timing the codec; default this process's CPU time (user + system).
    * CPU, not wall, time: 'auto' accounts for a busy machine once, through the CPU share, not
    * again through codec calls stretched by preemption.
    */
@@ -236,8 +236,11 @@ export function cpuShareFromLoad(load: number, cores: number): number {
   return cores / load;
 }
 
-/** The main thread's CPU time in ms (user + system; getrusage per thread, ~1 us a call). */
+/**
+ * This process's CPU time in ms (user + system, ~2 us a call). Not threadCpuUsage: per-thread
+ * times are sampled at the scheduler tick, so most 0.1-0.5 ms compress calls would read 0.
+ */
 function processCpuMs(): number {
-  const u = process.threadCpuUsage();
+  const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }
