@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pacer } from '../../src/transport/pacing.ts';
+import { Pair, drain, randomBytes, sha256 } from './helpers.ts';
 
 const PACKET = 1400;
 const BULK = 64 * 1024 * 1024; // a backlog far larger than any quantum
@@ -101,4 +102,67 @@ test('Pacer bucket is bounded: a quantum plus 2 ms of rate, at most 512 KiB, nev
     assert.equal(p.bucketBytes, expected);
     assert.equal(sent, Math.floor(expected / PACKET + 1e-9), `${rateBps / 1e6} Mbit/s`);
   }
+});
+
+/** Client datagrams of at least `minSize` bytes, grouped by the virtual time they left at. */
+function burstsByTime(p: Pair, minSize: number): Map<number, number> {
+  const bursts = new Map<number, number>();
+  p.tap = (data, toServer) => {
+    if (toServer && data.length >= minSize) bursts.set(p.now, (bursts.get(p.now) ?? 0) + 1);
+  };
+  return bursts;
+}
+
+test('Connection sends bulk data in quanta, not packet by packet as acks arrive', () => {
+  // TestController paces at 400 Mbit/s: a quantum of 50 kB, ~35-40 full packets.
+  const p = new Pair({ link: { delayMs: 5 } });
+  p.connect();
+  const id = p.client.openStream();
+  const data = randomBytes(3, 4 * 1024 * 1024);
+  let written = 0;
+  const sink: Uint8Array[] = [];
+  p.onClient = (q) => {
+    if (written < data.length) written += q.client.write(id, data.subarray(written));
+  };
+  p.onServer = (q) => {
+    for (const e of q.serverEvents.splice(0)) if (e.type === 'stream-readable') drain(q.server, e.streamId, sink);
+  };
+  const bursts = burstsByTime(p, 1000);
+  const ok = p.runUntil(() => p.server.stats().streamBytesReceived === data.length, 10_000);
+  assert.ok(ok, 'transfer finished');
+  assert.equal(sha256(sink), sha256([data]));
+  const sizes = [...bursts.values()];
+  // Every burst but the last (the tail) carries at least a quantum's worth of full packets.
+  const quantumPackets = Math.floor(50_000 / 1452);
+  const small = sizes.slice(0, -1).filter((n) => n < quantumPackets);
+  assert.ok(sizes.length > 50, `${sizes.length} bursts`);
+  assert.deepEqual(small, [], `bursts smaller than ${quantumPackets} packets`);
+});
+
+test('Connection sends a small write at once right after a burst drained the pacer', () => {
+  const p = new Pair({ link: { delayMs: 5 } });
+  p.connect();
+  const id = p.client.openStream();
+  // 400 kB: more than the bucket (150 kB), so the pacer is empty when the last packet leaves.
+  const bulk = randomBytes(4, 400_000);
+  assert.equal(p.client.write(id, bulk), bulk.length);
+  let lastDataAt = -1;
+  p.tap = (data, toServer) => {
+    if (toServer && data.length > 100) lastDataAt = p.now;
+  };
+  assert.ok(p.runUntil(() => p.client.stats().streamBytesSent === bulk.length, 10_000));
+  assert.equal(lastDataAt, p.now, 'stopped right as the last bulk packet left');
+  // 10 µs later (a later flush, so not the same burst).
+  p.runUntil(() => false, p.now + 0.01);
+  const start = p.now;
+  let smallAt = -1;
+  p.tap = (data, toServer) => {
+    if (toServer && smallAt < 0 && data.length > 100) smallAt = p.now;
+  };
+  const id2 = p.client.openStream();
+  assert.equal(p.client.write(id2, new Uint8Array(100).fill(7)), 100);
+  p.service();
+  p.runUntil(() => smallAt >= 0, start + 10);
+  // Its own tokens accrue in ~3 µs at 400 Mbit/s; a quantum would take ~1 ms.
+  assert.ok(smallAt >= 0 && smallAt - start < 0.05, `small write left after ${smallAt - start} ms`);
 });
