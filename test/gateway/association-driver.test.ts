@@ -1,0 +1,56 @@
+import { test, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { Association } from '../../src/gateway/association.ts';
+import type { TransportConnection } from '../../src/transport/types.ts';
+
+/**
+ * A core whose next deadline is always `aheadMs` from now (a pacer waiting for tokens)
+ * and that never has anything to send; `limit` calls to nextTimeout later it goes quiet,
+ * so a driver that spins on such deadlines ends instead of looping forever.
+ */
+function waitingCore(aheadMs: number, limit = 1000): TransportConnection & { timeouts: number } {
+  const core = {
+    timeouts: 0,
+    isClosed: false,
+    isConnected: true,
+    nextTimeout(): number | null {
+      if (++core.timeouts > limit) return null;
+      return performance.now() + aheadMs;
+    },
+    handleTimeout(): void {},
+    pollTransmit: () => null,
+    pollEvent: () => null,
+    stats: () => ({ streamBytesSent: 0 }),
+  };
+  return core as unknown as TransportConnection & { timeouts: number };
+}
+
+const hooks = { send(): void {}, onConnected(): void {}, onStreamOpened(): void {}, onClosed(): void {} };
+
+test('driver sleeps on a timer while the pacer waits for tokens, instead of spinning with setImmediate', (t) => {
+  mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
+  t.after(() => mock.timers.reset());
+  const assoc = new Association(waitingCore(0.2), 'peer', hooks);
+  assoc.schedule();
+  mock.timers.tick(0);
+  assert.equal(assoc.driver.flushes, 1, 'one flush, then nothing until the timer');
+  assert.equal(assoc.driver.timerWakeups, 0);
+  mock.timers.tick(1);
+  assert.equal(assoc.driver.timerWakeups, 1, 'the timer woke the driver');
+  assert.equal(assoc.driver.flushes, 2);
+  assoc.abandon('test over');
+});
+
+test('driver serves a deadline already due at once, without a timer', (t) => {
+  mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
+  t.after(() => mock.timers.reset());
+  // Due now (events queued after the last poll): the next flush must not wait a millisecond.
+  const assoc = new Association(waitingCore(-5, 3), 'peer', hooks);
+  assoc.schedule();
+  mock.timers.tick(0);
+  mock.timers.tick(0);
+  assert.equal(assoc.driver.flushes, 2, 'a second flush ran in the same millisecond');
+  assert.equal(assoc.driver.timerWakeups, 0);
+  assoc.abandon('test over');
+});
