@@ -10,6 +10,7 @@ import { Connection } from '../transport/connection.ts';
 import { defaultConnectionConfig } from '../transport/config.ts';
 import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { modelBasedController } from '../transport/congestion/model-based.ts';
+import { defaultPacketAead } from '../crypto/aead-backend.ts';
 import type { ConnectionConfig } from '../transport/types.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
@@ -173,7 +174,9 @@ export class Gateway {
       this.tunnels.push(tunnel);
     });
     for (const t of this.tunnels) await t.listen();
-    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode }, 'gateway started');
+    // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
+    const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead().name };
+    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
   }
 
   get wanAddress(): Endpoint {
