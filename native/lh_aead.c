@@ -1,17 +1,20 @@
 /*
- * ChaCha20-Poly1305 (RFC 8439, the IETF variant with a 96-bit nonce) for the per-packet path,
- * through OpenSSL's EVP interface. One EVP_CIPHER_CTX per key is initialised once with the key;
- * a packet then costs a nonce reset, the cipher pass and the tag, without the per-call context
- * setup that makes node:crypto's createCipheriv cost ~12 us per packet. With OpenSSL's AVX-512
- * ChaCha20/Poly1305 code a 1400-byte packet costs ~0.93 us to seal against sodium-native's ~1.67 us
- * (bench/results/crypto-2026-11-26.md, AMD EPYC).
+ * The per-packet AEAD, AES-256-GCM (the default) or ChaCha20-Poly1305 (RFC 8439, the IETF variant
+ * with a 96-bit nonce), through OpenSSL's EVP interface. One EVP_CIPHER_CTX per key is initialised
+ * once with the key; a packet then costs a nonce reset, the cipher pass and the tag, without the
+ * per-call context setup that makes node:crypto's createCipheriv cost ~12 us per packet. Seal of a
+ * 1400-byte packet on the gateways' AMD EPYC (AES-NI, VAES, VPCLMULQDQ): AES-256-GCM ~0.25 us,
+ * ChaCha20-Poly1305 ~0.95 us (AVX-512), sodium-native's ChaCha20-Poly1305 ~1.7 us
+ * (bench/results/crypto-2026-11-26.md).
  *
- * The nonce is Noise's (and WireGuard's) convention: 4 zero bytes, then the 64-bit packet
- * counter little-endian. The output is byte-identical to libsodium's
- * crypto_aead_chacha20poly1305_ietf_encrypt (test/crypto/aead-backend.test.ts checks it).
+ * The nonce is Noise's: 4 zero bytes, then the 64-bit packet counter, little-endian for
+ * ChaChaPoly (as WireGuard) and big-endian for AESGCM (Noise spec sections 12.3 and 12.4).
+ * ChaCha20-Poly1305 output is byte-identical to libsodium's crypto_aead_chacha20poly1305_ietf_encrypt,
+ * AES-256-GCM output to node:crypto's aes-256-gcm (test/crypto/aead-backend.test.ts checks both).
  *
  * JS API (src/crypto/aead-openssl.ts types it):
- *   create(key: Uint8Array(32)) -> external         the key is copied into OpenSSL's context only
+ *   create(key: Uint8Array(32), cipherId = 0) -> external   0 ChaCha20-Poly1305, 1 AES-256-GCM;
+ *                                                    the key is copied into OpenSSL's context only
  *   seal(ctx, counter, packet, headerLen, plaintext) -> packet bytes used
  *       AAD = packet[0, headerLen); ciphertext -> packet[headerLen, +n); tag (16) after it.
  *       plaintext may be packet[headerLen, ...) itself (sealing in place).
@@ -43,9 +46,15 @@
 /* Counters above 2^53 are not exact JS numbers; the packet path stops at 2^48. */
 #define MAX_COUNTER ((int64_t)1 << 53)
 
+/* Cipher ids of create()'s second argument (src/crypto/aead-openssl.ts names them). */
+#define CIPHER_CHACHA20_POLY1305 0
+#define CIPHER_AES_256_GCM 1
+
 typedef struct {
   uint64_t magic;
   EVP_CIPHER_CTX *evp; /* NULL once freed */
+  /* Noise's AESGCM nonce puts the counter big-endian, ChaChaPoly's little-endian (spec 12.3, 12.4). */
+  bool counter_big_endian;
 } aead_ctx;
 
 static void wipe_ctx(aead_ctx *c) {
@@ -111,7 +120,7 @@ static aead_ctx *get_ctx(napi_env env, napi_value v) {
   return c;
 }
 
-static bool get_nonce(napi_env env, napi_value v, uint8_t nonce[NONCE_LEN]) {
+static bool get_nonce(napi_env env, const aead_ctx *c, napi_value v, uint8_t nonce[NONCE_LEN]) {
   int64_t counter;
   if (napi_get_value_int64(env, v, &counter) != napi_ok || counter < 0 || counter >= MAX_COUNTER) {
     throw_range(env, "counter: an integer in [0, 2^53)");
@@ -119,7 +128,7 @@ static bool get_nonce(napi_env env, napi_value v, uint8_t nonce[NONCE_LEN]) {
   }
   uint64_t n = (uint64_t)counter;
   memset(nonce, 0, 4);
-  for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(n >> (8 * i));
+  for (int i = 0; i < 8; i++) nonce[c->counter_big_endian ? 11 - i : 4 + i] = (uint8_t)(n >> (8 * i));
   return true;
 }
 
@@ -146,24 +155,36 @@ static napi_value int_result(napi_env env, int64_t v) {
 }
 
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return throw_type(env, "create(key)");
+  if (argc < 1) return throw_type(env, "create(key, cipherId?)");
   uint8_t *key;
   size_t key_len;
   if (!get_bytes(env, argv[0], &key, &key_len, "key: a Uint8Array")) return NULL;
   if (key_len != KEY_LEN) return throw_range(env, "key: 32 bytes");
+  uint32_t cipher_id = CIPHER_CHACHA20_POLY1305;
+  if (argc >= 2) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined && napi_get_value_uint32(env, argv[1], &cipher_id) != napi_ok) return throw_type(env, "cipherId: 0 or 1");
+  }
+  const EVP_CIPHER *cipher;
+  if (cipher_id == CIPHER_CHACHA20_POLY1305) cipher = EVP_chacha20_poly1305();
+  else if (cipher_id == CIPHER_AES_256_GCM) cipher = EVP_aes_256_gcm();
+  else return throw_range(env, "cipherId: 0 (chacha20-poly1305) or 1 (aes-256-gcm)");
 
   aead_ctx *c = calloc(1, sizeof *c);
   if (c == NULL) return throw_last(env, "out of memory");
   c->magic = CTX_MAGIC;
+  c->counter_big_endian = cipher_id == CIPHER_AES_256_GCM;
   c->evp = EVP_CIPHER_CTX_new();
   uint8_t zero_nonce[NONCE_LEN] = {0};
-  if (c->evp == NULL || EVP_CipherInit_ex(c->evp, EVP_chacha20_poly1305(), NULL, key, zero_nonce, 1) != 1) {
+  /* Both ciphers default to a 96-bit IV and a 16-byte tag, so no ctrl calls are needed. */
+  if (c->evp == NULL || EVP_CipherInit_ex(c->evp, cipher, NULL, key, zero_nonce, 1) != 1) {
     wipe_ctx(c);
     free(c);
-    return throw_last(env, "OpenSSL: ChaCha20-Poly1305 context setup failed");
+    return throw_last(env, "OpenSSL: AEAD context setup failed");
   }
   napi_value ext;
   if (napi_create_external(env, c, finalize_ctx, NULL, &ext) != napi_ok) {
@@ -193,7 +214,7 @@ static napi_value js_seal(napi_env env, napi_callback_info info) {
   aead_ctx *c = get_ctx(env, argv[0]);
   if (c == NULL) return NULL;
   uint8_t nonce[NONCE_LEN];
-  if (!get_nonce(env, argv[1], nonce)) return NULL;
+  if (!get_nonce(env, c, argv[1], nonce)) return NULL;
   uint8_t *packet, *plain;
   size_t packet_len, plain_len, header_len;
   if (!get_bytes(env, argv[2], &packet, &packet_len, "packet: a Uint8Array")) return NULL;
@@ -207,13 +228,13 @@ static napi_value js_seal(napi_env env, napi_callback_info info) {
 
   EVP_CIPHER_CTX *e = c->evp;
   int n = 0;
-  uint8_t final_out[TAG_LEN]; /* a stream cipher's Final writes nothing; never hand it a NULL */
+  uint8_t final_out[TAG_LEN]; /* ChaCha20's and GCM's Final write nothing; never hand them a NULL */
   bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 1) == 1;
   if (ok && header_len > 0) ok = EVP_EncryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
   if (ok && plain_len > 0) ok = EVP_EncryptUpdate(e, ct, &n, plain, (int)plain_len) == 1 && (size_t)n == plain_len;
   if (ok) ok = EVP_EncryptFinal_ex(e, final_out, &n) == 1 && n == 0;
   if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, ct + plain_len) == 1;
-  if (!ok) return throw_last(env, "OpenSSL: ChaCha20-Poly1305 encryption failed");
+  if (!ok) return throw_last(env, "OpenSSL: AEAD encryption failed");
   return int_result(env, (int64_t)(header_len + plain_len + TAG_LEN));
 }
 
@@ -225,7 +246,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   aead_ctx *c = get_ctx(env, argv[0]);
   if (c == NULL) return NULL;
   uint8_t nonce[NONCE_LEN];
-  if (!get_nonce(env, argv[1], nonce)) return NULL;
+  if (!get_nonce(env, c, argv[1], nonce)) return NULL;
   uint8_t *packet;
   size_t packet_len, header_len;
   if (!get_bytes(env, argv[2], &packet, &packet_len, "packet: a Uint8Array")) return NULL;

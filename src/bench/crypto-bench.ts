@@ -1,7 +1,9 @@
-// Packet-protection benchmark, per AEAD backend (OpenSSL addon, sodium-native): the bare AEAD's
-// seal and open of 1400-byte packets per core, then seal+open, seal-only and open-only through a
-// SecureEndpoint pair in the gateway's mode (seal into a reused buffer, decrypt in place); the same
-// AEAD through node:crypto's createCipheriv for reference, and full handshakes per second.
+// Packet-protection benchmark, per cipher and AEAD backend (AES-256-GCM: OpenSSL addon, node:crypto
+// fallback; ChaCha20-Poly1305: OpenSSL addon, sodium-native fallback): the bare AEAD's seal and
+// open of 1400-byte packets per core, then seal+open, seal-only and open-only through a
+// SecureEndpoint pair in the gateway's mode (seal into a reused buffer, decrypt in place);
+// ChaCha20-Poly1305 through node:crypto's createCipheriv for reference, and full handshakes per
+// second per cipher.
 // Run under the bench lock: `flock /tmp/longhaul-bench.lock npm run bench:crypto [-- --seconds 3]`.
 // Writes bench/results/crypto-<date>.json and .md.
 import { execSync } from 'node:child_process';
@@ -9,15 +11,15 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import type { PacketAead } from '../crypto/aead.ts';
+import { PACKET_CIPHERS, type PacketAead, type PacketCipher } from '../crypto/aead.ts';
+import { REFERENCE_AEAD } from '../crypto/aead-backend.ts';
 import { loadOpensslAead } from '../crypto/aead-openssl.ts';
-import { sodiumAead } from '../crypto/aead-sodium.ts';
 import { generateStaticKeyPair } from '../crypto/keys.ts';
 import { peerIdOf, SecureEndpoint } from '../crypto/secure-endpoint.ts';
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '3' }, // per measurement; 12 measurements (two backends), bounded
+    seconds: { type: 'string', default: '2' }, // per measurement; 23 measurements (four backends), bounded
     size: { type: 'string', default: '1400' },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -27,12 +29,13 @@ const SIZE = Number(args.size);
 const A_ADDR = '198.18.1.2:4500';
 const B_ADDR = '198.18.2.2:4500';
 
-function establishedPair(aead?: PacketAead): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
+function establishedPair(aead: PacketAead | PacketCipher): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
   const ka = generateStaticKeyPair();
   const kb = generateStaticKeyPair();
   // The gateway's mode: node:dgram hands over its buffers, so datagrams are decrypted in place.
-  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }], decryptInPlace: true, aead });
-  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }], decryptInPlace: true, aead });
+  const crypto = typeof aead === 'string' ? { cipher: aead } : { aead };
+  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }], decryptInPlace: true, ...crypto });
+  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }], decryptInPlace: true, ...crypto });
   const aPeer = peerIdOf(kb.publicKey);
   const bPeer = peerIdOf(ka.publicKey);
   handshake(a, b, aPeer, 0);
@@ -70,6 +73,7 @@ function measure(step: () => void): number {
 }
 
 const payload = randomBytes(SIZE);
+const round = (x: number) => Math.round(x);
 
 const HEADER = 16;
 
@@ -133,9 +137,9 @@ function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: nu
 }
 
 const openssl = loadOpensslAead();
-const backends: PacketAead[] = openssl.ok ? [openssl.aead, sodiumAead] : [sodiumAead];
-if (!openssl.ok) process.stderr.write(`${openssl.error}: measuring sodium-native only\n`);
-const perBackend = backends.map((aead) => ({ backend: aead.name, bare: bareAead(aead), endpoint: endpoints(aead) }));
+const backends: PacketAead[] = PACKET_CIPHERS.flatMap((c) => (openssl.ok ? [openssl.aeads[c], REFERENCE_AEAD[c]] : [REFERENCE_AEAD[c]]));
+if (!openssl.ok) process.stderr.write(`${openssl.error}: measuring the fallbacks only\n`);
+const perBackend = backends.map((aead) => ({ cipher: aead.cipher, backend: aead.name, bare: bareAead(aead), endpoint: endpoints(aead) }));
 
 const nodeCryptoSealOpen = (() => {
   const key = randomBytes(32);
@@ -156,18 +160,17 @@ const nodeCryptoSealOpen = (() => {
   });
 })();
 
-const handshakes = (() => {
-  const { a, b, aPeer } = establishedPair();
+const handshakes = PACKET_CIPHERS.map((cipher) => {
+  const { a, b, aPeer } = establishedPair(cipher);
   let now = 0;
   // minInitiationIntervalMs (20 ms) applies per peer on virtual time, so advance the clock.
-  return measure(() => { now += 25; handshake(a, b, aPeer, now); });
-})();
+  return { cipher, perSecond: round(measure(() => { now += 25; handshake(a, b, aPeer, now); })) };
+});
 
 const cpu = os.cpus()[0]?.model ?? 'unknown';
 let nproc = os.availableParallelism();
 try { nproc = Number(execSync('nproc').toString().trim()); } catch { /* os value stands */ }
 const date = new Date().toISOString();
-const round = (x: number) => Math.round(x);
 const micros = (perSecond: number) => +(1e6 / perSecond).toFixed(3);
 const result = {
   bench: 'crypto',
@@ -176,6 +179,7 @@ const result = {
   params: { datagramBytes: SIZE, secondsPerMeasurement: SECONDS, overheadBytes: SecureEndpoint.OVERHEAD },
   results: {
     backends: perBackend.map((b) => ({
+      cipher: b.cipher,
       backend: b.backend,
       bareSealPacketsPerSecond: round(b.bare.seal),
       bareSealMicrosPerPacket: micros(b.bare.seal),
@@ -189,11 +193,11 @@ const result = {
       openMicrosPerPacket: micros(b.endpoint.open),
     })),
     nodeCryptoSealOpenPacketsPerSecond: round(nodeCryptoSealOpen),
-    handshakesPerSecond: round(handshakes),
+    handshakesPerSecond: handshakes,
   },
 };
 const rows = result.results.backends.map((b) =>
-  `| ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
+  `| ${b.cipher} | ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
   `${b.sealPacketsPerSecond} (${b.sealMicrosPerPacket} us) | ${b.openPacketsPerSecond} (${b.openMicrosPerPacket} us) | ` +
   `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) |`).join('\n');
 const md = `# Crypto benchmark (${date})
@@ -203,14 +207,14 @@ Datagram payload ${SIZE} bytes, +${SecureEndpoint.OVERHEAD} bytes protection ove
 Packets per CPU second (CPU microseconds per packet): time the process was not running is not counted. "bare": the backend's seal / open (into a separate buffer) alone;
 "endpoint": SecureEndpoint.seal into a reused buffer / handleDatagram decrypting in place, as the gateway runs them.
 
-| AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open |
-|---|---|---|---|---|---|
+| cipher | AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open |
+|---|---|---|---|---|---|---|
 ${rows}
 
 | reference | per second |
 |---|---|
-| seal + open, node:crypto createCipheriv per packet | ${result.results.nodeCryptoSealOpenPacketsPerSecond} packets |
-| full handshakes (initiation, response, confirmation; both sides on one core) | ${result.results.handshakesPerSecond} |
+| ChaCha20-Poly1305 seal + open, node:crypto createCipheriv per packet | ${result.results.nodeCryptoSealOpenPacketsPerSecond} packets |
+${handshakes.map((h) => `| full handshakes, ${h.cipher} (initiation, response, confirmation; both sides on one core) | ${h.perSecond} |`).join('\n')}
 `;
 mkdirSync(args.out, { recursive: true });
 const stamp = date.slice(0, 10);

@@ -22,6 +22,7 @@ Config file (YAML):
   name: site-a
   wan: 0.0.0.0:4500
   key: a.key                       # from \`longhaul keygen a\`; must be mode 0600
+  cipher: aes-256-gcm              # or chacha20-poly1305; the same on both gateways
   peers:
     - { name: dc2, address: 198.18.0.6:4500, publicKey: b.pub }
   tunnels:
@@ -52,6 +53,7 @@ export function registerGatewayCommand(program: Command): void {
     .option('--tunnel <listen=target>', 'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600', collect)
     .option('--key <file>', "this gateway's private key (from `longhaul keygen NAME`, mode 0600), e.g. --key a.key")
     .option('--peer-key <file>', "the peer's public key, e.g. --peer-key b.pub")
+    .addOption(new Option('--cipher <name>', 'WAN packet cipher, the same on both gateways (default aes-256-gcm), e.g. --cipher chacha20-poly1305').choices(['aes-256-gcm', 'chacha20-poly1305']))
     .option('--allow <cidr[:port]>', 'targets the peer may reach through this gateway; repeatable or comma-separated, e.g. --allow 10.0.0.0/24 --allow 192.168.1.5:22', collect)
     .addOption(new Option('--controller <kind>', 'rate controller: model (probes the path, default) or fixed (sends at --rate), e.g. --controller fixed').choices(['model', 'fixed']))
     .option('--rate <bps>', 'committed rate in bits/s (fixed: the rate; model: the starting rate), e.g. --rate 100M')

@@ -1,11 +1,13 @@
 // PacketAead over OpenSSL: the Node-API addon native/lh_aead.c (built by `make -C native`),
-// which keeps one EVP_CIPHER_CTX per key. Its functions are the backend's methods as they are
-// (no JS wrapper on the packet path).
+// which keeps one EVP_CIPHER_CTX per key, for either cipher. Its seal/open/free are the backend's
+// methods as they are (no JS wrapper on the packet path); only create() is wrapped, to pass the
+// cipher id.
 import { loadAddon } from '../native/load.ts';
-import type { AeadKey, PacketAead } from './aead.ts';
+import type { AeadKey, PacketAead, PacketCipher } from './aead.ts';
 
 interface LhAeadAddon {
-  create(key: Uint8Array): AeadKey;
+  /** cipherId: 0 ChaCha20-Poly1305, 1 AES-256-GCM (the nonce's counter byte order follows it). */
+  create(key: Uint8Array, cipherId?: number): AeadKey;
   seal(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, plaintext: Uint8Array): number;
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
   free(key: AeadKey): void;
@@ -13,11 +15,15 @@ interface LhAeadAddon {
   version: string;
 }
 
-export type OpensslAeadLoad = { ok: true; aead: PacketAead; version: string } | { ok: false; error: string };
+const CIPHER_IDS: Record<PacketCipher, number> = { 'chacha20-poly1305': 0, 'aes-256-gcm': 1 };
+
+export type OpensslAeadLoad =
+  | { ok: true; aeads: Record<PacketCipher, PacketAead>; version: string }
+  | { ok: false; error: string };
 
 let loaded: OpensslAeadLoad | null = null;
 
-/** The OpenSSL backend, or why it is unavailable (addon not built, or failed to load). */
+/** The OpenSSL backends (one per cipher), or why they are unavailable (addon not built, or failed to load). */
 export function loadOpensslAead(): OpensslAeadLoad {
   if (loaded === null) {
     const r = loadAddon<LhAeadAddon>('lh_aead');
@@ -25,7 +31,11 @@ export function loadOpensslAead(): OpensslAeadLoad {
       loaded = { ok: false, error: r.error };
     } else {
       const { create, seal, open, free, version } = r.addon;
-      loaded = { ok: true, aead: { name: 'openssl', create, seal, open, free }, version };
+      const backend = (cipher: PacketCipher): PacketAead => {
+        const id = CIPHER_IDS[cipher];
+        return { name: 'openssl', cipher, create: (key) => create(key, id), seal, open, free };
+      };
+      loaded = { ok: true, aeads: { 'aes-256-gcm': backend('aes-256-gcm'), 'chacha20-poly1305': backend('chacha20-poly1305') }, version };
     }
   }
   return loaded;

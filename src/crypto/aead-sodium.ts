@@ -1,5 +1,5 @@
-// PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the fallback when
-// the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
+// PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
+// fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
 import { AEAD_KEY_LEN, AEAD_TAG_LEN, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
@@ -24,6 +24,7 @@ function keyOf(k: AeadKey): Buffer {
 
 export const sodiumAead: PacketAead = {
   name: 'sodium',
+  cipher: 'chacha20-poly1305',
 
   create(key) {
     if (key.length !== AEAD_KEY_LEN) throw new RangeError('key: 32 bytes');

@@ -1,5 +1,5 @@
-// Noise_IKpsk2_25519_ChaChaPoly_SHA256 (Noise spec rev. 34, sections 5 and 9), laid out as
-// WireGuard lays it out (same token order, same message framing, mac fields handled by cookie.ts):
+// Noise_IKpsk2_25519_AESGCM_SHA256 (the default) or Noise_IKpsk2_25519_ChaChaPoly_SHA256 (Noise spec
+// rev. 34, sections 5 and 9), laid out as WireGuard lays it out (same token order, same message framing, mac fields handled by cookie.ts):
 //
 //   <- s
 //   ...
@@ -7,35 +7,73 @@
 //   <- e, ee, se, psk      response;   payload = empty
 //
 // The initiator knows the responder's static key in advance; the responder learns the initiator's
-// static key from the first message and accepts it only if it is a configured peer.
+// static key from the first message and accepts it only if it is a configured peer. The cipher is
+// part of the protocol name, which seeds h and ck: peers configured with different ciphers derive
+// different keys from the first token on, so their handshake fails at the responder.
 // These functions are pure over their arguments: the endpoint decides what state to keep.
 import type { KeyObject } from 'node:crypto';
+import type { PacketCipher } from './aead.ts';
 import {
-  aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, KEY_LEN, TAG_LEN, TIMESTAMP_LEN,
+  aeadOpen, aeadSeal, dh, hash, HASH_LEN, kdf1, kdf2, kdf3, KEY_LEN, TAG_LEN, TIMESTAMP_LEN,
   x25519PrivateKeyObject, x25519PublicFromPrivate, x25519PublicKeyObject, type RandomFill,
 } from './primitives.ts';
 import { INITIATION, MSG_INITIATION, MSG_RESPONSE, RESPONSE, readU32, writeU32 } from './wire.ts';
 
-export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_SHA256';
 /** Noise prologue: binds the handshake to this protocol and version. */
 export const PROLOGUE = 'Longhaul v1 packet protection';
 
 const EMPTY = Buffer.alloc(0);
 const ZERO_PSK = Buffer.alloc(KEY_LEN);
-/** The protocol name is longer than HASHLEN, so h = HASH(name) (Noise section 5.2, InitializeSymmetric). */
-export const INITIAL_CHAIN_KEY = hash(Buffer.from(CONSTRUCTION));
 const PROLOGUE_BYTES = Buffer.from(PROLOGUE);
 
+/** One Noise protocol: the pattern, DH and hash are fixed; the cipher is configured. */
+export interface NoiseSuite {
+  cipher: PacketCipher;
+  /** The Noise protocol name, e.g. Noise_IKpsk2_25519_AESGCM_SHA256. */
+  protocolName: string;
+  /** h = ck after InitializeSymmetric(protocol name). */
+  initialChainKey: Buffer;
+}
+
+/**
+ * Noise section 5.2, InitializeSymmetric: a name of at most HASHLEN bytes is zero-padded to HASHLEN,
+ * a longer one hashed. The AESGCM name is exactly 32 bytes (used as is), the ChaChaPoly one 36 (hashed).
+ */
+function initialChainKeyOf(protocolName: string): Buffer {
+  const name = Buffer.from(protocolName);
+  if (name.length > HASH_LEN) return hash(name);
+  const padded = Buffer.alloc(HASH_LEN);
+  name.copy(padded);
+  return padded;
+}
+
+function suite(cipher: PacketCipher, noiseCipherName: string): NoiseSuite {
+  const protocolName = `Noise_IKpsk2_25519_${noiseCipherName}_SHA256`;
+  return { cipher, protocolName, initialChainKey: initialChainKeyOf(protocolName) };
+}
+
+export const NOISE_SUITES: Readonly<Record<PacketCipher, NoiseSuite>> = {
+  'aes-256-gcm': suite('aes-256-gcm', 'AESGCM'),
+  'chacha20-poly1305': suite('chacha20-poly1305', 'ChaChaPoly'),
+};
+
 /** h after the prologue and the pre-message `<- s` for a given responder static key. */
-export function initialHashFor(responderPublic: Uint8Array, prologue: Uint8Array = PROLOGUE_BYTES): Buffer {
-  return hash(hash(INITIAL_CHAIN_KEY, prologue), responderPublic);
+export function initialHashFor(s: NoiseSuite, responderPublic: Uint8Array, prologue: Uint8Array = PROLOGUE_BYTES): Buffer {
+  return hash(hash(s.initialChainKey, prologue), responderPublic);
 }
 
 export interface LocalIdentity {
   privateKey: KeyObject;
   publicKey: Buffer;
+  suite: NoiseSuite;
   /** Our h after `<- s`, used when we are the responder. */
   initialHash: Buffer;
+  /**
+   * Responder diagnostics: the other cipher's suite and initial hash. An initiation whose static
+   * key opens under it (instead of ours) fails with 'cipher-mismatch' rather than
+   * 'handshake-failed'. Costs one HKDF and one AEAD open per failing initiation, after the DH.
+   */
+  otherSuite?: { suite: NoiseSuite; initialHash: Buffer };
 }
 
 export interface RemoteIdentity {
@@ -75,8 +113,9 @@ export function initiatorMessage(
   local: LocalIdentity, remote: RemoteIdentity, payload: Uint8Array, random: RandomFill,
 ): { message: Buffer; state: InitiatorHandshake } | null {
   const e = newEphemeral(random);
+  const { cipher } = local.suite;
   let h = remote.initialHash;
-  let ck: Buffer = INITIAL_CHAIN_KEY;
+  let ck: Buffer = local.suite.initialChainKey;
   // e (psk handshakes also MixKey(e), Noise section 9.2)
   h = hash(h, e.publicKey);
   ck = kdf1(ck, e.publicKey);
@@ -86,11 +125,11 @@ export function initiatorMessage(
   let k: Buffer;
   [ck, k] = kdf2(ck, es);
   // s
-  const encryptedStatic = aeadSeal(k, local.publicKey, h);
+  const encryptedStatic = aeadSeal(cipher, k, local.publicKey, h);
   h = hash(h, encryptedStatic);
   // ss
   [ck, k] = kdf2(ck, remote.staticShared);
-  const encryptedPayload = aeadSeal(k, payload, h);
+  const encryptedPayload = aeadSeal(cipher, k, payload, h);
   h = hash(h, encryptedPayload);
   return {
     message: Buffer.concat([e.publicKey, encryptedStatic, encryptedPayload]),
@@ -120,11 +159,12 @@ export interface ConsumedInitiation {
   timestamp: Buffer;
   chainKey: Buffer;
   hash: Buffer;
+  suite: NoiseSuite;
 }
 
 export type InitiationResult =
   | { ok: true; value: ConsumedInitiation }
-  | { ok: false; reason: 'handshake-failed' | 'unknown-peer' };
+  | { ok: false; reason: 'handshake-failed' | 'unknown-peer' | 'cipher-mismatch' };
 
 /** Reads an initiation (mac1 already checked). `lookup` maps the decrypted static key to a configured peer. */
 export function readInitiation(
@@ -149,8 +189,9 @@ export function consumeInitiatorMessage(
   } catch {
     return { ok: false, reason: 'handshake-failed' };
   }
+  const { cipher } = local.suite;
   let h = local.initialHash;
-  let ck: Buffer = INITIAL_CHAIN_KEY;
+  let ck: Buffer = local.suite.initialChainKey;
   h = hash(h, ephemeral);
   ck = kdf1(ck, ephemeral);
   const es = dh(local.privateKey, remoteEphemeral);
@@ -158,20 +199,31 @@ export function consumeInitiatorMessage(
   let k: Buffer;
   [ck, k] = kdf2(ck, es);
   const encryptedStatic = message.subarray(KEY_LEN, KEY_LEN + KEY_LEN + TAG_LEN);
-  const remotePublicKey = aeadOpen(k, encryptedStatic, h);
-  if (!remotePublicKey) return { ok: false, reason: 'handshake-failed' };
+  const remotePublicKey = aeadOpen(cipher, k, encryptedStatic, h);
+  if (!remotePublicKey) {
+    return { ok: false, reason: opensUnderOtherSuite(local, ephemeral, es, encryptedStatic) ? 'cipher-mismatch' : 'handshake-failed' };
+  }
   h = hash(h, encryptedStatic);
   const remote = lookup(remotePublicKey);
   if (!remote) return { ok: false, reason: 'unknown-peer' };
   [ck, k] = kdf2(ck, remote.staticShared);
   const encryptedPayload = message.subarray(KEY_LEN + KEY_LEN + TAG_LEN);
-  const payload = aeadOpen(k, encryptedPayload, h);
+  const payload = aeadOpen(cipher, k, encryptedPayload, h);
   if (!payload) return { ok: false, reason: 'handshake-failed' };
   h = hash(h, encryptedPayload);
   return {
     ok: true,
-    value: { remote, remotePublicKey, remoteIndex: 0, remoteEphemeral, timestamp: payload, chainKey: ck, hash: h },
+    value: { remote, remotePublicKey, remoteIndex: 0, remoteEphemeral, timestamp: payload, chainKey: ck, hash: h, suite: local.suite },
   };
+}
+
+/** The initiator's `e, es, s` under the other cipher's protocol name: does its static key decrypt? */
+function opensUnderOtherSuite(local: LocalIdentity, ephemeral: Buffer, es: Buffer, encryptedStatic: Uint8Array): boolean {
+  const other = local.otherSuite;
+  if (!other) return false;
+  const h = hash(other.initialHash, ephemeral);
+  const [, k] = kdf2(kdf1(other.suite.initialChainKey, ephemeral), es);
+  return aeadOpen(other.suite.cipher, k, encryptedStatic, h) !== null;
 }
 
 /** <- e, ee, se, psk with `payload`: the Noise message bytes (e || enc(payload)) and the responder's keys. */
@@ -192,7 +244,7 @@ export function responderMessage(
   const [ck2, tau, k] = kdf3(ck, consumed.remote.psk);
   ck = ck2;
   h = hash(h, tau);
-  const encryptedPayload = aeadSeal(k, payload, h);
+  const encryptedPayload = aeadSeal(consumed.suite.cipher, k, payload, h);
   h = hash(h, encryptedPayload);
   const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);
   return {
@@ -249,7 +301,7 @@ export function consumeResponderMessage(
   ck = ck2;
   h = hash(h, tau);
   const encryptedPayload = message.subarray(KEY_LEN);
-  const payload = aeadOpen(k, encryptedPayload, h);
+  const payload = aeadOpen(local.suite.cipher, k, encryptedPayload, h);
   if (!payload) return null;
   h = hash(h, encryptedPayload);
   const [initiatorToResponder, responderToInitiator] = kdf2(ck, EMPTY);

@@ -1,11 +1,12 @@
 // Cryptographic building blocks of the handshake: Noise's HASH/HMAC/HKDF over SHA-256,
-// X25519 through node:crypto KeyObjects, ChaCha20-Poly1305 for handshake payloads
+// X25519 through node:crypto KeyObjects, AES-256-GCM or ChaCha20-Poly1305 for handshake payloads
 // (node:crypto: a handful per handshake), keyed BLAKE2b-128 for mac1/mac2/cookies (sodium:
 // cheap enough to run on every flood packet), and TAI64N timestamps.
 import {
   createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman,
   hkdfSync, randomFillSync, type KeyObject,
 } from 'node:crypto';
+import type { PacketCipher } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 export const KEY_LEN = 32;
@@ -74,11 +75,14 @@ export function kdf3(chainingKey: Uint8Array, input: Uint8Array): [Buffer, Buffe
   return [out.subarray(0, HASH_LEN), out.subarray(HASH_LEN, 2 * HASH_LEN), out.subarray(2 * HASH_LEN)];
 }
 
-// Handshake AEAD: every handshake key encrypts exactly one message, so the Noise nonce is 0.
+// Handshake AEAD: every handshake key encrypts exactly one message, so the Noise nonce is 0 (all
+// zero bytes in either cipher's nonce layout). `cipher` is also node:crypto's name for it.
 const ZERO_NONCE = Buffer.alloc(12);
 
-export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
+export function aeadSeal(cipher: PacketCipher, key: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Buffer {
+  const c = cipher === 'aes-256-gcm'
+    ? createCipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
+    : createCipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
   c.setAAD(ad, { plaintextLength: plaintext.length });
   const body = c.update(plaintext);
   c.final();
@@ -86,10 +90,12 @@ export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, ad: Uint8Array)
 }
 
 /** null when the tag does not verify. */
-export function aeadOpen(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | null {
+export function aeadOpen(cipher: PacketCipher, key: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | null {
   if (sealed.length < TAG_LEN) return null;
   const bodyLen = sealed.length - TAG_LEN;
-  const d = createDecipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
+  const d = cipher === 'aes-256-gcm'
+    ? createDecipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
+    : createDecipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
   d.setAAD(ad, { plaintextLength: bodyLen });
   d.setAuthTag(sealed.subarray(bodyLen));
   const body = d.update(sealed.subarray(0, bodyLen));

@@ -30,11 +30,11 @@
 // association state; before a source proves its address (cookie round trip) it creates no
 // per-source state; nothing here throws on network input.
 import type { KeyObject } from 'node:crypto';
-import type { PacketAead } from './aead.ts';
+import { DEFAULT_PACKET_CIPHER, type PacketAead, type PacketCipher } from './aead.ts';
 import { defaultPacketAead } from './aead-backend.ts';
 import { CookieChecker, cookieKeyFor, mac1KeyFor, openCookieReply, writeMacs } from './cookie.ts';
 import {
-  readInitiation, readResponse, writeInitiation, writeResponse, initialHashFor, ZERO_PSK,
+  readInitiation, readResponse, writeInitiation, writeResponse, initialHashFor, NOISE_SUITES, ZERO_PSK,
   type InitiatorHandshake, type LocalIdentity, type RemoteIdentity,
 } from './handshake.ts';
 import { keyPairFromPrivate, type StaticKeyPair } from './keys.ts';
@@ -126,7 +126,15 @@ export interface SecureEndpointOptions {
    * overwritten. Default false: the caller's bytes are never modified.
    */
   decryptInPlace?: boolean;
-  /** Per-packet AEAD backend. Default: OpenSSL through native/lh_aead.c, sodium-native without it. */
+  /**
+   * The cipher of the handshake and of every packet (Noise_IKpsk2_25519_AESGCM_SHA256 or
+   * ..._ChaChaPoly_SHA256); the peer must use the same one. Default aes-256-gcm.
+   */
+  cipher?: PacketCipher;
+  /**
+   * Per-packet AEAD backend for `cipher` (must match it). Default: OpenSSL through native/lh_aead.c;
+   * without it sodium-native (ChaCha20-Poly1305) or node:crypto (AES-256-GCM).
+   */
   aead?: PacketAead;
 }
 
@@ -140,6 +148,7 @@ export type DropReason =
   | 'expired-key'      // keypair past rejectAfterMs / rejectAfterMessages
   | 'handshake-failed' // handshake message failed decryption or DH
   | 'unknown-peer'     // valid initiation from a static key not in the allowed list
+  | 'cipher-mismatch'  // initiation made with the other cipher (a configuration mismatch)
   | 'stale-timestamp'  // initiation timestamp not newer than the last accepted one (replay)
   | 'rate-limited'
   | 'half-open-limit';
@@ -182,6 +191,8 @@ export interface SecureEndpointStats {
   handshakesFailed: number;             // failed decryption/DH, unknown peers, stale timestamps
   handshakeTimeouts: number;
   unknownPeers: number;
+  /** Initiations (counted in handshakesFailed too) that decrypt only under the other cipher. */
+  cipherMismatches: number;
   staleTimestamps: number;
   cookiesSent: number;
   cookiesReceived: number;
@@ -191,8 +202,10 @@ export interface SecureEndpointStats {
   sessions: number;
   halfOpen: number;
   rateLimiterEntries: number;
-  /** The per-packet AEAD backend in use ('openssl' or 'sodium'). */
+  /** The per-packet AEAD backend in use ('openssl', 'sodium' or 'node'). */
   aeadBackend: string;
+  /** The configured cipher. */
+  cipher: PacketCipher;
 }
 
 interface PendingInitiation {
@@ -229,8 +242,8 @@ function zeroStats(): SecureEndpointStats {
     packetsSealed: 0, packetsOpened: 0, keepalivesReceived: 0, authFailures: 0, replays: 0, tooOld: 0,
     malformed: 0, unknownIndex: 0, expiredKey: 0, invalidMac1: 0, handshakeInitiationsSent: 0,
     handshakeInitiationsReceived: 0, handshakeResponsesSent: 0, handshakesCompleted: 0, handshakesFailed: 0,
-    handshakeTimeouts: 0, unknownPeers: 0, staleTimestamps: 0, cookiesSent: 0, cookiesReceived: 0,
-    rateLimited: 0, halfOpenRejected: 0, sessions: 0, halfOpen: 0, rateLimiterEntries: 0, aeadBackend: '',
+    handshakeTimeouts: 0, unknownPeers: 0, cipherMismatches: 0, staleTimestamps: 0, cookiesSent: 0, cookiesReceived: 0,
+    rateLimited: 0, halfOpenRejected: 0, sessions: 0, halfOpen: 0, rateLimiterEntries: 0, aeadBackend: '', cipher: DEFAULT_PACKET_CIPHER,
   };
 }
 
@@ -238,7 +251,7 @@ const EMPTY = new Uint8Array(0);
 const HANDLED: HandleResult = { kind: 'handled' };
 const DROP = {} as Record<DropReason, HandleResult>;
 for (const r of ['malformed', 'bad-mac1', 'unknown-index', 'auth-failed', 'duplicate', 'too-old', 'expired-key',
-  'handshake-failed', 'unknown-peer', 'stale-timestamp', 'rate-limited', 'half-open-limit'] as const) {
+  'handshake-failed', 'unknown-peer', 'cipher-mismatch', 'stale-timestamp', 'rate-limited', 'half-open-limit'] as const) {
   DROP[r] = Object.freeze({ kind: 'dropped', reason: r });
 }
 
@@ -262,6 +275,7 @@ export class SecureEndpoint {
   private readonly indexScratch = new Uint8Array(4);
   private readonly decryptInPlace: boolean;
   private readonly aead: PacketAead;
+  readonly cipher: PacketCipher;
   private loadWindowStart = -Infinity;
   private loadCount = 0;
 
@@ -270,12 +284,19 @@ export class SecureEndpoint {
     this.random = opts.random ?? systemRandom;
     this.wallClockMs = opts.wallClockMs ?? Date.now;
     this.decryptInPlace = opts.decryptInPlace ?? false;
-    this.aead = opts.aead ?? defaultPacketAead();
+    this.cipher = opts.cipher ?? opts.aead?.cipher ?? DEFAULT_PACKET_CIPHER;
+    this.aead = opts.aead ?? defaultPacketAead(this.cipher);
+    if (this.aead.cipher !== this.cipher) throw new Error(`aead backend is ${this.aead.cipher}, cipher is ${this.cipher}`);
+    const suite = NOISE_SUITES[this.cipher];
+    const otherSuite = NOISE_SUITES[this.cipher === 'aes-256-gcm' ? 'chacha20-poly1305' : 'aes-256-gcm'];
     const pair = keyPairFromPrivate(opts.staticKey.privateKey); // the public half is derived, not trusted
     const privateKey: KeyObject = x25519PrivateKeyObject(pair.privateKey);
     this.publicKey = pair.publicKey;
     const publicKey = Buffer.from(pair.publicKey);
-    this.local = { privateKey, publicKey, initialHash: initialHashFor(publicKey) };
+    this.local = {
+      privateKey, publicKey, suite, initialHash: initialHashFor(suite, publicKey),
+      otherSuite: { suite: otherSuite, initialHash: initialHashFor(otherSuite, publicKey) },
+    };
     this.cookies = new CookieChecker(publicKey, this.random, this.limits.cookieSecretLifetimeMs);
     this.rateLimiter = new HandshakeRateLimiter({
       maxEntries: this.limits.rateLimiterEntries,
@@ -297,7 +318,7 @@ export class SecureEndpoint {
     if (!staticShared) throw new Error(`peer public key ${id} is a low-order point`);
     this.peers.set(id, {
       id,
-      remote: { publicKey, publicKeyObject, psk: cfg.psk ? Buffer.from(cfg.psk) : ZERO_PSK, staticShared, initialHash: initialHashFor(publicKey) },
+      remote: { publicKey, publicKeyObject, psk: cfg.psk ? Buffer.from(cfg.psk) : ZERO_PSK, staticShared, initialHash: initialHashFor(this.local.suite, publicKey) },
       mac1Key: mac1KeyFor(publicKey),
       cookieKey: cookieKeyFor(publicKey),
       address: null,
@@ -398,7 +419,7 @@ export class SecureEndpoint {
   stats(): SecureEndpointStats {
     let sessions = 0;
     for (const p of this.peers.values()) if (p.current) sessions++;
-    return { ...this.counters, sessions, halfOpen: this.halfOpenCount(), rateLimiterEntries: this.rateLimiter.size, aeadBackend: this.aead.name };
+    return { ...this.counters, sessions, halfOpen: this.halfOpenCount(), rateLimiterEntries: this.rateLimiter.size, aeadBackend: this.aead.name, cipher: this.cipher };
   }
 
   /**
@@ -497,6 +518,7 @@ export class SecureEndpoint {
     if (!read.ok) {
       this.counters.handshakesFailed++;
       if (read.reason === 'unknown-peer') this.counters.unknownPeers++;
+      else if (read.reason === 'cipher-mismatch') this.counters.cipherMismatches++;
       return DROP[read.reason];
     }
     const init = read.value;

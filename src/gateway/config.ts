@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_PACKET_CIPHER, PACKET_CIPHERS, type PacketCipher } from '../crypto/aead.ts';
 import { parseAllowRule, parseEndpoint } from './address.ts';
 import type { AllowRule, Endpoint } from './address.ts';
 
@@ -106,6 +107,15 @@ export const gatewayConfigSchema = z
     wan: endpoint(true),
     /** This gateway's private key file (NAME.key). Required unless the debug-only plaintext switch is on. */
     key: z.string().min(1).optional(),
+    /**
+     * The WAN packet cipher (handshake and every packet). Both gateways must use the same one: the
+     * cipher is part of the Noise protocol name, so a mismatch fails the handshake.
+     */
+    cipher: z
+      .enum(PACKET_CIPHERS as [PacketCipher, ...PacketCipher[]], {
+        error: `expected ${PACKET_CIPHERS.join(' or ')} (the same on both gateways)`,
+      })
+      .default(DEFAULT_PACKET_CIPHER),
     peers: z.array(peerSchema).default([]),
     tunnels: z.array(tunnelSchema).default([]),
     allow: z.array(allowRule).default([]),
@@ -256,6 +266,7 @@ export interface GatewayFlags {
   tunnel?: string[];
   key?: string;
   peerKey?: string;
+  cipher?: string;
   allow?: string[];
   controller?: string;
   rate?: string;
@@ -282,6 +293,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
   if (flags.name !== undefined) raw.name = flags.name;
   if (flags.wan !== undefined) raw.wan = flags.wan;
   if (flags.key !== undefined) raw.key = flags.key;
+  if (flags.cipher !== undefined) raw.cipher = flags.cipher;
   if (flags.peer !== undefined || flags.peerKey !== undefined) {
     const peer: Record<string, unknown> = { name: peerName };
     if (flags.peer !== undefined) peer.address = flags.peer;

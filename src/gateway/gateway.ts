@@ -175,7 +175,7 @@ export class Gateway {
     });
     for (const t of this.tunnels) await t.listen();
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
-    const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead().name };
+    const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
     this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
   }
 

@@ -277,6 +277,8 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   close(): void {}
 }
 
+const CIPHER_MISMATCH_WARNING_MS = 60_000;
+
 class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'noise-ik (authenticated, encrypted)';
   #ep: SecureEndpoint;
@@ -327,8 +329,23 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       if (name !== undefined) this.route(r.plaintext, name, this.#endpointOf(source));
     } else if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
+    } else if (r.kind === 'dropped' && r.reason === 'cipher-mismatch') {
+      this.#warnCipherMismatch(source);
     }
     if (r.kind !== 'data' && r.kind !== 'dropped') this.#pump();
+  }
+
+  #lastMismatchWarningAt = -Infinity;
+
+  /** At most one warning per CIPHER_MISMATCH_WARNING_MS: the initiator retries every few seconds. */
+  #warnCipherMismatch(source: string): void {
+    const now = performance.now();
+    if (now - this.#lastMismatchWarningAt < CIPHER_MISMATCH_WARNING_MS) return;
+    this.#lastMismatchWarningAt = now;
+    this.host.log.warn(
+      { source, cipher: this.#ep.cipher },
+      `handshake refused: the initiator uses the other cipher (set the same \`cipher\` on both gateways; this one uses ${this.#ep.cipher})`,
+    );
   }
 
   openClient(_entry: E, peerName: string, remote: Endpoint): void {
@@ -404,7 +421,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
           this.#probeAfterHandshake.delete(e);
           if (!e.assoc.isClosed) this.probe(e);
         }
-      } else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key');
+      } else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key (or uses the other `cipher`)');
     }
     const next = this.#ep.nextTimeout();
     if (next === null || next === this.#timerAt) return;
@@ -446,7 +463,9 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   }
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
   // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
-  const ep = new SecureEndpoint({ staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true });
+  const ep = new SecureEndpoint({
+    staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true, cipher: config.cipher,
+  });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
 }
 

@@ -1,11 +1,14 @@
-// The per-packet AEAD backends: the OpenSSL addon (native/lh_aead.c) must produce exactly
-// libsodium's bytes, reject every tampering, decrypt in place, refuse misuse, and the process
-// must fall back to sodium-native when the addon is absent or wrong.
+// The per-packet AEAD backends: the OpenSSL addon (native/lh_aead.c) must produce exactly the
+// reference bytes of each cipher (libsodium for ChaCha20-Poly1305, node:crypto for AES-256-GCM),
+// reject every tampering, decrypt in place, refuse misuse, and the process must fall back to the
+// reference backend when the addon is absent or wrong.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { AeadKey, PacketAead } from '../../src/crypto/aead.ts';
-import { agreesWithSodium, defaultPacketAead, pickAead } from '../../src/crypto/aead-backend.ts';
+import { createCipheriv } from 'node:crypto';
+import { PACKET_CIPHERS, type AeadKey, type PacketAead } from '../../src/crypto/aead.ts';
+import { agreesWithReference, defaultPacketAead, pickAead, REFERENCE_AEAD } from '../../src/crypto/aead-backend.ts';
+import { nodeAesGcmAead } from '../../src/crypto/aead-node.ts';
 import { loadOpensslAead } from '../../src/crypto/aead-openssl.ts';
 import { sodiumAead } from '../../src/crypto/aead-sodium.ts';
 import { Keypair } from '../../src/crypto/session.ts';
@@ -13,10 +16,14 @@ import { Pair } from './pair.ts';
 
 const TAG = 16;
 const loaded = loadOpensslAead();
-const openssl: PacketAead | null = loaded.ok ? loaded.aead : null;
-// The addon is built by `npm install` (postinstall); without a C compiler only sodium is tested.
+const openssl: PacketAead | null = loaded.ok ? loaded.aeads['chacha20-poly1305'] : null;
+const opensslGcm: PacketAead | null = loaded.ok ? loaded.aeads['aes-256-gcm'] : null;
+// The addon is built by `npm install` (postinstall); without a C compiler only the fallbacks are tested.
 const needsAddon = openssl === null ? `OpenSSL addon not built: ${loaded.ok ? '' : loaded.error}` : false;
-const backends: PacketAead[] = openssl ? [openssl, sodiumAead] : [sodiumAead];
+const backends: PacketAead[] = [
+  ...(openssl && opensslGcm ? [opensslGcm, openssl] : []), nodeAesGcmAead, sodiumAead,
+];
+const label = (aead: PacketAead) => `${aead.name} ${aead.cipher}`;
 
 const arbKey = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const arbCounter = fc.maxSafeNat();
@@ -30,26 +37,46 @@ function sealWith(aead: PacketAead, key: AeadKey, counter: number, header: Uint8
   return packet;
 }
 
-test('OpenSSL addon seals byte-identically to libsodium, and each opens the other\'s packets', { skip: needsAddon }, () => {
-  const o = openssl!;
+for (const cipher of PACKET_CIPHERS) {
+  const reference = REFERENCE_AEAD[cipher];
+  test(`OpenSSL addon ${cipher} seals byte-identically to ${reference.name}, and each opens the other's packets`, { skip: needsAddon }, () => {
+    const o = loaded.ok ? loaded.aeads[cipher] : null;
+    assert.ok(o);
+    assert.equal(o.cipher, cipher);
+    fc.assert(fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
+      const ko = o.create(keyBytes);
+      const kr = reference.create(keyBytes);
+      const fromOpenssl = sealWith(o, ko, counter, header, plaintext);
+      const fromReference = sealWith(reference, kr, counter, header, plaintext);
+      assert.deepEqual(fromOpenssl, fromReference);
+      const out = new Uint8Array(plaintext.length);
+      assert.equal(reference.open(kr, counter, fromOpenssl, header.length, out), plaintext.length);
+      assert.deepEqual(out, plaintext);
+      out.fill(0);
+      assert.equal(o.open(ko, counter, fromReference, header.length, out), plaintext.length);
+      assert.deepEqual(out, plaintext);
+      o.free(ko);
+      reference.free(kr);
+    }), { numRuns: 400 });
+  });
+}
+
+test('AES-256-GCM: every backend equals node:crypto aes-256-gcm with nonce 4 zero bytes || counter BE, AAD = header', () => {
   fc.assert(fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
-    const ko = o.create(keyBytes);
-    const ks = sodiumAead.create(keyBytes);
-    const fromOpenssl = sealWith(o, ko, counter, header, plaintext);
-    const fromSodium = sealWith(sodiumAead, ks, counter, header, plaintext);
-    assert.deepEqual(fromOpenssl, fromSodium);
-    const out = new Uint8Array(plaintext.length);
-    assert.equal(sodiumAead.open(ks, counter, fromOpenssl, header.length, out), plaintext.length);
-    assert.deepEqual(out, plaintext);
-    out.fill(0);
-    assert.equal(o.open(ko, counter, fromSodium, header.length, out), plaintext.length);
-    assert.deepEqual(out, plaintext);
-    o.free(ko);
-    sodiumAead.free(ks);
-  }), { numRuns: 400 });
+    const nonce = Buffer.alloc(12);
+    nonce.writeBigUInt64BE(BigInt(counter), 4);
+    const c = createCipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: 16 });
+    c.setAAD(header);
+    const expected = Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
+    for (const aead of backends.filter((b) => b.cipher === 'aes-256-gcm')) {
+      const k = aead.create(keyBytes);
+      assert.deepEqual(Buffer.from(sealWith(aead, k, counter, header, plaintext)), expected, aead.name);
+      aead.free(k);
+    }
+  }), { numRuns: 300 });
 });
 
-test('the nonce is 4 zero bytes || counter LE (Noise): the addon agrees with libsodium called directly', { skip: needsAddon }, async () => {
+test('the ChaChaPoly nonce is 4 zero bytes || counter LE (Noise): the addon agrees with libsodium called directly', { skip: needsAddon }, async () => {
   const { sodium } = await import('../../src/crypto/sodium.ts');
   const key = new Uint8Array(32).fill(9);
   const plaintext = new TextEncoder().encode('counter layout');
@@ -63,7 +90,7 @@ test('the nonce is 4 zero bytes || counter LE (Noise): the addon agrees with lib
 });
 
 for (const aead of backends) {
-  test(`${aead.name}: open in place, open into a buffer, seal in place`, () => {
+  test(`${label(aead)}: open in place, open into a buffer, seal in place`, () => {
     const key = aead.create(new Uint8Array(32).fill(3));
     const header = Uint8Array.from({ length: 16 }, (_, i) => i);
     const plaintext = Uint8Array.from({ length: 1400 }, (_, i) => (i * 13) & 0xff);
@@ -92,7 +119,7 @@ for (const aead of backends) {
     aead.free(key);
   });
 
-  test(`${aead.name}: any flipped bit, a wrong counter or a wrong key fails to open, and the output is zeroed`, () => {
+  test(`${label(aead)}: any flipped bit, a wrong counter or a wrong key fails to open, and the output is zeroed`, () => {
     fc.assert(fc.property(arbKey, arbCounter, arbHeader, fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.integer({ min: 0, max: 7 }),
       (keyBytes, counter, header, plaintext, where, bit) => {
         const key = aead.create(keyBytes);
@@ -121,7 +148,7 @@ for (const aead of backends) {
       }), { numRuns: 300 });
   });
 
-  test(`${aead.name}: packets shorter than header + tag do not open; misuse throws`, () => {
+  test(`${label(aead)}: packets shorter than header + tag do not open; misuse throws`, () => {
     const key = aead.create(new Uint8Array(32));
     for (let n = 16; n < 32; n++) assert.equal(aead.open(key, 0, new Uint8Array(n), 16, null), -1, `${n} bytes`);
     assert.throws(() => aead.create(new Uint8Array(31)), RangeError);
@@ -134,7 +161,12 @@ for (const aead of backends) {
   });
 }
 
-test('OpenSSL addon: argument checks (overlap, counter range, foreign objects)', { skip: needsAddon }, () => {
+test('OpenSSL addon: argument checks (overlap, counter range, foreign objects, cipher id)', { skip: needsAddon }, async () => {
+  const { loadAddon } = await import('../../src/native/load.ts');
+  const raw = loadAddon<{ create(key: Uint8Array, id?: unknown): AeadKey }>('lh_aead');
+  assert.ok(raw.ok);
+  assert.throws(() => raw.addon.create(new Uint8Array(32), 2), RangeError);
+  assert.throws(() => raw.addon.create(new Uint8Array(32), 'aes'), TypeError);
   const o = openssl!;
   const key = o.create(new Uint8Array(32));
   const packet = new Uint8Array(16 + 100 + TAG);
@@ -151,21 +183,25 @@ test('OpenSSL addon: argument checks (overlap, counter range, foreign objects)',
   o.free(key);
 });
 
-test('backend choice: OpenSSL when the addon loads and agrees with libsodium, sodium-native otherwise', { skip: needsAddon }, () => {
-  assert.equal(defaultPacketAead().name, 'openssl');
-  assert.deepEqual(pickAead(loaded), { aead: openssl, fallbackReason: null });
-  const missing = pickAead({ ok: false, error: 'native addon lh_aead not available (test)' });
-  assert.equal(missing.aead, sodiumAead);
-  assert.match(missing.fallbackReason!, /not available/);
-  // A build whose output differs (e.g. compiled against an incompatible OpenSSL) is not trusted.
-  const o = openssl!;
-  const broken: PacketAead = { ...o, seal: (k, c, p, h, m) => { const n = o.seal(k, c, p, h, m); p[n - 1]! ^= 1; return n; } };
-  assert.match(agreesWithSodium(broken)!, /differs/);
-  const wrong = pickAead({ ok: true, aead: broken, version: 'test' });
-  assert.equal(wrong.aead, sodiumAead);
-  assert.match(wrong.fallbackReason!, /self-check/);
-  assert.equal(agreesWithSodium(sodiumAead), null);
-});
+for (const cipher of PACKET_CIPHERS) {
+  test(`backend choice ${cipher}: OpenSSL when the addon loads and agrees with ${REFERENCE_AEAD[cipher].name}, the reference backend otherwise`, { skip: needsAddon }, () => {
+    assert.ok(loaded.ok);
+    const o = loaded.aeads[cipher];
+    const reference = REFERENCE_AEAD[cipher];
+    assert.equal(defaultPacketAead(cipher), o);
+    assert.deepEqual(pickAead(loaded, cipher), { aead: o, fallbackReason: null });
+    const missing = pickAead({ ok: false, error: 'native addon lh_aead not available (test)' }, cipher);
+    assert.equal(missing.aead, reference);
+    assert.match(missing.fallbackReason!, /not available/);
+    // A build whose output differs (e.g. compiled against an incompatible OpenSSL) is not trusted.
+    const broken: PacketAead = { ...o, seal: (k, c, p, h, m) => { const n = o.seal(k, c, p, h, m); p[n - 1]! ^= 1; return n; } };
+    assert.match(agreesWithReference(broken)!, /differs/);
+    const wrong = pickAead({ ok: true, aeads: { ...loaded.aeads, [cipher]: broken }, version: 'test' }, cipher);
+    assert.equal(wrong.aead, reference);
+    assert.match(wrong.fallbackReason!, /self-check/);
+    assert.equal(agreesWithReference(reference), null);
+  });
+}
 
 test('endpoints on different backends interoperate, in both directions and in place; stats name the backend', { skip: needsAddon }, () => {
   const pair = new Pair({ aeadA: openssl!, aeadB: sodiumAead, decryptInPlace: true });
@@ -197,7 +233,7 @@ test('the fallback runs the whole protocol: a sodium-only pair handshakes, trans
 });
 
 for (const aead of backends) {
-  test(`${aead.name}: a keypair keeps key bytes only in the backend and wipe() makes the keys unusable`, () => {
+  test(`${label(aead)}: a keypair keeps key bytes only in the backend and wipe() makes the keys unusable`, () => {
     const send = new Uint8Array(32).fill(1);
     const recv = new Uint8Array(32).fill(2);
     const kp = new Keypair(aead, send, recv, 1, 2, 0, true);

@@ -1,13 +1,18 @@
-// Conformance of the handshake core with the Cacophony test vector for
-// Noise_IKpsk2_25519_ChaChaPoly_SHA256 (public-domain vectors, vectors/cacophony.txt): with the
-// vector's keys, prologue, psk, ephemerals and payloads, every handshake ciphertext, the handshake
-// hash, and the transport keys (checked through the vector's transport messages) must match byte
-// for byte. The Longhaul framing (type, indices, macs) wraps these same Noise messages.
+// Conformance of the handshake core with the Cacophony test vectors for
+// Noise_IKpsk2_25519_ChaChaPoly_SHA256 and Noise_IKpsk2_25519_AESGCM_SHA256 (public-domain vectors,
+// vectors/cacophony.txt): with the vector's keys, prologue, psk, ephemerals and payloads, every
+// handshake ciphertext, the handshake hash (given for ChaChaPoly), and the transport keys and
+// nonces (checked through the vector's transport messages, counters 0 and 1, sealed by every
+// per-packet AEAD backend of the cipher) must match byte for byte. The Longhaul framing (type,
+// indices, macs) wraps these same Noise messages.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { PacketAead, PacketCipher } from '../../src/crypto/aead.ts';
+import { REFERENCE_AEAD } from '../../src/crypto/aead-backend.ts';
+import { loadOpensslAead } from '../../src/crypto/aead-openssl.ts';
 import {
-  consumeInitiatorMessage, consumeResponderMessage, initialHashFor, initiatorMessage, responderMessage,
-  type LocalIdentity, type RemoteIdentity,
+  consumeInitiatorMessage, consumeResponderMessage, initialHashFor, initiatorMessage, NOISE_SUITES, responderMessage,
+  type LocalIdentity, type NoiseSuite, type RemoteIdentity,
 } from '../../src/crypto/handshake.ts';
 import { keyPairFromPrivate } from '../../src/crypto/keys.ts';
 import { dh, x25519PrivateKeyObject, x25519PublicKeyObject } from '../../src/crypto/primitives.ts';
@@ -33,16 +38,29 @@ const vector = {
   handshakeHash: '8310f86394dc0dabb40beb8210031556db4403ab1202db7034c526232147a700',
 };
 
-function identity(privateRaw: Uint8Array): LocalIdentity {
+// Noise_IKpsk2_25519_AESGCM_SHA256: same keys and payloads; Cacophony gives no handshake hash for it.
+const aesGcmCiphertexts = [
+  'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79445a1baf339186d7867062b0dd31f5de322d370165d217939b2b7ed9e2bae7840458ea65c2ce1554e0e8077fe7334c4bd514c658fd04d97b86d216f58f59714a7e24144155045c8f36bed85a2cb0fd9af7',
+  '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088432fe8d675e949799d2a968211a66cc7ba2b0f4cad8eda3c2bd37eae737bbf88',
+  '38cbf3835c78b7802df0dd0d9640ff8575debd0cb61cfb52590da1',
+  'ffc365ff6955fc66c5d809b31ac995f812c5770bd29f0df12f0ffd',
+  'a7f2828174c4ead2491ffeb77c41c890fd1229ee36f23ccb9066a795daff1cad6b',
+  '3b86963d5c0e6e3b4153d77153836606393eefc4e5e6dae97796552d1265839ee3825cb80c',
+];
+
+function identity(suite: NoiseSuite, privateRaw: Uint8Array): LocalIdentity {
   const pair = keyPairFromPrivate(privateRaw);
   const publicKey = Buffer.from(pair.publicKey);
-  return { privateKey: x25519PrivateKeyObject(privateRaw), publicKey, initialHash: initialHashFor(publicKey, vector.prologue) };
+  return { privateKey: x25519PrivateKeyObject(privateRaw), publicKey, suite, initialHash: initialHashFor(suite, publicKey, vector.prologue) };
 }
 
 function remoteOf(local: LocalIdentity, remotePublic: Uint8Array): RemoteIdentity {
   const publicKey = Buffer.from(remotePublic);
   const publicKeyObject = x25519PublicKeyObject(publicKey);
-  return { publicKey, publicKeyObject, psk: vector.psk, staticShared: dh(local.privateKey, publicKeyObject)!, initialHash: initialHashFor(publicKey, vector.prologue) };
+  return {
+    publicKey, publicKeyObject, psk: vector.psk, staticShared: dh(local.privateKey, publicKeyObject)!,
+    initialHash: initialHashFor(local.suite, publicKey, vector.prologue),
+  };
 }
 
 function transportCiphertext(key: Uint8Array, counter: number, payload: Uint8Array): string {
@@ -54,8 +72,9 @@ function transportCiphertext(key: Uint8Array, counter: number, payload: Uint8Arr
 }
 
 test('Cacophony vector Noise_IKpsk2_25519_ChaChaPoly_SHA256 matches byte for byte', () => {
-  const initiator = identity(vector.initStatic);
-  const responder = identity(vector.respStatic);
+  const suite = NOISE_SUITES['chacha20-poly1305'];
+  const initiator = identity(suite, vector.initStatic);
+  const responder = identity(suite, vector.respStatic);
   assert.equal(responder.publicKey.toString('hex'), vector.initRemoteStatic.toString('hex'));
   const m = vector.messages;
 
@@ -83,4 +102,70 @@ test('Cacophony vector Noise_IKpsk2_25519_ChaChaPoly_SHA256 matches byte for byt
   assert.equal(transportCiphertext(read2.keys.sendKey, 1, m[4]!.payload), m[4]!.ciphertext);
   assert.equal(transportCiphertext(msg2.keys.sendKey, 1, m[5]!.payload), m[5]!.ciphertext);
   assert.deepEqual(read2.keys.recvKey, msg2.keys.sendKey);
+});
+
+/** Transport message = the packet AEAD with an empty header (no AAD), as every backend of the cipher seals it. */
+function transportWith(aead: PacketAead, key: Uint8Array, counter: number, payload: Uint8Array): string {
+  const k = aead.create(key);
+  const out = new Uint8Array(payload.length + 16);
+  aead.seal(k, counter, out, 0, payload);
+  const opened = Uint8Array.from(out);
+  assert.equal(aead.open(k, counter, opened, 0, null), payload.length);
+  assert.deepEqual(opened.subarray(0, payload.length), Uint8Array.from(payload));
+  aead.free(k);
+  return Buffer.from(out).toString('hex');
+}
+
+function backendsOf(cipher: PacketCipher): PacketAead[] {
+  const openssl = loadOpensslAead();
+  return openssl.ok ? [openssl.aeads[cipher], REFERENCE_AEAD[cipher]] : [REFERENCE_AEAD[cipher]];
+}
+
+test('Cacophony vector Noise_IKpsk2_25519_AESGCM_SHA256 matches byte for byte (handshake, keys, big-endian nonces)', () => {
+  const suite = NOISE_SUITES['aes-256-gcm'];
+  assert.equal(suite.protocolName, 'Noise_IKpsk2_25519_AESGCM_SHA256');
+  const initiator = identity(suite, vector.initStatic);
+  const responder = identity(suite, vector.respStatic);
+  const m = vector.messages;
+
+  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) => out.set(vector.initEphemeral));
+  assert.ok(msg1);
+  assert.equal(msg1.message.toString('hex'), aesGcmCiphertexts[0]);
+  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) => (pub.equals(initiator.publicKey) ? remoteOf(responder, pub) : null));
+  assert.ok(read1.ok);
+  assert.deepEqual(read1.value.timestamp, m[0]!.payload);
+
+  const msg2 = responderMessage(read1.value, m[1]!.payload, (out) => out.set(vector.respEphemeral));
+  assert.ok(msg2);
+  assert.equal(msg2.message.toString('hex'), aesGcmCiphertexts[1]);
+  const read2 = consumeResponderMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), msg1.state, msg2.message);
+  assert.ok(read2);
+  assert.deepEqual(read2.payload, m[1]!.payload);
+  assert.deepEqual(read2.keys.handshakeHash, msg2.keys.handshakeHash);
+
+  // Counter 1 tells the nonce layouts apart: a little-endian counter would give other bytes.
+  for (const aead of backendsOf('aes-256-gcm')) {
+    assert.equal(transportWith(aead, read2.keys.sendKey, 0, m[2]!.payload), aesGcmCiphertexts[2], aead.name);
+    assert.equal(transportWith(aead, msg2.keys.sendKey, 0, m[3]!.payload), aesGcmCiphertexts[3], aead.name);
+    assert.equal(transportWith(aead, read2.keys.sendKey, 1, m[4]!.payload), aesGcmCiphertexts[4], aead.name);
+    assert.equal(transportWith(aead, msg2.keys.sendKey, 1, m[5]!.payload), aesGcmCiphertexts[5], aead.name);
+  }
+});
+
+test('ChaChaPoly transport messages of the vector through every ChaCha20-Poly1305 packet backend', () => {
+  const suite = NOISE_SUITES['chacha20-poly1305'];
+  const initiator = identity(suite, vector.initStatic);
+  const responder = identity(suite, vector.respStatic);
+  const m = vector.messages;
+  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) => out.set(vector.initEphemeral))!;
+  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) => remoteOf(responder, pub));
+  assert.ok(read1.ok);
+  const msg2 = responderMessage(read1.value, m[1]!.payload, (out) => out.set(vector.respEphemeral))!;
+  const read2 = consumeResponderMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), msg1.state, msg2.message)!;
+  for (const aead of backendsOf('chacha20-poly1305')) {
+    assert.equal(transportWith(aead, read2.keys.sendKey, 0, m[2]!.payload), m[2]!.ciphertext, aead.name);
+    assert.equal(transportWith(aead, msg2.keys.sendKey, 0, m[3]!.payload), m[3]!.ciphertext, aead.name);
+    assert.equal(transportWith(aead, read2.keys.sendKey, 1, m[4]!.payload), m[4]!.ciphertext, aead.name);
+    assert.equal(transportWith(aead, msg2.keys.sendKey, 1, m[5]!.payload), m[5]!.ciphertext, aead.name);
+  }
 });

@@ -1,81 +1,85 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { PACKET_CIPHERS, type PacketCipher } from '../../src/crypto/aead.ts';
 import { REPLAY_WINDOW_SIZE } from '../../src/crypto/replay-window.ts';
 import { Pair } from './pair.ts';
 
-function established(): Pair {
-  const pair = new Pair();
+function established(cipher?: PacketCipher): Pair {
+  const pair = new Pair(cipher ? { cipher } : {});
   pair.handshake();
   return pair;
 }
 
 const payload = (n: number) => new TextEncoder().encode(`packet ${n} `.padEnd(200, '.'));
 
-test('tampered packets (every byte position) are rejected and counted; state unchanged; session continues', () => {
-  const pair = established();
-  const datagram = pair.a.ep.seal(pair.a.peer, payload(1), pair.now)!;
-  const before = pair.b.ep.debugSnapshot();
-  for (let i = 0; i < datagram.length; i++) {
-    const bad = Uint8Array.from(datagram);
-    bad[i]! ^= 0x40;
-    const r = pair.b.ep.handleDatagram(bad, pair.a.address, pair.now);
-    assert.equal(r.kind, 'dropped', `byte ${i}`);
-  }
-  const s = pair.b.ep.stats();
-  // Bytes 0..3 -> malformed, 4..7 -> unknown index, 14..15 -> counter >= 2^48 (refused before
-  // decryption), the rest fail authentication.
-  assert.equal(s.malformed, 4);
-  assert.equal(s.unknownIndex, 4);
-  assert.equal(s.expiredKey, 2);
-  assert.equal(s.authFailures, datagram.length - 10);
-  assert.equal(pair.b.ep.debugSnapshot(), before);
-  assert.equal(pair.send(pair.a, datagram).kind, 'data'); // the original still opens
-});
+// Tampering, truncation, replay and reordering are rejected under either cipher.
+for (const cipher of PACKET_CIPHERS) {
+  test(`${cipher}: tampered packets (every byte position) are rejected and counted; state unchanged; session continues`, () => {
+    const pair = established(cipher);
+    const datagram = pair.a.ep.seal(pair.a.peer, payload(1), pair.now)!;
+    const before = pair.b.ep.debugSnapshot();
+    for (let i = 0; i < datagram.length; i++) {
+      const bad = Uint8Array.from(datagram);
+      bad[i]! ^= 0x40;
+      const r = pair.b.ep.handleDatagram(bad, pair.a.address, pair.now);
+      assert.equal(r.kind, 'dropped', `byte ${i}`);
+    }
+    const s = pair.b.ep.stats();
+    // Bytes 0..3 -> malformed, 4..7 -> unknown index, 14..15 -> counter >= 2^48 (refused before
+    // decryption), the rest fail authentication.
+    assert.equal(s.malformed, 4);
+    assert.equal(s.unknownIndex, 4);
+    assert.equal(s.expiredKey, 2);
+    assert.equal(s.authFailures, datagram.length - 10);
+    assert.equal(pair.b.ep.debugSnapshot(), before);
+    assert.equal(pair.send(pair.a, datagram).kind, 'data'); // the original still opens
+  });
 
-test('truncated and extended packets are rejected', () => {
-  const pair = established();
-  const datagram = pair.a.ep.seal(pair.a.peer, payload(2), pair.now)!;
-  const before = pair.b.ep.debugSnapshot();
-  for (let len = 0; len < datagram.length; len++) {
-    assert.equal(pair.b.ep.handleDatagram(datagram.subarray(0, len), pair.a.address, pair.now).kind, 'dropped');
-  }
-  const extended = new Uint8Array(datagram.length + 1);
-  extended.set(datagram);
-  assert.deepEqual(pair.b.ep.handleDatagram(extended, pair.a.address, pair.now), { kind: 'dropped', reason: 'auth-failed' });
-  assert.equal(pair.b.ep.debugSnapshot(), before);
-  assert.equal(pair.send(pair.a, datagram).kind, 'data');
-});
+  test(`${cipher}: truncated and extended packets are rejected`, () => {
+    const pair = established(cipher);
+    const datagram = pair.a.ep.seal(pair.a.peer, payload(2), pair.now)!;
+    const before = pair.b.ep.debugSnapshot();
+    for (let len = 0; len < datagram.length; len++) {
+      assert.equal(pair.b.ep.handleDatagram(datagram.subarray(0, len), pair.a.address, pair.now).kind, 'dropped');
+    }
+    const extended = new Uint8Array(datagram.length + 1);
+    extended.set(datagram);
+    assert.deepEqual(pair.b.ep.handleDatagram(extended, pair.a.address, pair.now), { kind: 'dropped', reason: 'auth-failed' });
+    assert.equal(pair.b.ep.debugSnapshot(), before);
+    assert.equal(pair.send(pair.a, datagram).kind, 'data');
+  });
 
-test('replayed packets are rejected and counted; the session continues', () => {
-  const pair = established();
-  const { datagram, result } = pair.transfer(pair.a, payload(3));
-  assert.equal(result?.kind, 'data');
-  for (let i = 0; i < 5; i++) {
-    assert.deepEqual(pair.b.ep.handleDatagram(datagram!, pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
-  }
-  assert.equal(pair.b.ep.stats().replays, 5);
-  assert.equal(pair.transfer(pair.a, payload(4)).result?.kind, 'data');
-});
+  test(`${cipher}: replayed packets are rejected and counted; the session continues`, () => {
+    const pair = established(cipher);
+    const { datagram, result } = pair.transfer(pair.a, payload(3));
+    assert.equal(result?.kind, 'data');
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(pair.b.ep.handleDatagram(datagram!, pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
+    }
+    assert.equal(pair.b.ep.stats().replays, 5);
+    assert.equal(pair.transfer(pair.a, payload(4)).result?.kind, 'data');
+  });
 
-test('reordering inside the window is accepted; beyond the window rejected and counted', () => {
-  const pair = established();
-  const held: Uint8Array[] = [];
-  for (let i = 0; i < 10; i++) held.push(pair.a.ep.seal(pair.a.peer, payload(i), pair.now)!);
-  // Advance the receiver REPLAY_WINDOW_SIZE packets past the held ones.
-  for (let i = 0; i < REPLAY_WINDOW_SIZE + 5; i++) assert.equal(pair.transfer(pair.a, payload(i)).result?.kind, 'data');
-  for (const d of held) {
-    assert.deepEqual(pair.b.ep.handleDatagram(d, pair.a.address, pair.now), { kind: 'dropped', reason: 'too-old' });
-  }
-  assert.equal(pair.b.ep.stats().tooOld, held.length);
+  test(`${cipher}: reordering inside the window is accepted; beyond the window rejected and counted`, () => {
+    const pair = established(cipher);
+    const held: Uint8Array[] = [];
+    for (let i = 0; i < 10; i++) held.push(pair.a.ep.seal(pair.a.peer, payload(i), pair.now)!);
+    // Advance the receiver REPLAY_WINDOW_SIZE packets past the held ones.
+    for (let i = 0; i < REPLAY_WINDOW_SIZE + 5; i++) assert.equal(pair.transfer(pair.a, payload(i)).result?.kind, 'data');
+    for (const d of held) {
+      assert.deepEqual(pair.b.ep.handleDatagram(d, pair.a.address, pair.now), { kind: 'dropped', reason: 'too-old' });
+    }
+    assert.equal(pair.b.ep.stats().tooOld, held.length);
 
-  // Reordered but within the window: all accepted once, in any order.
-  const window: Uint8Array[] = [];
-  for (let i = 0; i < 100; i++) window.push(pair.a.ep.seal(pair.a.peer, payload(i), pair.now)!);
-  window.reverse();
-  for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'data');
-  for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'dropped');
-  assert.equal(pair.transfer(pair.a, payload(5)).result?.kind, 'data');
-});
+    // Reordered but within the window: all accepted once, in any order.
+    const window: Uint8Array[] = [];
+    for (let i = 0; i < 100; i++) window.push(pair.a.ep.seal(pair.a.peer, payload(i), pair.now)!);
+    window.reverse();
+    for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'data');
+    for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'dropped');
+    assert.equal(pair.transfer(pair.a, payload(5)).result?.kind, 'data');
+  });
+}
 
 test('packets under an unknown receiver index or of unknown type are dropped', () => {
   const pair = established();

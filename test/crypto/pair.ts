@@ -1,6 +1,6 @@
 // In-memory harness: two SecureEndpoints ("a" initiates, "b" responds) on a virtual clock with a
 // deterministic random source, joined by a loss-free queue that delivers replies and transmits.
-import type { PacketAead } from '../../src/crypto/aead.ts';
+import type { PacketAead, PacketCipher } from '../../src/crypto/aead.ts';
 import { keyPairFromPrivate, type StaticKeyPair } from '../../src/crypto/keys.ts';
 import type { RandomFill } from '../../src/crypto/primitives.ts';
 import {
@@ -50,7 +50,11 @@ export interface PairOptions {
   aExpects?: Uint8Array;
   /** Both endpoints decrypt data messages in place (the gateway's mode). */
   decryptInPlace?: boolean;
-  /** Per-packet AEAD backend of each side (default: the process's choice). */
+  /** Cipher of both sides (default: the endpoint's default), or of each side (cipher mismatch tests). */
+  cipher?: PacketCipher;
+  cipherA?: PacketCipher;
+  cipherB?: PacketCipher;
+  /** Per-packet AEAD backend of each side (default: the process's choice for the cipher). */
   aeadA?: PacketAead;
   aeadB?: PacketAead;
 }
@@ -71,12 +75,14 @@ export class Pair {
       staticKey: keyA, peers: [{ publicKey: bPublic, ...(opts.pskA ? { psk: opts.pskA } : {}) }],
       random: seededRandom(seed * 7 + 3), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
       decryptInPlace: opts.decryptInPlace ?? false, ...(opts.aeadA ? { aead: opts.aeadA } : {}),
+      ...(opts.cipherA ?? opts.cipher ? { cipher: opts.cipherA ?? opts.cipher } : {}),
     });
     const allowed = opts.bAllows ?? [keyA.publicKey];
     const epB = new SecureEndpoint({
       staticKey: keyB, peers: allowed.map((publicKey) => ({ publicKey, ...(opts.pskB ? { psk: opts.pskB } : {}) })),
       random: seededRandom(seed * 7 + 4), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
       decryptInPlace: opts.decryptInPlace ?? false, ...(opts.aeadB ? { aead: opts.aeadB } : {}),
+      ...(opts.cipherB ?? opts.cipher ? { cipher: opts.cipherB ?? opts.cipher } : {}),
     });
     this.a = { ep: epA, key: keyA, address: ADDR_A, peer: peerIdOf(bPublic), received: [], events: [], results: [] };
     this.b = { ep: epB, key: keyB, address: ADDR_B, peer: peerIdOf(keyA.publicKey), received: [], events: [], results: [] };
