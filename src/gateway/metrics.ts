@@ -98,7 +98,7 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_liveness_probe_answers_total', 'Liveness probes from peers answered', (s) => s.crypto.probeAnswers.sent);
   simple('longhaul_liveness_probe_answers_limited_total', 'Liveness probes from peers dropped by the per-peer rate bound', (s) => s.crypto.probeAnswers.limited);
   const cryptoKeys = ['packetsSealed', 'packetsOpened', 'authFailures', 'replays', 'tooOld', 'malformed', 'unknownIndex',
-    'handshakesCompleted', 'handshakesFailed', 'cookiesSent', 'rateLimited', 'sessions'] as const;
+    'handshakesCompleted', 'handshakesFailed', 'cipherMismatches', 'cookiesSent', 'rateLimited', 'sessions'] as const;
   for (const k of cryptoKeys) {
     const snake = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     simple(`longhaul_crypto_${snake}${k === 'sessions' ? '' : '_total'}`, `Packet protection: ${k}`, (s) => s.crypto.endpoint?.[k] ?? 0);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import type { PacketCipher } from '../../src/crypto/aead.ts';
 import { validateConfig } from '../../src/gateway/config.ts';
 import { createLogger } from '../../src/gateway/logger.ts';
+import { createMetrics } from '../../src/gateway/metrics.ts';
 import { runGateway, type RunningGateway } from '../../src/gateway/run.ts';
 import { LogCapture, makeKeys, startVerifyTarget, verifiedExchange, type KeySet } from '../gateway/helpers.ts';
 
@@ -57,6 +58,8 @@ test('gateways with different ciphers never associate; the answering side says w
     await new Promise<void>((resolve) => { client.on('close', () => resolve()); });
     const ep = pair.b.gateway.status().crypto.endpoint!;
     assert.ok(ep.cipherMismatches >= 1);
+    const metrics = await createMetrics(() => pair.b.gateway.status()).metrics();
+    assert.match(metrics, new RegExp(`longhaul_crypto_cipher_mismatches_total ${ep.cipherMismatches}\\b`));
     assert.equal(ep.handshakeResponsesSent, 0);
     assert.equal(ep.sessions, 0);
     assert.equal(pair.a.gateway.status().crypto.endpoint!.sessions, 0);
