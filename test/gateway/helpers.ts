@@ -144,6 +144,49 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Stops a child we started: SIGTERM, then SIGKILL if it has not exited within `graceMs`.
+ * Resolves once it is gone: a child that does not exit on SIGTERM would otherwise keep the
+ * test file's process alive (its ChildProcess handle is ref'd) after its tests passed.
+ */
+export function stopChild(proc: ChildProcess, graceMs = 5000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+/**
+ * Hang diagnostics for a test file whose tests are over: its process should exit at once. If
+ * it is still alive `afterMs` later, a Node diagnostic report (JavaScript stack, libuv handles,
+ * resource usage) is written to the temp directory and its path printed with the active
+ * resources and `extra()` (e.g. the gateways' driver counters), so a process that lingers or
+ * spins says why. The timer is unref'd (it never keeps the process alive) and still fires
+ * while the loop spins on setImmediate or I/O callbacks; a synchronous busy loop starves it:
+ * for that, run with NODE_OPTIONS=--report-on-signal and send SIGUSR2 to the process.
+ */
+export function reportIfProcessLingers(label: string, afterMs = 30_000, extra: () => unknown = () => null): void {
+  const started = process.cpuUsage();
+  setTimeout(() => {
+    const cpu = process.cpuUsage(started);
+    let details: unknown;
+    try {
+      details = extra();
+    } catch (err) {
+      details = `extra() failed: ${(err as Error).message}`;
+    }
+    const file = process.report.writeReport(join(tmpdir(), `longhaul-linger-${label}-${process.pid}.json`));
+    process.stderr.write(`${label}: process still alive ${afterMs} ms after its tests ended ` +
+      `(CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms meanwhile); active: ${JSON.stringify(process.getActiveResourcesInfo())}; ` +
+      `details: ${JSON.stringify(details)}; diagnostic report: ${file}\n`);
+  }, afterMs).unref();
+}
+
 export interface KeySet {
   dir: string;
   aKey: string;

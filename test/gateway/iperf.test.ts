@@ -1,9 +1,16 @@
 // A client nobody here wrote: iperf3 (Debian package iperf3, installed by .ci/run) through
 // the tunnel, both directions.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { freePort, startPair, sleep } from './helpers.ts';
+import { freePort, reportIfProcessLingers, startPair, sleep, stopChild } from './helpers.ts';
+import type { Pair } from './helpers.ts';
+
+// This file once hung after its test passed (main thread busy, process never exiting) during a
+// loaded full run: if it lingers again, it writes a diagnostic report saying what was left.
+let lastPair: Pair | null = null;
+const associations = (p: Pair['a']): unknown => p.gateway.status().associations.map((x) => ({ role: x.role, connected: x.connected, driver: x.driver }));
+after(() => reportIfProcessLingers('iperf', 30_000, () => lastPair && { a: associations(lastPair.a), b: associations(lastPair.b) }));
 
 function hasIperf3(): boolean {
   try {
@@ -32,6 +39,7 @@ test('iperf3 through the tunnel, both directions', { skip: hasIperf3() ? false :
   const serverPort = await freePort();
   const server = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(serverPort)], { stdio: 'ignore' });
   const pair = await startPair({ target: `127.0.0.1:${serverPort}`, allow: ['127.0.0.1'] });
+  lastPair = pair;
   try {
     await sleep(300); // iperf3 -s has no readiness signal
     for (const reverse of [false, true]) {
@@ -53,7 +61,8 @@ test('iperf3 through the tunnel, both directions', { skip: hasIperf3() ? false :
     // Control + data connection per run.
     assert.ok(st.tunnels[0]!.total >= 4);
   } finally {
-    server.kill('SIGTERM');
+    const serverGone = stopChild(server);
     await pair.stop();
+    await serverGone;
   }
 });
