@@ -167,8 +167,9 @@ export function stopChild(proc: ChildProcess, graceMs = 5000): Promise<void> {
  * resource usage) is written to the temp directory and its path printed with the active
  * resources and `extra()` (e.g. the gateways' driver counters), so a process that lingers or
  * spins says why. The timer is unref'd (it never keeps the process alive) and still fires
- * while the loop spins on setImmediate or I/O callbacks; a synchronous busy loop starves it:
- * for that, run with NODE_OPTIONS=--report-on-signal and send SIGUSR2 to the process.
+ * while the loop spins on setImmediate or I/O callbacks (as does NODE_OPTIONS=--report-on-signal
+ * with SIGUSR2, which also runs on the loop). A synchronous busy loop starves both: see it with
+ * `gdb -p PID -batch -ex bt` or `strace -c -p PID`.
  */
 export function reportIfProcessLingers(label: string, afterMs = 30_000, extra: () => unknown = () => null): void {
   const started = process.cpuUsage();
