@@ -131,30 +131,23 @@ static int int_arg(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
-static int bytes_arg(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+/* A typed array of the given element type: its data and element count. */
+static int typed_arg(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
   bool is_ta = false;
   napi_is_typedarray(env, v, &is_ta);
   if (!is_ta) return 0;
   napi_typedarray_type type;
-  void *p;
   napi_value ab;
   size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_uint8_array) return 0;
-  *data = p;
-  return 1;
+  return napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) == napi_ok && type == want;
+}
+
+static int bytes_arg(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  return typed_arg(env, v, napi_uint8_array, (void **)data, len);
 }
 
 static int int32s_arg(napi_env env, napi_value v, int32_t **data, size_t *len) {
-  bool is_ta = false;
-  napi_is_typedarray(env, v, &is_ta);
-  if (!is_ta) return 0;
-  napi_typedarray_type type;
-  void *p;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_int32_array) return 0;
-  *data = p;
-  return 1;
+  return typed_arg(env, v, napi_int32_array, (void **)data, len);
 }
 
 /* A numeric address (IPv6 scope ids allowed, no name lookup) and port into a sockaddr. */
