@@ -172,6 +172,9 @@ export class Association {
     }
     this.driver.transmits += sent;
     this.#lastStats = conn.stats();
+    // Re-sync with the core, which subtracts what stream resets dropped unsent: counting only
+    // our own writes would keep reset connections' bytes as backlog and stall new ones.
+    this.#bytesWritten = this.#lastStats.streamBytesWritten;
     if (this.#backlogBlocked.size > 0 && this.#bytesWritten - this.#lastStats.streamBytesSent < this.#sendBacklogLimit / 2) {
       const blocked = [...this.#backlogBlocked];
       this.#backlogBlocked.clear();

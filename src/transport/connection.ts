@@ -370,6 +370,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       streamBytesSent: this.streamBytesSent,
+      streamBytesWritten: this.streamBytesWritten,
       streamBytesRetransmitted: this.streamBytesRetransmitted,
       streamBytesReceived: this.streamBytesReceived,
       datagramsDropped: this.datagramsDropped,

@@ -40,6 +40,7 @@ export interface ConnectionStats {
   bytesSent: number;        // datagram bytes
   bytesReceived: number;
   streamBytesSent: number;  // first transmissions of stream payload
+  streamBytesWritten: number; // accepted by write(), minus what stream resets dropped unsent
   streamBytesRetransmitted: number;
   streamBytesReceived: number; // unique, in-order-delivered payload
   datagramsDropped: number; // undecodable or rejected input

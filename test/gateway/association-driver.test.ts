@@ -54,3 +54,40 @@ test('driver serves a deadline already due at once, without a timer', (t) => {
   assert.equal(assoc.driver.timerWakeups, 0);
   assoc.abandon('test over');
 });
+
+test('bytes a stream reset dropped unsent leave the send backlog, so later connections are not stalled', (t) => {
+  mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
+  t.after(() => mock.timers.reset());
+  // A core that accepts writes and sends nothing (a full window); a reset drops what is unsent,
+  // as Connection.resetSendSide does.
+  const core = {
+    isClosed: false,
+    isConnected: true,
+    written: 0,
+    nextTimeout: (): number | null => null,
+    handleTimeout(): void {},
+    pollTransmit: () => null,
+    pollEvent: () => null,
+    write(_id: number, data: Uint8Array): number {
+      core.written += data.length;
+      return data.length;
+    },
+    resetAll(): void {
+      core.written = 0;
+    },
+    stats: () => ({ streamBytesSent: 0, streamBytesWritten: core.written }),
+  };
+  const limit = 1024 * 1024;
+  const assoc = new Association(core as unknown as TransportConnection, 'peer', hooks, limit);
+  assoc.write(1, new Uint8Array(2 * limit));
+  mock.timers.tick(0);
+  let resumed = false;
+  assert.equal(assoc.sendBacklogFull(() => { resumed = true; }), true, 'a full backlog pauses TCP readers');
+  core.resetAll();
+  assoc.schedule();
+  mock.timers.tick(0);
+  assert.equal(assoc.backlog().bytes, 0);
+  assert.equal(resumed, true, 'the paused reader was resumed');
+  assert.equal(assoc.sendBacklogFull(() => {}), false, 'a new connection may read');
+  assoc.abandon('test over');
+});
