@@ -430,6 +430,14 @@ export class Connection implements TransportConnection, RecoveryHandler {
       return;
     }
     if (this.state === 'closing') {
+      // The peer is closing too (both closed at once): it needs nothing more from us, and
+      // answering its CLOSE with ours would bounce CLOSEs until the closing period ends.
+      for (let i = 0; i < frames.length; i++) {
+        if (frames[i]!.type === 'close') {
+          this.finishClose(this.closeCode, this.closeReason, false);
+          return;
+        }
+      }
       // Repeat the CLOSE for a peer that has not seen it yet.
       this.pendingClose = true;
       return;

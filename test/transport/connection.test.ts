@@ -374,3 +374,17 @@ test('long outage with a full window and slow probes: timers never spin at one i
   assert.ok(p.steps - steps < 2_000, `${p.steps - steps} steps in 40 s of outage`);
   assert.ok(p.client.isConnected);
 });
+
+test('both sides closing at once stop at the first CLOSE they hear instead of bouncing CLOSEs', () => {
+  const p = new Pair({ seed: 1 });
+  p.connect();
+  const sentBefore = p.client.stats().packetsSent + p.server.stats().packetsSent;
+  p.client.close(0, 'client done', p.now);
+  p.server.close(0, 'server done', p.now);
+  assert.ok(p.runUntil(() => p.client.isClosed && p.server.isClosed, 10_000));
+  const closing = p.client.stats().packetsSent + p.server.stats().packetsSent - sentBefore;
+  assert.ok(closing <= 4, `${closing} datagrams sent while closing`);
+  // Each side reports its own close (neither was closed by the peer first).
+  assert.equal((types(p.clientEvents, 'closed')[0] as { reason: string }).reason, 'client done');
+  assert.equal((types(p.serverEvents, 'closed')[0] as { reason: string }).reason, 'server done');
+});
