@@ -1,6 +1,6 @@
 // PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
 // fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
-import { AEAD_KEY_LEN, AEAD_TAG_LEN, type AeadKey, type PacketAead } from './aead.ts';
+import { AEAD_KEY_LEN, openedLength, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 interface SodiumKey {
@@ -33,8 +33,7 @@ export const sodiumAead: PacketAead = {
   },
 
   seal(k, counter, packet, headerLen, plaintext) {
-    const end = headerLen + plaintext.length + AEAD_TAG_LEN;
-    if (end > packet.length) throw new RangeError('packet: too small for header + plaintext + tag');
+    const end = sealedEnd(packet, headerLen, plaintext.length);
     setNonce(counter);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
       packet.subarray(headerLen, end), plaintext, packet.subarray(0, headerLen), null, nonce, keyOf(k),
@@ -44,9 +43,8 @@ export const sodiumAead: PacketAead = {
 
   open(k, counter, packet, headerLen, out) {
     const key = keyOf(k);
-    const plainLen = packet.length - headerLen - AEAD_TAG_LEN;
+    const plainLen = openedLength(packet, headerLen, out);
     if (plainLen < 0) return -1;
-    if (out !== null && out.length < plainLen) throw new RangeError('out: shorter than the plaintext');
     setNonce(counter);
     // libsodium checks the tag before decrypting and allows m == c; on failure it zeroes m.
     const m = out === null ? packet.subarray(headerLen, headerLen + plainLen) : out.subarray(0, plainLen);

@@ -45,3 +45,21 @@ export interface PacketAead {
   /** Wipes and releases the key now (a finalizer does it otherwise); the key is unusable afterwards. */
   free(key: AeadKey): void;
 }
+
+/** The JS backends' seal bound: end of the sealed message; throws when `packet` is too small (a caller bug). */
+export function sealedEnd(packet: Uint8Array, headerLen: number, plaintextLen: number): number {
+  const end = headerLen + plaintextLen + AEAD_TAG_LEN;
+  if (end > packet.length) throw new RangeError('packet: too small for header + plaintext + tag');
+  return end;
+}
+
+/**
+ * The JS backends' open bound: plaintext length, or -1 for a datagram too short to hold a tag
+ * (network input); throws when `out` is too small (a caller bug).
+ */
+export function openedLength(packet: Uint8Array, headerLen: number, out: Uint8Array | null): number {
+  const plainLen = packet.length - headerLen - AEAD_TAG_LEN;
+  if (plainLen < 0) return -1;
+  if (out !== null && out.length < plainLen) throw new RangeError('out: shorter than the plaintext');
+  return plainLen;
+}
