@@ -116,18 +116,33 @@ test('answering gateway killed and restarted mid-transfer: detected quickly, old
   }
 });
 
-test('a restarted answering gateway stays silent to packets of the lost session and keeps no state for them', { timeout: 60_000 }, async () => {
-  const keys = makeKeys();
+/**
+ * A reaches B1 through a UDP relay; B2, a fresh gateway with the same key, stands by so the
+ * relay can "restart" B by pointing at it. `stop` ends everything the scene started.
+ */
+async function restartScene(opts: { detectMs: number; insecure?: boolean }) {
+  const insecure = opts.insecure ?? false;
+  const keys = insecure ? null : makeKeys();
   const target = await startVerifyTarget();
-  const logB1 = new LogCapture();
-  const b1 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, logB1);
+  const o = { target: '', allow: ['127.0.0.1'], insecure };
+  const b1 = await startB(o, keys, new LogCapture());
   const relay = await startUdpRelay(b1.gateway.wanAddress.port);
   const logA = new LogCapture();
+  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], insecure, limits: { peerRestartDetectMs: opts.detectMs } }, keys, relay.port, logA);
+  const b2 = await startB(o, keys, new LogCapture());
+  const stop = async (): Promise<void> => {
+    await a.stop(0);
+    await b1.stop(0);
+    await b2.stop(0);
+    await relay.close();
+    await target.close();
+  };
+  return { target, relay, a, b2, logA, port: a.gateway.tunnels[0]!.address.port, stop };
+}
+
+test('a restarted answering gateway stays silent to packets of the lost session and keeps no state for them', { timeout: 60_000 }, async () => {
   // Detection far off: A keeps sending under the old session all through the test.
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 20_000 } }, keys, relay.port, logA);
-  const port = a.gateway.tunnels[0]!.address.port;
-  const logB2 = new LogCapture();
-  const b2 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, logB2);
+  const { target, relay, b2, port, stop } = await restartScene({ detectMs: 20_000 });
   try {
     const first = await verifiedExchange(port, 64 * 1024, 64 * 1024);
     assert.ok(first.uploadOk && first.downloadOk);
@@ -147,24 +162,12 @@ test('a restarted answering gateway stays silent to packets of the lost session 
     uploader.stop();
     uploader.socket.destroy();
   } finally {
-    await a.stop(0);
-    await b1.stop(0);
-    await b2.stop(0);
-    await relay.close();
-    await target.close();
+    await stop();
   }
 });
 
 for (const insecure of [false, true]) test(`restart of the answering instance behind the same address: detected, new connections work (in-process${insecure ? ', plaintext debug mode' : ''})`, { timeout: 60_000 }, async () => {
-  const keys = insecure ? null : makeKeys();
-  const target = await startVerifyTarget();
-  const o = { target: '', allow: ['127.0.0.1'], insecure };
-  const b1 = await startB(o, keys, new LogCapture());
-  const relay = await startUdpRelay(b1.gateway.wanAddress.port);
-  const logA = new LogCapture();
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], insecure, limits: { peerRestartDetectMs: 500 } }, keys, relay.port, logA);
-  const port = a.gateway.tunnels[0]!.address.port;
-  const b2 = await startB(o, keys, new LogCapture());
+  const { target, relay, a, b2, logA, port, stop } = await restartScene({ detectMs: 500, insecure });
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
     const stalled = openStalled(port);
@@ -179,23 +182,12 @@ for (const insecure of [false, true]) test(`restart of the answering instance be
     // The far side of the new association: B2 carried the new connection.
     assert.equal(b2.gateway.status().inbound.total, 1);
   } finally {
-    await a.stop(0);
-    await b1.stop(0);
-    await b2.stop(0);
-    await relay.close();
-    await target.close();
+    await stop();
   }
 });
 
 test('an idle association whose peer restarted: the next connection checks first and goes over a new association', { timeout: 60_000 }, async () => {
-  const keys = makeKeys();
-  const target = await startVerifyTarget();
-  const b1 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
-  const relay = await startUdpRelay(b1.gateway.wanAddress.port);
-  const logA = new LogCapture();
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 500 } }, keys, relay.port, logA);
-  const port = a.gateway.tunnels[0]!.address.port;
-  const b2 = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
+  const { relay, a, b2, logA, port, stop } = await restartScene({ detectMs: 500 });
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
     await sleep(1000); // idle: no streams, next keepalive far off (10 s)
@@ -210,11 +202,7 @@ test('an idle association whose peer restarted: the next connection checks first
     assert.equal(a.gateway.tunnels[0]!.counters.failed, 0);
     assert.ok(!logA.find('connection closed', (l) => l.end === 'association-lost'));
   } finally {
-    await a.stop(0);
-    await b1.stop(0);
-    await b2.stop(0);
-    await relay.close();
-    await target.close();
+    await stop();
   }
 });
 
