@@ -15,9 +15,10 @@
  * JS API (src/crypto/aead-openssl.ts types it):
  *   create(key: Uint8Array(32), cipherId = 0) -> external   0 ChaCha20-Poly1305, 1 AES-256-GCM;
  *                                                    the key is copied into OpenSSL's context only
- *   seal(ctx, counter, packet, headerLen, plaintext) -> packet bytes used
- *       AAD = packet[0, headerLen); ciphertext -> packet[headerLen, +n); tag (16) after it.
- *       plaintext may be packet[headerLen, ...) itself (sealing in place).
+ *   seal(ctx, counter, buf, headerLen, plaintext, at = 0) -> packet bytes used
+ *       The packet starts at buf[at] (a sender writes straight into its send queue, no view
+ *       or copy per packet). AAD = packet[0, headerLen); ciphertext -> packet[headerLen, +n);
+ *       tag (16) after it. plaintext may be packet[headerLen, ...) itself (sealing in place).
  *   open(ctx, counter, packet, headerLen, out | null) -> plaintext length, or -1 (bad tag/short)
  *       AAD = packet[0, headerLen); ciphertext = packet[headerLen, length - 16); tag = last 16.
  *       out null: decrypted in place over the ciphertext. On failure the output bytes are zeroed.
@@ -207,17 +208,27 @@ static napi_value js_free(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_seal(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) return throw_type(env, "seal(ctx, counter, packet, headerLen, plaintext)");
+  if (argc < 5) return throw_type(env, "seal(ctx, counter, buf, headerLen, plaintext, at?)");
   aead_ctx *c = get_ctx(env, argv[0]);
   if (c == NULL) return NULL;
   uint8_t nonce[NONCE_LEN];
   if (!get_nonce(env, c, argv[1], nonce)) return NULL;
   uint8_t *packet, *plain;
   size_t packet_len, plain_len, header_len;
-  if (!get_bytes(env, argv[2], &packet, &packet_len, "packet: a Uint8Array")) return NULL;
+  if (!get_bytes(env, argv[2], &packet, &packet_len, "buf: a Uint8Array")) return NULL;
+  if (argc >= 6) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[5], &t));
+    if (t != napi_undefined) {
+      uint32_t at;
+      if (napi_get_value_uint32(env, argv[5], &at) != napi_ok || at > packet_len) return throw_range(env, "at: an offset within buf");
+      packet += at;
+      packet_len -= at;
+    }
+  }
   if (!get_header_len(env, argv[3], packet_len, &header_len)) return NULL;
   if (!get_bytes(env, argv[4], &plain, &plain_len, "plaintext: a Uint8Array")) return NULL;
   if (plain_len > (size_t)INT_MAX - TAG_LEN || packet_len - header_len < plain_len + TAG_LEN)

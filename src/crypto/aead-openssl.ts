@@ -8,7 +8,7 @@ import type { AeadKey, PacketAead, PacketCipher } from './aead.ts';
 interface LhAeadAddon {
   /** cipherId: 0 ChaCha20-Poly1305, 1 AES-256-GCM (the nonce's counter byte order follows it). */
   create(key: Uint8Array, cipherId?: number): AeadKey;
-  seal(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, plaintext: Uint8Array): number;
+  seal(key: AeadKey, counter: number, buf: Uint8Array, headerLen: number, plaintext: Uint8Array, at?: number): number;
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
   free(key: AeadKey): void;
   /** OpenSSL_version(OPENSSL_VERSION) of the running node, e.g. "OpenSSL 3.5.8 ...". */

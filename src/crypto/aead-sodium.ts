@@ -1,6 +1,6 @@
 // PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
 // fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
-import { AEAD_KEY_LEN, openedLength, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
+import { AEAD_KEY_LEN, openedLength, packetAt, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 interface SodiumKey {
@@ -32,7 +32,8 @@ export const sodiumAead: PacketAead = {
     return k as unknown as AeadKey;
   },
 
-  seal(k, counter, packet, headerLen, plaintext) {
+  seal(k, counter, buf, headerLen, plaintext, at) {
+    const packet = packetAt(buf, at);
     const end = sealedEnd(packet, headerLen, plaintext.length);
     setNonce(counter);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(

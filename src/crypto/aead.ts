@@ -30,11 +30,12 @@ export interface PacketAead {
   /** Loads a 32-byte key (copied: the caller wipes its own bytes). Throws on a wrong length. */
   create(key: Uint8Array): AeadKey;
   /**
+   * The packet is buf[at, ...) (`at` default 0: a sender can seal straight into its send queue).
    * AAD = packet[0, headerLen); writes the ciphertext at packet[headerLen] and the tag after it;
    * returns headerLen + plaintext.length + 16. `plaintext` may be packet[headerLen, ...) itself, and
    * must not overlap the packet otherwise. Throws when the packet is too small (a caller bug).
    */
-  seal(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, plaintext: Uint8Array): number;
+  seal(key: AeadKey, counter: number, buf: Uint8Array, headerLen: number, plaintext: Uint8Array, at?: number): number;
   /**
    * AAD = packet[0, headerLen); ciphertext = packet[headerLen, length - 16); tag = the last 16 bytes.
    * Writes the plaintext to `out` (from index 0), or over the ciphertext when `out` is null.
@@ -44,6 +45,13 @@ export interface PacketAead {
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
   /** Wipes and releases the key now (a finalizer does it otherwise); the key is unusable afterwards. */
   free(key: AeadKey): void;
+}
+
+/** The JS backends' view of the packet that starts at buf[at] (the OpenSSL backend takes the offset itself). */
+export function packetAt(buf: Uint8Array, at: number | undefined): Uint8Array {
+  if (at === undefined || at === 0) return buf;
+  if (!Number.isInteger(at) || at < 0 || at > buf.length) throw new RangeError('at: an offset within buf');
+  return buf.subarray(at);
 }
 
 /** The JS backends' seal bound: end of the sealed message; throws when `packet` is too small (a caller bug). */

@@ -57,16 +57,25 @@ export class Keypair {
  * view of it returned: a sender that may reuse its send buffer saves an allocation per packet.
  */
 export function sealData(kp: Keypair, plaintext: Uint8Array, into?: Buffer): Buffer {
-  const counter = kp.sendCounter++;
   const size = DATA_OVERHEAD + plaintext.length;
-  const out = into !== undefined && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
-  writeU32(out, 0, MSG_DATA);
-  writeU32(out, DATA.receiverIndex, kp.remoteIndex);
+  const out = into !== undefined && into.length >= size ? into : Buffer.allocUnsafe(size);
+  sealDataAt(kp, plaintext, out, 0);
+  return out.length === size ? out : out.subarray(0, size);
+}
+
+/**
+ * Seals `plaintext` under the next counter into out[at, at + DATA_OVERHEAD + plaintext.length)
+ * (the caller has checked the counter limit and the room) and returns the message's length.
+ * No allocation: the gateway seals straight into its send queue.
+ */
+export function sealDataAt(kp: Keypair, plaintext: Uint8Array, out: Uint8Array, at: number): number {
+  const counter = kp.sendCounter++;
+  writeU32(out, at, MSG_DATA);
+  writeU32(out, at + DATA.receiverIndex, kp.remoteIndex);
   const lo = counter >>> 0;
-  writeU32(out, DATA.counter, lo);
-  writeU32(out, DATA.counter + 4, (counter - lo) / 2 ** 32);
-  kp.aead.seal(kp.sendKey, counter, out, DATA.headerSize, plaintext);
-  return out;
+  writeU32(out, at + DATA.counter, lo);
+  writeU32(out, at + DATA.counter + 4, (counter - lo) / 2 ** 32);
+  return kp.aead.seal(kp.sendKey, counter, out, DATA.headerSize, plaintext, at);
 }
 
 export type OpenFailure = 'auth-failed' | 'duplicate' | 'too-old' | 'counter-limit';

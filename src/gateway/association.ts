@@ -17,7 +17,8 @@ export interface StreamListener {
 }
 
 export interface AssociationHooks {
-  send(data: Uint8Array): void;
+  /** `now`: the flush's clock reading (performance.now()). */
+  send(data: Uint8Array, now: number): void;
   onConnected(): void;
   onStreamOpened(streamId: number): void;
   onClosed(code: number, reason: string, byPeer: boolean): void;
@@ -71,9 +72,9 @@ export class Association {
     return this.#closedNotified || this.conn.isClosed;
   }
 
-  input(data: Uint8Array): void {
+  /** A datagram from the peer, received at `now` (performance.now()). */
+  input(data: Uint8Array, now = performance.now()): void {
     if (this.#closedNotified) return;
-    const now = performance.now();
     this.lastInputAt = now;
     this.conn.handleDatagram(data, now);
     this.schedule();
@@ -158,7 +159,7 @@ export class Association {
     for (let round = 0; round < 4; round++) {
       let tx;
       while (sent < MAX_TRANSMITS_PER_FLUSH && (tx = conn.pollTransmit(now)) !== null) {
-        this.#hooks.send(tx.data);
+        this.#hooks.send(tx.data, now);
         sent++;
       }
       let any = false;

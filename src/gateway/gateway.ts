@@ -159,16 +159,18 @@ export class Gateway {
     this.#security.attach({
       send: (data, to) => this.#link.send(data, to.port, to.host),
       sendData: (data, to) => this.#link.sendTo(data, to),
-      deliver: (entry, data) => {
+      sendSpace: (to, size) => this.#link.sendSpace(to, size),
+      commitSend: (space, length) => this.#link.commitSend(space, length),
+      deliver: (entry, data, now) => {
         entry.traffic.wireIn += data.length;
-        entry.assoc.input(data);
+        entry.assoc.input(data, now);
       },
       accept: (peerName, from) => this.#acceptAssociation(peerName, from),
       peerForAddress: (from) => this.#peerForAddress(from),
       onProbeAnswer: (entry, known) => this.#onProbeAnswer(entry, known),
       log: this.log,
     });
-    this.#link.onDatagram((data, from) => this.#security.onDatagram(data, from));
+    this.#link.onDatagram((data, from, now) => this.#security.onDatagram(data, from, now));
     this.config.tunnels.forEach((t, i) => {
       const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
       this.tunnels.push(tunnel);
@@ -195,9 +197,9 @@ export class Gateway {
     let entry: AssociationEntry;
     const send = this.#security.sender(remote, () => entry);
     const assoc = new Association(conn, peerName, {
-      send: (data) => {
+      send: (data, now) => {
         traffic.wireOut += data.length;
-        send(data);
+        send(data, now);
       },
       onConnected: () => this.#onConnected(entry),
       onStreamOpened: (id) => this.#onStreamOpened(entry, id),

@@ -4,8 +4,9 @@
 // (src/gateway/udp-link.ts); chosen by UdpLink.bind when the addon is built.
 import type { RemoteInfo } from 'node:dgram';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Endpoint } from './address.ts';
-import type { DatagramHandler, SocketBuffers, UdpLink, UdpLinkStats } from './udp-link.ts';
+import type { DatagramHandler, SendSpace, SocketBuffers, UdpLink, UdpLinkStats } from './udp-link.ts';
 
 /** An open socket of the addon (an opaque external). */
 export type NativeSocket = { readonly __lhUdpSocket: unique symbol };
@@ -153,25 +154,67 @@ export class NativeUdpLink implements UdpLink {
    */
   sendTo(data: Uint8Array, to: Endpoint): boolean {
     if (this.#closed) return true;
-    let path = this.#paths.get(to);
-    if (path === undefined) path = this.#openPath(to);
+    const path = this.#pathTo(to);
     if (path === null) {
       this.send(data, to.port, to.host);
       return true;
     }
-    const q = path.queue;
-    if (q.count === SEND_QUEUE_DATAGRAMS || q.tail + data.length > SEND_QUEUE_BYTES) {
-      this.#flush(path);
-      if (q.count === SEND_QUEUE_DATAGRAMS || q.tail + data.length > SEND_QUEUE_BYTES) {
-        // The kernel has refused for a whole queue's worth: drop, as a full socket buffer would.
-        this.stats.sendErrors++;
-        this.batching.sendDropped++;
-        return true;
-      }
+    if (!this.#makeRoom(path, data.length)) {
+      // The kernel has refused for a whole queue's worth: drop, as a full socket buffer would.
+      this.stats.sendErrors++;
+      this.batching.sendDropped++;
+      return true;
     }
-    q.buf.set(data, q.tail);
-    q.lens[q.count++] = data.length;
-    q.tail += data.length;
+    path.queue.buf.set(data, path.queue.tail);
+    this.#queued(path, data.length);
+    return true;
+  }
+
+  /**
+   * Room for one datagram of up to `size` bytes at the tail of the peer's send queue, for the
+   * caller to write in place (the packet protection seals straight into it: no copy). Null when
+   * there is no connected path or the queue is full: sendTo then sends or counts the drop.
+   */
+  sendSpace(to: Endpoint, size: number): SendSpace | null {
+    if (this.#closed) return null;
+    const path = this.#pathTo(to);
+    if (path === null || !this.#makeRoom(path, size)) return null;
+    this.#space.buf = path.queue.buf;
+    this.#space.offset = path.queue.tail;
+    this.#spacePath = path;
+    return this.#space;
+  }
+
+  /** Queues the `length` bytes written into the space sendSpace returned (before any other send). */
+  commitSend(space: SendSpace, length: number): void {
+    const path = this.#spacePath;
+    if (path === null || space !== this.#space || space.offset !== path.queue.tail) throw new Error('commitSend: not the space sendSpace just gave');
+    this.#spacePath = null;
+    if (!path.closed) this.#queued(path, length);
+  }
+
+  // Reused by every sendSpace call: a send space lives only until its commitSend.
+  #space: SendSpace = { buf: Buffer.alloc(0), offset: 0 };
+  #spacePath: Path | null = null;
+
+  #pathTo(to: Endpoint): Path | null {
+    const path = this.#paths.get(to);
+    return path === undefined ? this.#openPath(to) : path;
+  }
+
+  /** True when the queue has room for `size` more bytes, after flushing it if needed. */
+  #makeRoom(path: Path, size: number): boolean {
+    const q = path.queue;
+    if (q.count < SEND_QUEUE_DATAGRAMS && q.tail + size <= SEND_QUEUE_BYTES) return true;
+    this.#flush(path);
+    return q.count < SEND_QUEUE_DATAGRAMS && q.tail + size <= SEND_QUEUE_BYTES;
+  }
+
+  /** `length` bytes were written at the queue's tail: count them in and list the path for this turn's flush. */
+  #queued(path: Path, length: number): void {
+    const q = path.queue;
+    q.lens[q.count++] = length;
+    q.tail += length;
     if (!q.listed) {
       q.listed = true;
       this.#toFlush.push(path);
@@ -181,7 +224,6 @@ export class NativeUdpLink implements UdpLink {
         queueMicrotask(this.#flushAll);
       }
     }
-    return true;
   }
 
   #flushAll = (): void => {
@@ -269,6 +311,7 @@ export class NativeUdpLink implements UdpLink {
   #deliver(n: number): void {
     const meta = this.#meta;
     const stride = this.#udp.metaStride;
+    const now = performance.now();
     for (let i = 0; i < n && !this.#closed; i++) {
       const m = i * stride;
       const len = meta[m]!;
@@ -279,14 +322,14 @@ export class NativeUdpLink implements UdpLink {
       if (seg > 0 && seg < len) {
         // Coalesced by the kernel (GRO): datagrams of `seg` bytes, the last one possibly shorter.
         this.batching.recvCoalesced++;
-        for (let off = 0; off < len && !this.#closed; off += seg) this.#deliverOne(base + off, Math.min(seg, len - off), from);
+        for (let off = 0; off < len && !this.#closed; off += seg) this.#deliverOne(base + off, Math.min(seg, len - off), from, now);
       } else {
-        this.#deliverOne(base, len, from);
+        this.#deliverOne(base, len, from, now);
       }
     }
   }
 
-  #deliverOne(at: number, len: number, from: RemoteInfo): void {
+  #deliverOne(at: number, len: number, from: RemoteInfo, now: number): void {
     if (this.#slabPos + len > RECV_SLAB_BYTES) {
       this.#slab = Buffer.allocUnsafeSlow(RECV_SLAB_BYTES);
       this.#slabPos = 0;
@@ -297,7 +340,7 @@ export class NativeUdpLink implements UdpLink {
     this.stats.datagramsIn++;
     this.stats.bytesIn += len;
     from.size = len;
-    this.#handler(this.#slab.subarray(pos, pos + len), from);
+    this.#handler(this.#slab.subarray(pos, pos + len), from, now);
   }
 
   #source(i: number, m: number): RemoteInfo {

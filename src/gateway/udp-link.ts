@@ -6,6 +6,7 @@ import { createSocket } from 'node:dgram';
 import type { Socket, RemoteInfo } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { loadAddon } from '../native/load.ts';
 import type { Endpoint } from './address.ts';
 import { NativeUdpLink } from './udp-batch.ts';
@@ -16,8 +17,11 @@ import type { LhUdpAddon } from './udp-batch.ts';
 // this to net.core.rmem_max; the effective size is reported in status.
 export const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
 
-/** `data` is the receiver's to keep; `from` may be shared between calls: read it, do not keep it. */
-export type DatagramHandler = (data: Buffer, from: RemoteInfo) => void;
+/**
+ * `data` is the receiver's to keep; `from` may be shared between calls: read it, do not keep it.
+ * `now`: performance.now() when the datagram's receive batch was read (one clock read per batch).
+ */
+export type DatagramHandler = (data: Buffer, from: RemoteInfo, now: number) => void;
 
 export interface UdpLinkStats {
   datagramsIn: number;
@@ -44,6 +48,12 @@ export interface UdpLinkOptions {
   segmentation?: boolean;
 }
 
+/** Where a caller writes a datagram in place (UdpLink.sendSpace); valid until commitSend. */
+export interface SendSpace {
+  buf: Buffer;
+  offset: number;
+}
+
 /** Kernel buffer sizes to request, in bytes. */
 export interface SocketBuffers {
   recv: number;
@@ -66,6 +76,14 @@ export interface UdpLink {
    * may reuse the buffer), false when it must stay untouched.
    */
   sendTo(data: Uint8Array, to: Endpoint): boolean;
+  /**
+   * Room for one datagram of up to `size` bytes in the send queue to `to` (a peer address as for
+   * sendTo), for the caller to write in place at space.buf[space.offset, ...) and then queue with
+   * commitSend before any other send. Null when the backend has no such queue (node:dgram) or it
+   * is full: use sendTo then.
+   */
+  sendSpace(to: Endpoint, size: number): SendSpace | null;
+  commitSend(space: SendSpace, length: number): void;
   /** The peer behind `to` is gone: drop what was set up for it. */
   release(to: Endpoint): void;
   close(): Promise<void>;
@@ -117,7 +135,7 @@ class DgramUdpLink implements UdpLink {
     this.stats.datagramsIn++;
     this.stats.recvCalls++;
     this.stats.bytesIn += data.length;
-    this.#handler(data, from);
+    this.#handler(data, from, performance.now());
   };
   #onError = (): void => {
     this.stats.sendErrors++;
@@ -185,6 +203,15 @@ class DgramUdpLink implements UdpLink {
     if (fast === undefined) this.#openFastPath(to);
     this.send(data, to.port, to.host);
     return false;
+  }
+
+  // node:dgram sends each datagram from its own buffer: nothing to write in place.
+  sendSpace(): SendSpace | null {
+    return null;
+  }
+
+  commitSend(): void {
+    throw new Error('commitSend: node:dgram gives no send space');
   }
 
   #openFastPath(to: Endpoint): void {

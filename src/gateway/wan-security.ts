@@ -10,6 +10,7 @@ import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
 import { SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
 import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
+import type { SendSpace } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
 import { resolveKeyPath } from './config.ts';
 import type { GatewayConfig } from './config.ts';
@@ -48,7 +49,11 @@ export interface SecurityHost<E extends RoutedEntry> {
    * `data` was copied before returning (the buffer may be reused), false when it must stay intact.
    */
   sendData(data: Uint8Array, to: Endpoint): boolean;
-  deliver(entry: E, data: Uint8Array): void;
+  /** Room to write an association datagram to a peer in place (UdpLink.sendSpace), or null: use sendData. */
+  sendSpace(to: Endpoint, size: number): SendSpace | null;
+  commitSend(space: SendSpace, length: number): void;
+  /** An opened transport datagram for `entry`, received at `now` (performance.now()). */
+  deliver(entry: E, data: Uint8Array, now: number): void;
   /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
   accept(peerName: string, from: Endpoint): E | null;
   /** Plaintext mode only: the peer a source address belongs to. */
@@ -69,11 +74,12 @@ export interface WanSecurityStats {
 export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   readonly mode: string;
   attach(host: SecurityHost<E>): void;
-  onDatagram(data: Buffer, from: RemoteInfo): void;
+  /** `now`: performance.now() when it was received. */
+  onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   /** Starts (or restarts) the path to a peer we initiate to, before its association sends. */
   openClient(entry: E, peerName: string, remote: Endpoint): void;
-  /** The function an association sends its transport datagrams through. */
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void;
+  /** The function an association sends its transport datagrams through (`now`: its flush's clock). */
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
   forget(entry: E): void;
   /** Asks the peer whether it still has `entry` (answer via SecurityHost.onProbeAnswer). */
   probe(entry: E): void;
@@ -144,9 +150,9 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     this.host = host;
   }
 
-  abstract onDatagram(data: Buffer, from: RemoteInfo): void;
+  abstract onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
-  abstract sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void;
+  abstract sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
   abstract stats(): WanSecurityStats;
   abstract close(): void;
 
@@ -194,7 +200,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   }
 
   /** Hands an opened transport datagram to its association (or creates one). */
-  protected route(plain: Uint8Array, peerName: string, from: Endpoint): void {
+  protected route(plain: Uint8Array, peerName: string, from: Endpoint, now: number): void {
     if (plain[0] === LIVENESS_MARKER) {
       this.#onLivenessMessage(plain, peerName, from);
       return;
@@ -224,7 +230,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       this.routes.set(hi, lo, entry);
       this.#cidOf.set(entry, { hi, lo });
     }
-    this.host.deliver(entry, plain);
+    this.host.deliver(entry, plain, now);
   }
 
   /** Our own client association's id is learned from its first datagram. */
@@ -246,9 +252,9 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'plaintext (INSECURE, debug only)';
 
-  onDatagram(data: Buffer, from: RemoteInfo): void {
+  onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
     const ep = { host: from.address, port: from.port };
-    this.route(data, this.host.peerForAddress(ep), ep);
+    this.route(data, this.host.peerForAddress(ep), ep, now);
   }
 
   openClient(): void {}
@@ -262,7 +268,7 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.probe(entry);
   }
 
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void {
     const known = { learned: false };
     return (data) => {
       if (!known.learned) this.learn(entry(), data, known);
@@ -316,17 +322,17 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #lastPort = -1;
   #lastSource = '';
 
-  onDatagram(data: Buffer, from: RemoteInfo): void {
+  onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
     if (from.port !== this.#lastPort || from.address !== this.#lastAddress) {
       this.#lastPort = from.port;
       this.#lastAddress = from.address;
       this.#lastSource = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
     }
     const source = this.#lastSource;
-    const r = this.#ep.handleDatagram(data, source, performance.now());
+    const r = this.#ep.handleDatagram(data, source, now);
     if (r.kind === 'data') {
       const name = this.#nameById.get(r.peer);
-      if (name !== undefined) this.route(r.plaintext, name, this.#endpointOf(source));
+      if (name !== undefined) this.route(r.plaintext, name, this.#endpointOf(source), now);
     } else if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
     } else if (r.kind === 'dropped' && r.reason === 'cipher-mismatch') {
@@ -382,27 +388,42 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#probeAfterHandshake.delete(entry);
   }
 
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array) => void {
+  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void {
     const known = { learned: false };
     let id: PeerId | undefined;
-    // Sealed datagrams are written here while the socket proves it copied the previous one
-    // (one allocation instead of one per packet); a send left queued keeps the buffer and the
-    // next packet gets a fresh one.
+    // Without a send queue to seal into (node:dgram), sealed datagrams are written here while the
+    // socket proves it copied the previous one (one allocation instead of one per packet); a send
+    // left queued keeps the buffer and the next packet gets a fresh one.
     let scratch: Buffer | null = null;
-    return (data) => {
+    // The peer's address string changes only when it roams: its endpoint object is looked up once.
+    let lastAddress: string | null = null;
+    let lastTo = remote;
+    return (data, now) => {
       const e = entry();
       if (!known.learned) this.learn(e, data, known);
       id ??= this.#idByName.get(e.assoc.peerName);
       if (id === undefined) return;
+      const addr = this.#ep.peerAddress(id);
+      if (addr !== lastAddress) {
+        lastAddress = addr;
+        lastTo = addr === null ? remote : this.#endpointOf(addr);
+      }
+      const to = lastTo;
+      // Sealed straight into the socket's send queue: no copy, no allocation.
+      const space = this.host.sendSpace(to, data.length + SecureEndpoint.OVERHEAD);
+      if (space !== null) {
+        const n = this.#ep.sealInto(id, data, now, space.buf, space.offset);
+        if (n >= 0) this.host.commitSend(space, n);
+        else this.#pump(); // no session yet (handshake under way): the transport retransmits what is lost here
+        return;
+      }
       scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
-      const sealed = this.#ep.seal(id, data, performance.now(), scratch);
+      const sealed = this.#ep.seal(id, data, now, scratch);
       if (sealed === null) {
-        // No session yet (handshake under way): the transport retransmits what is lost here.
         this.#pump();
         return;
       }
-      const addr = this.#ep.peerAddress(id);
-      const copied = this.host.sendData(sealed, addr === null ? remote : this.#endpointOf(addr));
+      const copied = this.host.sendData(sealed, to);
       if (!copied && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) scratch = null;
     };
   }

@@ -119,6 +119,24 @@ for (const aead of backends) {
     aead.free(key);
   });
 
+  test(`${label(aead)}: sealing at an offset of a larger buffer (a send queue) gives the same bytes and touches nothing else`, () => {
+    const key = aead.create(new Uint8Array(32).fill(3));
+    const header = Uint8Array.from({ length: 16 }, (_, i) => 100 + i);
+    for (const [at, len] of [[0, 1400], [1, 1400], [3000, 0], [7, 64]] as const) {
+      const plaintext = Uint8Array.from({ length: len }, (_, i) => (i * 29 + at) & 0xff);
+      const expected = sealWith(aead, key, 9 + at, header, plaintext);
+      const queue = new Uint8Array(at + expected.length + 50).fill(0xee);
+      queue.set(header, at);
+      assert.equal(aead.seal(key, 9 + at, queue, 16, plaintext, at), expected.length);
+      assert.deepEqual(queue.subarray(at, at + expected.length), expected, `at ${at}: the packet`);
+      assert.ok(queue.subarray(0, at).every((b) => b === 0xee) && queue.subarray(at + expected.length).every((b) => b === 0xee), `at ${at}: only the packet is written`);
+    }
+    const small = new Uint8Array(100);
+    assert.throws(() => aead.seal(key, 1, small, 16, new Uint8Array(60), 20), RangeError, 'no room after the offset');
+    assert.throws(() => aead.seal(key, 1, small, 16, new Uint8Array(0), 101), RangeError, 'offset beyond the buffer');
+    aead.free(key);
+  });
+
   test(`${label(aead)}: any flipped bit, a wrong counter or a wrong key fails to open, and the output is zeroed`, () => {
     fc.assert(fc.property(arbKey, arbCounter, arbHeader, fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.integer({ min: 0, max: 7 }),
       (keyBytes, counter, header, plaintext, where, bit) => {

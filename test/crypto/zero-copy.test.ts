@@ -31,6 +31,34 @@ test('seal into a reused buffer + in-place open: every packet opens to its plain
   assert.equal(pair.b.ep.stats().packetsOpened - openedBefore, 200);
 });
 
+test('sealInto writes datagrams back to back into a send queue; each opens to its plaintext; no session: -1 and nothing written', () => {
+  const fresh = new Pair();
+  const queue = Buffer.alloc(64 * 1024, 0xee);
+  assert.equal(fresh.a.ep.sealInto(fresh.a.peer, payload(0, 100), fresh.now, queue, 0), -1, 'before the handshake');
+  assert.ok(queue.every((b) => b === 0xee), 'nothing written without a session');
+
+  const pair = new Pair();
+  pair.handshake();
+  const sealedBefore = pair.a.ep.stats().packetsSealed;
+  const lens: number[] = [];
+  let tail = 0;
+  for (let i = 0; i < 40; i++) {
+    const n = pair.a.ep.sealInto(pair.a.peer, payload(i, 1 + ((i * 97) % 1400)), pair.now, queue, tail);
+    assert.equal(n, 1 + ((i * 97) % 1400) + SecureEndpoint.OVERHEAD);
+    lens.push(n);
+    tail += n;
+  }
+  assert.equal(pair.a.ep.stats().packetsSealed - sealedBefore, 40, 'counted like seal()');
+  assert.ok(queue.subarray(tail).every((b) => b === 0xee), 'nothing written past the last datagram');
+  let at = 0;
+  lens.forEach((n, i) => {
+    const r = pair.b.ep.handleDatagram(Uint8Array.from(queue.subarray(at, at + n)), pair.a.address, pair.now);
+    assert.equal(r.kind, 'data', `datagram ${i}`);
+    if (r.kind === 'data') assert.deepEqual(Uint8Array.from(r.plaintext), payload(i, 1 + ((i * 97) % 1400)));
+    at += n;
+  });
+});
+
 test('a buffer too small for the datagram is not used', () => {
   const pair = new Pair();
   pair.handshake();

@@ -136,6 +136,47 @@ test('send (unconnected) and sendTo mix; release drops the peer path and a later
   assert.doesNotThrow(() => a.sendTo(Buffer.alloc(8), b.address));
 });
 
+test('sendSpace/commitSend: datagrams written in place in the send queue go out intact, in order with sendTo ones; a full queue gives no space', { skip }, async () => {
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  try {
+    const got: Buffer[] = [];
+    b.onDatagram((d) => got.push(d));
+    const to = b.address;
+    const scratch = Buffer.alloc(1500);
+    for (let seq = 0; seq < 300; seq++) {
+      const len = 4 + ((seq * 37) % 1400);
+      if (seq % 3 === 0) {
+        a.sendTo(fill(scratch, seq, len), to);
+        continue;
+      }
+      const space = a.sendSpace(to, 1500);
+      assert.ok(space, 'the native link offers space in its queue');
+      fill(space.buf.subarray(space.offset), seq, len);
+      a.commitSend(space, len);
+    }
+    await until(() => got.length === 300);
+    assert.equal(got.length, 300);
+    got.forEach((d, seq) => assert.ok(intact(d, seq, 4 + ((seq * 37) % 1400)), `datagram ${seq} intact`));
+    const space = a.sendSpace(to, 100);
+    assert.ok(space);
+    assert.throws(() => a.commitSend({ buf: space.buf, offset: space.offset }, 10), /not the space/, 'only the space just given can be committed');
+    assert.equal(a.sendSpace(to, 3 * 1024 * 1024), null, 'more than the queue holds: no space (sendTo counts the drop)');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('node:dgram offers no send space (callers use sendTo)', async () => {
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'dgram' });
+  try {
+    assert.equal(a.sendSpace({ host: '127.0.0.1', port: 9 }, 100), null);
+  } finally {
+    await a.close();
+  }
+});
+
 test('a peer that goes away (ICMP port unreachable) and comes back on the same port is heard again', { skip }, async () => {
   const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   let b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
