@@ -28,6 +28,25 @@
 // machine's load average (min(1, cores / load)), so on a saturated machine the slow-link rungs
 // drop out first.
 //
+// Measured headroom (observeLoad). The margin above rests on modelled figures (a CPU share from
+// the machine-wide load average, a guessed pipeline cost p), and on the lab's mpls link it sat
+// right at the edge between zstd 5 and 7: two runs a few minutes apart chose differently (wire
+// 0.39 vs 0.37 of source, 36.9 s vs 34.7 s). Once the encoder measures its own thread, a
+// slow-link rung is judged by what it would do to that thread instead: busy = the event loop's
+// busy share of wall time (all of the gateway's work, whatever preempts it), codecBusy = the part
+// spent compressing. Moving from the rung in use (a) to rung k changes only the codec part,
+// scaled by the paired-probe relation of CPU per byte, times the application rate the link then
+// takes (wire_a / wire_k):
+//
+//     busy_k = busy + codecBusy x ((ns_k / ns_a) x (wire_a / wire_k) - 1)
+//
+// A slow-link rung above the one in use is admitted while busy_k <= HEADROOM_BUSY_ADMIT; the rung
+// in use and those below it stay while busy_k <= HEADROOM_BUSY_KEEP (hysteresis: no flapping on
+// noise). An admitted rung leaves the thread idle half the time, so the link, not the CPU, is
+// the limit, and it is modelled as link-bound: among admitted rungs the smallest wire ratio wins.
+// The base ladder (none .. zstd 3) keeps the modelled choice: on a CPU-bound 1 Gbit/s path the
+// loop is busy and no slow-link rung is admitted.
+//
 // The link rate is the transport's estimate, but never below what the encoder itself put out
 // over the last OUTPUT_WINDOW_MS: the link evidently carried that. This breaks a loop seen in
 // the lab: a dip in the estimate (app-limited samples, a loaded machine) picks a slow level,
@@ -80,13 +99,31 @@ export const SWITCH_DOWN_TOLERANCE = 0.02;
 /**
  * Both tolerances when the best rung is link-bound: its advantage is wire ratio alone
  * (zstd 7 sends ~3% less than zstd 1 on the vm payload), which the 2% and 5% above would hide.
+ * zstd 9 sends ~0.6% less than 7: at 0.5% the lab's mpls runs flipped between the two every
+ * few seconds on probe noise, so a quarter of that.
  */
-export const LINK_BOUND_TOLERANCE = 0.005;
+export const LINK_BOUND_TOLERANCE = 0.0025;
+/**
+ * A slow-link rung above the one in use is admitted while it is predicted to keep the gateway's
+ * event loop busy at most this share of wall time: half the time idle is room for bursts (the
+ * gateway compresses a refill of its send backlog in one turn), ACK processing and timing noise.
+ * On the lab's mpls link the sending gateway was ~35% busy at zstd 7 (12.3 CPU s in 36.5 s).
+ */
+export const HEADROOM_BUSY_ADMIT = 0.5;
+/** The rung in use (and those below it) stays while the loop is busy at most this share. */
+export const HEADROOM_BUSY_KEEP = 0.65;
+/** EWMA weight of one load window (OUTPUT_WINDOW_MS): the busy share averages over ~2 s. */
+const LOAD_EWMA_WEIGHT = 0.25;
 /** EWMA weight of one 64 KiB sample of the rung in use; smaller blocks weigh proportionally less. */
 const EWMA_WEIGHT = 0.1;
 const EWMA_FULL_SAMPLE_BYTES = 64 * 1024;
-/** Decay of the paired sums per probe: the relation reflects roughly the last 5 probes. */
-const PAIR_DECAY = 0.8;
+/**
+ * Decay of the paired sums per probe: the relation reflects roughly the last 10 probes of a pair
+ * (one in 64 blocks: ~40 MiB of data). One 64 KiB block says little about how two levels compare
+ * (zstd 9 vs 7 differs by -3% to +1% from block to block); 5 probes let the modelled 0.6% drift
+ * across the link-bound tolerance.
+ */
+const PAIR_DECAY = 0.9;
 /**
  * A CPU-time sample is clamped to within this factor of the estimate: the first call into a
  * codec (lazy loading, cold caches) and preemption on a shared machine produce samples 10x
@@ -109,10 +146,11 @@ export interface Rung {
  * Priors: bench/results/codec-2026-11-25.md and codec-2026-11-26.md (2-core AMD EPYC, vm
  * payload, 64 KiB blocks: the gateway's blocks are socket reads). Only starting points;
  * measurements replace them within a few blocks. zstd 5 and 7 exist for slow links: 1.7% and
- * 3.2% less wire than zstd 1 at a half and a quarter of its speed. The ladder stops there:
- * zstd 9 saves another 0.6% for 45% more CPU than 7, and the gateway compresses on its event
- * loop (up to 32 socket reads per turn: ~15 ms of zstd 9 during which no ACK is read), while
- * above 9 the speed falls off a cliff (zstd 12: ~55 MB/s).
+ * 3.2% less wire than zstd 1 at a half and a quarter of its speed; zstd 9 another 0.6% for
+ * 45% more CPU than 7 (on the lab's 1 GiB seed-1 image, 64 KiB blocks: zstd 1 0.355, 5 0.349,
+ * 7 0.345, 9 0.342). The ladder stops there: above 9 the speed falls off a cliff (zstd 11:
+ * ~80 MB/s for 0.5% more, zstd 12: ~60 MB/s for nothing more), and the gateway compresses on its
+ * event loop (up to 32 socket reads per turn: ~25 ms of zstd 11 during which no ACK is read).
  */
 export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
@@ -122,6 +160,7 @@ export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 670e6, wireRatio: 0.34 },
   { setting: { codec: 'zstd', level: 5 }, speedBytesPerSec: 370e6, wireRatio: 0.337, needsHeadroom: true },
   { setting: { codec: 'zstd', level: 7 }, speedBytesPerSec: 215e6, wireRatio: 0.332, needsHeadroom: true },
+  { setting: { codec: 'zstd', level: 9 }, speedBytesPerSec: 150e6, wireRatio: 0.330, needsHeadroom: true },
 ];
 
 export interface AdaptivePolicyOptions {
@@ -169,6 +208,9 @@ export class AdaptivePolicy {
   private windowBytes = 0;
   private blocksSinceExplore = 0;
   private exploreUpNext = true;
+  /** Smoothed event-loop busy share and its codec part (observeLoad); -1 until measured. */
+  private busy = -1;
+  private codecBusy = 0;
 
   constructor(options: AdaptivePolicyOptions = {}) {
     this.ladder = options.ladder ?? DEFAULT_LADDER;
@@ -237,6 +279,42 @@ export class AdaptivePolicy {
     if (next === this.cpuShare) return;
     this.cpuShare = next;
     this.choose(false);
+  }
+
+  /**
+   * One window's measurement of the gateway's thread: `busy`, the share of wall time its event
+   * loop was busy (0..1), and `codecBusy`, the share spent inside compression calls. Once
+   * given, slow-link rungs are judged by the busy share they would cause (see the top).
+   */
+  observeLoad(busy: number, codecBusy: number): void {
+    if (!(busy >= 0) || !(codecBusy >= 0) || !Number.isFinite(busy) || !Number.isFinite(codecBusy)) return;
+    const b = Math.min(busy, 1);
+    const c = Math.min(codecBusy, b);
+    if (this.busy < 0) {
+      this.busy = b;
+      this.codecBusy = c;
+    } else {
+      this.busy += LOAD_EWMA_WEIGHT * (b - this.busy);
+      this.codecBusy += LOAD_EWMA_WEIGHT * (c - this.codecBusy);
+    }
+    this.choose(false);
+  }
+
+  /** The smoothed busy share of the gateway's event loop (null until measured). */
+  get loopBusy(): number | null {
+    return this.busy < 0 ? null : this.busy;
+  }
+
+  /** The loop's busy share predicted with `rung` in use (null until measured). */
+  predictedBusy(rung: number): number | null {
+    if (this.busy < 0) return null;
+    const anchor = this.anchor();
+    if (rung === anchor || this.codecBusy === 0) return this.busy;
+    const a = this.estimate(anchor);
+    const k = this.estimate(rung);
+    const codecNs = (e: { speedBytesPerSec: number }) => 1e9 / e.speedBytesPerSec;
+    const scale = rung === 0 ? 0 : (codecNs(k) / codecNs(a)) * (a.wireRatio / Math.max(k.wireRatio, 1e-6));
+    return Math.max(0, this.busy + this.codecBusy * (scale - 1));
   }
 
   get currentCpuShare(): number {
@@ -330,10 +408,16 @@ export class AdaptivePolicy {
 
   /** Modelled throughput (application bytes/s) of a rung. */
   throughput(rung: number): number {
-    const e = this.estimate(rung);
-    const wire = Math.max(e.wireRatio, 1e-6);
-    const cpuNs = this.cpuNsPerAppByte(rung);
-    return Math.min(this.cpuRate(rung), this.effectiveLinkBytesPerSec() / wire);
+    const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
+    const linkRate = this.effectiveLinkBytesPerSec() / wire;
+    // Admitted by measurement: the thread stays half idle with it, so the link is the limit.
+    if (this.judgedByLoad(rung)) return linkRate;
+    return Math.min(this.cpuRate(rung), linkRate);
+  }
+
+  // A slow-link rung once the thread's load is measured: judged by predictedBusy, not the model.
+  private judgedByLoad(rung: number): boolean {
+    return this.busy >= 0 && this.ladder[rung]!.needsHeadroom === true;
   }
 
   /** Application bytes/s the CPU share allows with this rung (codec plus pipeline). */
@@ -350,13 +434,21 @@ export class AdaptivePolicy {
 
   /** True if the link, not the CPU, bounds this rung. */
   linkBound(rung: number): boolean {
+    if (this.judgedByLoad(rung)) return true;
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
     return this.cpuRate(rung) >= this.effectiveLinkBytesPerSec() / wire;
   }
 
-  /** Base rungs always; slow-link rungs only while they clear the margin. */
+  /**
+   * Base rungs always; slow-link rungs while they clear the margin, or, once the thread's load is
+   * measured, while the busy share they would cause stays under HEADROOM_BUSY_ADMIT (rungs above
+   * the one in use) or HEADROOM_BUSY_KEEP (the one in use and below).
+   */
   eligible(rung: number): boolean {
-    return this.ladder[rung]!.needsHeadroom !== true || this.clearsMargin(rung);
+    if (this.ladder[rung]!.needsHeadroom !== true) return true;
+    if (!this.judgedByLoad(rung)) return this.clearsMargin(rung);
+    const limit = rung > this.current ? HEADROOM_BUSY_ADMIT : HEADROOM_BUSY_KEEP;
+    return this.predictedBusy(rung)! <= limit;
   }
 
   /** CPU ns per application byte with this rung: compression plus the pipeline's cost of its wire bytes. */
@@ -393,6 +485,13 @@ export class AdaptivePolicy {
     const cheaper = this.cpuCost(pick) < this.cpuCost(this.current);
     const worthIt = here < 0 || throughputs[pick]! > here * (1 + upMargin) || (cheaper && throughputs[pick]! >= here * (1 - downTolerance));
     if (!initial && !worthIt) return;
+    // The measured load moves with the choice as predicted, so the next decision does not act on
+    // windows of the old rung (a busy share lagging behind a step down would cascade further).
+    if (this.busy >= 0) {
+      const before = this.busy;
+      this.busy = this.predictedBusy(pick)!;
+      this.codecBusy = Math.max(0, this.codecBusy + (this.busy - before));
+    }
     // The new anchor starts its measurement from the model, not from a stale value.
     const nextAnchor = pick === 0 ? 1 : pick;
     const e = this.estimate(nextAnchor);

@@ -3,6 +3,7 @@
 // to fill a block, so interactive traffic gains no latency.
 
 import { availableParallelism, loadavg } from 'node:os';
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { AdaptivePolicy, OUTPUT_WINDOW_MS } from './adaptive.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
@@ -56,10 +57,28 @@ export interface BlockEncoderOptions {
    */
   cpuShare?: number;
   cpuMargin?: number;
+  /**
+   * 'auto': cumulative event-loop times in ms ({ active, idle }, as performance.eventLoopUtilization
+   * returns them), read once per output window to measure how busy the gateway's thread is
+   * (AdaptivePolicy.observeLoad). Default: this process's event loop when the clocks are real (no
+   * `now` given); null turns the measurement off (the modelled margin decides alone).
+   */
+  loopTimes?: (() => LoopTimes) | null;
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
   wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
 }
+
+export interface LoopTimes {
+  active: number;
+  idle: number;
+}
+
+/**
+ * A load window longer than this many output windows spans a pause in the data (encode() was
+ * not called): its idle time says nothing about the load while data flows, so it is skipped.
+ */
+const MAX_LOAD_WINDOWS = 4;
 
 function settingName(setting: CodecSetting | null): string {
   return setting === null ? 'none' : setting.codec === 'zstd' ? `zstd:${setting.level}` : setting.codec;
@@ -86,6 +105,12 @@ export class BlockEncoder {
   /** 'auto' with no fixed cpuShare: when the load average was last read (ms, this.now()). */
   private readonly shareFromLoad: boolean;
   private lastShareReadMs = -Infinity;
+  private readonly loopTimes: (() => LoopTimes) | null;
+  /** Loop times and shared codec CPU ms at the last load reading (null: none yet). */
+  private lastLoop: LoopTimes | null = null;
+  private lastCodecCpuMs = 0;
+  /** A first load window has passed (it is not measured). */
+  private loadWarm = false;
 
   constructor(options: BlockEncoderOptions = {}) {
     this.mode = options.mode ?? 'auto';
@@ -101,6 +126,9 @@ export class BlockEncoder {
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
       : null;
     this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
+    this.loopTimes = this.mode !== 'auto' ? null
+      : options.loopTimes !== undefined ? options.loopTimes
+      : options.now === undefined ? () => nodePerformance.eventLoopUtilization() : null;
     this.policy = this.mode === 'auto'
       ? new AdaptivePolicy({
         linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, cpuMargin: options.cpuMargin, ladder: options.ladder,
@@ -155,16 +183,38 @@ export class BlockEncoder {
     if (this.policy) {
       const nowMs = this.now();
       this.policy.observeOutput(total, nowMs);
-      if (this.shareFromLoad && (nowMs - this.lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.lastShareReadMs)) {
-        this.lastShareReadMs = nowMs;
-        this.policy.setCpuShare(cpuShareFromLoad(loadavg()[0] ?? 0, availableParallelism()));
-      }
+      if (nowMs - this.lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.lastShareReadMs) this.readLoad(this.policy, nowMs);
     }
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
     this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);
     return out;
   }
+
+  // Once per output window: the machine's load average (CPU share) and this thread's busy share.
+  private readonly readLoad = (policy: AdaptivePolicy, nowMs: number): void => {
+    const elapsed = nowMs - this.lastShareReadMs;
+    this.lastShareReadMs = nowMs;
+    if (this.shareFromLoad) policy.setCpuShare(cpuShareFromLoad(loadavg()[0] ?? 0, availableParallelism()));
+    if (!this.loopTimes) return;
+    const loop = this.loopTimes();
+    const prev = this.lastLoop;
+    // Codec time from the shared counters: every stream's encoder runs on this one thread.
+    const codecMs = this.stats.encode.cpuMs - this.lastCodecCpuMs;
+    this.lastLoop = { active: loop.active, idle: loop.idle };
+    this.lastCodecCpuMs = this.stats.encode.cpuMs;
+    // No reading before the second window: the first spans the transfer's start (the send
+    // backlog filled as fast as the CPU allows, code warming up), whose busy share (~100% in the
+    // lab) would keep the slow-link rungs out for seconds of a link-bound transfer.
+    if (!prev || !(elapsed > 0) || elapsed > MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS || !this.loadWarm) {
+      this.loadWarm = prev !== null;
+      return;
+    }
+    const active = loop.active - prev.active;
+    const wall = active + (loop.idle - prev.idle);
+    if (wall > 0 && active >= 0) policy.observeLoad(active / wall, Math.max(0, codecMs) / wall);
+    this.stats.loopBusy = policy.loopBusy;
+  };
 
   private encodeBlock(original: Uint8Array): PendingBlock {
     const s = this.stats.encode;
@@ -182,11 +232,13 @@ export class BlockEncoder {
     if (setting === null || original.length < MIN_COMPRESS_SIZE) {
       s.blocksRaw++;
       s.blocksRawByChoice++;
+      this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
     if (!this.backoff.shouldTry(original.length)) {
       s.blocksRaw++;
       s.blocksRawBackoff++;
+      this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
     const limit = original.length * MAX_COMPRESSED_FRACTION;
@@ -209,9 +261,11 @@ export class BlockEncoder {
       this.backoff.recordFailure();
       s.blocksRaw++;
       s.blocksRawIncompressible++;
+      this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
     this.backoff.recordSuccess();
+    this.stats.countBlock(settingName(setting), original.length, compressed.length);
     const id = codecId(setting.codec);
     if (id === CODEC_LZ4) s.blocksLz4++;
     else if (id === CODEC_ZSTD) s.blocksZstd++;

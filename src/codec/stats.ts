@@ -35,8 +35,22 @@ export interface DecodeCounters {
   errors: number;
 }
 
+/** Blocks and bytes per setting that produced them ("zstd:7", "lz4", "none" for raw blocks). */
+export interface SettingCounters {
+  blocks: number;
+  bytesIn: number;
+  /** Block payload bytes (headers excluded). */
+  bytesOut: number;
+}
+
 export interface CodecStatsSnapshot {
-  encode: EncodeCounters & { ratio: number; setting: string };
+  encode: EncodeCounters & {
+    ratio: number;
+    setting: string;
+    bySetting: Record<string, SettingCounters>;
+    /** 'auto': the measured busy share of the encoding thread's event loop (null: not measured). */
+    loopBusy: number | null;
+  };
   decode: DecodeCounters & { ratio: number };
 }
 
@@ -56,6 +70,20 @@ export class CodecStats {
   readonly decode: DecodeCounters = emptyDecode();
   /** The encoder's current codec choice, e.g. "zstd:3", "lz4", "none" (probes and back-off aside). */
   setting = 'none';
+  /** Per setting actually used, probes included: shows what 'auto' did over a whole transfer. */
+  readonly bySetting = new Map<string, SettingCounters>();
+  loopBusy: number | null = null;
+
+  countBlock(setting: string, bytesIn: number, bytesOut: number): void {
+    let c = this.bySetting.get(setting);
+    if (!c) {
+      c = { blocks: 0, bytesIn: 0, bytesOut: 0 };
+      this.bySetting.set(setting, c);
+    }
+    c.blocks++;
+    c.bytesIn += bytesIn;
+    c.bytesOut += bytesOut;
+  }
 
   /**
    * Plain copy for status/metrics. `ratio` is wire bytes / application bytes (framing
@@ -63,7 +91,10 @@ export class CodecStats {
    */
   snapshot(): CodecStatsSnapshot {
     return {
-      encode: { ...this.encode, ratio: ratio(this.encode.bytesOut, this.encode.bytesIn), setting: this.setting },
+      encode: {
+        ...this.encode, ratio: ratio(this.encode.bytesOut, this.encode.bytesIn), setting: this.setting,
+        bySetting: Object.fromEntries([...this.bySetting].map(([k, c]) => [k, { ...c }])), loopBusy: this.loopBusy,
+      },
       decode: { ...this.decode, ratio: ratio(this.decode.bytesIn, this.decode.bytesOut) },
     };
   }

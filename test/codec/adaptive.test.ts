@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, LINK_BOUND_TOLERANCE, OUTPUT_WINDOW_MS } from '../../src/codec/adaptive.ts';
+import {
+  AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, HEADROOM_BUSY_ADMIT, HEADROOM_BUSY_KEEP, LINK_BOUND_TOLERANCE, OUTPUT_WINDOW_MS,
+} from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder, cpuShareFromLoad } from '../../src/codec/encoder.ts';
@@ -14,6 +16,11 @@ const LADDER: Rung[] = [
   { setting: { codec: 'lz4', level: 0 }, speedBytesPerSec: 1000e6, wireRatio: 0.5 },
   { setting: { codec: 'zstd', level: 1 }, speedBytesPerSec: 200e6, wireRatio: 0.35 },
 ];
+
+const zstdRung = (level: number) => DEFAULT_LADDER.findIndex((r) => r.setting?.codec === 'zstd' && r.setting.level === level);
+const ZSTD5 = zstdRung(5);
+const ZSTD7 = zstdRung(7);
+const ZSTD9 = zstdRung(9);
 
 function settingOfLevel(policy: AdaptivePolicy): number | undefined {
   const s = policy.settingOf(policy.currentRung);
@@ -63,11 +70,13 @@ describe('AdaptivePolicy', () => {
     const policy = new AdaptivePolicy({ linkRateBps: 100e6 });
     assert.equal(settingName(policy), 'zstd:7');
     // zstd 7 (215 MB/s, 4.65 ns + 0.332 x 8 ns = 7.3 ns per byte): 137 MB/s, 3.6x the 38 the link takes.
-    assert.equal(policy.clearsMargin(DEFAULT_LADDER.length - 1), true);
+    assert.equal(policy.clearsMargin(ZSTD7), true);
+    // zstd 9 (150 MB/s, 6.67 + 0.33 x 8 = 9.3 ns): 107 MB/s, 2.8x the 38: out by the modelled margin.
+    assert.equal(policy.clearsMargin(ZSTD9), false);
     // At 130 Mbit/s the link could take 49 MB/s: zstd 7 no longer clears the margin, zstd 5 does.
     policy.setLinkRateBps(130e6);
-    assert.equal(policy.clearsMargin(DEFAULT_LADDER.length - 1), false);
-    assert.equal(policy.linkBound(DEFAULT_LADDER.length - 1), true, 'though it would still keep up');
+    assert.equal(policy.clearsMargin(ZSTD7), false);
+    assert.equal(policy.linkBound(ZSTD7), true, 'though it would still keep up');
     assert.equal(settingName(policy), 'zstd:5');
     policy.setLinkRateBps(1e9);
     assert.equal(settingName(policy), 'zstd:1', 'CPU-bound at 1 Gbit/s: the cheapest good rung, as before');
@@ -75,16 +84,16 @@ describe('AdaptivePolicy', () => {
     assert.equal(settingName(policy), 'zstd:7', 'back up once the link is slow (a 3% gain clears the link-bound margin)');
     assert.ok(LINK_BOUND_TOLERANCE < 0.03);
     policy.setLinkRateBps(10e6);
-    assert.equal(settingName(policy), 'zstd:7', 'the top rung on a 10 Mbit/s link');
+    assert.equal(settingName(policy), 'zstd:9', 'the top rung on a 10 Mbit/s link');
   });
 
   it('floors a too-low link estimate by its own output rate, so a dip cannot lock in a slow level', () => {
     const policy = new AdaptivePolicy({ linkRateBps: 10e6 });
-    assert.equal(settingName(policy), 'zstd:7');
+    assert.equal(settingName(policy), 'zstd:9');
     // 40 MB of wire bytes went out in one window: the link carries at least that rate.
     policy.observeOutput(20e6, 0);
     policy.observeOutput(20e6, OUTPUT_WINDOW_MS / 2);
-    assert.equal(settingName(policy), 'zstd:7', 'no decision before a window closes');
+    assert.equal(settingName(policy), 'zstd:9', 'no decision before a window closes');
     policy.observeOutput(0, OUTPUT_WINDOW_MS);
     assert.equal(policy.effectiveLinkRateBps, (40e6 * 8 * 1000) / OUTPUT_WINDOW_MS);
     assert.equal(policy.linkRateBps, 10e6, 'the estimate itself is kept');
@@ -92,7 +101,7 @@ describe('AdaptivePolicy', () => {
     // A quiet window (interactive traffic) does not pull the rate under the estimate.
     policy.observeOutput(1000, 10 * OUTPUT_WINDOW_MS);
     assert.equal(policy.effectiveLinkRateBps, 10e6);
-    assert.equal(settingName(policy), 'zstd:7');
+    assert.equal(settingName(policy), 'zstd:9');
   });
 
   it('on a saturated machine (a smaller CPU share) the slow levels lose first', () => {
@@ -197,7 +206,108 @@ describe('AdaptivePolicy', () => {
   });
 });
 
+describe('AdaptivePolicy with the thread\'s measured load', () => {
+  it('admits the slow-link levels by the measured busy share, whatever the load average says', () => {
+    // Load 5 on 2 cores: the modelled margin keeps zstd 5, 7 and 9 out on a 100 Mbit/s link.
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 0.4 });
+    assert.ok((settingOfLevel(policy) ?? 99) <= 3, settingName(policy));
+    assert.equal(policy.eligible(ZSTD7), false);
+    assert.equal(policy.loopBusy, null);
+    // The gateway's thread is busy 20% of the time, 5% of it compressing: room for zstd 9.
+    const rung = policy.currentRung;
+    policy.observeLoad(0.2, 0.05);
+    assert.equal(settingName(policy), 'zstd:9');
+    // The measured share moved with the choice, to what zstd 9 is predicted to cost.
+    const busy = policy.loopBusy!;
+    assert.ok(busy > 0.2 && busy <= HEADROOM_BUSY_ADMIT, `busy ${busy}`);
+    assert.equal(policy.predictedBusy(ZSTD9), busy);
+    assert.ok(policy.predictedBusy(rung)! < busy);
+    assert.equal(policy.linkBound(ZSTD9), true);
+    // Another machine-wide load reading changes nothing while the thread's own load holds.
+    policy.setCpuShare(0.25);
+    assert.equal(settingName(policy), 'zstd:9');
+  });
+
+  it('does not admit a level that would keep the thread busy more than half the time', () => {
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 0.4 });
+    const start = settingName(policy);
+    // Busy 40%, of which 15% compressing with a cheap level: zstd 5 and up would need ~60-90%.
+    policy.observeLoad(0.4, 0.15);
+    assert.ok(policy.predictedBusy(ZSTD5)! > HEADROOM_BUSY_ADMIT);
+    assert.equal(settingName(policy), start);
+  });
+
+  it('keeps its level on a moderately busy loop, steps down one level when the loop gets too busy', () => {
+    const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 1 });
+    policy.observeLoad(0.3, 0.15);
+    assert.equal(settingName(policy), 'zstd:9');
+    // Above the admission bar but under the keep bar: no flapping back and forth.
+    for (let i = 0; i < 20; i++) policy.observeLoad(0.6, 0.3);
+    assert.ok(policy.loopBusy! > HEADROOM_BUSY_ADMIT && policy.loopBusy! <= HEADROOM_BUSY_KEEP);
+    assert.equal(settingName(policy), 'zstd:9');
+    // Saturated windows: the smoothed share crosses the keep bar and the choice steps down. The
+    // busy share is re-based to the prediction for the new level, so the old level's windows do
+    // not push it down a second step at once.
+    let steps = 0;
+    while (settingName(policy) === 'zstd:9' && steps++ < 50) policy.observeLoad(1, 0.5);
+    assert.equal(settingName(policy), 'zstd:7');
+    assert.ok(policy.loopBusy! <= HEADROOM_BUSY_KEEP, `re-based busy ${policy.loopBusy}`);
+    // Still saturated: further down, to the base ladder.
+    for (let i = 0; i < 50; i++) policy.observeLoad(1, 0.5);
+    assert.ok((settingOfLevel(policy) ?? 99) <= 3, settingName(policy));
+    // A quiet thread again: back up to zstd 9.
+    for (let i = 0; i < 50; i++) policy.observeLoad(0.2, 0.02);
+    assert.equal(settingName(policy), 'zstd:9');
+  });
+
+  it('ignores nonsense load readings', () => {
+    const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
+    for (const [busy, codec] of [[-1, 0], [NaN, 0], [0.5, NaN], [Infinity, 0]] as const) policy.observeLoad(busy, codec);
+    assert.equal(policy.loopBusy, null);
+    policy.observeLoad(3, 5); // clamped: busy <= 1, codec <= busy
+    assert.equal(policy.loopBusy, 1);
+  });
+});
+
 describe('BlockEncoder in auto mode', () => {
+  it('measures its thread\'s busy share once per window, skipping the first, and lets it steer the level', () => {
+    let wall = 0;
+    let cpu = 0;
+    let busyShare = 0.2;
+    let active = 0;
+    let idle = 0;
+    // Each encode() reads the wall clock once (+50 ms); the loop was busy busyShare of that time.
+    const now = () => {
+      wall += 50;
+      active += 50 * busyShare;
+      idle += 50 * (1 - busyShare);
+      return wall;
+    };
+    const encoder = new BlockEncoder({
+      mode: 'auto', linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now, cpuNow: () => (cpu += 0.05),
+      loopTimes: () => ({ active, idle }),
+    });
+    const block = textLike(4 * KiB, 3);
+    const windowCalls = OUTPUT_WINDOW_MS / 50;
+    for (let i = 0; i < windowCalls + 1; i++) encoder.encode(block);
+    assert.equal(encoder.adaptive!.loopBusy, null, 'the first window (the transfer\'s start) is not measured');
+    for (let i = 0; i < 3 * windowCalls; i++) encoder.encode(block);
+    assert.ok(Math.abs(encoder.adaptive!.loopBusy! - 0.2) < 0.02, `busy ${encoder.adaptive!.loopBusy}`);
+    assert.equal(encoder.stats.snapshot().encode.loopBusy, encoder.adaptive!.loopBusy);
+    assert.equal(encoder.stats.setting, 'zstd:9');
+    // The thread saturates (other work, a busy machine): back to the base ladder.
+    busyShare = 0.97;
+    for (let i = 0; i < 30 * windowCalls; i++) encoder.encode(block);
+    const level = encoder.adaptive!.settingOf(encoder.adaptive!.currentRung)?.level ?? 0;
+    assert.ok(level <= 3, encoder.stats.setting);
+    // Counted per setting that produced the blocks.
+    const bySetting = encoder.stats.snapshot().encode.bySetting;
+    assert.ok(bySetting['zstd:9']!.blocks > 0);
+    const counted = Object.values(bySetting).reduce((n, c) => n + c.blocks, 0);
+    assert.equal(counted, encoder.stats.encode.blocks);
+  });
+
+
   const text = textLike(64 * KiB, 1);
 
   it('stops compressing when the measured codec speed cannot keep up with the link', () => {
