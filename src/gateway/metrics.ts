@@ -97,6 +97,8 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_crypto_unroutable_total', 'Datagrams with no association to go to', (s) => s.crypto.unroutable);
   simple('longhaul_liveness_probe_answers_total', 'Liveness probes from peers answered', (s) => s.crypto.probeAnswers.sent);
   simple('longhaul_liveness_probe_answers_limited_total', 'Liveness probes from peers dropped by the per-peer rate bound', (s) => s.crypto.probeAnswers.limited);
+  simple('longhaul_crypto_held_for_handshake_total', 'Transport datagrams held until the secure session to their peer existed', (s) => s.crypto.heldForHandshake.held);
+  simple('longhaul_crypto_held_for_handshake_dropped_total', 'Held transport datagrams dropped (hold full, handshake failed)', (s) => s.crypto.heldForHandshake.dropped);
   const cryptoKeys = ['packetsSealed', 'packetsOpened', 'authFailures', 'replays', 'tooOld', 'malformed', 'unknownIndex',
     'handshakesCompleted', 'handshakesFailed', 'cipherMismatches', 'cookiesSent', 'rateLimited', 'sessions'] as const;
   for (const k of cryptoKeys) {

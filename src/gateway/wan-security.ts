@@ -68,6 +68,11 @@ export interface WanSecurityStats {
   unroutable: number;
   /** Liveness probes from the peer we answered, and those dropped by the per-peer rate bound. */
   probeAnswers: { sent: number; limited: number };
+  /**
+   * Transport datagrams an association sent before its peer's session existed: held, sent once
+   * the handshake completed, or dropped (the hold is full, or the handshake failed).
+   */
+  heldForHandshake: { held: number; released: number; dropped: number };
   endpoint: SecureEndpointStats | null;
 }
 
@@ -277,13 +282,16 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, endpoint: null };
+    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { held: 0, released: 0, dropped: 0 }, endpoint: null };
   }
 
   close(): void {}
 }
 
 const CIPHER_MISMATCH_WARNING_MS = 60_000;
+// A new association's first flight (its INIT and the first data packets) fits; the transport
+// retransmits anything beyond.
+const HELD_DATAGRAMS_PER_PEER = 64;
 
 class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'noise-ik (authenticated, encrypted)';
@@ -296,6 +304,13 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #mtu: number;
   /** Associations to probe once the handshake to their peer completes. */
   #probeAfterHandshake = new Set<E>();
+  /**
+   * Per peer, transport datagrams sent while no session existed (a new association's first
+   * packets go out while the handshake opened for it is under way): sent when it completes, so
+   * the association's INIT does not wait for the transport's retransmission timer (~0.6 s).
+   */
+  #held = new Map<PeerId, Array<{ data: Uint8Array; to: Endpoint; entry: E }>>();
+  #heldCounts = { held: 0, released: 0, dropped: 0 };
 
   constructor(config: GatewayConfig, ep: SecureEndpoint, peers: Array<{ name: string; id: PeerId }>) {
     super(config);
@@ -414,18 +429,47 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       if (space !== null) {
         const n = this.#ep.sealInto(id, data, now, space.buf, space.offset);
         if (n >= 0) this.host.commitSend(space, n);
-        else this.#pump(); // no session yet (handshake under way): the transport retransmits what is lost here
+        else this.#holdUntilHandshake(id, data, to, e);
         return;
       }
       scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
       const sealed = this.#ep.seal(id, data, now, scratch);
       if (sealed === null) {
-        this.#pump();
+        this.#holdUntilHandshake(id, data, to, e);
         return;
       }
       const copied = this.host.sendData(sealed, to);
       if (!copied && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) scratch = null;
     };
+  }
+
+  /** No session to `id` yet (or keys expired): keep a copy until the handshake completes; the transport retransmits anything dropped here. */
+  #holdUntilHandshake(id: PeerId, data: Uint8Array, to: Endpoint, entry: E): void {
+    let held = this.#held.get(id);
+    if (held === undefined) this.#held.set(id, (held = []));
+    if (held.length < HELD_DATAGRAMS_PER_PEER) {
+      held.push({ data: Uint8Array.from(data), to, entry });
+      this.#heldCounts.held++;
+    } else this.#heldCounts.dropped++;
+    this.#pump();
+  }
+
+  /** The handshake to `id` completed (sealed now, in order) or failed (dropped). */
+  #releaseHeld(id: PeerId, established: boolean): void {
+    const held = this.#held.get(id);
+    if (held === undefined) return;
+    this.#held.delete(id);
+    const now = performance.now();
+    for (const h of held) {
+      // An association closed meanwhile (e.g. it gave up waiting) must not be opened at the peer.
+      const sealed = established && !h.entry.assoc.isClosed ? this.#ep.seal(id, h.data, now) : null;
+      if (sealed === null) {
+        this.#heldCounts.dropped++;
+        continue;
+      }
+      this.host.sendData(sealed, h.to);
+      this.#heldCounts.released++;
+    }
   }
 
   /** Drains handshake transmits and events, re-arms the single handshake timer. */
@@ -437,12 +481,16 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       const peer = this.#nameById.get(ev.peer) ?? ev.peer;
       if (ev.type === 'established') {
         this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
+        this.#releaseHeld(ev.peer, true);
         for (const e of [...this.#probeAfterHandshake]) {
           if (e.assoc.peerName !== peer) continue;
           this.#probeAfterHandshake.delete(e);
           if (!e.assoc.isClosed) this.probe(e);
         }
-      } else this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key (or uses the other `cipher`)');
+      } else {
+        this.#releaseHeld(ev.peer, false);
+        this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key (or uses the other `cipher`)');
+      }
     }
     const next = this.#ep.nextTimeout();
     if (next === null || next === this.#timerAt) return;
@@ -458,7 +506,9 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, endpoint: this.#ep.stats() };
+    return {
+      mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { ...this.#heldCounts }, endpoint: this.#ep.stats(),
+    };
   }
 
   close(): void {
