@@ -46,6 +46,8 @@ export interface LinkStats {
   queueDelayMsMax: number;
   /** Time the transmitter was busy, ms (utilization = busyMs / elapsed). */
   busyMs: number;
+  /** Time the transmitter sat idle between the first and the last packet it carried, ms. */
+  idleMs: number;
 }
 
 // Order-preserving jitter as the lab emulator models it (src/lab/emulator-link.ts): a new
@@ -89,6 +91,14 @@ export class Link {
   #duplicated = 0;
   #reordered = 0;
   #busyMs = 0;
+  #idleMs = 0;
+  #carried = false;
+
+  /**
+   * Called for each spell the transmitter sat idle before a packet started (its start and
+   * end, ms), so a scenario can charge the lost link time to whatever the sender was doing.
+   */
+  onIdle: ((fromMs: number, toMs: number) => void) | null = null;
 
   /** Set by the simulation: receives each arriving datagram with the tag it was sent with. */
   sink: (data: Uint8Array, now: number, tag: number) => void = () => {};
@@ -125,6 +135,11 @@ export class Link {
       return;
     }
     this.#queueDelay.add(waitMs);
+    if (this.#carried && this.#freeAt < now) {
+      this.#idleMs += now - this.#freeAt;
+      this.onIdle?.(this.#freeAt, now);
+    }
+    this.#carried = true;
     const txMs = size / this.#rateBytesPerMs;
     const txEnd = now + waitMs + txMs;
     this.#freeAt = txEnd;
@@ -203,6 +218,7 @@ export class Link {
       queueDelayMsP95: this.#queueDelay.quantile(0.95),
       queueDelayMsMax: this.#queueDelay.max,
       busyMs: this.#busyMs,
+      idleMs: this.#idleMs,
     };
   }
 }

@@ -23,6 +23,29 @@ export interface BulkScenario {
   /** Virtual-time cap, ms (default: 20x the ideal transfer time + 10 s). */
   untilMs?: number;
   maxEvents?: number;
+  /** Scheduler stalls of both endpoints (a busy machine), see `Stalls`. */
+  stalls?: Stalls;
+}
+
+/**
+ * Each endpoint stalls (gets no CPU) for `ms` at random moments, on average every `everyMs`
+ * (exponential gaps, drawn from the seed). The lab's mpls runs on a shared 2-core machine
+ * showed gateway stalls of 20-200 ms every few seconds, which the bare simulator never has.
+ */
+export interface Stalls {
+  everyMs: number;
+  ms: number;
+}
+
+function scheduleStalls(sim: Simulation, node: number, stalls: Stalls, prng: Prng, untilMs: number): void {
+  let t = 0;
+  for (;;) {
+    t += -Math.log(1 - prng.next()) * stalls.everyMs;
+    if (t >= untilMs) return;
+    const at = t;
+    sim.at(at, () => sim.pause(node, at + stalls.ms));
+    t += stalls.ms;
+  }
 }
 
 export interface BulkResult {
@@ -65,6 +88,13 @@ export function runBulkTransfer(sc: BulkScenario): BulkResult {
   sim.route(s, c, rev);
   const idealMs = (sc.bytes * 8000) / sc.profile.rateBps;
   const until = sc.untilMs ?? 20 * idealMs + 10_000;
+  if (sc.stalls) {
+    const stallRng = new Prng(sc.seed ^ 0x57a11);
+    // Stalls cover the transfer's likely span, not the whole cap: one event each, up front.
+    const span = Math.min(until, 3 * idealMs + 10_000);
+    scheduleStalls(sim, c, sc.stalls, stallRng, span);
+    scheduleStalls(sim, s, sc.stalls, stallRng, span);
+  }
   const r = sim.run({ until, maxEvents: sc.maxEvents, stopWhen: () => receiver.done || client.isClosed || server.isClosed });
   const completed = receiver.done;
   const transferMs = completed ? receiver.doneAt - sender.startedAt : r.now - sender.startedAt;

@@ -46,6 +46,8 @@ interface NodeSlot {
   deadline: number;
   sameTimeFires: number;
   lastFireAt: number;
+  /** The node gets no CPU before this time (a scheduler stall): input waits, timers are late. */
+  pausedUntil: number;
 }
 
 // Event kinds below 0 are simulator-internal; kinds >= 0 are arrivals for that node index.
@@ -75,7 +77,7 @@ export class Simulation {
   }
 
   addNode(node: SimNode, opts: NodeOptions = {}): number {
-    this.#nodes.push({ node, onWake: opts.onWake, link: null, peer: -1, deadline: Infinity, sameTimeFires: 0, lastFireAt: -1 });
+    this.#nodes.push({ node, onWake: opts.onWake, link: null, peer: -1, deadline: Infinity, sameTimeFires: 0, lastFireAt: -1, pausedUntil: -Infinity });
     return this.#nodes.length - 1;
   }
 
@@ -98,6 +100,17 @@ export class Simulation {
   /** Runs `fn` at virtual time `time` (e.g. an application action). */
   at(time: number, fn: (now: number) => void): void {
     this.#queue.push(Math.max(time, this.#now), KIND_CALLBACK, fn, null);
+  }
+
+  /**
+   * The node stalls from now until `untilMs`, as a gateway does when the scheduler gives its
+   * core to something else: datagrams for it queue up (in order) and are handled at once when
+   * it resumes, its timer fires late, it sends nothing meanwhile. The links keep running.
+   */
+  pause(index: number, untilMs: number): void {
+    const slot = this.#nodes[index];
+    if (!slot) throw new RangeError(`pause: unknown node ${index}`);
+    if (untilMs > slot.pausedUntil) slot.pausedUntil = untilMs;
   }
 
   /** Services a node now: its driver hook runs, its transmits leave, its timer is re-armed. */
@@ -123,8 +136,9 @@ export class Simulation {
       let timerSlot: NodeSlot | null = null;
       for (let i = 0; i < nodes.length; i++) {
         const slot = nodes[i]!;
-        if (slot.deadline < next) {
-          next = slot.deadline;
+        const deadline = slot.deadline < slot.pausedUntil ? slot.pausedUntil : slot.deadline;
+        if (deadline < next) {
+          next = deadline;
           timerSlot = slot;
         }
       }
@@ -150,7 +164,9 @@ export class Simulation {
         const link = e.target as Link;
         const data = e.data!;
         queue.release(e);
-        link.arrive(data, this.#now, kind);
+        const paused = nodes[kind]?.pausedUntil ?? -Infinity;
+        if (paused > this.#now) queue.push(paused, kind, link, data);
+        else link.arrive(data, this.#now, kind);
       }
     }
   }

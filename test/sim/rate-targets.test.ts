@@ -117,3 +117,69 @@ for (const [what, random] of [['an injected random source', lcg(7)], ['no random
     assert.ok(gaps.size >= 2, `cycle lengths ${[...gaps]}`);
   });
 }
+
+/** One round in which the acks of `rttMs` worth of packets at `rateBps` arrive `stallMs` late, spread over the stall. */
+function feedStalledRound(c: ModelBasedController, start: number, rateBps: number, rttMs: number, stallMs: number): number {
+  const packets = Math.max(1, Math.round((rateBps * rttMs) / 8000 / MSS));
+  const span = rttMs + stallMs;
+  const inflight = c.cwndBytes();
+  // Delivery-rate samples over the stretched interval: what a sender measures when its acks stall.
+  const sampled = (packets * MSS * 8000) / span;
+  let now = start;
+  for (let i = 0; i < packets; i++) {
+    now = start + ((i + 1) * span) / packets;
+    c.onPacketSent(now, MSS, inflight, false);
+    c.onAck({ now, rttMs: span, bytesAcked: MSS, deliveryRateBps: sampled, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - span });
+  }
+  return now;
+}
+
+test('a stalled ack path (a busy gateway) cuts the model by at most 0.7 x 0.85, not down to the stalled rate', () => {
+  const { c, now: t0 } = steady();
+  let now = t0;
+  let rounds = 0;
+  // Each round's acks arrive 150 ms late: the four-round rate reads ~14 Mbit/s on a 100 Mbit/s
+  // link, and the long RTTs look like a standing queue.
+  while (c.cuts === 0 && rounds++ < 10) now = feedStalledRound(c, now, 100e6, 25, 150);
+  assert.ok(c.cuts > 0, 'the long RTTs were read as a standing queue');
+  const estimate = c.bandwidthEstimateBps();
+  assert.ok(estimate >= 0.7 * 0.85 * 100e6 - 1, `estimate after the cut ${estimate}`);
+  assert.ok(estimate <= 0.86 * 100e6, `the cut still cut: ${estimate}`);
+});
+
+test('once the pipe is full, data in flight stays within 2 BDP even when acks arrive in large batches', () => {
+  const { c, now: t0 } = steady();
+  let now = t0;
+  for (let r = 0; r < 5; r++) {
+    // A round's acks held back 20 ms and then delivered at once (aggregation of most of a BDP).
+    const packets = Math.round((100e6 * 25) / 8000 / MSS);
+    const inflight = c.cwndBytes();
+    now += 20;
+    for (let i = 0; i < packets; i++) {
+      c.onPacketSent(now, MSS, inflight, false);
+      c.onAck({ now, rttMs: 25, bytesAcked: MSS, deliveryRateBps: 100e6, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - 25 });
+    }
+    now = feedRound(c, now, 100e6, 25);
+  }
+  const bdp = (c.bandwidthEstimateBps() * c.minRttMs) / 8000;
+  assert.ok(c.cwndBytes() <= 2 * bdp + 1, `cwnd ${c.cwndBytes()} vs BDP ${bdp}`);
+  assert.ok(c.cwndBytes() >= 1.5 * bdp, `cwnd ${c.cwndBytes()} keeps the 1.5-BDP gain`);
+});
+
+test('a burst of queue drops (14% of a round, below the heavy-loss cut) does not inflate the bandwidth estimate', () => {
+  const { c, now: t0 } = steady();
+  let now = t0;
+  const packets = Math.round((100e6 * 25) / 8000 / MSS);
+  const lost = Math.round(0.14 * packets);
+  const inflight = c.cwndBytes();
+  for (let i = 0; i < packets; i++) {
+    now += 25 / packets;
+    c.onPacketSent(now, MSS, inflight, false);
+    if (i < lost) c.onLoss({ now, bytesLost: MSS, bytesInFlight: inflight - MSS, lostPacketSentAt: now - 25 });
+    else c.onAck({ now, rttMs: 25, bytesAcked: MSS, deliveryRateBps: 100e6, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - 25 });
+  }
+  for (let i = 0; i < 4; i++) now = feedRound(c, now, 100e6, 25);
+  const estimate = c.bandwidthEstimateBps();
+  // Random-loss credit is meant for loss that used the link; a queue's burst did not.
+  assert.ok(estimate <= 1.01 * 100e6, `estimate after the burst ${estimate}`);
+});

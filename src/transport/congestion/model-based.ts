@@ -132,12 +132,27 @@ const LONG_RTT_ROUNDS = 4 * RECENT_RTT_ROUNDS;
 // show with 3 ms of jitter each way. (Per-ack samples stay the max filter's input: they
 // show a probe's gain at once, which fairness between associations depends on.)
 const RATE_WINDOW_ROUNDS = 4;
+// A standing-queue cut restarts the model no lower than this share of it. The four rounds
+// of rate measure our share of a shared bottleneck well, but a gateway stalled for a few
+// scheduler slices (or an ack path that paused) stretches them: in the lab on mpls one
+// 150-200 ms stall measured 35 Mbit/s on a 98 Mbit/s link, the model restarted there and
+// took ~1.5 s of 1.25x probes to regrow. Competing associations lose share more gradually
+// than that, so repeated cuts (0.7 x 0.85 each) still converge them.
+const STANDING_QUEUE_RESET_FLOOR = 0.7;
 // Random loss happens after the bottleneck (the packet used the link), so delivery-rate
 // samples are divided by (1 - loss rate) up to this much; congestive loss shows up as a
 // standing queue or heavy loss, which cut the model instead.
 const RANDOM_LOSS_CREDIT = 0.05;
 // Per-round loss rate smoothed over ~8 rounds for the credit above.
 const LOSS_EWMA_GAIN = 1 / 8;
+// Data in flight stays within this many BDPs once the pipe is full, the ack-aggregation
+// allowance included. That allowance (up to a BDP) grew the window to 2.5 BDP after each
+// late batch of acks in the lab; with the 1.5-BDP gain on top of a bandwidth estimate
+// 10% high that is more than a 25 ms path plus its 20 ms drop-tail queue holds, and the
+// emulator dropped ~1600 packets per 1 GiB run in bursts. 2 BDP is the path plus a queue
+// of one base RTT. On sub-millisecond paths, where acks come in batches longer than the
+// RTT itself, the allowance alone still sets the window.
+const MAX_INFLIGHT_BDP = 2;
 const DEFAULT_MSS = 1452;
 
 export class ModelBasedController implements RateController {
@@ -217,6 +232,11 @@ export class ModelBasedController implements RateController {
   /** Current state, for tests and diagnostics. */
   get mode(): Mode {
     return this.#mode;
+  }
+
+  /** Mode and, in PROBE_BW, the pacing gain of the current phase (diagnostics). */
+  get phase(): string {
+    return this.#mode === 'probe-bw' ? `probe-bw ${this.#pacingGain}` : this.#mode;
   }
 
   get minRttMs(): number {
@@ -326,6 +346,7 @@ export class ModelBasedController implements RateController {
     if (this.#mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
     let cwnd = bdp > 0 ? this.#cwndGain * bdp + this.#extraAcked.best : this.#initialWindow;
     if (!this.#filledPipe) cwnd = Math.max(cwnd, this.#initialWindow);
+    else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#extraAcked.best));
     cwnd = Math.min(cwnd, this.#inflightHi);
     return Math.max(cwnd, minCwnd);
   }
@@ -401,7 +422,9 @@ export class ModelBasedController implements RateController {
 
     const roundTotal = this.#roundAckedBytesForLoss + this.#roundLostBytesForLoss;
     if (roundTotal > 0) {
-      const loss = this.#roundLostBytesForLoss / roundTotal;
+      // A round losing more than random loss could explain lost packets to a queue that
+      // overflowed: counted at the credit's limit, so that burst does not inflate the rate.
+      const loss = Math.min(this.#roundLostBytesForLoss / roundTotal, RANDOM_LOSS_CREDIT);
       this.#lossRateEwma += LOSS_EWMA_GAIN * (loss - this.#lossRateEwma);
     }
     this.#roundAckedBytesForLoss = 0;
@@ -452,8 +475,9 @@ export class ModelBasedController implements RateController {
       // The queue proves the link is saturated, so the recent delivery rate is our share of
       // it: the model restarts there (forgetting inflated samples), capped lower until the
       // queue has drained.
-      if (roundRate > 0 && roundRate < this.#bw.best) this.#bw.reset(this.#round, roundRate);
-      this.#cut(STANDING_QUEUE_BETA * Math.min(roundRate > 0 ? roundRate : Infinity, this.#modelBw()), STANDING_QUEUE_BETA);
+      const share = roundRate > 0 ? Math.max(roundRate, STANDING_QUEUE_RESET_FLOOR * this.#modelBw()) : Infinity;
+      if (share < this.#bw.best) this.#bw.reset(this.#round, share);
+      this.#cut(STANDING_QUEUE_BETA * Math.min(share, this.#modelBw()), STANDING_QUEUE_BETA);
       // Cruise, from a random phase: associations sharing the queue cut in the same round,
       // and restarting them all at the same phase would synchronise their probes.
       this.#setCycle(now, this.#randomCruiseIndex(PROBE_BW_GAINS.length - FIRST_CRUISE_INDEX));
