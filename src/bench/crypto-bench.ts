@@ -1,7 +1,7 @@
 // Packet-protection benchmark, per cipher and AEAD backend (AES-256-GCM: OpenSSL addon, node:crypto
 // fallback; ChaCha20-Poly1305: OpenSSL addon, sodium-native fallback): the bare AEAD's seal and
 // open of 1400-byte packets per core, then seal+open, seal-only and open-only through a
-// SecureEndpoint pair in the gateway's mode (seal into a reused buffer, decrypt in place);
+// SecureEndpoint pair in the gateway's mode (sealInto a send queue, decrypt in place);
 // ChaCha20-Poly1305 through node:crypto's createCipheriv for reference, and full handshakes per
 // second per cipher.
 // Run under the bench lock: `flock /tmp/longhaul-bench.lock npm run bench:crypto [-- --seconds 3]`.
@@ -92,22 +92,30 @@ function bareAead(aead: PacketAead): { seal: number; open: number } {
   return { seal, open };
 }
 
-/** SecureEndpoint pair: seal (into a reused buffer, as the gateway) and handleDatagram. */
+/** SecureEndpoint pair: sealInto a send queue (as the gateway) and handleDatagram. */
 function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: number } {
-  const scratch = Buffer.allocUnsafe(SIZE + SecureEndpoint.OVERHEAD);
+  // Datagrams go back to back into a queue the size of the gateway's (2 MiB), from its start again when full.
+  const queue = Buffer.allocUnsafe(2 * 1024 * 1024);
+  const datagram = SIZE + SecureEndpoint.OVERHEAD;
+  let at = 0;
+  const nextAt = (): number => {
+    at = at + 2 * datagram > queue.length ? 0 : at + datagram;
+    return at;
+  };
   const received = Buffer.allocUnsafe(SIZE + SecureEndpoint.OVERHEAD);
   const sealOpen = (() => {
     const { a, b, aPeer } = establishedPair(aead);
     return measure(() => {
-      const d = a.seal(aPeer, payload, 1, scratch)!;
-      received.set(d); // the kernel's copy; in-place decryption must not touch the sender's buffer
+      const start = nextAt();
+      const n = a.sealInto(aPeer, payload, 1, queue, start);
+      received.set(queue.subarray(start, start + n)); // the kernel's copy; in-place decryption must not touch the sender's buffer
       const r = b.handleDatagram(received, A_ADDR, 1);
       if (r.kind !== 'data') throw new Error(`open failed: ${r.kind}`);
     });
   })();
   const seal = (() => {
     const { a, aPeer } = establishedPair(aead);
-    return measure(() => { a.seal(aPeer, payload, 1, scratch); });
+    return measure(() => { a.sealInto(aPeer, payload, 1, queue, nextAt()); });
   })();
   const open = (() => {
     // Pre-seal a pool; a fresh pair per pass keeps every counter fresh for the replay window.
@@ -205,7 +213,7 @@ const md = `# Crypto benchmark (${date})
 Machine: ${nproc} cores, ${cpu}, Node ${process.version} (OpenSSL ${process.versions.openssl}), load ${result.machine.loadavg.join(' ')} (shared box: expect noise).
 Datagram payload ${SIZE} bytes, +${SecureEndpoint.OVERHEAD} bytes protection overhead; ${SECONDS} CPU seconds per measurement, one core.
 Packets per CPU second (CPU microseconds per packet): time the process was not running is not counted. "bare": the backend's seal / open (into a separate buffer) alone;
-"endpoint": SecureEndpoint.seal into a reused buffer / handleDatagram decrypting in place, as the gateway runs them.
+"endpoint": SecureEndpoint.sealInto a send queue / handleDatagram decrypting in place, as the gateway runs them.
 
 | cipher | AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open |
 |---|---|---|---|---|---|---|
