@@ -99,8 +99,8 @@ export const SWITCH_DOWN_TOLERANCE = 0.02;
 /**
  * Both tolerances when the best rung is link-bound: its advantage is wire ratio alone
  * (zstd 7 sends ~3% less than zstd 1 on the vm payload), which the 2% and 5% above would hide.
- * zstd 9 sends ~0.6% less than 7: at 0.5% the lab's mpls runs flipped between the two every
- * few seconds on probe noise, so a quarter of that.
+ * Adjacent slow-link levels differ by ~1% (zstd 5 vs 7) or less (a zstd 9 rung, tried: 0.6%
+ * less than 7, which at 0.5% flipped every few seconds on probe noise), so half of that.
  */
 export const LINK_BOUND_TOLERANCE = 0.0025;
 /**
@@ -146,11 +146,13 @@ export interface Rung {
  * Priors: bench/results/codec-2026-11-25.md and codec-2026-11-26.md (2-core AMD EPYC, vm
  * payload, 64 KiB blocks: the gateway's blocks are socket reads). Only starting points;
  * measurements replace them within a few blocks. zstd 5 and 7 exist for slow links: 1.7% and
- * 3.2% less wire than zstd 1 at a half and a quarter of its speed; zstd 9 another 0.6% for
- * 45% more CPU than 7 (on the lab's 1 GiB seed-1 image, 64 KiB blocks: zstd 1 0.355, 5 0.349,
- * 7 0.345, 9 0.342). The ladder stops there: above 9 the speed falls off a cliff (zstd 11:
- * ~80 MB/s for 0.5% more, zstd 12: ~60 MB/s for nothing more), and the gateway compresses on its
- * event loop (up to 32 socket reads per turn: ~25 ms of zstd 11 during which no ACK is read).
+ * 3.2% less wire than zstd 1 at a half and a quarter of its speed (the lab's seed-1 image, 256
+ * MiB in 64 KiB blocks: zstd 1 0.355, 5 0.349, 7 0.345, 9 0.342). The ladder stops at 7: zstd 9
+ * saves another 0.6% for 50% more CPU, but the gateway compresses on its event loop (up to 32
+ * socket reads per turn, ~14 ms of zstd 9 during which no ACK is read nor packet paced), and in
+ * the lab's mpls runs with zstd 9 the link was busy 85-89% of the time against 94-95% with the
+ * ladder ending at 7 (three runs each, 2026-11-26): the stalls cost more than the bytes saved.
+ * Above 9 the speed falls off a cliff (zstd 11: ~80 MB/s, zstd 12: ~60 MB/s).
  */
 export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: null, speedBytesPerSec: Infinity, wireRatio: 1 },
@@ -160,7 +162,6 @@ export const DEFAULT_LADDER: readonly Rung[] = [
   { setting: { codec: 'zstd', level: 3 }, speedBytesPerSec: 670e6, wireRatio: 0.34 },
   { setting: { codec: 'zstd', level: 5 }, speedBytesPerSec: 370e6, wireRatio: 0.337, needsHeadroom: true },
   { setting: { codec: 'zstd', level: 7 }, speedBytesPerSec: 215e6, wireRatio: 0.332, needsHeadroom: true },
-  { setting: { codec: 'zstd', level: 9 }, speedBytesPerSec: 150e6, wireRatio: 0.330, needsHeadroom: true },
 ];
 
 export interface AdaptivePolicyOptions {

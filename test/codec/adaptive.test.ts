@@ -20,7 +20,6 @@ const LADDER: Rung[] = [
 const zstdRung = (level: number) => DEFAULT_LADDER.findIndex((r) => r.setting?.codec === 'zstd' && r.setting.level === level);
 const ZSTD5 = zstdRung(5);
 const ZSTD7 = zstdRung(7);
-const ZSTD9 = zstdRung(9);
 
 function settingOfLevel(policy: AdaptivePolicy): number | undefined {
   const s = policy.settingOf(policy.currentRung);
@@ -71,8 +70,6 @@ describe('AdaptivePolicy', () => {
     assert.equal(settingName(policy), 'zstd:7');
     // zstd 7 (215 MB/s, 4.65 ns + 0.332 x 8 ns = 7.3 ns per byte): 137 MB/s, 3.6x the 38 the link takes.
     assert.equal(policy.clearsMargin(ZSTD7), true);
-    // zstd 9 (150 MB/s, 6.67 + 0.33 x 8 = 9.3 ns): 107 MB/s, 2.8x the 38: out by the modelled margin.
-    assert.equal(policy.clearsMargin(ZSTD9), false);
     // At 130 Mbit/s the link could take 49 MB/s: zstd 7 no longer clears the margin, zstd 5 does.
     policy.setLinkRateBps(130e6);
     assert.equal(policy.clearsMargin(ZSTD7), false);
@@ -84,16 +81,16 @@ describe('AdaptivePolicy', () => {
     assert.equal(settingName(policy), 'zstd:7', 'back up once the link is slow (a 3% gain clears the link-bound margin)');
     assert.ok(LINK_BOUND_TOLERANCE < 0.03);
     policy.setLinkRateBps(10e6);
-    assert.equal(settingName(policy), 'zstd:9', 'the top rung on a 10 Mbit/s link');
+    assert.equal(settingName(policy), 'zstd:7', 'the top rung on a 10 Mbit/s link');
   });
 
   it('floors a too-low link estimate by its own output rate, so a dip cannot lock in a slow level', () => {
     const policy = new AdaptivePolicy({ linkRateBps: 10e6 });
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
     // 40 MB of wire bytes went out in one window: the link carries at least that rate.
     policy.observeOutput(20e6, 0);
     policy.observeOutput(20e6, OUTPUT_WINDOW_MS / 2);
-    assert.equal(settingName(policy), 'zstd:9', 'no decision before a window closes');
+    assert.equal(settingName(policy), 'zstd:7', 'no decision before a window closes');
     policy.observeOutput(0, OUTPUT_WINDOW_MS);
     assert.equal(policy.effectiveLinkRateBps, (40e6 * 8 * 1000) / OUTPUT_WINDOW_MS);
     assert.equal(policy.linkRateBps, 10e6, 'the estimate itself is kept');
@@ -101,7 +98,7 @@ describe('AdaptivePolicy', () => {
     // A quiet window (interactive traffic) does not pull the rate under the estimate.
     policy.observeOutput(1000, 10 * OUTPUT_WINDOW_MS);
     assert.equal(policy.effectiveLinkRateBps, 10e6);
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
   });
 
   it('on a saturated machine (a smaller CPU share) the slow levels lose first', () => {
@@ -208,24 +205,24 @@ describe('AdaptivePolicy', () => {
 
 describe('AdaptivePolicy with the thread\'s measured load', () => {
   it('admits the slow-link levels by the measured busy share, whatever the load average says', () => {
-    // Load 5 on 2 cores: the modelled margin keeps zstd 5, 7 and 9 out on a 100 Mbit/s link.
+    // Load 5 on 2 cores: the modelled margin keeps zstd 5 and 7 out on a 100 Mbit/s link.
     const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 0.4 });
     assert.ok((settingOfLevel(policy) ?? 99) <= 3, settingName(policy));
     assert.equal(policy.eligible(ZSTD7), false);
     assert.equal(policy.loopBusy, null);
-    // The gateway's thread is busy 20% of the time, 5% of it compressing: room for zstd 9.
+    // The gateway's thread is busy 20% of the time, 5% of it compressing: room for zstd 7.
     const rung = policy.currentRung;
     policy.observeLoad(0.2, 0.05);
-    assert.equal(settingName(policy), 'zstd:9');
-    // The measured share moved with the choice, to what zstd 9 is predicted to cost.
+    assert.equal(settingName(policy), 'zstd:7');
+    // The measured share moved with the choice, to what zstd 7 is predicted to cost.
     const busy = policy.loopBusy!;
     assert.ok(busy > 0.2 && busy <= HEADROOM_BUSY_ADMIT, `busy ${busy}`);
-    assert.equal(policy.predictedBusy(ZSTD9), busy);
+    assert.equal(policy.predictedBusy(ZSTD7), busy);
     assert.ok(policy.predictedBusy(rung)! < busy);
-    assert.equal(policy.linkBound(ZSTD9), true);
+    assert.equal(policy.linkBound(ZSTD7), true);
     // Another machine-wide load reading changes nothing while the thread's own load holds.
     policy.setCpuShare(0.25);
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
   });
 
   it('does not admit a level that would keep the thread busy more than half the time', () => {
@@ -240,24 +237,24 @@ describe('AdaptivePolicy with the thread\'s measured load', () => {
   it('keeps its level on a moderately busy loop, steps down one level when the loop gets too busy', () => {
     const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 1 });
     policy.observeLoad(0.3, 0.15);
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
     // Above the admission bar but under the keep bar: no flapping back and forth.
     for (let i = 0; i < 20; i++) policy.observeLoad(0.6, 0.3);
     assert.ok(policy.loopBusy! > HEADROOM_BUSY_ADMIT && policy.loopBusy! <= HEADROOM_BUSY_KEEP);
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
     // Saturated windows: the smoothed share crosses the keep bar and the choice steps down. The
     // busy share is re-based to the prediction for the new level, so the old level's windows do
     // not push it down a second step at once.
     let steps = 0;
-    while (settingName(policy) === 'zstd:9' && steps++ < 50) policy.observeLoad(1, 0.5);
-    assert.equal(settingName(policy), 'zstd:7');
+    while (settingName(policy) === 'zstd:7' && steps++ < 50) policy.observeLoad(1, 0.5);
+    assert.equal(settingName(policy), 'zstd:5');
     assert.ok(policy.loopBusy! <= HEADROOM_BUSY_KEEP, `re-based busy ${policy.loopBusy}`);
     // Still saturated: further down, to the base ladder.
     for (let i = 0; i < 50; i++) policy.observeLoad(1, 0.5);
     assert.ok((settingOfLevel(policy) ?? 99) <= 3, settingName(policy));
-    // A quiet thread again: back up to zstd 9.
+    // A quiet thread again: back up to zstd 7.
     for (let i = 0; i < 50; i++) policy.observeLoad(0.2, 0.02);
-    assert.equal(settingName(policy), 'zstd:9');
+    assert.equal(settingName(policy), 'zstd:7');
   });
 
   it('ignores nonsense load readings', () => {
@@ -294,7 +291,7 @@ describe('BlockEncoder in auto mode', () => {
     for (let i = 0; i < 3 * windowCalls; i++) encoder.encode(block);
     assert.ok(Math.abs(encoder.adaptive!.loopBusy! - 0.2) < 0.02, `busy ${encoder.adaptive!.loopBusy}`);
     assert.equal(encoder.stats.snapshot().encode.loopBusy, encoder.adaptive!.loopBusy);
-    assert.equal(encoder.stats.setting, 'zstd:9');
+    assert.equal(encoder.stats.setting, 'zstd:7');
     // The thread saturates (other work, a busy machine): back to the base ladder.
     busyShare = 0.97;
     for (let i = 0; i < 30 * windowCalls; i++) encoder.encode(block);
@@ -302,7 +299,7 @@ describe('BlockEncoder in auto mode', () => {
     assert.ok(level <= 3, encoder.stats.setting);
     // Counted per setting that produced the blocks.
     const bySetting = encoder.stats.snapshot().encode.bySetting;
-    assert.ok(bySetting['zstd:9']!.blocks > 0);
+    assert.ok(bySetting['zstd:7']!.blocks > 0);
     const counted = Object.values(bySetting).reduce((n, c) => n + c.blocks, 0);
     assert.equal(counted, encoder.stats.encode.blocks);
   });
