@@ -7,10 +7,12 @@ export interface EncodeCounters {
   /** Framed bytes returned (headers + payloads): what the transport stream carries. */
   bytesOut: number;
   blocks: number;
-  /** Blocks sent as codec `none`, for any reason (sum of the three below). */
+  /** Blocks sent as codec `none`, for any reason (sum of the four below). */
   blocksRaw: number;
   /** Compression tried and failed the 80% rule. */
   blocksRawIncompressible: number;
+  /** Not tried: a high-entropy piece of a block cut by entropy (entropy-split.ts). */
+  blocksRawHighEntropy: number;
   /** Not tried: back-off after failures. */
   blocksRawBackoff: number;
   /** Not tried: mode/adaptive choice was `none`, or the block was too small to be worth it. */
@@ -56,7 +58,7 @@ export interface CodecStatsSnapshot {
 
 function emptyEncode(): EncodeCounters {
   return {
-    bytesIn: 0, bytesOut: 0, blocks: 0, blocksRaw: 0, blocksRawIncompressible: 0, blocksRawBackoff: 0,
+    bytesIn: 0, bytesOut: 0, blocks: 0, blocksRaw: 0, blocksRawIncompressible: 0, blocksRawHighEntropy: 0, blocksRawBackoff: 0,
     blocksRawByChoice: 0, blocksLz4: 0, blocksZstd: 0, cpuMs: 0,
   };
 }

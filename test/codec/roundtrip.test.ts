@@ -59,7 +59,7 @@ describe('round trip', () => {
         assert.equal(dec.bytesIn, enc.bytesOut);
         assert.equal(dec.blocks, enc.blocks);
         assert.equal(enc.blocksRaw + enc.blocksLz4 + enc.blocksZstd, enc.blocks);
-        assert.equal(enc.blocksRawIncompressible + enc.blocksRawBackoff + enc.blocksRawByChoice, enc.blocksRaw);
+        assert.equal(enc.blocksRawIncompressible + enc.blocksRawHighEntropy + enc.blocksRawBackoff + enc.blocksRawByChoice, enc.blocksRaw);
         if (options.mode === 'none') {
           assert.equal(enc.blocksRaw, enc.blocks);
         } else if (expectation === 'raw') {
