@@ -914,7 +914,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
    */
   private packetLimit(size: number, room: number, inFlight: number): number {
     if (room >= size) return size;
-    if (inFlight === 0) return Math.min(size, Math.max(room, this.config.initialPacketSize));
+    // Whole bytes: controllers compute windows in fractional bytes, and a fractional limit
+    // overran the packet buffer (allocUnsafe truncates its size) by the fraction.
+    if (inFlight === 0) return Math.min(size, Math.max(Math.floor(room), this.config.initialPacketSize));
     return 0;
   }
 

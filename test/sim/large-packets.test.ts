@@ -13,8 +13,9 @@ import { runBulkTransfer } from '../../src/sim/scenarios.ts';
 const MiB = 1024 * 1024;
 
 test('8900-byte packets on a sub-millisecond path: credit keeps flowing, the transfer completes', () => {
-  // A near-zero RTT makes the receiver's window its floor (5.8 KB): before the fix its
-  // credit updates, sized as full 8900-byte packets, never fitted and the transfer stalled.
+  // The receiver's window is below one packet (here: a first window of one 1452-byte packet,
+  // which a receiver that only acknowledges keeps): before the fix its credit updates, sized as
+  // full 8900-byte packets, never fitted and the transfer stalled.
   const r = runBulkTransfer({
     seed: 1,
     profile: findProfile('baseline')!,
@@ -27,7 +28,7 @@ test('8900-byte packets on a sub-millisecond path: credit keeps flowing, the tra
         maxPacketSize: 8900,
         connectionReceiveWindow: 4 * MiB,
         streamReceiveWindow: 4 * MiB,
-        rateController: () => new ModelBasedController({ random }),
+        rateController: () => new ModelBasedController({ random, ...(role === 'server' ? { initialWindowPackets: 1 } : {}) }),
       }),
     }),
   });

@@ -183,3 +183,18 @@ test('a burst of queue drops (14% of a round, below the heavy-loss cut) does not
   // Random-loss credit is meant for loss that used the link; a queue's burst did not.
   assert.ok(estimate <= 1.01 * 100e6, `estimate after the burst ${estimate}`);
 });
+
+test('startup keeps doubling through rounds whose RTT a busy sender inflated while the rate still grows; it leaves once the rate stops growing', () => {
+  const c = new ModelBasedController({ mss: MSS });
+  let now = feedRound(c, 0, 5e6, 5); // base RTT 5 ms
+  // A burst of input keeps the sender busy: its acks are read late, RTTs 3x the base, but the
+  // delivery rate still doubles every round: the pipe is not full.
+  for (let rate = 10e6; rate <= 640e6; rate *= 2) {
+    now = feedRound(c, now, rate, 15);
+    assert.equal(c.mode, 'startup', `still in startup at ${rate / 1e6} Mbit/s`);
+  }
+  // The link is full: the rate stops growing (and the RTT stays up): startup ends within a few rounds.
+  for (let i = 0; i < 6 && c.mode === 'startup'; i++) now = feedRound(c, now, 1000e6, 15);
+  assert.notEqual(c.mode, 'startup');
+  assert.ok(c.bandwidthEstimateBps() >= 0.95e9, `estimate ${c.bandwidthEstimateBps()}`);
+});
