@@ -7,7 +7,7 @@ import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type M
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatSeconds, limitCell, limitText, mplsFloorSentence, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
+import { codecNote, formatSeconds, limitCell, limitText, mplsFloorSentence, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
 import { renderChart } from '../../src/lab/bench/chart.ts';
 import type { BenchResult } from '../../src/lab/bench/runner.ts';
 
@@ -97,17 +97,33 @@ function measured(profile: string, method: Method, seconds: number, floor: numbe
 
 test('limit cells: the class with its figures, Longhaul\'s run first, else the fastest run named', () => {
   // Own processes: 4.2 + 3.1 + 2.3 + 1.5 + 1.75 = 12.85 CPU s; machine 0.35 x 2 cores x 36 s = 25.2.
-  assert.equal(limitText(measured('mpls', 'longhaul', 36, 34.5, 0.35)), 'link (floor 34.5 s = 96% of the time; machine 35% busy; run\'s processes 13 of 25 busy CPU s)');
-  assert.equal(limitText(measured('mpls', 'longhaul', 45, 34.5, 0.35, { machine_cpu_seconds: 40 })), 'protocol (floor 34.5 s = 77% of the time; machine 35% busy; run\'s processes 13 of 40 busy CPU s)');
+  assert.equal(limitText(measured('mpls', 'longhaul', 36, 34.5, 0.35)), 'link (floor 34.5 s = 96% of the time; machine 35% busy; run\'s processes 13 of 25 busy CPU s; gateway A 12% of a core)');
+  assert.equal(limitText(measured('mpls', 'longhaul', 45, 34.5, 0.35, { machine_cpu_seconds: 40 })), 'protocol (floor 34.5 s = 77% of the time; machine 35% busy; run\'s processes 13 of 40 busy CPU s; gateway A 9% of a core)');
   // CPU-limited: the emulator's packet rate next to its measured ceiling. 300k packets in 10 s.
   assert.equal(limitText(measured('baseline', 'longhaul', 10, 3.4, 0.97, { machine_cpu_seconds: 19.4 }), CEILINGS),
-    'cpu (floor 3.40 s = 34% of the time; machine 97% busy; run\'s processes 13 of 19 busy CPU s; emulator 30k packets/s of its 187k ceiling)');
+    'cpu (floor 3.40 s = 34% of the time; machine 97% busy; run\'s processes 13 of 19 busy CPU s; gateway A 42% of a core; emulator 30k packets/s of its 187k ceiling)');
   const runs = [measured('baseline', 'tcp-cubic', 9, 8.8, 0.6), measured('baseline', 'tcp-bbr', 9.5, 9.3, 0.6)];
   assert.match(limitCell('baseline', runs), /^tcp-cubic: link \(/);
   assert.match(limitCell('baseline', [...runs, measured('baseline', 'longhaul', 11, 3.4, 0.95)]), /^cpu \(/);
   assert.equal(limitCell('metro', runs), '');
   // A failed run has no limit.
   assert.equal(limitText(measured('mpls', 'longhaul', 0, null, 0.2, { verified: false, error: 'boom' })), '');
+  // One gateway thread at 95% of a core limits the run although the machine had a core to spare.
+  const sender = measured('sonet', 'longhaul', 10, 3.4, 0.7, { cpu_seconds: { gateway_a: 9.5, gateway_b: 5, emulator: 2, sink: 1, client: 1 } });
+  assert.match(limitText(sender), /^cpu \(.*gateway A 95% of a core/);
+  assert.match(limitText({ ...sender, cpu_seconds: { gateway_a: 5, gateway_b: 9.2 } }), /^cpu \(/);
+  assert.match(limitText({ ...sender, cpu_seconds: { gateway_a: 8.5, gateway_b: 5 } }), /^protocol \(/);
+});
+
+test('Longhaul\'s notes name what its codec did (setting on most bytes, codec output / input)', () => {
+  const codec = (encode: Record<string, unknown>) => measured('mpls', 'longhaul', 36, 34.5, 0.4, { gateway_a: { codec: { encode } } });
+  const bySetting = { 'zstd:7': { blocks: 900, bytesIn: 900e6, bytesOut: 290e6 }, 'zstd:3': { blocks: 100, bytesIn: 100e6, bytesOut: 33e6 }, none: { blocks: 200, bytesIn: 300e6, bytesOut: 300e6 } };
+  assert.equal(codecNote(codec({ ratio: 0.3443, setting: 'zstd:7', bySetting })), 'codec zstd:7 on 90% of compressed bytes, out/in 0.344');
+  // Lines from before the per-setting counters: the final setting.
+  assert.equal(codecNote(codec({ ratio: 0.3516, setting: 'zstd:7' })), 'codec final zstd:7, out/in 0.352');
+  assert.equal(codecNote(measured('mpls', 'tcp-bbr', 100, 99, 0.2)), '');
+  const md = renderMarkdown([codec({ ratio: 0.3443, setting: 'zstd:7', bySetting })], { ...CTX, ceilings: null });
+  assert.match(md, /\| mpls \| longhaul \| 36\.0 \|.*\| link \| codec zstd:7 on 90% of compressed bytes, out\/in 0\.344 \|/);
 });
 
 test('old result lines (no CPU, no floor) render as unknown, never as a guess', () => {
@@ -126,10 +142,10 @@ test('new result lines: floor, busy share, CPU per process and the mpls sentence
     measured('mpls', 'longhaul', 36.0, 34.5, 0.4),
   ];
   const md = renderMarkdown(results, { ...CTX, ceilings: CEILINGS });
-  assert.match(md, /\| baseline \| longhaul \| 11\.5 \|.*\| 3\.50 \| 96% \| 4\.2 \/ 3\.1 \/ 2\.3 \/ 1\.8 \/ 1\.5 \| cpu \|/);
-  assert.match(md, /\| baseline \| tcp-cubic \| 9\.40 \|.*\| 9\.10 \| 70% \| 4\.0 \/ 5\.0 \/ 3\.0 \| link \|/);
-  assert.match(md, /\| mpls \|.*\| link \(floor 34\.5 s = 96% of the time; machine 40% busy; run's processes 13 of 29 busy CPU s\) \|/);
-  assert.match(md, /\| baseline \|.*\| cpu \(floor 3\.50 s = 30% of the time; machine 96% busy; run's processes 13 of 22 busy CPU s; emulator 26k packets\/s of its 187k ceiling\) \|/);
+  assert.match(md, /\| baseline \| longhaul \| 11\.5 \|.*\| 3\.50 \| 96% \| gw A 4\.2, gw B 3\.1, emu 2\.3, client 1\.8, sink 1\.5 \| cpu \|/);
+  assert.match(md, /\| baseline \| tcp-cubic \| 9\.40 \|.*\| 9\.10 \| 70% \| emu 4\.0, client 5\.0, sink 3\.0 \| link \|/);
+  assert.match(md, /\| mpls \|.*\| link \(floor 34\.5 s = 96% of the time; machine 40% busy; run's processes 13 of 29 busy CPU s; gateway A 12% of a core\) \|/);
+  assert.match(md, /\| baseline \|.*\| cpu \(floor 3\.50 s = 30% of the time; machine 96% busy; run's processes 13 of 22 busy CPU s; gateway A 37% of a core; emulator 26k packets\/s of its 187k ceiling\) \|/);
   assert.match(md, /Longhaul on mpls: 36\.0 s against a link floor of 34\.5 s .*at 100 Mbit\/s\): the link was busy 96% of the time\. The floor alone is 3\.00x Longhaul's baseline time \(11\.5 s\), so the 1\.5x-of-baseline target cannot hold/);
 });
 

@@ -1,5 +1,6 @@
 // What limited a run: the link (its time is close to the shortest the link allows for the
-// bytes actually sent), the machine's CPU (all cores nearly busy), or else the protocol.
+// bytes actually sent), the CPU (all cores nearly busy, or one Longhaul gateway's thread nearly
+// a whole core), or else the protocol.
 // Runs recorded before these figures existed are `unknown`, never guessed.
 
 /** IPv4 + UDP headers the emulator charges per datagram on top of its payload (emulator-link.ts, lh-emud.c). */
@@ -8,6 +9,12 @@ export const DATAGRAM_OVERHEAD_BYTES = 28;
 export const LINK_FLOOR_TOLERANCE = 0.1;
 /** A machine busy at least this share of all its cores during the run is CPU-limited. */
 export const CPU_BUSY_THRESHOLD = 0.9;
+/**
+ * A Longhaul gateway is one thread: one busy at least this share of one core during the run is
+ * the limit even while the machine has a core to spare.
+ */
+export const GATEWAY_CORE_THRESHOLD = 0.9;
+const GATEWAY_ROLES = ['gateway_a', 'gateway_b'];
 
 export type Limit = 'link' | 'cpu' | 'protocol' | 'unknown';
 
@@ -25,6 +32,17 @@ export interface LimitFigures {
   seconds: number;
   link_floor_seconds?: number | null;
   machine_busy?: number | null;
+  cpu_seconds?: Record<string, number | null>;
+}
+
+/** The larger share of one core a Longhaul gateway used during the run (null: none recorded). */
+export function busiestGatewayShare(r: LimitFigures): number | null {
+  let best: number | null = null;
+  for (const role of GATEWAY_ROLES) {
+    const s = r.cpu_seconds?.[role];
+    if (typeof s === 'number' && r.seconds > 0) best = Math.max(best ?? 0, s / r.seconds);
+  }
+  return best;
 }
 
 export function classifyLimit(r: LimitFigures): Limit {
@@ -33,6 +51,8 @@ export function classifyLimit(r: LimitFigures): Limit {
   const busy = r.machine_busy;
   if (typeof busy !== 'number') return 'unknown';
   if (busy >= CPU_BUSY_THRESHOLD) return 'cpu';
+  const gateway = busiestGatewayShare(r);
+  if (gateway !== null && gateway >= GATEWAY_CORE_THRESHOLD) return 'cpu';
   // Without a floor (unlimited link) a run that is not CPU-bound is still the protocol's doing.
   return 'protocol';
 }

@@ -11,7 +11,7 @@ import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
 import { formatSeconds, speedUp, usable } from './figures.ts';
-import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, LINK_FLOOR_TOLERANCE } from './limits.ts';
+import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
 
 export { formatSeconds, speedUp, usable };
 
@@ -86,6 +86,9 @@ export function limitText(r: BenchResult, ceilings: EmulatorCeilings | null = nu
   // work, and anything else running on the machine).
   const own = ownCpuSeconds(r);
   if (own !== null && typeof r.machine_cpu_seconds === 'number') figures.push(`run's processes ${own.toFixed(0)} of ${r.machine_cpu_seconds.toFixed(0)} busy CPU s`);
+  // The sending gateway is one thread: its share of a core says how close it came to limiting.
+  const sender = r.method === 'longhaul' ? r.cpu_seconds?.gateway_a : undefined;
+  if (typeof sender === 'number' && r.seconds > 0) figures.push(`gateway A ${pct(sender / r.seconds)} of a core`);
   if (limit === 'cpu' && r.wire_packets !== undefined && r.seconds > 0) {
     const pps = (r.wire_packets + (r.wire_packets_reverse ?? 0)) / r.seconds;
     const ceiling = r.emulator !== undefined ? ceilings?.byEngine[r.emulator] : undefined;
@@ -116,11 +119,35 @@ function cpuOf(r: BenchResult, role: string): string {
   return typeof v === 'number' ? v.toFixed(1) : '?';
 }
 
-/** Per-process CPU of a run: the tunnel's two ends (gateways or kcptun), emulator, client, sink. */
+/**
+ * Per-process CPU of a run, each figure named (a bare list of four or five numbers was misread:
+ * the emulator's 8.6 s on mpls was taken for the client's): the tunnel's two ends (gateways or
+ * kcptun), emulator, client, sink.
+ */
 function cpuCell(r: BenchResult): string {
   if (r.cpu_seconds === undefined) return 'unknown';
-  const ends = r.method === 'longhaul' ? ['gateway_a', 'gateway_b'] : r.method === 'kcptun' ? ['kcptun_client', 'kcptun_server'] : [];
-  return [...ends, 'emulator', 'client', 'sink'].map((role) => cpuOf(r, role)).join(' / ');
+  const ends: Array<[string, string]> = r.method === 'longhaul' ? [['gateway_a', 'gw A'], ['gateway_b', 'gw B']]
+    : r.method === 'kcptun' ? [['kcptun_client', 'kcp A'], ['kcptun_server', 'kcp B']] : [];
+  return [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']].map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
+}
+
+/**
+ * Longhaul: what the sending gateway's codec did, from its status after the run: the setting
+ * that compressed most of the bytes (with its share) and the codec's output / input. Empty when
+ * the run has no codec figures.
+ */
+export function codecNote(r: BenchResult): string {
+  const encode = (r.gateway_a?.codec as { encode?: Record<string, unknown> } | undefined)?.encode;
+  if (!encode || typeof encode.ratio !== 'number') return '';
+  const by = encode.bySetting as Record<string, { bytesIn: number }> | undefined;
+  const compressed = by ? Object.entries(by).filter(([k]) => k !== 'none') : [];
+  const total = compressed.reduce((n, [, c]) => n + c.bytesIn, 0);
+  let main = `final ${String(encode.setting)}`;
+  if (total > 0) {
+    const [name, c] = compressed.reduce((a, b) => (b[1].bytesIn > a[1].bytesIn ? b : a));
+    main = `${name} on ${pct(c.bytesIn / total)} of compressed bytes`;
+  }
+  return `codec ${main}, out/in ${encode.ratio.toFixed(3)}`;
 }
 
 /** The sentence under the table: Longhaul's mpls time against its link floor, and what that means for the 1.5x target. */
@@ -187,14 +214,17 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   const floorSentence = mplsFloorSentence(results);
   if (floorSentence) lines.push('', floorSentence);
   lines.push('', `Limit (Longhaul's run, else the fastest): \`link\` when the run took at most ${pct(LINK_FLOOR_TOLERANCE)} longer than its link floor ` +
-    `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run, ` +
-    'else `protocol`; `unknown` for runs recorded before these figures were.');
+    `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run ` +
+    `or a Longhaul gateway (one thread) used at least ${pct(GATEWAY_CORE_THRESHOLD)} of a core, ` +
+    'else `protocol`; `unknown` for runs recorded before these figures were. A `link` run kept the link busy at least ' +
+    `${pct(1 / (1 + LINK_FLOOR_TOLERANCE))} of the time, so it gets faster mainly by putting fewer bytes on the wire; a \`cpu\` or \`protocol\` run left the link idle longer.`);
   lines.push('', '## Every run', '');
-  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s (tunnel ends / emulator / client / sink) | limit | notes |');
+  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s per process | limit | notes |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|');
   for (const r of results) {
     const ratio = r.bytes > 0 ? (r.wire_bytes / r.bytes).toFixed(2) : '';
-    const status = r.skipped ? `skipped: ${r.skipped}` : r.error && !r.capped ? `error: ${r.error}` : r.notes;
+    const codec = codecNote(r);
+    const status = r.skipped ? `skipped: ${r.skipped}` : r.error && !r.capped ? `error: ${r.error}` : [r.notes, codec].filter((x) => x !== '').join('; ');
     lines.push(`| ${r.profile} | ${r.method} | ${formatSeconds(r)} | ${r.goodput_mbps.toFixed(1)} | ${mib(r.bytes)} | ${mib(r.wire_bytes)} | ${ratio} | ` +
       `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ` +
       `${typeof r.link_floor_seconds === 'number' ? secs(r.link_floor_seconds) : r.link_floor_seconds === null ? '-' : 'unknown'} | ` +
@@ -207,7 +237,9 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   lines.push('', `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
     (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.') +
     ' CPU seconds per process are counted while the workload ran (from /proc; the emulator with its native datapath child; the client self-reports its whole life); ' +
-    '"tunnel ends" are gateway A / gateway B for Longhaul and client / server for kcptun; "?" marks a process that could not be read.');
+    '"gw A" / "gw B" are the Longhaul gateways, "kcp A" / "kcp B" the kcptun client and server; "?" marks a process that could not be read. ' +
+    'The machine\'s busy CPU seconds come from /proc/stat\'s per-CPU counters, the processes\' from their own run-time counters; on the bursty 100 Mbit/s runs the processes have shown more CPU seconds than the machine (30 against 25), so read "machine busy" as approximate. ' +
+    'For Longhaul the notes name the codec setting that compressed most bytes on gateway A and the codec\'s output / input bytes (before the transport\'s packet overhead).');
   return `${lines.join('\n')}\n`;
 }
 
