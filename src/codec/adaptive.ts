@@ -148,10 +148,10 @@ export interface Rung {
  * measurements replace them within a few blocks. zstd 5 and 7 exist for slow links: 1.7% and
  * 3.2% less wire than zstd 1 at a half and a quarter of its speed (the lab's seed-1 image, 256
  * MiB in 64 KiB blocks: zstd 1 0.355, 5 0.349, 7 0.345, 9 0.342). The ladder stops at 7: zstd 9
- * saves another 0.6% for 50% more CPU, but the gateway compresses on its event loop (up to 32
- * socket reads per turn, ~14 ms of zstd 9 during which no ACK is read nor packet paced), and in
- * the lab's mpls runs with zstd 9 the link was busy 85-89% of the time against 94-95% with the
- * ladder ending at 7 (three runs each, 2026-11-26): the stalls cost more than the bytes saved.
+ * saves another 0.6% for 50% more CPU on the gateway's event loop (up to 32 socket reads per
+ * turn: ~14 ms of zstd 9 during which no ACK is read nor packet paced). In the lab's mpls runs
+ * with a zstd 9 rung the link was busy 85-89% of the time against 94-95% without it, but those
+ * runs also met more load from other users of the machine, so that is a hint, not a measurement.
  * Above 9 the speed falls off a cliff (zstd 11: ~80 MB/s, zstd 12: ~60 MB/s).
  */
 export const DEFAULT_LADDER: readonly Rung[] = [
