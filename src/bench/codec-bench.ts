@@ -25,6 +25,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     // The zstd level sweep (vm payload): ratio and speed per level and block size.
     sweep: { type: 'boolean', default: true },
+    // Cutting blocks at entropy changes, on socket reads of several shapes (vm payload).
+    cut: { type: 'boolean', default: true },
     seed: { type: 'string', default: '7' },
   },
 });
@@ -261,7 +263,59 @@ function sweepSection(rows: CodecRow[]): string[] {
   return lines;
 }
 
-function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[], sweepRows: CodecRow[]): string {
+interface CutRow {
+  level: number;
+  reads: string;
+  cut: boolean;
+  wireRatio: number;
+  /** Application bytes per CPU second of encode() (cut, compression, framing). */
+  encodeCpuMBps: number;
+  pieces: number;
+  rawHighEntropy: number;
+}
+
+// Socket reads as TCP delivers them: 64 KiB in step with the payload, 64 KiB shifted by 16 KiB
+// (half of the vm image's 32 KiB runs of page classes), and random lengths of 48-64 KiB.
+const READ_PATTERNS: Array<[string, (i: number) => number]> = [
+  ['64 KiB', () => 64 * 1024],
+  ['64 KiB, shifted 16 KiB', (i) => (i === 0 ? 16 * 1024 : 64 * 1024)],
+  ['48-64 KiB', (i) => 48 * 1024 + ((Math.imul(i + 1, 0x9e3779b1) >>> 0) % (16 * 1024))],
+];
+
+function measureCut(data: Uint8Array, level: number, reads: string, readSize: (i: number) => number, cut: boolean): CutRow {
+  checkDeadline();
+  const encoder = new BlockEncoder({ mode: 'zstd', zstdLevel: level, maxBlockSize: BLOCK, entropySplit: cut });
+  const cpu0 = process.cpuUsage();
+  for (let at = 0, i = 0; at < data.length; i++) {
+    const size = readSize(i);
+    encoder.encode(data.subarray(at, Math.min(at + size, data.length)));
+    at += size;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const s = encoder.stats.snapshot().encode;
+  return {
+    level, reads, cut, wireRatio: round(s.ratio, 4), encodeCpuMBps: round(mbps(data.length, (cpu.user + cpu.system) / 1000)),
+    pieces: s.blocks, rawHighEntropy: s.blocksRawHighEntropy,
+  };
+}
+
+function cutSection(rows: CutRow[]): string[] {
+  if (rows.length === 0) return [];
+  return [
+    '## Cutting blocks at entropy changes (vm payload, zstd 5 and 7)',
+    '',
+    'BlockEncoder with a fixed zstd level fed socket reads of three shapes, with and without the cut',
+    '(src/codec/entropy-split.ts; `auto` cuts at zstd 5 and up). Wire ratio = framed output / input;',
+    'encode MB/s per CPU second includes the cut, compression and framing.',
+    '',
+    '| zstd level | reads | cut | wire ratio | encode MB/s CPU | blocks | raw high-entropy pieces |',
+    '|---:|---|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.level} | ${r.reads} | ${r.cut ? 'yes' : 'no'} | ${r.wireRatio} | ${r.encodeCpuMBps} | ${r.pieces} | ${r.rawHighEntropy} |`),
+    '',
+  ];
+}
+
+function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[], sweepRows: CodecRow[], cutRows: CutRow[]): string {
   const lines = [
     `# Codec benchmark, ${info.date}`,
     '',
@@ -280,6 +334,7 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
       `| ${r.payload} | ${r.codec} | ${r.blockKiB} | ${r.ratio} | ${r.wireRatio} | ${r.blocksCompressedPct}% | ${r.compressMBps} | ${r.decompressMBps} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} |`),
     '',
     ...sweepSection(sweepRows),
+    ...cutSection(cutRows),
     `## BlockEncoder end to end (${SOCKET_READ / 1024} KiB reads, ${BLOCK / 1024} KiB max block)`,
     '',
     'Encode MB/s is wall time per application byte including framing; codec CPU ms is time inside',
@@ -313,8 +368,20 @@ function main(): void {
   const codecRows: CodecRow[] = [];
   const encoderRows: EncoderRow[] = [];
   const sweepRows: CodecRow[] = [];
+  const cutRows: CutRow[] = [];
   for (const kind of ['vm', 'random'] as const) {
     const data = payload(kind, PAYLOAD_BYTES);
+    if (kind === 'vm' && args.cut) {
+      for (const level of [5, 7]) {
+        for (const [reads, size] of READ_PATTERNS) {
+          for (const cut of [false, true]) {
+            const row = measureCut(data, level, reads, size, cut);
+            cutRows.push(row);
+            console.log(JSON.stringify({ entropyCut: true, ...row }));
+          }
+        }
+      }
+    }
     if (kind === 'vm' && args.sweep) {
       for (const blockKiB of SWEEP_BLOCKS_KIB) {
         for (const level of SWEEP_LEVELS) {
@@ -349,8 +416,8 @@ function main(): void {
   const day = info.date.slice(0, 10);
   mkdirSync(args.out!, { recursive: true });
   const base = `${args.out}/codec-${day}`;
-  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, encoder: encoderRows }, null, 2)}\n`);
-  writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows, sweepRows));
+  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, entropyCut: cutRows, encoder: encoderRows }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows, sweepRows, cutRows));
   console.log(`wrote ${base}.json and ${base}.md`);
 }
 

@@ -80,6 +80,8 @@ export interface BlockEncoderOptions {
    * `now` given); null turns the measurement off (the modelled margin decides alone).
    */
   loopTimes?: (() => LoopTimes) | null;
+  /** Cut blocks at entropy changes at the slow-link zstd levels (default true; false for comparisons). */
+  entropySplit?: boolean;
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
   wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
@@ -114,7 +116,7 @@ export class BlockEncoder {
   private readonly fixedSetting: CodecSetting | null;
   private readonly policy: AdaptivePolicy | null;
   private readonly backoff = new CompressionBackoff();
-  private readonly splitter = new EntropySplitter();
+  private readonly splitter: EntropySplitter | null;
   private highEntropyPieces = 0;
   /** Bytes of high-entropy pieces still to be compressed rather than sent raw (a spot check compressed). */
   private shortcutOffBytes = 0;
@@ -145,6 +147,7 @@ export class BlockEncoder {
       this.mode === 'lz4' ? { codec: 'lz4', level: 0 }
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
       : null;
+    this.splitter = options.entropySplit === false ? null : new EntropySplitter();
     this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
     this.loopTimes = this.mode !== 'auto' ? null
       : options.loopTimes !== undefined ? options.loopTimes
@@ -183,15 +186,15 @@ export class BlockEncoder {
     if (data.length === 0) return new Uint8Array(0);
     const blocks: PendingBlock[] = [];
     let total = 0;
-    const split = this.splitsNow();
+    const splitter = this.splitsNow() ? this.splitter : null;
     for (let offset = 0; offset < data.length; offset += this.maxBlockSize) {
       const slice = data.subarray(offset, Math.min(offset + this.maxBlockSize, data.length));
-      const pieces = split ? this.splitter.split(slice) : 1;
+      const pieces = splitter ? splitter.split(slice) : 1;
       let start = 0;
       for (let i = 0; i < pieces; i++) {
-        const end = split ? this.splitter.ends[i]! : slice.length;
+        const end = splitter ? splitter.ends[i]! : slice.length;
         const piece = start === 0 && end === slice.length ? slice : slice.subarray(start, end);
-        const block = split && this.splitter.highEntropy[i] ? this.encodeHighEntropy(piece) : this.encodeBlock(piece);
+        const block = splitter?.highEntropy[i] ? this.encodeHighEntropy(piece) : this.encodeBlock(piece);
         const payloadLength = block.payload ? block.payload.length : block.original.length;
         total += headerLength(block.codec, block.original.length, payloadLength) + payloadLength;
         blocks.push(block);
@@ -247,6 +250,7 @@ export class BlockEncoder {
 
   // True while the setting in force is a slow-link zstd level (see SPLIT_MIN_ZSTD_LEVEL).
   private splitsNow(): boolean {
+    if (!this.splitter) return false;
     const setting = this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting;
     return setting !== null && setting.codec === 'zstd' && setting.level >= SPLIT_MIN_ZSTD_LEVEL;
   }

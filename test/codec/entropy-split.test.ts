@@ -77,11 +77,15 @@ describe('BlockEncoder cutting blocks by entropy (slow-link zstd levels)', () =>
     assert.ok(decoded.ok && equalBytes(concat(decoded.data), read));
   });
 
-  it('does not cut at the fast levels (the cut costs CPU that a fast link needs)', () => {
-    const encoder = new BlockEncoder({ mode: 'zstd', zstdLevel: 1, maxBlockSize: 64 * KiB });
-    encoder.encode(read);
-    assert.equal(encoder.stats.encode.blocks, 1);
-    assert.equal(encoder.stats.encode.blocksRawHighEntropy, 0);
+  it('does not cut at the fast levels (the cut costs CPU that a fast link needs), nor when turned off', () => {
+    for (const encoder of [
+      new BlockEncoder({ mode: 'zstd', zstdLevel: 1, maxBlockSize: 64 * KiB }),
+      new BlockEncoder({ mode: 'zstd', zstdLevel: 7, maxBlockSize: 64 * KiB, entropySplit: false }),
+    ]) {
+      encoder.encode(read);
+      assert.equal(encoder.stats.encode.blocks, 1);
+      assert.equal(encoder.stats.encode.blocksRawHighEntropy, 0);
+    }
   });
 
   it(`spot-checks one high-entropy piece in ${SPOT_CHECK_INTERVAL}; one that compresses turns the shortcut off`, () => {
