@@ -25,6 +25,8 @@ export interface BulkScenario {
   maxEvents?: number;
   /** Scheduler stalls of both endpoints (a busy machine), see `Stalls`. */
   stalls?: Stalls;
+  /** Called for each spell the forward bottleneck sat idle (see Link.onIdle). */
+  onForwardIdle?: (fromMs: number, toMs: number) => void;
 }
 
 /**
@@ -86,6 +88,7 @@ export function runBulkTransfer(sc: BulkScenario): BulkResult {
   const rev = sim.createLink('reverse', { ...base, ...sc.extra });
   sim.route(c, s, fwd);
   sim.route(s, c, rev);
+  if (sc.onForwardIdle) fwd.onIdle = sc.onForwardIdle;
   const idealMs = (sc.bytes * 8000) / sc.profile.rateBps;
   const until = sc.untilMs ?? 20 * idealMs + 10_000;
   if (sc.stalls) {

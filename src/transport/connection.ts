@@ -884,6 +884,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
       const limit = probe > 0 ? probe : this.packetLimit(size, room, inFlight);
       if (limit === 0) {
         blocked = true;
+        // Waiting for acks now, not for tokens: the pacer owes no catch-up for this spell.
+        this.pacer.forgetWait();
       } else {
         this.pacer.setRate(this.controller.pacingRateBps(), size);
         // Bulk data leaves in quanta; control, handshake and retransmit-only packets and the

@@ -96,12 +96,38 @@ test('Pacer sends a lone small write at once, even right after a burst', () => {
 test('Pacer bucket is bounded: a quantum plus 2 ms of rate, at most 512 KiB, never less than a quantum', () => {
   for (const rateBps of [1e6, 100e6, 900e6, 10e9]) {
     const p = pacerAt(rateBps);
-    burst(p, 0);
+    const { next } = burst(p, 0);
+    p.releaseTime(next, PACKET); // back on time and nothing more to send: no wait outstanding
     const { sent } = burst(p, 10_000); // after a long idle period
     const expected = Math.max(Math.min(p.quantum + (rateBps / 8000) * 2, 512 * 1024), p.quantum);
     assert.equal(p.bucketBytes, expected);
     assert.equal(sent, Math.floor(expected / PACKET + 1e-9), `${rateBps / 1e6} Mbit/s`);
   }
+});
+
+test('Pacer: a sender woken later than its release time gets the tokens of the lateness, a quiet one does not', () => {
+  const rate = 12_500; // bytes per ms at 100 Mbit/s
+  const late = pacerAt(100e6);
+  burst(late, 0);
+  const { next } = burst(late, 0.01); // told to come back at `next`
+  const caughtUp = burst(late, next + 6).sent * PACKET; // ... and woken 6 ms late
+  // Everything that accrued since 0.01 (~7 ms of rate), beyond the quantum + 2 ms bucket.
+  assert.ok(caughtUp >= (next + 6 - 0.01) * rate - 2 * PACKET, `late sender released ${caughtUp} bytes`);
+  assert.ok(caughtUp > late.bucketBytes + 2 * PACKET, `more than the bucket (${late.bucketBytes})`);
+
+  const quiet = pacerAt(100e6);
+  burst(quiet, 0);
+  const q = burst(quiet, 0.01);
+  quiet.releaseTime(q.next, PACKET); // released on time, then nothing asked (a full window)
+  const afterQuiet = burst(quiet, q.next + 6).sent * PACKET;
+  assert.ok(afterQuiet <= quiet.bucketBytes, `after a quiet spell ${afterQuiet} bytes, bucket ${quiet.bucketBytes}`);
+
+  // Lateness beyond 8 ms is not owed.
+  const veryLate = pacerAt(100e6);
+  burst(veryLate, 0);
+  const v = burst(veryLate, 0.01);
+  const flood = burst(veryLate, v.next + 100).sent * PACKET;
+  assert.ok(flood <= veryLate.bucketBytes + 8 * rate + PACKET, `100 ms late: ${flood} bytes`);
 });
 
 /** Client datagrams of at least `minSize` bytes, grouped by the virtual time they left at. */
