@@ -112,3 +112,17 @@ test('same seed, same arrivals; another seed, other arrivals', () => {
   assert.equal(run(5), run(5));
   assert.notEqual(run(5), run(6));
 });
+
+test('idle accounting: the gaps between packets, not the time before the first, each reported as a spell', () => {
+  const { link } = recordingLink({ rateBps: 10e6, delayMs: 5 });
+  const spells: Array<[number, number]> = [];
+  link.onIdle = (from, to) => spells.push([from, to]);
+  link.send(packet(0, 1250), 3); // busy 3..4: the 3 ms before it are not idle time
+  link.send(packet(1, 1250), 3.5); // queued behind it: busy 4..5
+  link.send(packet(2, 1250), 7); // idle 5..7
+  link.send(packet(3, 1250), 10); // idle 8..10
+  const s = link.stats();
+  assert.deepEqual(spells, [[5, 7], [8, 10]]);
+  assert.ok(Math.abs(s.idleMs - 4) < 1e-9);
+  assert.ok(Math.abs(s.busyMs - 4) < 1e-9);
+});
