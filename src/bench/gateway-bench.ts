@@ -1,7 +1,7 @@
 // Gateway throughput benchmark: one bulk TCP connection through a gateway pair on loopback,
 // no link emulation, compression none; with packet protection and (debug switch) without.
 // Reports Mbit/s and CPU seconds per GiB on each gateway (from /proc/PID/stat).
-// Run: flock /tmp/longhaul-bench.lock npm run bench:gateway [-- --bytes 2GiB --runs 1 --profile]
+// Run: flock /tmp/longhaul-bench.lock npm run bench:gateway [-- --bytes 2GiB --runs 1 --profile --out NAME]
 //   --udp native,native-nogso,dgram: compare WAN socket backends (LONGHAUL_UDP, LONGHAUL_UDP_GSO in
 //   the gateways' environment); default: what the gateways pick (native when lh_udp.node is built).
 import { spawn } from 'node:child_process';
@@ -274,7 +274,8 @@ async function main(): Promise<void> {
   };
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
-  const stem = join(outDir, `gateway-${date.slice(0, 10)}`);
+  // --out NAME: results as bench/results/NAME.{json,md} (e.g. a paced comparison next to the default run).
+  const stem = join(outDir, arg('out', `gateway-${date.slice(0, 10)}`));
   writeFileSync(`${stem}.json`, `${JSON.stringify(summary, null, 2)}\n`);
   const md = [
     `# Gateway throughput (${date})`,
