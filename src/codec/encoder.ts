@@ -329,10 +329,17 @@ export class BlockEncoder {
     return { codec: id, original, payload: compressed };
   }
 
+  // The call's CPU time, but never more than its wall time: the process CPU clock also runs for
+  // the process's other threads (V8's concurrent GC and compiler threads, busiest at start-up),
+  // and a single-threaded call cannot use more CPU than the time it took. Inflated samples made
+  // zstd look slow early in lab transfers, and 'auto' sent blocks raw or with lz4 by choice.
   private timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
+    const wallToo = this.cpuNow !== this.now;
     const started = this.cpuNow();
+    const wallStarted = wallToo ? this.now() : 0;
     const out = compressWith(setting, data);
-    this.lastCpuMs = this.cpuNow() - started;
+    const cpuMs = this.cpuNow() - started;
+    this.lastCpuMs = wallToo ? Math.min(cpuMs, this.now() - wallStarted) : cpuMs;
     this.stats.encode.cpuMs += this.lastCpuMs;
     return out;
   }

@@ -273,28 +273,29 @@ describe('BlockEncoder in auto mode', () => {
     let busyShare = 0.2;
     let active = 0;
     let idle = 0;
-    // Each encode() reads the wall clock once (+50 ms); the loop was busy busyShare of that time.
-    const now = () => {
-      wall += 50;
-      active += 50 * busyShare;
-      idle += 50 * (1 - busyShare);
-      return wall;
-    };
+    // 50 ms pass between encode() calls, the loop busy busyShare of them; a clock read inside
+    // a call (timing the codec) adds 0.01 ms.
     const encoder = new BlockEncoder({
-      mode: 'auto', linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now, cpuNow: () => (cpu += 0.05),
+      mode: 'auto', linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now: () => (wall += 0.01), cpuNow: () => (cpu += 0.005),
       loopTimes: () => ({ active, idle }),
     });
     const block = textLike(4 * KiB, 3);
+    const encodeAfter50ms = () => {
+      wall += 50;
+      active += 50 * busyShare;
+      idle += 50 * (1 - busyShare);
+      encoder.encode(block);
+    };
     const windowCalls = OUTPUT_WINDOW_MS / 50;
-    for (let i = 0; i < windowCalls + 1; i++) encoder.encode(block);
+    for (let i = 0; i < windowCalls + 1; i++) encodeAfter50ms();
     assert.equal(encoder.adaptive!.loopBusy, null, 'the first window (the transfer\'s start) is not measured');
-    for (let i = 0; i < 3 * windowCalls; i++) encoder.encode(block);
+    for (let i = 0; i < 3 * windowCalls; i++) encodeAfter50ms();
     assert.ok(Math.abs(encoder.adaptive!.loopBusy! - 0.2) < 0.02, `busy ${encoder.adaptive!.loopBusy}`);
     assert.equal(encoder.stats.snapshot().encode.loopBusy, encoder.adaptive!.loopBusy);
     assert.equal(encoder.stats.setting, 'zstd:7');
     // The thread saturates (other work, a busy machine): back to the base ladder.
     busyShare = 0.97;
-    for (let i = 0; i < 30 * windowCalls; i++) encoder.encode(block);
+    for (let i = 0; i < 30 * windowCalls; i++) encodeAfter50ms();
     const level = encoder.adaptive!.settingOf(encoder.adaptive!.currentRung)?.level ?? 0;
     assert.ok(level <= 3, encoder.stats.setting);
     // Counted per setting that produced the blocks.
@@ -334,6 +335,23 @@ describe('BlockEncoder in auto mode', () => {
     });
     for (let i = 0; i < 10; i++) encoder.encode(text);
     assert.equal(encoder.stats.snapshot().encode.cpuMs, 10 * 0.25);
+  });
+
+  it('never counts a codec call at more CPU than its wall time (other threads run on the process clock)', () => {
+    let wall = 0;
+    let cpu = 0;
+    // The process CPU clock runs 10x the wall clock (V8's helper threads busy on another core).
+    const encoder = new BlockEncoder({
+      mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 0.1), cpuNow: () => (cpu += 1),
+    });
+    const level = encoder.adaptive!.settingOf(encoder.adaptive!.currentRung);
+    for (let i = 0; i < 200; i++) encoder.encode(text);
+    const s = encoder.stats.snapshot().encode;
+    // One wall-clock step (0.1 ms) per call, not the CPU clock's 1 ms.
+    assert.ok(Math.abs(s.cpuMs - 0.1 * (s.blocksZstd + s.blocksLz4 + s.blocks / EXPLORE_INTERVAL)) < 1, `cpu ${s.cpuMs} ms`);
+    // So zstd keeps its measured speed (64 KiB in 0.1 ms) and stays the choice.
+    assert.deepEqual(encoder.adaptive!.settingOf(encoder.adaptive!.currentRung), level);
+    assert.equal(s.blocksRawByChoice, 0);
   });
 
   it(`probes a neighbouring rung once every ${EXPLORE_INTERVAL} blocks`, () => {
