@@ -106,13 +106,18 @@ test('heavy loss cuts the estimate and caps data in flight', () => {
   assert.ok(c.cwndBytes() < 0.75 * cwnd, `cwnd ${c.cwndBytes()} was ${cwnd}`);
 });
 
-test('a standing queue resets the estimate to the measured delivery rate', () => {
+test('a standing queue resets the estimate towards the measured delivery rate, at most 0.7 x 0.85 per cut', () => {
   const { c, now: t0 } = steadyController();
   near(c.bandwidthEstimateBps(), 100e6, 'estimate');
   // Another flow took half the link: every RTT sample of each round is 60% above the minimum.
   let now = t0;
-  for (let i = 0; i < 6; i++) now = feedRound(c, now, { rateBps: 50e6, rttMs: 32 });
-  assert.ok(c.bandwidthEstimateBps() < 0.6 * 100e6, `estimate ${c.bandwidthEstimateBps()}`);
+  while (c.cuts === 0) now = feedRound(c, now, { rateBps: 50e6, rttMs: 32 });
+  // The first cut restarts the model at 0.7 of itself, not at the 50 Mbit/s measured: a
+  // stalled gateway also measures a low rate over stretched rounds.
+  near(c.bandwidthEstimateBps(), 0.7 * 0.85 * 100e6, 'estimate after the first cut');
+  // The queue still stands: the next cut reaches the measured share.
+  while (c.cuts < 2) now = feedRound(c, now, { rateBps: 50e6, rttMs: 32 });
+  assert.ok(c.bandwidthEstimateBps() < 0.5 * 100e6, `estimate after the second cut ${c.bandwidthEstimateBps()}`);
 });
 
 test('jitter that still shows the minimum RTT each round is not a standing queue', () => {
