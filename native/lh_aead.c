@@ -207,29 +207,45 @@ static napi_value js_free(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The arguments seal and open share: ctx, counter (made into the nonce), the packet and its header
+ * length. With `at` (seal's optional offset, NULL or undefined for none) the packet starts at
+ * buf[at]. False after throwing.
+ */
+static bool get_packet_args(napi_env env, napi_value *argv, napi_value at, aead_ctx **c, uint8_t nonce[NONCE_LEN],
+                            uint8_t **packet, size_t *packet_len, size_t *header_len) {
+  *c = get_ctx(env, argv[0]);
+  if (*c == NULL || !get_nonce(env, *c, argv[1], nonce)) return false;
+  if (!get_bytes(env, argv[2], packet, packet_len, "packet: a Uint8Array")) return false;
+  if (at != NULL) {
+    napi_valuetype t;
+    if (napi_typeof(env, at, &t) != napi_ok) {
+      throw_last(env, "napi_typeof");
+      return false;
+    }
+    if (t != napi_undefined) {
+      uint32_t offset;
+      if (napi_get_value_uint32(env, at, &offset) != napi_ok || offset > *packet_len) {
+        throw_range(env, "at: an offset within buf");
+        return false;
+      }
+      *packet += offset;
+      *packet_len -= offset;
+    }
+  }
+  return get_header_len(env, argv[3], *packet_len, header_len);
+}
+
 static napi_value js_seal(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5) return throw_type(env, "seal(ctx, counter, buf, headerLen, plaintext, at?)");
-  aead_ctx *c = get_ctx(env, argv[0]);
-  if (c == NULL) return NULL;
+  aead_ctx *c;
   uint8_t nonce[NONCE_LEN];
-  if (!get_nonce(env, c, argv[1], nonce)) return NULL;
   uint8_t *packet, *plain;
   size_t packet_len, plain_len, header_len;
-  if (!get_bytes(env, argv[2], &packet, &packet_len, "buf: a Uint8Array")) return NULL;
-  if (argc >= 6) {
-    napi_valuetype t;
-    CHECK(napi_typeof(env, argv[5], &t));
-    if (t != napi_undefined) {
-      uint32_t at;
-      if (napi_get_value_uint32(env, argv[5], &at) != napi_ok || at > packet_len) return throw_range(env, "at: an offset within buf");
-      packet += at;
-      packet_len -= at;
-    }
-  }
-  if (!get_header_len(env, argv[3], packet_len, &header_len)) return NULL;
+  if (!get_packet_args(env, argv, argc >= 6 ? argv[5] : NULL, &c, nonce, &packet, &packet_len, &header_len)) return NULL;
   if (!get_bytes(env, argv[4], &plain, &plain_len, "plaintext: a Uint8Array")) return NULL;
   if (plain_len > (size_t)INT_MAX - TAG_LEN || packet_len - header_len < plain_len + TAG_LEN)
     return throw_range(env, "packet: too small for header + plaintext + tag");
@@ -254,14 +270,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5) return throw_type(env, "open(ctx, counter, packet, headerLen, out | null)");
-  aead_ctx *c = get_ctx(env, argv[0]);
-  if (c == NULL) return NULL;
+  aead_ctx *c;
   uint8_t nonce[NONCE_LEN];
-  if (!get_nonce(env, c, argv[1], nonce)) return NULL;
   uint8_t *packet;
   size_t packet_len, header_len;
-  if (!get_bytes(env, argv[2], &packet, &packet_len, "packet: a Uint8Array")) return NULL;
-  if (!get_header_len(env, argv[3], packet_len, &header_len)) return NULL;
+  if (!get_packet_args(env, argv, NULL, &c, nonce, &packet, &packet_len, &header_len)) return NULL;
   if (packet_len - header_len < TAG_LEN || packet_len > (size_t)INT_MAX) return int_result(env, -1);
   size_t ct_len = packet_len - header_len - TAG_LEN;
   uint8_t *ct = packet + header_len;
