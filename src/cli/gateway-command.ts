@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { configFromFlags, DEFAULT_CONTROL } from '../gateway/config.ts';
 import type { GatewayFlags } from '../gateway/config.ts';
 import { createLogger } from '../gateway/logger.ts';
+import { restartWithGatewayHeap } from './gateway-heap.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -75,6 +76,7 @@ export function registerGatewayCommand(program: Command): void {
         return;
       }
       const config = result.config;
+      restartWithGatewayHeap();
       const logger = createLogger({ level: config.logLevel, name: config.name, pretty: flags.logJson ? false : undefined });
       if (config.insecurePlaintext) logger.warn('--insecure-plaintext: WAN traffic is NOT authenticated or encrypted (debug/benchmark use only)');
       try {
