@@ -22,6 +22,17 @@
  *   open(ctx, counter, packet, headerLen, out | null) -> plaintext length, or -1 (bad tag/short)
  *       AAD = packet[0, headerLen); ciphertext = packet[headerLen, length - 16); tag = last 16.
  *       out null: decrypted in place over the ciphertext. On failure the output bytes are zeroed.
+ *   sealRun(ctx, buf, lens, from, count, at, word0, word1, firstCounter) -> count
+ *       Seals `count` packets laid back to back in buf from byte `at`, packet i being
+ *       lens[from + i] bytes: a 16-byte header, the plaintext, 16 bytes of room for the tag. Writes
+ *       each header as word0 and word1 (u32 LE) then the packet's counter (u64 LE), counter =
+ *       firstCounter + i, and seals the plaintext in place (AAD = the header). One call per run of
+ *       a send queue instead of one per packet: the per-call cost (~0.08 us) is a third of the
+ *       seal itself on 1400-byte packets.
+ *   openRun(ctx, buf, ats, lens, counters, count, headerLen, results) -> count
+ *       open() in place for `count` packets of buf, packet k at buf[ats[k], +lens[k]) under
+ *       counters[k] (Float64Array); results[k] = its plaintext length, or -1. A receive batch's
+ *       run in one call.
  *   free(ctx)                                        wipes and frees now (the GC finalizer otherwise)
  *   version: string                                  the OpenSSL that runs it
  * Misuse (wrong types, a freed context, an output too small) throws: those are caller bugs, while
@@ -42,6 +53,8 @@
 #define KEY_LEN 32
 #define NONCE_LEN 12
 #define TAG_LEN 16
+/* sealRun's header: two u32 words (the data message's type and receiver index) and the u64 counter. */
+#define DATA_HEADER_LEN 16
 /* Guards against an external made by some other addon being passed in as ours. */
 #define CTX_MAGIC 0x6c68616561643031ULL /* "lhaead01" */
 /* Counters above 2^53 are not exact JS numbers; the packet path stops at 2^48. */
@@ -107,6 +120,16 @@ static bool get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, c
   return true;
 }
 
+/* A typed array of `want` type -> pointer + element count; false after throwing. */
+static bool get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *count, const char *name) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, count, data, NULL, NULL) != napi_ok || type != want) {
+    throw_type(env, name);
+    return false;
+  }
+  return true;
+}
+
 static aead_ctx *get_ctx(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL || ((aead_ctx *)p)->magic != CTX_MAGIC) {
@@ -121,15 +144,55 @@ static aead_ctx *get_ctx(napi_env env, napi_value v) {
   return c;
 }
 
+static void make_nonce(const aead_ctx *c, uint64_t counter, uint8_t nonce[NONCE_LEN]) {
+  memset(nonce, 0, 4);
+  for (int i = 0; i < 8; i++) nonce[c->counter_big_endian ? 11 - i : 4 + i] = (uint8_t)(counter >> (8 * i));
+}
+
+/* AAD = packet[0, header_len); ciphertext of plain -> packet[header_len, +plain_len); tag after it. */
+static bool seal_one(EVP_CIPHER_CTX *e, const uint8_t nonce[NONCE_LEN], uint8_t *packet, size_t header_len,
+                     const uint8_t *plain, size_t plain_len) {
+  uint8_t *ct = packet + header_len;
+  int n = 0;
+  uint8_t final_out[TAG_LEN]; /* ChaCha20's and GCM's Final write nothing; never hand them a NULL */
+  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 1) == 1;
+  if (ok && header_len > 0) ok = EVP_EncryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
+  if (ok && plain_len > 0) ok = EVP_EncryptUpdate(e, ct, &n, plain, (int)plain_len) == 1 && (size_t)n == plain_len;
+  if (ok) ok = EVP_EncryptFinal_ex(e, final_out, &n) == 1 && n == 0;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, ct + plain_len) == 1;
+  return ok;
+}
+
+/*
+ * AAD = packet[0, header_len); ciphertext = packet[header_len, +ct_len); tag after it. Plaintext ->
+ * out (may be the ciphertext itself). False when the tag does not verify: out is zeroed then.
+ */
+static bool open_one(EVP_CIPHER_CTX *e, const uint8_t nonce[NONCE_LEN], const uint8_t *packet, size_t header_len,
+                     size_t ct_len, uint8_t *out) {
+  const uint8_t *ct = packet + header_len;
+  /* OpenSSL keeps its own copy of the expected tag, so decrypting in place cannot clobber it. */
+  uint8_t tag[TAG_LEN];
+  memcpy(tag, ct + ct_len, TAG_LEN);
+  int n = 0;
+  uint8_t final_out[TAG_LEN];
+  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 0) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1;
+  if (ok && header_len > 0) ok = EVP_DecryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
+  if (ok && ct_len > 0) ok = EVP_DecryptUpdate(e, out, &n, ct, (int)ct_len) == 1 && (size_t)n == ct_len;
+  /* Final compares the tags (in constant time); a mismatch is the packet's fault, not a bug. */
+  if (ok) ok = EVP_DecryptFinal_ex(e, final_out, &n) == 1 && n == 0;
+  /* Never leave unauthenticated plaintext behind (libsodium zeroes it too). */
+  if (!ok) OPENSSL_cleanse(out, ct_len);
+  return ok;
+}
+
 static bool get_nonce(napi_env env, const aead_ctx *c, napi_value v, uint8_t nonce[NONCE_LEN]) {
   int64_t counter;
   if (napi_get_value_int64(env, v, &counter) != napi_ok || counter < 0 || counter >= MAX_COUNTER) {
     throw_range(env, "counter: an integer in [0, 2^53)");
     return false;
   }
-  uint64_t n = (uint64_t)counter;
-  memset(nonce, 0, 4);
-  for (int i = 0; i < 8; i++) nonce[c->counter_big_endian ? 11 - i : 4 + i] = (uint8_t)(n >> (8 * i));
+  make_nonce(c, (uint64_t)counter, nonce);
   return true;
 }
 
@@ -253,16 +316,58 @@ static napi_value js_seal(napi_env env, napi_callback_info info) {
   if (partial_overlap(ct, plain_len + TAG_LEN, plain, plain_len) || partial_overlap(packet, header_len, plain, plain_len))
     return throw_range(env, "plaintext: overlaps the packet other than exactly in place");
 
-  EVP_CIPHER_CTX *e = c->evp;
-  int n = 0;
-  uint8_t final_out[TAG_LEN]; /* ChaCha20's and GCM's Final write nothing; never hand them a NULL */
-  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 1) == 1;
-  if (ok && header_len > 0) ok = EVP_EncryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
-  if (ok && plain_len > 0) ok = EVP_EncryptUpdate(e, ct, &n, plain, (int)plain_len) == 1 && (size_t)n == plain_len;
-  if (ok) ok = EVP_EncryptFinal_ex(e, final_out, &n) == 1 && n == 0;
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, ct + plain_len) == 1;
-  if (!ok) return throw_last(env, "OpenSSL: AEAD encryption failed");
+  if (!seal_one(c->evp, nonce, packet, header_len, plain, plain_len)) return throw_last(env, "OpenSSL: AEAD encryption failed");
   return int_result(env, (int64_t)(header_len + plain_len + TAG_LEN));
+}
+
+static void put_u32_le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static napi_value js_seal_run(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) return throw_type(env, "sealRun(ctx, buf, lens, from, count, at, word0, word1, firstCounter)");
+  aead_ctx *c = get_ctx(env, argv[0]);
+  if (c == NULL) return NULL;
+  uint8_t *buf;
+  size_t buf_len;
+  if (!get_bytes(env, argv[1], &buf, &buf_len, "buf: a Uint8Array")) return NULL;
+  size_t lens_count;
+  const int32_t *lens;
+  if (!get_typed(env, argv[2], napi_int32_array, (void **)&lens, &lens_count, "lens: an Int32Array")) return NULL;
+  uint32_t from, count, at, word0, word1;
+  int64_t first;
+  if (napi_get_value_uint32(env, argv[3], &from) != napi_ok || napi_get_value_uint32(env, argv[4], &count) != napi_ok ||
+      napi_get_value_uint32(env, argv[5], &at) != napi_ok || napi_get_value_uint32(env, argv[6], &word0) != napi_ok ||
+      napi_get_value_uint32(env, argv[7], &word1) != napi_ok || napi_get_value_int64(env, argv[8], &first) != napi_ok)
+    return throw_type(env, "from, count, at, word0, word1, firstCounter: integers");
+  if ((size_t)from + count > lens_count) return throw_range(env, "lens: fewer than from + count entries");
+  if (first < 0 || first + (int64_t)count > MAX_COUNTER) return throw_range(env, "firstCounter: counters in [0, 2^53)");
+  /* Bounds first, so that a bad run seals nothing. */
+  size_t end = at;
+  for (uint32_t i = 0; i < count; i++) {
+    int32_t len = lens[from + i];
+    if (len < DATA_HEADER_LEN + TAG_LEN) return throw_range(env, "lens: a packet shorter than header + tag");
+    end += (size_t)len;
+  }
+  if (end > buf_len) return throw_range(env, "buf: the run does not fit");
+  uint8_t nonce[NONCE_LEN];
+  uint8_t *packet = buf + at;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t len = (size_t)lens[from + i];
+    uint64_t counter = (uint64_t)first + i;
+    put_u32_le(packet, word0);
+    put_u32_le(packet + 4, word1);
+    for (int b = 0; b < 8; b++) packet[8 + b] = (uint8_t)(counter >> (8 * b));
+    make_nonce(c, counter, nonce);
+    uint8_t *plain = packet + DATA_HEADER_LEN;
+    if (!seal_one(c->evp, nonce, packet, DATA_HEADER_LEN, plain, len - DATA_HEADER_LEN - TAG_LEN))
+      return throw_last(env, "OpenSSL: AEAD encryption failed");
+    packet += len;
+  }
+  return int_result(env, count);
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -289,25 +394,51 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
         partial_overlap(out, ct_len, ct + ct_len, TAG_LEN))
       return throw_range(env, "out: overlaps the packet other than exactly in place");
   }
-  /* OpenSSL keeps its own copy of the expected tag, so decrypting in place cannot clobber it. */
-  uint8_t tag[TAG_LEN];
-  memcpy(tag, ct + ct_len, TAG_LEN);
+  return int_result(env, open_one(c->evp, nonce, packet, header_len, ct_len, out) ? (int64_t)ct_len : -1);
+}
 
-  EVP_CIPHER_CTX *e = c->evp;
-  int n = 0;
-  uint8_t final_out[TAG_LEN];
-  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 0) == 1;
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1;
-  if (ok && header_len > 0) ok = EVP_DecryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
-  if (ok && ct_len > 0) ok = EVP_DecryptUpdate(e, out, &n, ct, (int)ct_len) == 1 && (size_t)n == ct_len;
-  /* Final compares the tags (in constant time); a mismatch is the packet's fault, not a bug. */
-  if (ok) ok = EVP_DecryptFinal_ex(e, final_out, &n) == 1 && n == 0;
-  if (!ok) {
-    /* Never leave unauthenticated plaintext behind (libsodium zeroes it too). */
-    OPENSSL_cleanse(out, ct_len);
-    return int_result(env, -1);
+static napi_value js_open_run(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return throw_type(env, "openRun(ctx, buf, ats, lens, counters, count, headerLen, results)");
+  aead_ctx *c = get_ctx(env, argv[0]);
+  if (c == NULL) return NULL;
+  uint8_t *buf;
+  size_t buf_len;
+  if (!get_bytes(env, argv[1], &buf, &buf_len, "buf: a Uint8Array")) return NULL;
+  const int32_t *ats, *lens;
+  int32_t *results;
+  const double *counters;
+  size_t ats_n, lens_n, counters_n, results_n;
+  if (!get_typed(env, argv[2], napi_int32_array, (void **)&ats, &ats_n, "ats: an Int32Array") ||
+      !get_typed(env, argv[3], napi_int32_array, (void **)&lens, &lens_n, "lens: an Int32Array") ||
+      !get_typed(env, argv[4], napi_float64_array, (void **)&counters, &counters_n, "counters: a Float64Array") ||
+      !get_typed(env, argv[7], napi_int32_array, (void **)&results, &results_n, "results: an Int32Array"))
+    return NULL;
+  uint32_t count, header_len;
+  if (napi_get_value_uint32(env, argv[5], &count) != napi_ok || napi_get_value_uint32(env, argv[6], &header_len) != napi_ok)
+    return throw_type(env, "count, headerLen: integers");
+  if (count > ats_n || count > lens_n || count > counters_n || count > results_n) return throw_range(env, "count: more than the arrays hold");
+  /* Bounds first, so that a bad run opens nothing. */
+  for (uint32_t k = 0; k < count; k++) {
+    double ctr = counters[k];
+    if (ats[k] < 0 || lens[k] < 0 || (size_t)ats[k] + (size_t)lens[k] > buf_len) return throw_range(env, "ats, lens: a packet outside buf");
+    if (!(ctr >= 0 && ctr < (double)MAX_COUNTER) || ctr != (double)(int64_t)ctr) return throw_range(env, "counters: integers in [0, 2^53)");
   }
-  return int_result(env, (int64_t)ct_len);
+  uint8_t nonce[NONCE_LEN];
+  for (uint32_t k = 0; k < count; k++) {
+    uint8_t *packet = buf + ats[k];
+    size_t len = (size_t)lens[k];
+    if (len < header_len + TAG_LEN) {
+      results[k] = -1;
+      continue;
+    }
+    size_t ct_len = len - header_len - TAG_LEN;
+    make_nonce(c, (uint64_t)counters[k], nonce);
+    results[k] = open_one(c->evp, nonce, packet, header_len, ct_len, packet + header_len) ? (int32_t)ct_len : -1;
+  }
+  return int_result(env, count);
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -315,6 +446,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"create", NULL, js_create, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seal", NULL, js_seal, NULL, NULL, NULL, napi_enumerable, NULL},
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sealRun", NULL, js_seal_run, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"openRun", NULL, js_open_run, NULL, NULL, NULL, napi_enumerable, NULL},
     {"free", NULL, js_free, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

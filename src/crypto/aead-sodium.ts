@@ -1,6 +1,6 @@
 // PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
 // fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
-import { AEAD_KEY_LEN, openedLength, packetAt, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
+import { AEAD_KEY_LEN, openedLength, packetAt, openRunByOpen, sealedEnd, sealRunBySeal, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 interface SodiumKey {
@@ -55,6 +55,14 @@ export const sodiumAead: PacketAead = {
       return -1;
     }
     return plainLen;
+  },
+
+  openRun(k, buf, ats, lens, counters, count, headerLen, results) {
+    return openRunByOpen(sodiumAead.open, k, buf, ats, lens, counters, count, headerLen, results);
+  },
+
+  sealRun(k, buf, lens, from, count, at, word0, word1, firstCounter) {
+    return sealRunBySeal(sodiumAead.seal, k, buf, lens, from, count, at, word0, word1, firstCounter);
   },
 
   free(k) {

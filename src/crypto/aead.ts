@@ -43,8 +43,64 @@ export interface PacketAead {
    * then the output bytes are zeroed.
    */
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
+  /**
+   * Seals `count` packets laid back to back in buf from byte `at`, packet i being lens[from + i]
+   * bytes: a 16-byte header, the plaintext, 16 bytes of room for the tag. Writes each header as
+   * word0 and word1 (u32 LE), then the packet's counter (u64 LE), counter = firstCounter + i, and
+   * seals the plaintext in place (AAD = the header). A send queue's run in one call. Throws
+   * when the run does not fit `buf` or a packet is shorter than header + tag (caller bugs).
+   */
+  sealRun(key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, word0: number, word1: number, firstCounter: number): number;
+  /**
+   * open() in place for `count` packets of buf, packet k at buf[ats[k], +lens[k]) under
+   * counters[k]: results[k] = its plaintext length, or -1 (then its plaintext bytes are zeroed).
+   * A receive batch's run in one call. Throws when a packet lies outside `buf` (a caller bug).
+   */
+  openRun(key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number, results: Int32Array): number;
   /** Wipes and releases the key now (a finalizer does it otherwise); the key is unusable afterwards. */
   free(key: AeadKey): void;
+}
+
+/** openRun for the JS backends: their per-packet open, in a loop (the OpenSSL addon has its own). */
+export function openRunByOpen(
+  open: PacketAead['open'], key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array,
+  count: number, headerLen: number, results: Int32Array,
+): number {
+  for (let k = 0; k < count; k++) {
+    if (ats[k]! < 0 || ats[k]! + lens[k]! > buf.length) throw new RangeError('ats, lens: a packet outside buf');
+  }
+  for (let k = 0; k < count; k++) results[k] = open(key, counters[k]!, buf.subarray(ats[k]!, ats[k]! + lens[k]!), headerLen, null);
+  return count;
+}
+
+/** Bytes of the header sealRun writes: two u32 words and the u64 counter. */
+export const RUN_HEADER_LEN = 16;
+
+/** sealRun for the JS backends: their per-packet seal, in a loop (the OpenSSL addon has its own). */
+export function sealRunBySeal(
+  seal: PacketAead['seal'], key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number,
+  word0: number, word1: number, firstCounter: number,
+): number {
+  let end = at;
+  for (let i = 0; i < count; i++) {
+    const len = lens[from + i]!;
+    if (len < RUN_HEADER_LEN + AEAD_TAG_LEN) throw new RangeError('lens: a packet shorter than header + tag');
+    end += len;
+  }
+  if (from + count > lens.length || end > buf.length) throw new RangeError('buf: the run does not fit');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let off = at;
+  for (let i = 0; i < count; i++) {
+    const len = lens[from + i]!;
+    const counter = firstCounter + i;
+    view.setUint32(off, word0, true);
+    view.setUint32(off + 4, word1, true);
+    view.setUint32(off + 8, counter >>> 0, true);
+    view.setUint32(off + 12, Math.floor(counter / 2 ** 32), true);
+    seal(key, counter, buf, RUN_HEADER_LEN, buf.subarray(off + RUN_HEADER_LEN, off + len - AEAD_TAG_LEN), off);
+    off += len;
+  }
+  return count;
 }
 
 /** The JS backends' view of the packet that starts at buf[at] (the OpenSSL backend takes the offset itself). */

@@ -43,7 +43,7 @@ import {
   type RandomFill,
 } from './primitives.ts';
 import { HandshakeRateLimiter } from './rate-limiter.ts';
-import { Keypair, openData, sealData, sealDataAt } from './session.ts';
+import { Keypair, dataCounter, openData, sealData, sealDataAt, sealDataRun, type OpenFailure } from './session.ts';
 import {
   COOKIE_REPLY, DATA, DATA_OVERHEAD, INITIATION, messageType, MSG_COOKIE_REPLY, MSG_DATA, MSG_INITIATION,
   MSG_RESPONSE, readU32, RESPONSE,
@@ -249,6 +249,36 @@ function zeroStats(): SecureEndpointStats {
 
 const EMPTY = new Uint8Array(0);
 const HANDLED: HandleResult = { kind: 'handled' };
+/** Queued by handleDatagramDeferred: its fate is decided in openDeferred. */
+export const DEFERRED: HandleResult = Object.freeze({ kind: 'handled' });
+
+/** handleDatagramDeferred's queue: parallel arrays, reused batch after batch. */
+class DeferredOpens {
+  count = 0;
+  datagrams: Array<Uint8Array | null> = [];
+  entries: Array<IndexEntry | null> = [];
+  sources: string[] = [];
+  counters = new Float64Array(256);
+  // One run's arguments to openRun.
+  ats = new Int32Array(256);
+  lens = new Int32Array(256);
+  runCounters = new Float64Array(256);
+  results = new Int32Array(256);
+
+  grow(): void {
+    const size = this.counters.length * 2;
+    const more = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.counters = more(this.counters, (n) => new Float64Array(n));
+    this.ats = new Int32Array(size);
+    this.lens = new Int32Array(size);
+    this.runCounters = new Float64Array(size);
+    this.results = new Int32Array(size);
+  }
+}
 const DROP = {} as Record<DropReason, HandleResult>;
 for (const r of ['malformed', 'bad-mac1', 'unknown-index', 'auth-failed', 'duplicate', 'too-old', 'expired-key',
   'handshake-failed', 'unknown-peer', 'cipher-mismatch', 'stale-timestamp', 'rate-limited', 'half-open-limit'] as const) {
@@ -258,6 +288,8 @@ for (const r of ['malformed', 'bad-mac1', 'unknown-index', 'auth-failed', 'dupli
 export class SecureEndpoint {
   /** Bytes added to every transport datagram (16-byte header + 16-byte tag). */
   static readonly OVERHEAD = DATA_OVERHEAD;
+  /** Where a transport datagram starts in a data message (sealRun's header room); the tag follows it. */
+  static readonly HEADER_ROOM = DATA.headerSize;
   readonly overhead = DATA_OVERHEAD;
   readonly publicKey: Uint8Array;
 
@@ -373,6 +405,29 @@ export class SecureEndpoint {
     return n;
   }
 
+  /**
+   * True when packets to `peer` can be sealed now; otherwise false, and a handshake is started if
+   * none is under way. A sender that defers sealing (sealRun) asks this when it writes a packet.
+   */
+  readyToSeal(peer: PeerId, now: number): boolean {
+    return this.sendKeys(this.requirePeer(peer), now) !== null;
+  }
+
+  /**
+   * Seals a send queue's run in place: `count` packets back to back in buf from byte `at`,
+   * packet i being lens[from + i] bytes (HEADER_ROOM bytes of header room, the transport
+   * datagram, then room for the tag: OVERHEAD bytes in all). One AEAD call for the run (the per-call cost is a third
+   * of a 1400-byte seal). False when there is no usable session: the caller drops the run.
+   */
+  sealRun(peer: PeerId, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, now: number): boolean {
+    const p = this.requirePeer(peer);
+    const kp = this.sendKeys(p, now);
+    if (kp === null || kp.sendCounter + count > this.limits.rejectAfterMessages) return false;
+    sealDataRun(kp, buf, lens, from, count, at);
+    this.afterSeal(p, kp, now, count);
+    return true;
+  }
+
   /** The keys to seal under now, or null (then a handshake is started if none is under way). */
   private sendKeys(p: PeerState, now: number): Keypair | null {
     const kp = p.current;
@@ -383,8 +438,8 @@ export class SecureEndpoint {
     return kp;
   }
 
-  private afterSeal(p: PeerState, kp: Keypair, now: number): void {
-    this.counters.packetsSealed++;
+  private afterSeal(p: PeerState, kp: Keypair, now: number, packets = 1): void {
+    this.counters.packetsSealed += packets;
     kp.lastSealAt = now;
     if (kp.sendCounter >= this.limits.rekeyAfterMessages || now - kp.createdAt >= this.rekeyAge(kp)) this.startRekey(p, now);
   }
@@ -485,36 +540,152 @@ export class SecureEndpoint {
   }
 
   private handleData(data: Uint8Array, source: string, now: number): HandleResult {
+    const entry = this.liveEntry(data, now);
+    if (entry === null) return this.lastDrop;
+    const kp = entry.keypair!;
+    const opened = openData(kp, data, this.limits.rejectAfterMessages, this.decryptInPlace);
+    if (typeof opened === 'string') return this.openFailed(opened);
+    return this.opened(entry.peer, kp, opened, source) ? { kind: 'data', peer: entry.peer.id, plaintext: opened } : HANDLED;
+  }
+
+  // Why liveEntry last returned null.
+  private lastDrop: HandleResult = HANDLED;
+
+  /** The index entry a data message names, if its keys may still open it; otherwise counted, lastDrop set, null. */
+  private liveEntry(data: Uint8Array, now: number): IndexEntry | null {
     const entry = this.indices.get(readU32(data, DATA.receiverIndex));
     const kp = entry?.keypair;
     if (!entry || !kp) {
       this.counters.unknownIndex++;
-      return DROP['unknown-index'];
+      this.lastDrop = DROP['unknown-index'];
+      return null;
     }
     if (now - kp.createdAt >= this.limits.rejectAfterMs) {
       this.counters.expiredKey++;
-      return DROP['expired-key'];
+      this.lastDrop = DROP['expired-key'];
+      return null;
     }
-    const opened = openData(kp, data, this.limits.rejectAfterMessages, this.decryptInPlace);
-    if (typeof opened === 'string') {
-      switch (opened) {
-        case 'auth-failed': this.counters.authFailures++; return DROP['auth-failed'];
-        case 'duplicate': this.counters.replays++; return DROP.duplicate;
-        case 'too-old': this.counters.tooOld++; return DROP['too-old'];
-        default: this.counters.expiredKey++; return DROP['expired-key'];
-      }
+    return entry;
+  }
+
+  private openFailed(why: OpenFailure): HandleResult {
+    switch (why) {
+      case 'auth-failed': this.counters.authFailures++; return DROP['auth-failed'];
+      case 'duplicate': this.counters.replays++; return DROP.duplicate;
+      case 'too-old': this.counters.tooOld++; return DROP['too-old'];
+      default: this.counters.expiredKey++; return DROP['expired-key'];
     }
-    // Authenticated from here on.
+  }
+
+  /** An authenticated data message's effects; true when it carries a datagram (false: a keepalive). */
+  private opened(p: PeerState, kp: Keypair, plaintext: Uint8Array, source: string): boolean {
     this.counters.packetsOpened++;
-    const p = entry.peer;
     p.address = source; // roaming: reply to where authenticated traffic comes from
     if (kp === p.next) this.confirmNext(p, source);
-    if (opened.length === 0) {
+    if (plaintext.length === 0) {
       this.counters.keepalivesReceived++;
-      return HANDLED;
+      return false;
     }
-    return { kind: 'data', peer: p.id, plaintext: opened };
+    return true;
   }
+
+  // ---- deferred opening: a receive batch's data messages in runs ------------------------------
+
+  /**
+   * As handleDatagram, but a data message that passes the checks that need no decryption (its
+   * keys, their age, the counter limit, the replay window) is queued and DEFERRED returned:
+   * openDeferred() then authenticates and decrypts every queued message in place, a run per key
+   * in one AEAD call (the per-call cost is a third of a 1400-byte open), and hands each
+   * authenticated datagram on in arrival order. `data` must stay untouched until then.
+   */
+  handleDatagramDeferred(data: Uint8Array, source: string, now: number): HandleResult {
+    if (messageType(data) !== MSG_DATA || data.length < DATA_OVERHEAD) return this.handleDatagram(data, source, now);
+    const entry = this.liveEntry(data, now);
+    if (entry === null) return this.lastDrop;
+    const kp = entry.keypair!;
+    const counter = dataCounter(data);
+    if (counter >= this.limits.rejectAfterMessages) return this.openFailed('counter-limit');
+    const verdict = kp.replay.check(counter);
+    if (verdict !== 'fresh') return this.openFailed(verdict);
+    const d = this.deferred;
+    const k = d.count++;
+    if (k === d.counters.length) d.grow();
+    d.datagrams[k] = data;
+    d.entries[k] = entry;
+    d.sources[k] = source;
+    d.counters[k] = counter;
+    return DEFERRED;
+  }
+
+  /** Data messages queued by handleDatagramDeferred, not opened yet. */
+  get deferredCount(): number {
+    return this.deferred.count;
+  }
+
+  /**
+   * Opens what handleDatagramDeferred queued: `deliver` gets each authenticated datagram (a view
+   * of the message, decrypted in place), in arrival order. Messages whose keys were retired
+   * meanwhile are dropped as unknown; a replay within the batch as a duplicate.
+   */
+  openDeferred(deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
+    const d = this.deferred;
+    const n = d.count;
+    let start = 0;
+    while (start < n) {
+      // A run: consecutive messages under the same keys in the same buffer.
+      const entry = d.entries[start]!;
+      const kp = entry.keypair!;
+      const buffer = d.datagrams[start]!.buffer;
+      let end = start + 1;
+      while (end < n && d.entries[end]!.keypair === kp && d.datagrams[end]!.buffer === buffer) end++;
+      if (this.indices.get(kp.localIndex)?.keypair !== kp) {
+        // Retired (and wiped) by a handshake handled after these were queued.
+        this.counters.unknownIndex += end - start;
+      } else {
+        this.openRunOf(kp, entry.peer, start, end, deliver);
+      }
+      start = end;
+    }
+    for (let k = 0; k < n; k++) {
+      d.datagrams[k] = null;
+      d.entries[k] = null;
+      d.sources[k] = '';
+    }
+    d.count = 0;
+  }
+
+  private openRunOf(kp: Keypair, p: PeerState, start: number, end: number, deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
+    const d = this.deferred;
+    const count = end - start;
+    const first = d.datagrams[start]!;
+    const whole = new Uint8Array(first.buffer as ArrayBuffer);
+    for (let k = 0; k < count; k++) {
+      const m = d.datagrams[start + k]!;
+      d.ats[k] = m.byteOffset;
+      d.lens[k] = m.length;
+      d.runCounters[k] = d.counters[start + k]!;
+    }
+    kp.aead.openRun(kp.recvKey, whole, d.ats, d.lens, d.runCounters, count, DATA.headerSize, d.results);
+    for (let k = 0; k < count; k++) {
+      const n = d.results[k]!;
+      if (n < 0) {
+        this.counters.authFailures++;
+        continue;
+      }
+      const counter = d.runCounters[k]!;
+      const verdict = kp.replay.check(counter); // a copy of an earlier message of this batch
+      if (verdict !== 'fresh') {
+        this.openFailed(verdict);
+        continue;
+      }
+      kp.replay.accept(counter);
+      const m = d.datagrams[start + k]!;
+      const plaintext = m.subarray(DATA.payload, DATA.payload + n);
+      if (this.opened(p, kp, plaintext, d.sources[start + k]!)) deliver(p.id, plaintext, d.sources[start + k]!);
+    }
+  }
+
+  private readonly deferred = new DeferredOpens();
 
   private handleInitiation(data: Uint8Array, source: string, now: number): HandleResult {
     if (!this.cookies.mac1Valid(data, INITIATION.mac1)) {

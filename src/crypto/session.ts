@@ -78,6 +78,16 @@ export function sealDataAt(kp: Keypair, plaintext: Uint8Array, out: Uint8Array, 
   return kp.aead.seal(kp.sendKey, counter, out, DATA.headerSize, plaintext, at);
 }
 
+/**
+ * Seals `count` data messages laid back to back in buf from byte `at` (message i is lens[from + i]
+ * bytes: header room, plaintext, tag room) under the next counters, in place and in one AEAD
+ * call. The caller has checked the counter limit and the room.
+ */
+export function sealDataRun(kp: Keypair, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number): void {
+  kp.aead.sealRun(kp.sendKey, buf, lens, from, count, at, MSG_DATA, kp.remoteIndex, kp.sendCounter);
+  kp.sendCounter += count;
+}
+
 export type OpenFailure = 'auth-failed' | 'duplicate' | 'too-old' | 'counter-limit';
 
 /** Counter of a data message (any length >= header). */

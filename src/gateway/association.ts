@@ -17,8 +17,12 @@ export interface StreamListener {
 }
 
 export interface AssociationHooks {
-  /** `now`: the flush's clock reading (performance.now()). */
-  send(data: Uint8Array, now: number): void;
+  /**
+   * Moves the connection's next datagram out (TransportConnection.pollTransmit or
+   * pollTransmitInto, then to the socket): its length, 0 when nothing may leave now.
+   * `now`: the flush's clock reading (performance.now()).
+   */
+  transmit(conn: TransportConnection, now: number): number;
   onConnected(): void;
   onStreamOpened(streamId: number): void;
   onClosed(code: number, reason: string, byPeer: boolean): void;
@@ -157,11 +161,8 @@ export class Association {
     let sent = 0;
     // Events may cause writes/reads, which produce more to send: alternate a few rounds.
     for (let round = 0; round < 4; round++) {
-      let tx;
-      while (sent < MAX_TRANSMITS_PER_FLUSH && (tx = conn.pollTransmit(now)) !== null) {
-        this.#hooks.send(tx.data, now);
-        sent++;
-      }
+      const transmit = this.#hooks.transmit;
+      while (sent < MAX_TRANSMITS_PER_FLUSH && transmit(conn, now) > 0) sent++;
       let any = false;
       let ev: ConnectionEvent | null;
       while ((ev = conn.pollEvent()) !== null) {

@@ -160,7 +160,7 @@ export class Gateway {
       send: (data, to) => this.#link.send(data, to.port, to.host),
       sendData: (data, to) => this.#link.sendTo(data, to),
       sendSpace: (to, size) => this.#link.sendSpace(to, size),
-      commitSend: (space, length) => this.#link.commitSend(space, length),
+      commitSend: (space, length, sealer) => this.#link.commitSend(space, length, sealer),
       deliver: (entry, data, now) => {
         entry.traffic.wireIn += data.length;
         entry.assoc.input(data, now);
@@ -195,11 +195,12 @@ export class Gateway {
     const conn = new Connection({ role, config: this.#transportConfig, now: performance.now() });
     const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireOut: 0, wireIn: 0 };
     let entry: AssociationEntry;
-    const send = this.#security.sender(remote, () => entry);
+    const transmit = this.#security.transmitter(remote, () => entry);
     const assoc = new Association(conn, peerName, {
-      send: (data, now) => {
-        traffic.wireOut += data.length;
-        send(data, now);
+      transmit: (c, now) => {
+        const n = transmit(c, now);
+        traffic.wireOut += n;
+        return n;
       },
       onConnected: () => this.#onConnected(entry),
       onStreamOpened: (id) => this.#onStreamOpened(entry, id),

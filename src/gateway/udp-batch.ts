@@ -6,7 +6,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from './address.ts';
-import type { DatagramHandler, SendSpace, SocketBuffers, UdpLink, UdpLinkStats } from './udp-link.ts';
+import type { DatagramHandler, RunSealer, SendSpace, SocketBuffers, UdpLink, UdpLinkStats } from './udp-link.ts';
 
 /** An open socket of the addon (an opaque external). */
 export type NativeSocket = { readonly __lhUdpSocket: unique symbol };
@@ -60,6 +60,13 @@ class SendQueue {
   count = 0;
   headOffset = 0;
   tail = 0;
+  /** Per datagram: 1 while it waits for `sealer` (written in place, sealed just before sending). */
+  readonly unsealed = new Uint8Array(SEND_QUEUE_DATAGRAMS);
+  /** Datagrams waiting to be sealed, and where the first of them is (index, byte offset). */
+  unsealedCount = 0;
+  unsealedFrom = 0;
+  unsealedOffset = 0;
+  sealer: RunSealer | null = null;
   /** The kernel refused (EAGAIN): wait for writability before trying again. */
   blocked = false;
   /** Listed for this turn's flush. */
@@ -185,12 +192,58 @@ export class NativeUdpLink implements UdpLink {
     return this.#space;
   }
 
-  /** Queues the `length` bytes written into the space sendSpace returned (before any other send). */
-  commitSend(space: SendSpace, length: number): void {
+  /**
+   * Queues the `length` bytes written into the space sendSpace returned (before any other send);
+   * with `sealer`, they are sealed in place (with the rest of their run) just before they leave.
+   */
+  commitSend(space: SendSpace, length: number, sealer?: RunSealer): void {
     const path = this.#spacePath;
     if (path === null || space !== this.#space || space.offset !== path.queue.tail) throw new Error('commitSend: not the space sendSpace just gave');
     this.#spacePath = null;
-    if (!path.closed) this.#queued(path, length);
+    if (path.closed) return;
+    const q = path.queue;
+    if (sealer !== undefined) {
+      if (q.unsealedCount === 0) {
+        q.unsealedFrom = q.count;
+        q.unsealedOffset = q.tail;
+      }
+      q.unsealedCount++;
+      // One peer per path, so every sealer queued on it seals with the same keys.
+      q.sealer = sealer;
+    }
+    this.#queued(path, length, sealer !== undefined);
+  }
+
+  /** Seals the queue's waiting datagrams, run by run (datagrams queued sealed break runs); drops a run that cannot be sealed. */
+  #sealWaiting(q: SendQueue): void {
+    const sealer = q.sealer!;
+    let k = q.unsealedFrom;
+    let offset = q.unsealedOffset;
+    while (k < q.count) {
+      if (q.unsealed[k] === 0) {
+        offset += q.lens[k++]!;
+        continue;
+      }
+      const start = k;
+      const startOffset = offset;
+      while (k < q.count && q.unsealed[k] === 1) {
+        q.unsealed[k] = 0;
+        offset += q.lens[k++]!;
+      }
+      if (!sealer(q.buf, q.lens, start, k - start, startOffset)) {
+        // Never send what could not be sealed: cut the run out of the queue.
+        q.buf.copyWithin(startOffset, offset, q.tail);
+        q.lens.copyWithin(start, k, q.count);
+        q.unsealed.copyWithin(start, k, q.count);
+        this.stats.sendErrors += k - start;
+        this.batching.sendDropped += k - start;
+        q.count -= k - start;
+        q.tail -= offset - startOffset;
+        k = start;
+        offset = startOffset;
+      }
+    }
+    q.unsealedCount = 0;
   }
 
   // Reused by every sendSpace call: a send space lives only until its commitSend.
@@ -211,8 +264,9 @@ export class NativeUdpLink implements UdpLink {
   }
 
   /** `length` bytes were written at the queue's tail: count them in and list the path for this turn's flush. */
-  #queued(path: Path, length: number): void {
+  #queued(path: Path, length: number, unsealed = false): void {
     const q = path.queue;
+    q.unsealed[q.count] = unsealed ? 1 : 0;
     q.lens[q.count++] = length;
     q.tail += length;
     if (!q.listed) {
@@ -241,6 +295,7 @@ export class NativeUdpLink implements UdpLink {
   #flush(path: Path): void {
     const q = path.queue;
     if (this.#closed || path.closed) return;
+    if (q.unsealedCount > 0) this.#sealWaiting(q);
     while (q.head < q.count) {
       const r = this.#udp.sendBatch(path.sock, q.buf, q.lens, q.head, q.count - q.head, q.headOffset);
       this.stats.sendCalls++;

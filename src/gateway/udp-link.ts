@@ -48,6 +48,14 @@ export interface UdpLinkOptions {
   segmentation?: boolean;
 }
 
+/**
+ * Seals, in place and just before they leave, the datagrams queued with this sealer: `count` of
+ * them back to back in buf from byte `at`, datagram i being lens[from + i] bytes. False when they
+ * cannot be sealed any more (no session): they are dropped. One call per run instead of one per
+ * datagram (the packet protection's per-call cost is a third of its work on 1400-byte packets).
+ */
+export type RunSealer = (buf: Buffer, lens: Int32Array, from: number, count: number, at: number) => boolean;
+
 /** Where a caller writes a datagram in place (UdpLink.sendSpace); valid until commitSend. */
 export interface SendSpace {
   buf: Buffer;
@@ -83,7 +91,8 @@ export interface UdpLink {
    * is full: use sendTo then.
    */
   sendSpace(to: Endpoint, size: number): SendSpace | null;
-  commitSend(space: SendSpace, length: number): void;
+  /** Queues what was written into `space`; with `sealer`, it is sealed (with its run) before it leaves. */
+  commitSend(space: SendSpace, length: number, sealer?: RunSealer): void;
   /** The peer behind `to` is gone: drop what was set up for it. */
   release(to: Endpoint): void;
   close(): Promise<void>;

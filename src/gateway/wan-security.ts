@@ -7,10 +7,11 @@
 import type { RemoteInfo } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
-import { SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
+import { DEFERRED, SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
 import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
-import type { SendSpace } from './udp-link.ts';
+import type { TransportConnection } from '../transport/types.ts';
+import type { RunSealer, SendSpace } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
 import { resolveKeyPath } from './config.ts';
 import type { GatewayConfig } from './config.ts';
@@ -51,7 +52,8 @@ export interface SecurityHost<E extends RoutedEntry> {
   sendData(data: Uint8Array, to: Endpoint): boolean;
   /** Room to write an association datagram to a peer in place (UdpLink.sendSpace), or null: use sendData. */
   sendSpace(to: Endpoint, size: number): SendSpace | null;
-  commitSend(space: SendSpace, length: number): void;
+  /** Queues the space's datagram; with `sealer`, sealed in place with its run before it leaves (UdpLink.commitSend). */
+  commitSend(space: SendSpace, length: number, sealer?: RunSealer): void;
   /** An opened transport datagram for `entry`, received at `now` (performance.now()). */
   deliver(entry: E, data: Uint8Array, now: number): void;
   /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
@@ -76,6 +78,8 @@ export interface WanSecurityStats {
   endpoint: SecureEndpointStats | null;
 }
 
+export type Transmitter = (conn: TransportConnection, now: number) => number;
+
 export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   readonly mode: string;
   attach(host: SecurityHost<E>): void;
@@ -85,6 +89,13 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   openClient(entry: E, peerName: string, remote: Endpoint): void;
   /** The function an association sends its transport datagrams through (`now`: its flush's clock). */
   sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
+  /**
+   * The function an association's flush moves its datagrams with: polls the next one from `conn`
+   * straight into the socket's send queue (the transport writes it in place; protected, it is
+   * sealed there with the rest of its run just before it leaves), or through `sender` where there
+   * is no such queue. Returns the datagram's length, 0 when nothing may leave now.
+   */
+  transmitter(remote: Endpoint, entry: () => E): Transmitter;
   forget(entry: E): void;
   /** Asks the peer whether it still has `entry` (answer via SecurityHost.onProbeAnswer). */
   probe(entry: E): void;
@@ -158,6 +169,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   abstract onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
   abstract sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
+  abstract transmitter(remote: Endpoint, entry: () => E): Transmitter;
   abstract stats(): WanSecurityStats;
   abstract close(): void;
 
@@ -238,6 +250,14 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     this.host.deliver(entry, plain, now);
   }
 
+  /** A transmitter's way without a send queue to write into: the transport's own buffer, through `send`. */
+  protected static transmitVia(send: (data: Uint8Array, now: number) => void, conn: TransportConnection, now: number): number {
+    const tx = conn.pollTransmit(now);
+    if (tx === null) return 0;
+    send(tx.data, now);
+    return tx.data.length;
+  }
+
   /** Our own client association's id is learned from its first datagram. */
   protected learn(entry: E, data: Uint8Array, known: { learned: boolean }): void {
     if (known.learned || data.length < MIN_TRANSPORT_PACKET) return;
@@ -278,6 +298,20 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     return (data) => {
       if (!known.learned) this.learn(entry(), data, known);
       this.host.sendData(data, remote);
+    };
+  }
+
+  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+    const send = this.sender(remote, entry);
+    const known = { learned: false };
+    return (conn, now) => {
+      const space = this.host.sendSpace(remote, conn.maxDatagramSize);
+      if (space === null) return RoutingSecurity.transmitVia(send, conn, now);
+      const n = conn.pollTransmitInto(now, space.buf, space.offset);
+      if (n === 0) return 0;
+      if (!known.learned) this.learn(entry(), space.buf.subarray(space.offset, space.offset + n), known);
+      this.host.commitSend(space, n);
+      return n;
     };
   }
 
@@ -337,6 +371,34 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #lastPort = -1;
   #lastSource = '';
 
+  // The peer of the last datagram opened, and its name (the same peer, datagram after datagram).
+  #lastPeer: PeerId | null = null;
+  #lastPeerName: string | undefined = undefined;
+  #lastEndpoint: Endpoint | null = null;
+  #lastEndpointSource = '';
+  #openScheduled = false;
+  // The clock reading of the batch the deferred messages came in.
+  #openNow = 0;
+
+  #openDeferred = (): void => {
+    this.#openScheduled = false;
+    this.#ep.openDeferred(this.#deliver);
+  };
+
+  /** An authenticated transport datagram from `peer`: to its association. */
+  #deliver = (peer: PeerId, plaintext: Uint8Array, source: string): void => {
+    if (peer !== this.#lastPeer) {
+      this.#lastPeer = peer;
+      this.#lastPeerName = this.#nameById.get(peer);
+    }
+    if (source !== this.#lastEndpointSource || this.#lastEndpoint === null) {
+      this.#lastEndpointSource = source;
+      this.#lastEndpoint = this.#endpointOf(source);
+    }
+    const name = this.#lastPeerName;
+    if (name !== undefined) this.route(plaintext, name, this.#lastEndpoint, this.#openNow);
+  };
+
   onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
     if (from.port !== this.#lastPort || from.address !== this.#lastAddress) {
       this.#lastPort = from.port;
@@ -344,10 +406,19 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       this.#lastSource = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
     }
     const source = this.#lastSource;
-    const r = this.#ep.handleDatagram(data, source, now);
+    // Data messages are opened together when the receive batch is done (one AEAD call per run).
+    const r = this.#ep.handleDatagramDeferred(data, source, now);
+    if (r === DEFERRED) {
+      if (!this.#openScheduled) {
+        this.#openScheduled = true;
+        this.#openNow = now;
+        queueMicrotask(this.#openDeferred);
+      }
+      return;
+    }
     if (r.kind === 'data') {
-      const name = this.#nameById.get(r.peer);
-      if (name !== undefined) this.route(r.plaintext, name, this.#endpointOf(source), now);
+      this.#openNow = now;
+      this.#deliver(r.peer, r.plaintext, source);
     } else if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
     } else if (r.kind === 'dropped' && r.reason === 'cipher-mismatch') {
@@ -440,6 +511,42 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       }
       const copied = this.host.sendData(sealed, to);
       if (!copied && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) scratch = null;
+    };
+  }
+
+  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+    // Until the peer has a session (and the association's id is learned), the sender's way: it
+    // holds datagrams for the handshake.
+    const send = this.sender(remote, entry);
+    const known = { learned: false };
+    let id: PeerId | undefined;
+    let lastAddress: string | null = null;
+    let lastTo = remote;
+    // Datagrams are sealed when the queue flushes, in the same turn: at the clock of the last one.
+    let lastNow = 0;
+    let sealer: RunSealer | null = null;
+    return (conn, now) => {
+      id ??= this.#idByName.get(entry().assoc.peerName);
+      if (id === undefined || !known.learned || !this.#ep.readyToSeal(id, now)) {
+        return RoutingSecurity.transmitVia((data, at) => {
+          if (!known.learned) this.learn(entry(), data, known);
+          send(data, at);
+        }, conn, now);
+      }
+      const addr = this.#ep.peerAddress(id);
+      if (addr !== lastAddress) {
+        lastAddress = addr;
+        lastTo = addr === null ? remote : this.#endpointOf(addr);
+      }
+      const space = this.host.sendSpace(lastTo, conn.maxDatagramSize + SecureEndpoint.OVERHEAD);
+      if (space === null) return RoutingSecurity.transmitVia(send, conn, now);
+      const n = conn.pollTransmitInto(now, space.buf, space.offset + SecureEndpoint.HEADER_ROOM);
+      if (n === 0) return 0;
+      lastNow = now;
+      const peer = id;
+      sealer ??= (buf, lens, from, count, at) => this.#ep.sealRun(peer, buf, lens, from, count, at, lastNow);
+      this.host.commitSend(space, n + SecureEndpoint.OVERHEAD, sealer);
+      return n;
     };
   }
 

@@ -852,10 +852,40 @@ export class Connection implements TransportConnection, RecoveryHandler {
   }
 
   pollTransmit(now: Millis): Transmit | null {
+    this.txOut = null;
+    const n = this.transmit(now);
+    if (n === 0) return null;
+    const buf = this.txBuilt!;
+    this.txBuilt = null;
+    return { data: n === buf.length ? buf : buf.subarray(0, n) };
+  }
+
+  /** The largest datagram pollTransmit can return: the room pollTransmitInto needs. */
+  get maxDatagramSize(): number {
+    return Math.max(this.config.initialPacketSize, this.config.maxPacketSize);
+  }
+
+  pollTransmitInto(now: Millis, out: Uint8Array, at: number): number {
+    if (!(at >= 0 && out.length - at >= this.maxDatagramSize)) throw new RangeError('pollTransmitInto: less room than maxDatagramSize');
+    this.txOut = out;
+    this.txAt = at;
+    const n = this.transmit(now);
+    this.txOut = null;
+    return n;
+  }
+
+  // Where build() writes: the caller's buffer (pollTransmitInto) or, when null, a new one it
+  // leaves in txBuilt (pollTransmit).
+  private txOut: Uint8Array | null = null;
+  private txAt = 0;
+  private txBuilt: Uint8Array | null = null;
+
+  /** The next datagram's length (written as build() says), 0 when nothing may leave now. */
+  private transmit(now: Millis): number {
     const state = this.state;
-    if (state === 'closed') return null;
-    if (state === 'closing') return this.pendingClose ? this.buildClose(now) : null;
-    if (!this.cidKnown) return null;
+    if (state === 'closed') return 0;
+    if (state === 'closing') return this.pendingClose ? this.buildClose(now) : 0;
+    if (!this.cidKnown) return 0;
     if (now > this.lastNow) this.lastNow = now;
     this.pacerWakeup = Infinity;
 
@@ -896,14 +926,14 @@ export class Connection implements TransportConnection, RecoveryHandler {
           this.pacerWakeup = at;
           blocked = true;
         } else {
-          const t = this.build(now, limit, false, probe);
-          if (t !== null) return t;
+          const n = this.build(now, limit, false, probe);
+          if (n !== 0) return n;
         }
       }
     }
     if (ackDue) return this.build(now, size, false, 0, true);
     if (!blocked && !wantsData) this.recovery.markAppLimited();
-    return null;
+    return 0;
   }
 
   /**
@@ -923,16 +953,21 @@ export class Connection implements TransportConnection, RecoveryHandler {
   }
 
   /**
-   * Builds one packet into the reused buffer and returns an exact-size copy.
+   * Builds one packet at txOut[txAt] or, without txOut, into a new buffer left in txBuilt, and
+   * returns its length (0: nothing to send after all).
    * `mtuProbe` > 0: PING padded to that size. `ackOnly`: only an ACK (not in flight).
    */
-  private build(now: Millis, size: number, isPtoProbe: boolean, mtuProbe: number, ackOnly = false): Transmit | null {
+  private build(now: Millis, size: number, isPtoProbe: boolean, mtuProbe: number, ackOnly = false): number {
     const pn = this.nextPn;
-    const limit = mtuProbe > 0 ? mtuProbe : size;
-    // Written in place into memory the caller will own: Node's pooled allocUnsafe is cheaper
-    // than building in a scratch buffer and copying (every byte up to `pos` is written).
-    const buf = Buffer.allocUnsafe(limit);
-    let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, pn);
+    const out = this.txOut;
+    const base = out === null ? 0 : this.txAt;
+    // Frames are written at absolute positions up to `limit`, the packet's end in `buf`.
+    const limit = base + (mtuProbe > 0 ? mtuProbe : size);
+    // Written in place into memory the caller will own: the caller's send queue, or Node's pooled
+    // allocUnsafe, cheaper than building in a scratch buffer and copying (every byte up to `pos`
+    // is written).
+    const buf = out ?? Buffer.allocUnsafe(limit);
+    let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, pn, base);
     const sp = this.recovery.sent.acquire();
     let ackEliciting = false;
 
@@ -966,7 +1001,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (!ackEliciting) {
       if (sp.ackLargest < 0) {
         this.recovery.sent.release(sp);
-        return null;
+        return 0;
       }
       // Ack-only: every so often ask for an ACK back so the peer can prune (see constant).
       if (++this.ackOnlySinceEliciting >= ACK_ONLY_BEFORE_PING && pos < limit) {
@@ -976,13 +1011,14 @@ export class Connection implements TransportConnection, RecoveryHandler {
     }
     if (ackEliciting) this.ackOnlySinceEliciting = 0;
     // Pad the client's INIT (path must carry the base size) and MTU probes.
-    const padTo = mtuProbe > 0 ? mtuProbe : (sp.ctrl & Ctrl.HANDSHAKE) !== 0 && this.role === 'client' ? this.config.initialPacketSize : 0;
+    const padTo = base + (mtuProbe > 0 ? mtuProbe : (sp.ctrl & Ctrl.HANDSHAKE) !== 0 && this.role === 'client' ? this.config.initialPacketSize : 0);
     if (pos < padTo) pos = writePadding(buf, pos, padTo - pos);
+    const length = pos - base;
 
     this.nextPn = pn + 1;
     sp.pn = pn;
     sp.timeSent = now;
-    sp.size = pos;
+    sp.size = length;
     sp.ackEliciting = ackEliciting;
     sp.inFlight = ackEliciting;
     sp.isMtuProbe = mtuProbe > 0;
@@ -992,7 +1028,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     else this.recovery.sent.release(sp);
     if (mtuProbe > 0) this.mtud.onProbeSent(mtuProbe);
     if (ackEliciting) {
-      this.pacer.onSent(pos);
+      this.pacer.onSent(length);
       if (!this.elicitingSentSinceReceive) {
         this.elicitingSentSinceReceive = true;
         this.idleDeadline = Math.max(this.idleDeadline, now + this.idleTimeoutMs);
@@ -1000,8 +1036,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
     }
     this.lastSentAt = now;
     this.packetsSent++;
-    this.bytesSent += pos;
-    return { data: pos === limit ? buf : buf.subarray(0, pos) };
+    this.bytesSent += length;
+    if (out === null) this.txBuilt = buf;
+    return length;
   }
 
   private writeAckFrame(buf: Uint8Array, pos: number, limit: number, now: Millis, sp: SentPacket): number {
@@ -1061,7 +1098,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       const send = s.send;
       const connCredit = this.peerMaxData - this.connSent;
       // Header sized for the largest offset this stream can carry; the length fits 2 bytes.
-      const hdr = 1 + varintSize(s.id) + varintSize(send.writeOffset) + varintSize(limit);
+      const hdr = 1 + varintSize(s.id) + varintSize(send.writeOffset) + varintSize(limit - pos);
       const room = limit - pos - hdr;
       if (s.resetCode >= 0 || !send.nextChunk(room, connCredit)) {
         this.dequeueHead(s);
@@ -1100,19 +1137,21 @@ export class Connection implements TransportConnection, RecoveryHandler {
     s.queued = false;
   }
 
-  private buildClose(now: Millis): Transmit | null {
+  private buildClose(now: Millis): number {
     this.pendingClose = false;
-    const limit = this.mtud.current;
-    if (HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes) > limit) this.closeReasonBytes = new Uint8Array(0);
-    const buf = Buffer.allocUnsafe(HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes));
-    let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, this.nextPn++);
+    if (HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes) > this.mtud.current) this.closeReasonBytes = new Uint8Array(0);
+    const out = this.txOut;
+    const base = out === null ? 0 : this.txAt;
+    const buf = out ?? Buffer.allocUnsafe(HEADER_SIZE + closeFrameSize(this.closeCode, this.closeReasonBytes));
+    let pos = writeHeader(buf, 0, this.cidHi, this.cidLo, this.nextPn++, base);
     pos = writeClose(buf, pos, this.closeCode, this.closeReasonBytes);
+    const length = pos - base;
     this.packetsSent++;
-    this.bytesSent += pos;
+    this.bytesSent += length;
     this.lastSentAt = now;
-    const t = { data: buf.subarray(0, pos) };
+    if (out === null) this.txBuilt = buf;
     if (this.abortAfterClose) this.finishClose(this.closeCode, this.closeReason, false);
-    return t;
+    return length;
   }
 
   private finishClose(code: number, reason: string, byPeer: boolean): void {

@@ -41,27 +41,27 @@ export function newHeader(): PacketHeader {
   return { version: PROTOCOL_VERSION, flags: 0, cidHi: 0, cidLo: 0, packetNumber: 0 };
 }
 
-/** Writes a header at offset 0; returns HEADER_SIZE. */
-export function writeHeader(buf: Uint8Array, flags: number, cidHi: number, cidLo: number, pn: number): number {
-  buf[0] = PROTOCOL_VERSION;
-  buf[1] = flags;
-  buf[2] = cidHi >>> 24;
-  buf[3] = (cidHi >>> 16) & 0xff;
-  buf[4] = (cidHi >>> 8) & 0xff;
-  buf[5] = cidHi & 0xff;
-  buf[6] = cidLo >>> 24;
-  buf[7] = (cidLo >>> 16) & 0xff;
-  buf[8] = (cidLo >>> 8) & 0xff;
-  buf[9] = cidLo & 0xff;
+/** Writes a header at buf[at] (default 0); returns where it ends. */
+export function writeHeader(buf: Uint8Array, flags: number, cidHi: number, cidLo: number, pn: number, at = 0): number {
+  buf[at] = PROTOCOL_VERSION;
+  buf[at + 1] = flags;
+  buf[at + 2] = cidHi >>> 24;
+  buf[at + 3] = (cidHi >>> 16) & 0xff;
+  buf[at + 4] = (cidHi >>> 8) & 0xff;
+  buf[at + 5] = cidHi & 0xff;
+  buf[at + 6] = cidLo >>> 24;
+  buf[at + 7] = (cidLo >>> 16) & 0xff;
+  buf[at + 8] = (cidLo >>> 8) & 0xff;
+  buf[at + 9] = cidLo & 0xff;
   const pnHi = Math.floor(pn / 0x100000000);
   const pnLo = pn >>> 0;
-  buf[10] = (pnHi >>> 8) & 0xff;
-  buf[11] = pnHi & 0xff;
-  buf[12] = pnLo >>> 24;
-  buf[13] = (pnLo >>> 16) & 0xff;
-  buf[14] = (pnLo >>> 8) & 0xff;
-  buf[15] = pnLo & 0xff;
-  return HEADER_SIZE;
+  buf[at + 10] = (pnHi >>> 8) & 0xff;
+  buf[at + 11] = pnHi & 0xff;
+  buf[at + 12] = pnLo >>> 24;
+  buf[at + 13] = (pnLo >>> 16) & 0xff;
+  buf[at + 14] = (pnLo >>> 8) & 0xff;
+  buf[at + 15] = pnLo & 0xff;
+  return at + HEADER_SIZE;
 }
 
 /** Parses the header into `out`; returns null on success or a typed error (never throws). */

@@ -92,6 +92,14 @@ export interface TransportConnection {
   handleDatagram(data: Uint8Array, now: Millis): void;
   handleTimeout(now: Millis): void;
   pollTransmit(now: Millis): Transmit | null;
+  /**
+   * pollTransmit written into out[at, ...) instead of a new buffer (a driver builds straight into
+   * its socket's send queue): the datagram's length, 0 when nothing may leave now. The room from
+   * `at` must be at least maxDatagramSize (a RangeError otherwise: a caller bug).
+   */
+  pollTransmitInto(now: Millis, out: Uint8Array, at: number): number;
+  /** The largest datagram the connection sends (its configured packet sizes). */
+  readonly maxDatagramSize: number;
   pollEvent(): ConnectionEvent | null;
   nextTimeout(): Millis | null;
 

@@ -263,3 +263,77 @@ for (const aead of backends) {
     assert.throws(() => aead.open(kp.recvKey, 0, packet, 16, null), /after free/);
   });
 }
+
+// sealRun / openRun: a send queue's or receive batch's run in one call, same bytes as one call per packet.
+const arbRun = fc.array(fc.uint8Array({ minLength: 0, maxLength: 1500 }), { minLength: 1, maxLength: 12 });
+
+for (const aead of backends) {
+  test(`${label(aead)}: sealRun seals a run exactly as seal does packet by packet, and openRun opens it`, () => {
+    fc.assert(fc.property(arbKey, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 40 }), arbRun, fc.nat(0xffffffff), (keyBytes, first, at, plaintexts, index) => {
+      const key = aead.create(keyBytes);
+      const lens = new Int32Array(plaintexts.length + 2);
+      const from = 1; // entries before the run are not touched
+      plaintexts.forEach((p, i) => { lens[from + i] = 16 + p.length + TAG; });
+      const total = plaintexts.reduce((n, p) => n + 16 + p.length + TAG, 0);
+      const buf = new Uint8Array(at + total + 7).fill(0xee);
+      let off = at;
+      for (const p of plaintexts) {
+        buf.set(p, off + 16);
+        off += 16 + p.length + TAG;
+      }
+      assert.equal(aead.sealRun(key, buf, lens, from, plaintexts.length, at, 4, index, first), plaintexts.length);
+      assert.ok(buf.subarray(0, at).every((b) => b === 0xee) && buf.subarray(at + total).every((b) => b === 0xee), 'nothing outside the run is written');
+      // The same packets sealed one by one, with the same headers.
+      off = at;
+      const ats = new Int32Array(plaintexts.length);
+      const runLens = new Int32Array(plaintexts.length);
+      const counters = new Float64Array(plaintexts.length);
+      plaintexts.forEach((p, i) => {
+        const header = new Uint8Array(16);
+        const view = new DataView(header.buffer);
+        view.setUint32(0, 4, true);
+        view.setUint32(4, index, true);
+        view.setBigUint64(8, BigInt(first + i), true);
+        assert.deepEqual(buf.subarray(off, off + 16 + p.length + TAG), sealWith(aead, key, first + i, header, p));
+        ats[i] = off;
+        runLens[i] = 16 + p.length + TAG;
+        counters[i] = first + i;
+        off += runLens[i]!;
+      });
+      const results = new Int32Array(plaintexts.length);
+      assert.equal(aead.openRun(key, buf, ats, runLens, counters, plaintexts.length, 16, results), plaintexts.length);
+      plaintexts.forEach((p, i) => {
+        assert.equal(results[i], p.length);
+        assert.deepEqual(buf.subarray(ats[i]! + 16, ats[i]! + 16 + p.length), p);
+      });
+      aead.free(key);
+    }), { numRuns: 60 });
+  });
+
+  test(`${label(aead)}: openRun rejects (and zeroes) only the tampered packets of a run; misuse throws`, () => {
+    const key = aead.create(new Uint8Array(32).fill(3));
+    const sizes = [100, 1400, 0, 600];
+    const lens = new Int32Array(sizes.map((n) => 16 + n + TAG));
+    const total = lens.reduce((a, b) => a + b, 0);
+    const buf = new Uint8Array(total);
+    let off = 0;
+    const ats = new Int32Array(sizes.length);
+    sizes.forEach((n, i) => {
+      ats[i] = off;
+      buf.fill(i + 1, off + 16, off + 16 + n);
+      off += lens[i]!;
+    });
+    aead.sealRun(key, buf, lens, 0, sizes.length, 0, 4, 9, 100);
+    buf[ats[1]! + 16 + 700]! ^= 1; // ciphertext of packet 1
+    buf[ats[3]! + 3]! ^= 1; // header (AAD) of packet 3
+    const results = new Int32Array(sizes.length);
+    aead.openRun(key, buf, ats, lens, new Float64Array([100, 101, 102, 103]), sizes.length, 16, results);
+    assert.deepEqual([...results], [100, -1, 0, -1]);
+    assert.ok(buf.subarray(ats[0]! + 16, ats[0]! + 116).every((b) => b === 1));
+    assert.ok(buf.subarray(ats[1]! + 16, ats[1]! + 16 + 1400).every((b) => b === 0), 'a rejected packet leaves no plaintext');
+    // A run beyond the buffer is a caller bug, found before anything is written.
+    assert.throws(() => aead.sealRun(key, buf, lens, 0, sizes.length, 1, 4, 9, 0), RangeError);
+    assert.throws(() => aead.openRun(key, buf, new Int32Array([total - 10]), new Int32Array([40]), new Float64Array([0]), 1, 16, results), RangeError);
+    aead.free(key);
+  });
+}

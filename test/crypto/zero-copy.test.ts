@@ -101,3 +101,114 @@ test('by default the caller\'s datagram is left untouched', () => {
   assert.equal(pair.b.ep.handleDatagram(bad, pair.a.address, pair.now).kind, 'dropped');
   assert.deepEqual(bad, badCopy);
 });
+
+/** A send queue's run: datagrams written at HEADER_ROOM of their slots, lens = slot sizes. */
+function queueRun(plains: Uint8Array[], at = 0): { buf: Buffer; lens: Int32Array } {
+  const lens = new Int32Array(plains.map((p) => p.length + SecureEndpoint.OVERHEAD));
+  const buf = Buffer.alloc(at + lens.reduce((a, b) => a + b, 0) + 100, 0xee);
+  let off = at;
+  plains.forEach((p, i) => {
+    buf.set(p, off + SecureEndpoint.HEADER_ROOM);
+    off += lens[i]!;
+  });
+  return { buf, lens };
+}
+
+test('sealRun seals a queued run in place under consecutive counters; deferred opening delivers each in order, as views', () => {
+  const pair = new Pair({ decryptInPlace: true });
+  pair.handshake();
+  const plains = [payload(1, 1400), payload(2, 1), payload(3, 700), payload(4, 1400)];
+  const { buf, lens } = queueRun(plains, 10);
+  assert.equal(pair.a.ep.readyToSeal(pair.a.peer, pair.now), true);
+  assert.equal(pair.a.ep.sealRun(pair.a.peer, buf, lens, 0, plains.length, 10, pair.now), true);
+  // Each sealed datagram also opens on its own (same protection as seal()).
+  const datagrams: Uint8Array[] = [];
+  let off = 10;
+  for (const len of lens) {
+    datagrams.push(Uint8Array.from(buf.subarray(off, off + len)));
+    off += len;
+  }
+  const b = pair.b.ep;
+  // One receive buffer holding the batch, as the gateway's receive slab does.
+  const slab = new Uint8Array(8192);
+  const views: Uint8Array[] = [];
+  let pos = 0;
+  for (const d of [datagrams[0]!, datagrams[1]!, datagrams[1]!, datagrams[2]!, datagrams[3]!]) {
+    slab.set(d, pos);
+    views.push(slab.subarray(pos, pos + d.length));
+    pos += d.length;
+  }
+  const before = b.stats();
+  for (const v of views) b.handleDatagramDeferred(v, pair.a.address, pair.now);
+  assert.equal(b.deferredCount, 5, 'queued, not opened yet');
+  assert.equal(b.stats().packetsOpened, before.packetsOpened);
+  const got: Uint8Array[] = [];
+  b.openDeferred((peer, plaintext, source) => {
+    assert.equal(peer, pair.b.peer);
+    assert.equal(source, pair.a.address);
+    assert.equal(plaintext.buffer, slab.buffer, 'decrypted in place');
+    got.push(Uint8Array.from(plaintext));
+  });
+  assert.deepEqual(got, plains, 'every datagram once, in order: the copy within the batch is a replay');
+  assert.equal(b.stats().packetsOpened - before.packetsOpened, 4);
+  assert.equal(b.stats().replays - before.replays, 1);
+  assert.equal(b.deferredCount, 0);
+  // Across batches the replay window holds too.
+  slab.set(datagrams[0]!, 0);
+  const r = b.handleDatagramDeferred(slab.subarray(0, datagrams[0]!.length), pair.a.address, pair.now);
+  assert.equal(r.kind, 'dropped');
+  assert.equal(b.deferredCount, 0);
+});
+
+test('deferred opening rejects tampered messages and leaves the others and the session unharmed; no session: sealRun refuses', () => {
+  const fresh = new Pair();
+  const q = queueRun([payload(0, 100)]);
+  assert.equal(fresh.a.ep.readyToSeal(fresh.a.peer, fresh.now), false, 'before the handshake');
+  assert.equal(fresh.a.ep.sealRun(fresh.a.peer, q.buf, q.lens, 0, 1, 0, fresh.now), false);
+
+  const pair = new Pair({ decryptInPlace: true });
+  pair.handshake();
+  const plains = [payload(5, 300), payload(6, 300), payload(7, 300)];
+  const { buf, lens } = queueRun(plains);
+  pair.a.ep.sealRun(pair.a.peer, buf, lens, 0, 3, 0, pair.now);
+  const genuine = Uint8Array.from(buf.subarray(lens[0]!, lens[0]! + lens[1]!));
+  buf[lens[0]! + 40]! ^= 0x10; // the second message's ciphertext
+  const b = pair.b.ep;
+  const snapshot = b.debugSnapshot();
+  const before = b.stats();
+  let off = 0;
+  for (const len of lens) {
+    b.handleDatagramDeferred(buf.subarray(off, off + len), pair.a.address, pair.now);
+    off += len;
+  }
+  const got: Uint8Array[] = [];
+  b.openDeferred((_peer, plaintext) => got.push(Uint8Array.from(plaintext)));
+  assert.deepEqual(got, [plains[0], plains[2]]);
+  assert.equal(b.stats().authFailures - before.authFailures, 1);
+  assert.notEqual(b.debugSnapshot(), snapshot, 'the authentic ones moved the replay window');
+  // The tampered one's counter is still free: the genuine message opens later.
+  const r = b.handleDatagram(genuine, pair.a.address, pair.now);
+  assert.equal(r.kind, 'data');
+});
+
+test('deferred messages whose keys a later handshake retired are dropped as unknown, without using the wiped keys', () => {
+  const pair = new Pair({ decryptInPlace: true });
+  pair.handshake();
+  const { buf, lens } = queueRun([payload(8, 200)]);
+  pair.a.ep.sealRun(pair.a.peer, buf, lens, 0, 1, 0, pair.now);
+  const b = pair.b.ep;
+  b.handleDatagramDeferred(buf.subarray(0, lens[0]!), pair.a.address, pair.now);
+  // Two fresh handshakes in the same receive batch: the queued message's keys are retired and wiped.
+  for (let i = 0; i < 3; i++) {
+    pair.now += 10_000;
+    pair.wallMs += 10_000;
+    pair.handshake();
+    pair.transfer(pair.a, payload(9, 10)); // confirms the new keys at b
+  }
+  const before = b.stats();
+  const got: Uint8Array[] = [];
+  b.openDeferred((_peer, plaintext) => got.push(plaintext));
+  assert.equal(got.length, 0);
+  assert.equal(b.stats().unknownIndex - before.unknownIndex, 1);
+  assert.equal(pair.transfer(pair.a, payload(10, 10)).result?.kind, 'data', 'the session goes on');
+});

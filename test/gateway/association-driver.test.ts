@@ -26,7 +26,7 @@ function waitingCore(aheadMs: number, limit = 1000): TransportConnection & { tim
   return core as unknown as TransportConnection & { timeouts: number };
 }
 
-const hooks = { send(): void {}, onConnected(): void {}, onStreamOpened(): void {}, onClosed(): void {} };
+const hooks = { transmit: (): number => 0, onConnected(): void {}, onStreamOpened(): void {}, onClosed(): void {} };
 
 test('driver sleeps on a timer while the pacer waits for tokens, instead of spinning with setImmediate', (t) => {
   mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });

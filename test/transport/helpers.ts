@@ -76,6 +76,11 @@ export interface PairOptions {
   link?: Partial<LinkOpts>;
   /** Use the default (model-based) controller instead of TestController. */
   defaultController?: boolean;
+  /**
+   * Both sides send with pollTransmitInto at shifting offsets of one buffer (as a gateway writes
+   * into its send queue); every byte around each datagram is checked untouched.
+   */
+  transmitInto?: boolean;
 }
 
 export class Pair {
@@ -94,6 +99,9 @@ export class Pair {
   /** Optional tap on every datagram put on the wire. */
   tap: ((data: Uint8Array, toServer: boolean) => void) | null = null;
   private readonly rng: Prng;
+  private readonly transmitInto: boolean;
+  private readonly txBuf = new Uint8Array(8192);
+  private txAt = 0;
   private queue: InFlight[] = [];
   private seq = 0;
   steps = 0;
@@ -117,6 +125,21 @@ export class Pair {
     this.server = new Connection({ role: 'server', config: scfg, now: 0 });
     this.toServer = { ...DEFAULT_LINK, ...opts.link };
     this.toClient = { ...DEFAULT_LINK, ...opts.link };
+    this.transmitInto = opts.transmitInto ?? false;
+  }
+
+  /** The side's next datagram (a copy it owns), by pollTransmit or pollTransmitInto. */
+  private poll(conn: Connection): Uint8Array | null {
+    if (!this.transmitInto) return conn.pollTransmit(this.now)?.data ?? null;
+    const buf = this.txBuf;
+    buf.fill(0xee);
+    const at = (this.txAt = (this.txAt + 13) % 97);
+    const n = conn.pollTransmitInto(this.now, buf, at);
+    if (n === 0) return null;
+    for (let i = 0; i < buf.length; i++) {
+      if ((i < at || i >= at + n) && buf[i] !== 0xee) throw new Error(`pollTransmitInto wrote outside its datagram (byte ${i}, datagram ${at}+${n})`);
+    }
+    return buf.slice(at, at + n);
   }
 
   /** Delivers a datagram to a side directly (bypassing links), then services it. */
@@ -153,8 +176,8 @@ export class Pair {
       this.onClient?.(this);
       this.onServer?.(this);
       let t;
-      while ((t = this.client.pollTransmit(this.now)) !== null) this.send(t.data, true);
-      while ((t = this.server.pollTransmit(this.now)) !== null) this.send(t.data, false);
+      while ((t = this.poll(this.client)) !== null) this.send(t, true);
+      while ((t = this.poll(this.server)) !== null) this.send(t, false);
     }
   }
 
