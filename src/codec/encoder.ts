@@ -184,6 +184,39 @@ export class BlockEncoder {
    */
   encode(data: Uint8Array): Uint8Array {
     if (data.length === 0) return new Uint8Array(0);
+    const { blocks, total } = this.encodeBlocks(data);
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const block of blocks) {
+      const payload = block.payload ?? block.original;
+      at = writeBlockHeader(out, at, block.codec, block.original.length, payload.length);
+      out.set(payload, at);
+      at += payload.length;
+    }
+    return out;
+  }
+
+  /**
+   * encode() as a list of parts to send in order (each block's header, then its payload), without
+   * copying: a raw block's payload is a view of `data`, which must stay unchanged until the parts
+   * are sent. A gateway writes them straight into its stream, saving a copy of every byte (and
+   * the allocation behind it) when blocks go raw.
+   */
+  encodeParts(data: Uint8Array): Uint8Array[] {
+    if (data.length === 0) return [];
+    const { blocks } = this.encodeBlocks(data);
+    const parts: Uint8Array[] = [];
+    for (const block of blocks) {
+      const payload = block.payload ?? block.original;
+      const header = new Uint8Array(headerLength(block.codec, block.original.length, payload.length));
+      writeBlockHeader(header, 0, block.codec, block.original.length, payload.length);
+      parts.push(header, payload);
+    }
+    return parts;
+  }
+
+  // The blocks `data` becomes, with the stats and policy bookkeeping of one encode.
+  private encodeBlocks(data: Uint8Array): { blocks: PendingBlock[]; total: number } {
     const blocks: PendingBlock[] = [];
     let total = 0;
     const splitter = this.splitsNow() ? this.splitter : null;
@@ -201,14 +234,6 @@ export class BlockEncoder {
         start = end;
       }
     }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const block of blocks) {
-      const payload = block.payload ?? block.original;
-      at = writeBlockHeader(out, at, block.codec, block.original.length, payload.length);
-      out.set(payload, at);
-      at += payload.length;
-    }
     const s = this.stats.encode;
     s.bytesIn += data.length;
     s.bytesOut += total;
@@ -220,7 +245,7 @@ export class BlockEncoder {
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
     this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);
-    return out;
+    return { blocks, total };
   }
 
   // Once per output window: the machine's load average (CPU share) and this thread's busy share.

@@ -116,7 +116,8 @@ export class StreamBridge implements StreamListener {
       this.#encodeGathered();
       return;
     }
-    this.#pending.push(this.#encoder.encode(chunk));
+    // Parts, not one framed copy: raw blocks go from the read buffer straight into the stream.
+    for (const part of this.#encoder.encodeParts(chunk)) this.#pending.push(part);
     this.#drainPending();
   };
 
@@ -127,7 +128,7 @@ export class StreamBridge implements StreamListener {
     const data = this.#gathered.length === 1 ? this.#gathered[0]! : Buffer.concat(this.#gathered, this.#gatheredBytes);
     this.#gathered = [];
     this.#gatheredBytes = 0;
-    this.#pending.push(this.#encoder.encode(data));
+    for (const part of this.#encoder.encodeParts(data)) this.#pending.push(part);
     this.#drainPending();
   };
 

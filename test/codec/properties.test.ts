@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseBlockHeader } from '../../src/codec/block-format.ts';
+import { CODEC_NONE, parseBlockHeader } from '../../src/codec/block-format.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder, COMPRESSION_MODES } from '../../src/codec/encoder.ts';
 import { concat, equalBytes, textLike, vmImage } from './fixtures.ts';
@@ -133,5 +133,26 @@ describe('codec properties', () => {
       decoder.push(stream.subarray(0, b));
       assert.ok(decoder.finish().ok);
     }
+  });
+});
+
+describe('encodeParts', () => {
+  it('gives the bytes of encode(), in order, with raw payloads as views of the input (no copy)', () => {
+    fc.assert(fc.property(fc.array(piece, { minLength: 1, maxLength: 6 }), fc.constantFrom(...COMPRESSION_MODES), (pieces, mode) => {
+      const data = concat(pieces);
+      const whole = new BlockEncoder({ mode }).encode(data);
+      const parts = new BlockEncoder({ mode }).encodeParts(data);
+      assert.ok(equalBytes(concat(parts), whole));
+      let raw = 0;
+      for (let i = 1; i < parts.length; i += 2) {
+        // A raw block's payload is the input's own bytes.
+        if (parts[i - 1]![0] === CODEC_NONE) {
+          assert.equal(parts[i]!.buffer, data.buffer);
+          raw++;
+        }
+      }
+      if (mode === 'none') assert.equal(raw, parts.length / 2);
+      assert.ok(equalBytes(decodeChunks(new BlockDecoder(), parts), data));
+    }), RUNS);
   });
 });
