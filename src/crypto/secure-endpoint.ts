@@ -265,14 +265,12 @@ class DeferredOpens {
   runCounters = new Float64Array(256);
   results = new Int32Array(256);
 
+  /** Doubles the room (the queued counters are kept; the run arrays are scratch). */
   grow(): void {
     const size = this.counters.length * 2;
-    const more = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
-      const b = make(size);
-      b.set(a);
-      return b;
-    };
-    this.counters = more(this.counters, (n) => new Float64Array(n));
+    const counters = new Float64Array(size);
+    counters.set(this.counters);
+    this.counters = counters;
     this.ats = new Int32Array(size);
     this.lens = new Int32Array(size);
     this.runCounters = new Float64Array(size);
@@ -416,8 +414,9 @@ export class SecureEndpoint {
   /**
    * Seals a send queue's run in place: `count` packets back to back in buf from byte `at`,
    * packet i being lens[from + i] bytes (HEADER_ROOM bytes of header room, the transport
-   * datagram, then room for the tag: OVERHEAD bytes in all). One AEAD call for the run (the per-call cost is a third
-   * of a 1400-byte seal). False when there is no usable session: the caller drops the run.
+   * datagram, then room for the tag: OVERHEAD bytes in all). One AEAD call for the run (the
+   * per-call cost is a third of a 1400-byte seal). False when there is no usable session: the
+   * caller drops the run.
    */
   sealRun(peer: PeerId, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, now: number): boolean {
     const p = this.requirePeer(peer);

@@ -226,11 +226,11 @@ export class NativeUdpLink implements UdpLink {
       }
       const start = k;
       const startOffset = offset;
-      while (k < q.count && q.unsealed[k] === 1) {
-        q.unsealed[k] = 0;
-        offset += q.lens[k++]!;
-      }
-      if (!sealer(q.buf, q.lens, start, k - start, startOffset)) {
+      while (k < q.count && q.unsealed[k] === 1) offset += q.lens[k++]!;
+      // Marked sealed only once sealed: should the sealer throw, nothing of the run ever leaves.
+      if (sealer(q.buf, q.lens, start, k - start, startOffset)) {
+        q.unsealed.fill(0, start, k);
+      } else {
         // Never send what could not be sealed: cut the run out of the queue.
         q.buf.copyWithin(startOffset, offset, q.tail);
         q.lens.copyWithin(start, k, q.count);

@@ -383,6 +383,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #openDeferred = (): void => {
     this.#openScheduled = false;
     this.#ep.openDeferred(this.#deliver);
+    // A message under a responder's new keys confirms them ('established': held datagrams go out).
+    this.#pump();
   };
 
   /** An authenticated transport datagram from `peer`: to its association. */
@@ -525,14 +527,13 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     // Datagrams are sealed when the queue flushes, in the same turn: at the clock of the last one.
     let lastNow = 0;
     let sealer: RunSealer | null = null;
+    const sendAndLearn = (data: Uint8Array, now: number): void => {
+      if (!known.learned) this.learn(entry(), data, known);
+      send(data, now);
+    };
     return (conn, now) => {
       id ??= this.#idByName.get(entry().assoc.peerName);
-      if (id === undefined || !known.learned || !this.#ep.readyToSeal(id, now)) {
-        return RoutingSecurity.transmitVia((data, at) => {
-          if (!known.learned) this.learn(entry(), data, known);
-          send(data, at);
-        }, conn, now);
-      }
+      if (id === undefined || !known.learned || !this.#ep.readyToSeal(id, now)) return RoutingSecurity.transmitVia(sendAndLearn, conn, now);
       const addr = this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
