@@ -48,7 +48,9 @@
 
 #include <node_api.h>
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #define KEY_LEN 32
 #define NONCE_LEN 12
@@ -155,11 +157,14 @@ static bool seal_one(EVP_CIPHER_CTX *e, const uint8_t nonce[NONCE_LEN], uint8_t 
   uint8_t *ct = packet + header_len;
   int n = 0;
   uint8_t final_out[TAG_LEN]; /* ChaCha20's and GCM's Final write nothing; never hand them a NULL */
-  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 1) == 1;
+  /* The tag through the provider's parameters directly: EVP_CIPHER_CTX_ctrl would build them per call. */
+  OSSL_PARAM tag_param[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, ct + plain_len, TAG_LEN),
+                             OSSL_PARAM_construct_end()};
+  bool ok = EVP_EncryptInit_ex2(e, NULL, NULL, nonce, NULL) == 1;
   if (ok && header_len > 0) ok = EVP_EncryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
   if (ok && plain_len > 0) ok = EVP_EncryptUpdate(e, ct, &n, plain, (int)plain_len) == 1 && (size_t)n == plain_len;
   if (ok) ok = EVP_EncryptFinal_ex(e, final_out, &n) == 1 && n == 0;
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, ct + plain_len) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_get_params(e, tag_param) == 1;
   return ok;
 }
 
@@ -175,8 +180,10 @@ static bool open_one(EVP_CIPHER_CTX *e, const uint8_t nonce[NONCE_LEN], const ui
   memcpy(tag, ct + ct_len, TAG_LEN);
   int n = 0;
   uint8_t final_out[TAG_LEN];
-  bool ok = EVP_CipherInit_ex(e, NULL, NULL, NULL, nonce, 0) == 1;
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) == 1;
+  /* The expected tag goes in with the nonce: one call into the provider instead of two. */
+  OSSL_PARAM tag_param[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_LEN),
+                             OSSL_PARAM_construct_end()};
+  bool ok = EVP_DecryptInit_ex2(e, NULL, NULL, nonce, tag_param) == 1;
   if (ok && header_len > 0) ok = EVP_DecryptUpdate(e, NULL, &n, packet, (int)header_len) == 1;
   if (ok && ct_len > 0) ok = EVP_DecryptUpdate(e, out, &n, ct, (int)ct_len) == 1 && (size_t)n == ct_len;
   /* Final compares the tags (in constant time); a mismatch is the packet's fault, not a bug. */
