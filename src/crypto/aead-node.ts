@@ -74,8 +74,8 @@ export const nodeAesGcmAead: PacketAead = {
     return plainLen;
   },
 
-  openRun(k, buf, ats, lens, counters, count, headerLen, results) {
-    return openRunByOpen(nodeAesGcmAead.open, k, buf, ats, lens, counters, count, headerLen, results);
+  openRun(k, buf, ats, lens, counters, count, headerLen, results, out, outAts) {
+    return openRunByOpen(nodeAesGcmAead.open, k, buf, ats, lens, counters, count, headerLen, results, out, outAts);
   },
 
   sealRun(k, buf, lens, from, count, at, word0, word1, firstCounter) {

@@ -11,7 +11,10 @@ interface LhAeadAddon {
   seal(key: AeadKey, counter: number, buf: Uint8Array, headerLen: number, plaintext: Uint8Array, at?: number): number;
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
   sealRun(key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, word0: number, word1: number, firstCounter: number): number;
-  openRun(key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number, results: Int32Array): number;
+  openRun(
+    key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number,
+    results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
+  ): number;
   free(key: AeadKey): void;
   /** OpenSSL_version(OPENSSL_VERSION) of the running node, e.g. "OpenSSL 3.5.8 ...". */
   version: string;

@@ -57,8 +57,8 @@ export const sodiumAead: PacketAead = {
     return plainLen;
   },
 
-  openRun(k, buf, ats, lens, counters, count, headerLen, results) {
-    return openRunByOpen(sodiumAead.open, k, buf, ats, lens, counters, count, headerLen, results);
+  openRun(k, buf, ats, lens, counters, count, headerLen, results, out, outAts) {
+    return openRunByOpen(sodiumAead.open, k, buf, ats, lens, counters, count, headerLen, results, out, outAts);
   },
 
   sealRun(k, buf, lens, from, count, at, word0, word1, firstCounter) {

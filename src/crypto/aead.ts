@@ -52,11 +52,15 @@ export interface PacketAead {
    */
   sealRun(key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, word0: number, word1: number, firstCounter: number): number;
   /**
-   * open() in place for `count` packets of buf, packet k at buf[ats[k], +lens[k]) under
-   * counters[k]: results[k] = its plaintext length, or -1 (then its plaintext bytes are zeroed).
-   * A receive batch's run in one call. Throws when a packet lies outside `buf` (a caller bug).
+   * open() for `count` packets of buf, packet k at buf[ats[k], +lens[k]) under counters[k], in
+   * place or, with `out`, into out[outAts[k]] (not overlapping the packets): results[k] = its
+   * plaintext length, or -1 (then its plaintext bytes are zeroed). A receive batch's run in one
+   * call. Throws when a packet or a plaintext lies outside its buffer (a caller bug).
    */
-  openRun(key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number, results: Int32Array): number;
+  openRun(
+    key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number,
+    results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
+  ): number;
   /** Wipes and releases the key now (a finalizer does it otherwise); the key is unusable afterwards. */
   free(key: AeadKey): void;
 }
@@ -64,12 +68,19 @@ export interface PacketAead {
 /** openRun for the JS backends: their per-packet open, in a loop (the OpenSSL addon has its own). */
 export function openRunByOpen(
   open: PacketAead['open'], key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array,
-  count: number, headerLen: number, results: Int32Array,
+  count: number, headerLen: number, results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
 ): number {
+  const into = out ?? null;
   for (let k = 0; k < count; k++) {
     if (ats[k]! < 0 || ats[k]! + lens[k]! > buf.length) throw new RangeError('ats, lens: a packet outside buf');
+    const plainLen = lens[k]! - headerLen - AEAD_TAG_LEN;
+    if (into !== null && plainLen >= 0 && (outAts![k]! < 0 || outAts![k]! + plainLen > into.length)) throw new RangeError('outAts: a plaintext outside out');
   }
-  for (let k = 0; k < count; k++) results[k] = open(key, counters[k]!, buf.subarray(ats[k]!, ats[k]! + lens[k]!), headerLen, null);
+  for (let k = 0; k < count; k++) {
+    const packet = buf.subarray(ats[k]!, ats[k]! + lens[k]!);
+    const plainLen = lens[k]! - headerLen - AEAD_TAG_LEN;
+    results[k] = open(key, counters[k]!, packet, headerLen, into !== null && plainLen >= 0 ? into.subarray(outAts![k]!, outAts![k]! + plainLen) : null);
+  }
   return count;
 }
 

@@ -127,6 +127,14 @@ export interface SecureEndpointOptions {
    */
   decryptInPlace?: boolean;
   /**
+   * Datagrams given to handleDatagramDeferred are the caller's only until openDeferred returns
+   * (the gateway passes views of its socket's receive buffer): data messages are then decrypted
+   * out of place into the endpoint's own memory, other messages handled on a copy. Saves the
+   * caller copying every datagram out. Default false: deferred data messages are decrypted in
+   * place, and the caller gives the datagrams up.
+   */
+  transientDatagrams?: boolean;
+  /**
    * The cipher of the handshake and of every packet (Noise_IKpsk2_25519_AESGCM_SHA256 or
    * ..._ChaChaPoly_SHA256); the peer must use the same one. Default aes-256-gcm.
    */
@@ -252,6 +260,10 @@ const HANDLED: HandleResult = { kind: 'handled' };
 /** Queued by handleDatagramDeferred: its fate is decided in openDeferred. */
 export const DEFERRED: HandleResult = Object.freeze({ kind: 'handled' });
 
+// Transient data messages' plaintexts are written into slabs of this size (one allocation per
+// ~180 datagrams of 1400 bytes); a slab lives as long as any plaintext view of it.
+const PLAIN_SLAB_BYTES = 256 * 1024;
+
 /** handleDatagramDeferred's queue: parallel arrays, reused batch after batch. */
 class DeferredOpens {
   count = 0;
@@ -261,6 +273,7 @@ class DeferredOpens {
   counters = new Float64Array(256);
   // One run's arguments to openRun.
   ats = new Int32Array(256);
+  outAts = new Int32Array(256);
   lens = new Int32Array(256);
   runCounters = new Float64Array(256);
   results = new Int32Array(256);
@@ -272,6 +285,7 @@ class DeferredOpens {
     counters.set(this.counters);
     this.counters = counters;
     this.ats = new Int32Array(size);
+    this.outAts = new Int32Array(size);
     this.lens = new Int32Array(size);
     this.runCounters = new Float64Array(size);
     this.results = new Int32Array(size);
@@ -304,6 +318,10 @@ export class SecureEndpoint {
   private readonly counters = zeroStats();
   private readonly indexScratch = new Uint8Array(4);
   private readonly decryptInPlace: boolean;
+  private readonly transientDatagrams: boolean;
+  // Where transient data messages are decrypted to: plaintexts back to back, a new slab when full.
+  private plainSlab: Uint8Array = EMPTY;
+  private plainSlabPos = 0;
   private readonly aead: PacketAead;
   readonly cipher: PacketCipher;
   private loadWindowStart = -Infinity;
@@ -314,6 +332,7 @@ export class SecureEndpoint {
     this.random = opts.random ?? systemRandom;
     this.wallClockMs = opts.wallClockMs ?? Date.now;
     this.decryptInPlace = opts.decryptInPlace ?? false;
+    this.transientDatagrams = opts.transientDatagrams ?? false;
     this.cipher = opts.cipher ?? opts.aead?.cipher ?? DEFAULT_PACKET_CIPHER;
     this.aead = opts.aead ?? defaultPacketAead(this.cipher);
     if (this.aead.cipher !== this.cipher) throw new Error(`aead backend is ${this.aead.cipher}, cipher is ${this.cipher}`);
@@ -598,7 +617,9 @@ export class SecureEndpoint {
    * authenticated datagram on in arrival order. `data` must stay untouched until then.
    */
   handleDatagramDeferred(data: Uint8Array, source: string, now: number): HandleResult {
-    if (messageType(data) !== MSG_DATA || data.length < DATA_OVERHEAD) return this.handleDatagram(data, source, now);
+    if (messageType(data) !== MSG_DATA || data.length < DATA_OVERHEAD) {
+      return this.handleDatagram(this.transientDatagrams ? Uint8Array.from(data) : data, source, now);
+    }
     const entry = this.liveEntry(data, now);
     if (entry === null) return this.lastDrop;
     const kp = entry.keypair!;
@@ -623,8 +644,9 @@ export class SecureEndpoint {
 
   /**
    * Opens what handleDatagramDeferred queued: `deliver` gets each authenticated datagram (a view
-   * of the message, decrypted in place), in arrival order. Messages whose keys were retired
-   * meanwhile are dropped as unknown; a replay within the batch as a duplicate.
+   * of the message decrypted in place, or of the endpoint's memory with transientDatagrams), in
+   * arrival order. Messages whose keys were retired meanwhile are dropped as unknown; a replay
+   * within the batch as a duplicate.
    */
   openDeferred(deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
     const d = this.deferred;
@@ -654,17 +676,38 @@ export class SecureEndpoint {
   }
 
   private openRunOf(kp: Keypair, p: PeerState, start: number, end: number, deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
+    const whole = new Uint8Array(this.deferred.datagrams[start]!.buffer as ArrayBuffer);
+    // Transient datagrams go to the plaintext slab: in pieces that fit it, a new slab between.
+    for (let k = start; k < end; ) k = this.openSubRun(kp, p, whole, k, end, deliver);
+  }
+
+  /** Opens deferred messages from `start` on (all up to `end`, or as many as the slab holds); returns where it stopped. */
+  private openSubRun(
+    kp: Keypair, p: PeerState, whole: Uint8Array, start: number, end: number, deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void,
+  ): number {
     const d = this.deferred;
-    const count = end - start;
-    const first = d.datagrams[start]!;
-    const whole = new Uint8Array(first.buffer as ArrayBuffer);
-    for (let k = 0; k < count; k++) {
-      const m = d.datagrams[start + k]!;
-      d.ats[k] = m.byteOffset;
-      d.lens[k] = m.length;
-      d.runCounters[k] = d.counters[start + k]!;
+    const transient = this.transientDatagrams;
+    if (transient && this.plainSlabPos + d.datagrams[start]!.length > this.plainSlab.length) {
+      this.plainSlab = Buffer.allocUnsafeSlow(PLAIN_SLAB_BYTES);
+      this.plainSlabPos = 0;
     }
-    kp.aead.openRun(kp.recvKey, whole, d.ats, d.lens, d.runCounters, count, DATA.headerSize, d.results);
+    let pos = this.plainSlabPos;
+    let count = 0;
+    for (let k = start; k < end; k++, count++) {
+      const m = d.datagrams[k]!;
+      if (transient) {
+        if (pos + m.length > this.plainSlab.length) break;
+        d.outAts[count] = pos;
+        pos = (pos + m.length - DATA_OVERHEAD + 7) & ~7;
+      }
+      d.ats[count] = m.byteOffset;
+      d.lens[count] = m.length;
+      d.runCounters[count] = d.counters[k]!;
+    }
+    this.plainSlabPos = pos;
+    const slab = this.plainSlab;
+    if (transient) kp.aead.openRun(kp.recvKey, whole, d.ats, d.lens, d.runCounters, count, DATA.headerSize, d.results, slab, d.outAts);
+    else kp.aead.openRun(kp.recvKey, whole, d.ats, d.lens, d.runCounters, count, DATA.headerSize, d.results);
     for (let k = 0; k < count; k++) {
       const n = d.results[k]!;
       if (n < 0) {
@@ -678,10 +721,10 @@ export class SecureEndpoint {
         continue;
       }
       kp.replay.accept(counter);
-      const m = d.datagrams[start + k]!;
-      const plaintext = m.subarray(DATA.payload, DATA.payload + n);
+      const plaintext = transient ? slab.subarray(d.outAts[k]!, d.outAts[k]! + n) : d.datagrams[start + k]!.subarray(DATA.payload, DATA.payload + n);
       if (this.opened(p, kp, plaintext, d.sources[start + k]!)) deliver(p.id, plaintext, d.sources[start + k]!);
     }
+    return start + count;
   }
 
   private readonly deferred = new DeferredOpens();

@@ -170,7 +170,7 @@ export class Gateway {
       onProbeAnswer: (entry, known) => this.#onProbeAnswer(entry, known),
       log: this.log,
     });
-    this.#link.onDatagram((data, from, now) => this.#security.onDatagram(data, from, now));
+    this.#link.onDatagram((data, from, now) => this.#security.onDatagram(data, from, now), { transient: this.#security.takesTransientDatagrams });
     this.config.tunnels.forEach((t, i) => {
       const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
       this.tunnels.push(tunnel);

@@ -138,9 +138,13 @@ export class NativeUdpLink implements UdpLink {
     return { host: this.#local.host, port: this.#local.port };
   }
 
-  onDatagram(handler: DatagramHandler): void {
+  onDatagram(handler: DatagramHandler, options?: { transient?: boolean }): void {
     this.#handler = handler;
+    this.#transient = options?.transient ?? false;
   }
+
+  // The handler takes views of the receive buffer itself (onDatagram's `transient`).
+  #transient = false;
 
   /** One datagram to an address from the main socket (handshakes, unproven sources): copied at once. */
   send(data: Uint8Array, port: number, host: string): void {
@@ -385,6 +389,13 @@ export class NativeUdpLink implements UdpLink {
   }
 
   #deliverOne(at: number, len: number, from: RemoteInfo, now: number): void {
+    this.stats.datagramsIn++;
+    this.stats.bytesIn += len;
+    from.size = len;
+    if (this.#transient) {
+      this.#handler(this.#recvBuf.subarray(at, at + len), from, now);
+      return;
+    }
     if (this.#slabPos + len > RECV_SLAB_BYTES) {
       this.#slab = Buffer.allocUnsafeSlow(RECV_SLAB_BYTES);
       this.#slabPos = 0;
@@ -392,9 +403,6 @@ export class NativeUdpLink implements UdpLink {
     const pos = this.#slabPos;
     this.#recvBuf.copy(this.#slab, pos, at, at + len);
     this.#slabPos = (pos + len + 7) & ~7;
-    this.stats.datagramsIn++;
-    this.stats.bytesIn += len;
-    from.size = len;
     this.#handler(this.#slab.subarray(pos, pos + len), from, now);
   }
 

@@ -72,7 +72,12 @@ export interface UdpLink {
   readonly backend: UdpBackend;
   readonly stats: UdpLinkStats;
   readonly address: Endpoint;
-  onDatagram(handler: DatagramHandler): void;
+  /**
+   * `transient`: the handler reads each datagram during its call and copies what it keeps; it
+   * may then get views of a receive buffer that is reused once the batch's turn is over
+   * (microtasks included), saving a copy per datagram. Default: every datagram its own bytes.
+   */
+  onDatagram(handler: DatagramHandler, options?: { transient?: boolean }): void;
   /**
    * Fire and forget: UDP loss is the transport's business; errors are only counted (no
    * per-datagram callback). For handshake replies and other traffic to unproven sources.
@@ -182,6 +187,7 @@ class DgramUdpLink implements UdpLink {
     return { host: a.address, port: a.port };
   }
 
+  // node:dgram gives every message its own buffer: transient or not, nothing to save.
   onDatagram(handler: DatagramHandler): void {
     this.#handler = handler;
   }

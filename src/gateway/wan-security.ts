@@ -82,6 +82,8 @@ export type Transmitter = (conn: TransportConnection, now: number) => number;
 
 export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   readonly mode: string;
+  /** onDatagram copies what it keeps: the link may pass views of its receive buffer (UdpLink.onDatagram's `transient`). */
+  readonly takesTransientDatagrams: boolean;
   attach(host: SecurityHost<E>): void;
   /** `now`: performance.now() when it was received. */
   onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
@@ -148,6 +150,7 @@ class CidRoutes<E> {
 
 abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> {
   abstract readonly mode: string;
+  abstract readonly takesTransientDatagrams: boolean;
   protected host!: SecurityHost<E>;
   protected routes = new CidRoutes<E>();
   protected unroutable = 0;
@@ -276,6 +279,8 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 
 class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'plaintext (INSECURE, debug only)';
+  // Routes the datagrams themselves: the transport keeps views of them.
+  readonly takesTransientDatagrams = false;
 
   onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
     const ep = { host: from.address, port: from.port };
@@ -329,6 +334,8 @@ const HELD_DATAGRAMS_PER_PEER = 64;
 
 class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'noise-ik (authenticated, encrypted)';
+  // The endpoint decrypts data messages out of place into its own memory and copies the rest.
+  readonly takesTransientDatagrams = true;
   #ep: SecureEndpoint;
   #nameById = new Map<PeerId, string>();
   #idByName = new Map<string, PeerId>();
@@ -643,7 +650,7 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
   // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
   const ep = new SecureEndpoint({
-    staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true, cipher: config.cipher,
+    staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true, transientDatagrams: true, cipher: config.cipher,
   });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
 }

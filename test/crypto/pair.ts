@@ -50,6 +50,8 @@ export interface PairOptions {
   aExpects?: Uint8Array;
   /** Both endpoints decrypt data messages in place (the gateway's mode). */
   decryptInPlace?: boolean;
+  /** Both endpoints take transient datagrams in handleDatagramDeferred (the gateway's mode). */
+  transientDatagrams?: boolean;
   /** Cipher of both sides (default: the endpoint's default), or of each side (cipher mismatch tests). */
   cipher?: PacketCipher;
   cipherA?: PacketCipher;
@@ -74,14 +76,14 @@ export class Pair {
     const epA = new SecureEndpoint({
       staticKey: keyA, peers: [{ publicKey: bPublic, ...(opts.pskA ? { psk: opts.pskA } : {}) }],
       random: seededRandom(seed * 7 + 3), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
-      decryptInPlace: opts.decryptInPlace ?? false, ...(opts.aeadA ? { aead: opts.aeadA } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false, transientDatagrams: opts.transientDatagrams ?? false, ...(opts.aeadA ? { aead: opts.aeadA } : {}),
       ...(opts.cipherA ?? opts.cipher ? { cipher: opts.cipherA ?? opts.cipher } : {}),
     });
     const allowed = opts.bAllows ?? [keyA.publicKey];
     const epB = new SecureEndpoint({
       staticKey: keyB, peers: allowed.map((publicKey) => ({ publicKey, ...(opts.pskB ? { psk: opts.pskB } : {}) })),
       random: seededRandom(seed * 7 + 4), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
-      decryptInPlace: opts.decryptInPlace ?? false, ...(opts.aeadB ? { aead: opts.aeadB } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false, transientDatagrams: opts.transientDatagrams ?? false, ...(opts.aeadB ? { aead: opts.aeadB } : {}),
       ...(opts.cipherB ?? opts.cipher ? { cipher: opts.cipherB ?? opts.cipher } : {}),
     });
     this.a = { ep: epA, key: keyA, address: ADDR_A, peer: peerIdOf(bPublic), received: [], events: [], results: [] };

@@ -212,3 +212,41 @@ test('deferred messages whose keys a later handshake retired are dropped as unkn
   assert.equal(b.stats().unknownIndex - before.unknownIndex, 1);
   assert.equal(pair.transfer(pair.a, payload(10, 10)).result?.kind, 'data', 'the session goes on');
 });
+
+test('transient datagrams: deferred data messages are decrypted into the endpoint\'s own memory; the caller\'s buffer is free once openDeferred returns', () => {
+  const pair = new Pair({ decryptInPlace: true, transientDatagrams: true });
+  pair.handshake();
+  const b = pair.b.ep;
+  // 500 datagrams (~700 KB of plaintext: the endpoint's slabs fill and roll over) through one
+  // reused receive buffer, in batches of 64, each batch overwritten right after openDeferred.
+  const recv = new Uint8Array(64 * 1500);
+  const got: Uint8Array[] = [];
+  const sent: Uint8Array[] = [];
+  for (let batch = 0; batch < 8; batch++) {
+    let pos = 0;
+    const views: Uint8Array[] = [];
+    for (let i = 0; i < 64 && sent.length < 500; i++) {
+      const plain = payload(sent.length, 1 + ((sent.length * 131) % 1400));
+      sent.push(plain);
+      const d = pair.a.ep.seal(pair.a.peer, plain, pair.now)!;
+      recv.set(d, pos);
+      views.push(recv.subarray(pos, pos + d.length));
+      pos += d.length;
+    }
+    const before = Uint8Array.from(recv.subarray(0, pos));
+    for (const v of views) b.handleDatagramDeferred(v, pair.a.address, pair.now);
+    b.openDeferred((_peer, plaintext) => {
+      assert.notEqual(plaintext.buffer, recv.buffer, 'not a view of the caller\'s buffer');
+      got.push(plaintext); // kept as views: they must survive the caller reusing its buffer
+    });
+    assert.deepEqual(recv.subarray(0, pos), before, 'the caller\'s bytes are only read');
+    recv.fill(0xa5);
+  }
+  assert.equal(got.length, 500);
+  got.forEach((p, i) => assert.deepEqual(Uint8Array.from(p), sent[i], `datagram ${i} intact after its receive buffer was reused`));
+  // A handshake message is handled on a copy: the caller may reuse its buffer at once.
+  const fresh = new Pair({ transientDatagrams: true });
+  const init = fresh.a.ep.connect(fresh.a.peer, fresh.b.address, fresh.now);
+  const r = fresh.b.ep.handleDatagramDeferred(init, fresh.a.address, fresh.now);
+  assert.equal(r.kind, 'reply');
+});

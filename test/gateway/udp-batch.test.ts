@@ -230,6 +230,29 @@ test('commitSend with a sealer: queued datagrams are sealed in runs just before 
   }
 });
 
+test('transient handler: datagrams arrive as views of the link\'s receive buffer, intact during the call, without a copy each', { skip }, async () => {
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+  try {
+    const buffers = new Set<ArrayBufferLike>();
+    let ok = 0;
+    b.onDatagram((d, from) => {
+      buffers.add(d.buffer);
+      const seq = d.readUInt32BE(0);
+      if (intact(d, seq, 100 + (seq % 900)) && from.port === a.address.port) ok++;
+    }, { transient: true });
+    const scratch = Buffer.alloc(1500);
+    for (let seq = 0; seq < 1500; seq++) a.sendTo(fill(scratch, seq, 100 + (seq % 900)), b.address);
+    await until(() => b.stats.datagramsIn >= 1500);
+    assert.equal(ok, 1500, 'every datagram intact while its handler ran');
+    // The link's one receive buffer, not a copy into a slab per ~256 KiB (~4 of them here).
+    assert.equal(buffers.size, 1, `distinct buffers: ${buffers.size}`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 test('node:dgram offers no send space (callers use sendTo)', async () => {
   const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'dgram' });
   try {
