@@ -2,12 +2,16 @@
 // same PID, same stdio), since V8 sizes its young generation once, at start-up.
 //
 // Why: the datapath allocates ArrayBuffers that die young (socket reads, packet and block
-// buffers: several bytes of them per byte carried). With V8's default young generation
-// (semi-spaces growing to 16 MiB) scavenges are rare, the dead buffers still count as external
-// memory, and V8 answers with a full mark-compact every ~16 MiB of traffic: ~65 per GiB, about
-// half of a sending gateway's CPU (bench/results/gateway-2026-11-26.md). 2 MiB semi-spaces keep
-// scavenges frequent enough that external memory never builds up: 2 mark-compacts per GiB.
-export const GATEWAY_SEMI_SPACE_MIB = 2;
+// buffers). With V8's default young generation (semi-spaces growing to 16 MiB) scavenges are
+// rare, the dead buffers still count as external memory, and V8 answered with a full
+// mark-compact every ~16 MiB of traffic: ~65 per GiB, about half of a sending gateway's CPU on
+// an incompressible bulk transfer. Smaller semi-spaces keep scavenges frequent enough that
+// external memory never builds up (2 mark-compacts per GiB at 8 MiB or less), but too small a
+// young generation promotes what lives a little longer (decoded blocks queued for the target's
+// socket): a compressed 1 GiB migration on a 1 Gbit/s lab link took 7.9 s at 2 MiB, 7.0 s at
+// 8 MiB and 6.8 s at 16 MiB (medians of 3-5), while the loopback bulk transfer ran as fast at 8
+// as at 2. Hence 8.
+export const GATEWAY_SEMI_SPACE_MIB = 8;
 
 const FLAG = '--max-semi-space-size';
 const FLAG_NAMES = [FLAG, '--max_semi_space_size']; // V8 takes either spelling
