@@ -146,6 +146,12 @@ static aead_ctx *get_ctx(napi_env env, napi_value v) {
   return c;
 }
 
+/* The arguments sealRun and openRun share: ctx, then the buffer the run lies in. False after throwing. */
+static bool get_run_args(napi_env env, napi_value *argv, aead_ctx **c, uint8_t **buf, size_t *buf_len) {
+  *c = get_ctx(env, argv[0]);
+  return *c != NULL && get_bytes(env, argv[1], buf, buf_len, "buf: a Uint8Array");
+}
+
 static void make_nonce(const aead_ctx *c, uint64_t counter, uint8_t nonce[NONCE_LEN]) {
   memset(nonce, 0, 4);
   for (int i = 0; i < 8; i++) nonce[c->counter_big_endian ? 11 - i : 4 + i] = (uint8_t)(counter >> (8 * i));
@@ -336,11 +342,10 @@ static napi_value js_seal_run(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 9) return throw_type(env, "sealRun(ctx, buf, lens, from, count, at, word0, word1, firstCounter)");
-  aead_ctx *c = get_ctx(env, argv[0]);
-  if (c == NULL) return NULL;
+  aead_ctx *c;
   uint8_t *buf;
   size_t buf_len;
-  if (!get_bytes(env, argv[1], &buf, &buf_len, "buf: a Uint8Array")) return NULL;
+  if (!get_run_args(env, argv, &c, &buf, &buf_len)) return NULL;
   size_t lens_count;
   const int32_t *lens;
   if (!get_typed(env, argv[2], napi_int32_array, (void **)&lens, &lens_count, "lens: an Int32Array")) return NULL;
@@ -409,11 +414,10 @@ static napi_value js_open_run(napi_env env, napi_callback_info info) {
   napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 8) return throw_type(env, "openRun(ctx, buf, ats, lens, counters, count, headerLen, results, out?, outAts?)");
-  aead_ctx *c = get_ctx(env, argv[0]);
-  if (c == NULL) return NULL;
+  aead_ctx *c;
   uint8_t *buf;
   size_t buf_len;
-  if (!get_bytes(env, argv[1], &buf, &buf_len, "buf: a Uint8Array")) return NULL;
+  if (!get_run_args(env, argv, &c, &buf, &buf_len)) return NULL;
   const int32_t *ats, *lens;
   int32_t *results;
   const double *counters;
