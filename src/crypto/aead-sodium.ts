@@ -1,6 +1,6 @@
 // PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
 // fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
-import { AEAD_KEY_LEN, openedLength, packetAt, openRunByOpen, sealedEnd, sealRunBySeal, type AeadKey, type PacketAead } from './aead.ts';
+import { AEAD_KEY_LEN, openedLength, packetAt, runsByPacket, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 interface SodiumKey {
@@ -22,6 +22,31 @@ function keyOf(k: AeadKey): Buffer {
   return key;
 }
 
+const seal: PacketAead['seal'] = (k, counter, buf, headerLen, plaintext, at) => {
+  const packet = packetAt(buf, at);
+  const end = sealedEnd(packet, headerLen, plaintext.length);
+  setNonce(counter);
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+    packet.subarray(headerLen, end), plaintext, packet.subarray(0, headerLen), null, nonce, keyOf(k),
+  );
+  return end;
+};
+
+const open: PacketAead['open'] = (k, counter, packet, headerLen, out) => {
+  const key = keyOf(k);
+  const plainLen = openedLength(packet, headerLen, out);
+  if (plainLen < 0) return -1;
+  setNonce(counter);
+  // libsodium checks the tag before decrypting and allows m == c; on failure it zeroes m.
+  const m = out === null ? packet.subarray(headerLen, headerLen + plainLen) : out.subarray(0, plainLen);
+  try {
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, packet.subarray(headerLen), packet.subarray(0, headerLen), nonce, key);
+  } catch {
+    return -1;
+  }
+  return plainLen;
+};
+
 export const sodiumAead: PacketAead = {
   name: 'sodium',
   cipher: 'chacha20-poly1305',
@@ -32,38 +57,9 @@ export const sodiumAead: PacketAead = {
     return k as unknown as AeadKey;
   },
 
-  seal(k, counter, buf, headerLen, plaintext, at) {
-    const packet = packetAt(buf, at);
-    const end = sealedEnd(packet, headerLen, plaintext.length);
-    setNonce(counter);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-      packet.subarray(headerLen, end), plaintext, packet.subarray(0, headerLen), null, nonce, keyOf(k),
-    );
-    return end;
-  },
-
-  open(k, counter, packet, headerLen, out) {
-    const key = keyOf(k);
-    const plainLen = openedLength(packet, headerLen, out);
-    if (plainLen < 0) return -1;
-    setNonce(counter);
-    // libsodium checks the tag before decrypting and allows m == c; on failure it zeroes m.
-    const m = out === null ? packet.subarray(headerLen, headerLen + plainLen) : out.subarray(0, plainLen);
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, packet.subarray(headerLen), packet.subarray(0, headerLen), nonce, key);
-    } catch {
-      return -1;
-    }
-    return plainLen;
-  },
-
-  openRun(k, buf, ats, lens, counters, count, headerLen, results, out, outAts) {
-    return openRunByOpen(sodiumAead.open, k, buf, ats, lens, counters, count, headerLen, results, out, outAts);
-  },
-
-  sealRun(k, buf, lens, from, count, at, word0, word1, firstCounter) {
-    return sealRunBySeal(sodiumAead.seal, k, buf, lens, from, count, at, word0, word1, firstCounter);
-  },
+  seal,
+  open,
+  ...runsByPacket(seal, open),
 
   free(k) {
     const s = k as unknown as SodiumKey;

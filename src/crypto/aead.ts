@@ -65,8 +65,8 @@ export interface PacketAead {
   free(key: AeadKey): void;
 }
 
-/** openRun for the JS backends: their per-packet open, in a loop (the OpenSSL addon has its own). */
-export function openRunByOpen(
+/** openRun by per-packet open, in a loop. */
+function openRunByOpen(
   open: PacketAead['open'], key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array,
   count: number, headerLen: number, results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
 ): number {
@@ -84,11 +84,21 @@ export function openRunByOpen(
   return count;
 }
 
+/** sealRun and openRun for a JS backend, from its per-packet seal and open (the OpenSSL addon has its own). */
+export function runsByPacket(seal: PacketAead['seal'], open: PacketAead['open']): Pick<PacketAead, 'sealRun' | 'openRun'> {
+  return {
+    sealRun: (key, buf, lens, from, count, at, word0, word1, firstCounter) =>
+      sealRunBySeal(seal, key, buf, lens, from, count, at, word0, word1, firstCounter),
+    openRun: (key, buf, ats, lens, counters, count, headerLen, results, out, outAts) =>
+      openRunByOpen(open, key, buf, ats, lens, counters, count, headerLen, results, out, outAts),
+  };
+}
+
 /** Bytes of the header sealRun writes: two u32 words and the u64 counter. */
 export const RUN_HEADER_LEN = 16;
 
-/** sealRun for the JS backends: their per-packet seal, in a loop (the OpenSSL addon has its own). */
-export function sealRunBySeal(
+/** sealRun by per-packet seal, in a loop. */
+function sealRunBySeal(
   seal: PacketAead['seal'], key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number,
   word0: number, word1: number, firstCounter: number,
 ): number {
