@@ -612,9 +612,10 @@ export class SecureEndpoint {
   /**
    * As handleDatagram, but a data message that passes the checks that need no decryption (its
    * keys, their age, the counter limit, the replay window) is queued and DEFERRED returned:
-   * openDeferred() then authenticates and decrypts every queued message in place, a run per key
-   * in one AEAD call (the per-call cost is a third of a 1400-byte open), and hands each
-   * authenticated datagram on in arrival order. `data` must stay untouched until then.
+   * openDeferred() then authenticates and decrypts every queued message (in place, or out of
+   * place with transientDatagrams), a run per key in one AEAD call (the per-call cost is a third
+   * of a 1400-byte open), and hands each authenticated datagram on in arrival order. `data` must
+   * stay untouched until then.
    */
   handleDatagramDeferred(data: Uint8Array, source: string, now: number): HandleResult {
     if (messageType(data) !== MSG_DATA || data.length < DATA_OVERHEAD) {
