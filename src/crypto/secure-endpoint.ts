@@ -559,29 +559,24 @@ export class SecureEndpoint {
 
   private handleData(data: Uint8Array, source: string, now: number): HandleResult {
     const entry = this.liveEntry(data, now);
-    if (entry === null) return this.lastDrop;
+    if (!('keypair' in entry)) return entry;
     const kp = entry.keypair!;
     const opened = openData(kp, data, this.limits.rejectAfterMessages, this.decryptInPlace);
     if (typeof opened === 'string') return this.openFailed(opened);
     return this.opened(entry.peer, kp, opened, source) ? { kind: 'data', peer: entry.peer.id, plaintext: opened } : HANDLED;
   }
 
-  // Why liveEntry last returned null.
-  private lastDrop: HandleResult = HANDLED;
-
-  /** The index entry a data message names, if its keys may still open it; otherwise counted, lastDrop set, null. */
-  private liveEntry(data: Uint8Array, now: number): IndexEntry | null {
+  /** The index entry a data message names, if its keys may still open it; otherwise the drop (counted). */
+  private liveEntry(data: Uint8Array, now: number): IndexEntry | HandleResult {
     const entry = this.indices.get(readU32(data, DATA.receiverIndex));
     const kp = entry?.keypair;
     if (!entry || !kp) {
       this.counters.unknownIndex++;
-      this.lastDrop = DROP['unknown-index'];
-      return null;
+      return DROP['unknown-index'];
     }
     if (now - kp.createdAt >= this.limits.rejectAfterMs) {
       this.counters.expiredKey++;
-      this.lastDrop = DROP['expired-key'];
-      return null;
+      return DROP['expired-key'];
     }
     return entry;
   }
@@ -622,7 +617,7 @@ export class SecureEndpoint {
       return this.handleDatagram(this.transientDatagrams ? Uint8Array.from(data) : data, source, now);
     }
     const entry = this.liveEntry(data, now);
-    if (entry === null) return this.lastDrop;
+    if (!('keypair' in entry)) return entry;
     const kp = entry.keypair!;
     const counter = dataCounter(data);
     if (counter >= this.limits.rejectAfterMessages) return this.openFailed('counter-limit');

@@ -62,10 +62,8 @@ class SendQueue {
   tail = 0;
   /** Per datagram: 1 while it waits for `sealer` (written in place, sealed just before sending). */
   readonly unsealed = new Uint8Array(SEND_QUEUE_DATAGRAMS);
-  /** Datagrams waiting to be sealed, and where the first of them is (index, byte offset). */
+  /** Datagrams waiting to be sealed (all of them after `head`: sent ones were sealed first). */
   unsealedCount = 0;
-  unsealedFrom = 0;
-  unsealedOffset = 0;
   sealer: RunSealer | null = null;
   /** The kernel refused (EAGAIN): wait for writability before trying again. */
   blocked = false;
@@ -207,10 +205,6 @@ export class NativeUdpLink implements UdpLink {
     if (path.closed) return;
     const q = path.queue;
     if (sealer !== undefined) {
-      if (q.unsealedCount === 0) {
-        q.unsealedFrom = q.count;
-        q.unsealedOffset = q.tail;
-      }
       q.unsealedCount++;
       // One peer per path, so every sealer queued on it seals with the same keys.
       q.sealer = sealer;
@@ -221,8 +215,8 @@ export class NativeUdpLink implements UdpLink {
   /** Seals the queue's waiting datagrams, run by run (datagrams queued sealed break runs); drops a run that cannot be sealed. */
   #sealWaiting(q: SendQueue): void {
     const sealer = q.sealer!;
-    let k = q.unsealedFrom;
-    let offset = q.unsealedOffset;
+    let k = q.head;
+    let offset = q.headOffset;
     while (k < q.count) {
       if (q.unsealed[k] === 0) {
         offset += q.lens[k++]!;

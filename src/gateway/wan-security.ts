@@ -89,13 +89,12 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
   onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   /** Starts (or restarts) the path to a peer we initiate to, before its association sends. */
   openClient(entry: E, peerName: string, remote: Endpoint): void;
-  /** The function an association sends its transport datagrams through (`now`: its flush's clock). */
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
   /**
-   * The function an association's flush moves its datagrams with: polls the next one from `conn`
-   * straight into the socket's send queue (the transport writes it in place; protected, it is
-   * sealed there with the rest of its run just before it leaves), or through `sender` where there
-   * is no such queue. Returns the datagram's length, 0 when nothing may leave now.
+   * The function an association's flush moves its datagrams with (`now`: the flush's clock):
+   * polls the next one from `conn` straight into the socket's send queue (the transport writes it
+   * in place; protected, it is sealed there with the rest of its run just before it leaves), or
+   * from the transport's own buffer where there is no such queue (node:dgram). Returns the
+   * datagram's length, 0 when nothing may leave now.
    */
   transmitter(remote: Endpoint, entry: () => E): Transmitter;
   forget(entry: E): void;
@@ -171,7 +170,6 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 
   abstract onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
-  abstract sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void;
   abstract transmitter(remote: Endpoint, entry: () => E): Transmitter;
   abstract stats(): WanSecurityStats;
   abstract close(): void;
@@ -253,14 +251,6 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     this.host.deliver(entry, plain, now);
   }
 
-  /** A transmitter's way without a send queue to write into: the transport's own buffer, through `send`. */
-  protected static transmitVia(send: (data: Uint8Array, now: number) => void, conn: TransportConnection, now: number): number {
-    const tx = conn.pollTransmit(now);
-    if (tx === null) return 0;
-    send(tx.data, now);
-    return tx.data.length;
-  }
-
   /** Our own client association's id is learned from its first datagram. */
   protected learn(entry: E, data: Uint8Array, known: { learned: boolean }): void {
     if (known.learned || data.length < MIN_TRANSPORT_PACKET) return;
@@ -298,20 +288,18 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.probe(entry);
   }
 
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void {
-    const known = { learned: false };
-    return (data) => {
-      if (!known.learned) this.learn(entry(), data, known);
-      this.host.sendData(data, remote);
-    };
-  }
-
   transmitter(remote: Endpoint, entry: () => E): Transmitter {
-    const send = this.sender(remote, entry);
     const known = { learned: false };
     return (conn, now) => {
       const space = this.host.sendSpace(remote, conn.maxDatagramSize);
-      if (space === null) return RoutingSecurity.transmitVia(send, conn, now);
+      if (space === null) {
+        // No send queue to write into (node:dgram): the transport's own buffer.
+        const tx = conn.pollTransmit(now);
+        if (tx === null) return 0;
+        if (!known.learned) this.learn(entry(), tx.data, known);
+        this.host.sendData(tx.data, remote);
+        return tx.data.length;
+      }
       const n = conn.pollTransmitInto(now, space.buf, space.offset);
       if (n === 0) return 0;
       if (!known.learned) this.learn(entry(), space.buf.subarray(space.offset, space.offset + n), known);
@@ -483,75 +471,50 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#probeAfterHandshake.delete(entry);
   }
 
-  sender(remote: Endpoint, entry: () => E): (data: Uint8Array, now: number) => void {
+  transmitter(remote: Endpoint, entry: () => E): Transmitter {
     const known = { learned: false };
     let id: PeerId | undefined;
-    // Without a send queue to seal into (node:dgram), sealed datagrams are written here while the
-    // socket proves it copied the previous one (one allocation instead of one per packet); a send
-    // left queued keeps the buffer and the next packet gets a fresh one.
-    let scratch: Buffer | null = null;
     // The peer's address string changes only when it roams: its endpoint object is looked up once.
     let lastAddress: string | null = null;
     let lastTo = remote;
-    return (data, now) => {
-      const e = entry();
-      if (!known.learned) this.learn(e, data, known);
-      id ??= this.#idByName.get(e.assoc.peerName);
-      if (id === undefined) return;
-      const addr = this.#ep.peerAddress(id);
-      if (addr !== lastAddress) {
-        lastAddress = addr;
-        lastTo = addr === null ? remote : this.#endpointOf(addr);
-      }
-      const to = lastTo;
-      // Sealed straight into the socket's send queue: no copy, no allocation.
-      const space = this.host.sendSpace(to, data.length + SecureEndpoint.OVERHEAD);
-      if (space !== null) {
-        const n = this.#ep.sealInto(id, data, now, space.buf, space.offset);
-        if (n >= 0) this.host.commitSend(space, n);
-        else this.#holdUntilHandshake(id, data, to, e);
-        return;
-      }
-      scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
-      const sealed = this.#ep.seal(id, data, now, scratch);
-      if (sealed === null) {
-        this.#holdUntilHandshake(id, data, to, e);
-        return;
-      }
-      const copied = this.host.sendData(sealed, to);
-      if (!copied && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) scratch = null;
-    };
-  }
-
-  transmitter(remote: Endpoint, entry: () => E): Transmitter {
-    // Until the peer has a session (and the association's id is learned), the sender's way: it
-    // holds datagrams for the handshake.
-    const send = this.sender(remote, entry);
-    const known = { learned: false };
-    let id: PeerId | undefined;
-    let lastAddress: string | null = null;
-    let lastTo = remote;
+    // Without a send queue (node:dgram), sealed datagrams are written here while the socket
+    // proves it copied the previous one (one allocation instead of one per packet); a send left
+    // queued keeps the buffer and the next packet gets a fresh one.
+    let scratch: Buffer | null = null;
     // Datagrams are sealed when the queue flushes, in the same turn: at the clock of the last one.
     let lastNow = 0;
     let sealer: RunSealer | null = null;
-    const sendAndLearn = (data: Uint8Array, now: number): void => {
-      if (!known.learned) this.learn(entry(), data, known);
-      send(data, now);
-    };
     return (conn, now) => {
-      id ??= this.#idByName.get(entry().assoc.peerName);
-      if (id === undefined || !known.learned || !this.#ep.readyToSeal(id, now)) return RoutingSecurity.transmitVia(sendAndLearn, conn, now);
-      const addr = this.#ep.peerAddress(id);
+      const e = entry();
+      id ??= this.#idByName.get(e.assoc.peerName);
+      const addr = id === undefined ? null : this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
         lastTo = addr === null ? remote : this.#endpointOf(addr);
       }
-      const space = this.host.sendSpace(lastTo, conn.maxDatagramSize + SecureEndpoint.OVERHEAD);
-      if (space === null) return RoutingSecurity.transmitVia(send, conn, now);
-      const n = conn.pollTransmitInto(now, space.buf, space.offset + SecureEndpoint.HEADER_ROOM);
+      const space = id !== undefined && this.#ep.readyToSeal(id, now) ? this.host.sendSpace(lastTo, conn.maxDatagramSize + SecureEndpoint.OVERHEAD) : null;
+      if (space === null) {
+        // No session yet (held for the handshake), or no send queue: the transport's own buffer.
+        const tx = conn.pollTransmit(now);
+        if (tx === null) return 0;
+        const data = tx.data;
+        if (!known.learned) this.learn(e, data, known);
+        if (id === undefined) return data.length;
+        scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
+        const sealed = this.#ep.seal(id, data, now, scratch);
+        if (sealed === null) {
+          this.#holdUntilHandshake(id, data, lastTo, e);
+        } else if (!this.host.sendData(sealed, lastTo) && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) {
+          scratch = null;
+        }
+        return data.length;
+      }
+      const datagramAt = space.offset + SecureEndpoint.HEADER_ROOM;
+      const n = conn.pollTransmitInto(now, space.buf, datagramAt);
       if (n === 0) return 0;
+      if (!known.learned) this.learn(e, space.buf.subarray(datagramAt, datagramAt + n), known);
       lastNow = now;
-      const peer = id;
+      const peer = id!;
       sealer ??= (buf, lens, from, count, at) => this.#ep.sealRun(peer, buf, lens, from, count, at, lastNow);
       this.host.commitSend(space, n + SecureEndpoint.OVERHEAD, sealer);
       return n;
