@@ -7,10 +7,10 @@
 // mark-compact every ~16 MiB of traffic: ~65 per GiB, about half of a sending gateway's CPU on
 // an incompressible bulk transfer. Smaller semi-spaces keep scavenges frequent enough that
 // external memory never builds up (2 mark-compacts per GiB at 8 MiB or less), but too small a
-// young generation promotes what lives a little longer (decoded blocks queued for the target's
-// socket): a compressed 1 GiB migration on a 1 Gbit/s lab link took 7.9 s at 2 MiB, 7.0 s at
-// 8 MiB and 6.8 s at 16 MiB (medians of 3-5), while the loopback bulk transfer ran as fast at 8
-// as at 2. Hence 8.
+// young generation costs the compressed path: a 1 GiB migration on a 1 Gbit/s lab link took
+// 7.9 s at 2 MiB, 7.0 s at 8 MiB and 6.8 s at 16 MiB (medians of 2-5 runs; the receiving
+// gateway used a third more CPU at 2 MiB), while the loopback bulk transfer ran as fast at 8 as
+// at 2. Hence 8. Runs: bench/results/gateway-2026-11-26-ab.md.
 export const GATEWAY_SEMI_SPACE_MIB = 8;
 
 const FLAG = '--max-semi-space-size';
