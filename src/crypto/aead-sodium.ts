@@ -1,6 +1,6 @@
 // PacketAead over sodium-native (libsodium's crypto_aead_chacha20poly1305_ietf): the ChaCha20-Poly1305
 // fallback when the OpenSSL addon is not built. Same bytes as the addon (test/crypto/aead-backend.test.ts).
-import { AEAD_KEY_LEN, openedLength, packetAt, runsByPacket, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
+import { AEAD_KEY_LEN, openTarget, packetAt, runsByPacket, sealedEnd, type AeadKey, type PacketAead } from './aead.ts';
 import { sodium } from './sodium.ts';
 
 interface SodiumKey {
@@ -34,17 +34,16 @@ const seal: PacketAead['seal'] = (k, counter, buf, headerLen, plaintext, at) => 
 
 const open: PacketAead['open'] = (k, counter, packet, headerLen, out) => {
   const key = keyOf(k);
-  const plainLen = openedLength(packet, headerLen, out);
-  if (plainLen < 0) return -1;
-  setNonce(counter);
   // libsodium checks the tag before decrypting and allows m == c; on failure it zeroes m.
-  const m = out === null ? packet.subarray(headerLen, headerLen + plainLen) : out.subarray(0, plainLen);
+  const m = openTarget(packet, headerLen, out);
+  if (m === null) return -1;
+  setNonce(counter);
   try {
     sodium.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, packet.subarray(headerLen), packet.subarray(0, headerLen), nonce, key);
   } catch {
     return -1;
   }
-  return plainLen;
+  return m.length;
 };
 
 export const sodiumAead: PacketAead = {

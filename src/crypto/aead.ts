@@ -139,12 +139,14 @@ export function sealedEnd(packet: Uint8Array, headerLen: number, plaintextLen: n
 }
 
 /**
- * The JS backends' open bound: plaintext length, or -1 for a datagram too short to hold a tag
- * (network input); throws when `out` is too small (a caller bug).
+ * The JS backends' open target: where the plaintext goes (`out`'s start, or over the ciphertext
+ * when `out` is null), or null for a datagram too short to hold a tag (network input); throws when
+ * `out` is too small (a caller bug).
  */
-export function openedLength(packet: Uint8Array, headerLen: number, out: Uint8Array | null): number {
+export function openTarget(packet: Uint8Array, headerLen: number, out: Uint8Array | null): Uint8Array | null {
   const plainLen = packet.length - headerLen - AEAD_TAG_LEN;
-  if (plainLen < 0) return -1;
-  if (out !== null && out.length < plainLen) throw new RangeError('out: shorter than the plaintext');
-  return plainLen;
+  if (plainLen < 0) return null;
+  if (out === null) return packet.subarray(headerLen, headerLen + plainLen);
+  if (out.length < plainLen) throw new RangeError('out: shorter than the plaintext');
+  return out.subarray(0, plainLen);
 }
