@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -39,14 +41,16 @@ typedef void (*uv_poll_cb)(uv_poll_t *handle, int status, int events);
 typedef void (*uv_close_cb)(uv_handle_t *handle);
 extern size_t uv_handle_size(int type);
 extern int uv_poll_init_socket(uv_loop_t *loop, uv_poll_t *handle, int fd);
+extern int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd);
 extern int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb);
+extern int uv_poll_stop(uv_poll_t *handle);
 extern void uv_close(uv_handle_t *handle, uv_close_cb cb);
 #define LH_UV_POLL 8 /* uv_handle_type UV_POLL */
 #define LH_UV_READABLE 1
 #define LH_UV_WRITABLE 2
 
 #define MAX_BATCH 1024   /* UIO_MAXIOV: the kernel's limit per sendmmsg/recvmmsg call */
-#define META_STRIDE 8    /* per received message: len, port, family, addr[4], segment size */
+#define META_STRIDE 9    /* per received message: len, port, family, addr[4], segment size, age (us) */
 /* UDP GSO: one message carries a run of equal-size datagrams (the last may be shorter) as one
  * buffer; the kernel builds one big packet and cuts it up at the device, or hands it whole to a
  * local receiver with UDP_GRO on. Limits: the kernel's UDP_MAX_SEGMENTS (64 on older kernels)
@@ -54,6 +58,8 @@ extern void uv_close(uv_handle_t *handle, uv_close_cb cb);
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
 #define RECV_ROUNDS 4    /* batches read per readiness event before yielding to the loop */
+/* A kernel timestamp that reads as older than this (clock stepped) is not trusted: age 0. */
+#define MAX_AGE_US 10000000
 
 enum { EV_DATAGRAMS = 1, EV_WRITABLE = 2, EV_ERRORS = 3 };
 
@@ -62,9 +68,16 @@ typedef struct {
   int family;
   int closed;
   int external_gone;  /* the JS handle was collected: free once the poll handle is closed too */
-  int poll_closing;   /* uv_close() called, its callback not yet run */
+  int closing;        /* uv handles (socket poll, timer poll) closed whose callbacks have not run */
   int poll_events;
   int gso;            /* send runs of equal-size datagrams as one UDP_SEGMENT message */
+  int want_writable;  /* report writability (event 2) */
+  /* Receive coalescing (setRecvCoalescing): after a batch, reads pause for coalesce_us and the
+   * next read takes what arrived meanwhile, instead of waking once per datagram or two. */
+  int coalesce_us;
+  int coalescing;     /* between batches: the socket is not polled, the timer is armed */
+  int tfd;            /* timerfd for the pause, -1 until coalescing is asked for */
+  uv_poll_t *tpoll;
   napi_env env;
   uv_poll_t *poll;
   napi_ref cb_ref, recv_ref, meta_ref;
@@ -76,9 +89,10 @@ typedef struct {
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   int32_t segs[MAX_BATCH]; /* datagrams per sent message */
-  /* UDP_SEGMENT (send) or UDP_GRO (receive) control message per message */
-  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctrl[MAX_BATCH];
+  /* UDP_SEGMENT (send) or UDP_GRO and the receive timestamp (receive) per message */
+  union { char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct timespec))]; struct cmsghdr align; } ctrl[MAX_BATCH];
   struct sockaddr_storage *addrs; /* receive sources, max_batch entries */
+  double read_mono_ms; /* when the last batch was read, CLOCK_MONOTONIC (performance.now()'s clock) */
 } lh_sock;
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -176,8 +190,7 @@ static int parse_addr(napi_env env, napi_value host_v, int32_t port, int family,
 static void on_poll_closed(uv_handle_t *h) {
   lh_sock *s = *(lh_sock **)h;
   free(h);
-  s->poll_closing = 0;
-  if (s->external_gone) {
+  if (--s->closing == 0 && s->external_gone) {
     free(s->addrs);
     free(s);
   }
@@ -192,12 +205,19 @@ static void close_sock(lh_sock *s, int by) {
   if (s->closed) return;
   s->closed = 1;
   if (s->poll) {
-    s->poll_closing = 1;
+    s->closing++;
     uv_close((uv_handle_t *)s->poll, on_poll_closed);
     s->poll = NULL;
   }
+  if (s->tpoll) {
+    s->closing++;
+    uv_close((uv_handle_t *)s->tpoll, on_poll_closed);
+    s->tpoll = NULL;
+  }
   close(s->fd);
   s->fd = -1;
+  if (s->tfd >= 0) close(s->tfd);
+  s->tfd = -1;
   napi_env env = s->env;
   if (s->cb_ref) napi_delete_reference(env, s->cb_ref);
   if (s->recv_ref) napi_delete_reference(env, s->recv_ref);
@@ -219,7 +239,7 @@ static void finalize_sock(napi_env env, void *data, void *hint) {
   lh_sock *s = data;
   close_sock(s, CLOSE_BY_FINALIZER);
   s->external_gone = 1;
-  if (!s->poll_closing) {
+  if (s->closing == 0) {
     free(s->addrs);
     free(s);
   }
@@ -274,8 +294,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->family = family;
   s->env = env;
   s->gso = 1;
+  s->tfd = -1;
   /* Coalesced receives: a GSO sender's run arrives as one message with its segment size. */
   setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+  /* Each datagram's arrival time from the kernel: a batch read late (a busy loop, receive
+   * coalescing) still tells the transport when every datagram really arrived. */
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   napi_value ext;
   if (napi_create_external(env, s, finalize_sock, NULL, &ext) != napi_ok) {
     close(fd);
@@ -493,6 +517,12 @@ static int recv_batch(lh_sock *s) {
   do r = recvmmsg(s->fd, s->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
   while (r < 0 && errno == EINTR);
   if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  /* The kernel stamps arrivals with CLOCK_REALTIME: ages are taken against it, and the read
+   * itself is timed on CLOCK_MONOTONIC (read right after) for JS to place them on its clock. */
+  struct timespec now, mono;
+  clock_gettime(CLOCK_REALTIME, &now);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  s->read_mono_ms = (double)mono.tv_sec * 1e3 + (double)mono.tv_nsec / 1e6;
   for (int i = 0; i < r; i++) {
     int32_t *m = s->meta + (size_t)i * META_STRIDE;
     m[0] = (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[i].msg_len;
@@ -510,12 +540,18 @@ static int recv_batch(lh_sock *s) {
       m[4] = m[5] = m[6] = 0;
     }
     m[7] = 0;
+    m[8] = 0;
     struct msghdr *h = &s->msgs[i].msg_hdr;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
       if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
         uint16_t seg;
         memcpy(&seg, CMSG_DATA(c), sizeof seg);
         m[7] = seg;
+      } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        int64_t age = ((int64_t)(now.tv_sec - ts.tv_sec) * 1000000000 + (now.tv_nsec - ts.tv_nsec)) / 1000;
+        m[8] = age > 0 && age < MAX_AGE_US ? (int32_t)age : 0;
       }
     }
   }
@@ -525,16 +561,59 @@ static int recv_batch(lh_sock *s) {
 /* Calls the JS callback as an event-loop callback: microtasks (the batched send flush) run after it. */
 static void call_js(lh_sock *s, int event, int count) {
   napi_env env = s->env;
-  napi_value cb, recv, argv[2], result;
+  napi_value cb, recv, argv[3], result;
   if (s->cb_ref == NULL || napi_get_reference_value(env, s->cb_ref, &cb) != napi_ok || cb == NULL) return;
   napi_get_global(env, &recv); /* make_callback wants an object receiver */
   napi_create_int32(env, event, &argv[0]);
   napi_create_int32(env, count, &argv[1]);
-  if (napi_make_callback(env, s->actx, recv, cb, 2, argv, &result) == napi_pending_exception) {
+  napi_create_double(env, event == EV_DATAGRAMS ? s->read_mono_ms : 0, &argv[2]);
+  if (napi_make_callback(env, s->actx, recv, cb, 3, argv, &result) == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+static void on_timer(uv_poll_t *handle, int status, int events);
+
+/* Polls the socket for what is wanted now: readability unless a coalescing pause is on, writability while asked for. */
+static int update_poll(lh_sock *s) {
+  int events = (s->coalescing ? 0 : LH_UV_READABLE) | (s->want_writable ? LH_UV_WRITABLE : 0);
+  if (events == s->poll_events) return 0;
+  s->poll_events = events;
+  return events == 0 ? uv_poll_stop(s->poll) : uv_poll_start(s->poll, events, on_poll);
+}
+
+/* Reads up to RECV_ROUNDS batches, one JS call each; returns the messages read. */
+static int read_rounds(lh_sock *s, int *errors) {
+  int total = 0;
+  for (int round = 0; round < RECV_ROUNDS && !s->closed; round++) {
+    int n = recv_batch(s);
+    if (n < 0) {
+      (*errors)++; /* e.g. ECONNREFUSED from an ICMP unreachable: consumed, keep reading */
+      continue;
+    }
+    if (n == 0) break;
+    total += n;
+    call_js(s, EV_DATAGRAMS, n);
+    if (n < s->max_batch) break;
+  }
+  return total;
+}
+
+/* Starts (or continues) a coalescing pause: the socket is left unpolled until the timer fires. */
+static void pause_reads(lh_sock *s) {
+  if (s->coalesce_us <= 0 || s->tfd < 0) {
+    s->coalescing = 0;
+    update_poll(s);
+    return;
+  }
+  struct itimerspec it = {0};
+  it.it_value.tv_nsec = (long)s->coalesce_us * 1000;
+  if (timerfd_settime(s->tfd, 0, &it, NULL) < 0) return; /* no pause: poll on as before */
+  s->coalescing = 1;
+  update_poll(s);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
@@ -550,19 +629,35 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     socklen_t l = sizeof err;
     getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l);
     errors++;
-    uv_poll_start(handle, s->poll_events, on_poll);
+    s->poll_events = -1;
+    update_poll(s);
   }
   if (events & LH_UV_WRITABLE) call_js(s, EV_WRITABLE, 0);
-  if ((events & LH_UV_READABLE) || status < 0) {
-    for (int round = 0; round < RECV_ROUNDS && !s->closed; round++) {
-      int n = recv_batch(s);
-      if (n < 0) {
-        errors++; /* e.g. ECONNREFUSED from an ICMP unreachable: consumed, keep reading */
-        continue;
-      }
-      if (n == 0) break;
-      call_js(s, EV_DATAGRAMS, n);
-      if (n < s->max_batch) break;
+  if (((events & LH_UV_READABLE) || status < 0) && !s->coalescing) {
+    int got = read_rounds(s, &errors);
+    if (got > 0 && s->coalesce_us > 0 && !s->closed) pause_reads(s);
+  }
+  if (errors > 0 && !s->closed) call_js(s, EV_ERRORS, errors);
+  napi_close_handle_scope(s->env, scope);
+}
+
+/* The coalescing pause is over: read what came meanwhile; pause again while datagrams keep coming, else wait for the next one. */
+static void on_timer(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  lh_sock *s = *(lh_sock **)handle;
+  if (s->closed) return;
+  uint64_t expirations;
+  if (read(s->tfd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  int errors = 0;
+  int got = read_rounds(s, &errors);
+  if (!s->closed) {
+    if (got > 0) pause_reads(s);
+    else {
+      s->coalescing = 0;
+      update_poll(s);
     }
   }
   if (errors > 0 && !s->closed) call_js(s, EV_ERRORS, errors);
@@ -570,11 +665,13 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
 }
 
 /*
- * startPoll(handle, recvBuf, meta, slotBytes, maxBatch, callback(event, count))
- * event 1: `count` messages are in recvBuf slot i (at i * slotBytes), meta[i*8 ..] = length
+ * startPoll(handle, recvBuf, meta, slotBytes, maxBatch, callback(event, count, readTimeMs))
+ * event 1: `count` messages are in recvBuf slot i (at i * slotBytes), meta[i*9 ..] = length
  * (-1 if truncated), source port, family (4|6), address bytes (4 int32), segment size: when
  * nonzero and below the length, the message is several datagrams of that size back to back
- * (the last may be shorter), coalesced by the kernel (UDP GRO).
+ * (the last may be shorter), coalesced by the kernel (UDP GRO); age: microseconds between the
+ * kernel's arrival timestamp and the read (0 when unknown); readTimeMs: when the batch was read,
+ * in ms on CLOCK_MONOTONIC (the clock behind performance.now(), which differs by a constant).
  * event 2: the socket is writable again (after setWritableWanted(true)).
  * event 3: `count` socket errors were reported and skipped.
  */
@@ -634,12 +731,51 @@ static napi_value js_set_writable_wanted(napi_env env, napi_callback_info info) 
   bool on = false;
   napi_get_value_bool(env, argv[1], &on);
   if (s->poll == NULL) return throw_type(env, "setWritableWanted: not polling");
-  int events = LH_UV_READABLE | (on ? LH_UV_WRITABLE : 0);
-  if (events != s->poll_events) {
-    s->poll_events = events;
-    int r = uv_poll_start(s->poll, events, on_poll);
+  s->want_writable = on;
+  int r = update_poll(s);
+  if (r < 0) return throw_errno(env, -r, "uv_poll_start", NULL);
+  return NULL;
+}
+
+/*
+ * setRecvCoalescing(handle, us): after reading a batch, leave the socket unread for `us`
+ * microseconds (0: off, the default) and then take everything that arrived meanwhile in one
+ * batch; while datagrams keep coming the socket is read once per pause, and when a pause brings
+ * none it is polled again, so the first datagram after a quiet spell is read at once. Trades up
+ * to `us` of delay (the arrival times stay exact: meta's age) for fewer, fuller batches.
+ */
+static napi_value js_set_recv_coalescing(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  lh_sock *s = argc >= 2 ? sock_arg(env, argv[0]) : NULL;
+  if (s == NULL) return NULL;
+  int32_t us;
+  if (!int_arg(env, argv[1], &us) || us < 0 || us > 100000) return throw_type(env, "setRecvCoalescing(handle, microseconds 0..100000)");
+  if (s->poll == NULL) return throw_type(env, "setRecvCoalescing: not polling");
+  if (us > 0 && s->tfd < 0) {
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tfd < 0) return throw_errno(env, errno, "timerfd_create", NULL);
+    uv_loop_t *loop = NULL;
+    napi_get_uv_event_loop(env, &loop);
+    size_t hsize = uv_handle_size(LH_UV_POLL);
+    uv_poll_t *tpoll = calloc(1, hsize < sizeof(void *) ? sizeof(void *) : hsize);
+    if (tpoll == NULL || loop == NULL) {
+      free(tpoll);
+      close(tfd);
+      return throw_errno(env, ENOMEM, "setRecvCoalescing", NULL);
+    }
+    int r = uv_poll_init(loop, tpoll, tfd);
+    if (r < 0) {
+      free(tpoll);
+      close(tfd);
+      return throw_errno(env, -r, "uv_poll_init", NULL);
+    }
+    *(lh_sock **)tpoll = s;
+    s->tfd = tfd;
+    s->tpoll = tpoll;
+    r = uv_poll_start(tpoll, LH_UV_READABLE, on_timer);
     if (r < 0) return throw_errno(env, -r, "uv_poll_start", NULL);
   }
+  s->coalesce_us = us;
   return NULL;
 }
 
@@ -703,6 +839,7 @@ NAPI_MODULE_INIT() {
     {"setWritableWanted", js_set_writable_wanted},
     {"formatAddress", js_format_address},
     {"setSegmentation", js_set_segmentation},
+    {"setRecvCoalescing", js_set_recv_coalescing},
     {"close", js_close},
     {"fd", js_fd},
   };

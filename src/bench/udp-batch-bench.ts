@@ -1,6 +1,6 @@
 // UDP datapath micro-benchmark: datagrams per CPU-second of the process doing the work, node:dgram
 // (one syscall and, on receive, one JS callback per datagram) against the lh_udp addon (sendmmsg /
-// recvmmsg batches). 1400-byte datagrams over loopback; the peer runs in a child process so only
+// recvmmsg batches; UdpLink's receives with and without receive coalescing). 1400-byte datagrams over loopback; the peer runs in a child process so only
 // the measured side's CPU is counted. On loopback the sender's CPU includes the kernel's delivery
 // into the receiving socket (it runs in the sender's context), as it does for the gateway bench.
 // Run: flock /tmp/longhaul-bench.lock npx node src/bench/udp-batch-bench.ts [--seconds 3]
@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../native/load.ts';
 import type { LhUdpAddon } from '../gateway/udp-batch.ts';
-import { UdpLink } from '../gateway/udp-link.ts';
+import { DatagramBatch, RECV_COALESCING_US, UdpLink } from '../gateway/udp-link.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SIZE = 1400;
@@ -166,14 +166,19 @@ function nativeSender(batch: number, gso = false) {
   };
 }
 
-/** The gateway's path: UdpLink.sendTo on the native backend (queue + one flush per turn). */
+/** The gateway's path: UdpLink.sendBatch (each datagram copied into a batch, one sendBatch per turn or full batch). */
 function linkSender(backend: 'native' | 'dgram', segmentation = true) {
   return async (port: number): Promise<Sender> => {
     const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation });
     const to = { host: '127.0.0.1', port };
+    const batch = new DatagramBatch();
     return {
       sendTurn(n) {
-        for (let i = 0; i < n; i++) link.sendTo(payload, to);
+        for (let i = 0; i < n; i++) {
+          if (!batch.fits(payload.length)) link.sendBatch(batch, to);
+          batch.add(payload);
+        }
+        link.sendBatch(batch, to);
       },
       close: () => link.close(),
     };
@@ -209,11 +214,12 @@ async function dgramReceiver(): Promise<Receiver> {
   return { port: s.address().port, count: () => count, close: () => new Promise<void>((r) => s.close(() => r())) };
 }
 
-async function linkReceiver(backend: 'native' | 'dgram', segmentation = true): Promise<Receiver> {
-  const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation });
+/** UdpLink's receive path; `recvCoalescingUs` undefined: the link's default (RECV_COALESCING_US). */
+async function linkReceiver(backend: 'native' | 'dgram', segmentation = true, recvCoalescingUs?: number): Promise<Receiver> {
+  const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation, recvCoalescingUs });
   let count = 0;
   let bytes = 0;
-  link.onDatagram((d) => { count++; bytes += d.length; });
+  link.onDatagrams({ datagram: (d) => { count++; bytes += d.length; }, endOfBatch: () => {} });
   return { port: link.address.port, count: () => count, close: () => link.close() };
 }
 
@@ -229,12 +235,13 @@ async function main(): Promise<void> {
   report(await measureSend('send: sendmmsg batch 8', nativeSender(8)));
   report(await measureSend('send: sendmmsg batch 64', nativeSender(64)));
   report(await measureSend('send: sendmmsg batch 64 + GSO', nativeSender(64, true)));
-  report(await measureSend('send: UdpLink.sendTo dgram', linkSender('dgram')));
-  report(await measureSend('send: UdpLink.sendTo native, no GSO', linkSender('native', false)));
-  report(await measureSend('send: UdpLink.sendTo native + GSO', linkSender('native')));
+  report(await measureSend('send: UdpLink.sendBatch dgram', linkSender('dgram')));
+  report(await measureSend('send: UdpLink.sendBatch native, no GSO', linkSender('native', false)));
+  report(await measureSend('send: UdpLink.sendBatch native + GSO', linkSender('native')));
   report(await measureRecv('recv: dgram message events', dgramReceiver));
   report(await measureRecv('recv: UdpLink dgram', () => linkReceiver('dgram')));
-  report(await measureRecv('recv: UdpLink native (recvmmsg 64)', () => linkReceiver('native', false)));
+  report(await measureRecv('recv: UdpLink native, no coalescing', () => linkReceiver('native', false, 0)));
+  report(await measureRecv(`recv: UdpLink native (recvmmsg 64, ${RECV_COALESCING_US} us pauses)`, () => linkReceiver('native', false)));
   report(await measureRecv('recv: UdpLink native, GSO sender + GRO', () => linkReceiver('native'), true));
   const date = new Date().toISOString();
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version };

@@ -257,6 +257,9 @@ function zeroStats(): SecureEndpointStats {
 
 const EMPTY = new Uint8Array(0);
 const HANDLED: HandleResult = { kind: 'handled' };
+/** openDeferred's receiver: an authenticated datagram, its source, and when it arrived (handleDatagramDeferred's `now`). */
+export type DeferredDelivery = (peer: PeerId, plaintext: Uint8Array, source: string, arrival: number) => void;
+
 /** Queued by handleDatagramDeferred: its fate is decided in openDeferred. */
 export const DEFERRED: HandleResult = Object.freeze({ kind: 'handled' });
 
@@ -271,6 +274,8 @@ class DeferredOpens {
   entries: Array<IndexEntry | null> = [];
   sources: string[] = [];
   counters = new Float64Array(256);
+  /** When each message arrived (handleDatagramDeferred's `now`), handed on with its plaintext. */
+  arrivals = new Float64Array(256);
   // One run's arguments to openRun.
   ats = new Int32Array(256);
   outAts = new Int32Array(256);
@@ -284,6 +289,9 @@ class DeferredOpens {
     const counters = new Float64Array(size);
     counters.set(this.counters);
     this.counters = counters;
+    const arrivals = new Float64Array(size);
+    arrivals.set(this.arrivals);
+    this.arrivals = arrivals;
     this.ats = new Int32Array(size);
     this.outAts = new Int32Array(size);
     this.lens = new Int32Array(size);
@@ -630,6 +638,7 @@ export class SecureEndpoint {
     d.entries[k] = entry;
     d.sources[k] = source;
     d.counters[k] = counter;
+    d.arrivals[k] = now;
     return DEFERRED;
   }
 
@@ -644,7 +653,7 @@ export class SecureEndpoint {
    * arrival order. Messages whose keys were retired meanwhile are dropped as unknown; a replay
    * within the batch as a duplicate.
    */
-  openDeferred(deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
+  openDeferred(deliver: DeferredDelivery): void {
     const d = this.deferred;
     const n = d.count;
     let start = 0;
@@ -671,7 +680,7 @@ export class SecureEndpoint {
     d.count = 0;
   }
 
-  private openRunOf(kp: Keypair, p: PeerState, start: number, end: number, deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void): void {
+  private openRunOf(kp: Keypair, p: PeerState, start: number, end: number, deliver: DeferredDelivery): void {
     const whole = new Uint8Array(this.deferred.datagrams[start]!.buffer as ArrayBuffer);
     // Transient datagrams go to the plaintext slab: in pieces that fit it, a new slab between.
     for (let k = start; k < end; ) k = this.openSubRun(kp, p, whole, k, end, deliver);
@@ -679,7 +688,7 @@ export class SecureEndpoint {
 
   /** Opens deferred messages from `start` on (all up to `end`, or as many as the slab holds); returns where it stopped. */
   private openSubRun(
-    kp: Keypair, p: PeerState, whole: Uint8Array, start: number, end: number, deliver: (peer: PeerId, plaintext: Uint8Array, source: string) => void,
+    kp: Keypair, p: PeerState, whole: Uint8Array, start: number, end: number, deliver: DeferredDelivery,
   ): number {
     const d = this.deferred;
     const transient = this.transientDatagrams;
@@ -718,7 +727,7 @@ export class SecureEndpoint {
       }
       kp.replay.accept(counter);
       const plaintext = transient ? slab.subarray(d.outAts[k]!, d.outAts[k]! + n) : d.datagrams[start + k]!.subarray(DATA.payload, DATA.payload + n);
-      if (this.opened(p, kp, plaintext, d.sources[start + k]!)) deliver(p.id, plaintext, d.sources[start + k]!);
+      if (this.opened(p, kp, plaintext, d.sources[start + k]!)) deliver(p.id, plaintext, d.sources[start + k]!, d.arrivals[start + k]!);
     }
     return start + count;
   }

@@ -18,11 +18,10 @@ export interface StreamListener {
 
 export interface AssociationHooks {
   /**
-   * Moves the connection's next datagram out (TransportConnection.pollTransmit or
-   * pollTransmitInto, then to the socket): its length, 0 when nothing may leave now.
-   * `now`: the flush's clock reading (performance.now()).
+   * Moves up to `max` of the connection's datagrams out (polled into a batch, sealed, sent):
+   * how many left, 0 when nothing may leave now. `now`: the flush's clock reading.
    */
-  transmit(conn: TransportConnection, now: number): number;
+  transmit(conn: TransportConnection, now: number, max: number): number;
   onConnected(): void;
   onStreamOpened(streamId: number): void;
   onClosed(code: number, reason: string, byPeer: boolean): void;
@@ -161,8 +160,7 @@ export class Association {
     let sent = 0;
     // Events may cause writes/reads, which produce more to send: alternate a few rounds.
     for (let round = 0; round < 4; round++) {
-      const transmit = this.#hooks.transmit;
-      while (sent < MAX_TRANSMITS_PER_FLUSH && transmit(conn, now) > 0) sent++;
+      if (sent < MAX_TRANSMITS_PER_FLUSH) sent += this.#hooks.transmit(conn, now, MAX_TRANSMITS_PER_FLUSH - sent);
       let any = false;
       let ev: ConnectionEvent | null;
       while ((ev = conn.pollEvent()) !== null) {

@@ -30,11 +30,13 @@ import { UdpLink } from './udp-link.ts';
 import { createWanSecurity, protectionOverhead } from './wan-security.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
 
-/** Bytes seen at the TCP side (raw) and at the UDP side (wire) of one association. */
+/**
+ * Bytes seen at the TCP side (raw) and received at the UDP side (wire) of one association; the
+ * wire bytes sent are the transport's own count (ConnectionStats.bytesSent).
+ */
 export interface TrafficCounters {
   rawOut: number;
   rawIn: number;
-  wireOut: number;
   wireIn: number;
 }
 
@@ -158,19 +160,17 @@ export class Gateway {
     }
     this.#security.attach({
       send: (data, to) => this.#link.send(data, to.port, to.host),
-      sendData: (data, to) => this.#link.sendTo(data, to),
-      sendSpace: (to, size) => this.#link.sendSpace(to, size),
-      commitSend: (space, length, sealer) => this.#link.commitSend(space, length, sealer),
-      deliver: (entry, data, now) => {
+      sendBatch: (batch, to) => this.#link.sendBatch(batch, to),
+      deliver: (entry, data, arrival) => {
         entry.traffic.wireIn += data.length;
-        entry.assoc.input(data, now);
+        entry.assoc.input(data, arrival);
       },
       accept: (peerName, from) => this.#acceptAssociation(peerName, from),
       peerForAddress: (from) => this.#peerForAddress(from),
       onProbeAnswer: (entry, known) => this.#onProbeAnswer(entry, known),
       log: this.log,
     });
-    this.#link.onDatagram((data, from, now) => this.#security.onDatagram(data, from, now), { transient: this.#security.takesTransientDatagrams });
+    this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
     this.config.tunnels.forEach((t, i) => {
       const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
       this.tunnels.push(tunnel);
@@ -193,15 +193,10 @@ export class Gateway {
 
   #newEntry(role: 'client' | 'server', peerName: string, remote: Endpoint): AssociationEntry {
     const conn = new Connection({ role, config: this.#transportConfig, now: performance.now() });
-    const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireOut: 0, wireIn: 0 };
+    const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
     let entry: AssociationEntry;
-    const transmit = this.#security.transmitter(remote, () => entry);
     const assoc = new Association(conn, peerName, {
-      transmit: (c, now) => {
-        const n = transmit(c, now);
-        traffic.wireOut += n;
-        return n;
-      },
+      transmit: this.#security.transmitter(remote, () => entry),
       onConnected: () => this.#onConnected(entry),
       onStreamOpened: (id) => this.#onStreamOpened(entry, id),
       onClosed: (code, reason, byPeer) => this.#onAssociationClosed(entry, code, reason, byPeer),
@@ -524,13 +519,14 @@ export class Gateway {
       const dt = (now - e.lastSample.at) / 1000;
       if (dt <= 0) continue;
       const t = e.traffic;
+      const wireOut = e.assoc.stats().bytesSent;
       e.rates = {
-        wireOutBps: ((t.wireOut - e.lastSample.wireOut) * 8) / dt,
+        wireOutBps: ((wireOut - e.lastSample.wireOut) * 8) / dt,
         wireInBps: ((t.wireIn - e.lastSample.wireIn) * 8) / dt,
         rawOutBps: ((t.rawOut - e.lastSample.rawOut) * 8) / dt,
         rawInBps: ((t.rawIn - e.lastSample.rawIn) * 8) / dt,
       };
-      e.lastSample = { at: now, wireOut: t.wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
+      e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
       const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) {
@@ -574,7 +570,7 @@ export class Gateway {
           datagramsDropped: s.datagramsDropped,
           bytesOutRaw: e.traffic.rawOut,
           bytesInRaw: e.traffic.rawIn,
-          bytesOutWire: e.traffic.wireOut,
+          bytesOutWire: s.bytesSent,
           bytesInWire: e.traffic.wireIn,
           activeStreams: s.activeStreams,
           sendBacklogBytes: e.assoc.backlog().bytes,

@@ -1,7 +1,8 @@
-// The WAN socket, with large kernel buffers. Thin on purpose: it hands datagrams up with their
-// source and sends what it is given; timers and the per-turn flush live in the association driver.
-// Two backends with one contract: the lh_udp addon (src/gateway/udp-batch.ts: sendmmsg/recvmmsg,
-// one syscall and one JS call per batch) when it is built, else node:dgram (one of each per datagram).
+// The WAN socket, with large kernel buffers. Thin on purpose: it hands received datagrams up in
+// batches with their source and arrival time, and sends the finished batches it is given; it never
+// calls back into the layers above to build or seal anything. Two backends with one contract: the
+// lh_udp addon (src/gateway/udp-batch.ts: sendmmsg/recvmmsg, one syscall and one JS call per
+// batch) when it is built, else node:dgram (one of each per datagram).
 import { createSocket } from 'node:dgram';
 import type { Socket, RemoteInfo } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -17,11 +18,29 @@ import type { LhUdpAddon } from './udp-batch.ts';
 // this to net.core.rmem_max; the effective size is reported in status.
 export const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
 
+// Receive coalescing (native backend): after each receive batch the socket is left unread this
+// long, then everything that arrived meanwhile is taken in one batch. Datagrams from a paced
+// sender (or a WAN emulator) arrive one by one, ~12 us apart at 1 Gbit/s; read as they come,
+// every recvmmsg and JavaScript call carries one or two of them. Measured in the lab
+// (bench/results/datapath-2026-12-05.md): the kernel's receive cost per datagram falls from
+// 3.5 us (reading as they come) to 1.2 us with 250 us pauses and 0.9 us with 500 us. Arrival
+// times stay exact (the kernel's timestamps), so the transport's RTT and rate samples do not
+// see the pause; acknowledgements leave up to this much later.
+export const RECV_COALESCING_US = 250;
+/** The addon's upper bound for the pause (100 ms): anything longer is taken as that. */
+const MAX_RECV_COALESCING_US = 100_000;
+
 /**
- * `data` is the receiver's to keep; `from` may be shared between calls: read it, do not keep it.
- * `now`: performance.now() when the datagram's receive batch was read (one clock read per batch).
+ * Where received datagrams go. `datagram` is called for each datagram of a receive batch, then
+ * `endOfBatch` once: a consumer that defers work (opening a run of data messages in one call)
+ * does it there. `arrival` is when the datagram arrived, on performance.now()'s clock: the
+ * kernel's timestamp on the native backend, the moment node:dgram handed it over on the fallback.
+ * `from` may be shared between calls: read it, do not keep it.
  */
-export type DatagramHandler = (data: Buffer, from: RemoteInfo, now: number) => void;
+export interface DatagramSink {
+  datagram(data: Buffer, from: RemoteInfo, arrival: number): void;
+  endOfBatch(): void;
+}
 
 export interface UdpLinkStats {
   datagramsIn: number;
@@ -46,20 +65,8 @@ export interface UdpLinkOptions {
   sendBufferBytes?: number;
   /** Native backend: UDP GSO sends and GRO receives. Default: on unless LONGHAUL_UDP_GSO=0. */
   segmentation?: boolean;
-}
-
-/**
- * Seals, in place and just before they leave, the datagrams queued with this sealer: `count` of
- * them back to back in buf from byte `at`, datagram i being lens[from + i] bytes. False when they
- * cannot be sealed any more (no session): they are dropped. One call per run instead of one per
- * datagram (the packet protection's per-call cost is a third of its work on 1400-byte packets).
- */
-export type RunSealer = (buf: Buffer, lens: Int32Array, from: number, count: number, at: number) => boolean;
-
-/** Where a caller writes a datagram in place (UdpLink.sendSpace); valid until commitSend. */
-export interface SendSpace {
-  buf: Buffer;
-  offset: number;
+  /** Native backend: receive coalescing pause in microseconds (0: off). Default RECV_COALESCING_US, or LONGHAUL_UDP_COALESCE_US. */
+  recvCoalescingUs?: number;
 }
 
 /** Kernel buffer sizes to request, in bytes. */
@@ -68,36 +75,73 @@ export interface SocketBuffers {
   send: number;
 }
 
+// A batch holds one flush's worth of full-size datagrams several times over (the association
+// sends at most 512 per flush, in rounds); a full batch is sent and reused within the flush.
+const BATCH_BYTES = 512 * 1024;
+const BATCH_DATAGRAMS = 1024;
+
+/**
+ * Datagrams back to back in `buf`, datagram i being lens[i] bytes: what one UdpLink.sendBatch
+ * hands the kernel (sendmmsg, runs of equal sizes as one GSO message). The security layer writes
+ * and seals datagrams in place here; the link only sends the bytes.
+ */
+export class DatagramBatch {
+  readonly buf: Buffer;
+  readonly lens: Int32Array;
+  count = 0;
+  /** Bytes used: the next datagram starts here. */
+  end = 0;
+
+  constructor(bytes = BATCH_BYTES, datagrams = BATCH_DATAGRAMS) {
+    this.buf = Buffer.allocUnsafeSlow(bytes);
+    this.lens = new Int32Array(datagrams);
+  }
+
+  /** Room for one more datagram of up to `size` bytes. */
+  fits(size: number): boolean {
+    return this.count < this.lens.length && this.end + size <= this.buf.length;
+  }
+
+  /** The datagram written at `end` is `length` bytes long. */
+  push(length: number): void {
+    this.lens[this.count++] = length;
+    this.end += length;
+  }
+
+  /** Copies a datagram in (fits() must hold). */
+  add(data: Uint8Array): void {
+    this.buf.set(data, this.end);
+    this.push(data.length);
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.end = 0;
+  }
+}
+
 export interface UdpLink {
   readonly backend: UdpBackend;
   readonly stats: UdpLinkStats;
   readonly address: Endpoint;
   /**
-   * `transient`: the handler reads each datagram during its call and copies what it keeps; it
-   * may then get views of a receive buffer that is reused once the batch's turn is over
-   * (microtasks included), saving a copy per datagram. Default: every datagram its own bytes.
+   * Where received datagrams go. `transient`: the sink reads each datagram before endOfBatch
+   * returns and copies what it keeps, so it may get views of a receive buffer that the next batch
+   * reuses (no copy per datagram). Default: every datagram its own bytes.
    */
-  onDatagram(handler: DatagramHandler, options?: { transient?: boolean }): void;
+  onDatagrams(sink: DatagramSink, options?: { transient?: boolean }): void;
   /**
-   * Fire and forget: UDP loss is the transport's business; errors are only counted (no
-   * per-datagram callback). For handshake replies and other traffic to unproven sources.
+   * One datagram to an address, fire and forget (UDP loss is the transport's business; errors are
+   * only counted). For handshake replies and other traffic to unproven sources.
    */
   send(data: Uint8Array, port: number, host: string): void;
   /**
-   * Association traffic to an authenticated peer. `to` must be a long-lived object (one per
-   * peer address), it keys the path. Returns true when `data` was already copied (the caller
-   * may reuse the buffer), false when it must stay untouched.
+   * Sends the batch's datagrams to an authenticated peer and empties the batch. `to` must be a
+   * long-lived object (one per peer address): it keys the path. What the kernel cannot take now
+   * (a full socket buffer) is copied aside and sent, in order, once the socket is writable again;
+   * beyond a bound it is dropped and counted, as a full buffer would.
    */
-  sendTo(data: Uint8Array, to: Endpoint): boolean;
-  /**
-   * Room for one datagram of up to `size` bytes in the send queue to `to` (a peer address as for
-   * sendTo), for the caller to write in place at space.buf[space.offset, ...) and then queue with
-   * commitSend before any other send. Null when the backend has no such queue (node:dgram) or it
-   * is full: use sendTo then.
-   */
-  sendSpace(to: Endpoint, size: number): SendSpace | null;
-  /** Queues what was written into `space`; with `sealer`, it is sealed (with its run) before it leaves. */
-  commitSend(space: SendSpace, length: number, sealer?: RunSealer): void;
+  sendBatch(batch: DatagramBatch, to: Endpoint): void;
   /** The peer behind `to` is gone: drop what was set up for it. */
   release(to: Endpoint): void;
   close(): Promise<void>;
@@ -117,7 +161,10 @@ export const UdpLink = {
         // The addon takes numeric addresses only; a name resolves as node:dgram's udp4 socket would.
         const host = isIP(addr.host) ? addr.host : (await lookup(addr.host, { family: 4 })).address;
         const segmentation = opts.segmentation ?? process.env.LONGHAUL_UDP_GSO !== '0';
-        return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers, segmentation);
+        const envCoalescing = Number(process.env.LONGHAUL_UDP_COALESCE_US);
+        const wantedUs = opts.recvCoalescingUs ?? (process.env.LONGHAUL_UDP_COALESCE_US && envCoalescing >= 0 ? envCoalescing : RECV_COALESCING_US);
+        const coalescingUs = Math.min(MAX_RECV_COALESCING_US, Math.max(0, Math.round(wantedUs)));
+        return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers, { segmentation, coalescingUs });
       }
       if (wanted === 'native') throw new Error(load.error);
       if (!fallbackNoted) {
@@ -142,14 +189,16 @@ class DgramUdpLink implements UdpLink {
   };
   #socket: Socket;
   #type: 'udp4' | 'udp6';
-  #handler: DatagramHandler = () => {};
+  #sink: DatagramSink = { datagram: () => {}, endOfBatch: () => {} };
   #fast = new Map<Endpoint, FastPath>();
   #closed = false;
+  // One datagram per message: each is a batch of its own.
   #onMessage = (data: Buffer, from: RemoteInfo): void => {
     this.stats.datagramsIn++;
     this.stats.recvCalls++;
     this.stats.bytesIn += data.length;
-    this.#handler(data, from, performance.now());
+    this.#sink.datagram(data, from, performance.now());
+    this.#sink.endOfBatch();
   };
   #onError = (): void => {
     this.stats.sendErrors++;
@@ -188,8 +237,8 @@ class DgramUdpLink implements UdpLink {
   }
 
   // node:dgram gives every message its own buffer: transient or not, nothing to save.
-  onDatagram(handler: DatagramHandler): void {
-    this.#handler = handler;
+  onDatagrams(sink: DatagramSink): void {
+    this.#sink = sink;
   }
 
   send(data: Uint8Array, port: number, host: string): void {
@@ -200,33 +249,28 @@ class DgramUdpLink implements UdpLink {
   }
 
   /**
-   * Goes through a socket connected to the peer once that is set up. Returns true when the kernel has already copied `data`, so the caller may reuse the buffer:
-   * a connected socket sends synchronously (node tries uv_udp_try_send first, and libuv refuses
-   * that while requests are queued), and a send queue still empty after the call proves no
-   * request holds the buffer. Otherwise (unconnected sends wait for an address lookup turn, or
-   * the kernel queue was full) the buffer must stay untouched.
+   * Each datagram is copied (node:dgram holds a buffer until its send completes, and the batch is
+   * reused at once) and sent through a socket connected to the peer once that is set up.
    */
-  sendTo(data: Uint8Array, to: Endpoint): boolean {
+  sendBatch(batch: DatagramBatch, to: Endpoint): void {
     const fast = this.#fast.get(to);
-    if (fast !== undefined && typeof fast !== 'string') {
+    if (fast === undefined) this.#openFastPath(to);
+    const socket = fast !== undefined && typeof fast !== 'string' ? fast : null;
+    let at = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const len = batch.lens[i]!;
+      const data = Buffer.from(batch.buf.subarray(at, at + len));
+      at += len;
+      if (socket === null) {
+        this.send(data, to.port, to.host);
+        continue;
+      }
       this.stats.datagramsOut++;
       this.stats.sendCalls++;
-      this.stats.bytesOut += data.length;
-      fast.send(data);
-      return fast.getSendQueueCount() === 0;
+      this.stats.bytesOut += len;
+      socket.send(data);
     }
-    if (fast === undefined) this.#openFastPath(to);
-    this.send(data, to.port, to.host);
-    return false;
-  }
-
-  // node:dgram sends each datagram from its own buffer: nothing to write in place.
-  sendSpace(): SendSpace | null {
-    return null;
-  }
-
-  commitSend(): void {
-    throw new Error('commitSend: node:dgram gives no send space');
+    batch.clear();
   }
 
   #openFastPath(to: Endpoint): void {

@@ -11,7 +11,8 @@ import { DEFERRED, SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts
 import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
 import type { TransportConnection } from '../transport/types.ts';
-import type { RunSealer, SendSpace } from './udp-link.ts';
+import { DatagramBatch } from './udp-link.ts';
+import type { DatagramSink } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
 import { resolveKeyPath } from './config.ts';
 import type { GatewayConfig } from './config.ts';
@@ -45,17 +46,10 @@ const PROBE_ANSWERS_PER_SECOND = 20;
 export interface SecurityHost<E extends RoutedEntry> {
   /** Handshake messages and replies (possibly to unproven sources). */
   send(data: Uint8Array, to: Endpoint): void;
-  /**
-   * Association datagrams to a peer address (`to` is a long-lived object per address). True when
-   * `data` was copied before returning (the buffer may be reused), false when it must stay intact.
-   */
-  sendData(data: Uint8Array, to: Endpoint): boolean;
-  /** Room to write an association datagram to a peer in place (UdpLink.sendSpace), or null: use sendData. */
-  sendSpace(to: Endpoint, size: number): SendSpace | null;
-  /** Queues the space's datagram; with `sealer`, sealed in place with its run before it leaves (UdpLink.commitSend). */
-  commitSend(space: SendSpace, length: number, sealer?: RunSealer): void;
-  /** An opened transport datagram for `entry`, received at `now` (performance.now()). */
-  deliver(entry: E, data: Uint8Array, now: number): void;
+  /** A batch of finished (sealed) datagrams to a peer address (`to` is a long-lived object per address); empties it (UdpLink.sendBatch). */
+  sendBatch(batch: DatagramBatch, to: Endpoint): void;
+  /** An opened transport datagram for `entry`, which arrived at `arrival` (performance.now() clock). */
+  deliver(entry: E, data: Uint8Array, arrival: number): void;
   /** A transport datagram with an unknown connection id arrived from a peer we answer: make a server association (or null to drop). */
   accept(peerName: string, from: Endpoint): E | null;
   /** Plaintext mode only: the peer a source address belongs to. */
@@ -75,26 +69,28 @@ export interface WanSecurityStats {
    * the handshake completed, or dropped (the hold is full, or the handshake failed).
    */
   heldForHandshake: { held: number; released: number; dropped: number };
+  /** Transport datagrams dropped because their keys were gone when the batch was sealed (the transport retransmits). */
+  unsealable: number;
   endpoint: SecureEndpointStats | null;
 }
 
-export type Transmitter = (conn: TransportConnection, now: number) => number;
+/**
+ * Moves up to `max` of the connection's datagrams to the peer (`now`: the flush's clock): returns
+ * how many left, 0 when none may leave now.
+ */
+export type Transmitter = (conn: TransportConnection, now: number, max: number) => number;
 
-export interface WanSecurity<E extends RoutedEntry = RoutedEntry> {
+export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends DatagramSink {
   readonly mode: string;
-  /** onDatagram copies what it keeps: the link may pass views of its receive buffer (UdpLink.onDatagram's `transient`). */
+  /** datagram() copies what it keeps: the link may pass views of its receive buffer (UdpLink.onDatagrams' `transient`). */
   readonly takesTransientDatagrams: boolean;
   attach(host: SecurityHost<E>): void;
-  /** `now`: performance.now() when it was received. */
-  onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
   /** Starts (or restarts) the path to a peer we initiate to, before its association sends. */
   openClient(entry: E, peerName: string, remote: Endpoint): void;
   /**
-   * The function an association's flush moves its datagrams with (`now`: the flush's clock):
-   * polls the next one from `conn` straight into the socket's send queue (the transport writes it
-   * in place; protected, it is sealed there with the rest of its run just before it leaves), or
-   * from the transport's own buffer where there is no such queue (node:dgram). Returns the
-   * datagram's length, 0 when nothing may leave now.
+   * What an association's flush moves its datagrams with: the transport writes each one straight
+   * into this peer's batch (room left for the packet-protection header and tag), the whole batch
+   * is sealed in one AEAD call, and the link gets it finished.
    */
   transmitter(remote: Endpoint, entry: () => E): Transmitter;
   forget(entry: E): void;
@@ -168,7 +164,8 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     this.host = host;
   }
 
-  abstract onDatagram(data: Buffer, from: RemoteInfo, now: number): void;
+  abstract datagram(data: Buffer, from: RemoteInfo, arrival: number): void;
+  abstract endOfBatch(): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
   abstract transmitter(remote: Endpoint, entry: () => E): Transmitter;
   abstract stats(): WanSecurityStats;
@@ -218,7 +215,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   }
 
   /** Hands an opened transport datagram to its association (or creates one). */
-  protected route(plain: Uint8Array, peerName: string, from: Endpoint, now: number): void {
+  protected route(plain: Uint8Array, peerName: string, from: Endpoint, arrival: number): void {
     if (plain[0] === LIVENESS_MARKER) {
       this.#onLivenessMessage(plain, peerName, from);
       return;
@@ -248,7 +245,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       this.routes.set(hi, lo, entry);
       this.#cidOf.set(entry, { hi, lo });
     }
-    this.host.deliver(entry, plain, now);
+    this.host.deliver(entry, plain, arrival);
   }
 
   /** Our own client association's id is learned from its first datagram. */
@@ -272,10 +269,12 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   // Routes the datagrams themselves: the transport keeps views of them.
   readonly takesTransientDatagrams = false;
 
-  onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
+  datagram(data: Buffer, from: RemoteInfo, arrival: number): void {
     const ep = { host: from.address, port: from.port };
-    this.route(data, this.host.peerForAddress(ep), ep, now);
+    this.route(data, this.host.peerForAddress(ep), ep, arrival);
   }
+
+  endOfBatch(): void {}
 
   openClient(): void {}
 
@@ -290,26 +289,26 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 
   transmitter(remote: Endpoint, entry: () => E): Transmitter {
     const known = { learned: false };
-    return (conn, now) => {
-      const space = this.host.sendSpace(remote, conn.maxDatagramSize);
-      if (space === null) {
-        // No send queue to write into (node:dgram): the transport's own buffer.
-        const tx = conn.pollTransmit(now);
-        if (tx === null) return 0;
-        if (!known.learned) this.learn(entry(), tx.data, known);
-        this.host.sendData(tx.data, remote);
-        return tx.data.length;
+    const batch = new DatagramBatch();
+    return (conn, now, max) => {
+      const room = conn.maxDatagramSize;
+      let sent = 0;
+      while (sent < max) {
+        if (!batch.fits(room)) this.host.sendBatch(batch, remote);
+        const at = batch.end;
+        const n = conn.pollTransmitInto(now, batch.buf, at);
+        if (n === 0) break;
+        if (!known.learned) this.learn(entry(), batch.buf.subarray(at, at + n), known);
+        batch.push(n);
+        sent++;
       }
-      const n = conn.pollTransmitInto(now, space.buf, space.offset);
-      if (n === 0) return 0;
-      if (!known.learned) this.learn(entry(), space.buf.subarray(space.offset, space.offset + n), known);
-      this.host.commitSend(space, n);
-      return n;
+      if (batch.count > 0) this.host.sendBatch(batch, remote);
+      return sent;
     };
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { held: 0, released: 0, dropped: 0 }, endpoint: null };
+    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { held: 0, released: 0, dropped: 0 }, unsealable: 0, endpoint: null };
   }
 
   close(): void {}
@@ -330,7 +329,6 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #addresses = new Map<string, Endpoint>();
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
-  #mtu: number;
   /** Associations to probe once the handshake to their peer completes. */
   #probeAfterHandshake = new Set<E>();
   /**
@@ -344,7 +342,6 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   constructor(config: GatewayConfig, ep: SecureEndpoint, peers: Array<{ name: string; id: PeerId }>) {
     super(config);
     this.#ep = ep;
-    this.#mtu = config.mtu;
     for (const p of peers) {
       this.#nameById.set(p.id, p.name);
       this.#idByName.set(p.name, p.id);
@@ -371,19 +368,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #lastPeerName: string | undefined = undefined;
   #lastEndpoint: Endpoint | null = null;
   #lastEndpointSource = '';
-  #openScheduled = false;
-  // The clock reading of the batch the deferred messages came in.
-  #openNow = 0;
-
-  #openDeferred = (): void => {
-    this.#openScheduled = false;
-    this.#ep.openDeferred(this.#deliver);
-    // A message under a responder's new keys confirms them ('established': held datagrams go out).
-    this.#pump();
-  };
-
   /** An authenticated transport datagram from `peer`: to its association. */
-  #deliver = (peer: PeerId, plaintext: Uint8Array, source: string): void => {
+  #deliver = (peer: PeerId, plaintext: Uint8Array, source: string, arrival: number): void => {
     if (peer !== this.#lastPeer) {
       this.#lastPeer = peer;
       this.#lastPeerName = this.#nameById.get(peer);
@@ -393,35 +379,34 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       this.#lastEndpoint = this.#endpointOf(source);
     }
     const name = this.#lastPeerName;
-    if (name !== undefined) this.route(plaintext, name, this.#lastEndpoint, this.#openNow);
+    if (name !== undefined) this.route(plaintext, name, this.#lastEndpoint, arrival);
   };
 
-  onDatagram(data: Buffer, from: RemoteInfo, now: number): void {
+  datagram(data: Buffer, from: RemoteInfo, arrival: number): void {
     if (from.port !== this.#lastPort || from.address !== this.#lastAddress) {
       this.#lastPort = from.port;
       this.#lastAddress = from.address;
       this.#lastSource = from.family === 'IPv6' ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`;
     }
     const source = this.#lastSource;
-    // Data messages are opened together when the receive batch is done (one AEAD call per run).
-    const r = this.#ep.handleDatagramDeferred(data, source, now);
-    if (r === DEFERRED) {
-      if (!this.#openScheduled) {
-        this.#openScheduled = true;
-        this.#openNow = now;
-        queueMicrotask(this.#openDeferred);
-      }
-      return;
-    }
+    // Data messages are opened together at the end of the receive batch (one AEAD call per run).
+    const r = this.#ep.handleDatagramDeferred(data, source, arrival);
+    if (r === DEFERRED) return;
     if (r.kind === 'data') {
-      this.#openNow = now;
-      this.#deliver(r.peer, r.plaintext, source);
+      this.#deliver(r.peer, r.plaintext, source, arrival);
     } else if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
     } else if (r.kind === 'dropped' && r.reason === 'cipher-mismatch') {
       this.#warnCipherMismatch(source);
     }
     if (r.kind !== 'data' && r.kind !== 'dropped') this.#pump();
+  }
+
+  endOfBatch(): void {
+    if (this.#ep.deferredCount === 0) return;
+    this.#ep.openDeferred(this.#deliver);
+    // A message under a responder's new keys confirms them ('established': held datagrams go out).
+    this.#pump();
   }
 
   #lastMismatchWarningAt = -Infinity;
@@ -477,48 +462,57 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     // The peer's address string changes only when it roams: its endpoint object is looked up once.
     let lastAddress: string | null = null;
     let lastTo = remote;
-    // Without a send queue (node:dgram), sealed datagrams are written here while the socket
-    // proves it copied the previous one (one allocation instead of one per packet); a send left
-    // queued keeps the buffer and the next packet gets a fresh one.
-    let scratch: Buffer | null = null;
-    // Datagrams are sealed when the queue flushes, in the same turn: at the clock of the last one.
-    let lastNow = 0;
-    let sealer: RunSealer | null = null;
-    return (conn, now) => {
+    const batch = new DatagramBatch();
+    return (conn, now, max) => {
       const e = entry();
       id ??= this.#idByName.get(e.assoc.peerName);
-      const addr = id === undefined ? null : this.#ep.peerAddress(id);
+      if (id === undefined) return 0;
+      const addr = this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
         lastTo = addr === null ? remote : this.#endpointOf(addr);
       }
-      const space = id !== undefined && this.#ep.readyToSeal(id, now) ? this.host.sendSpace(lastTo, conn.maxDatagramSize + SecureEndpoint.OVERHEAD) : null;
-      if (space === null) {
-        // No session yet (held for the handshake), or no send queue: the transport's own buffer.
-        const tx = conn.pollTransmit(now);
-        if (tx === null) return 0;
-        const data = tx.data;
-        if (!known.learned) this.learn(e, data, known);
-        if (id === undefined) return data.length;
-        scratch ??= Buffer.allocUnsafe(this.#mtu); // bigger datagrams (none expected) allocate
-        const sealed = this.#ep.seal(id, data, now, scratch);
-        if (sealed === null) {
-          this.#holdUntilHandshake(id, data, lastTo, e);
-        } else if (!this.host.sendData(sealed, lastTo) && sealed.buffer === scratch.buffer && sealed.byteOffset === scratch.byteOffset) {
-          scratch = null;
-        }
-        return data.length;
+      if (!this.#ep.readyToSeal(id, now)) return this.#holdFlush(conn, now, max, id, lastTo, e, known);
+      const room = conn.maxDatagramSize + SecureEndpoint.OVERHEAD;
+      let sent = 0;
+      while (sent < max) {
+        if (!batch.fits(room)) this.#sealAndSend(batch, id, lastTo, now);
+        const at = batch.end + SecureEndpoint.HEADER_ROOM;
+        const n = conn.pollTransmitInto(now, batch.buf, at);
+        if (n === 0) break;
+        if (!known.learned) this.learn(e, batch.buf.subarray(at, at + n), known);
+        batch.push(n + SecureEndpoint.OVERHEAD);
+        sent++;
       }
-      const datagramAt = space.offset + SecureEndpoint.HEADER_ROOM;
-      const n = conn.pollTransmitInto(now, space.buf, datagramAt);
-      if (n === 0) return 0;
-      if (!known.learned) this.learn(e, space.buf.subarray(datagramAt, datagramAt + n), known);
-      lastNow = now;
-      const peer = id!;
-      sealer ??= (buf, lens, from, count, at) => this.#ep.sealRun(peer, buf, lens, from, count, at, lastNow);
-      this.host.commitSend(space, n + SecureEndpoint.OVERHEAD, sealer);
-      return n;
+      if (batch.count > 0) this.#sealAndSend(batch, id, lastTo, now);
+      return sent;
     };
+  }
+
+  /** Seals the whole batch in one AEAD call and hands it to the link; without keys (expired meanwhile) it is dropped. */
+  #sealAndSend(batch: DatagramBatch, id: PeerId, to: Endpoint, now: number): void {
+    if (this.#ep.sealRun(id, batch.buf, batch.lens, 0, batch.count, 0, now)) {
+      this.host.sendBatch(batch, to);
+    } else {
+      this.#unsealable += batch.count;
+      batch.clear();
+    }
+    // Sealing may have started a rekey: its initiation goes out now.
+    this.#pump();
+  }
+
+  #unsealable = 0;
+
+  /** No session to `id` yet: the datagrams are held (copies) until the handshake completes. */
+  #holdFlush(conn: TransportConnection, now: number, max: number, id: PeerId, to: Endpoint, e: E, known: { learned: boolean }): number {
+    let sent = 0;
+    let tx;
+    while (sent < max && (tx = conn.pollTransmit(now)) !== null) {
+      if (!known.learned) this.learn(e, tx.data, known);
+      this.#holdUntilHandshake(id, tx.data, to, e);
+      sent++;
+    }
+    return sent;
   }
 
   /** No session to `id` yet (or keys expired): keep a copy until the handshake completes; the transport retransmits anything dropped here. */
@@ -538,6 +532,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     if (held === undefined) return;
     this.#held.delete(id);
     const now = performance.now();
+    const batch = new DatagramBatch(HELD_DATAGRAMS_PER_PEER * 2048, HELD_DATAGRAMS_PER_PEER);
+    let to: Endpoint | null = null;
     for (const h of held) {
       // An association closed meanwhile (e.g. it gave up waiting) must not be opened at the peer.
       const sealed = established && !h.entry.assoc.isClosed ? this.#ep.seal(id, h.data, now) : null;
@@ -545,9 +541,12 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         this.#heldCounts.dropped++;
         continue;
       }
-      this.host.sendData(sealed, h.to);
+      if (to !== null && (h.to !== to || !batch.fits(sealed.length))) this.host.sendBatch(batch, to);
+      to = h.to;
+      batch.add(sealed);
       this.#heldCounts.released++;
     }
+    if (to !== null) this.host.sendBatch(batch, to);
   }
 
   /** Drains handshake transmits and events, re-arms the single handshake timer. */
@@ -585,7 +584,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 
   stats(): WanSecurityStats {
     return {
-      mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { ...this.#heldCounts }, endpoint: this.#ep.stats(),
+      mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { ...this.#heldCounts },
+      unsealable: this.#unsealable, endpoint: this.#ep.stats(),
     };
   }
 

@@ -1,6 +1,7 @@
 // After the datapath's error and shutdown paths the process goes idle and exits on its own:
 // nothing left polling (a socket armed for writability, a readable callback that does not
-// consume, an ICMP error re-reported), no driver re-scheduling itself with setImmediate.
+// consume, an ICMP error re-reported, a receive-coalescing timer that keeps re-arming), no driver
+// re-scheduling itself with setImmediate.
 // Each case runs in a child process, so "exits on its own" is checked for real; the child
 // measures its own CPU over one idle second (a spin burns most of it, an idle process ~0).
 import assert from 'node:assert/strict';
@@ -31,20 +32,23 @@ function runChild(script: string): { idleCpuMs: number; [k: string]: unknown } {
 
 test('native link: sends to a closed peer (ICMP port unreachable, ECONNREFUSED) leave the process idle, and it exits after close', { skip: skipNative, timeout: 60_000 }, () => {
   const out = runChild(`
-    import { UdpLink } from ${url('../../src/gateway/udp-link.ts')};
+    import { UdpLink, DatagramBatch } from ${url('../../src/gateway/udp-link.ts')};
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
     const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
     const to = b.address;
+    const batch = new DatagramBatch();
     let got = 0;
-    b.onDatagram(() => got++);
-    a.sendTo(Buffer.alloc(1200), to);
+    b.onDatagrams({ datagram() { got++; }, endOfBatch() {} });
+    batch.add(Buffer.alloc(1200));
+    a.sendBatch(batch, to);
     while (got === 0) await sleep(5);
     await b.close();
     // Runs of equal datagrams (GSO messages) and single ones to the dead port, both sockets.
     for (let round = 0; round < 5; round++) {
-      for (let i = 0; i < 100; i++) a.sendTo(Buffer.alloc(1200), to);
-      a.sendTo(Buffer.alloc(300), to);
+      for (let i = 0; i < 100; i++) batch.add(Buffer.alloc(1200));
+      batch.add(Buffer.alloc(300));
+      a.sendBatch(batch, to);
       a.send(Buffer.alloc(100), to.port, to.host);
       await sleep(20);
     }
@@ -55,6 +59,44 @@ test('native link: sends to a closed peer (ICMP port unreachable, ECONNREFUSED) 
     console.log(JSON.stringify({ idleCpuMs, errors }));`);
   assert.ok((out.errors as number) > 0, `the refused sends were counted (${out.errors})`);
   assert.ok(out.idleCpuMs < IDLE_CPU_LIMIT_MS, `idle after the errors: ${out.idleCpuMs} ms CPU in 1 s`);
+});
+
+test('native link with receive coalescing: once a stream stops, the pause timer stops too (the process idles), and it exits after close', { skip: skipNative, timeout: 60_000 }, () => {
+  const out = runChild(`
+    import { UdpLink, DatagramBatch } from ${url('../../src/gateway/udp-link.ts')};
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
+    const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native', recvCoalescingUs: 250 });
+    const batch = new DatagramBatch();
+    let got = 0;
+    let batches = 0;
+    b.onDatagrams({ datagram() { got++; }, endOfBatch() { batches++; } });
+    // A stream of small batches, each well within a pause of the one before: reads keep pausing.
+    for (let i = 0; i < 200; i++) {
+      for (let k = 0; k < 5; k++) batch.add(Buffer.alloc(1200));
+      a.sendBatch(batch, b.address);
+      await new Promise((r) => setImmediate(r));
+    }
+    while (got < 1000) await sleep(5);
+    // The main thread's wake-ups over the idle second: a timer that kept re-arming would wake it
+    // thousands of times without much CPU.
+    const { readFileSync } = await import('node:fs');
+    const wakeups = () => Number(/voluntary_ctxt_switches:\\s+(\\d+)/.exec(readFileSync('/proc/self/task/' + process.pid + '/status', 'utf8'))[1]);
+    const w0 = wakeups();
+    ${measure}
+    const idleWakeups = wakeups() - w0;
+    // The socket is polled again: a datagram after the quiet second still arrives.
+    batch.add(Buffer.alloc(100));
+    a.sendBatch(batch, b.address);
+    const t0 = performance.now();
+    while (got < 1001 && performance.now() - t0 < 5000) await sleep(1);
+    await a.close();
+    await b.close();
+    console.log(JSON.stringify({ idleCpuMs, idleWakeups, got, batches }));`);
+  assert.equal(out.got, 1001, 'every datagram arrived, the last one after the quiet second too');
+  assert.ok((out.batches as number) < 1000, `read in batches (${out.batches})`);
+  assert.ok(out.idleCpuMs < IDLE_CPU_LIMIT_MS, `idle once the stream stopped: ${out.idleCpuMs} ms CPU in 1 s`);
+  assert.ok((out.idleWakeups as number) < 100, `the loop slept through the idle second (${out.idleWakeups} wake-ups; a 250 us timer would make ~4000)`);
 });
 
 test('gateway pair stopped while connections are reset mid-transfer: the process goes idle and exits on its own', { timeout: 90_000 }, () => {
