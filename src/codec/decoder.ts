@@ -28,7 +28,8 @@ export class BlockDecoder {
   // A header split across pushes is gathered here (it is at most MAX_HEADER_LENGTH bytes).
   private readonly headerBytes = new Uint8Array(MAX_HEADER_LENGTH);
   private headerFill = 0;
-  // The block whose payload is being gathered, if its payload was split across pushes.
+  // The block under way: a raw one passes through as it comes; a compressed one whose payload
+  // is split across pushes is gathered in `payload`. payloadFill: its bytes seen so far.
   private header: BlockHeader | null = null;
   private payload: Uint8Array | null = null;
   private payloadFill = 0;
@@ -49,8 +50,11 @@ export class BlockDecoder {
   }
 
   /**
-   * Consumes `chunk` (not retained) and returns the application bytes of every block it
-   * completed, each a fresh buffer. On a protocol error returns it, now and for every later push.
+   * Consumes `chunk` and returns the application bytes of what it completed. A compressed block
+   * comes out whole, in a fresh buffer, once its last byte arrived; a raw block's bytes come out
+   * as they arrive, as views of `chunk` (no copy: the caller must leave `chunk` unchanged while
+   * it uses them, e.g. until a socket has written them). On a protocol error returns it, now and
+   * for every later push.
    */
   push(chunk: Uint8Array): DecodeResult {
     if (this.failure) return { ok: false, error: this.failure };
@@ -61,11 +65,26 @@ export class BlockDecoder {
       if (this.header === null) {
         at = this.readHeader(chunk, at);
         if (this.failure) return this.fail();
-        if (this.header === null) break; // chunk ended inside a header
+        const parsed = this.header as BlockHeader | null;
+        if (parsed === null) break; // chunk ended inside a header
+        if (parsed.codec === CODEC_NONE) this.countRaw(parsed);
       }
-      const header: BlockHeader = this.header;
+      const header = this.header as BlockHeader;
+      if (header.codec === CODEC_NONE) {
+        // Raw: passed on as it comes, split or not.
+        const take = Math.min(header.payloadLength - this.payloadFill, chunk.length - at);
+        if (take > 0) {
+          if (out === NO_DATA) out = [];
+          out.push(chunk.subarray(at, at + take));
+        }
+        this.payloadFill += take;
+        at += take;
+        if (this.payloadFill < header.payloadLength) break;
+        this.header = null;
+        this.payloadFill = 0;
+        continue;
+      }
       let payload: Uint8Array;
-      let owned = false;
       if (this.payload === null && chunk.length - at >= header.payloadLength) {
         payload = chunk.subarray(at, at + header.payloadLength); // whole payload in this chunk: no copy
         at += header.payloadLength;
@@ -78,12 +97,11 @@ export class BlockDecoder {
         at += take;
         if (this.payloadFill < header.payloadLength) break;
         payload = this.payload;
-        owned = true;
       }
       this.header = null;
       this.payload = null;
       this.payloadFill = 0;
-      const data = this.decodePayload(header, payload, owned);
+      const data = this.decompress(header, payload);
       if (data === null) return this.fail();
       if (out === NO_DATA) out = [];
       out.push(data);
@@ -141,16 +159,16 @@ export class BlockDecoder {
     return at + (parsed.header.headerLength - previous);
   }
 
-  // `owned`: payload is our own assembly buffer, so a raw block can be returned without a copy.
-  private decodePayload(header: BlockHeader, payload: Uint8Array, owned: boolean): Uint8Array | null {
+  private countRaw(header: BlockHeader): void {
     const s = this.stats.decode;
     s.blocks++;
-    if (header.codec === CODEC_NONE) {
-      s.blocksRaw++;
-      s.bytesOut += payload.length;
-      // Copy out of `chunk`: the caller may reuse it while a socket still queues our result.
-      return owned ? payload : payload.slice();
-    }
+    s.blocksRaw++;
+    s.bytesOut += header.originalLength;
+  }
+
+  private decompress(header: BlockHeader, payload: Uint8Array): Uint8Array | null {
+    const s = this.stats.decode;
+    s.blocks++;
     const started = this.now();
     const result = decompressWith(header.codec, payload, header.originalLength);
     s.cpuMs += this.now() - started;

@@ -89,6 +89,10 @@ export interface ConnectionConfig {
  * extra wake-up.
  */
 export interface TransportConnection {
+  /**
+   * A datagram from the peer, received at `now`. The core keeps views of its stream data until
+   * the application reads them (no copy): the caller must leave `data` unchanged from then on.
+   */
   handleDatagram(data: Uint8Array, now: Millis): void;
   handleTimeout(now: Millis): void;
   pollTransmit(now: Millis): Transmit | null;
@@ -109,7 +113,11 @@ export interface TransportConnection {
 
   /** Opens a locally initiated stream; returns its id, or -1 when the peer's stream limit is reached. */
   openStream(): number;
-  /** Queues bytes; returns how many were accepted (0 when the send buffer is full: wait for 'stream-writable'). The core copies what it accepts. */
+  /**
+   * Queues bytes; returns how many were accepted (0 when the send buffer is full: wait for
+   * 'stream-writable'). The core keeps a reference to what it accepts until the peer has
+   * acknowledged it (no copy): the caller must leave those bytes unchanged.
+   */
   write(streamId: number, data: Uint8Array): number;
   /** No more writes on this stream; FIN follows the last byte. */
   finish(streamId: number): void;

@@ -62,7 +62,8 @@ export class RecvStream {
   }
 
   /**
-   * Applies a checked STREAM frame (copies what it keeps). Returns how much the highest
+   * Applies a checked STREAM frame, keeping views of `data` (no copy: the datagram's owner
+   * leaves it unchanged, see TransportConnection.handleDatagram). Returns how much the highest
    * received offset grew, for association-level accounting.
    */
   insert(offset: number, data: Uint8Array, fin: boolean): number {
@@ -75,7 +76,7 @@ export class RecvStream {
     }
     if (this.reset || end <= this.contiguousEnd) return grew;
     if (offset <= this.contiguousEnd) {
-      this.pushReady(data.slice(this.contiguousEnd - offset));
+      this.pushReady(offset === this.contiguousEnd ? data : data.subarray(this.contiguousEnd - offset));
       this.contiguousEnd = end;
       this.drainPending();
     } else {
@@ -122,11 +123,11 @@ export class RecvStream {
     while (cursor < end) {
       const next = i < pending.length ? pending[i]! : null;
       if (next === null || next.offset >= end) {
-        pending.splice(i, 0, { offset: cursor, data: data.slice(cursor - offset) });
+        pending.splice(i, 0, { offset: cursor, data: data.subarray(cursor - offset) });
         return;
       }
       if (next.offset > cursor) {
-        pending.splice(i, 0, { offset: cursor, data: data.slice(cursor - offset, next.offset - offset) });
+        pending.splice(i, 0, { offset: cursor, data: data.subarray(cursor - offset, next.offset - offset) });
         i++;
       }
       cursor = Math.max(cursor, next.offset + next.data.length);
