@@ -45,6 +45,11 @@ export class CompressionBackoff {
     return false;
   }
 
+  /** In a pause: the next blocks go raw without trying. */
+  get pausing(): boolean {
+    return this.skipRemaining > 0;
+  }
+
   recordSuccess(): void {
     this.consecutiveFailures = 0;
     this.skipRemaining = 0;

@@ -173,6 +173,15 @@ export class BlockEncoder {
     this.policy?.setWireCpuNsPerByte(ns);
   }
 
+  /**
+   * True while blocks are being compressed (a codec is chosen and the back-off is not pausing):
+   * only then do larger blocks pay, so only then is it worth gathering reads into them.
+   */
+  get compressing(): boolean {
+    const setting = this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting;
+    return setting !== null && !this.backoff.pausing;
+  }
+
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
   get adaptive(): AdaptivePolicy | null {
     return this.policy;

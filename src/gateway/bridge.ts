@@ -104,8 +104,9 @@ export class StreamBridge implements StreamListener {
   #onSocketData = (chunk: Buffer): void => {
     this.bytesFromSocket += chunk.length;
     this.#traffic.rawOut += chunk.length;
-    // Uncompressed blocks gain nothing from being larger: no gathering (and no copy) then.
-    if (this.#gatheredBytes > 0 || (this.#encoder.mode !== 'none' && this.#assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
+    // Uncompressed blocks gain nothing from being larger: no gathering (and no copy) unless the
+    // encoder is compressing right now (not sending raw by choice or backing off).
+    if (this.#gatheredBytes > 0 || (this.#encoder.compressing && this.#assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
       this.#gathered.push(chunk);
       this.#gatheredBytes += chunk.length;
       // Stop while one more read still fits the block.

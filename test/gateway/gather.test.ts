@@ -1,6 +1,8 @@
-// While the association holds a large send backlog, the gateway gathers TCP reads (64 KiB at
-// most each) into larger compression blocks (up to 256 KiB): they compress better, and with that
-// much data queued the wait costs the link nothing. The bytes must arrive intact, FIN included.
+// While the association holds a large send backlog and the encoder is compressing, the gateway
+// gathers TCP reads (64 KiB at most each) into larger compression blocks (up to 256 KiB): they
+// compress better, and with that much data queued the wait costs the link nothing. Blocks that
+// go raw (incompressible data) gain nothing from being larger, so those reads are not gathered
+// (gathering copies every byte). The bytes must arrive intact, FIN included.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
@@ -8,7 +10,19 @@ import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
-test('behind a large send backlog, TCP reads are gathered into blocks larger than one read; every byte arrives', { timeout: 60_000 }, async () => {
+// Log-like text: lz4 compresses it, so the encoder stays compressing.
+function textChunk(n: number): Buffer {
+  const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
+  const out = Buffer.alloc(n);
+  let seed = n * 7919 + Math.floor(Math.random() * 1e6);
+  for (let i = 0; i < n;) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
+  }
+  return out;
+}
+
+async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Promise<number> {
   const target = await startVerifyTarget();
   // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
   const pair = await startPair({
@@ -16,14 +30,24 @@ test('behind a large send backlog, TCP reads are gathered into blocks larger tha
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
   });
   try {
-    const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024);
+    const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, upload);
     assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
     const enc = pair.a.gateway.status().codec.encode;
-    const meanBlock = enc.bytesIn / enc.blocks;
-    assert.ok(meanBlock > 64 * 1024, `mean block ${Math.round(meanBlock)} bytes: reads were gathered`);
-    assert.ok(meanBlock <= 256 * 1024, `mean block ${Math.round(meanBlock)} bytes`);
+    return enc.bytesIn / enc.blocks;
   } finally {
     await pair.stop();
     await target.close();
   }
+}
+
+test('behind a large send backlog, compressible TCP reads are gathered into blocks larger than one read; every byte arrives', { timeout: 60_000 }, async () => {
+  const meanBlock = await meanBlockBytes(textChunk);
+  assert.ok(meanBlock > 64 * 1024, `mean block ${Math.round(meanBlock)} bytes: reads were gathered`);
+  assert.ok(meanBlock <= 256 * 1024, `mean block ${Math.round(meanBlock)} bytes`);
+});
+
+test('incompressible reads are not gathered (the blocks go raw): every byte arrives', { timeout: 60_000 }, async () => {
+  const meanBlock = await meanBlockBytes(undefined);
+  // The first blocks, and the back-off's rare probes, are still tried (gathered) before they fail.
+  assert.ok(meanBlock < 72 * 1024, `mean block ${Math.round(meanBlock)} bytes: about one block per read`);
 });

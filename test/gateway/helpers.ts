@@ -352,8 +352,13 @@ export interface TransferResult {
   received: number;
 }
 
-/** One verified exchange through the tunnel at `port`. Rejects on socket errors. */
-export function verifiedExchange(port: number, uploadSize: number, downloadSize: number, paceMs = 0): Promise<TransferResult> {
+/**
+ * One verified exchange through the tunnel at `port`. Rejects on socket errors. The upload is
+ * random (incompressible) unless `uploadChunk` makes it (n bytes, fresh buffer each call).
+ */
+export function verifiedExchange(
+  port: number, uploadSize: number, downloadSize: number, paceMs = 0, uploadChunk: (n: number) => Buffer = randomBytes,
+): Promise<TransferResult> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     const upHash = createHash('sha256');
@@ -368,7 +373,7 @@ export function verifiedExchange(port: number, uploadSize: number, downloadSize:
       let left = uploadSize;
       const pump = (): void => {
         while (left > 0) {
-          const chunk = randomBytes(Math.min(left, 64 * 1024));
+          const chunk = uploadChunk(Math.min(left, 64 * 1024));
           left -= chunk.length;
           upHash.update(chunk);
           if (!s.write(chunk)) {
