@@ -54,6 +54,7 @@ interface BenchFlags {
   longhaulFlag: string[];
   lab: string;
   render?: string;
+  perfRecord?: string;
 }
 
 /** Re-write the Markdown and SVG of a results file from its JSON lines (e.g. after a report change). */
@@ -103,7 +104,7 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
       const cap = capSeconds(cell, flags.cap, migration);
       const label = `[${i + 1}/${cells.length}] ${cell.profile.name} ${cell.method}`;
       const r = await runCell(cell, {
-        lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag,
+        lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag, perfDir: flags.perfRecord,
         onProgress: (c, bytes, seconds) => bar.update(label, c, bytes, seconds, cap),
       });
       results.push(r);
@@ -143,6 +144,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--seed <n>', 'payload seed', positive, 1)
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
+    .option('--perf-record <dir>', 'record a CPU profile (linux perf) of the gateways while each workload runs, with a text report per run')
     .option('--render <jsonl>', 'only re-write the .md and .svg of a results file from its .jsonl')
     .option('--json', 'print one JSON object per run on stdout', false)
     .option('--save', 'also write results files for a single cell', false)

@@ -41,6 +41,8 @@ export interface MethodContext {
   sinkPort: number;
   /** Scratch directory for keys and logs. */
   workDir: string;
+  /** Extra node flags for the method's Node processes (the gateways), e.g. for profiling. */
+  nodeFlags?: string[];
 }
 
 /**
@@ -197,13 +199,13 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
   const logB = join(ctx.workDir, 'gateway-b.log');
   const logA = join(ctx.workDir, 'gateway-a.log');
   const gatewayB = spawnLogged('b', ctx.lab, [
-    process.execPath, CLI_MAIN, 'gateway',
+    process.execPath, ...(ctx.nodeFlags ?? []), CLI_MAIN, 'gateway',
     '--wan', `${LAB_ADDRESSES.bPeer}:${LONGHAUL_PORT}`,
     '--key', join(keys, 'b.key'), '--peer-key', join(keys, 'a.pub'),
     '--allow', '127.0.0.1/32', ...extraFlags,
   ], logB);
   const gatewayA = spawnLogged('a', ctx.lab, [
-    process.execPath, CLI_MAIN, 'gateway',
+    process.execPath, ...(ctx.nodeFlags ?? []), CLI_MAIN, 'gateway',
     '--wan', `${LAB_ADDRESSES.aPeer}:${LONGHAUL_PORT}`, '--peer', `${LAB_ADDRESSES.aNear}:${LONGHAUL_PORT}`,
     '--tunnel', `127.0.0.1:${LOCAL_TUNNEL_PORT}=127.0.0.1:${ctx.sinkPort}`,
     '--key', join(keys, 'a.key'), '--peer-key', join(keys, 'b.pub'), ...extraFlags,

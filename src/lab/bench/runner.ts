@@ -15,6 +15,7 @@ import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell, type Me
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from './methods.ts';
 import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from './cpu-accounting.ts';
 import { linkFloorSeconds } from './limits.ts';
+import { PERF_NODE_FLAGS, startPerfRecord, stopPerfRecord } from './perf-record.ts';
 
 const WORKLOAD_MAIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'workloads/run.ts');
 export const SINK_PORT = 5201;
@@ -87,6 +88,8 @@ export interface RunOptions {
   longhaulFlags?: string[];
   onProgress?: (cell: BenchCell, ackedBytes: number, seconds: number) => void;
   workDir?: string;
+  /** Record a CPU profile (`perf record -g`) of the method's processes while the workload runs, into this folder. */
+  perfDir?: string;
 }
 
 /** The sink in site B; resolves once it listens. (The client checks its count and hash.) */
@@ -186,7 +189,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     const sinkChild = await startSinkProcess(lab);
     stopSink = () => stopProcess(sinkChild);
     active.add(stopSink);
-    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir }, opts.longhaulFlags);
+    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir, nodeFlags: opts.perfDir !== undefined ? PERF_NODE_FLAGS : [] }, opts.longhaulFlags);
     tearDownPath = path.tearDown;
     active.add(tearDownPath);
     if (TUNNELS.has(cell.method)) {
@@ -199,8 +202,10 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     // Every process of the run but the client, which starts inside and reports its own CPU.
     const pids = { ...path.processes, emulator: readLabState(lab)?.emulator?.pid, sink: sinkChild.pid };
     const cpuBefore = takeCpuSnapshot(pids);
+    const perf = opts.perfDir !== undefined ? startPerfRecord(opts.perfDir, cell, path.processes ?? {}) : null;
     const r = await runClient(cell, path, cap, opts, lab);
     const cpuAfter = takeCpuSnapshot(pids);
+    if (perf !== null) await stopPerfRecord(perf);
     const after = await requestEmulatorStats(lab);
     const snapshot = await path.snapshot?.().catch((e: unknown) => ({ error: String(e) }));
     const wire = delta(after, before);
