@@ -113,11 +113,7 @@ export interface TransportConnection {
 
   /** Opens a locally initiated stream; returns its id, or -1 when the peer's stream limit is reached. */
   openStream(): number;
-  /**
-   * Queues bytes; returns how many were accepted (0 when the send buffer is full: wait for
-   * 'stream-writable'). The core keeps a reference to what it accepts until the peer has
-   * acknowledged it (no copy): the caller must leave those bytes unchanged.
-   */
+  /** Queues bytes; returns how many were accepted (0 when the send buffer is full: wait for 'stream-writable'). The core copies what it accepts. */
   write(streamId: number, data: Uint8Array): number;
   /** No more writes on this stream; FIN follows the last byte. */
   finish(streamId: number): void;

@@ -1,21 +1,20 @@
-// Send half of a stream: the written-but-unacknowledged bytes (as the application's own chunks,
-// not copied), the ranges to retransmit (data is retransmitted, never packets), and the peer's
-// flow-control credit.
+// Send half of a stream: a bounded ring of written-but-unacknowledged bytes, the ranges to
+// retransmit (data is retransmitted, never packets), and the peer's flow-control credit.
+// A copy, not references to the application's buffers: a gateway's TCP reads are 64 KiB
+// buffers each, and holding ~250 of them until acknowledged (a 16 MiB send buffer) made them
+// outlive V8's young generation; their external memory then drove a full mark-compact every few
+// MiB, ~20% of the sending gateway's CPU in the lab (bench/results/datapath-2026-12-05.md).
 
 import { RangeSet } from '../range-set.ts';
 
+// See SendStream.writableAgain.
+const WRITABLE_AGAIN_FRACTION = 1 / 4;
+
+const INITIAL_RING_BYTES = 16 * 1024;
+
 export class SendStream {
-  /**
-   * Bytes [chunkStart[head], writeOffset) as written: chunk i holds [chunkStart[i],
-   * chunkStart[i] + chunks[i].length). Chunks wholly below ackedOffset are dropped. Kept by
-   * reference: copying every byte into a ring first cost a copy per byte and, while the ring
-   * grew, the copies of the doublings (bench/results/datapath-2026-12-05.md).
-   */
-  private chunks: Uint8Array[] = [];
-  private chunkStart: number[] = [];
-  private head = 0;
-  /** Index of the chunk copyOut last read from: packets read the stream in order. */
-  private cursor = 0;
+  /** Bytes [ackedOffset, writeOffset) live at ring[offset % ring.length]. */
+  private ring: Uint8Array;
   /** Every byte below is acknowledged and freed. */
   ackedOffset = 0;
   /** Bytes accepted from the application. */
@@ -46,6 +45,7 @@ export class SendStream {
   constructor(maxData: number, bufferLimit: number) {
     this.maxData = maxData;
     this.bufferLimit = bufferLimit;
+    this.ring = new Uint8Array(0);
   }
 
   bufferedBytes(): number {
@@ -53,19 +53,50 @@ export class SendStream {
   }
 
   /**
-   * Accepts up to the buffer limit; returns bytes accepted. Keeps a reference to what it
-   * accepts (no copy): the caller must leave those bytes unchanged.
+   * A blocked writer is told to write again only once this much of the buffer is free: woken
+   * for every ACK's few freed packets, a gateway toggled its TCP socket (and woke the
+   * application behind it) once per ACK, reading one 64 KiB chunk each time.
    */
+  get writableAgain(): boolean {
+    return this.bufferLimit - this.bufferedBytes() >= this.bufferLimit * WRITABLE_AGAIN_FRACTION;
+  }
+
+  /** Copies up to the buffer limit; returns bytes accepted. */
   write(data: Uint8Array): number {
     if (this.finOffset >= 0 || this.reset) return 0;
     const room = this.bufferLimit - (this.writeOffset - this.ackedOffset);
     const n = Math.min(room, data.length);
     if (n < data.length) this.writeBlocked = true;
     if (n <= 0) return 0;
-    this.chunks.push(n === data.length ? data : data.subarray(0, n));
-    this.chunkStart.push(this.writeOffset);
+    const needed = this.writeOffset + n - this.ackedOffset;
+    if (needed > this.ring.length) this.grow(needed);
+    const ring = this.ring;
+    const cap = ring.length;
+    const pos = this.writeOffset % cap;
+    const first = Math.min(n, cap - pos);
+    ring.set(first === data.length ? data : data.subarray(0, first), pos);
+    if (first < n) ring.set(data.subarray(first, n), 0);
     this.writeOffset += n;
     return n;
+  }
+
+  private grow(needed: number): void {
+    let cap = Math.max(this.ring.length * 2, INITIAL_RING_BYTES);
+    while (cap < needed) cap *= 2;
+    cap = Math.min(cap, Math.max(this.bufferLimit, needed));
+    const next = new Uint8Array(cap);
+    const old = this.ring;
+    if (old.length > 0) {
+      for (let off = this.ackedOffset; off < this.writeOffset;) {
+        const src = off % old.length;
+        const run = Math.min(this.writeOffset - off, old.length - src);
+        const dst = off % cap;
+        const fit = Math.min(run, cap - dst);
+        next.set(old.subarray(src, src + fit), dst);
+        off += fit;
+      }
+    }
+    this.ring = next;
   }
 
   finish(): void {
@@ -126,56 +157,12 @@ export class SendStream {
 
   /** Copies stream bytes [offset, offset + length) into `dst` at `pos`. */
   copyOut(offset: number, length: number, dst: Uint8Array, pos: number): void {
-    let i = this.chunkAt(offset);
-    while (length > 0) {
-      const c = this.chunks[i]!;
-      const from = offset - this.chunkStart[i]!;
-      const take = Math.min(length, c.length - from);
-      dst.set(from === 0 && take === c.length ? c : c.subarray(from, from + take), pos);
-      pos += take;
-      offset += take;
-      length -= take;
-      if (length > 0) i++;
-    }
-    this.cursor = i;
-  }
-
-  /** The index of the chunk holding `offset` (>= ackedOffset): from the cursor when in order, else by bisection. */
-  private chunkAt(offset: number): number {
-    const starts = this.chunkStart;
-    let i = this.cursor;
-    if (i >= this.head && i < starts.length && starts[i]! <= offset) {
-      while (i + 1 < starts.length && starts[i + 1]! <= offset) i++;
-      return i;
-    }
-    let lo = this.head;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (starts[mid]! <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  /** Drops chunks wholly below ackedOffset. */
-  private release(): void {
-    const starts = this.chunkStart;
-    const chunks = this.chunks;
-    let h = this.head;
-    while (h < chunks.length && starts[h]! + chunks[h]!.length <= this.ackedOffset) chunks[h++] = EMPTY;
-    this.head = h;
-    if (h === chunks.length) {
-      chunks.length = 0;
-      starts.length = 0;
-      this.head = 0;
-      this.cursor = 0;
-    } else if (h > 64 && h * 2 > chunks.length) {
-      chunks.splice(0, h);
-      starts.splice(0, h);
-      this.head = 0;
-      this.cursor = Math.max(0, this.cursor - h);
-    }
+    const ring = this.ring;
+    const cap = ring.length;
+    const src = offset % cap;
+    const first = Math.min(length, cap - src);
+    dst.set(ring.subarray(src, src + first), pos);
+    if (first < length) dst.set(ring.subarray(0, length - first), pos + first);
   }
 
   /** Returns true when buffer space was freed. */
@@ -194,7 +181,6 @@ export class SendStream {
       if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
       acked.removeBelow(acked.ends[0]!);
     }
-    this.release();
     return true;
   }
 
@@ -220,14 +206,9 @@ export class SendStream {
   /** Drops buffered data (reset). */
   abandon(): void {
     this.reset = true;
-    this.chunks = [];
-    this.chunkStart = [];
-    this.head = 0;
-    this.cursor = 0;
+    this.ring = new Uint8Array(0);
     this.lost.clear();
     this.acked.clear();
     this.finLost = false;
   }
 }
-
-const EMPTY = new Uint8Array(0);
