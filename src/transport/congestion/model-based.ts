@@ -84,6 +84,13 @@ const MIN_CWND_PACKETS = 4;
 const INITIAL_CWND_PACKETS = 256;
 // Ack aggregation (delayed acks, batched receive) is tracked over ten rounds, as in BBR.
 const EXTRA_ACKED_WINDOW_ROUNDS = 10;
+// The allowance for it is capped at a BDP or this much time at the estimated rate, whichever is
+// more. Acks leave a gateway in batches paced by its receive coalescing (~1 ms) and event loop,
+// plus the peer's delayed-ack timer: on a sub-millisecond path that is several BDPs, and a cap of
+// one BDP left the sender waiting for acks with the link idle (the lab's 0 ms baseline: ~0.3 ms
+// minimum RTT, acks every ~1 ms). 8 ms covers the 5 ms max ack delay and the batching; on the
+// 5-25 ms paths the BDP is the larger cap anyway (Linux BBR caps this at 100 ms of rate).
+const EXTRA_ACKED_CAP_MS = 8;
 // Random loss on the lines we target is at most a few percent; congestion that overflows a
 // drop-tail queue while we pace at 1.25x loses far more. Judged over at least a round and
 // LOSS_WINDOW_MIN_PACKETS packets so that 3% random loss exceeds the threshold with
@@ -396,7 +403,8 @@ export class ModelBasedController implements RateController {
       this.#ackEpochBytes = 0;
     }
     this.#ackEpochBytes += bytesAcked;
-    const extra = Math.min(this.#ackEpochBytes - Math.max(expected, 0), Math.max(this.#bdp(), MIN_CWND_PACKETS * this.#mss));
+    const cap = Math.max(this.#bdp(), (bw * EXTRA_ACKED_CAP_MS) / 8000, MIN_CWND_PACKETS * this.#mss);
+    const extra = Math.min(this.#ackEpochBytes - Math.max(expected, 0), cap);
     if (extra > 0) this.#extraAcked.update(this.#round, extra);
   }
 
