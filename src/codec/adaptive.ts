@@ -322,6 +322,20 @@ export class AdaptivePolicy {
     return this.cpuShare;
   }
 
+  /**
+   * Whether the slow-link rungs may be chosen. The encoder's arbiter turns them off for a while
+   * when compressed data left the link short of full (the CPU, not the link, was the limit):
+   * the thread's own load (observeLoad) does not show a machine whose other processes are
+   * starved.
+   */
+  setSlowLevelsAllowed(allowed: boolean): void {
+    if (allowed === this.slowLevelsAllowed) return;
+    this.slowLevelsAllowed = allowed;
+    this.choose(false);
+  }
+
+  private slowLevelsAllowed = true;
+
   /** p: the rest of the gateway's CPU per wire byte (ns), e.g. its CPU time / bytes sent. */
   setWireCpuNsPerByte(ns: number): void {
     if (!(ns >= 0) || !Number.isFinite(ns)) return;
@@ -435,7 +449,16 @@ export class AdaptivePolicy {
 
   /** True if the link, not the CPU, bounds this rung. */
   linkBound(rung: number): boolean {
-    if (this.judgedByLoad(rung)) return true;
+    return this.judgedByLoad(rung) || this.cpuKeepsUp(rung);
+  }
+
+  /**
+   * True if the rung's CPU rate (measured codec speed plus the pipeline's cost per wire byte)
+   * covers what the link can carry: by the figures alone, not by the thread's measured load. The
+   * load says whether this thread has time to spare, not whether the machine has (in the lab the
+   * gateways share two cores with the emulator and the applications).
+   */
+  cpuKeepsUp(rung: number): boolean {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
     return this.cpuRate(rung) >= this.effectiveLinkBytesPerSec() / wire;
   }
@@ -447,6 +470,7 @@ export class AdaptivePolicy {
    */
   eligible(rung: number): boolean {
     if (this.ladder[rung]!.needsHeadroom !== true) return true;
+    if (!this.slowLevelsAllowed) return false;
     if (!this.judgedByLoad(rung)) return this.clearsMargin(rung);
     const limit = rung > this.current ? HEADROOM_BUSY_ADMIT : HEADROOM_BUSY_KEEP;
     return this.predictedBusy(rung)! <= limit;

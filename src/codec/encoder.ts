@@ -5,6 +5,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { performance as nodePerformance } from 'node:perf_hooks';
 import { AdaptivePolicy, OUTPUT_WINDOW_MS } from './adaptive.ts';
+import { CompressionArbiter } from './arbiter.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
 import { EntropySplitter } from './entropy-split.ts';
@@ -67,6 +68,17 @@ export interface BlockEncoderOptions {
   /** Initial link rate for 'auto' (bits/s); update it with setLinkRateBps. */
   linkRateBps?: number;
   /**
+   * 'auto': the link now, read once per output window: its estimated rate and the rate the
+   * transport is actually sending at (bits/s, 0 while unknown; a gateway's bandwidth estimate and
+   * measured send rate). Without it the arbiter (checkAgainstRaw) never sees the link full.
+   */
+  linkNow?: () => LinkNow;
+  /**
+   * 'auto': check the model's choice against sending raw by measurement (arbiter.ts; default
+   * true). Off, the model alone decides (tests of the model, comparisons).
+   */
+  checkAgainstRaw?: boolean;
+  /**
    * 'auto': the fraction of a core the gateway's thread gets. Default: estimated from the
    * machine's 1-minute load average, min(1, cores / load), re-read once a second (tests and
    * benchmarks fix it for repeatable choices).
@@ -85,6 +97,11 @@ export interface BlockEncoderOptions {
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
   wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
+}
+
+export interface LinkNow {
+  rateBps: number;
+  sendingBps: number;
 }
 
 export interface LoopTimes {
@@ -115,6 +132,15 @@ export class BlockEncoder {
   readonly maxBlockSize: number;
   private readonly fixedSetting: CodecSetting | null;
   private readonly policy: AdaptivePolicy | null;
+  /** 'auto': the measured check against sending raw (arbiter.ts), made at the first block; null when off. */
+  private arbiter: CompressionArbiter | null = null;
+  private readonly checkAgainstRaw: boolean;
+  /** 'auto': the link's rate and the send rate now (LinkNow), read once per output window. */
+  private readonly linkNow: (() => LinkNow) | null;
+  // The arbiter's current window: source and wire bytes since it began (ms, this.now()).
+  private windowStartMs = -1;
+  private windowIn = 0;
+  private windowOut = 0;
   private readonly backoff = new CompressionBackoff();
   private readonly splitter: EntropySplitter | null;
   private highEntropyPieces = 0;
@@ -148,6 +174,8 @@ export class BlockEncoder {
       : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
       : null;
     this.splitter = options.entropySplit === false ? null : new EntropySplitter();
+    this.linkNow = options.linkNow ?? null;
+    this.checkAgainstRaw = this.mode === 'auto' && options.checkAgainstRaw !== false;
     this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
     this.loopTimes = this.mode !== 'auto' ? null
       : options.loopTimes !== undefined ? options.loopTimes
@@ -178,8 +206,35 @@ export class BlockEncoder {
    * only then do larger blocks pay, so only then is it worth gathering reads into them.
    */
   get compressing(): boolean {
-    const setting = this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting;
-    return setting !== null && !this.backoff.pausing;
+    return this.settingInForce() !== null && !this.backoff.pausing;
+  }
+
+  /**
+   * The codec setting new blocks get: the fixed one, or auto's: the model's choice while the
+   * arbiter's measurements say compression pays (arbiter.ts), else none.
+   */
+  private settingInForce(): CodecSetting | null {
+    const policy = this.policy;
+    if (!policy) return this.fixedSetting;
+    const arbiter = this.arbiterFor(policy);
+    return arbiter === null || arbiter.current === 'model' ? policy.settingOf(policy.currentRung) : null;
+  }
+
+  // Made at the first block, with the link as it is known then (see CompressionArbiter's constructor).
+  private arbiterFor(policy: AdaptivePolicy): CompressionArbiter | null {
+    if (this.arbiter === null && this.checkAgainstRaw) {
+      const link = this.linkNow?.();
+      if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
+      const rung = policy.currentRung;
+      this.arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none');
+    }
+    return this.arbiter;
+  }
+
+  /** 'auto': the arbiter's state (null otherwise), for status and tests. */
+  get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number } | null {
+    const a = this.arbiter;
+    return a === null ? null : { current: a.current, trials: a.trials, switches: a.switches };
   }
 
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
@@ -250,11 +305,37 @@ export class BlockEncoder {
       const nowMs = this.now();
       this.policy.observeOutput(total, nowMs);
       if (nowMs - this.lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.lastShareReadMs) this.readLoad(this.policy, nowMs);
+      this.observeWindow(this.policy, data.length, total, nowMs);
     }
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
-    this.stats.setting = settingName(this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting);
+    this.stats.setting = settingName(this.settingInForce());
     return { blocks, total };
+  }
+
+  // The arbiter's windows: the same length as the policy's output windows.
+  private observeWindow(policy: AdaptivePolicy, inBytes: number, outBytes: number, nowMs: number): void {
+    if (this.windowStartMs < 0 || nowMs < this.windowStartMs) {
+      this.windowStartMs = nowMs;
+      this.windowIn = 0;
+      this.windowOut = 0;
+    }
+    this.windowIn += inBytes;
+    this.windowOut += outBytes;
+    const elapsed = nowMs - this.windowStartMs;
+    if (elapsed < OUTPUT_WINDOW_MS) return;
+    // A window much longer than one spans a pause in the data: it says nothing about throughput.
+    if (elapsed <= MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS) {
+      const link = this.linkNow?.();
+      if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
+      if (this.arbiter !== null) {
+        this.arbiter.observeWindow(this.windowIn, this.windowOut, elapsed, nowMs, link ?? null);
+        policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(nowMs));
+      }
+    }
+    this.windowStartMs = nowMs;
+    this.windowIn = 0;
+    this.windowOut = 0;
   }
 
   // Once per output window: the machine's load average (CPU share) and this thread's busy share.
@@ -285,7 +366,7 @@ export class BlockEncoder {
   // True while the setting in force is a slow-link zstd level (see SPLIT_MIN_ZSTD_LEVEL).
   private splitsNow(): boolean {
     if (!this.splitter) return false;
-    const setting = this.policy ? this.policy.settingOf(this.policy.currentRung) : this.fixedSetting;
+    const setting = this.settingInForce();
     return setting !== null && setting.codec === 'zstd' && setting.level >= SPLIT_MIN_ZSTD_LEVEL;
   }
 
@@ -312,7 +393,10 @@ export class BlockEncoder {
     let rung = -1;
     let probe = -1;
     let setting: CodecSetting | null;
-    if (this.policy) {
+    const arbiter = this.policy ? this.arbiterFor(this.policy) : null;
+    if (arbiter !== null && arbiter.current === 'none') {
+      setting = null;
+    } else if (this.policy) {
       const plan = this.policy.plan();
       rung = plan.rung;
       probe = plan.probe;

@@ -478,7 +478,12 @@ export class Gateway {
   // ---- both sides ----
 
   #bridge(entry: AssociationEntry, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
-    const encoder = new BlockEncoder({ mode: this.config.compression, stats: this.codecStats, linkRateBps: entry.linkRateBps || undefined });
+    // The link is read live, once per output window: the estimate sampled once a second may date
+    // from a short, application-limited exchange far below the link.
+    const encoder = new BlockEncoder({
+      mode: this.config.compression, stats: this.codecStats,
+      linkNow: () => ({ rateBps: entry.assoc.isClosed ? 0 : entry.assoc.stats().bandwidthBps, sendingBps: entry.rates.wireOutBps }),
+    });
     const decoder = new BlockDecoder({ stats: this.codecStats });
     const bridge = new StreamBridge({
       assoc: entry.assoc,

@@ -129,7 +129,7 @@ describe('AdaptivePolicy', () => {
 
   it('steps down from a high level when its measured speed no longer clears the margin', () => {
     let t = 0;
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 1) });
+    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 1) });
     assert.equal(encoder.stats.snapshot().encode.setting, 'none'); // nothing encoded yet
     assert.deepEqual(encoder.adaptive!.settingOf(encoder.adaptive!.currentRung), { codec: 'zstd', level: 7 });
     // Each call now measures 64 KiB / 1 ms = 65 MB/s: zstd 7 at a third of that cannot fill 100 Mbit/s.
@@ -276,7 +276,7 @@ describe('BlockEncoder in auto mode', () => {
     // 50 ms pass between encode() calls, the loop busy busyShare of them; a clock read inside
     // a call (timing the codec) adds 0.01 ms.
     const encoder = new BlockEncoder({
-      mode: 'auto', linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now: () => (wall += 0.01), cpuNow: () => (cpu += 0.005),
+      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now: () => (wall += 0.01), cpuNow: () => (cpu += 0.005),
       loopTimes: () => ({ active, idle }),
     });
     const block = textLike(4 * KiB, 3);
@@ -308,10 +308,41 @@ describe('BlockEncoder in auto mode', () => {
 
   const text = textLike(64 * KiB, 1);
 
+  it('with the measured check (the default) a CPU-bound start is raw, and raw that fills the link hands over to the codec', () => {
+    let t = 0;
+    // 64 KiB of source every 10 ms: 6.6 MB/s raw. The link is first thought to be 1 Gbit/s (the
+    // model's figures: the CPU cannot keep up, so raw first), then measured at 50 Mbit/s with the
+    // transport sending at it.
+    let link = { rateBps: 1e9, sendingBps: 0 };
+    const encoder = new BlockEncoder({ mode: 'auto', maxBlockSize: 64 * KiB, now: () => t, cpuNow: () => 0, cpuShare: 1, linkNow: () => link, wireCpuNsPerByte: 30 });
+    const counts = (): { raw: number; compressed: number } => {
+      const e = encoder.stats.snapshot().encode;
+      return { raw: e.blocksRaw, compressed: e.blocksLz4 + e.blocksZstd };
+    };
+    encoder.encode(text);
+    t += 10;
+    assert.equal(encoder.arbiterState?.current, 'none', 'raw first');
+    link = { rateBps: 50e6, sendingBps: 48e6 };
+    for (let i = 0; i < 79; i++, t += 10) encoder.encode(text);
+    assert.equal(encoder.arbiterState?.current, 'model', 'a window with the link full');
+    const before = counts();
+    assert.ok(before.raw >= 40, `raw blocks first: ${before.raw}`);
+    for (let i = 0; i < 20; i++, t += 10) encoder.encode(text);
+    assert.equal(counts().compressed - before.compressed, 20);
+  });
+
+  it('with the measured check a start whose figures keep up with the link compresses at once', () => {
+    let t = 0;
+    const encoder = new BlockEncoder({ mode: 'auto', maxBlockSize: 64 * KiB, now: () => t, cpuNow: () => 0, cpuShare: 1, linkNow: () => ({ rateBps: 50e6, sendingBps: 0 }) });
+    for (let i = 0; i < 10; i++, t += 10) encoder.encode(text);
+    assert.equal(encoder.arbiterState?.current, 'model');
+    assert.equal(encoder.stats.snapshot().encode.blocksZstd + encoder.stats.snapshot().encode.blocksLz4, 10);
+  });
+
   it('stops compressing when the measured codec speed cannot keep up with the link', () => {
     let t = 0;
     // Each clock read advances 2 ms: every compression call measures 64 KiB / 2 ms = 33 MB/s.
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 1e9, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 2) });
+    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 1e9, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 2) });
     for (let i = 0; i < 200; i++) encoder.encode(text);
     const s = encoder.stats.snapshot().encode;
     assert.equal(s.setting, 'none');
@@ -331,7 +362,7 @@ describe('BlockEncoder in auto mode', () => {
     let cpu = 0;
     // Wall time runs 20x the CPU time (a preempted process); the codec costs 0.25 ms of CPU a block.
     const encoder = new BlockEncoder({
-      mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 5), cpuNow: () => (cpu += 0.25),
+      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 5), cpuNow: () => (cpu += 0.25),
     });
     for (let i = 0; i < 10; i++) encoder.encode(text);
     assert.equal(encoder.stats.snapshot().encode.cpuMs, 10 * 0.25);
@@ -342,7 +373,7 @@ describe('BlockEncoder in auto mode', () => {
     let cpu = 0;
     // The process CPU clock runs 10x the wall clock (V8's helper threads busy on another core).
     const encoder = new BlockEncoder({
-      mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 0.1), cpuNow: () => (cpu += 1),
+      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 0.1), cpuNow: () => (cpu += 1),
     });
     const level = encoder.adaptive!.settingOf(encoder.adaptive!.currentRung);
     for (let i = 0; i < 200; i++) encoder.encode(text);
@@ -356,8 +387,9 @@ describe('BlockEncoder in auto mode', () => {
 
   it(`probes a neighbouring rung once every ${EXPLORE_INTERVAL} blocks`, () => {
     let t = 0;
-    // Each clock read advances 1 ms, so codec CPU ms = number of compression calls.
-    const encoder = new BlockEncoder({ mode: 'auto', linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => t++ });
+    // Each clock read advances 1 ms, so codec CPU ms = number of compression calls. At that
+    // (slow) codec speed a 10 Mbit/s link keeps the choice link-bound: the model decides alone.
+    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 10e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => t++ });
     const blocks = 4 * EXPLORE_INTERVAL;
     const decoder = new BlockDecoder();
     for (let i = 0; i < blocks; i++) assert.ok(decoder.push(encoder.encode(text)).ok);

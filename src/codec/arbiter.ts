@@ -1,0 +1,175 @@
+// `auto`'s check against sending raw, by measurement: compression must never make a transfer
+// slower than `none`.
+//
+// The adaptive policy (adaptive.ts) models each codec's throughput from its measured speed, its
+// wire ratio and a guessed cost of the rest of the pipeline. The model cannot see what a
+// compressed block costs elsewhere: the peer gateway decompresses it, and in the lab (and on
+// any shared host) every CPU second the codec takes is one the other processes on the machine
+// do not get. Measured in the lab on the 1 Gbit/s baseline link with the vm payload: zstd 1 by
+// the model's choice moved 593 Mbit/s of source data, `none` 731 (bench/results/
+// datapath-2026-12-05.md). What is scarce is read off the transfer itself, per output window:
+//
+// - Sending raw, the link is the limit when the transport sends at LINK_FULL of the link's
+//   estimated rate or more: then compression can only add (the link carries more source bytes
+//   per second), and the model's choice takes over. (The transport's send rate, not the
+//   encoder's output rate: the send buffers between them, 16 MiB, take a second or more of the
+//   encoder's output on a 100 Mbit/s link before the link sets the pace.)
+// - Compressing, the link is the limit when the transport still sends at LINK_FULL of the link:
+//   the model's choice stays. Below that the CPU is the limit, and compression pays only if it
+//   moves more source bytes per second than raw would: a trial sends raw for a while, and the
+//   setting that moved more (by SWITCH_MARGIN) is kept. After every trial the next decision
+//   waits longer (the hold doubles up to MAX_HOLD_MS), so noise cannot make it flap.
+//
+// The start follows the model's figures (see the constructor). Leaving compression needs two windows in a row that show the CPU as the
+// limit (one window is 500 ms of data, noisy on a shared machine) and then a trial. Known gap: on
+// a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
+// (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
+// 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
+
+/** A challenger must move this much more source data per second to replace the setting in use. */
+export const ARBITER_SWITCH_MARGIN = 0.03;
+/**
+ * The link counts as the limit at this share of its estimated rate: transport and IP headers
+ * take ~4% of it, and the estimate is a windowed maximum that jitter inflates by 10-20% (the
+ * lab's mpls link: zstd output at the full 100 Mbit/s measured ~0.8 of the estimate).
+ */
+export const LINK_FULL = 0.75;
+/** Hold after a trial before the setting in use is challenged again (doubles while it keeps winning). */
+export const ARBITER_MIN_HOLD_MS = 4000;
+export const ARBITER_MAX_HOLD_MS = 64000;
+const TRIAL_SETTLE_WINDOWS = 1;
+const TRIAL_MEASURE_WINDOWS = 2;
+/** Windows in a row that must show the CPU as the limit before a trial of raw starts. */
+const CONFIRM_WINDOWS = 2;
+/**
+ * Compressed data that left the link short turns the slow-link levels off this long: on the
+ * lab's mpls link zstd 7 held the transport at 70-82 Mbit/s of the 100 (the gateways share two
+ * cores with the emulator and the applications) where zstd 3 filled it.
+ */
+export const SLOW_LEVELS_OFF_MS = 30000;
+/**
+ * Compressed output above this share of the input saves little wire; a tie then goes to `none`
+ * (incompressible data: the cut at entropy changes and the spot checks still cost CPU).
+ */
+const USELESS_WIRE_RATIO = 0.9;
+
+export type ArbiterChoice = 'model' | 'none';
+
+interface Window {
+  inBytes: number;
+  outBytes: number;
+  ms: number;
+}
+
+export class CompressionArbiter {
+  #choice: ArbiterChoice;
+  /** Raw on trial against the model's choice, or false between trials. */
+  #trial = false;
+  #trialWindows = 0;
+  #trialIn = 0;
+  #trialMs = 0;
+  #holdMs = ARBITER_MIN_HOLD_MS;
+  #nextTrialAt = 0;
+  /** Consecutive windows that argue for a switch. */
+  #streak = 0;
+  /** The last windows with the model's choice in use (newest last). */
+  #recent: Window[] = [];
+  #slowLevelsOffUntil = -Infinity;
+  /** Trials run and switches made (status, tests). */
+  trials = 0;
+  switches = 0;
+
+  /** False for a while after compressed data left the link short (see SLOW_LEVELS_OFF_MS). */
+  slowLevelsAllowed(nowMs: number): boolean {
+    return nowMs >= this.#slowLevelsOffUntil;
+  }
+
+  /**
+   * `initial`: the setting to start with. The encoder starts with the model's choice when the
+   * model's figures say the CPU keeps up with the link, else raw: on a slow link the first
+   * seconds fill the send buffers (tens of MiB), and filling them raw cost the lab's mpls runs a
+   * fifth of their throughput.
+   */
+  constructor(initial: ArbiterChoice = 'none') {
+    this.#choice = initial;
+  }
+
+  /** What the encoder uses now: the model's choice, or `none`. */
+  get current(): ArbiterChoice {
+    return this.#trial ? 'none' : this.#choice;
+  }
+
+  /** The setting in use between trials. */
+  get choice(): ArbiterChoice {
+    return this.#choice;
+  }
+
+  /**
+   * One output window closed: `inBytes` source bytes became `outBytes` wire bytes in `ms`.
+   * `link`: the link's estimated rate and the transport's send rate then (null: unknown).
+   */
+  observeWindow(inBytes: number, outBytes: number, ms: number, nowMs: number, link: { rateBps: number; sendingBps: number } | null): void {
+    if (!(ms > 0)) return;
+    const linkFull = link !== null && link.rateBps > 0 && link.sendingBps >= LINK_FULL * link.rateBps;
+    if (this.#trial) {
+      this.#trialWindows++;
+      if (this.#trialWindows <= TRIAL_SETTLE_WINDOWS) return;
+      this.#trialIn += inBytes;
+      this.#trialMs += ms;
+      if (this.#trialWindows < TRIAL_SETTLE_WINDOWS + TRIAL_MEASURE_WINDOWS) return;
+      this.#judge(nowMs);
+      return;
+    }
+    if (this.#choice === 'none') {
+      // Raw fills the link: compressing can only add (not before the hold after a lost trial).
+      if (linkFull && nowMs >= this.#nextTrialAt) this.#switchTo('model', nowMs);
+      return;
+    }
+    this.#recent.push({ inBytes, outBytes, ms });
+    if (this.#recent.length > TRIAL_MEASURE_WINDOWS) this.#recent.shift();
+    // Compressed and still filling the link: the link is the limit, compression is what lifts it.
+    this.#streak = linkFull ? 0 : this.#streak + 1;
+    if (this.#streak >= CONFIRM_WINDOWS) this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+    if (this.#streak < CONFIRM_WINDOWS || nowMs < this.#nextTrialAt || this.#recent.length < TRIAL_MEASURE_WINDOWS) return;
+    this.#trial = true;
+    this.#trialWindows = 0;
+    this.#trialIn = 0;
+    this.#trialMs = 0;
+    this.trials++;
+  }
+
+  #switchTo(choice: ArbiterChoice, nowMs: number): void {
+    this.#choice = choice;
+    this.#streak = 0;
+    this.#recent = [];
+    this.switches++;
+    this.#nextTrialAt = nowMs + this.#holdMs;
+  }
+
+  // Raw against the model's choice, both while the CPU is the limit: source bytes per second.
+  #judge(nowMs: number): void {
+    let inBytes = 0;
+    let outBytes = 0;
+    let ms = 0;
+    for (const w of this.#recent) {
+      inBytes += w.inBytes;
+      outBytes += w.outBytes;
+      ms += w.ms;
+    }
+    this.#trial = false;
+    const model = ms > 0 ? inBytes / ms : 0;
+    const raw = this.#trialMs > 0 ? this.#trialIn / this.#trialMs : 0;
+    const ratio = inBytes > 0 ? outBytes / inBytes : 1;
+    const rawWins = raw > model * (1 + ARBITER_SWITCH_MARGIN) || (ratio > USELESS_WIRE_RATIO && raw >= model * (1 - ARBITER_SWITCH_MARGIN));
+    // Either way the question is settled for longer: a path that keeps giving the same answer
+    // (or flips between the two on noise) is asked less and less often.
+    this.#holdMs = Math.min(this.#holdMs * 2, ARBITER_MAX_HOLD_MS);
+    if (rawWins) {
+      this.#switchTo('none', nowMs);
+      return;
+    }
+    this.#streak = 0;
+    this.#recent = [];
+    this.#nextTrialAt = nowMs + this.#holdMs;
+  }
+}

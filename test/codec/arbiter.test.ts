@@ -1,0 +1,81 @@
+// auto's measured check against sending raw: raw that fills the link hands over to the model's
+// codec; a codec whose output still fills the link stays; a codec that leaves the link short (the
+// CPU is the limit) must move more source bytes per second than raw in a trial, or raw takes over;
+// and a winning codec is re-checked less and less often.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ARBITER_MAX_HOLD_MS, ARBITER_MIN_HOLD_MS, CompressionArbiter, LINK_FULL } from '../../src/codec/arbiter.ts';
+import { OUTPUT_WINDOW_MS } from '../../src/codec/adaptive.ts';
+
+const LINK = 125e6; // bytes/s: 1 Gbit/s
+
+/**
+ * Drives the arbiter with 500 ms windows for `ms` of wall time: `rate` gives the source MB/s and
+ * the wire ratio the pipeline achieves with the setting in use at that moment; the transport
+ * sends the wire bytes (at most the link's rate).
+ */
+function drive(a: CompressionArbiter, t0: number, ms: number, rate: (current: 'model' | 'none') => { mbps: number; ratio: number }, link = LINK): number {
+  let t = t0;
+  for (; t < t0 + ms; t += OUTPUT_WINDOW_MS) {
+    const r = rate(a.current);
+    const inBytes = (r.mbps * 1e6 * OUTPUT_WINDOW_MS) / 1000;
+    const sendingBps = Math.min(r.mbps * 1e6 * r.ratio, link) * 8;
+    a.observeWindow(inBytes, inBytes * r.ratio, OUTPUT_WINDOW_MS, t + OUTPUT_WINDOW_MS, { rateBps: link * 8, sendingBps });
+  }
+  return t;
+}
+
+// The lab's 1 Gbit/s links with the vm payload: raw is CPU-bound short of the link, and the codec is slower still.
+const cpuBoundCodecSlower = (c: 'model' | 'none') => (c === 'none' ? { mbps: 90, ratio: 1 } : { mbps: 74, ratio: 0.36 });
+
+test('raw first; raw that stays short of the link (the CPU is the limit) stays raw, without trials', () => {
+  const a = new CompressionArbiter();
+  assert.equal(a.current, 'none');
+  drive(a, 0, 60_000, cpuBoundCodecSlower);
+  assert.equal(a.choice, 'none');
+  assert.equal(a.trials, 0);
+  assert.equal(a.switches, 0);
+});
+
+test('raw that fills the link hands over to the codec at once; a codec whose output still fills the link stays', () => {
+  const a = new CompressionArbiter();
+  // 100 Mbit/s: raw fills it, compressed data carries 2.7x the source bytes over it.
+  const slowLink = 12.5e6;
+  drive(a, 0, OUTPUT_WINDOW_MS, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
+  assert.equal(a.choice, 'model', 'one window of raw at the link rate is enough');
+  drive(a, OUTPUT_WINDOW_MS, 60_000, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
+  assert.equal(a.choice, 'model');
+  assert.equal(a.trials, 0, 'no trial while the link is the limit: it would cost link time');
+  assert.ok(12 / 12.5 >= LINK_FULL);
+});
+
+test('a codec that leaves the link short and moves less than raw is replaced by raw after a trial', () => {
+  const a = new CompressionArbiter();
+  // It started on a link that raw filled, then the link got faster (the CPU became the limit).
+  let t = drive(a, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  assert.equal(a.choice, 'model');
+  t = drive(a, t, ARBITER_MIN_HOLD_MS + 4000, cpuBoundCodecSlower);
+  assert.equal(a.choice, 'none');
+  assert.equal(a.trials, 1);
+});
+
+test('a CPU-bound codec that moves more than raw stays, and is challenged less and less often', () => {
+  const a = new CompressionArbiter();
+  let t = drive(a, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  t = drive(a, t, 130_000, (c) => (c === 'none' ? { mbps: 60, ratio: 1 } : { mbps: 100, ratio: 0.36 }));
+  assert.equal(a.choice, 'model');
+  // Holds of 4, 8, 16, 32, 64 s (plus 1.5 s trials): at most six trials in two minutes.
+  assert.ok(a.trials >= 3 && a.trials <= 6, `trials ${a.trials}`);
+  assert.ok(ARBITER_MAX_HOLD_MS >= 8 * ARBITER_MIN_HOLD_MS);
+});
+
+test('within the margin the codec stays, unless it barely compresses (then raw)', () => {
+  const close = new CompressionArbiter();
+  let t = drive(close, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  drive(close, t, 20_000, (c) => (c === 'none' ? { mbps: 101, ratio: 1 } : { mbps: 100, ratio: 0.5 }));
+  assert.equal(close.choice, 'model', 'a 1% difference is noise: the codec stays');
+  const useless = new CompressionArbiter();
+  t = drive(useless, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  drive(useless, t, 20_000, (c) => (c === 'none' ? { mbps: 79, ratio: 1 } : { mbps: 80, ratio: 0.97 }));
+  assert.equal(useless.choice, 'none', 'compressing 3% away is not worth its CPU on a tie');
+});
