@@ -2,6 +2,36 @@
 // event-loop turn (all datagrams that arrived in that turn are handled before the core is
 // polled), and ONE timer armed at the core's nextTimeout (which includes the pacer's next
 // release), never a timer per packet.
+//
+// The datapath, in the order it runs (one thread: Node's event loop; its phases in brackets):
+//
+// Outbound flow
+//   1. [poll] TCP bytes arrive on a tunnel's socket: the bridge (bridge.ts) frames them as
+//      compression blocks and writes them into the stream (Association.write), which schedules
+//      a flush (setImmediate).
+//   2. [check, or timers when the pacer or a deadline woke us] Association.#flush: due
+//      timeouts first, then the security layer's transmitter (wan-security.ts) polls the core
+//      for datagrams (Connection.pollTransmitInto), each written straight into the peer's
+//      DatagramBatch with room left for the packet-protection header and tag.
+//   3. Same call: the batch is sealed in one AEAD call (SecureEndpoint.sealRun) and handed to
+//      the link finished (UdpLink.sendBatch): one sendmmsg, runs of equal sizes as UDP GSO
+//      messages. What the kernel refuses waits in the link's backlog for writability [poll];
+//      the link never calls back into the layers above.
+//   4. Events the core queued (stream writable, readable...) go to the bridges, which may write
+//      or read more; the flush alternates a few rounds, then arms the one timer.
+//
+// Inbound flow
+//   1. [poll, or the coalescing timer in poll] lh_udp reads up to 64 datagrams per recvmmsg,
+//      each with the kernel's arrival time; after a batch the socket is left unread for the
+//      coalescing pause (udp-link.ts RECV_COALESCING_US) so the next read takes a full batch.
+//      One JavaScript call per batch.
+//   2. Same call: the security layer checks each datagram's keys and replay window and queues
+//      data messages; at the batch's end it opens them in runs (one AEAD call per run) and
+//      routes each plaintext by connection id to its association (Association.input), which
+//      hands it to the core with its arrival time and schedules a flush.
+//   3. [check] The flush of outbound step 2: ACKs for the batch, and data the freed window
+//      lets out; readable stream data goes to the bridge, decoded and written to the TCP
+//      socket corked (one writev per turn).
 import { performance } from 'node:perf_hooks';
 import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/types.ts';
 
