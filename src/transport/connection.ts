@@ -762,7 +762,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       const s = this.streams.get(p.streamIds[i]!);
       if (s === undefined) continue;
       const freed = s.send.onAcked(p.streamOffsets[i]!, p.streamLengths[i]!, p.streamFins[i]!);
-      if (freed && s.send.writeBlocked && s.resetCode < 0) {
+      if (freed && s.send.writeBlocked && s.resetCode < 0 && s.send.writableAgain) {
         s.send.writeBlocked = false;
         this.emit({ type: 'stream-writable', streamId: s.id });
       }
