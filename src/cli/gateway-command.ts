@@ -82,7 +82,7 @@ export function registerGatewayCommand(program: Command): void {
       try {
         // Loaded here so that `status`, `keygen` and `--help` do not load the transport.
         const { installSignalHandlers, runGateway } = await import('../gateway/run.ts');
-        const running = await runGateway(config, { logger });
+        const running = await runGateway(config, { logger, warmUp: true });
         installSignalHandlers(running, logger);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'gateway failed to start');

@@ -28,6 +28,7 @@ import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
 import { UdpLink } from './udp-link.ts';
 import { createWanSecurity, protectionOverhead } from './wan-security.ts';
+import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
 
 /**
@@ -95,6 +96,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Overrides of the transport config (tests shorten timeouts). */
   transport?: Partial<ConnectionConfig>;
+  /** Compile the datapath before listening (warm-up.ts); the CLI does, tests need not. */
+  warmUp?: boolean;
 }
 
 // Plaintext mode (debug only) bounds the associations a stranger can make us create.
@@ -138,6 +141,11 @@ export class Gateway {
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
     const security = createWanSecurity<AssociationEntry>(config);
     if (!security.ok) throw new Error(security.error);
+    if (opts.warmUp) {
+      const w = warmUpDatapath(transportConfigFor(config, opts.transport), config.compression);
+      opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
+      if (!w.ok) opts.logger.warn('datapath warm-up: the in-memory transfer did not complete byte-exact (a transport bug: please report it)');
+    }
     const link = await UdpLink.bind(config.wan);
     const gw = new Gateway(config, link, security.value, opts);
     try {
