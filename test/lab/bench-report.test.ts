@@ -7,7 +7,7 @@ import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type M
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { codecNote, formatSeconds, limitCell, limitText, mplsFloorSentence, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
+import { codecNote, formatSeconds, limitCell, limitText, medianRun, mplsFloorSentence, renderMarkdown, speedUp } from '../../src/lab/bench/report.ts';
 import { renderChart } from '../../src/lab/bench/chart.ts';
 import type { BenchResult } from '../../src/lab/bench/runner.ts';
 
@@ -176,4 +176,24 @@ test('the progress bar draws on a terminal and stays silent otherwise', async ()
   quiet.update('x', cell, 1, 1, 1);
   quiet.done('y');
   assert.deepEqual(pipe.writes, []);
+});
+
+test('repeated runs: the tables show the median run, and a medians table gives the spread and the gateways\' CPU per GiB', () => {
+  const gib = 2 ** 30;
+  const runs = [3, 5, 4].map((seconds) => result('baseline', 'longhaul', seconds, {
+    workload: 'bulk', bytes: gib, goodput_mbps: 8192 / seconds, link_floor_seconds: 2,
+    cpu_seconds: { gateway_a: seconds, gateway_b: seconds / 2, emulator: 1 },
+  }));
+  assert.equal(medianRun(runs)!.seconds, 4);
+  assert.equal(medianRun([runs[0]!, runs[1]!])!.seconds, 3, 'the lower of two');
+  assert.equal(medianRun([]), undefined);
+  const md = renderMarkdown([...runs, result('baseline', 'tcp-bbr', 2, { workload: 'bulk' })], {
+    workload: 'bulk', payload: 'vm', bytes: gib, migration: { dirtyPagesPerSec: 0, downtimeBudgetMs: 0, maxRounds: 1 }, ceilings: null,
+    machine: { date: '2026-12-05T00:00:00Z', nproc: 2, cpu: 'test', kernel: 'k', node: 'v24' },
+  });
+  assert.match(md, /\| baseline \| 2\.00 \| 4\.00 \|/, 'the summary shows the median run (4 s) beside BBR');
+  assert.match(md, /## Medians of repeated runs/);
+  // Median goodput of 8192/3, 8192/5, 8192/4 = 2048; gateway A 4 s per GiB, B 2; link busy 2/4.
+  assert.match(md, /\| baseline \| longhaul \| 3 \| 2048\.0 \| 1638\.4-2730\.7 \| 4\.00 \| 2\.00 \| 1\.00 \| 50% \|/);
+  assert.doesNotMatch(md, /\| baseline \| tcp-bbr \| 1 \|/, 'single runs have no medians row');
 });

@@ -55,6 +55,7 @@ interface BenchFlags {
   lab: string;
   render?: string;
   perfRecord?: string;
+  runs: number;
 }
 
 /** Re-write the Markdown and SVG of a results file from its JSON lines (e.g. after a report change). */
@@ -100,9 +101,11 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
   };
   process.once('SIGINT', stop);
   try {
-    for (const [i, cell] of cells.entries()) {
+    // Repeated runs go round the whole matrix, so slow drift on the machine spreads over every cell.
+    const schedule = Array.from({ length: flags.runs }, () => cells).flat();
+    for (const [i, cell] of schedule.entries()) {
       const cap = capSeconds(cell, flags.cap, migration);
-      const label = `[${i + 1}/${cells.length}] ${cell.profile.name} ${cell.method}`;
+      const label = `[${i + 1}/${schedule.length}] ${cell.profile.name} ${cell.method}`;
       const r = await runCell(cell, {
         lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag, perfDir: flags.perfRecord,
         onProgress: (c, bytes, seconds) => bar.update(label, c, bytes, seconds, cap),
@@ -144,6 +147,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--seed <n>', 'payload seed', positive, 1)
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
+    .option('--runs <n>', 'run every cell this many times (the tables show medians)', positive, 1)
     .option('--perf-record <dir>', 'record a CPU profile (linux perf) of the gateways while each workload runs, with a text report per run')
     .option('--render <jsonl>', 'only re-write the .md and .svg of a results file from its .jsonl')
     .option('--json', 'print one JSON object per run on stdout', false)

@@ -15,7 +15,7 @@ import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, GATEWAY_COR
 
 export { formatSeconds, speedUp, usable };
 
-const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results');
+export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results');
 
 // The report's table (validation-report.md): plain TCP and appliance seconds for one VM.
 const REPORT_SECONDS: Record<string, [number, number]> = {
@@ -182,13 +182,57 @@ function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0);
 }
 
+/** The median run of a cell by time (the lower one of an even count); capped and failed runs count as slowest. */
+export function medianRun(runs: BenchResult[]): BenchResult | undefined {
+  if (runs.length <= 1) return runs[0];
+  const key = (r: BenchResult) => (usable(r) && !r.capped ? r.seconds : Infinity);
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length === 0 ? NaN : v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+
+/** CPU seconds of a role per GiB of source data, or null. */
+export function cpuPerGiB(r: BenchResult, role: string): number | null {
+  const v = r.cpu_seconds?.[role];
+  return typeof v === 'number' && r.bytes > 0 ? v / (r.bytes / 2 ** 30) : null;
+}
+
+/** Cells run more than once: median goodput with its spread, the gateways' CPU per GiB and the link's busy share. */
+function mediansTable(results: BenchResult[], profiles: string[], methods: readonly string[]): string[] {
+  const rows: string[] = [];
+  for (const p of profiles) {
+    for (const m of methods) {
+      const runs = results.filter((r) => r.profile === p && r.method === m && usable(r));
+      if (runs.length < 2) continue;
+      const goodput = runs.map((r) => r.goodput_mbps);
+      const per = (role: string) => {
+        const v = runs.map((r) => cpuPerGiB(r, role)).filter((x): x is number => x !== null);
+        return v.length === 0 ? '' : median(v).toFixed(2);
+      };
+      const busy = runs.map((r) => (typeof r.link_floor_seconds === 'number' && r.seconds > 0 ? r.link_floor_seconds / r.seconds : NaN)).filter((x) => !Number.isNaN(x));
+      rows.push(`| ${p} | ${m} | ${runs.length} | ${median(goodput).toFixed(1)} | ${Math.min(...goodput).toFixed(1)}-${Math.max(...goodput).toFixed(1)} | ` +
+        `${m === 'longhaul' ? per('gateway_a') : ''} | ${m === 'longhaul' ? per('gateway_b') : ''} | ${per('emulator')} | ${busy.length > 0 ? pct(median(busy)) : ''} |`);
+    }
+  }
+  if (rows.length === 0) return [];
+  return ['## Medians of repeated runs', '',
+    '| profile | method | runs | goodput Mbit/s (median) | min-max | gw A CPU s/GiB | gw B CPU s/GiB | emulator CPU s/GiB | link busy |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|', ...rows, '',
+    'CPU seconds per GiB of source data (the bytes the sink confirmed); link busy: the link floor over the run\'s time. The tables above show the median run of each cell.'];
+}
+
 export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ceilings?: EmulatorCeilings | null }): string {
   const machine = ctx.machine ?? machineInfo();
   const ceilings = ctx.ceilings !== undefined ? ctx.ceilings : readEmulatorCeilings();
   const profiles = REPORT_PROFILES.map((p) => p.name).filter((p) => results.some((r) => r.profile === p));
   const extra = [...new Set(results.map((r) => r.profile))].filter((p) => !profiles.includes(p));
   const methods = METHODS.filter((m) => results.some((r) => r.method === m));
-  const find = (p: string, m: string) => results.find((r) => r.profile === p && r.method === m);
+  // Several runs of a cell (--runs): the tables show the median run by time.
+  const find = (p: string, m: string) => medianRun(results.filter((r) => r.profile === p && r.method === m));
   const lines: string[] = [];
   const what = ctx.workload === 'migration'
     ? `pre-copy live migration of a ${mib(ctx.bytes)} MiB \`${ctx.payload}\` memory image (dirty rate ${ctx.migration.dirtyPagesPerSec} pages/s, downtime budget ${ctx.migration.downtimeBudgetMs} ms)`
@@ -213,6 +257,8 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   }
   const floorSentence = mplsFloorSentence(results);
   if (floorSentence) lines.push('', floorSentence);
+  const medians = mediansTable(results, [...profiles, ...extra], methods);
+  if (medians.length > 0) lines.push('', ...medians);
   lines.push('', `Limit (Longhaul's run, else the fastest): \`link\` when the run took at most ${pct(LINK_FLOOR_TOLERANCE)} longer than its link floor ` +
     `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run ` +
     `or a Longhaul gateway (one thread) used at least ${pct(GATEWAY_CORE_THRESHOLD)} of a core, ` +
