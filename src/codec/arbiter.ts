@@ -85,13 +85,15 @@ export class CompressionArbiter {
   }
 
   /**
-   * `initial`: the setting to start with. The encoder starts with the model's choice when the
-   * model's figures say the CPU keeps up with the link, else raw: on a slow link the first
-   * seconds fill the send buffers (tens of MiB), and filling them raw cost the lab's mpls runs a
-   * fifth of their throughput.
+   * `initial`: the setting to start with. The encoder starts with the model's choice (at its
+   * fast levels) when the model's figures say the CPU keeps up with the link, else raw: on a slow
+   * link the first seconds fill the send buffers (tens of MiB), and filling them raw cost the
+   * lab's mpls runs a fifth of their throughput.
    */
-  constructor(initial: ArbiterChoice = 'none') {
+  constructor(initial: ArbiterChoice = 'none', nowMs = 0) {
     this.#choice = initial;
+    // A start that compresses does so at the fast levels: the link's rate is not known yet.
+    if (initial === 'model') this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
   }
 
   /** What the encoder uses now: the model's choice, or `none`. */
@@ -129,8 +131,17 @@ export class CompressionArbiter {
     if (this.#recent.length > TRIAL_MEASURE_WINDOWS) this.#recent.shift();
     // Compressed and still filling the link: the link is the limit, compression is what lifts it.
     this.#streak = linkFull ? 0 : this.#streak + 1;
-    if (this.#streak >= CONFIRM_WINDOWS) this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
-    if (this.#streak < CONFIRM_WINDOWS || nowMs < this.#nextTrialAt || this.#recent.length < TRIAL_MEASURE_WINDOWS) return;
+    if (this.#streak < CONFIRM_WINDOWS) return;
+    if (nowMs >= this.#slowLevelsOffUntil) {
+      // First the cheaper answer: the fast levels. Raw is tried only if they leave the link short
+      // too (a trial of raw on a slow link costs seconds of its time: the lab's mpls runs lost 11%).
+      this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+      this.#streak = 0;
+      this.#recent = [];
+      return;
+    }
+    this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+    if (nowMs < this.#nextTrialAt || this.#recent.length < TRIAL_MEASURE_WINDOWS) return;
     this.#trial = true;
     this.#trialWindows = 0;
     this.#trialIn = 0;

@@ -226,7 +226,8 @@ export class BlockEncoder {
       const link = this.linkNow?.();
       if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
       const rung = policy.currentRung;
-      this.arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none');
+      this.arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.now());
+      policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(this.now()));
     }
     return this.arbiter;
   }
