@@ -664,6 +664,27 @@ static void on_timer(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(s->env, scope);
 }
 
+/* A uv_poll handle on `fd` (a socket, or another descriptor such as the timerfd) whose data
+ * field points at `s`; 0, or -errno with nothing allocated. */
+static int new_poll(napi_env env, lh_sock *s, int fd, int is_socket, uv_poll_t **out) {
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  size_t hsize = uv_handle_size(LH_UV_POLL);
+  uv_poll_t *poll = calloc(1, hsize < sizeof(void *) ? sizeof(void *) : hsize);
+  if (poll == NULL || loop == NULL) {
+    free(poll);
+    return -ENOMEM;
+  }
+  int r = is_socket ? uv_poll_init_socket(loop, poll, fd) : uv_poll_init(loop, poll, fd);
+  if (r < 0) {
+    free(poll);
+    return r;
+  }
+  *(lh_sock **)poll = s; /* uv_handle_t.data, the handle's first field */
+  *out = poll;
+  return 0;
+}
+
 /*
  * startPoll(handle, recvBuf, meta, slotBytes, maxBatch, callback(event, count, readTimeMs))
  * event 1: `count` messages are in recvBuf slot i (at i * slotBytes), meta[i*9 ..] = length
@@ -691,20 +712,10 @@ static napi_value js_start_poll(napi_env env, napi_callback_info info) {
   if (slot <= 0 || maxb <= 0 || maxb > MAX_BATCH || (size_t)slot * (size_t)maxb > rlen || (size_t)maxb * META_STRIDE > mlen)
     return throw_type(env, "startPoll: buffers too small for maxBatch slots");
   s->addrs = calloc((size_t)maxb, sizeof *s->addrs);
-  uv_loop_t *loop = NULL;
-  napi_get_uv_event_loop(env, &loop);
-  size_t hsize = uv_handle_size(LH_UV_POLL);
-  uv_poll_t *poll = calloc(1, hsize < sizeof(void *) ? sizeof(void *) : hsize);
-  if (s->addrs == NULL || poll == NULL || loop == NULL) {
-    free(poll);
-    return throw_errno(env, ENOMEM, "startPoll", NULL);
-  }
-  int r = uv_poll_init_socket(loop, poll, s->fd);
-  if (r < 0) {
-    free(poll);
-    return throw_errno(env, -r, "uv_poll_init", NULL);
-  }
-  *(lh_sock **)poll = s; /* uv_handle_t.data, the handle's first field */
+  if (s->addrs == NULL) return throw_errno(env, ENOMEM, "startPoll", NULL);
+  uv_poll_t *poll = NULL;
+  int r = new_poll(env, s, s->fd, 1, &poll);
+  if (r < 0) return throw_errno(env, -r, r == -ENOMEM ? "startPoll" : "uv_poll_init", NULL);
   s->recv_base = rbuf;
   s->meta = meta;
   s->slot = (size_t)slot;
@@ -754,22 +765,12 @@ static napi_value js_set_recv_coalescing(napi_env env, napi_callback_info info) 
   if (us > 0 && s->tfd < 0) {
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (tfd < 0) return throw_errno(env, errno, "timerfd_create", NULL);
-    uv_loop_t *loop = NULL;
-    napi_get_uv_event_loop(env, &loop);
-    size_t hsize = uv_handle_size(LH_UV_POLL);
-    uv_poll_t *tpoll = calloc(1, hsize < sizeof(void *) ? sizeof(void *) : hsize);
-    if (tpoll == NULL || loop == NULL) {
-      free(tpoll);
-      close(tfd);
-      return throw_errno(env, ENOMEM, "setRecvCoalescing", NULL);
-    }
-    int r = uv_poll_init(loop, tpoll, tfd);
+    uv_poll_t *tpoll = NULL;
+    int r = new_poll(env, s, tfd, 0, &tpoll);
     if (r < 0) {
-      free(tpoll);
       close(tfd);
-      return throw_errno(env, -r, "uv_poll_init", NULL);
+      return throw_errno(env, -r, r == -ENOMEM ? "setRecvCoalescing" : "uv_poll_init", NULL);
     }
-    *(lh_sock **)tpoll = s;
     s->tfd = tfd;
     s->tpoll = tpoll;
     r = uv_poll_start(tpoll, LH_UV_READABLE, on_timer);
