@@ -51,8 +51,6 @@ interface AssociationEntry {
   rates: { wireOutBps: number; wireInBps: number; rawOutBps: number; rawInBps: number };
   /** The compressors of this association's streams: they follow its bandwidth estimate. */
   encoders: Set<BlockEncoder>;
-  /** Latest bandwidth estimate (bits/s), 0 before the first one. */
-  linkRateBps: number;
   /** Restart detection (associations we opened only: the answering side cannot re-handshake). */
   watch: LivenessWatch | null;
   /** New connections waiting to learn whether a suspect association is alive. */
@@ -214,7 +212,6 @@ export class Gateway {
       lastSample: { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 },
       rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
       encoders: new Set(),
-      linkRateBps: 0,
       watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
       verdictWaiters: [],
     };
@@ -542,10 +539,7 @@ export class Gateway {
       e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
       const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
-      if (bw > 0) {
-        e.linkRateBps = bw;
-        for (const enc of e.encoders) enc.setLinkRateBps(bw);
-      }
+      if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
   }
 
