@@ -20,9 +20,10 @@
 //   setting that moved more (by SWITCH_MARGIN) is kept. After every trial the next decision
 //   waits longer (the hold doubles up to MAX_HOLD_MS), so noise cannot make it flap.
 //
-// The start follows the model's figures (see the constructor). Leaving compression needs two windows in a row that show the CPU as the
-// limit (one window is 500 ms of data, noisy on a shared machine) and then a trial. Known gap: on
-// a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
+// The start follows the model's figures (see the constructor). Two windows in a row that show
+// the CPU as the limit while compressing (one window is 500 ms of data, noisy on a shared
+// machine) first turn the slow-link levels off; two more, and a trial of raw starts. Known gap:
+// on a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
 // (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
 // 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
 
@@ -30,8 +31,9 @@
 export const ARBITER_SWITCH_MARGIN = 0.03;
 /**
  * The link counts as the limit at this share of its estimated rate: transport and IP headers
- * take ~4% of it, and the estimate is a windowed maximum that jitter inflates by 10-20% (the
- * lab's mpls link: zstd output at the full 100 Mbit/s measured ~0.8 of the estimate).
+ * take ~4% of it, and the estimate is a windowed maximum that jitter inflates by 10-20% (on the
+ * lab's mpls link, raw data filling it was sent at 0.84-1.0 of the estimate, zstd 7 that left
+ * it short at 0.7-0.8).
  */
 export const LINK_FULL = 0.75;
 /** Hold after a trial before the setting in use is challenged again (doubles while it keeps winning). */
