@@ -33,8 +33,8 @@ export const ARBITER_SWITCH_MARGIN = 0.03;
  * The link counts as the limit at this share of its estimated rate: transport and IP headers
  * take ~4% of it, and the estimate is a windowed maximum that jitter inflates by 10-20% (on the
  * lab's mpls link, raw data filling it was sent at 0.87-0.95 of the estimate, zstd 7 that left
- * it short at 0.64-0.82: the threshold sits in the overlap, and the 75% of raw at 1 Gbit/s in the
- * lab (0.55-0.73) stays below it).
+ * it short at 0.64-0.82: the threshold sits in their overlap; raw at 1 Gbit/s in the lab, CPU-bound,
+ * runs at ~0.55-0.73 of its estimate, below it).
  */
 export const LINK_FULL = 0.75;
 /** Hold after a trial before the setting in use is challenged again (doubles while it keeps winning). */
