@@ -611,8 +611,8 @@ static void pause_reads(lh_sock *s) {
   }
   struct itimerspec it = {0};
   it.it_value.tv_nsec = (long)s->coalesce_us * 1000;
-  if (timerfd_settime(s->tfd, 0, &it, NULL) < 0) return; /* no pause: poll on as before */
-  s->coalescing = 1;
+  /* Without the timer there is no pause: poll the socket again (a pause without one would never end). */
+  s->coalescing = timerfd_settime(s->tfd, 0, &it, NULL) == 0;
   update_poll(s);
 }
 
@@ -635,7 +635,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (events & LH_UV_WRITABLE) call_js(s, EV_WRITABLE, 0);
   if (((events & LH_UV_READABLE) || status < 0) && !s->coalescing) {
     int got = read_rounds(s, &errors);
-    if (got > 0 && s->coalesce_us > 0 && !s->closed) pause_reads(s);
+    if (got > 0 && !s->closed) pause_reads(s);
   }
   if (errors > 0 && !s->closed) call_js(s, EV_ERRORS, errors);
   napi_close_handle_scope(s->env, scope);

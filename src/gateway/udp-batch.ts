@@ -59,8 +59,9 @@ const BACKLOG_BYTES = 2 * 1024 * 1024;
 
 /** Datagrams the kernel refused, back to back in `buf` from byte `headOffset`, oldest first. */
 class Backlog {
-  readonly buf = Buffer.allocUnsafeSlow(BACKLOG_BYTES);
-  readonly lens = new Int32Array(BACKLOG_DATAGRAMS);
+  // Allocated when first needed: most paths never see the kernel refuse.
+  #buf: Buffer | null = null;
+  #lens: Int32Array | null = null;
   head = 0;
   count = 0;
   headOffset = 0;
@@ -68,6 +69,14 @@ class Backlog {
 
   get isEmpty(): boolean {
     return this.head === this.count;
+  }
+
+  get buf(): Buffer {
+    return (this.#buf ??= Buffer.allocUnsafeSlow(BACKLOG_BYTES));
+  }
+
+  get lens(): Int32Array {
+    return (this.#lens ??= new Int32Array(BACKLOG_DATAGRAMS));
   }
 
   /** Copies datagrams lens[first..end) of `buf` from byte `at`; returns how many did not fit. */
