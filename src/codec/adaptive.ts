@@ -131,6 +131,40 @@ const PAIR_DECAY = 0.9;
  */
 const MAX_SAMPLE_DEVIATION = 4;
 
+/**
+ * Byte counts over windows of OUTPUT_WINDOW_MS of wall time: the encoder's output rate here, its
+ * input and output rates for the check against raw (arbiter.ts).
+ */
+export class ByteWindow {
+  #startMs = -1;
+  #in = 0;
+  #out = 0;
+  /** The window the last add() closed: bytes in and out over closedMs. */
+  closedIn = 0;
+  closedOut = 0;
+  closedMs = 0;
+
+  /** Counts bytes at wall time nowMs; true when this closed the window (see closed*). */
+  add(inBytes: number, outBytes: number, nowMs: number): boolean {
+    if (this.#startMs < 0 || nowMs < this.#startMs) {
+      this.#startMs = nowMs;
+      this.#in = 0;
+      this.#out = 0;
+    }
+    this.#in += inBytes;
+    this.#out += outBytes;
+    const elapsed = nowMs - this.#startMs;
+    if (elapsed < OUTPUT_WINDOW_MS) return false;
+    this.closedIn = this.#in;
+    this.closedOut = this.#out;
+    this.closedMs = elapsed;
+    this.#startMs = nowMs;
+    this.#in = 0;
+    this.#out = 0;
+    return true;
+  }
+}
+
 export interface Rung {
   /** null = send raw. */
   setting: CodecSetting | null;
@@ -205,8 +239,7 @@ export class AdaptivePolicy {
   private current = 0;
   /** Wire bytes/s the encoder put out over the last complete window (0: none yet). */
   private outputBytesPerSec = 0;
-  private windowStartMs = -1;
-  private windowBytes = 0;
+  private readonly outputWindow = new ByteWindow();
   private blocksSinceExplore = 0;
   private exploreUpNext = true;
   /** Smoothed event-loop busy share and its codec part (observeLoad); -1 until measured. */
@@ -253,16 +286,9 @@ export class AdaptivePolicy {
 
   /** Wire bytes the encoder just put out, at wall time nowMs; closes a window every OUTPUT_WINDOW_MS. */
   observeOutput(wireBytes: number, nowMs: number): void {
-    if (this.windowStartMs < 0 || nowMs < this.windowStartMs) {
-      this.windowStartMs = nowMs;
-      this.windowBytes = 0;
-    }
-    this.windowBytes += wireBytes;
-    const elapsed = nowMs - this.windowStartMs;
-    if (elapsed < OUTPUT_WINDOW_MS) return;
-    this.outputBytesPerSec = (this.windowBytes * 1000) / elapsed;
-    this.windowStartMs = nowMs;
-    this.windowBytes = 0;
+    const w = this.outputWindow;
+    if (!w.add(0, wireBytes, nowMs)) return;
+    this.outputBytesPerSec = (w.closedOut * 1000) / w.closedMs;
     this.choose(false);
   }
 

@@ -4,7 +4,7 @@
 
 import { availableParallelism, loadavg } from 'node:os';
 import { performance as nodePerformance } from 'node:perf_hooks';
-import { AdaptivePolicy, OUTPUT_WINDOW_MS } from './adaptive.ts';
+import { AdaptivePolicy, ByteWindow, OUTPUT_WINDOW_MS } from './adaptive.ts';
 import { CompressionArbiter } from './arbiter.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
@@ -137,10 +137,8 @@ export class BlockEncoder {
   private readonly checkAgainstRaw: boolean;
   /** 'auto': the link's rate and the send rate now (LinkNow), read once per output window. */
   private readonly linkNow: (() => LinkNow) | null;
-  // The arbiter's current window: source and wire bytes since it began (ms, this.now()).
-  private windowStartMs = -1;
-  private windowIn = 0;
-  private windowOut = 0;
+  /** The arbiter's windows: source and wire bytes (ms, this.now()). */
+  private readonly arbiterWindow = new ByteWindow();
   private readonly backoff = new CompressionBackoff();
   private readonly splitter: EntropySplitter | null;
   private highEntropyPieces = 0;
@@ -316,27 +314,15 @@ export class BlockEncoder {
 
   // The arbiter's windows: the same length as the policy's output windows.
   private observeWindow(policy: AdaptivePolicy, inBytes: number, outBytes: number, nowMs: number): void {
-    if (this.windowStartMs < 0 || nowMs < this.windowStartMs) {
-      this.windowStartMs = nowMs;
-      this.windowIn = 0;
-      this.windowOut = 0;
-    }
-    this.windowIn += inBytes;
-    this.windowOut += outBytes;
-    const elapsed = nowMs - this.windowStartMs;
-    if (elapsed < OUTPUT_WINDOW_MS) return;
+    const w = this.arbiterWindow;
     // A window much longer than one spans a pause in the data: it says nothing about throughput.
-    if (elapsed <= MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS) {
-      const link = this.linkNow?.();
-      if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
-      if (this.arbiter !== null) {
-        this.arbiter.observeWindow(this.windowIn, this.windowOut, elapsed, nowMs, link ?? null);
-        policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(nowMs));
-      }
+    if (!w.add(inBytes, outBytes, nowMs) || w.closedMs > MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS) return;
+    const link = this.linkNow?.();
+    if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
+    if (this.arbiter !== null) {
+      this.arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link ?? null);
+      policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(nowMs));
     }
-    this.windowStartMs = nowMs;
-    this.windowIn = 0;
-    this.windowOut = 0;
   }
 
   // Once per output window: the machine's load average (CPU share) and this thread's busy share.
