@@ -24,7 +24,7 @@ export const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
 // every wake-up, recvmmsg and JavaScript call carries one or two of them, and on this project's
 // virtual machines a system call costs ~1.2 us and a wake-up ~15 us of CPU. Measured in the lab
 // (bench/results/datapath-2026-12-05.md): the kernel's receive cost per datagram falls from
-// 3.5 us (read as they come) to 1.2 us with 250 us pauses and 0.65 us with 1 ms; a gateway pair
+// 3.5 us (read as they come) to 1.2 us with 250 us pauses and 0.65-0.91 us with 1 ms; a gateway pair
 // moving 1 GiB at 1 Gbit/s used ~20% less CPU at 1 ms than at 250 us. Arrival times stay exact
 // (the kernel's timestamps), so the transport's RTT and rate samples do not see the pause; acks
 // leave up to this much later, which the rate controller's ack-aggregation allowance covers.
