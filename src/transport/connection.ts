@@ -766,7 +766,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
         s.send.writeBlocked = false;
         this.emit({ type: 'stream-writable', streamId: s.id });
       }
-      if (p.streamFins[i]) this.tryFree(s);
+      // Not only when the FIN's packet is acked: under loss the FIN is often acked before an
+      // earlier range's retransmission, and the stream completes with that later ack.
+      if (s.send.isComplete()) this.tryFree(s);
     }
     if (p.resetIds !== null) {
       for (const id of p.resetIds) {
