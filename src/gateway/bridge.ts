@@ -312,8 +312,14 @@ export class StreamBridge implements StreamListener {
     this.#resetStream(ResetCode.peerReset);
   };
 
-  #onSocketClose = (): void => {
+  #onSocketClose = (hadError: boolean): void => {
     this.#socketClosed = true;
+    // Both directions ended cleanly (its FIN read, ours sent): a normal close, even if the last
+    // reads still wait for room in the stream; #drainPending writes them, then finishes.
+    if (!hadError && this.#socketEnded && this.#remoteFinished && this.#end === 'closed') {
+      this.#maybeDone();
+      return;
+    }
     // A socket that closed before both directions finished cleanly was torn down: reset.
     if (!this.#streamDone && !(this.#streamFinishedLocal && this.#remoteFinished)) {
       if (this.#end === 'closed') {
