@@ -75,7 +75,11 @@ export function spawnGateway(args: string[]): Promise<ChildProcess> {
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
+    const timer = setTimeout(() => {
+      // Not handed to the caller, so nobody else would end it (and it keeps the test process alive).
+      proc.kill('SIGKILL');
+      reject(new Error(`gateway did not start: ${stderr}`));
+    }, 15_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (line.includes('"gateway started"')) {
         clearTimeout(timer);
@@ -88,8 +92,9 @@ export function spawnGateway(args: string[]): Promise<ChildProcess> {
 
 /**
  * A UDP relay standing in for the WAN between A (which sends to `port`) and B (at `bPort`):
- * it can black-hole everything (`drop`), or be pointed at another B (a restarted instance),
- * after which datagrams from the old one are discarded. Counts what each B sent.
+ * it can delay and drop datagrams at random (an emulated link), black-hole everything
+ * (`drop`, an outage), or be pointed at another B (a restarted instance), after which
+ * datagrams from the old one are discarded. Counts what each B sent.
  */
 export interface UdpRelay {
   port: number;
@@ -102,7 +107,14 @@ export interface UdpRelay {
   close(): Promise<void>;
 }
 
-export async function startUdpRelay(bPort: number): Promise<UdpRelay> {
+export interface RelayLink {
+  /** One-way delay, each direction. */
+  delayMs?: number;
+  /** Random loss, each direction. */
+  lossRate?: number;
+}
+
+export async function startUdpRelay(bPort: number, link: RelayLink = {}): Promise<UdpRelay> {
   const bind = async (): Promise<UdpSocket> => {
     const s = createSocket('udp4');
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
@@ -112,6 +124,43 @@ export async function startUdpRelay(bPort: number): Promise<UdpRelay> {
   const bSide = await bind();
   let aAddr: { port: number; address: string } | null = null;
   let target = bPort;
+  let closed = false;
+  const delayMs = link.delayMs ?? 0;
+  const lossRate = link.lossRate ?? 0;
+  // Delayed datagrams in arrival order (the delay is constant, so also in delivery order).
+  const queue: Array<{ at: number; data: Buffer; toA: boolean }> = [];
+  let head = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const deliver = (data: Buffer, toA: boolean): void => {
+    if (closed) return;
+    if (toA) {
+      if (aAddr) aSide.send(data, aAddr.port, aAddr.address);
+    } else {
+      bSide.send(data, target, '127.0.0.1');
+    }
+  };
+  const flush = (): void => {
+    timer = null;
+    const now = performance.now();
+    while (head < queue.length && queue[head]!.at <= now) {
+      const e = queue[head++]!;
+      deliver(e.data, e.toA);
+    }
+    if (head > 4096) {
+      queue.splice(0, head);
+      head = 0;
+    }
+    if (head < queue.length) timer = setTimeout(flush, Math.max(0, queue[head]!.at - now));
+  };
+  const forward = (data: Buffer, toA: boolean): void => {
+    if (relay.drop || (lossRate > 0 && Math.random() < lossRate)) return;
+    if (delayMs <= 0) {
+      deliver(data, toA);
+      return;
+    }
+    queue.push({ at: performance.now() + delayMs, data, toA });
+    timer ??= setTimeout(flush, delayMs);
+  };
   const relay: UdpRelay = {
     port: aSide.address().port,
     drop: false,
@@ -123,6 +172,8 @@ export async function startUdpRelay(bPort: number): Promise<UdpRelay> {
       relay.fromA = 0;
     },
     async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
       await new Promise<void>((r) => aSide.close(() => r()));
       await new Promise<void>((r) => bSide.close(() => r()));
     },
@@ -130,12 +181,12 @@ export async function startUdpRelay(bPort: number): Promise<UdpRelay> {
   aSide.on('message', (d, from) => {
     aAddr = { port: from.port, address: from.address };
     relay.fromA++;
-    if (!relay.drop) bSide.send(d, target, '127.0.0.1');
+    forward(d, false);
   });
   bSide.on('message', (d, from) => {
     if (from.port !== target) return;
     relay.fromB++;
-    if (!relay.drop && aAddr) aSide.send(d, aAddr.port, aAddr.address);
+    forward(d, true);
   });
   return relay;
 }
