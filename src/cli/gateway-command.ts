@@ -31,7 +31,8 @@ Config file (YAML):
   allow: [10.0.0.0/24, "192.168.1.5:22"]   # targets peers may reach through us
   rate: { controller: model, committedRate: 100M, maxRate: 1G }
   limits: { maxConnections: 1024, memoryBudget: 256MiB, connectWaitMs: 10000,
-            targetConnectTimeoutMs: 10000, shutdownGraceMs: 10000, peerTimeoutMs: 30000,
+            targetConnectTimeoutMs: 10000, shutdownGraceMs: 10000,
+            peerTimeoutMs: 180000,        # outage budget: a silent peer keeps its connections this long
             peerRestartDetectMs: 5000 }   # in use and silent this long: check for a peer restart
   compression: auto                # auto | lz4 | zstd | none
   mtu: 1500                        # WAN path MTU; larger sizes are probed before use

@@ -88,8 +88,12 @@ export const DEFAULT_CONTROL = '127.0.0.1:4501';
 const DEFAULT_MAX_CONNECTIONS = 1024;
 // 256 MiB: room for ~1000 streams at the default 256 KiB of buffering each.
 const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
-/** The transport's idle timeout when limits.peerTimeoutMs is not set (src/transport/config.ts). */
-export const DEFAULT_PEER_TIMEOUT_MS = 30_000;
+/**
+ * The outage budget: how long a silent peer that was not found restarted keeps its association
+ * and every connection on it (limits.peerTimeoutMs, the transport's idle timeout). A WAN outage
+ * shorter than this costs the transfers only the time it lasted; plain TCP rides out ~15 min.
+ */
+export const DEFAULT_PEER_TIMEOUT_MS = 180_000;
 export const DEFAULT_PEER_RESTART_DETECT_MS = 5_000;
 
 /**

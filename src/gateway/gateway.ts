@@ -18,7 +18,7 @@ import { formatEndpoint } from './address.ts';
 import type { Endpoint } from './address.ts';
 import { StreamBridge } from './bridge.ts';
 import type { BridgeSummary } from './bridge.ts';
-import { peerRestartDetectMs } from './config.ts';
+import { DEFAULT_PEER_TIMEOUT_MS, peerRestartDetectMs } from './config.ts';
 import type { GatewayConfig } from './config.ts';
 import { InboundOpen } from './far-side.ts';
 import type { InboundOutcome } from './far-side.ts';
@@ -665,6 +665,7 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
   const connectionReceiveWindow = clamp(budget / 4, 1 * MiB, 64 * MiB);
   const base = defaultConnectionConfig();
+  const peerTimeout = config.limits.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
   return defaultConnectionConfig({
     maxPacketSize,
     initialPacketSize: MIN_UDP_PAYLOAD - overhead,
@@ -673,10 +674,9 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
     streamSendBuffer: clamp(budget / 8, 1 * MiB, 16 * MiB),
     maxStreams: Math.max(base.maxStreams, config.limits.maxConnections),
     rateController,
-    // Keepalives at a third of the timeout, so two may be lost before the peer counts as gone.
-    ...(config.limits.peerTimeoutMs !== undefined
-      ? { idleTimeoutMs: config.limits.peerTimeoutMs, keepaliveMs: Math.min(base.keepaliveMs, Math.floor(config.limits.peerTimeoutMs / 3)) }
-      : {}),
+    // Keepalives at a third of the timeout (at most 10 s), so two may be lost before the peer counts as gone.
+    idleTimeoutMs: peerTimeout,
+    keepaliveMs: Math.min(base.keepaliveMs, Math.floor(peerTimeout / 3)),
     ...overrides,
   });
 }

@@ -36,6 +36,8 @@ export interface LinkStats {
   packetsIn: number;
   bytesIn: number;
   lost: number;
+  /** Datagrams sent while the link was down. */
+  outageDrops: number;
   queueDrops: number;
   delivered: number;
   bytesDelivered: number;
@@ -100,6 +102,10 @@ export class Link {
    */
   onIdle: ((fromMs: number, toMs: number) => void) | null = null;
 
+  /** A WAN outage: every datagram entering the link meanwhile is lost (counted as `outageDrops`). */
+  down = false;
+  #outageDrops = 0;
+
   /** Set by the simulation: receives each arriving datagram with the tag it was sent with. */
   sink: (data: Uint8Array, now: number, tag: number) => void = () => {};
 
@@ -128,6 +134,10 @@ export class Link {
   send(data: Uint8Array, now: number, tag = 0): void {
     this.#packetsIn++;
     this.#bytesIn += data.length;
+    if (this.down) {
+      this.#outageDrops++;
+      return;
+    }
     const size = data.length + this.#overheadBytes;
     const waitMs = this.#freeAt > now ? this.#freeAt - now : 0;
     if (waitMs * this.#rateBytesPerMs + size > this.#queueBytes) {
@@ -209,6 +219,7 @@ export class Link {
       packetsIn: this.#packetsIn,
       bytesIn: this.#bytesIn,
       lost: this.#lost,
+      outageDrops: this.#outageDrops,
       queueDrops: this.#queueDrops,
       delivered: this.#delivered,
       bytesDelivered: this.#bytesDelivered,

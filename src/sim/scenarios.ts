@@ -27,6 +27,10 @@ export interface BulkScenario {
   stalls?: Stalls;
   /** Called for each spell the forward bottleneck sat idle (see Link.onIdle). */
   onForwardIdle?: (fromMs: number, toMs: number) => void;
+  /** WAN outages: both directions drop everything from `atMs` for `durationMs` (virtual time). */
+  outages?: ReadonlyArray<{ atMs: number; durationMs: number }>;
+  /** Called with the receiver's running byte count whenever bytes arrive. */
+  onDelivered?: (nowMs: number, bytes: number) => void;
 }
 
 /**
@@ -89,6 +93,11 @@ export function runBulkTransfer(sc: BulkScenario): BulkResult {
   sim.route(c, s, fwd);
   sim.route(s, c, rev);
   if (sc.onForwardIdle) fwd.onIdle = sc.onForwardIdle;
+  if (sc.onDelivered) receiver.onBytes = sc.onDelivered;
+  for (const o of sc.outages ?? []) {
+    sim.at(o.atMs, () => { fwd.down = true; rev.down = true; });
+    sim.at(o.atMs + o.durationMs, () => { fwd.down = false; rev.down = false; });
+  }
   const idealMs = (sc.bytes * 8000) / sc.profile.rateBps;
   const until = sc.untilMs ?? 20 * idealMs + 10_000;
   if (sc.stalls) {

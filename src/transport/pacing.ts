@@ -113,6 +113,8 @@ export class Pacer {
   }
 
   onSent(bytes: number): void {
-    this.tokens -= bytes;
+    // Probe-timeout packets leave regardless of tokens: through a long outage they ran up a debt
+    // (half a megabyte in 90 s) that the first rate after it took minutes to repay.
+    this.tokens = Math.max(this.tokens - bytes, -this.capacity);
   }
 }

@@ -23,6 +23,10 @@ const RECENTLY_LOST_RANGES = 64;
 export const PERSISTENT_PTO_COUNT = 3;
 // Exponential PTO backoff is capped so an outage is detected within a bounded time.
 const MAX_PTO_BACKOFF = 6;
+// During a WAN outage the probes are all that notices the link's return: backed off without
+// bound they went out a PTO x 64 apart (6 s on a 25 ms path), so transfers resumed seconds after
+// the link did. Two probes every half second cost nothing; paths whose PTO is longer keep it.
+const MAX_PROBE_INTERVAL_MS = 500;
 
 export interface RecoveryHandler {
   onPacketAcked(p: SentPacket, now: Millis): void;
@@ -293,8 +297,9 @@ export class Recovery {
   deadline(handshakePending: boolean): Millis | null {
     if (this.lossTime !== Infinity) return this.lossTime;
     if (this.ackElicitingInFlight === 0 && !handshakePending) return null;
-    const backoff = 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
-    return this.lastAckElicitingSentAt + this.rtt.pto(this.peerMaxAckDelay) * backoff;
+    const pto = this.rtt.pto(this.peerMaxAckDelay);
+    const interval = Math.min(pto * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF), Math.max(pto, MAX_PROBE_INTERVAL_MS));
+    return this.lastAckElicitingSentAt + interval;
   }
 
   /** Fires the loss timer or the PTO. Returns true when probes should be sent (PTO). */

@@ -209,6 +209,6 @@ test('limits.peerRestartDetectMs: default, explicit value, and clear errors on b
   assert.match(errorsFor({ peerRestartDetectMs: 50 }), /limits\.peerRestartDetectMs: must be at least 200 ms/);
   assert.match(errorsFor({ peerRestartDetectMs: 1.5e3 + 0.5 }), /limits\.peerRestartDetectMs: expected a whole number of milliseconds/);
   assert.match(errorsFor({ peerRestartDetectMs: '5s' }), /limits\.peerRestartDetectMs: expected a number of milliseconds/);
-  assert.match(errorsFor({ peerRestartDetectMs: 30_000 }), /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(30000 ms, the default\)/);
+  assert.match(errorsFor({ peerRestartDetectMs: 180_000 }), /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(180000 ms, the default\)/);
   assert.match(errorsFor({ peerRestartDetectMs: 4000, peerTimeoutMs: 3000 }), /must be below limits\.peerTimeoutMs \(3000 ms\)/);
 });

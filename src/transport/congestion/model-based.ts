@@ -183,6 +183,11 @@ export class ModelBasedController implements RateController {
   // Path model.
   readonly #bw = new WindowedFilter(BW_WINDOW_ROUNDS, 'max');
   #minRttMs = Infinity;
+  /** The model's bandwidth and BDP at the last reset: startup's floor until the pipe is full again. */
+  #resumeBw = 0;
+  #resumeBdp = 0;
+  /** When the first ack after a reset came (Infinity: none yet); earlier-sent packets are not sampled. */
+  #resumeAckAt = Number.NEGATIVE_INFINITY;
   #minRttStampMs = 0;
   #inflightHi = Infinity;
   #inflightHiStep = 0;
@@ -261,6 +266,15 @@ export class ModelBasedController implements RateController {
   onAck(s: AckSample): void {
     const now = s.now;
     this.#bytesInFlight = s.bytesInFlight;
+    // After a reset, the first acks are of probes sent into the outage: their rate and RTT
+    // samples span it (a few kbit/s, seconds). Only packets sent after the first ack describe
+    // the path that came back.
+    if (this.#resumeAckAt === Infinity) {
+      this.#resumeAckAt = now;
+      this.#roundStartMs = now;
+      this.#lossWindowStartMs = now;
+    }
+    if ((s.sentAt ?? now - s.rttMs) < this.#resumeAckAt) return;
     this.#ackHash = Math.imul(this.#ackHash ^ ((now * 1024) | 0) ^ s.bytesInFlight, 0x85ebca6b) >>> 0;
     this.#lossWindowAcked += s.bytesAcked;
     this.#roundAckedBytes += s.bytesAcked;
@@ -293,6 +307,8 @@ export class ModelBasedController implements RateController {
 
   onLoss(s: LossSample): void {
     this.#bytesInFlight = s.bytesInFlight;
+    // Packets lost into an outage (see onReset) say nothing about the path that comes back.
+    if (s.lostPacketSentAt < this.#resumeAckAt) return;
     this.#lossWindowLost += s.bytesLost;
     this.#roundLostBytes += s.bytesLost;
     this.#roundLostBytesForLoss += s.bytesLost;
@@ -300,12 +316,25 @@ export class ModelBasedController implements RateController {
   }
 
   onReset(now: Millis): void {
+    // Persistent congestion (RFC 9002 §7.6) is most often an outage: nothing at all comes back,
+    // then the link returns as it was. Startup from scratch took seconds to refill a 1 Gbit/s path
+    // (and its first samples span the outage, far below the path). So startup resumes at the
+    // rate and window the model had; startup's own exits (no growth, heavy loss) correct it
+    // within a few rounds if the path really got worse. The minimum RTT is kept too: without it
+    // startup's floor assumed a 1 ms path and sent the whole window in one burst.
+    if (this.#filledPipe || this.#resumeBw === 0) {
+      this.#resumeBw = this.#modelBw();
+      this.#resumeBdp = this.#bdp();
+    }
+    this.#resumeAckAt = Infinity;
     this.#mode = 'startup';
     this.#pacingGain = STARTUP_GAIN;
     this.#cwndGain = STARTUP_CWND_GAIN;
     this.#bw.clear();
-    this.#minRttMs = Infinity;
-    this.#minRttStampMs = now;
+    if (this.#resumeBw === 0) {
+      this.#minRttMs = Infinity;
+      this.#minRttStampMs = now;
+    }
     this.#inflightHi = Infinity;
     this.#bwHi = Infinity;
     this.#extraAcked.clear();
@@ -339,9 +368,14 @@ export class ModelBasedController implements RateController {
     // Until the pipe is full, never pace below what sends the initial window in one RTT
     // (BBR): the first samples, taken on the handshake and the first few packets, are far
     // below the path's rate and would otherwise slow startup down for several rounds.
-    if (!this.#filledPipe && this.#mode === 'startup') {
+    // (Also whenever the model is empty, as after a reset: never a rate of zero.)
+    if ((!this.#filledPipe && this.#mode === 'startup') || this.#bw.isEmpty) {
       let floor: number;
-      if (Number.isFinite(this.#minRttMs)) {
+      if (this.#resumeBw > 0) {
+        // Resuming after a reset: the rate the path carried (the initial window's floor could
+        // be several times a slow path's rate, and the whole window would leave in a burst).
+        floor = this.#resumeBw;
+      } else if (Number.isFinite(this.#minRttMs)) {
         floor = (STARTUP_GAIN * this.#initialWindow * 8000) / Math.max(this.#minRttMs, 0.001);
       } else {
         floor = this.#initialRateBps ?? (STARTUP_GAIN * this.#initialWindow * 8000) / 1;
@@ -356,7 +390,7 @@ export class ModelBasedController implements RateController {
     const bdp = this.#bdp();
     if (this.#mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
     let cwnd = bdp > 0 ? this.#cwndGain * bdp + this.#extraAcked.best : this.#initialWindow;
-    if (!this.#filledPipe) cwnd = Math.max(cwnd, this.#initialWindow);
+    if (!this.#filledPipe) cwnd = Math.max(cwnd, this.#initialWindow, STARTUP_CWND_GAIN * this.#resumeBdp);
     else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#extraAcked.best));
     cwnd = Math.min(cwnd, this.#inflightHi);
     return Math.max(cwnd, minCwnd);
