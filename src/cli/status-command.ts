@@ -41,7 +41,7 @@ export function formatStatus(s: GatewayStatus): string {
     out.push(table([
       ['peer', 'role', 'remote', 'state', 'rtt', 'bandwidth est', 'send rate', 'loss', 'retrans', 'raw out/in', 'wire out/in', 'streams'],
       ...s.associations.map((a) => [
-        a.peer, a.role, a.remote, a.connected ? 'up' : 'connecting',
+        a.peer, a.role, a.remote, !a.connected ? 'connecting' : a.reachable === false ? `UNREACHABLE since ${a.unreachableSince}` : 'up',
         `${a.rttMs.toFixed(1)} ms`, rate(a.bandwidthBps), rate(a.sendRateBps), pct(a.lossRate), pct(a.retransmitRate),
         `${bytes(a.bytesOutRaw)} / ${bytes(a.bytesInRaw)}`, `${bytes(a.bytesOutWire)} / ${bytes(a.bytesInWire)}`, String(a.activeStreams),
       ]),
@@ -58,7 +58,8 @@ export function formatStatus(s: GatewayStatus): string {
   }
   out.push(`inbound: active ${s.inbound.active}  total ${s.inbound.total}  refused ${s.inbound.refused}  failed ${s.inbound.failed}`);
   for (const p of s.peers ?? []) {
-    out.push(`peer ${p.name}: restarts detected ${p.restartsDetected}  re-associations ${p.reassociations}  liveness probes ${p.livenessProbes}  re-handshakes ${p.rehandshakes}`);
+    const reach = p.reachable === false ? `UNREACHABLE since ${p.unreachableSince} (${p.unreachableForSec} s)  ` : '';
+    out.push(`peer ${p.name}: ${reach}outages ${p.outages ?? 0}  restarts detected ${p.restartsDetected}  re-associations ${p.reassociations}  liveness probes ${p.livenessProbes}  re-handshakes ${p.rehandshakes}`);
   }
   const e = s.codec.encode;
   const d = s.codec.decode;

@@ -23,6 +23,7 @@ import type { GatewayConfig } from './config.ts';
 import { InboundOpen } from './far-side.ts';
 import type { InboundOutcome } from './far-side.ts';
 import { LivenessWatch } from './liveness.ts';
+import { OutageWatch } from './outage.ts';
 import type { Logger } from './logger.ts';
 import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
@@ -53,12 +54,16 @@ interface AssociationEntry {
   encoders: Set<BlockEncoder>;
   /** Restart detection (associations we opened only: the answering side cannot re-handshake). */
   watch: LivenessWatch | null;
+  /** WAN outage detection (both sides). */
+  outage: OutageWatch;
   /** New connections waiting to learn whether a suspect association is alive. */
   verdictWaiters: Array<() => void>;
 }
 
-/** Per peer: how often its associations were lost and re-established. */
+/** Per peer: how often its associations were lost and re-established, and WAN outages. */
 export interface PeerLivenessCounters {
+  /** Spells of silence while in use long enough to count as a WAN outage (see OutageWatch). */
+  outages: number;
   /** The peer restarted: it answered that it lost our association, or (answering side) opened a new one. */
   restartsDetected: number;
   /** Associations that replaced one lost abnormally (peer restart, peer silent past peerTimeoutMs, peer closed it). */
@@ -80,7 +85,7 @@ interface PeerState {
 }
 
 function newPeerState(name: string, address: Endpoint | null): PeerState {
-  return { name, address, current: null, lost: false, counters: { restartsDetected: 0, reassociations: 0, livenessProbes: 0, rehandshakes: 0 } };
+  return { name, address, current: null, lost: false, counters: { outages: 0, restartsDetected: 0, reassociations: 0, livenessProbes: 0, rehandshakes: 0 } };
 }
 
 export interface InboundCounters {
@@ -98,8 +103,17 @@ export interface GatewayOptions {
   warmUp?: boolean;
 }
 
+// Silence while in use for this long (or restartDetectMs if shorter) is reported as an outage:
+// far beyond any RTT or scheduler stall, short enough that an operator sees it at once.
+const OUTAGE_AFTER_MS = 2000;
+
 // Plaintext mode (debug only) bounds the associations a stranger can make us create.
 const MAX_SERVER_ASSOCIATIONS = 64;
+
+/** A performance.now() instant as an ISO wall-clock time. */
+function wallClock(perfMs: number): string {
+  return new Date(Date.now() - (performance.now() - perfMs)).toISOString();
+}
 
 export class Gateway {
   readonly config: GatewayConfig;
@@ -213,6 +227,7 @@ export class Gateway {
       rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
       encoders: new Set(),
       watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
+      outage: new OutageWatch(Math.min(OUTAGE_AFTER_MS, this.#restartDetectMs)),
       verdictWaiters: [],
     };
     this.#entries.add(entry);
@@ -239,8 +254,9 @@ export class Gateway {
         this.#security.probe(entry);
       }
     }
-    // A probe is out: wait for the verdict (the peer answers, or is found restarted and replaced).
-    while (entry && !entry.assoc.isClosed && entry.watch?.suspect) {
+    // A probe is out, or the peer is unreachable: wait for the verdict (the peer answers, or is
+    // found restarted and replaced) or the outage's end, at most connectWaitMs.
+    while (entry && !entry.assoc.isClosed && (entry.watch?.suspect || entry.outage.unreachable)) {
       const left = deadline - Date.now();
       if (left <= 0) return null;
       await this.#waitVerdict(entry, left);
@@ -280,19 +296,23 @@ export class Gateway {
   #livenessTick(): void {
     const now = performance.now();
     for (const e of this.#entries) {
-      const w = e.watch;
-      if (!w || e.assoc.isClosed || !e.assoc.conn.isConnected) continue;
+      if (e.assoc.isClosed || !e.assoc.conn.isConnected) continue;
       const s = e.assoc.stats();
-      const wasSuspect = w.suspect;
-      const action = w.check({ now, lastInputAt: e.assoc.lastInputAt, inUse: s.bytesInFlight > 0 || s.activeStreams > 0, rttMs: s.rttMs });
+      const inUse = s.bytesInFlight > 0 || s.activeStreams > 0;
       const peer = this.#peers.get(e.assoc.peerName);
+      this.#checkOutage(e, now, inUse, peer);
+      const w = e.watch;
+      if (!w) continue;
+      const wasSuspect = w.suspect;
+      const action = w.check({ now, lastInputAt: e.assoc.lastInputAt, inUse, rttMs: s.rttMs });
       if (action === 'probe') {
         if (peer) peer.counters.livenessProbes++;
         this.log.debug({ peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) }, 'peer silent while the association is in use: probing it');
         this.#security.probe(e);
       } else if (action === 'rehandshake') {
         if (peer) peer.counters.rehandshakes++;
-        this.log.warn({ peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) },
+        // During an outage this repeats (backed off); the outage's own lines say what happens.
+        (e.outage.unreachable ? this.log.debug : this.log.warn).call(this.log, { peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) },
           'peer silent and not answering probes: new handshake to find out whether it restarted');
         this.#security.rehandshake(e);
       }
@@ -300,6 +320,26 @@ export class Gateway {
         this.log.debug({ peer: e.assoc.peerName }, 'peer heard from again: association kept');
         this.#releaseVerdictWaiters(e);
       }
+    }
+  }
+
+  /** One log line when the peer becomes unreachable while in use, one when it is heard again. */
+  #checkOutage(e: AssociationEntry, now: number, inUse: boolean, peer: PeerState | undefined): void {
+    const change = e.outage.check({ now, lastInputAt: e.assoc.lastInputAt, inUse });
+    if (change === null) return;
+    const peerName = e.assoc.peerName;
+    if (change.kind === 'began') {
+      if (peer) peer.counters.outages++;
+      const budgetMs = this.#transportConfig.idleTimeoutMs;
+      this.log.warn({
+        peer: peerName, remote: formatEndpoint(e.remote), since: wallClock(change.since), silentMs: Math.round(now - change.since),
+        connections: e.assoc.streams.size, keptForMs: budgetMs,
+      }, `peer unreachable (WAN outage, or the peer is down): nothing heard for ${((now - change.since) / 1000).toFixed(1)} s; ` +
+        `its connections are kept for up to ${Math.round(budgetMs / 1000)} s (limits.peerTimeoutMs)`);
+    } else {
+      this.log.warn({ peer: peerName, since: wallClock(change.since), outageMs: Math.round(change.lastedMs), connections: e.assoc.streams.size },
+        `peer reachable again after a ${(change.lastedMs / 1000).toFixed(1)} s outage; connections kept`);
+      this.#releaseVerdictWaiters(e);
     }
   }
 
@@ -384,7 +424,11 @@ export class Gateway {
       if (!this.#stopping) peer.lost = true;
     }
     const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
-    log({ peer: entry.assoc.peerName, code, reason, byPeer, rawOut: entry.traffic.rawOut, rawIn: entry.traffic.rawIn }, 'association closed');
+    // Silent past the outage budget: the transport's idle timeout ends it.
+    const outage = entry.outage.unreachable && reason === 'idle timeout'
+      ? { unreachableSince: wallClock(entry.outage.since), why: 'the peer stayed unreachable past the outage budget (limits.peerTimeoutMs): its connections are reset' }
+      : {};
+    log({ peer: entry.assoc.peerName, code, reason, byPeer, ...outage, rawOut: entry.traffic.rawOut, rawIn: entry.traffic.rawIn }, 'association closed');
   }
 
   // ---- near side: client connections ----
@@ -412,8 +456,11 @@ export class Gateway {
     }
     if (!entry) {
       c.failed++;
-      this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs }, 'connection closed: peer gateway unreachable');
-      socket.destroy();
+      const current = this.#peers.get(tunnel.spec.peer)?.current;
+      const outage = current && current.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
+      this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
+        outage.unreachableSince ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs' : 'connection reset: peer gateway unreachable');
+      socket.resetAndDestroy();
       return;
     }
     const id = entry.assoc.conn.openStream();
@@ -560,6 +607,8 @@ export class Gateway {
           role: e.role,
           remote: formatEndpoint(e.remote),
           connected: e.assoc.conn.isConnected,
+          reachable: !e.outage.unreachable,
+          unreachableSince: e.outage.unreachable ? wallClock(e.outage.since) : null,
           ageSec: Math.round((Date.now() - e.assoc.createdAt) / 1000),
           rttMs: s.rttMs,
           minRttMs: s.minRttMs,
@@ -592,7 +641,16 @@ export class Gateway {
         target: formatEndpoint(t.spec.target),
         ...t.counters,
       })),
-      peers: [...this.#peers.values()].map((p) => ({ name: p.name, ...p.counters })),
+      peers: [...this.#peers.values()].map((p) => {
+        const o = p.current && !p.current.assoc.isClosed && p.current.outage.unreachable ? p.current.outage : null;
+        return {
+          name: p.name,
+          reachable: o === null,
+          unreachableSince: o ? wallClock(o.since) : null,
+          unreachableForSec: o ? Math.round((performance.now() - o.since) / 100) / 10 : 0,
+          ...p.counters,
+        };
+      }),
       liveness: { restartDetectMs: this.#restartDetectMs },
       inbound: { ...this.inbound },
       codec: this.codecStats.snapshot(),
@@ -688,7 +746,9 @@ export interface GatewayStatus {
   security: string;
   connections: { active: number; max: number };
   associations: Array<{
-    peer: string; role: 'client' | 'server'; remote: string; connected: boolean; ageSec: number;
+    peer: string; role: 'client' | 'server'; remote: string; connected: boolean;
+    /** False during a WAN outage (see OutageWatch); unreachableSince is then the last time the peer was heard. */
+    reachable: boolean; unreachableSince: string | null; ageSec: number;
     rttMs: number; minRttMs: number; bandwidthBps: number; pacingRateBps: number; sendRateBps: number; receiveRateBps: number;
     cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;
     packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
@@ -698,7 +758,7 @@ export interface GatewayStatus {
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
   /** Per configured (or accepted) peer: restarts detected and re-associations. */
-  peers: Array<{ name: string } & PeerLivenessCounters>;
+  peers: Array<{ name: string; reachable: boolean; unreachableSince: string | null; unreachableForSec: number } & PeerLivenessCounters>;
   liveness: { restartDetectMs: number };
   inbound: InboundCounters;
   codec: CodecStatsSnapshot;

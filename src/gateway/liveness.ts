@@ -30,8 +30,9 @@ export interface LivenessSample {
   rttMs: number;
 }
 
-// Upper bound on the pause between re-handshakes to a silent peer.
-const MAX_BACKOFF_MS = 60_000;
+// Upper bound on the pause between re-handshakes to a silent peer: a peer that restarted
+// during a long outage is found out within this of the link's return.
+const MAX_BACKOFF_MS = 15_000;
 const MIN_ANSWER_WAIT_MS = 250;
 
 export class LivenessWatch {

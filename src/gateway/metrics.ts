@@ -61,16 +61,19 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   tunnelGauge('longhaul_tunnel_client_bytes_in_total', 'Bytes read from clients (closed connections)', 'bytesFromClients');
   tunnelGauge('longhaul_tunnel_client_bytes_out_total', 'Bytes written to clients (closed connections)', 'bytesToClients');
 
-  type PeerKey = 'restartsDetected' | 'reassociations' | 'livenessProbes' | 'rehandshakes';
-  const peerGauge = (name: string, help: string, key: PeerKey): void => {
+  type Peer = GatewayStatus['peers'][number];
+  const peerGauge = (name: string, help: string, get: keyof Peer | ((p: Peer) => number)): void => {
     new Gauge({
       name, help, labelNames: ['peer'], registers: [registry],
       collect() {
         this.reset();
-        for (const p of fresh().peers) this.set({ peer: p.name }, p[key]);
+        for (const p of fresh().peers) this.set({ peer: p.name }, typeof get === 'function' ? get(p) : Number(p[get]));
       },
     });
   };
+  peerGauge('longhaul_peer_reachable', '1 while the peer answers, 0 during a WAN outage (silent while in use)', (p) => (p.reachable ? 1 : 0));
+  peerGauge('longhaul_peer_unreachable_seconds', 'How long the current outage has lasted (0 when reachable)', 'unreachableForSec');
+  peerGauge('longhaul_peer_outages_total', 'WAN outages seen (the peer silent while in use)', 'outages');
   peerGauge('longhaul_peer_restarts_detected_total', 'Peer gateway restarts detected (it lost our association, or opened a new one)', 'restartsDetected');
   peerGauge('longhaul_peer_reassociations_total', 'Associations that replaced one lost abnormally (restart, timeout, peer close)', 'reassociations');
   peerGauge('longhaul_peer_liveness_probes_total', 'Liveness probes sent because the peer went silent while the association was in use', 'livenessProbes');
