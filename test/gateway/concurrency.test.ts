@@ -5,28 +5,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
-import { freePort, freeUdpPort, makeKeys, sleep, spawnGateway, startUdpRelay, stopChild } from './helpers.ts';
+import { freePort, freeUdpPort, makeKeys, sendAndRead, sleep, spawnGateway, startUdpRelay, stopChild } from './helpers.ts';
 
 const CONNECTIONS = 1000;
 const BYTES_EACH = 64 * 1024;
 
-function echoExchange(port: number, size: number): Promise<string> {
-  return new Promise((resolve) => {
-    const payload = randomBytes(size);
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const got: Buffer[] = [];
-    s.on('connect', () => s.end(payload));
-    s.on('data', (d: Buffer) => got.push(d));
-    s.on('end', () => {
-      const all = Buffer.concat(got);
-      s.destroy();
-      resolve(all.equals(payload) ? 'ok' : `echo of ${all.length} bytes differs`);
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
 
 interface Status {
   connections: { active: number };
@@ -62,7 +47,7 @@ test(`${CONNECTIONS} concurrent echo connections over a lossy, delayed link: all
     procs.push(await spawnGateway(['--name', 'a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${relay.port}`, '--key', keys.aKey,
       '--peer-key', keys.bPub, '--tunnel', `127.0.0.1:${listen}=127.0.0.1:${echoPort}`, '--control', `127.0.0.1:${ctlA}`, ...common]));
 
-    const results = await Promise.all(Array.from({ length: CONNECTIONS }, () => echoExchange(listen, BYTES_EACH)));
+    const results = await Promise.all(Array.from({ length: CONNECTIONS }, () => sendAndRead(listen, randomBytes(BYTES_EACH))));
     const failures = new Map<string, number>();
     for (const r of results) if (r !== 'ok') failures.set(r, (failures.get(r) ?? 0) + 1);
     assert.deepEqual([...failures], [], `${CONNECTIONS - (results.filter((r) => r === 'ok').length)} of ${CONNECTIONS} failed`);

@@ -4,28 +4,13 @@
 // close is a clean end, not a teardown (issue #14: 304 of 1000 concurrent echo clients reset).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
-import { startPair } from './helpers.ts';
+import { sendAndRead, startPair } from './helpers.ts';
 
 const KiB = 1024;
 
-function echoExchange(port: number, size: number): Promise<'ok' | string> {
-  return new Promise((resolve) => {
-    const payload = randomBytes(size);
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const got: Buffer[] = [];
-    s.on('connect', () => s.end(payload));
-    s.on('data', (d: Buffer) => got.push(d));
-    s.on('end', () => {
-      const all = Buffer.concat(got);
-      s.destroy();
-      resolve(all.equals(Buffer.concat([payload, payload])) ? 'ok' : `answer of ${all.length} bytes differs from twice the ${size} sent`);
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
 
 test('clients of a target that answers and closes at once all get their whole answer behind a full send backlog; no stream is left open', { timeout: 90_000 }, async () => {
   // Answers twice what it was sent, all at once after the client's FIN, and closes: the
@@ -47,7 +32,10 @@ test('clients of a target that answers and closes at once all get their whole an
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 40e6 }) },
   });
   try {
-    const results = await Promise.all(Array.from({ length: 40 }, () => echoExchange(pair.port, 256 * KiB)));
+    const results = await Promise.all(Array.from({ length: 40 }, () => {
+      const payload = randomBytes(256 * KiB);
+      return sendAndRead(pair.port, payload, Buffer.concat([payload, payload]));
+    }));
     const failed = results.filter((r) => r !== 'ok');
     assert.deepEqual(failed, [], `${failed.length} of ${results.length} echo clients failed`);
     const ends = (log: typeof pair.logA) => log.lines.filter((l) => l.msg === 'connection closed' || typeof l['end'] === 'string').map((l) => l['end']);

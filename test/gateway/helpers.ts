@@ -461,3 +461,22 @@ export function verifiedExchange(
     });
   });
 }
+
+/**
+ * Sends `payload`, half-closes, reads the answer to EOF: 'ok' when it equals `expected` (by
+ * default the payload: an echo), else what went wrong (an error code such as ECONNRESET).
+ */
+export function sendAndRead(port: number, payload: Buffer, expected: Buffer = payload): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const got: Buffer[] = [];
+    s.on('connect', () => s.end(payload));
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('end', () => {
+      const all = Buffer.concat(got);
+      s.destroy();
+      resolve(all.equals(expected) ? 'ok' : `answer of ${all.length} bytes differs from the ${expected.length} expected`);
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
