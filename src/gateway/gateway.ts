@@ -1,7 +1,5 @@
 // One gateway: the WAN socket, one association per peer, the tunnel listeners, the
 // far-side target connections, and the figures status/metrics report.
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
@@ -27,6 +25,7 @@ import type { Logger } from './logger.ts';
 import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
 import { UdpLink } from './udp-link.ts';
+import { bindError, resolveSetting } from './startup-address.ts';
 import { createWanSecurity, protectionOverhead } from './wan-security.ts';
 import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
@@ -144,24 +143,24 @@ export class Gateway {
       opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
       if (!w.ok) opts.logger.warn('datapath warm-up: the in-memory transfer did not complete byte-exact (a transport bug: please report it)');
     }
-    const link = await UdpLink.bind(config.wan);
+    const wan = await resolveSetting(config, 'wan', config.wan, 4);
+    const link = await UdpLink.bind(wan, { reusePort: config.wanReusePort }).catch((err: unknown) => {
+      throw bindError(config, 'wan', config.wan, err);
+    });
     const gw = new Gateway(config, link, security.value, opts);
     try {
       await gw.#init();
     } catch (err) {
-      await gw.stop(0);
+      // It never started: no "gateway stopped" after the caller's "failed to start".
+      await gw.stop(0, { quiet: true });
       throw err;
     }
     return gw;
   }
 
   async #init(): Promise<void> {
-    for (const p of this.config.peers) {
-      let address: Endpoint | null = null;
-      if (p.address) {
-        const host = isIP(p.address.host) ? p.address.host : (await lookup(p.address.host)).address;
-        address = { host, port: p.address.port };
-      }
+    for (const [i, p] of this.config.peers.entries()) {
+      const address = p.address ? await resolveSetting(this.config, `peers[${i}].address`, p.address) : null;
       this.#peers.set(p.name, newPeerState(p.name, address));
     }
     this.#security.attach({
@@ -177,11 +176,14 @@ export class Gateway {
       log: this.log,
     });
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
-    this.config.tunnels.forEach((t, i) => {
-      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
+    for (const [i, t] of this.config.tunnels.entries()) {
+      const listen = await resolveSetting(this.config, `tunnels[${i}].listen`, t.listen);
+      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
       this.tunnels.push(tunnel);
-    });
-    for (const t of this.tunnels) await t.listen();
+      await tunnel.listen().catch((err: unknown) => {
+        throw bindError(this.config, `tunnels[${i}].listen`, t.listen, err);
+      });
+    }
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
     const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
     this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
@@ -608,7 +610,7 @@ export class Gateway {
    * Stops accepting, lets open connections finish for `graceMs`, resets what is left,
    * then closes the associations cleanly and the WAN socket.
    */
-  async stop(graceMs = this.config.limits.shutdownGraceMs): Promise<void> {
+  async stop(graceMs = this.config.limits.shutdownGraceMs, opts: { quiet?: boolean } = {}): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#sampler);
@@ -631,7 +633,7 @@ export class Gateway {
     while ([...this.#entries].some((e) => !e.assoc.isClosed) && Date.now() < closeDeadline) await sleep(20);
     this.#security.close();
     await this.#link.close();
-    this.log.info('gateway stopped');
+    if (!opts.quiet) this.log.info('gateway stopped');
   }
 }
 

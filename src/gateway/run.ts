@@ -21,7 +21,8 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions): P
     try {
       control = await startControlServer(config.control, () => gateway.status(), createMetrics(() => gateway.status()));
     } catch (err) {
-      await gateway.stop(0);
+      // Reported by the caller as a failed start: no "gateway stopped" before it.
+      await gateway.stop(0, { quiet: true });
       throw new Error(`control: cannot listen on ${formatEndpoint(config.control)}: ${(err as Error).message}`);
     }
     opts.logger.info({ control: formatEndpoint(control.address) }, 'control interface listening (/status, /metrics)');
