@@ -14,7 +14,7 @@ const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
 
 function run(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -30,7 +30,7 @@ test('a second gateway on the same --wan refuses to start with one line, unless 
   const wan = `127.0.0.1:${port}`;
   const first = await spawnGateway(['--insecure-plaintext', '--wan', wan]);
   try {
-    const second = await run([...QUICK, '--wan', wan]);
+    const second = await run([...QUICK, '--wan', wan], 10_000);
     assert.equal(second.code, 1);
     assert.deepEqual(lines(second.stderr), [`longhaul gateway: --wan ${wan} is already in use by another process`]);
     assert.doesNotMatch(second.stdout, /gateway started/);
@@ -38,7 +38,7 @@ test('a second gateway on the same --wan refuses to start with one line, unless 
     const dir = mkdtempSync(join(tmpdir(), 'lh-startup-'));
     const file = join(dir, 'site.yaml');
     writeFileSync(file, `wan: ${wan}\ncontrol: false\n`);
-    const fromFile = await run(['gateway', '--insecure-plaintext', '--config', file]);
+    const fromFile = await run(['gateway', '--insecure-plaintext', '--config', file], 10_000);
     assert.equal(fromFile.code, 1);
     assert.deepEqual(lines(fromFile.stderr), [`longhaul gateway: ${file}: wan: ${wan} is already in use by another process`]);
     // Sharing on purpose: it starts.
