@@ -26,6 +26,7 @@ import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
 import { UdpLink } from './udp-link.ts';
 import { bindError, resolveSetting } from './startup-address.ts';
+import { LogLimit } from './log-limit.ts';
 import { createWanSecurity, protectionOverhead } from './wan-security.ts';
 import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
@@ -97,6 +98,10 @@ export interface GatewayOptions {
   warmUp?: boolean;
 }
 
+// Past maxConnections every new client is refused: a line every 10 s says so and counts them,
+// rather than one line per client of a crowd.
+const REFUSED_LOG_INTERVAL_MS = 10_000;
+
 // Plaintext mode (debug only) bounds the associations a stranger can make us create.
 const MAX_SERVER_ASSOCIATIONS = 64;
 
@@ -118,6 +123,8 @@ export class Gateway {
   #livenessTimer: NodeJS.Timeout;
   #restartDetectMs: number;
   #stopping = false;
+  /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
+  #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
   private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
     this.config = config;
@@ -396,8 +403,13 @@ export class Gateway {
     const c = tunnel.counters;
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       c.failed++;
-      this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections }, this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
-      socket.destroy();
+      // Refused as it is accepted, with a reset: a clean close would read as an empty reply.
+      socket.resetAndDestroy();
+      const unlogged = this.#refusedLog.take(performance.now());
+      if (unlogged !== null) {
+        this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
+      }
       return;
     }
     this.#pendingConnections.add(socket);
@@ -443,7 +455,11 @@ export class Gateway {
   #onStreamOpened(entry: AssociationEntry, streamId: number): void {
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       this.inbound.failed++;
-      this.log.warn({ peer: entry.assoc.peerName, stream: streamId }, this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+      const unlogged = this.#refusedLog.take(performance.now());
+      if (unlogged !== null) {
+        this.log.warn({ peer: entry.assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+      }
       entry.assoc.conn.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
       entry.assoc.schedule();
       return;
