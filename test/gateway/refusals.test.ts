@@ -1,6 +1,7 @@
 // What a client sees when its connection cannot be carried: a TCP reset, never a clean close
 // (which reads as an empty reply). A disallowed or refused target at the far side, and clients
-// past maxConnections at the near side (refused as they are accepted, logged once, not per client).
+// past maxConnections at the near side (refused as they are accepted, logged once, not per client;
+// this replaces tunnel.test.ts's check, which accepted a clean close).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer } from 'node:net';
