@@ -77,8 +77,10 @@ function startGateway(args: string[], profileDir: string | null, udp: Udp, contr
     const rl = createInterface({ input: proc.stdout! });
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
     rl.on('line', (line) => {
-      let j: { msg?: string; wan?: string; tunnels?: string[] };
+      let j: { msg?: string; wan?: string; tunnels?: string[]; err?: string };
       try { j = JSON.parse(line); } catch { return; }
+      // With --log-json a start-up error is this line, not stderr.
+      if (j.msg === 'gateway failed to start') stderr += `${j.err}\n`;
       if (j.msg === 'gateway started') {
         clearTimeout(timer);
         const wanPort = Number(j.wan!.split(':').pop());
@@ -87,7 +89,7 @@ function startGateway(args: string[], profileDir: string | null, udp: Udp, contr
         resolvePromise({ proc, wanPort, tunnelPort });
       }
     });
-    proc.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
+    proc.once('close', (code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
   });
 }
 
