@@ -427,14 +427,14 @@ export class Gateway {
     if (!entry) {
       c.failed++;
       this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs }, 'connection closed: peer gateway unreachable');
-      socket.destroy();
+      socket.resetAndDestroy();
       return;
     }
     const id = entry.assoc.conn.openStream();
     if (id < 0) {
       c.failed++;
       this.log.warn({ tunnel: tunnel.spec.name, client }, 'connection closed: peer stream limit reached');
-      socket.destroy();
+      socket.resetAndDestroy();
       return;
     }
     entry.assoc.write(id, encodeOpenHeader(tunnel.spec.target));
