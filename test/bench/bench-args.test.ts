@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const BENCH_DIR = fileURLToPath(new URL('../../src/bench/', import.meta.url));
-// Every script under src/bench/ (args.ts is their shared helper, not a script).
-const SCRIPTS = readdirSync(BENCH_DIR).filter((f) => f.endsWith('-bench.ts')).sort();
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+// Every script under src/bench/ (args.ts is their shared helper, not a script), and bench:emulator.
+const SCRIPTS = [...readdirSync(`${SRC}bench`).filter((f) => f.endsWith('-bench.ts')).map((f) => `bench/${f}`).sort(), 'lab/emulator-bench.ts'];
 
 /**
  * Runs a script in its own process group. A script that ignores --help starts its benchmark,
@@ -19,7 +19,7 @@ const SCRIPTS = readdirSync(BENCH_DIR).filter((f) => f.endsWith('-bench.ts')).so
 function run(script: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [BENCH_DIR + script, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [SRC + script, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -40,7 +40,7 @@ function run(script: string, args: string[], timeoutMs = 10_000): Promise<{ code
 
 test('there are benchmark scripts to check', () => {
   assert.ok(SCRIPTS.length >= 7, SCRIPTS.join(', '));
-  assert.ok(SCRIPTS.includes('sim-bench.ts'));
+  assert.ok(SCRIPTS.includes('bench/sim-bench.ts'));
 });
 
 for (const script of SCRIPTS) {
@@ -59,11 +59,11 @@ for (const script of SCRIPTS) {
 }
 
 test('bench:sim --bytes takes a unit (64MiB) and refuses one it does not know', { timeout: 60_000 }, async () => {
-  const bad = await run('sim-bench.ts', ['--bytes', '64XB']);
+  const bad = await run('bench/sim-bench.ts', ['--bytes', '64XB']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: option '--bytes <size>' argument '64XB' is invalid\. expected a size in bytes such as 64MiB/);
   // One small profile with a unit: the transfer has exactly that many bytes.
-  const ok = await run('sim-bench.ts', ['--profile', 'baseline', '--bytes', '4MiB', '--json'], 50_000);
+  const ok = await run('bench/sim-bench.ts', ['--profile', 'baseline', '--bytes', '4MiB', '--json'], 50_000);
   assert.equal(ok.code, 0, ok.stderr);
   const row = JSON.parse(ok.stdout) as { bytes: number; completed: boolean; byte_exact: boolean };
   assert.equal(row.bytes, 4 * 1024 * 1024);
