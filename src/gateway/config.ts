@@ -369,7 +369,10 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
   }
   if (flags.compression !== undefined) raw.compression = flags.compression;
   if (flags.mtu !== undefined) raw.mtu = Number.isFinite(Number(flags.mtu)) ? Number(flags.mtu) : flags.mtu;
-  if (flags.control !== undefined) raw.control = flags.control === 'off' ? false : flags.control;
+  if (flags.control !== undefined) {
+    raw.control = flags.control === 'off' ? false : flags.control;
+    if (flags.control !== 'off') given.set('control', `--control ${flags.control}`);
+  }
   if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
   return { raw, errors, given };
 }

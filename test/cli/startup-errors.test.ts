@@ -88,6 +88,15 @@ test('--log-json: a start-up error is one JSON line, and no "gateway stopped" co
     assert.equal(logged[failed]!.level, 50);
     const stopped = logged.findIndex((l) => l.msg === 'gateway stopped');
     assert.ok(stopped === -1 || stopped > failed, `"gateway stopped" (line ${stopped}) before "gateway failed to start" (line ${failed})`);
+    // The control address is taken: the gateway itself had started and is stopped again.
+    const c = await run(['gateway', '--insecure-plaintext', '--log-json', '--wan', '127.0.0.1:0', '--control', `127.0.0.1:${port}`]);
+    assert.equal(c.code, 1);
+    assert.equal(c.stderr, '');
+    const clogged = lines(c.stdout).map((l) => JSON.parse(l) as { msg: string; err?: string });
+    const cfailed = clogged.findIndex((l) => l.msg === 'gateway failed to start');
+    assert.equal(clogged[cfailed]?.err, `--control 127.0.0.1:${port} is already in use by another process`, c.stdout);
+    const cstopped = clogged.findIndex((l) => l.msg === 'gateway stopped');
+    assert.ok(cstopped === -1 || cstopped > cfailed, `"gateway stopped" (line ${cstopped}) before "gateway failed to start" (line ${cfailed})`);
   } finally {
     await new Promise<void>((r) => busy.close(() => r()));
   }
