@@ -29,26 +29,3 @@ export class LogLimit {
     return s;
   }
 }
-
-/** One LogLimit per key (e.g. per source address), bounded so strangers cannot grow it. */
-export class KeyedLogLimit {
-  readonly #limits = new Map<string, LogLimit>();
-  readonly #intervalMs: number;
-  readonly #maxKeys: number;
-
-  constructor(intervalMs = REPEATED_WARNING_INTERVAL_MS, maxKeys = 64) {
-    this.#intervalMs = intervalMs;
-    this.#maxKeys = maxKeys;
-  }
-
-  take(key: string, now: number): number | null {
-    let l = this.#limits.get(key);
-    if (l === undefined) {
-      // Past the bound, the oldest key is forgotten (it may log once more: harmless).
-      if (this.#limits.size >= this.#maxKeys) this.#limits.delete(this.#limits.keys().next().value!);
-      l = new LogLimit(this.#intervalMs);
-      this.#limits.set(key, l);
-    }
-    return l.take(now);
-  }
-}
