@@ -6,7 +6,6 @@
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { CODEC_LZ4, CODEC_ZSTD } from '../codec/block-format.ts';
 import { compressWith, decompressWith } from '../codec/codecs.ts';
 import type { CodecSetting } from '../codec/codecs.ts';
@@ -16,24 +15,24 @@ import { BlockDecoder } from '../codec/decoder.ts';
 import { DEFAULT_CPU_MARGIN, DEFAULT_CPU_SHARE, DEFAULT_LADDER, DEFAULT_WIRE_CPU_NS_PER_BYTE } from '../codec/adaptive.ts';
 import { PayloadSource } from '../lab/workloads/payload.ts';
 import type { PayloadKind } from '../lab/workloads/payload.ts';
+import { benchCommand, intArg, positiveIntArg, positiveNumberArg } from './args.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    mib: { type: 'string', default: '64' },
-    block: { type: 'string', default: '256' }, // KiB
-    reps: { type: 'string', default: '3' },
-    out: { type: 'string', default: 'bench/results' },
-    // The zstd level sweep (vm payload): ratio and speed per level and block size.
-    sweep: { type: 'boolean', default: true },
-    // Cutting blocks at entropy changes, on socket reads of several shapes (vm payload).
-    cut: { type: 'boolean', default: true },
-    seed: { type: 'string', default: '7' },
-  },
-});
-const SEED = Number(args.seed);
-const PAYLOAD_BYTES = Number(args.mib) * 1024 * 1024;
-const BLOCK = Number(args.block) * 1024;
-const REPS = Number(args.reps);
+const args = benchCommand('bench:codec', 'ratio and speed of each codec setting on the vm and random payloads, then the BlockEncoder end to end; writes OUT/codec-<date>.{json,md}')
+  .option('--mib <n>', 'MiB of each payload', positiveNumberArg, 64)
+  .option('--block <KiB>', 'block size in KiB', positiveIntArg, 256)
+  .option('--reps <n>', 'runs per measurement (the best is kept)', positiveIntArg, 3)
+  .option('--out <dir>', 'results directory', 'bench/results')
+  // The zstd level sweep (vm payload): ratio and speed per level and block size.
+  .option('--no-sweep', 'skip the zstd level sweep')
+  // Cutting blocks at entropy changes, on socket reads of several shapes (vm payload).
+  .option('--no-cut', 'skip the entropy-cut measurement')
+  .option('--seed <n>', 'payload seed', intArg, 7)
+  .parse()
+  .opts<{ mib: number; block: number; reps: number; out: string; sweep: boolean; cut: boolean; seed: number }>();
+const SEED = args.seed;
+const PAYLOAD_BYTES = Math.round(args.mib * 1024 * 1024);
+const BLOCK = args.block * 1024;
+const REPS = args.reps;
 // Every run is bounded: a few passes over PAYLOAD_BYTES per setting, and this overall cap.
 const DEADLINE_MS = 10 * 60 * 1000;
 const started = performance.now();
@@ -414,7 +413,7 @@ function main(): void {
     }
   }
   const day = info.date.slice(0, 10);
-  mkdirSync(args.out!, { recursive: true });
+  mkdirSync(args.out, { recursive: true });
   const base = `${args.out}/codec-${day}`;
   writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, entropyCut: cutRows, encoder: encoderRows }, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows, sweepRows, cutRows));

@@ -12,6 +12,7 @@ import { Connection } from '../transport/connection.ts';
 import { defaultConnectionConfig } from '../transport/config.ts';
 import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
 import type { ConnectionConfig } from '../transport/types.ts';
+import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
 interface Result {
   scenario: string;
@@ -28,10 +29,12 @@ interface Result {
   byteExact: boolean;
 }
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
+const args = benchCommand('bench:core', "the transport core's CPU cost per packet: one bulk stream through an in-memory pair; writes bench/results/core-<date>.{json,md}")
+  .option('--packets <n>', 'data packets per scenario', positiveIntArg, 300_000)
+  .option('--max-seconds <s>', 'wall-clock bound per scenario', positiveNumberArg, 60)
+  .option('--json', 'print the report as one JSON line (instead of one line per scenario)', false)
+  .parse()
+  .opts<{ packets: number; maxSeconds: number; json: boolean }>();
 
 function run(scenario: string, targetPackets: number, cfg: Partial<ConnectionConfig>, maxWallMs: number): Result {
   let seed = 1;
@@ -127,8 +130,8 @@ function run(scenario: string, targetPackets: number, cfg: Partial<ConnectionCon
   };
 }
 
-const packets = arg('--packets', 300_000);
-const maxWallMs = arg('--max-seconds', 60) * 1000;
+const packets = args.packets;
+const maxWallMs = args.maxSeconds * 1000;
 // Warm-up so the JIT has compiled the hot paths before measuring.
 run('warmup', 20_000, { rateController: fixedRateController({ rateBps: 100e9 }) }, 10_000);
 const results: Result[] = [
@@ -145,7 +148,7 @@ const machine = {
   loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
 };
 const report = { benchmark: 'core', machine, packetsTarget: packets, results };
-if (process.argv.includes('--json')) {
+if (args.json) {
   console.log(JSON.stringify(report));
 } else {
   for (const r of results) console.log(JSON.stringify(r));

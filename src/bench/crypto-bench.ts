@@ -10,22 +10,22 @@ import { execSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { PACKET_CIPHERS, type PacketAead, type PacketCipher } from '../crypto/aead.ts';
 import { REFERENCE_AEAD } from '../crypto/aead-backend.ts';
 import { loadOpensslAead } from '../crypto/aead-openssl.ts';
 import { generateStaticKeyPair } from '../crypto/keys.ts';
 import { peerIdOf, SecureEndpoint } from '../crypto/secure-endpoint.ts';
+import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '2' }, // per measurement; 23 measurements (four backends), bounded
-    size: { type: 'string', default: '1400' },
-    out: { type: 'string', default: 'bench/results' },
-  },
-});
-const SECONDS = Math.min(Number(args.seconds), 30);
-const SIZE = Number(args.size);
+const args = benchCommand('bench:crypto', 'packet protection per cipher and AEAD backend: seal/open per packet, SecureEndpoint pairs, handshakes per second; writes OUT/crypto-<date>.{json,md}')
+  // Per measurement; 23 measurements (four backends), bounded.
+  .option('--seconds <s>', 'seconds per measurement (at most 30)', positiveNumberArg, 2)
+  .option('--size <bytes>', 'packet size', positiveIntArg, 1400)
+  .option('--out <dir>', 'results directory', 'bench/results')
+  .parse()
+  .opts<{ seconds: number; size: number; out: string }>();
+const SECONDS = Math.min(args.seconds, 30);
+const SIZE = args.size;
 const A_ADDR = '198.18.1.2:4500';
 const B_ADDR = '198.18.2.2:4500';
 

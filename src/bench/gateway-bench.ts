@@ -13,35 +13,44 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { generateStaticKeyPair, writeKeyFiles } from '../crypto/keys.ts';
-import { parseSize } from '../gateway/config.ts';
 import { loadAddon } from '../native/load.ts';
+import { benchCommand, listArg, positiveIntArg, sizeArg } from './args.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'bin/longhaul.js');
 const TARGET_MBPS = 800;
 const CLK_TCK = 100; // Linux USER_HZ
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-const BYTES = parseSize(arg('bytes', '1GiB'))!;
-const RUNS = Number(arg('runs', '1'));
-const PROFILE = process.argv.includes('--profile');
-// A run that cannot finish in this time is reported as what it moved so far.
-const RUN_TIMEOUT_MS = Number(arg('timeout-ms', '90000'));
-// --trace: print gateway A's association figures every 500 ms (diagnosis).
-const TRACE = process.argv.includes('--trace');
-// Path MTU given to both gateways (1500 = Ethernet, what the lab and most WANs carry).
-const MTU = arg('mtu', '1500');
-const MODES = arg('modes', 'encrypted,plaintext').split(',') as Array<'encrypted' | 'plaintext'>;
-// --max-rate 900M: both gateways paced below this (the lab's links are 1 Gbit/s): smaller flushes.
-const MAX_RATE = arg('max-rate', '');
-const RATE_ARGS = MAX_RATE ? ['--max-rate', MAX_RATE] : [];
 // native: lh_udp with UDP GSO/GRO; native-nogso: lh_udp, sendmmsg/recvmmsg only; dgram: node:dgram.
 type Udp = 'native' | 'native-nogso' | 'dgram';
 const UDP_DEFAULT: Udp = loadAddon('lh_udp').ok ? 'native' : 'dgram';
-const UDPS = arg('udp', UDP_DEFAULT).split(',') as Udp[];
+const args = benchCommand('bench:gateway', 'one bulk TCP connection through a gateway pair on loopback (no emulation, compression none), encrypted and plaintext; writes bench/results/<out>.{json,md}')
+  .option('--bytes <size>', 'bytes per run, e.g. 2GiB', sizeArg, 2 ** 30)
+  .option('--runs <n>', 'runs per mode', positiveIntArg, 1)
+  .option('--profile', 'CPU profiles of both gateways (top self-time entries)', false)
+  // A run that cannot finish in this time is reported as what it moved so far.
+  .option('--timeout-ms <ms>', 'bound per run', positiveIntArg, 90_000)
+  .option('--trace', "print gateway A's association figures every 500 ms (diagnosis)", false)
+  // Path MTU given to both gateways (1500 = Ethernet, what the lab and most WANs carry).
+  .option('--mtu <bytes>', 'WAN path MTU of both gateways', (t: string) => String(positiveIntArg(t)), '1500')
+  .option('--modes <list>', 'encrypted,plaintext or one of them', listArg(['encrypted', 'plaintext'] as const), ['encrypted', 'plaintext'])
+  // --max-rate 900M: both gateways paced below this (the lab's links are 1 Gbit/s): smaller flushes.
+  .option('--max-rate <bps>', "both gateways' --max-rate, e.g. 900M", '')
+  .option('--udp <list>', `WAN socket backends to compare: native, native-nogso, dgram (default ${UDP_DEFAULT})`, listArg(['native', 'native-nogso', 'dgram'] as const), [UDP_DEFAULT])
+  .option('--out <name>', 'results as bench/results/NAME.{json,md}')
+  .parse()
+  .opts<{ bytes: number; runs: number; profile: boolean; timeoutMs: number; trace: boolean; mtu: string; modes: Array<'encrypted' | 'plaintext'>;
+    maxRate: string; udp: Udp[]; out?: string }>();
+const BYTES = args.bytes;
+const RUNS = args.runs;
+const PROFILE = args.profile;
+const RUN_TIMEOUT_MS = args.timeoutMs;
+const TRACE = args.trace;
+const MTU = args.mtu;
+const MODES = args.modes;
+const MAX_RATE = args.maxRate;
+const RATE_ARGS = MAX_RATE ? ['--max-rate', MAX_RATE] : [];
+const UDPS = args.udp;
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -68,8 +77,10 @@ function startGateway(args: string[], profileDir: string | null, udp: Udp, contr
     const rl = createInterface({ input: proc.stdout! });
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
     rl.on('line', (line) => {
-      let j: { msg?: string; wan?: string; tunnels?: string[] };
+      let j: { msg?: string; wan?: string; tunnels?: string[]; err?: string };
       try { j = JSON.parse(line); } catch { return; }
+      // With --log-json a start-up error is this line, not stderr.
+      if (j.msg === 'gateway failed to start') stderr += `${j.err}\n`;
       if (j.msg === 'gateway started') {
         clearTimeout(timer);
         const wanPort = Number(j.wan!.split(':').pop());
@@ -78,7 +89,7 @@ function startGateway(args: string[], profileDir: string | null, udp: Udp, contr
         resolvePromise({ proc, wanPort, tunnelPort });
       }
     });
-    proc.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
+    proc.once('close', (code) => reject(new Error(`gateway exited (${code}): ${stderr}`)));
   });
 }
 
@@ -275,7 +286,7 @@ async function main(): Promise<void> {
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
   // --out NAME: results as bench/results/NAME.{json,md} (e.g. a paced comparison next to the default run).
-  const stem = join(outDir, arg('out', `gateway-${date.slice(0, 10)}`));
+  const stem = join(outDir, args.out ?? `gateway-${date.slice(0, 10)}`);
   writeFileSync(`${stem}.json`, `${JSON.stringify(summary, null, 2)}\n`);
   const md = [
     `# Gateway throughput (${date})`,

@@ -13,14 +13,15 @@ import { parseBytes } from '../lab/workloads/run.ts';
 import { DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION } from '../lab/bench/matrix.ts';
 import { RESULTS_DIR } from '../lab/bench/report.ts';
 import { DEFAULT_LAB } from '../lab/netns.ts';
+import { benchCommand, positiveIntArg } from './args.ts';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-const RUNS = Number(arg('runs', '3'));
-const BYTES = parseBytes(arg('bytes', '512MiB'));
+const args = benchCommand('bench:gateway-lab', 'a gateway pair through the lab emulator, paced below the link (baseline at 900M, mpls at 90M); root; writes bench/results/gateway-lab-<date>-<profile>-*')
+  .option('--runs <n>', 'runs per profile', positiveIntArg, 3)
+  .option('--bytes <size>', 'bytes per run (mpls: at most 128MiB)', parseBytes, 512 * 2 ** 20)
+  .parse()
+  .opts<{ runs: number; bytes: number }>();
+const RUNS = args.runs;
+const BYTES = args.bytes;
 const day = new Date().toISOString().slice(0, 10);
 
 for (const [profile, rate, bytes] of [['baseline', '900M', BYTES], ['mpls', '90M', Math.min(BYTES, 128 * 2 ** 20)]] as const) {

@@ -25,6 +25,8 @@ import type { RateController } from '../transport/congestion/controller.ts';
 import { ALL_PROFILES, REPORT_PROFILES, findProfile, type LinkProfile } from '../lab/profiles.ts';
 import { runBulkTransfer, runFairness, type ConnectionFactory, type FairnessResult, type Stalls } from '../sim/scenarios.ts';
 import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
+import { InvalidArgumentError, Option } from 'commander';
+import { benchCommand, intArg, positiveIntArg, sizeArg } from './args.ts';
 
 const DEFAULT_BYTES = 256 * 1024 * 1024;
 const DEFAULT_STREAMS = 8;
@@ -48,25 +50,24 @@ interface Args {
   json: boolean;
 }
 
+function stallsArg(text: string): Stalls {
+  const [everyMs, ms] = text.split(',').map(Number);
+  if (!(everyMs! > 0 && ms! > 0)) throw new InvalidArgumentError('expected <every ms>,<stall ms>, e.g. 2000,50');
+  return { everyMs: everyMs!, ms: ms! };
+}
+
 function parseArgs(argv: readonly string[]): Args {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const controller = get('--controller') ?? 'model';
-  if (controller !== 'model' && controller !== 'fixed') throw new Error(`--controller must be model or fixed, got ${controller}`);
-  const stalls = get('--stalls');
-  const [everyMs, ms] = (stalls ?? '').split(',').map(Number);
-  if (stalls !== undefined && !(everyMs! > 0 && ms! > 0)) throw new Error(`--stalls wants <every ms>,<stall ms>, got ${stalls}`);
-  return {
-    profile: get('--profile'),
-    stalls: stalls !== undefined ? { everyMs: everyMs!, ms: ms! } : undefined,
-    bytes: Number(get('--bytes') ?? DEFAULT_BYTES),
-    streams: Number(get('--streams') ?? DEFAULT_STREAMS),
-    seed: Number(get('--seed') ?? 1),
-    controller,
-    json: argv.includes('--json'),
-  };
+  const o = benchCommand('bench:sim', 'the transport core over the link profiles in the simulator (all profiles and fairness runs, or one --profile)')
+    .addOption(new Option('--profile <name>', 'run one profile, print its row as JSON').choices(ALL_PROFILES.map((p) => p.name)))
+    .option('--bytes <size>', 'bytes per transfer, e.g. 64MiB', sizeArg, DEFAULT_BYTES)
+    .option('--streams <n>', 'concurrent streams', positiveIntArg, DEFAULT_STREAMS)
+    .option('--seed <n>', 'simulator seed', intArg, 1)
+    .addOption(new Option('--controller <kind>', 'rate controller').choices(['model', 'fixed']).default('model'))
+    .option('--stalls <every,ms>', 'both endpoints stall MS ms about every EVERY ms', stallsArg)
+    .option('--json', 'one JSON line (with --profile)', false)
+    .parse(argv, { from: 'user' })
+    .opts<{ profile?: string; bytes: number; streams: number; seed: number; controller: 'model' | 'fixed'; stalls?: Stalls; json: boolean }>();
+  return { profile: o.profile, stalls: o.stalls, bytes: o.bytes, streams: o.streams, seed: o.seed, controller: o.controller, json: o.json };
 }
 
 /** `onController` sees each side's controller (the sender's phase labels the link's idle time). */

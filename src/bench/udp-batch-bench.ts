@@ -15,14 +15,20 @@ import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../native/load.ts';
 import type { LhUdpAddon } from '../gateway/udp-batch.ts';
 import { DatagramBatch, RECV_COALESCING_US, UdpLink } from '../gateway/udp-link.ts';
+import { Option } from 'commander';
+import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SIZE = 1400;
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-const SECONDS = Number(arg('seconds', '3'));
+const args = benchCommand('udp-batch-bench', 'UDP datapath: datagrams per CPU-second, node:dgram against the lh_udp addon (sendmmsg/recvmmsg, GSO, receive coalescing); writes bench/results/udp-batch-<date>.{json,md}')
+  .option('--seconds <s>', 'seconds per variant', positiveNumberArg, 3)
+  // The child processes' roles (the bench starts them itself).
+  .addOption(new Option('--role <role>').choices(['drain', 'blaster']).hideHelp())
+  .addOption(new Option('--port <port>').argParser(positiveIntArg).hideHelp())
+  .addOption(new Option('--gso').hideHelp())
+  .parse()
+  .opts<{ seconds: number; role?: 'drain' | 'blaster'; port?: number; gso?: boolean }>();
+const SECONDS = args.seconds;
 // Datagrams a sender hands over per event-loop turn (the gateway flushes up to 512 per turn).
 const PER_TURN = 64;
 const MAX_DATAGRAMS = 20_000_000; // bound on any loop, whatever the machine's speed
@@ -264,7 +270,6 @@ async function main(): Promise<void> {
   process.stdout.write(`results: ${stem}.json, ${stem}.md\n`);
 }
 
-const role = arg('role', '');
-if (role === 'drain') runDrain();
-else if (role === 'blaster') runBlaster(Number(arg('port', '0')), Number(arg('seconds', '3')), process.argv.includes('--gso'));
+if (args.role === 'drain') runDrain();
+else if (args.role === 'blaster') runBlaster(args.port ?? 0, SECONDS, args.gso === true);
 else await main();

@@ -22,6 +22,7 @@ Examples:
 Config file (YAML):
   name: site-a
   wan: 0.0.0.0:4500
+  wanReusePort: false              # true: share the WAN address with other sockets (SO_REUSEPORT)
   key: a.key                       # from \`longhaul keygen a\`; must be mode 0600
   cipher: aes-256-gcm              # or chacha20-poly1305; the same on both gateways
   peers:
@@ -50,6 +51,7 @@ export function registerGatewayCommand(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (flags given as well override its settings), e.g. --config site-a.yaml')
     .option('--name <name>', 'name of this gateway in logs and status, e.g. --name site-a')
     .option('--wan <host:port>', 'UDP address for the WAN side, e.g. --wan 0.0.0.0:4500')
+    .option('--wan-reuse-port', 'share the WAN address with other sockets (SO_REUSEPORT; the kernel then spreads the peer\'s datagrams over them); without it the gateway refuses an address another process holds')
     .option('--peer <host:port>', 'the peer gateway to open the association to, e.g. --peer 198.18.0.6:4500 (omit on the accepting side)')
     .option('--peer-name <name>', 'name for that peer in logs and status (default "peer"), e.g. --peer-name dc2')
     .option('--tunnel <listen=target>', 'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600', collect)
@@ -86,9 +88,13 @@ export function registerGatewayCommand(program: Command): void {
         const running = await runGateway(config, { logger, warmUp: true });
         installSignalHandlers(running, logger);
       } catch (err) {
-        logger.error({ err: (err as Error).message }, 'gateway failed to start');
-        logger.flush?.();
-        process.stderr.write(`longhaul gateway: ${(err as Error).message}\n`);
+        // Once: a JSON log line for those who asked for JSON, else one line on stderr.
+        if (flags.logJson) {
+          logger.error({ err: (err as Error).message }, 'gateway failed to start');
+          logger.flush?.();
+        } else {
+          process.stderr.write(`longhaul gateway: ${(err as Error).message}\n`);
+        }
         process.exitCode = 1;
       }
     });

@@ -250,11 +250,9 @@ export class StreamBridge implements StreamListener {
     this.#detail = describeReset(code);
     this.#dropQueued();
     this.#assoc.cancelBacklogWait(this.#resumeFromBacklog);
-    if (!this.#socketClosed) {
-      // The peer's TCP reset becomes ours; a refused or unreachable target is a plain close.
-      if (code === ResetCode.refused || code === ResetCode.targetUnreachable || code === ResetCode.targetTimeout || code === ResetCode.overloaded) this.#socket.destroy();
-      else this.#socket.resetAndDestroy();
-    }
+    // The peer's TCP reset becomes ours, and so does a refused, disallowed, unreachable or silent
+    // target: a clean close would read as an empty reply, a reset as the failure it is.
+    if (!this.#socketClosed) this.#socket.resetAndDestroy();
     this.#maybeDone();
   }
 

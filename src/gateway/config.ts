@@ -109,6 +109,12 @@ export const gatewayConfigSchema = z
   .strictObject({
     name: z.string().regex(NAME).default('gateway'),
     wan: endpoint(true),
+    /**
+     * Let other sockets share the WAN address (SO_REUSEPORT): off, a gateway refuses to start on
+     * an address another process holds; on purpose only (the kernel spreads the peer's datagrams
+     * over every socket sharing the address).
+     */
+    wanReusePort: z.boolean().default(false),
     /** This gateway's private key file (NAME.key). Required unless the debug-only plaintext switch is on. */
     key: z.string().min(1).optional(),
     /**
@@ -205,7 +211,27 @@ export type GatewayConfig = z.output<typeof gatewayConfigSchema> & {
   insecurePlaintext: boolean;
   /** Directory relative key paths are resolved against. */
   baseDir: string;
+  /** Where the settings came from, for errors found after validation (settingName). */
+  origin?: SettingOrigin;
 };
+
+export interface SettingOrigin {
+  /** The config file, if any. */
+  file?: string | undefined;
+  /** Key paths given by flags (e.g. "peers[0].address") and the flag that gave each ("--peer"). */
+  flags?: ReadonlyMap<string, string>;
+}
+
+/**
+ * How to name a setting in an error found at start-up (an address that does not resolve or is in
+ * use): the flag as the operator typed it ("--wan 127.0.0.1:4500"), or the config key and value
+ * ("site.yaml: wan: 127.0.0.1:4500").
+ */
+export function settingName(cfg: Pick<GatewayConfig, 'origin'>, path: string, value: string): string {
+  const flag = cfg.origin?.flags?.get(path);
+  if (flag !== undefined) return flag;
+  return `${cfg.origin?.file !== undefined ? `${cfg.origin.file}: ` : ''}${path}: ${value}`;
+}
 
 export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false; errors: string[] };
 
@@ -220,6 +246,8 @@ export interface ValidateOptions {
   baseDir?: string;
   /** Shown before each error, e.g. the config file name. */
   source?: string;
+  /** Key paths set by flags, and the flag for each (SettingOrigin.flags). */
+  flags?: ReadonlyMap<string, string>;
 }
 
 /** Validates a raw object (parsed YAML, or built from flags). */
@@ -237,7 +265,8 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Config
     return { ok: false, errors };
   }
   const insecurePlaintext = opts.insecurePlaintext === true;
-  const cfg: GatewayConfig = { ...r.data, insecurePlaintext, baseDir: opts.baseDir ?? process.cwd() };
+  const origin: SettingOrigin = { file: opts.source, ...(opts.flags ? { flags: opts.flags } : {}) };
+  const cfg: GatewayConfig = { ...r.data, insecurePlaintext, baseDir: opts.baseDir ?? process.cwd(), origin };
   const errors: string[] = [];
   if (!insecurePlaintext) {
     if (!cfg.key) errors.push(`${prefix}key: required: this gateway's private key file (create one with \`longhaul keygen NAME\`)`);
@@ -265,6 +294,7 @@ export interface GatewayFlags {
   config?: string;
   name?: string;
   wan?: string;
+  wanReusePort?: boolean;
   peer?: string;
   peerName?: string;
   tunnel?: string[];
@@ -290,17 +320,26 @@ const QUICK_PEER = 'peer';
  * Maps quick-start flags onto the config schema's raw shape. With --config, flags given
  * explicitly override the file's settings.
  */
-export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>; errors: string[] } {
+export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>; errors: string[]; given: Map<string, string> } {
   const raw: Record<string, unknown> = {};
   const errors: string[] = [];
+  // Settings whose errors at start-up should name the flag (addresses that may not resolve or bind).
+  const given = new Map<string, string>();
   const peerName = flags.peerName ?? QUICK_PEER;
   if (flags.name !== undefined) raw.name = flags.name;
-  if (flags.wan !== undefined) raw.wan = flags.wan;
+  if (flags.wan !== undefined) {
+    raw.wan = flags.wan;
+    given.set('wan', `--wan ${flags.wan}`);
+  }
+  if (flags.wanReusePort !== undefined) raw.wanReusePort = flags.wanReusePort;
   if (flags.key !== undefined) raw.key = flags.key;
   if (flags.cipher !== undefined) raw.cipher = flags.cipher;
   if (flags.peer !== undefined || flags.peerKey !== undefined) {
     const peer: Record<string, unknown> = { name: peerName };
-    if (flags.peer !== undefined) peer.address = flags.peer;
+    if (flags.peer !== undefined) {
+      peer.address = flags.peer;
+      given.set('peers[0].address', `--peer ${flags.peer}`);
+    }
     if (flags.peerKey !== undefined) peer.publicKey = flags.peerKey;
     raw.peers = [peer];
   }
@@ -311,6 +350,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
         errors.push(`--tunnel #${i + 1}: expected LISTEN=TARGET (e.g. 127.0.0.1:6600=10.0.0.7:6600), got "${spec}"`);
         return { listen: spec, peer: peerName, target: '' };
       }
+      given.set(`tunnels[${i}].listen`, `--tunnel ${spec}`);
       return { listen: spec.slice(0, eq), peer: peerName, target: spec.slice(eq + 1) };
     });
   }
@@ -333,16 +373,19 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
   }
   if (flags.compression !== undefined) raw.compression = flags.compression;
   if (flags.mtu !== undefined) raw.mtu = Number.isFinite(Number(flags.mtu)) ? Number(flags.mtu) : flags.mtu;
-  if (flags.control !== undefined) raw.control = flags.control === 'off' ? false : flags.control;
+  if (flags.control !== undefined) {
+    raw.control = flags.control === 'off' ? false : flags.control;
+    if (flags.control !== 'off') given.set('control', `--control ${flags.control}`);
+  }
   if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
-  return { raw, errors };
+  return { raw, errors, given };
 }
 
 /** The one entry point the CLI uses: file and/or flags -> validated config. */
 export function configFromFlags(flags: GatewayFlags): ConfigResult {
-  const { raw, errors } = flagsToRaw(flags);
+  const { raw, errors, given } = flagsToRaw(flags);
   if (errors.length) return { ok: false, errors };
-  const opts = { insecurePlaintext: flags.insecurePlaintext === true };
+  const opts = { insecurePlaintext: flags.insecurePlaintext === true, flags: given };
   if (flags.config !== undefined) {
     // Nested sections given by flags replace the file's section only key by key.
     const base = loadRawFile(flags.config);

@@ -1,7 +1,5 @@
 // One gateway: the WAN socket, one association per peer, the tunnel listeners, the
 // far-side target connections, and the figures status/metrics report.
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
@@ -28,6 +26,8 @@ import type { Logger } from './logger.ts';
 import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
 import { UdpLink } from './udp-link.ts';
+import { bindError, resolveSetting } from './startup-address.ts';
+import { LogLimit } from './log-limit.ts';
 import { createWanSecurity, protectionOverhead } from './wan-security.ts';
 import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
@@ -107,6 +107,10 @@ export interface GatewayOptions {
 // far beyond any RTT or scheduler stall, short enough that an operator sees it at once.
 const OUTAGE_AFTER_MS = 2000;
 
+// Past maxConnections every new client is refused: a line every 10 s says so and counts them,
+// rather than one line per client of a crowd.
+const REFUSED_LOG_INTERVAL_MS = 10_000;
+
 // Plaintext mode (debug only) bounds the associations a stranger can make us create.
 const MAX_SERVER_ASSOCIATIONS = 64;
 
@@ -133,6 +137,8 @@ export class Gateway {
   #livenessTimer: NodeJS.Timeout;
   #restartDetectMs: number;
   #stopping = false;
+  /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
+  #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
   private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
     this.config = config;
@@ -158,24 +164,24 @@ export class Gateway {
       opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
       if (!w.ok) opts.logger.warn('datapath warm-up: the in-memory transfer did not complete byte-exact (a transport bug: please report it)');
     }
-    const link = await UdpLink.bind(config.wan);
+    const wan = await resolveSetting(config, 'wan', config.wan, 4);
+    const link = await UdpLink.bind(wan, { reusePort: config.wanReusePort }).catch((err: unknown) => {
+      throw bindError(config, 'wan', config.wan, err);
+    });
     const gw = new Gateway(config, link, security.value, opts);
     try {
       await gw.#init();
     } catch (err) {
-      await gw.stop(0);
+      // It never started: no "gateway stopped" after the caller's "failed to start".
+      await gw.stop(0, { quiet: true });
       throw err;
     }
     return gw;
   }
 
   async #init(): Promise<void> {
-    for (const p of this.config.peers) {
-      let address: Endpoint | null = null;
-      if (p.address) {
-        const host = isIP(p.address.host) ? p.address.host : (await lookup(p.address.host)).address;
-        address = { host, port: p.address.port };
-      }
+    for (const [i, p] of this.config.peers.entries()) {
+      const address = p.address ? await resolveSetting(this.config, `peers[${i}].address`, p.address) : null;
       this.#peers.set(p.name, newPeerState(p.name, address));
     }
     this.#security.attach({
@@ -191,11 +197,14 @@ export class Gateway {
       log: this.log,
     });
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
-    this.config.tunnels.forEach((t, i) => {
-      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen: t.listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
+    for (const [i, t] of this.config.tunnels.entries()) {
+      const listen = await resolveSetting(this.config, `tunnels[${i}].listen`, t.listen);
+      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
       this.tunnels.push(tunnel);
-    });
-    for (const t of this.tunnels) await t.listen();
+      await tunnel.listen().catch((err: unknown) => {
+        throw bindError(this.config, `tunnels[${i}].listen`, t.listen, err);
+      });
+    }
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
     const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
     this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
@@ -438,8 +447,13 @@ export class Gateway {
     const c = tunnel.counters;
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       c.failed++;
-      this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections }, this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
-      socket.destroy();
+      // Refused as it is accepted, with a reset: a clean close would read as an empty reply.
+      socket.resetAndDestroy();
+      const unlogged = this.#refusedLog.take(performance.now());
+      if (unlogged !== null) {
+        this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
+      }
       return;
     }
     this.#pendingConnections.add(socket);
@@ -467,7 +481,7 @@ export class Gateway {
     if (id < 0) {
       c.failed++;
       this.log.warn({ tunnel: tunnel.spec.name, client }, 'connection closed: peer stream limit reached');
-      socket.destroy();
+      socket.resetAndDestroy();
       return;
     }
     entry.assoc.write(id, encodeOpenHeader(tunnel.spec.target));
@@ -488,7 +502,11 @@ export class Gateway {
   #onStreamOpened(entry: AssociationEntry, streamId: number): void {
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       this.inbound.failed++;
-      this.log.warn({ peer: entry.assoc.peerName, stream: streamId }, this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+      const unlogged = this.#refusedLog.take(performance.now());
+      if (unlogged !== null) {
+        this.log.warn({ peer: entry.assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+      }
       entry.assoc.conn.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
       entry.assoc.schedule();
       return;
@@ -666,7 +684,7 @@ export class Gateway {
    * Stops accepting, lets open connections finish for `graceMs`, resets what is left,
    * then closes the associations cleanly and the WAN socket.
    */
-  async stop(graceMs = this.config.limits.shutdownGraceMs): Promise<void> {
+  async stop(graceMs = this.config.limits.shutdownGraceMs, opts: { quiet?: boolean } = {}): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     clearInterval(this.#sampler);
@@ -689,7 +707,7 @@ export class Gateway {
     while ([...this.#entries].some((e) => !e.assoc.isClosed) && Date.now() < closeDeadline) await sleep(20);
     this.#security.close();
     await this.#link.close();
-    this.log.info('gateway stopped');
+    if (!opts.quiet) this.log.info('gateway stopped');
   }
 }
 

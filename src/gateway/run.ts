@@ -6,6 +6,7 @@ import type { ControlServer } from './control.ts';
 import { Gateway } from './gateway.ts';
 import type { GatewayOptions } from './gateway.ts';
 import { createMetrics } from './metrics.ts';
+import { bindError } from './startup-address.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -21,8 +22,9 @@ export async function runGateway(config: GatewayConfig, opts: GatewayOptions): P
     try {
       control = await startControlServer(config.control, () => gateway.status(), createMetrics(() => gateway.status()));
     } catch (err) {
-      await gateway.stop(0);
-      throw new Error(`control: cannot listen on ${formatEndpoint(config.control)}: ${(err as Error).message}`);
+      // Reported by the caller as a failed start: no "gateway stopped" before it.
+      await gateway.stop(0, { quiet: true });
+      throw bindError(config, 'control', config.control, err);
     }
     opts.logger.info({ control: formatEndpoint(control.address) }, 'control interface listening (/status, /metrics)');
   }

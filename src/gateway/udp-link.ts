@@ -69,6 +69,11 @@ export interface UdpLinkOptions {
   segmentation?: boolean;
   /** Native backend: receive coalescing pause in microseconds (0: off). Default RECV_COALESCING_US, or LONGHAUL_UDP_COALESCE_US. */
   recvCoalescingUs?: number;
+  /**
+   * Share the address with other sockets that ask for SO_REUSEPORT (config `wanReusePort`).
+   * Default false: binding fails with EADDRINUSE when anything holds the address already.
+   */
+  reusePort?: boolean;
 }
 
 /** Kernel buffer sizes to request, in bytes. */
@@ -151,9 +156,33 @@ export interface UdpLink {
 
 let fallbackNoted = false;
 
+/**
+ * The link's sockets all set SO_REUSEPORT, because each peer gets a socket connected to it on the
+ * same address (its datagrams then reach that socket). The kernel would let any other process of
+ * the same user join that address as well and take a share of the peer's datagrams: a second
+ * gateway started by mistake on the same --wan would run and split the traffic. So, unless sharing
+ * is asked for, the address is first bound once without SO_REUSEPORT, which fails with EADDRINUSE
+ * when any socket holds it (with or without SO_REUSEPORT), and released just before the real bind.
+ * A process binding in the microseconds between the two is not caught; a later one is (if it is a
+ * gateway, or anything else binding without SO_REUSEPORT).
+ */
+async function checkAddressFree(addr: Endpoint): Promise<void> {
+  if (addr.port === 0) return;
+  const probe = createSocket({ type: isIP(addr.host) === 6 ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.bind({ port: addr.port, address: addr.host, exclusive: true }, () => {
+      probe.off('error', reject);
+      resolve();
+    });
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 export const UdpLink = {
-  /** Binds the WAN socket; rejects with the OS error (e.g. EADDRINUSE). */
+  /** Binds the WAN socket; rejects with the OS error (e.g. EADDRINUSE, also when another socket holds the address and `reusePort` is off). */
   async bind(addr: Endpoint, opts: UdpLinkOptions = {}): Promise<UdpLink> {
+    if (!opts.reusePort) await checkAddressFree(addr);
     const buffers = { recv: opts.recvBufferBytes ?? SOCKET_BUFFER_BYTES, send: opts.sendBufferBytes ?? SOCKET_BUFFER_BYTES };
     const env = process.env.LONGHAUL_UDP;
     const wanted = opts.backend ?? (env === 'native' || env === 'dgram' ? env : 'auto');

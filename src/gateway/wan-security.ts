@@ -18,6 +18,8 @@ import { resolveKeyPath } from './config.ts';
 import type { GatewayConfig } from './config.ts';
 import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMessage } from './liveness-message.ts';
 import type { Logger } from './logger.ts';
+import { LogLimit } from './log-limit.ts';
+import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
 
 /** Transport header: version(1) flags(1) connection id(8) ... (src/transport/packet.ts). */
 const CID_OFFSET = 2;
@@ -315,6 +317,9 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 }
 
 const CIPHER_MISMATCH_WARNING_MS = 60_000;
+// Our handshake unanswered this long: say why that may be. The endpoint retransmits after
+// rekeyTimeoutMs (5 s) and the warning comes with the first retransmission past this.
+const UNANSWERED_HANDSHAKE_WARNING_MS = 3_000;
 // A new association's first flight (its INIT and the first data packets) fits; the transport
 // retransmits anything beyond.
 const HELD_DATAGRAMS_PER_PEER = 64;
@@ -396,8 +401,10 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       this.#deliver(r.peer, r.plaintext, source, arrival);
     } else if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
-    } else if (r.kind === 'dropped' && r.reason === 'cipher-mismatch') {
-      this.#warnCipherMismatch(source);
+    } else if (r.kind === 'dropped') {
+      if (r.reason === 'cipher-mismatch') this.#warnCipherMismatch(source);
+      else if (r.reason === 'unknown-peer') this.#warnUnknownKey(source);
+      else if (r.reason === 'bad-mac1' && messageType(data) === MSG_INITIATION) this.#warnNotForUs(source);
     }
     if (r.kind !== 'data' && r.kind !== 'dropped') this.#pump();
   }
@@ -422,9 +429,49 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     );
   }
 
+  // A wrong key on either side makes the handshake fail in silence (the answering side must not
+  // tell a stranger why): each side says so in its own log instead, once a minute at most, as the
+  // initiator retries every few seconds.
+  #unknownKeyLog = new LogLimit();
+  #notForUsLog = new LogLimit();
+  /** Our handshakes still unanswered, by peer: when each was started. */
+  #handshakeStartedAt = new Map<PeerId, number>();
+  #unansweredLog = new Map<PeerId, LogLimit>();
+
+  /** An initiation from a key that is not one of our peers'. */
+  #warnUnknownKey(source: string): void {
+    const unlogged = this.#unknownKeyLog.take(performance.now());
+    if (unlogged === null) return;
+    this.host.log.warn({ source, ...(unlogged > 0 ? { unlogged } : {}) },
+      `handshake from ${source} with an unknown key: not one of this gateway's peers (the initiator's key must match a peer's publicKey here)`);
+  }
+
+  /** An initiation whose mac1 is not keyed to our public key: sent to a different key than ours. */
+  #warnNotForUs(source: string): void {
+    const unlogged = this.#notForUsLog.take(performance.now());
+    if (unlogged === null) return;
+    this.host.log.warn({ source, ...(unlogged > 0 ? { unlogged } : {}) },
+      `handshake from ${source} for another key: the initiator's peer publicKey is not this gateway's public key`);
+  }
+
+  /** Called as the handshake timer fires (retransmissions): our initiation to a peer got no answer so far. */
+  #checkUnanswered(now: number): void {
+    for (const [id, startedAt] of this.#handshakeStartedAt) {
+      if (this.#ep.isEstablished(id) || now - startedAt < UNANSWERED_HANDSHAKE_WARNING_MS) continue;
+      let limit = this.#unansweredLog.get(id);
+      if (limit === undefined) this.#unansweredLog.set(id, (limit = new LogLimit()));
+      const unlogged = limit.take(now);
+      if (unlogged === null) continue;
+      const peer = this.#nameById.get(id) ?? id;
+      this.host.log.warn({ peer, address: this.#ep.peerAddress(id), waitedMs: Math.round(now - startedAt) },
+        'no answer to the handshake: the peer gateway is down or unreachable, or it does not accept our key (its peer publicKey must be our public key, and ours for it its public key)');
+    }
+  }
+
   openClient(_entry: E, peerName: string, remote: Endpoint): void {
     const id = this.#idByName.get(peerName);
     if (id === undefined) return;
+    if (!this.#handshakeStartedAt.has(id)) this.#handshakeStartedAt.set(id, performance.now());
     // A new association always gets fresh keys: after a peer restart the old session is dead
     // on its side and would silently swallow everything until the next scheduled rekey.
     const init = this.#ep.connect(id, formatEndpoint(remote), performance.now());
@@ -556,6 +603,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     let ev;
     while ((ev = this.#ep.pollEvent()) !== null) {
       const peer = this.#nameById.get(ev.peer) ?? ev.peer;
+      this.#handshakeStartedAt.delete(ev.peer);
       if (ev.type === 'established') {
         this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
         this.#releaseHeld(ev.peer, true);
@@ -576,8 +624,10 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#timerAt = Infinity;
-      this.#ep.handleTimeout(performance.now());
+      const now = performance.now();
+      this.#ep.handleTimeout(now);
       this.#pump();
+      this.#checkUnanswered(now);
     }, Math.max(1, Math.ceil(next - performance.now())));
     this.#timer.unref();
   }

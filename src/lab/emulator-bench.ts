@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { labDown, labExec, labRun, labUp, readLabState, requestEmulatorStats, setLinkProfile, VXLAN, type LabId } from './netns.ts';
 import { LAB_ADDRESSES } from './emulator-config.ts';
 import type { EmulatorEngine } from './emulator-stats.ts';
+import { benchCommand } from '../bench/args.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LOAD_TOOL = join(ROOT, 'native', 'build', 'lh-udpload');
@@ -166,13 +167,18 @@ function markdown(date: string, m: Record<string, string | number>, results: Eng
 }
 
 async function main(): Promise<void> {
+  const args = benchCommand('bench:emulator', "the emulator's own ceiling per engine (pure relay, rising offered rates) and TCP CUBIC through the overlay; root; writes bench/results/emulator-<date>.{json,md}")
+    .option('--ts-only', 'only the TypeScript engine')
+    .option('--native-only', 'only the native engine')
+    .parse()
+    .opts<{ tsOnly?: boolean; nativeOnly?: boolean }>();
   if (process.getuid?.() !== 0) {
     process.stderr.write('bench:emulator needs root (it builds a lab of network namespaces)\n');
     process.exit(2);
   }
   execFileSync('make', ['-s', '-C', join(ROOT, 'native')], { stdio: 'inherit' });
   const m = machine();
-  const engines: EmulatorEngine[] = process.argv.includes('--ts-only') ? ['ts'] : process.argv.includes('--native-only') ? ['native'] : ['native', 'ts'];
+  const engines: EmulatorEngine[] = args.tsOnly ? ['ts'] : args.nativeOnly ? ['native'] : ['native', 'ts'];
   const results: EngineResult[] = [];
   for (const e of engines) results.push(await benchEngine(e));
   const date = new Date().toISOString();

@@ -81,12 +81,14 @@ export function spawnGateway(args: string[]): Promise<ChildProcess> {
       reject(new Error(`gateway did not start: ${stderr}`));
     }, 15_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
+      // With --log-json a start-up error is a log line, not stderr.
+      if (line.includes('"gateway failed to start"')) stderr += line;
       if (line.includes('"gateway started"')) {
         clearTimeout(timer);
         resolve(proc);
       }
     });
-    proc.once('exit', (code) => reject(new Error(`gateway exited early (${code}): ${stderr}`)));
+    proc.once('close', (code) => reject(new Error(`gateway exited early (${code}): ${stderr}`)));
   });
 }
 

@@ -327,28 +327,3 @@ test('backpressure end to end: a target that stops reading stalls the client, th
     server.close();
   }
 });
-
-test('connections beyond limits.maxConnections are closed with a log line', async () => {
-  const server = createServer((s) => { s.on('error', () => {}); });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const pair = await startPair({ target: `127.0.0.1:${port}`, allow: ['127.0.0.1'], limits: { maxConnections: 2 } });
-  const open: Socket[] = [];
-  try {
-    for (let i = 0; i < 2; i++) {
-      const c = connect({ port: pair.port, host: '127.0.0.1' });
-      c.on('error', () => {});
-      c.write('x');
-      open.push(c);
-    }
-    while (pair.a.gateway.activeConnections < 2) await sleep(10);
-    const third = connect({ port: pair.port, host: '127.0.0.1' });
-    await waitClose(third);
-    await pair.logA.waitFor('connection refused: connection limit reached');
-    assert.equal(pair.a.gateway.status().tunnels[0]!.failed, 1);
-  } finally {
-    for (const c of open) c.destroy();
-    await pair.stop();
-    server.close();
-  }
-});

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
+import { createSocket } from 'node:dgram';
 import { loadAddon } from '../../src/native/load.ts';
 import { DatagramBatch, UdpLink } from '../../src/gateway/udp-link.ts';
 
@@ -158,6 +159,33 @@ for (const backend of ['native', 'dgram'] as const) {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  test(`${backend}: an address another socket holds is refused (EADDRINUSE) unless sharing is asked for on purpose`, { skip }, async () => {
+    const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
+    const port = a.address.port;
+    const opened: UdpLink[] = [a];
+    try {
+      await assert.rejects(UdpLink.bind({ host: '127.0.0.1', port }, { backend }), { code: 'EADDRINUSE' });
+      // The wildcard address overlaps it too.
+      await assert.rejects(UdpLink.bind({ host: '0.0.0.0', port }, { backend }), { code: 'EADDRINUSE' });
+      // A plain socket of another program holding the address: refused as well.
+      const plain = createSocket('udp4');
+      await new Promise<void>((r) => plain.bind(0, '127.0.0.1', () => r()));
+      await assert.rejects(UdpLink.bind({ host: '127.0.0.1', port: plain.address().port }, { backend }), { code: 'EADDRINUSE' });
+      await new Promise<void>((r) => plain.close(() => r()));
+      // Asked for: the link joins the first one's address, and it carries datagrams.
+      const shared = await UdpLink.bind({ host: '127.0.0.1', port }, { backend, reusePort: true });
+      opened.push(shared);
+      assert.equal(shared.address.port, port);
+      // Once the holders are gone the address is free again.
+      for (const l of opened.splice(0)) await l.close();
+      const again = await UdpLink.bind({ host: '127.0.0.1', port }, { backend });
+      opened.push(again);
+      assert.equal(again.address.port, port);
+    } finally {
+      for (const l of opened) await l.close();
     }
   });
 }
