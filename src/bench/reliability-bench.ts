@@ -9,7 +9,7 @@
 //      byte-exact?, rate before, time to the first byte after the link returned, time until the
 //      rate is back above 80% of the rate before, and what the gateways logged.
 // Writes bench/results/reliability-DATE.{json,md}. Needs root (the lab); bounded in time throughout.
-import { Command, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import { execSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CLI_MAIN, labCommand, setUpMethod, stopProcess, type MethodPath } from '../lab/bench/methods.ts';
 import { labDown, labExec, labUp, readLabState, setLinkProfile, DEFAULT_LAB, type LabId, type Site } from '../lab/netns.ts';
-import { parseSize } from '../gateway/config.ts';
+import { benchCommand, sizeArg } from './args.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WORKLOAD = join(REPO, 'src/lab/workloads/reliability.ts');
@@ -274,22 +274,15 @@ function list(v: string): number[] {
   return out.filter((n) => n > 0);
 }
 
-function size(v: string): number {
-  const r = parseSize(v);
-  if (r === null) throw new InvalidArgumentError('expected a size, e.g. 256MiB');
-  return r;
-}
-
 async function main(): Promise<void> {
-  const program = new Command('bench:reliability')
-    .description('concurrency, soak and WAN-outage reliability of a gateway pair in the lab (root)')
+  const program = benchCommand('bench:reliability', 'concurrency, soak and WAN-outage reliability of a gateway pair in the lab (root)')
     .option('--profile <name>', 'link profile for the concurrency and soak runs', 'metro')
     .option('--outage-profile <name>', 'link profile for the outage runs', 'mpls')
     .option('--connections <list>', 'concurrent echo connections per run (0 or empty: skip)', list, [100, 1000, 5000])
-    .option('--bytes-each <size>', 'bytes each echo connection sends (and gets back)', size, 256 * KiB)
+    .option('--bytes-each <size>', 'bytes each echo connection sends (and gets back)', sizeArg, 256 * KiB)
     .option('--soak-seconds <n>', 'soak duration (0: skip)', (v) => list(v)[0] ?? 0, 120)
     .option('--outages <list>', 'outage lengths in seconds (0 or empty: skip)', list, [10, 30, 90])
-    .option('--bytes <size>', 'bytes of the stream carried through each outage', size, 256 * 1024 * 1024)
+    .option('--bytes <size>', 'bytes of the stream carried through each outage', sizeArg, 256 * 1024 * 1024)
     .option('--out <path>', 'output path without extension', `bench/results/reliability-${new Date().toISOString().slice(0, 10)}`)
     .option('--prefix <p>', 'lab namespace prefix', DEFAULT_LAB.prefix);
   program.parse();
