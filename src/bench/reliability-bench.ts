@@ -79,14 +79,42 @@ function rssBytes(pid: number | undefined): number {
   }
 }
 
-/** Samples both gateways' RSS every 250 ms until stopped; returns the peaks. */
-function rssSampler(path: MethodPath): { stop(): { a: number; b: number } } {
-  const peak = { a: 0, b: 0 };
+type MemoryView = Record<string, number>;
+
+async function memoryView(lab: LabId, site: Site): Promise<MemoryView | null> {
+  const r = await labCommand(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
+  if (r.code !== 0) return null;
+  return (JSON.parse(r.stdout) as { memory: MemoryView }).memory;
+}
+
+/**
+ * Samples both gateways' RSS every 250 ms until stopped, and their own memory accounting
+ * (/status: heap, buffers by owner) every 2 s; returns the peaks and the accounting taken
+ * closest to each peak.
+ */
+function rssSampler(lab: LabId, path: MethodPath): { stop(): Promise<{ a: number; b: number; viewA: MemoryView | null; viewB: MemoryView | null }> } {
+  const peak = { a: 0, b: 0, viewA: null as MemoryView | null, viewB: null as MemoryView | null };
   const timer = setInterval(() => {
     peak.a = Math.max(peak.a, rssBytes(path.processes?.['gateway_a']));
     peak.b = Math.max(peak.b, rssBytes(path.processes?.['gateway_b']));
   }, 250);
-  return { stop: () => { clearInterval(timer); return peak; } };
+  let running = true;
+  const views = (async () => {
+    while (running) {
+      const [a, b] = await Promise.all([memoryView(lab, 'a'), memoryView(lab, 'b')]);
+      if (a && a['rssBytes']! >= (peak.viewA?.['rssBytes'] ?? 0)) peak.viewA = a;
+      if (b && b['rssBytes']! >= (peak.viewB?.['rssBytes'] ?? 0)) peak.viewB = b;
+      await sleep(2000);
+    }
+  })();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      running = false;
+      await views;
+      return peak;
+    },
+  };
 }
 
 interface OpenCounts { connections: number; inbound: number; streams: number }
@@ -118,18 +146,19 @@ async function gateways(lab: LabId, workDir: string): Promise<MethodPath> {
 
 interface ConcurrencyResult {
   connections: number; bytesEach: number; ok: number; outcomes: Record<string, number>; seconds: number;
-  peakRssA: number; peakRssB: number; leftA: OpenCounts | null; leftB: OpenCounts | null;
+  peakRssA: number; peakRssB: number; memoryAtPeakA: MemoryView | null; memoryAtPeakB: MemoryView | null;
+  leftA: OpenCounts | null; leftB: OpenCounts | null;
 }
 
 async function concurrency(lab: LabId, path: MethodPath, n: number, bytesEach: number): Promise<ConcurrencyResult> {
-  const rss = rssSampler(path);
+  const rss = rssSampler(lab, path);
   const clients = spawnWorkload(lab, 'a', ['echo-clients', '--port', String(path.port), '--connections', String(n), '--bytes', String(bytesEach), '--timeout-ms', '600000']);
   const r = await clients.next((l) => 'ok' in l, 660_000);
-  const peaks = rss.stop();
+  const peaks = await rss.stop();
   const left = await leftovers(lab);
   return {
     connections: n, bytesEach, ok: Number(r['ok']), outcomes: r['outcomes'] as Record<string, number>, seconds: Number(r['seconds']),
-    peakRssA: peaks.a, peakRssB: peaks.b, leftA: left.a, leftB: left.b,
+    peakRssA: peaks.a, peakRssB: peaks.b, memoryAtPeakA: peaks.viewA, memoryAtPeakB: peaks.viewB, leftA: left.a, leftB: left.b,
   };
 }
 

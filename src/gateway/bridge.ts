@@ -99,6 +99,18 @@ export class StreamBridge implements StreamListener {
     this.onReadable();
   }
 
+  /** Bytes read from the socket that the stream has not taken yet (memory accounting). */
+  get pendingBytes(): number {
+    let n = this.#gatheredBytes;
+    for (const p of this.#pending) n += p.length;
+    return n;
+  }
+
+  /** Bytes written to the socket that the kernel has not taken yet. */
+  get socketWriteQueueBytes(): number {
+    return this.#socket.writableLength;
+  }
+
   // ---- TCP -> stream ----
 
   #onSocketData = (chunk: Buffer): void => {

@@ -199,7 +199,8 @@ export class Gateway {
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
     for (const [i, t] of this.config.tunnels.entries()) {
       const listen = await resolveSetting(this.config, `tunnels[${i}].listen`, t.listen);
-      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl));
+      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl),
+        Math.min(65535, Math.max(511, this.config.limits.maxConnections)));
       this.tunnels.push(tunnel);
       await tunnel.listen().catch((err: unknown) => {
         throw bindError(this.config, `tunnels[${i}].listen`, t.listen, err);
@@ -674,8 +675,27 @@ export class Gateway {
       codec: this.codecStats.snapshot(),
       crypto: this.#security.stats(),
       udp: { ...this.#link.stats },
-      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, budgetBytes: this.config.limits.memoryBudget },
+      memory: {
+        rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, arrayBuffersBytes: mem.arrayBuffers, budgetBytes: this.config.limits.memoryBudget,
+        ...this.#bufferedBytes(),
+      },
     };
+  }
+
+  #bufferedBytes(): Pick<GatewayStatus['memory'], 'transportSendBytes' | 'transportSendAllocatedBytes' | 'transportRecvBytes' | 'bridgePendingBytes' | 'socketWriteQueueBytes'> {
+    const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
+    for (const e of this.#entries) {
+      if (e.assoc.isClosed) continue;
+      const x = e.assoc.conn.bufferedBytes();
+      m.transportSendBytes += x.send;
+      m.transportSendAllocatedBytes += x.sendAllocated;
+      m.transportRecvBytes += x.recv;
+    }
+    for (const b of this.#bridges) {
+      m.bridgePendingBytes += b.pendingBytes;
+      m.socketWriteQueueBytes += b.socketWriteQueueBytes;
+    }
+    return m;
   }
 
   // ---- shutdown ----
@@ -782,5 +802,11 @@ export interface GatewayStatus {
   codec: CodecStatsSnapshot;
   crypto: WanSecurityStats;
   udp: import('./udp-link.ts').UdpLinkStats;
-  memory: { rssBytes: number; heapUsedBytes: number; budgetBytes: number };
+  memory: {
+    rssBytes: number; heapUsedBytes: number; arrayBuffersBytes: number; budgetBytes: number;
+    /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
+    transportSendBytes: number; transportSendAllocatedBytes: number; transportRecvBytes: number;
+    /** Bytes the TCP sides hold: read but not yet taken by the transport, and written but not yet taken by the kernel. */
+    bridgePendingBytes: number; socketWriteQueueBytes: number;
+  };
 }

@@ -25,9 +25,16 @@ export class TunnelListener {
   readonly spec: TunnelSpec;
   readonly counters: TunnelCounters = { active: 0, total: 0, failed: 0, bytesFromClients: 0, bytesToClients: 0 };
   #server: Server;
+  #backlog: number;
 
-  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void) {
+  /**
+   * `backlog`: connections the kernel may complete before we accept them. Node's default (511)
+   * is overrun by a burst (5000 clients connecting at once: 1648 of them were reset by the
+   * kernel before the gateway saw them); the kernel caps it at net.core.somaxconn.
+   */
+  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void, backlog = 511) {
     this.spec = spec;
+    this.#backlog = backlog;
     // pauseOnConnect: nothing is read until the stream exists; allowHalfOpen: FIN is carried, not answered.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket, this));
   }
@@ -35,7 +42,7 @@ export class TunnelListener {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(this.spec.listen.port, this.spec.listen.host, () => {
+      this.#server.listen({ port: this.spec.listen.port, host: this.spec.listen.host, backlog: this.#backlog }, () => {
         this.#server.off('error', reject);
         resolve();
       });

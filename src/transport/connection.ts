@@ -378,6 +378,16 @@ export class Connection implements TransportConnection, RecoveryHandler {
     };
   }
 
+  bufferedBytes(): { send: number; sendAllocated: number; recv: number } {
+    const b = { send: 0, sendAllocated: 0, recv: 0 };
+    for (const s of this.streams.values()) {
+      b.send += s.send.bufferedBytes();
+      b.sendAllocated += s.send.allocatedBytes();
+      b.recv += s.recv.highestOffset - s.recv.readOffset;
+    }
+    return b;
+  }
+
   /** Counters beyond ConnectionStats (diagnostics, tests). */
   extendedStats(): {
     duplicatePackets: number; mtuProbesSent: number; mtuProbesLost: number; mtuBlackHoles: number;

@@ -124,4 +124,6 @@ export interface TransportConnection {
   /** Graceful close with a reason (sends CLOSE, then drains). */
   close(code: number, reason: string, now: Millis): void;
   stats(): ConnectionStats;
+  /** Stream bytes held: unacknowledged sends (and the memory their rings take), unread receives. */
+  bufferedBytes(): { send: number; sendAllocated: number; recv: number };
 }

@@ -32,7 +32,8 @@ function echoServer(port: number): void {
     s.on('error', () => {});
     s.pipe(s);
   });
-  server.listen(port, '127.0.0.1', () => out({ listening: port }));
+  // A target that takes thousands of connections at once needs a deep accept queue (capped by somaxconn).
+  server.listen({ port, host: '127.0.0.1', backlog: 8192 }, () => out({ listening: port }));
 }
 
 function echoOnce(port: number, size: number, timeoutMs: number): Promise<string> {

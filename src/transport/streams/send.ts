@@ -11,6 +11,7 @@ import { RangeSet } from '../range-set.ts';
 const WRITABLE_AGAIN_FRACTION = 1 / 4;
 
 const INITIAL_RING_BYTES = 16 * 1024;
+const EMPTY_RING = new Uint8Array(0);
 
 export class SendStream {
   /** Bytes [ackedOffset, writeOffset) live at ring[offset % ring.length]. */
@@ -45,11 +46,16 @@ export class SendStream {
   constructor(maxData: number, bufferLimit: number) {
     this.maxData = maxData;
     this.bufferLimit = bufferLimit;
-    this.ring = new Uint8Array(0);
+    this.ring = EMPTY_RING;
   }
 
   bufferedBytes(): number {
     return this.writeOffset - this.ackedOffset;
+  }
+
+  /** Bytes of memory the ring holds (at least bufferedBytes()). */
+  allocatedBytes(): number {
+    return this.ring.length;
   }
 
   /**
@@ -181,6 +187,10 @@ export class SendStream {
       if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
       acked.removeBelow(acked.ends[0]!);
     }
+    // Everything written is acknowledged: the ring is empty, so its memory goes back. A stream
+    // that wrote 256 KiB and then waits (an echo's request, a migration's quiet spell) held it
+    // until it closed: 5000 such connections kept 1.2 GiB of empty rings in a gateway.
+    if (this.ackedOffset === this.writeOffset && this.ring.length > INITIAL_RING_BYTES) this.ring = EMPTY_RING;
     return true;
   }
 
