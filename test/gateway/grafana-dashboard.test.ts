@@ -1,9 +1,11 @@
 // packaging/grafana/longhaul.json against a live gateway: every metric a panel or variable
-// queries must be in /metrics (with a sample, after a transfer), every label a selector matches
-// on must be one the metric carries, and the panels must cover what operators look at.
+// queries must parse as PromQL (Prometheus' own grammar, @prometheus-io/lezer-promql), be in
+// /metrics (with a sample, after a transfer), match only on labels the metric carries, and the
+// panels must cover what operators look at.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { parser } from '@prometheus-io/lezer-promql';
 import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
 
 const DASHBOARD = new URL('../../packaging/grafana/longhaul.json', import.meta.url);
@@ -13,14 +15,46 @@ const SCRAPE_LABELS = new Set(['instance', 'job']);
 interface Panel { type: string; id: number; title: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ expr: string; datasource: { uid: string } }> }
 interface Dashboard { panels: Panel[]; templating: { list: Array<{ name: string; query: unknown; definition?: string }> } }
 
-/** Every PromQL expression in the dashboard: panel targets and variable queries. */
+/** Every PromQL expression in the dashboard: panel targets and variable queries (label_values(SELECTOR, LABEL) -> SELECTOR). */
 function queries(d: Dashboard): string[] {
   const out: string[] = [];
   for (const p of d.panels) for (const t of p.targets ?? []) out.push(t.expr);
   for (const v of d.templating.list) {
-    if (typeof v.query === 'object' && v.query !== null && 'query' in v.query) out.push(String((v.query as { query: unknown }).query));
+    if (typeof v.query !== 'object' || v.query === null || !('query' in v.query)) continue;
+    const q = String((v.query as { query: unknown }).query);
+    const m = /^label_values\((.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\)$/.exec(q);
+    out.push(m ? m[1]! : q);
   }
   return out;
+}
+
+interface Selector { metric: string; labels: string[] }
+
+/**
+ * Parses one query with Prometheus' own PromQL grammar (after Grafana's interval variables are
+ * put in): its syntax errors, and each vector selector's metric and matched label names.
+ */
+function parseQuery(expr: string): { errors: string[]; selectors: Selector[] } {
+  const q = expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '15s').replaceAll('$__range', '1h');
+  const errors: string[] = [];
+  const selectors: Selector[] = [];
+  parser.parse(q).iterate({
+    enter: (n) => {
+      if (n.type.isError) errors.push(`syntax error at ${n.from} in ${expr}`);
+      if (n.name !== 'VectorSelector') return;
+      const id = n.node.getChild('Identifier');
+      if (!id) return;
+      const labels: string[] = [];
+      const matchers = n.node.getChild('LabelMatchers');
+      if (matchers) {
+        matchers.toTree().iterate({
+          enter: (c) => { if (c.name === 'LabelName') labels.push(q.slice(matchers.from + c.from, matchers.from + c.to)); },
+        });
+      }
+      selectors.push({ metric: q.slice(id.from, id.to), labels });
+    },
+  });
+  return { errors, selectors };
 }
 
 /** metric name -> the label names of its samples, from Prometheus text. */
@@ -41,20 +75,21 @@ function parseExposition(text: string): Map<string, Set<string>> {
 function problems(exprs: string[], exposed: Map<string, Set<string>>): string[] {
   const out: string[] = [];
   for (const expr of exprs) {
-    for (const m of expr.matchAll(/\b(longhaul_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
-      const name = m[1]!;
-      const labels = exposed.get(name);
-      if (!labels) {
-        out.push(`${name}: not in /metrics (in ${expr})`);
+    const { errors, selectors } = parseQuery(expr);
+    out.push(...errors);
+    for (const { metric, labels } of selectors) {
+      const have = exposed.get(metric);
+      if (!have) {
+        out.push(`${metric}: not in /metrics (in ${expr})`);
         continue;
       }
-      for (const l of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
-        if (!SCRAPE_LABELS.has(l[1]!) && !labels.has(l[1]!)) out.push(`${name}: has no label "${l[1]}" (in ${expr})`);
-      }
+      for (const l of labels) if (!SCRAPE_LABELS.has(l) && !have.has(l)) out.push(`${metric}: has no label "${l}" (in ${expr})`);
     }
   }
   return out;
 }
+
+const metricNames = (exprs: string[]): Set<string> => new Set(exprs.flatMap((e) => parseQuery(e).selectors.map((s) => s.metric)));
 
 test('the Grafana dashboard is well formed and covers throughput, ratio, RTT, loss, connections, restarts and outages', () => {
   const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
@@ -66,7 +101,10 @@ test('the Grafana dashboard is well formed and covers throughput, ratio, RTT, lo
     assert.ok((p.targets ?? []).length > 0, `${p.title}: has queries`);
     for (const t of p.targets!) assert.equal(t.datasource.uid, '${datasource}', `${p.title}: uses the dashboard's datasource variable`);
   }
-  const names = new Set(queries(d).flatMap((e) => [...e.matchAll(/\blonghaul_[a-z0-9_]+/g)].map((m) => m[0])));
+  const exprs = queries(d);
+  assert.deepEqual(exprs.flatMap((e) => parseQuery(e).errors), [], 'every query parses as PromQL');
+  const names = metricNames(exprs);
+  assert.ok([...names].every((n) => n.startsWith('longhaul_')), [...names].join(' '));
   for (const needed of [
     'longhaul_association_raw_bytes_out_total', 'longhaul_association_wire_bytes_out_total', // throughput raw vs wire, ratio
     'longhaul_association_send_rate_bps', 'longhaul_association_bandwidth_bps',
@@ -88,11 +126,11 @@ test('every metric the Grafana dashboard queries is in /metrics of a live gatewa
     assert.equal(res.status, 200);
     const exposed = parseExposition(await res.text());
     const exprs = queries(d);
-    const queried = new Set(exprs.flatMap((e) => [...e.matchAll(/\blonghaul_[a-z0-9_]+/g)].map((m) => m[0])));
+    const queried = metricNames(exprs);
     assert.ok(queried.size >= 30, `${queried.size} metrics queried`);
     assert.deepEqual(problems(exprs, exposed), []);
-    // The check itself catches a missing metric and a missing label.
-    assert.equal(problems(['rate(longhaul_no_such_metric[1m])', 'longhaul_connections{peer="b"}'], exposed).length, 2);
+    // The check itself catches a missing metric, a missing label and a syntax error.
+    assert.equal(problems(['rate(longhaul_no_such_metric[1m])', 'longhaul_connections{peer="b"}', 'rate(longhaul_connections[1m]'], exposed).length, 3);
   } finally {
     await pair.stop();
     await target.close();
