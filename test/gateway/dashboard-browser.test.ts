@@ -8,7 +8,7 @@ import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sleep, startPair } from './helpers.ts';
+import { startPair, stopChild } from './helpers.ts';
 
 const CHROMIUM = process.env.LONGHAUL_CHROMIUM ?? '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM)
@@ -98,7 +98,7 @@ test('dashboard in Chromium: loads without console errors, its charts move durin
   });
   const sender = pacedSender(pair.port);
   const server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  const browserPid = server.process().pid;
+  const browserProcess = server.process();
   try {
     const browser = await chromium.connect(server.wsEndpoint());
     // The token as a Basic password: how an operator's browser sends it (the server asks with a Basic challenge).
@@ -161,22 +161,10 @@ test('dashboard in Chromium: loads without console errors, its charts move durin
   } finally {
     sender.stop();
     await server.close().catch(() => {});
-    // Chromium is ours: make sure it is gone even if closing failed.
-    if (browserPid !== undefined) {
-      for (let i = 0; i < 50 && isAlive(browserPid); i++) await sleep(100);
-      if (isAlive(browserPid)) process.kill(browserPid, 'SIGKILL');
-    }
+    // Chromium is ours: if closing left it running, it is signalled (its own PID) until it is gone.
+    await stopChild(browserProcess);
     await pair.stop();
     await sink.close();
   }
   assert.ok(sink.received() > 10 * 1024 * 1024, `the transfer reached the target (${sink.received()} bytes)`);
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
