@@ -37,7 +37,8 @@ Config file (YAML):
             peerRestartDetectMs: 5000 }   # in use and silent this long: check for a peer restart
   compression: auto                # auto | lz4 | zstd | none
   mtu: 1500                        # WAN path MTU; larger sizes are probed before use
-  control: 127.0.0.1:4501          # status/metrics over HTTP; false to disable
+  control: 127.0.0.1:4501          # dashboard (/), status, metrics over HTTP; false to disable
+  controlTokenFile: control.token  # bearer token it requires; needed when control is not loopback
   logLevel: info
 
 Signals: SIGTERM/SIGINT close the listeners, let open connections finish for
@@ -67,6 +68,7 @@ export function registerGatewayCommand(program: Command): void {
     .addOption(new Option('--compression <mode>', 'stream compression, e.g. --compression zstd (default auto)').choices(['auto', 'lz4', 'zstd', 'none']))
     .option('--mtu <bytes>', 'path MTU of the WAN (default 1500; 9000 on jumbo-frame links; EXPERIMENTAL above 1500: transfers can stall), e.g. --mtu 9000')
     .option('--control <host:port|off>', `status/metrics HTTP address (default ${DEFAULT_CONTROL}, loopback), e.g. --control 127.0.0.1:4601`)
+    .option('--control-token-file <file>', 'bearer token the control interface requires (needed when --control is not loopback), e.g. --control-token-file /etc/longhaul/control.token')
     .addOption(new Option('--log-level <level>', 'log level, e.g. --log-level debug').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--log-json', 'JSON log lines even on a terminal')
     .option('--insecure-plaintext', 'DEBUG ONLY: no authentication or encryption on the WAN (for measuring crypto cost); no config file can set this')

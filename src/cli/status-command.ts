@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DEFAULT_CONTROL } from '../gateway/config.ts';
 import { parseEndpoint, formatEndpoint } from '../gateway/address.ts';
 import type { GatewayStatus } from '../gateway/gateway.ts';
+import { CONTROL_TOKEN_ENV, controlHeaders, tokenRefused } from './control-token.ts';
 
 function rate(bps: number): string {
   if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
@@ -79,17 +80,29 @@ export function registerStatusCommand(program: Command): void {
     .description("print a running gateway's live figures (from its control interface)")
     .option('--json', 'print the raw JSON (for scripts)')
     .option('--control <host:port>', `control address of the gateway (default ${DEFAULT_CONTROL}), e.g. --control 127.0.0.1:4601`, DEFAULT_CONTROL)
-    .action(async (opts: { json?: boolean; control: string }) => {
+    .option('--token-file <file>', `the control token, if the gateway requires one (default: $${CONTROL_TOKEN_ENV})`)
+    .action(async (opts: { json?: boolean; control: string; tokenFile?: string }) => {
       const at = parseEndpoint(opts.control);
       if (!at.ok) {
         process.stderr.write(`longhaul status: --control: ${at.error}\n`);
         process.exitCode = 2;
         return;
       }
+      const auth = controlHeaders(opts.tokenFile);
+      if (!auth.ok) {
+        process.stderr.write(`longhaul status: ${auth.error}\n`);
+        process.exitCode = 2;
+        return;
+      }
       const url = `http://${formatEndpoint(at.value)}/status`;
       let body: GatewayStatus;
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000), headers: auth.headers });
+        if (res.status === 401) {
+          process.stderr.write(`longhaul status: ${formatEndpoint(at.value)}: ${tokenRefused('authorization' in auth.headers)}\n`);
+          process.exitCode = 1;
+          return;
+        }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         body = (await res.json()) as GatewayStatus;
       } catch (err) {

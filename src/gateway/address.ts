@@ -139,3 +139,14 @@ export function isAllowed(rules: readonly AllowRule[], ip: string, port: number)
   for (const r of rules) if (ruleMatches(r, ip, port)) return true;
   return false;
 }
+
+/**
+ * True for a host that only this machine can reach: "localhost", 127.0.0.0/8, ::1 (and
+ * ::ffff:127.x). Any other name counts as reachable from elsewhere, since it may resolve so.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}

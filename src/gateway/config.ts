@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PACKET_CIPHER, PACKET_CIPHERS, type PacketCipher } from '../crypto/aead.ts';
-import { parseAllowRule, parseEndpoint } from './address.ts';
+import { formatEndpoint, isLoopbackHost, parseAllowRule, parseEndpoint } from './address.ts';
 import type { AllowRule, Endpoint } from './address.ts';
 
 const RATE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
@@ -85,6 +85,8 @@ const tunnelSchema = z.strictObject({
 });
 
 export const DEFAULT_CONTROL = '127.0.0.1:4501';
+/** A shorter control token is guessable; 16 characters is 64 bits of hex. */
+export const MIN_CONTROL_TOKEN = 16;
 const DEFAULT_MAX_CONNECTIONS = 1024;
 // 256 MiB: room for ~1000 streams at the default 256 KiB of buffering each.
 const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
@@ -171,6 +173,14 @@ export const gatewayConfigSchema = z
     control: z
       .union([endpoint(true), z.literal(false)])
       .default({ host: '127.0.0.1', port: 4501 }),
+    /**
+     * Bearer token the control interface requires for everything but /healthz (clients send
+     * `Authorization: Bearer TOKEN`; browsers any user name with the token as password).
+     * Required when `control` is not a loopback address: its figures name peers and targets.
+     */
+    controlToken: z.string().min(MIN_CONTROL_TOKEN, { error: `must be at least ${MIN_CONTROL_TOKEN} characters (e.g. openssl rand -hex 32)` }).optional(),
+    /** The same, read from a file at start-up (its first line; relative to the config file). */
+    controlTokenFile: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((cfg, ctx) => {
@@ -188,6 +198,16 @@ export const gatewayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['tunnels', i, 'peer'], message: `peer "${t.peer}" has no address, so this gateway cannot open tunnels to it` });
       }
     });
+    if (cfg.controlToken !== undefined && cfg.controlTokenFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['controlTokenFile'], message: 'give controlToken or controlTokenFile, not both' });
+    }
+    if (cfg.control !== false && !isLoopbackHost(cfg.control.host) && cfg.controlToken === undefined && cfg.controlTokenFile === undefined) {
+      ctx.addIssue({
+        code: 'custom', path: ['control'],
+        message: `${formatEndpoint(cfg.control)} is reachable from other machines, so the control interface needs a bearer token: ` +
+          'set controlToken or controlTokenFile (--control-token-file), or bind it to 127.0.0.1',
+      });
+    }
     const detect = cfg.limits.peerRestartDetectMs;
     const timeout = cfg.limits.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
     if (detect !== undefined && detect >= timeout) {
@@ -310,6 +330,7 @@ export interface GatewayFlags {
   compression?: string;
   mtu?: string;
   control?: string;
+  controlTokenFile?: string;
   logLevel?: string;
   insecurePlaintext?: boolean;
 }
@@ -377,6 +398,8 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
     raw.control = flags.control === 'off' ? false : flags.control;
     if (flags.control !== 'off') given.set('control', `--control ${flags.control}`);
   }
+  // A flag's path is the operator's, relative to where they are, not to a --config file.
+  if (flags.controlTokenFile !== undefined) raw.controlTokenFile = resolve(flags.controlTokenFile);
   if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
   return { raw, errors, given };
 }

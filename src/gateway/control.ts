@@ -4,15 +4,27 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from './address.ts';
+import { checkControlAuth } from './control-auth.ts';
+import { serveDashboard } from './dashboard.ts';
 
 export interface ControlServer {
   readonly address: Endpoint;
   close(): Promise<void>;
 }
 
-export async function startControlServer(at: Endpoint, status: () => unknown, metrics: Registry): Promise<ControlServer> {
+/** Dashboard and access (issue #15 item 4). */
+export interface ControlAccess {
+  /** Required in every request but /healthz (control-auth.ts); null: open (loopback). */
+  token?: string | null;
+}
+
+export async function startControlServer(at: Endpoint, status: () => unknown, metrics: Registry, access: ControlAccess = {}): Promise<ControlServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    // ---- access and dashboard (GET /: the live dashboard; control-auth.ts, dashboard.ts) ----
+    if (!checkControlAuth(req, res, path, access.token ?? null)) return;
+    if (req.method === 'GET' && serveDashboard(path, res)) return;
+    // ---- end of access and dashboard ----
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;

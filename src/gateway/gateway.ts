@@ -635,6 +635,8 @@ export class Gateway {
           pacingRateBps: s.pacingRateBps,
           sendRateBps: e.rates.wireOutBps,
           receiveRateBps: e.rates.wireInBps,
+          rawSendRateBps: e.rates.rawOutBps,
+          rawReceiveRateBps: e.rates.rawInBps,
           cwndBytes: s.cwndBytes,
           bytesInFlight: s.bytesInFlight,
           lossRate: s.packetsSent > 0 ? s.packetsLost / s.packetsSent : 0,
@@ -642,6 +644,8 @@ export class Gateway {
           packetsSent: s.packetsSent,
           packetsReceived: s.packetsReceived,
           packetsLost: s.packetsLost,
+          streamBytesSent: s.streamBytesSent,
+          streamBytesRetransmitted: s.streamBytesRetransmitted,
           datagramsDropped: s.datagramsDropped,
           bytesOutRaw: e.traffic.rawOut,
           bytesInRaw: e.traffic.rawIn,
@@ -788,8 +792,11 @@ export interface GatewayStatus {
     /** False during a WAN outage (see OutageWatch); unreachableSince is then the last time the peer was heard. */
     reachable: boolean; unreachableSince: string | null; ageSec: number;
     rttMs: number; minRttMs: number; bandwidthBps: number; pacingRateBps: number; sendRateBps: number; receiveRateBps: number;
+    /** TCP-side bytes per second into (send) and out of (receive) the association over the last second, as bits/s. */
+    rawSendRateBps: number; rawReceiveRateBps: number;
     cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;
     packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
+    streamBytesSent: number; streamBytesRetransmitted: number;
     bytesOutRaw: number; bytesInRaw: number; bytesOutWire: number; bytesInWire: number; activeStreams: number;
     sendBacklogBytes: number; readersWaitingForBacklog: number;
     driver: { flushes: number; timerWakeups: number; transmits: number };

@@ -32,6 +32,8 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   assocGauge('longhaul_association_pacing_rate_bps', 'Pacing rate (bits/s)', 'pacingRateBps');
   assocGauge('longhaul_association_send_rate_bps', 'Measured WAN send rate over the last second (bits/s)', 'sendRateBps');
   assocGauge('longhaul_association_receive_rate_bps', 'Measured WAN receive rate over the last second (bits/s)', 'receiveRateBps');
+  assocGauge('longhaul_association_raw_send_rate_bps', 'TCP-side bytes into the association over the last second (bits/s)', 'rawSendRateBps');
+  assocGauge('longhaul_association_raw_receive_rate_bps', 'TCP-side bytes out of the association over the last second (bits/s)', 'rawReceiveRateBps');
   assocGauge('longhaul_association_cwnd_bytes', 'Cap on data in flight', 'cwndBytes');
   assocGauge('longhaul_association_bytes_in_flight', 'Bytes in flight', 'bytesInFlight');
   assocGauge('longhaul_association_loss_ratio', 'Packets declared lost / packets sent', 'lossRate');
@@ -39,6 +41,8 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   assocGauge('longhaul_association_packets_sent_total', 'Datagrams sent', 'packetsSent');
   assocGauge('longhaul_association_packets_received_total', 'Datagrams received', 'packetsReceived');
   assocGauge('longhaul_association_packets_lost_total', 'Datagrams declared lost', 'packetsLost');
+  assocGauge('longhaul_association_stream_bytes_sent_total', 'Stream bytes sent for the first time', 'streamBytesSent');
+  assocGauge('longhaul_association_stream_bytes_retransmitted_total', 'Stream bytes sent again after a loss', 'streamBytesRetransmitted');
   assocGauge('longhaul_association_raw_bytes_out_total', 'TCP bytes sent into tunnels', 'bytesOutRaw');
   assocGauge('longhaul_association_raw_bytes_in_total', 'TCP bytes delivered out of tunnels', 'bytesInRaw');
   assocGauge('longhaul_association_wire_bytes_out_total', 'UDP payload bytes sent', 'bytesOutWire');

@@ -2,6 +2,7 @@
 import { formatEndpoint } from './address.ts';
 import type { GatewayConfig } from './config.ts';
 import { startControlServer } from './control.ts';
+import { loadControlToken } from './control-auth.ts';
 import type { ControlServer } from './control.ts';
 import { Gateway } from './gateway.ts';
 import type { GatewayOptions } from './gateway.ts';
@@ -16,17 +17,19 @@ export interface RunningGateway {
 }
 
 export async function runGateway(config: GatewayConfig, opts: GatewayOptions): Promise<RunningGateway> {
+  // Read before anything starts, so an unreadable token file stops nothing half-started.
+  const controlToken = config.control === false ? null : loadControlToken(config);
   const gateway = await Gateway.start(config, opts);
   let control: ControlServer | null = null;
   if (config.control !== false) {
     try {
-      control = await startControlServer(config.control, () => gateway.status(), createMetrics(() => gateway.status()));
+      control = await startControlServer(config.control, () => gateway.status(), createMetrics(() => gateway.status()), { token: controlToken });
     } catch (err) {
       // Reported by the caller as a failed start: no "gateway stopped" before it.
       await gateway.stop(0, { quiet: true });
       throw bindError(config, 'control', config.control, err);
     }
-    opts.logger.info({ control: formatEndpoint(control.address) }, 'control interface listening (/status, /metrics)');
+    opts.logger.info({ control: formatEndpoint(control.address), token: controlToken !== null }, 'control interface listening (/ dashboard, /status, /metrics)');
   }
   let stopping: Promise<void> | null = null;
   return {

@@ -273,6 +273,8 @@ export interface PairOptions {
   limits?: Record<string, unknown>;
   mtu?: number;
   transport?: Partial<ConnectionConfig>;
+  /** More config keys for A (e.g. its control interface), over the defaults above. */
+  aConfig?: Record<string, unknown>;
 }
 
 export interface Pair {
@@ -307,6 +309,7 @@ export async function startA(o: PairOptions, keys: KeySet | null, bPort: number,
     ...(keys ? { key: keys.aKey } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.mtu ? { mtu: o.mtu } : {}),
+    ...o.aConfig,
   }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
 }
 
