@@ -22,12 +22,17 @@ export interface TunnelSpec {
 }
 
 export class TunnelListener {
-  readonly spec: TunnelSpec;
+  /** A config reload may re-point the tunnel (peer, target, name): connections accepted after it follow the new spec. */
+  spec: TunnelSpec;
   readonly counters: TunnelCounters = { active: 0, total: 0, failed: 0, bytesFromClients: 0, bytesToClients: 0 };
   #server: Server;
 
-  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void) {
+  /** Identity across config reloads (the listen address as configured; reload.ts tunnelKey). */
+  readonly key: string;
+
+  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void, key = formatEndpoint(spec.listen)) {
     this.spec = spec;
+    this.key = key;
     // pauseOnConnect: nothing is read until the stream exists; allowHalfOpen: FIN is carried, not answered.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket, this));
   }
