@@ -208,3 +208,43 @@ test('a gateway started from flags alone refuses reloads, saying why', async () 
     await b.stop(0);
   }
 });
+
+test('reload adds a peer (it can associate and carry connections at once) and removes it (its association closes)', async () => {
+  const keys = makeKeys();
+  const c = writeKeyFiles(keys.dir, 'c', generateStaticKeyPair());
+  assert.ok(c.ok);
+  const target = await startVerifyTarget();
+  const logB = new LogCapture();
+  const logC = new LogCapture();
+  const bFile = join(keys.dir, 'b.yaml');
+  const bYaml = (peers: string): string =>
+    `name: b\nwan: 127.0.0.1:0\nkey: ${keys.bKey}\npeers: [${peers}]\nallow: ["127.0.0.1/32"]\ncontrol: false\nlogLevel: debug\n`;
+  writeFileSync(bFile, bYaml(`{ name: a, publicKey: ${keys.aPub} }`));
+  const b = await startFromFile(bFile, logB);
+  const pc = await freePort();
+  const cFile = join(keys.dir, 'c.yaml');
+  writeFileSync(cFile, `name: c\nwan: 127.0.0.1:0\nkey: ${join(keys.dir, 'c.key')}\npeers: [{ name: b, address: "127.0.0.1:${b.gateway.wanAddress.port}", publicKey: ${keys.bPub} }]\n` +
+    `tunnels: [{ listen: "127.0.0.1:${pc}", peer: b, target: "127.0.0.1:${target.port}" }]\ncontrol: false\nlimits: { connectWaitMs: 10000 }\n`);
+  const gc = await startFromFile(cFile, logC);
+  try {
+    // Not a peer of B yet: B drops C's handshake; C's connection waits (connectWaitMs).
+    const waiting = verifiedExchange(pc, 200_000, 200_000);
+    await logB.waitFor(/^handshake from .* with an unknown key/);
+    writeFileSync(bFile, bYaml(`{ name: a, publicKey: ${keys.aPub} }, { name: c, publicKey: ${join(keys.dir, 'c.pub')} }`));
+    const o = await b.reload();
+    assert.ok(o.ok && o.changes.includes('peer added: c'), JSON.stringify(o));
+    // C's handshake retransmission (every 5 s) is now answered and the waiting connection carried.
+    const r = await waiting;
+    assert.ok(r.uploadOk && r.downloadOk);
+    await logB.waitFor('association connected', (l) => l.peer === 'c');
+    writeFileSync(bFile, bYaml(`{ name: a, publicKey: ${keys.aPub} }`));
+    const rm = await b.reload();
+    assert.ok(rm.ok && rm.changes.includes('peer removed: c (its association closes)'), JSON.stringify(rm));
+    await logB.waitFor('association closed', (l) => l.peer === 'c' && l.reason === 'peer removed from the configuration');
+    assert.equal(b.gateway.status().peers.some((p) => p.name === 'c'), false);
+  } finally {
+    await gc.stop(0);
+    await b.stop(0);
+    await target.close();
+  }
+});
