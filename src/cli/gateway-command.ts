@@ -37,7 +37,7 @@ Config file (YAML):
             peerRestartDetectMs: 5000 }   # in use and silent this long: check for a peer restart
   compression: auto                # auto | lz4 | zstd | none
   mtu: 1500                        # WAN path MTU; larger sizes are probed before use
-  control: 127.0.0.1:4501          # status/metrics over HTTP; false to disable
+  control: 127.0.0.1:4501          # status, metrics, health, reload over HTTP; false to disable
   logLevel: info
 
 Signals: SIGTERM/SIGINT close the listeners, let open connections finish for
