@@ -122,7 +122,15 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
       },
       { yaml: aYaml(keys, base).replace(keys.bPub, join(keys.dir, 'missing.pub')), valid: false, key: /missing\.pub/ },
       { yaml: aYaml(keys, base), valid: true },
-      { yaml: aYaml(keys, { ...base, extra: 'limits: { maxConnections: -1 }' }), valid: false, key: /limits\.maxConnections/ },
+      {
+        // 9: a new tunnel on an address another process holds: nothing changes (all or nothing)
+        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: target.port, target: target.port }], extra: 'logLevel: warn' }).replace('logLevel: debug\n', ''),
+        valid: false, key: /tunnels\[1\]\.listen: 127\.0\.0\.1:\d+ is already in use by another process/,
+        check: async () => {
+          assert.equal(a.gateway.tunnels.length, 1);
+          assert.equal(a.gateway.log.level, 'debug', 'the log level of the refused file was not applied either');
+        },
+      },
     ];
     let refusedLines = 0;
     for (const [i, step] of steps.entries()) {
