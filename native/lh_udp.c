@@ -20,11 +20,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -828,6 +830,39 @@ static napi_value js_fd(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- systemd notification (sd_notify) --------------------------------------------------------- */
+
+/*
+ * sdNotify(socketPath, message): one datagram to $NOTIFY_SOCKET, as sd_notify(3) sends it. A
+ * path starting with '@' names an abstract socket (the '@' becomes a leading NUL). Lives here
+ * because node:dgram has no Unix datagram sockets and this addon already owns raw sockets;
+ * src/gateway/sd-notify.ts is the caller. Throws like the socket calls above.
+ */
+static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  char msg[4096];
+  size_t plen = 0, mlen = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], msg, sizeof msg, &mlen) != napi_ok)
+    return throw_type(env, "sdNotify(socketPath, message)");
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (plen < 2 || plen > sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+    return throw_type(env, "sdNotify: NOTIFY_SOCKET must be an absolute path or an @abstract name");
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = 0;
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", path);
+  ssize_t n = sendto(fd, msg, mlen, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+  int err = errno;
+  close(fd);
+  if (n < 0) return throw_errno(env, err, "sendto", path);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   const struct { const char *name; napi_callback fn; } fns[] = {
     {"open", js_open},
@@ -843,6 +878,7 @@ NAPI_MODULE_INIT() {
     {"setRecvCoalescing", js_set_recv_coalescing},
     {"close", js_close},
     {"fd", js_fd},
+    {"sdNotify", js_sd_notify},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

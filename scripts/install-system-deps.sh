@@ -2,9 +2,11 @@
 # Debian packages Longhaul's lab and tests drive: namespaces/veth/VXLAN (iproute2), the checksum
 # offload switch (ethtool), a real third-party TCP client (iperf3), the peer accelerator (kcptun),
 # and a C compiler for the native emulator datapath (make, g++; Node's headers ship with npm's node).
+# systemd-analyze (package systemd: the unit test verifies packaging/systemd/longhaul@.service; systemd
+# need not run) and python3 (the notify test's stand-in for systemd's notification socket).
 set -euo pipefail
 need=()
-for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun ps:procps make:make gcc:gcc g++:g++; do
+for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun ps:procps make:make gcc:gcc g++:g++ systemd-analyze:systemd python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ -e /usr/include/stdio.h ] || need+=(libc6-dev)

@@ -37,12 +37,14 @@ Config file (YAML):
             peerRestartDetectMs: 5000 }   # in use and silent this long: check for a peer restart
   compression: auto                # auto | lz4 | zstd | none
   mtu: 1500                        # WAN path MTU; larger sizes are probed before use
-  control: 127.0.0.1:4501          # dashboard (/), status, metrics over HTTP; false to disable
+  control: 127.0.0.1:4501          # dashboard (/), status, metrics, health, reload over HTTP; false to disable
   controlTokenFile: control.token  # bearer token it requires; needed when control is not loopback
   logLevel: info
 
 Signals: SIGTERM/SIGINT close the listeners, let open connections finish for
 limits.shutdownGraceMs, then close the association; a second signal exits at once.
+SIGHUP (or \`longhaul reload\`) re-reads --config: a valid file applies live, an invalid one is
+refused with one log line naming the key, and the gateway keeps running as it was.
 `;
 
 export function registerGatewayCommand(program: Command): void {
@@ -87,7 +89,9 @@ export function registerGatewayCommand(program: Command): void {
       try {
         // Loaded here so that `status`, `keygen` and `--help` do not load the transport.
         const { installSignalHandlers, runGateway } = await import('../gateway/run.ts');
-        const running = await runGateway(config, { logger, warmUp: true });
+        // A reload re-reads the file and re-applies the same flags on top of it.
+        const reloadConfig = flags.config !== undefined ? () => configFromFlags(flags) : undefined;
+        const running = await runGateway(config, { logger, warmUp: true, ...(reloadConfig ? { reloadConfig } : {}) });
         installSignalHandlers(running, logger);
       } catch (err) {
         // Once: a JSON log line for those who asked for JSON, else one line on stderr.

@@ -5,6 +5,7 @@ import { registerEmulateCommand, registerLabCommands } from '../lab/cli.ts';
 import { registerBenchCommand } from '../lab/bench/cli.ts';
 import { registerGatewayCommand } from './gateway-command.ts';
 import { registerStatusCommand } from './status-command.ts';
+import { registerOpsCommands } from './ops-commands.ts';
 
 export function buildProgram(): Command {
   const program = new Command('longhaul')
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .version('0.1.0');
   registerGatewayCommand(program);
   registerStatusCommand(program);
+  registerOpsCommands(program);
   registerKeygenCommand(program);
   registerEmulateCommand(program);
   registerLabCommands(program);

@@ -363,7 +363,19 @@ export class SecureEndpoint {
     for (const cfg of opts.peers) this.addPeer(cfg);
   }
 
-  private addPeer(cfg: SecurePeerConfig): void {
+  /**
+   * Removes a peer (a gateway reload dropped it or changed its key): its sessions and handshake
+   * state go, so nothing sealed under them is accepted any more. Unknown ids are ignored.
+   */
+  removePeer(id: PeerId): void {
+    const p = this.peers.get(id);
+    if (!p) return;
+    for (const [index, entry] of this.indices) if (entry.peer === p) this.indices.delete(index);
+    this.peers.delete(id);
+  }
+
+  /** Adds a peer (at construction, or a gateway reload added one). Throws on a bad key (a caller bug: keys are validated at load). */
+  addPeer(cfg: SecurePeerConfig): void {
     // Configuration errors are bugs in the caller (configs are validated at load): throw.
     if (cfg.publicKey.length !== KEY_LEN) throw new Error('peer public key must be 32 bytes');
     if (cfg.psk && cfg.psk.length !== KEY_LEN) throw new Error('pre-shared key must be 32 bytes');

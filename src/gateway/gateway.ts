@@ -28,7 +28,12 @@ import { TunnelListener } from './tunnel-listener.ts';
 import { UdpLink } from './udp-link.ts';
 import { bindError, resolveSetting } from './startup-address.ts';
 import { LogLimit } from './log-limit.ts';
-import { createWanSecurity, protectionOverhead } from './wan-security.ts';
+import { SwitchableRateController } from './rate-switch.ts';
+import { describeChanges, restartNeeded, tunnelKey } from './reload.ts';
+import { createWanSecurity, loadPeerKeys, protectionOverhead } from './wan-security.ts';
+import type { ReloadPeer } from './wan-security.ts';
+import { loadPrivateKeyFile } from '../crypto/keys.ts';
+import { resolveKeyPath } from './config.ts';
 import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
 
@@ -58,6 +63,8 @@ interface AssociationEntry {
   outage: OutageWatch;
   /** New connections waiting to learn whether a suspect association is alive. */
   verdictWaiters: Array<() => void>;
+  /** The transport's rate controller, behind a forwarder a reload can re-point (rate-switch.ts). */
+  rate: SwitchableRateController;
 }
 
 /** Per peer: how often its associations were lost and re-established, and WAN outages. */
@@ -103,6 +110,17 @@ export interface GatewayOptions {
   warmUp?: boolean;
 }
 
+/** What reload() did: the live changes applied, or why nothing was (the old config still runs). */
+export type ReloadOutcome = { ok: true; changes: string[] } | { ok: false; errors: string[] };
+
+/** One configured peer's readiness (GET /readyz). */
+export interface PeerReadiness {
+  peer: string;
+  ready: boolean;
+  /** Why not, in words, when not ready. */
+  reason?: string;
+}
+
 // Silence while in use for this long (or restartDetectMs if shorter) is reported as an outage:
 // far beyond any RTT or scheduler stall, short enough that an operator sees it at once.
 const OUTAGE_AFTER_MS = 2000;
@@ -120,7 +138,8 @@ function wallClock(perfMs: number): string {
 }
 
 export class Gateway {
-  readonly config: GatewayConfig;
+  /** The running configuration; reload() replaces it whole. */
+  #config: GatewayConfig;
   readonly log: Logger;
   readonly codecStats = new CodecStats();
   readonly inbound: InboundCounters = { active: 0, total: 0, refused: 0, failed: 0 };
@@ -129,6 +148,7 @@ export class Gateway {
   #link: UdpLink;
   #security: WanSecurity<AssociationEntry>;
   #transportConfig: ConnectionConfig;
+  #transportOverrides: Partial<ConnectionConfig> | undefined;
   #peers = new Map<string, PeerState>();
   #entries = new Set<AssociationEntry>();
   #bridges = new Set<StreamBridge>();
@@ -141,10 +161,11 @@ export class Gateway {
   #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
   private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
-    this.config = config;
+    this.#config = config;
     this.log = opts.logger;
     this.#link = link;
     this.#security = security;
+    this.#transportOverrides = opts.transport;
     this.#transportConfig = transportConfigFor(config, opts.transport);
     this.#sampler = setInterval(() => this.#sampleRates(), 1000);
     this.#sampler.unref();
@@ -199,7 +220,7 @@ export class Gateway {
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
     for (const [i, t] of this.config.tunnels.entries()) {
       const listen = await resolveSetting(this.config, `tunnels[${i}].listen`, t.listen);
-      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl),
+      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl), tunnelKey(t),
         Math.min(65535, Math.max(511, this.config.limits.maxConnections)));
       this.tunnels.push(tunnel);
       await tunnel.listen().catch((err: unknown) => {
@@ -209,6 +230,10 @@ export class Gateway {
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
     const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
     this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
+  }
+
+  get config(): GatewayConfig {
+    return this.#config;
   }
 
   get wanAddress(): Endpoint {
@@ -222,7 +247,8 @@ export class Gateway {
   // ---- associations ----
 
   #newEntry(role: 'client' | 'server', peerName: string, remote: Endpoint): AssociationEntry {
-    const conn = new Connection({ role, config: this.#transportConfig, now: performance.now() });
+    const rate = new SwitchableRateController(this.#newRateController());
+    const conn = new Connection({ role, config: { ...this.#transportConfig, rateController: () => rate }, now: performance.now() });
     const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
     let entry: AssociationEntry;
     const assoc = new Association(conn, peerName, {
@@ -239,9 +265,16 @@ export class Gateway {
       watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
       outage: new OutageWatch(Math.min(OUTAGE_AFTER_MS, this.#restartDetectMs)),
       verdictWaiters: [],
+      rate,
     };
     this.#entries.add(entry);
     return entry;
+  }
+
+  #newRateController(): import('../transport/congestion/controller.ts').RateController {
+    const make = this.#transportConfig.rateController;
+    if (!make) throw new Error('transportConfigFor always sets rateController');
+    return make();
   }
 
   #sendBacklogLimit(): number {
@@ -607,6 +640,156 @@ export class Gateway {
       const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
+  }
+
+  // ---- reload (SIGHUP, POST /reload) ----
+
+  /**
+   * Applies a new validated config to the running gateway, all or nothing: settings that need a
+   * restart, key files that do not load, names that do not resolve and tunnel addresses that do
+   * not bind refuse the whole reload (the running config stays). Connections on tunnels the
+   * reload keeps, and the associations carrying them, are not touched; a removed tunnel stops
+   * accepting and its open connections finish; a peer removed, or given another public key,
+   * loses its association (its connections are reset: their peer is no longer trusted).
+   */
+  async reload(next: GatewayConfig): Promise<ReloadOutcome> {
+    if (this.#stopping) return { ok: false, errors: ['the gateway is shutting down'] };
+    const running = this.#config;
+    const prefix = next.origin?.file !== undefined ? `${next.origin.file}: ` : '';
+    const errors = restartNeeded(running, next);
+    if (errors.length) return { ok: false, errors };
+    // Same key file name, other contents (a rotated identity): a restart too.
+    if (!next.insecurePlaintext && next.key) {
+      const own = loadPrivateKeyFile(resolveKeyPath(next, next.key));
+      const current = this.#security.localPublicKey();
+      if (!own.ok) return { ok: false, errors: [`${prefix}key: ${own.error}`] };
+      if (current && !Buffer.from(current).equals(own.value.publicKey)) {
+        return { ok: false, errors: [`${prefix}key: ${next.key} now holds another private key: this gateway's identity cannot change on a running gateway: restart it to apply`] };
+      }
+    }
+    let keys: Map<string, { id: string; publicKey: Uint8Array }> | null = null;
+    if (!next.insecurePlaintext) {
+      const r = loadPeerKeys(next);
+      if (!r.ok) return { ok: false, errors: [`${prefix}${r.error}`] };
+      keys = new Map(r.value.map((p) => [p.name, { id: p.id, publicKey: p.publicKey }]));
+    }
+    const addresses = new Map<string, Endpoint | null>();
+    for (const [i, p] of next.peers.entries()) {
+      try {
+        addresses.set(p.name, p.address ? await resolveSetting(next, `peers[${i}].address`, p.address) : null);
+      } catch (err) {
+        return { ok: false, errors: [(err as Error).message] };
+      }
+    }
+    // New tunnel addresses are bound before anything changes, so a failure leaves nothing half done.
+    const keep = new Map(this.tunnels.map((t) => [t.key, t]));
+    const added: TunnelListener[] = [];
+    const specs = new Map<TunnelListener, import('./tunnel-listener.ts').TunnelSpec>();
+    for (const [i, t] of next.tunnels.entries()) {
+      const name = t.name ?? `tunnel${i}`;
+      const old = keep.get(tunnelKey(t));
+      if (old) {
+        specs.set(old, { name, listen: old.spec.listen, peer: t.peer, target: t.target });
+        continue;
+      }
+      try {
+        const listen = await resolveSetting(next, `tunnels[${i}].listen`, t.listen);
+        const tl = new TunnelListener({ name, listen, peer: t.peer, target: t.target }, (s, tl2) => this.#onClientConnection(s, tl2), tunnelKey(t),
+          Math.min(65535, Math.max(511, this.config.limits.maxConnections)));
+        await tl.listen().catch((err: unknown) => {
+          throw bindError(next, `tunnels[${i}].listen`, t.listen, err);
+        });
+        added.push(tl);
+      } catch (err) {
+        for (const tl of added) tl.close();
+        return { ok: false, errors: [(err as Error).message] };
+      }
+    }
+    if (this.#stopping) {
+      for (const tl of added) tl.close();
+      return { ok: false, errors: ['the gateway is shutting down'] };
+    }
+
+    // ---- valid: apply ----
+    const changes = describeChanges(running, next);
+    // Peers removed or re-keyed: their associations end first (CLOSE still goes out under the old keys).
+    const untrusted = new Set<string>();
+    for (const name of this.#peers.keys()) {
+      const configured = running.peers.some((p) => p.name === name);
+      if (!configured) continue;
+      const nowKey = keys?.get(name)?.id;
+      if (!next.peers.some((p) => p.name === name)) untrusted.add(name);
+      else if (keys && this.#security.peerIdOf(name) !== nowKey) untrusted.add(name);
+    }
+    let closing = false;
+    for (const e of [...this.#entries]) {
+      if (!untrusted.has(e.assoc.peerName) || e.assoc.isClosed) continue;
+      const removed = !next.peers.some((p) => p.name === e.assoc.peerName);
+      e.assoc.close(0, removed ? 'peer removed from the configuration' : 'peer public key changed');
+      closing = true;
+    }
+    if (closing) await new Promise<void>((r) => setImmediate(r));
+    const reloadPeers: ReloadPeer[] = next.peers.map((p) => ({
+      name: p.name, initiator: p.address !== undefined, id: keys?.get(p.name)?.id ?? null, publicKey: keys?.get(p.name)?.publicKey ?? null,
+    }));
+    this.#security.setPeers(reloadPeers);
+    for (const name of [...this.#peers.keys()]) {
+      if (running.peers.some((p) => p.name === name) && !next.peers.some((p) => p.name === name)) this.#peers.delete(name);
+    }
+    for (const p of next.peers) {
+      const state = this.#peers.get(p.name);
+      const address = addresses.get(p.name) ?? null;
+      if (state) state.address = address;
+      else this.#peers.set(p.name, newPeerState(p.name, address));
+    }
+    // Tunnels: re-pointed in place, removed ones stop accepting, new ones are already listening.
+    for (const [tl, spec] of specs) tl.spec = spec;
+    for (const tl of [...this.tunnels]) {
+      if (specs.has(tl)) continue;
+      tl.close();
+      this.tunnels.splice(this.tunnels.indexOf(tl), 1);
+    }
+    this.tunnels.push(...added);
+    // Rate: new associations get the new controller; running ones are re-pointed to a fresh one.
+    const rateChanged = JSON.stringify(running.rate) !== JSON.stringify(next.rate);
+    this.#config = next;
+    this.#transportConfig = transportConfigFor(next, this.#transportOverrides);
+    if (rateChanged) for (const e of this.#entries) if (!e.assoc.isClosed) e.rate.replace(this.#newRateController());
+    if (running.logLevel !== next.logLevel) this.log.level = next.logLevel;
+    return { ok: true, changes };
+  }
+
+  // ---- health (GET /readyz) ----
+
+  /**
+   * Per configured peer: ready when its association is connected, authenticated (keys on) and
+   * not in a WAN outage or under suspicion of a peer restart. A peer we have an address for and
+   * no association to is asked for one now (associations otherwise open on the first
+   * connection), so a probe that finds it not ready finds it ready a handshake later.
+   */
+  readiness(): PeerReadiness[] {
+    const out: PeerReadiness[] = [];
+    for (const p of this.#config.peers) {
+      const state = this.#peers.get(p.name);
+      const e = state?.current ?? null;
+      if (!e || e.assoc.isClosed) {
+        if (state?.address && !this.#stopping) void this.#associationFor(p.name);
+        out.push({ peer: p.name, ready: false, reason: state?.address ? 'no association yet (opening one now)' : 'no association: the peer has not connected to this gateway' });
+      } else if (!e.assoc.conn.isConnected) {
+        out.push({ peer: p.name, ready: false, reason: 'association handshake in progress' });
+      } else if (e.outage.unreachable) {
+        out.push({ peer: p.name, ready: false, reason: `peer unreachable since ${wallClock(e.outage.since)}` });
+      } else if (e.watch?.suspect) {
+        out.push({ peer: p.name, ready: false, reason: 'peer silent: checking whether it restarted' });
+      } else {
+        out.push({ peer: p.name, ready: true });
+      }
+    }
+    return out;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
   }
 
   // ---- status ----

@@ -3,8 +3,8 @@
 // window from the path's minimum RTT alone (tens of microseconds on a LAN or loopback) would
 // stall on every such hiccup, so the window is never allowed below what the pacing rate sends in
 // HOST_LATENCY_ALLOWANCE_MS. Pacing still sets the rate, so at most that much can queue.
-import type { AckSample, LossSample, RateController } from '../transport/congestion/controller.ts';
-import type { Millis } from '../transport/types.ts';
+import type { RateController } from '../transport/congestion/controller.ts';
+import { ForwardingRateController } from '../transport/congestion/forwarding.ts';
 
 // Measured on the 2-core test machine: gateway-to-gateway RTT samples on loopback range
 // 0.03-6 ms (median ~0.3 ms) while the minimum stays at 0.03 ms. bench:gateway (1 bulk
@@ -12,47 +12,18 @@ import type { Millis } from '../transport/types.ts';
 // 0 ms gives 480-540 / 770-785, with ~40% more CPU per GiB (smaller batches).
 export const HOST_LATENCY_ALLOWANCE_MS = 4;
 
-class HostLatencyAllowance implements RateController {
-  readonly #inner: RateController;
+class HostLatencyAllowance extends ForwardingRateController {
   readonly #allowanceMs: number;
 
   constructor(inner: RateController, allowanceMs: number) {
-    this.#inner = inner;
+    super(inner);
     this.#allowanceMs = allowanceMs;
   }
 
-  get name(): string {
-    return this.#inner.name;
-  }
-
-  onPacketSent(now: Millis, bytes: number, bytesInFlight: number, isAppLimited: boolean): void {
-    this.#inner.onPacketSent(now, bytes, bytesInFlight, isAppLimited);
-  }
-
-  onAck(sample: AckSample): void {
-    this.#inner.onAck(sample);
-  }
-
-  onLoss(sample: LossSample): void {
-    this.#inner.onLoss(sample);
-  }
-
-  onReset(now: Millis): void {
-    this.#inner.onReset?.(now);
-  }
-
-  pacingRateBps(): number {
-    return this.#inner.pacingRateBps();
-  }
-
-  cwndBytes(): number {
-    const floor = (this.#inner.pacingRateBps() / 8) * (this.#allowanceMs / 1000);
-    const cwnd = this.#inner.cwndBytes();
+  override cwndBytes(): number {
+    const floor = (this.inner.pacingRateBps() / 8) * (this.#allowanceMs / 1000);
+    const cwnd = this.inner.cwndBytes();
     return cwnd > floor ? cwnd : floor;
-  }
-
-  bandwidthEstimateBps(): number {
-    return this.#inner.bandwidthEstimateBps();
   }
 }
 

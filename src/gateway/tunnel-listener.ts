@@ -22,18 +22,23 @@ export interface TunnelSpec {
 }
 
 export class TunnelListener {
-  readonly spec: TunnelSpec;
+  /** A config reload may re-point the tunnel (peer, target, name): connections accepted after it follow the new spec. */
+  spec: TunnelSpec;
   readonly counters: TunnelCounters = { active: 0, total: 0, failed: 0, bytesFromClients: 0, bytesToClients: 0 };
   #server: Server;
   #backlog: number;
+
+  /** Identity across config reloads (the listen address as configured; reload.ts tunnelKey). */
+  readonly key: string;
 
   /**
    * `backlog`: connections the kernel may complete before we accept them. Node's default (511)
    * is overrun by a burst (5000 clients connecting at once: 1648 of them were reset by the
    * kernel before the gateway saw them); the kernel caps it at net.core.somaxconn.
    */
-  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void, backlog = 511) {
+  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void, key = formatEndpoint(spec.listen), backlog = 511) {
     this.spec = spec;
+    this.key = key;
     this.#backlog = backlog;
     // pauseOnConnect: nothing is read until the stream exists; allowHalfOpen: FIN is carried, not answered.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => onConnection(socket, this));

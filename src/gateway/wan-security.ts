@@ -104,7 +104,24 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends Datagr
    */
   rehandshake(entry: E): void;
   stats(): WanSecurityStats;
+  /**
+   * A reload changed the peers: the new list (public keys loaded by loadPeerKeys; null in
+   * plaintext mode). Peers gone or with another key lose their sessions at once.
+   */
+  setPeers(peers: readonly ReloadPeer[]): void;
+  /** The id (public key) a peer is known by; null in plaintext mode. */
+  peerIdOf(name: string): PeerId | null;
+  /** This gateway's public key; null in plaintext mode. */
+  localPublicKey(): Uint8Array | null;
   close(): void;
+}
+
+export interface ReloadPeer {
+  name: string;
+  /** This gateway opens associations to it (it has an address). */
+  initiator: boolean;
+  id: PeerId | null;
+  publicKey: Uint8Array | null;
 }
 
 /** Routes transport datagrams by connection id; shared by both modes. */
@@ -164,6 +181,18 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 
   attach(host: SecurityHost<E>): void {
     this.host = host;
+  }
+
+  setPeers(peers: readonly ReloadPeer[]): void {
+    this.initiatorPeers = new Set(peers.filter((p) => p.initiator).map((p) => p.name));
+  }
+
+  peerIdOf(_name: string): PeerId | null {
+    return null;
+  }
+
+  localPublicKey(): Uint8Array | null {
+    return null;
   }
 
   abstract datagram(data: Buffer, from: RemoteInfo, arrival: number): void;
@@ -353,6 +382,34 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     }
   }
 
+  override peerIdOf(name: string): PeerId | null {
+    return this.#idByName.get(name) ?? null;
+  }
+
+  override localPublicKey(): Uint8Array | null {
+    return this.#ep.publicKey;
+  }
+
+  override setPeers(peers: readonly ReloadPeer[]): void {
+    super.setPeers(peers);
+    const next = new Map<PeerId, string>();
+    for (const p of peers) if (p.id !== null) next.set(p.id, p.name);
+    for (const [id, name] of this.#nameById) {
+      if (next.get(id) === name) continue;
+      this.#ep.removePeer(id);
+      this.#nameById.delete(id);
+      if (this.#idByName.get(name) === id) this.#idByName.delete(name);
+      this.#held.delete(id);
+      this.#handshakeStartedAt.delete(id);
+    }
+    for (const p of peers) {
+      if (p.id === null || p.publicKey === null || this.#nameById.has(p.id)) continue;
+      this.#ep.addPeer({ publicKey: p.publicKey });
+      this.#nameById.set(p.id, p.name);
+      this.#idByName.set(p.name, p.id);
+    }
+  }
+
   #endpointOf(address: string): Endpoint {
     let e = this.#addresses.get(address);
     if (!e) {
@@ -514,6 +571,8 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       const e = entry();
       id ??= this.#idByName.get(e.assoc.peerName);
       if (id === undefined) return 0;
+      // A reload removed the peer or changed its key: its closing association has no keys left.
+      if (this.#nameById.get(id) !== e.assoc.peerName) return 0;
       const addr = this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
@@ -653,19 +712,30 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   if (!config.key) return { ok: false, error: 'key: required (create one with `longhaul keygen NAME`)' };
   const own = loadPrivateKeyFile(resolveKeyPath(config, config.key));
   if (!own.ok) return { ok: false, error: own.error };
-  const peers: Array<{ name: string; id: PeerId; publicKey: Uint8Array }> = [];
-  for (const p of config.peers) {
-    if (!p.publicKey) return { ok: false, error: `peers: "${p.name}" has no publicKey` };
-    const pub = loadPublicKeyFile(resolveKeyPath(config, p.publicKey));
-    if (!pub.ok) return { ok: false, error: pub.error };
-    peers.push({ name: p.name, id: peerIdOf(pub.value), publicKey: pub.value });
-  }
+  const loaded = loadPeerKeys(config);
+  if (!loaded.ok) return loaded;
+  const peers = loaded.value;
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
   // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
   const ep = new SecureEndpoint({
     staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true, transientDatagrams: true, cipher: config.cipher,
   });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
+}
+
+/** The peers' public key files, loaded (errors name the file; a reload reports them by key path). */
+export function loadPeerKeys(config: GatewayConfig): Result<Array<{ name: string; id: PeerId; publicKey: Uint8Array }>> {
+  const peers: Array<{ name: string; id: PeerId; publicKey: Uint8Array }> = [];
+  for (const [i, p] of config.peers.entries()) {
+    if (!p.publicKey) return { ok: false, error: `peers[${i}].publicKey: peer "${p.name}" has no publicKey` };
+    const pub = loadPublicKeyFile(resolveKeyPath(config, p.publicKey));
+    if (!pub.ok) return { ok: false, error: `peers[${i}].publicKey: ${pub.error}` };
+    const id = peerIdOf(pub.value);
+    const twin = peers.find((q) => q.id === id);
+    if (twin) return { ok: false, error: `peers[${i}].publicKey: peer "${p.name}" has the same public key as peer "${twin.name}"` };
+    peers.push({ name: p.name, id, publicKey: pub.value });
+  }
+  return { ok: true, value: peers };
 }
 
 /**
