@@ -37,15 +37,22 @@ export function guestUnavailable(): string | null {
     }
   }
   if (!existsSync(BUSYBOX)) return `${BUSYBOX} is missing (apt-get install -y busybox-static)`;
+  // A dynamic busybox would find no loader in the initramfs.
+  if (readFileSync(BUSYBOX).includes('/lib64/ld-linux')) return `${BUSYBOX} is dynamically linked (apt-get install -y busybox-static)`;
   if (!existsSync('/usr/lib/x86_64-linux-gnu/libc.a')) return 'static libc is missing (apt-get install -y libc6-dev)';
   return null;
 }
 
 /** The versioned kernel package the meta-package points at. */
 function kernelPackage(): string {
-  const deps = sh(['apt-cache', 'depends', KERNEL_META_PACKAGE]);
+  let deps: string;
+  try {
+    deps = sh(['apt-cache', 'depends', KERNEL_META_PACKAGE]);
+  } catch (e) {
+    throw new Error(`apt-cache depends ${KERNEL_META_PACKAGE} failed (apt-get update first?): ${e instanceof Error ? e.message : String(e)}`);
+  }
   const m = /Depends:\s*(linux-image-[0-9][^\s]*)/.exec(deps);
-  if (!m) throw new Error(`cannot resolve ${KERNEL_META_PACKAGE}'s kernel package: ${deps.trim().slice(0, 200)}`);
+  if (!m) throw new Error(`cannot resolve ${KERNEL_META_PACKAGE}'s kernel package (apt-get update first?): ${deps.trim().slice(0, 200)}`);
   return m[1]!;
 }
 

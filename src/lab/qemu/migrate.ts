@@ -91,7 +91,10 @@ export async function migrate(src: QemuVm, dst: QemuVm, s: QemuSettings, opts: M
   let cut = false;
   const maxPolls = Math.ceil((opts.capSeconds * 1000) / POLL_MS) + Math.ceil(SOURCE_NOTICES_MS / POLL_MS) + 10;
   for (let i = 0; i < maxPolls; i++) {
-    info = await queryMigrate(src);
+    const now = await queryMigrate(src);
+    // A failed or cancelled migration's answer has no RAM counters: keep the last ones seen,
+    // so the result still says what was sent.
+    info = now.ram === undefined && info.ram !== undefined ? { ...info, ...now, ram: info.ram } : now;
     const sent = info.ram?.transferred ?? 0;
     opts.onProgress?.(sent, elapsed());
     if (info.status === 'completed') break;
