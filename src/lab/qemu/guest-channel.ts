@@ -2,8 +2,8 @@
 // as a Unix socket chardev. lh-guestload writes one line per message ("ready ...", "hb ...",
 // "verified ...", "error ..."), words of key=value after a type; the host writes commands.
 
-import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Socket } from 'node:net';
+import { connectWithRetry } from './unix-socket.ts';
 
 export interface GuestMessage {
   type: string;
@@ -39,23 +39,8 @@ export class GuestChannel {
     socket.on('close', () => { this.closed = true; this.wake(); });
   }
 
-  static async connect(path: string, timeoutMs = 15_000): Promise<GuestChannel> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    while (Date.now() < deadline) {
-      try {
-        const socket = await new Promise<Socket>((done, fail) => {
-          const s = connect(path);
-          s.once('connect', () => { s.off('error', fail); done(s); });
-          s.once('error', fail);
-        });
-        return new GuestChannel(socket);
-      } catch (e) {
-        last = e;
-        await sleep(100);
-      }
-    }
-    throw new Error(`guest control socket ${path} did not open within ${timeoutMs} ms: ${last instanceof Error ? last.message : String(last)}`);
+  static connect(path: string, timeoutMs = 15_000): Promise<GuestChannel> {
+    return connectWithRetry(path, timeoutMs, 'guest control socket', (socket) => new GuestChannel(socket));
   }
 
   private wake(): void {

@@ -2,8 +2,8 @@
 // qmp_capabilities, then one command at a time with an id; asynchronous events are kept.
 // https://www.qemu.org/docs/master/interop/qmp-spec.html
 
-import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Socket } from 'node:net';
+import { connectWithRetry } from './unix-socket.ts';
 
 export interface QmpEvent {
   event: string;
@@ -43,25 +43,17 @@ export class QmpClient {
 
   /** Connects (retrying while QEMU creates the socket, up to `timeoutMs`) and leaves capabilities negotiation done. */
   static async connect(path: string, timeoutMs = 15_000): Promise<QmpClient> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    while (Date.now() < deadline) {
+    return connectWithRetry(path, timeoutMs, 'QMP', async (socket, deadline) => {
+      const client = new QmpClient(socket);
       try {
-        const socket = await new Promise<Socket>((done, fail) => {
-          const s = connect(path);
-          s.once('connect', () => { s.off('error', fail); done(s); });
-          s.once('error', fail);
-        });
-        const client = new QmpClient(socket);
         await client.greeting(deadline - Date.now());
         await client.execute('qmp_capabilities');
-        return client;
       } catch (e) {
-        last = e;
-        await sleep(100);
+        socket.destroy();
+        throw e;
       }
-    }
-    throw new QmpError(`no QMP on ${path} within ${timeoutMs} ms: ${last instanceof Error ? last.message : String(last)}`);
+      return client;
+    });
   }
 
   private greetingWaiter: ((ok: boolean) => void) | null = null;

@@ -2,7 +2,7 @@
 // the initramfs's /init).
 //
 // 1. Fills a share of the guest's RAM with 4 KiB pages of a set mix (zero / text-like /
-//    structured / incompressible, the same classes as the lab's `vm` payload), keeping a
+//    structured / incompressible, the same classes and runs of 8 as the lab's `vm` payload), keeping a
 //    64-bit checksum of every page it wrote.
 // 2. Keeps dirtying pages at a set rate (uniformly chosen, each rewrite a new version of the
 //    page's content, so a stale copy on the destination fails its checksum).
@@ -229,7 +229,8 @@ int main(int argc, char **argv) {
   uint64_t count[4] = {0, 0, 0, 0};
   uint64_t t0 = now_ns();
   for (uint64_t i = 0; i < pages; i++) {
-    unsigned k = (unsigned)(mix64(seed * 0x51ed27ull + i) % total_w);
+    // Classes come in runs of 8 pages (32 KiB), as in the lab's `vm` payload: real memory is clustered.
+    unsigned k = (unsigned)(mix64(seed * 0x51ed27ull + (i >> 3)) % total_w);
     classes[i] = k < w[0] ? ZERO : k < w[0] + w[1] ? TEXT : k < w[0] + w[1] + w[2] ? STRUCTURED : RANDOM;
     count[classes[i]]++;
     write_page(i, 0);
