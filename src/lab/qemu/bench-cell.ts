@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { DEFAULT_LAB, readLabState, requestEmulatorStats, setLinkProfile } from '../netns.ts';
-import { capSeconds, MIN_CAP_SECONDS, type BenchCell } from '../bench/matrix.ts';
+import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell } from '../bench/matrix.ts';
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from '../bench/methods.ts';
 import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from '../bench/cpu-accounting.ts';
 import { linkFloorSeconds } from '../bench/limits.ts';
@@ -64,7 +64,8 @@ function figures(s: QemuSettings, outcome: MigrationOutcome | null, verification
 export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): Promise<BenchResult> {
   const lab = opts.lab ?? DEFAULT_LAB;
   const s: QemuSettings = { ...(opts.qemu ?? DEFAULT_QEMU), memoryMiB: Math.round(cell.bytes / 2 ** 20) };
-  const migration = opts.migration ? { ...opts.migration, dirtyPagesPerSec: s.dirtyPagesPerSec, downtimeBudgetMs: s.downtimeLimitMs } : undefined;
+  // The cap comes from the model's ideal time for this guest's size, dirty rate and downtime.
+  const migration = { ...(opts.migration ?? DEFAULT_MIGRATION), dirtyPagesPerSec: s.dirtyPagesPerSec, downtimeBudgetMs: s.downtimeLimitMs };
   const cap = capSeconds(cell, opts.maxCapSeconds, migration);
   const base = (notes: string): BenchResult => ({ ...emptyResult(cell, cap, notes, opts), qemu: figures(s, null, null, null, undefined, 'not run') });
   const unavailable = methodUnavailable(cell.method) ?? guestUnavailable();
