@@ -9,7 +9,10 @@ export interface QemuRunFigures {
   /** QEMU's own figures from the source's last query-migrate (null when it gave none). */
   total_time_ms: number | null;
   setup_time_ms: number | null;
-  /** Bytes QEMU sent (ram.transferred: the main stream plus multifd channels). */
+  /**
+   * Bytes QEMU sent (ram.transferred: the main stream plus multifd channels). With multifd
+   * compression QEMU 7.2 counts the pages before compression (wire_bytes tells what crossed).
+   */
   transferred_bytes: number | null;
   multifd_bytes: number | null;
   ram_total_bytes: number | null;
