@@ -2,12 +2,14 @@
 // --method (JSON lines with --json), or the whole matrix, saved under bench/results/.
 
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
 import { parseBytes, parsePayload } from '../workloads/run.ts';
 import type { PayloadKind } from '../workloads/payload.ts';
 import { buildMatrix, capSeconds, DEFAULT_BYTES, DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION, isMethod, isWorkload, METHODS, type Method, type MigrationSettings, type Workload } from './matrix.ts';
 import { ensureLab, runCell, stopActiveRuns, type BenchResult } from './runner.ts';
+import { runQemuCell } from '../qemu/bench-cell.ts';
+import { DEFAULT_QEMU, parseMix, QEMU_COMPRESSIONS, type QemuCompression, type QemuSettings } from '../qemu/settings.ts';
 import { DEFAULT_LAB, type LabId } from '../netns.ts';
 
 function labId(prefix: string): LabId {
@@ -43,7 +45,7 @@ interface BenchFlags {
   method?: Method[];
   workload: Workload;
   payload: PayloadKind;
-  bytes: number;
+  bytes?: number;
   json: boolean;
   cap: number;
   dirtyRate: number;
@@ -56,6 +58,29 @@ interface BenchFlags {
   render?: string;
   perfRecord?: string;
   runs: number;
+  fill?: number;
+  mix?: string;
+  multifd?: number;
+  qemuCompression?: QemuCompression;
+  cutDestinationAfter?: number;
+}
+
+/** Guest RAM of the `qemu` workload (whole MiB); the VM image size or bulk bytes otherwise. */
+export const DEFAULT_QEMU_BYTES = DEFAULT_QEMU.memoryMiB * 2 ** 20;
+
+function defaultBytes(workload: Workload): number {
+  return workload === 'qemu' ? DEFAULT_QEMU_BYTES : DEFAULT_BYTES;
+}
+
+function qemuSettings(flags: BenchFlags, bytes: number): QemuSettings {
+  if (bytes % 2 ** 20 !== 0 || bytes < 64 * 2 ** 20) throw new InvalidArgumentError(`--bytes for the qemu workload is the guest's RAM: whole MiB, at least 64MiB (got ${bytes})`);
+  const fill = flags.fill ?? DEFAULT_QEMU.fillShare;
+  if (!(fill > 0 && fill <= 0.95)) throw new InvalidArgumentError(`--fill must be in (0, 0.95]: ${fill}`);
+  return {
+    ...DEFAULT_QEMU, memoryMiB: bytes / 2 ** 20, fillShare: fill, mix: flags.mix !== undefined ? parseMix(flags.mix) : DEFAULT_QEMU.mix,
+    dirtyPagesPerSec: flags.dirtyRate, downtimeLimitMs: flags.downtime, multifdChannels: flags.multifd ?? DEFAULT_QEMU.multifdChannels,
+    compression: flags.qemuCompression ?? DEFAULT_QEMU.compression, seed: flags.seed,
+  };
 }
 
 /** Re-write the Markdown and SVG of a results file from its JSON lines (e.g. after a report change). */
@@ -68,7 +93,7 @@ function render(jsonlPath: string): void {
   const files = writeResults(results, {
     base: jsonlPath.replace(/\.jsonl$/, ''), workload: first.workload, payload: first.payload,
     // Files from before size_bytes was recorded used the default size.
-    bytes: first.size_bytes ?? DEFAULT_BYTES,
+    bytes: first.size_bytes ?? DEFAULT_BYTES, ...(first.qemu ? { qemu: first.qemu.settings } : {}),
     // Lines printed by --json carry no machine: this machine, dated by the first run.
     migration: first.migration ?? DEFAULT_MIGRATION, machine: first.machine ?? { ...machineInfo(), date: first.date },
   });
@@ -89,7 +114,9 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
     return [];
   }
   const migration: MigrationSettings = { ...DEFAULT_MIGRATION, dirtyPagesPerSec: flags.dirtyRate, downtimeBudgetMs: flags.downtime };
-  const cells = buildMatrix({ profiles: flags.profile, methods: flags.method, workload: flags.workload, payload: flags.payload, bytes: flags.bytes });
+  const bytes = flags.bytes ?? defaultBytes(flags.workload);
+  const qemu = flags.workload === 'qemu' ? qemuSettings(flags, bytes) : undefined;
+  const cells = buildMatrix({ profiles: flags.profile, methods: flags.method, workload: flags.workload, payload: flags.payload, bytes });
   const wholeMatrix = flags.profile === undefined || flags.method === undefined;
   const bar = new ProgressBar();
   const results: BenchResult[] = [];
@@ -106,10 +133,13 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
     for (const [i, cell] of schedule.entries()) {
       const cap = capSeconds(cell, flags.cap, migration);
       const label = `[${i + 1}/${schedule.length}] ${cell.profile.name} ${cell.method}`;
-      const r = await runCell(cell, {
+      const runOpts = {
         lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag, perfDir: flags.perfRecord,
-        onProgress: (c, bytes, seconds) => bar.update(label, c, bytes, seconds, cap),
-      });
+        onProgress: (c: typeof cell, sent: number, seconds: number) => bar.update(label, c, sent, seconds, cap),
+      };
+      const r = qemu !== undefined
+        ? await runQemuCell(cell, { ...runOpts, qemu, ...(flags.cutDestinationAfter !== undefined ? { cutAfterBytes: flags.cutDestinationAfter } : {}) })
+        : await runCell(cell, runOpts);
       results.push(r);
       bar.done(`${label.split(' ')[0]} ${summary(r)}`);
       if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -119,7 +149,7 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
     await labDone();
   }
   if (flags.save || (wholeMatrix && !flags.json) || flags.out !== undefined) {
-    const files = writeResults(results, { base: flags.out, workload: flags.workload, payload: flags.payload, bytes: flags.bytes, migration });
+    const files = writeResults(results, { base: flags.out, workload: flags.workload, payload: flags.payload, bytes, migration, ...(qemu ? { qemu } : {}) });
     process.stderr.write(`results: ${files.join(', ')}\n`);
     if (!flags.json) process.stdout.write(`${files.markdownTable}\n`);
   } else if (!flags.json && !(process.stderr.isTTY && process.stdout.isTTY)) {
@@ -135,16 +165,28 @@ export function registerBenchCommand(program: Command): void {
     .description('run the report\'s experiment in the lab: each profile x method, time / speed-up / goodput / wire bytes')
     .option('--profile <names>', `link profile(s), comma-separated (default: all five report profiles)`, parseProfiles)
     .option('--method <names>', `method(s): ${METHODS.join(', ')} (default: all)`, parseList('method', isMethod, METHODS))
-    .option('--workload <w>', 'migration | bulk', (x: string) => {
-      if (!isWorkload(x)) throw new InvalidArgumentError('workload must be migration or bulk');
+    .option('--workload <w>', 'migration (the model) | qemu (a real QEMU live migration) | bulk', (x: string) => {
+      if (!isWorkload(x)) throw new InvalidArgumentError('workload must be migration, qemu or bulk');
       return x;
     }, 'migration' as Workload)
     .option('--payload <kind>', 'vm | random', parsePayload, 'vm' as PayloadKind)
-    .option('--bytes <size>', 'bulk bytes, or VM memory for migration (e.g. 128MiB, 1GiB)', parseBytes, DEFAULT_BYTES)
+    .option('--bytes <size>', 'bulk bytes, VM memory for migration, guest RAM for qemu (e.g. 128MiB, 1GiB; default 1GiB, qemu 512MiB)', parseBytes)
     .option('--cap <seconds>', 'longest any run may take (capped runs are reported as such)', positive, DEFAULT_MAX_CAP_SECONDS)
     .option('--dirty-rate <pages/s>', 'migration: pages the VM dirties per second', positive, DEFAULT_MIGRATION.dirtyPagesPerSec)
     .option('--downtime <ms>', 'migration: downtime budget', positive, DEFAULT_MIGRATION.downtimeBudgetMs)
     .option('--seed <n>', 'payload seed', positive, 1)
+    .option('--fill <share>', 'qemu: share of the guest\'s memory its workload fills', positive, DEFAULT_QEMU.fillShare)
+    .option('--mix <weights>', 'qemu: page mix zero,text,structured,random', '35,20,20,25')
+    .option('--multifd <n>', 'qemu: multifd channels (TCP connections); 0 for the single stream', (x: string) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 0 || n > 16) throw new InvalidArgumentError('--multifd must be an integer 0..16');
+      return n;
+    }, 0)
+    .option('--qemu-compression <c>', `qemu: QEMU's multifd compression: ${QEMU_COMPRESSIONS.join(', ')}`, (x: string) => {
+      if (!(QEMU_COMPRESSIONS as readonly string[]).includes(x)) throw new InvalidArgumentError(`one of ${QEMU_COMPRESSIONS.join(', ')}`);
+      return x as QemuCompression;
+    }, 'none' as QemuCompression)
+    .addOption(new Option('--cut-destination-after <size>', 'qemu, fault injection for tests: kill the destination QEMU once this much was sent').argParser(parseBytes).hideHelp())
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
     .option('--runs <n>', 'run every cell this many times (the tables show medians)', positive, 1)
@@ -157,6 +199,7 @@ export function registerBenchCommand(program: Command): void {
 Examples:
   longhaul bench                                  # whole matrix, migration of a 1 GiB vm image (~25 min)
   longhaul bench --bytes 128MiB                   # a quicker look (~10 min)
+  longhaul bench --workload qemu --method tcp-cubic,tcp-bbr,longhaul   # real QEMU migrations, 512 MiB guest
   longhaul bench --profile mpls --method longhaul --workload bulk --payload random --bytes 64MiB --json
 Needs root and the lab (brought up and down automatically unless one is up already).`)
     .action(async (flags: BenchFlags) => {

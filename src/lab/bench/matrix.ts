@@ -6,7 +6,7 @@ import { DEFAULT_DIRTY_PAGES_PER_SEC, DEFAULT_DOWNTIME_BUDGET_MS, DEFAULT_MAX_RO
 
 export const METHODS = ['tcp-cubic', 'tcp-bbr', 'tcp-64k', 'kcptun', 'longhaul'] as const;
 export type Method = (typeof METHODS)[number];
-export const WORKLOADS = ['migration', 'bulk'] as const;
+export const WORKLOADS = ['migration', 'bulk', 'qemu'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const METHOD_DOC: Record<Method, string> = {

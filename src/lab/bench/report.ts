@@ -10,6 +10,8 @@ import { REPORT_PROFILES } from '../profiles.ts';
 import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
+import type { QemuSettings } from '../qemu/settings.ts';
+import { QEMU_NOTES, qemuCpuCell, qemuRunsTable, qemuWorkloadText } from '../qemu/report.ts';
 import { formatSeconds, speedUp, usable } from './figures.ts';
 import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
 
@@ -128,6 +130,7 @@ function cpuCell(r: BenchResult): string {
   if (r.cpu_seconds === undefined) return 'unknown';
   const ends: Array<[string, string]> = r.method === 'longhaul' ? [['gateway_a', 'gw A'], ['gateway_b', 'gw B']]
     : r.method === 'kcptun' ? [['kcptun_client', 'kcp A'], ['kcptun_server', 'kcp B']] : [];
+  if (r.workload === 'qemu') return qemuCpuCell(r);
   return [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']].map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
 }
 
@@ -175,6 +178,8 @@ export interface ReportContext {
   payload: string;
   bytes: number;
   migration: MigrationSettings;
+  /** `qemu` workload: the guest and QEMU's migration settings. */
+  qemu?: QemuSettings;
   machine?: MachineInfo;
 }
 
@@ -234,7 +239,7 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   // Several runs of a cell (--runs): the tables show the median run by time.
   const find = (p: string, m: string) => medianRun(results.filter((r) => r.profile === p && r.method === m));
   const lines: string[] = [];
-  const what = ctx.workload === 'migration'
+  const what = ctx.workload === 'qemu' && ctx.qemu !== undefined ? qemuWorkloadText(ctx.qemu, results) : ctx.workload === 'migration'
     ? `pre-copy live migration of a ${mib(ctx.bytes)} MiB \`${ctx.payload}\` memory image (dirty rate ${ctx.migration.dirtyPagesPerSec} pages/s, downtime budget ${ctx.migration.downtimeBudgetMs} ms)`
     : `bulk transfer of ${mib(ctx.bytes)} MiB of \`${ctx.payload}\` payload`;
   lines.push(`# Lab benchmark: ${ctx.workload}`, '');
@@ -265,6 +270,7 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
     'else `protocol`; `unknown` for runs recorded before these figures were. A `link` run kept the link busy at least ' +
     `${pct(1 / (1 + LINK_FLOOR_TOLERANCE))} of the time, so it gets faster mainly by putting fewer bytes on the wire; a \`cpu\` or \`protocol\` run left the link idle longer.`);
   lines.push('', '## Every run', '');
+  if (ctx.workload === 'qemu') lines.push(...qemuRunsTable(results), '', QEMU_NOTES, '', '### The bench\'s common figures', '');
   lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s per process | limit | notes |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|');
   for (const r of results) {
@@ -302,7 +308,7 @@ export function writeResults(results: BenchResult[], ctx: ReportContext & { base
   writeFileSync(`${base}.jsonl`, jsonl);
   const md = renderMarkdown(results, { ...ctx, machine });
   writeFileSync(`${base}.md`, md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`));
-  writeFileSync(`${base}.svg`, renderChart(results, { title: `${ctx.workload}: ${mib(ctx.bytes)} MiB ${ctx.payload}, seconds per profile and method (log scale)`, subtitle: `${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${machine.nproc} cores ${machine.cpu}` }));
+  writeFileSync(`${base}.svg`, renderChart(results, { title: `${ctx.workload}: ${mib(ctx.bytes)} MiB ${ctx.workload === 'qemu' ? 'guest, verified QEMU live migration' : ctx.payload}, seconds per profile and method (log scale)`, subtitle: `${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${machine.nproc} cores ${machine.cpu}` }));
   const files = [`${base}.jsonl`, `${base}.md`, `${base}.svg`] as WrittenResults;
   files.markdownTable = md;
   return files;

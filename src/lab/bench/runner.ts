@@ -15,12 +15,13 @@ import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell, type Me
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from './methods.ts';
 import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from './cpu-accounting.ts';
 import { linkFloorSeconds } from './limits.ts';
+import type { QemuRunFigures } from '../qemu/figures.ts';
 import { PERF_NODE_FLAGS, startPerfRecord, stopPerfRecord } from './perf-record.ts';
 
 const WORKLOAD_MAIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'workloads/run.ts');
 export const SINK_PORT = 5201;
-const TUNNELS: ReadonlySet<Method> = new Set(['kcptun', 'longhaul']);
-const WARM_UP_BYTES = 64 * 1024;
+export const TUNNELS: ReadonlySet<Method> = new Set(['kcptun', 'longhaul']);
+export const WARM_UP_BYTES = 64 * 1024;
 /** Extra time the bench grants a client past its own cap before killing it. */
 const CLIENT_GRACE_MS = 15_000;
 
@@ -34,6 +35,8 @@ export interface BenchResult {
   /** The size asked for: bulk bytes, or the VM's memory for migration. */
   size_bytes?: number;
   migration?: MigrationSettings;
+  /** `qemu` workload: the guest, QEMU's own figures and how the destination was checked. */
+  qemu?: QemuRunFigures;
   planned_bytes: number;
   seconds: number;
   goodput_mbps: number;
@@ -93,7 +96,7 @@ export interface RunOptions {
 }
 
 /** The sink in site B; resolves once it listens. (The client checks its count and hash.) */
-async function startSinkProcess(lab: LabId): Promise<ChildProcess> {
+export async function startSinkProcess(lab: LabId): Promise<ChildProcess> {
   const child = labExec('b', [process.execPath, WORKLOAD_MAIN, 'sink', '--port', String(SINK_PORT)], { lab, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
@@ -119,7 +122,7 @@ function clientArgs(cell: BenchCell, path: MethodPath, cap: number, opts: RunOpt
 }
 
 // What an interrupted bench must stop: processes and method paths of the run in progress.
-const active = new Set<() => Promise<void>>();
+export const active = new Set<() => Promise<void>>();
 
 /** Stops whatever runs are in progress (for SIGINT): client, method path, sink. */
 export async function stopActiveRuns(): Promise<void> {
@@ -128,7 +131,7 @@ export async function stopActiveRuns(): Promise<void> {
   await Promise.all(all.map((stop) => stop().catch(() => {})));
 }
 
-async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions, lab: LabId): Promise<WorkloadResult> {
+export async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions, lab: LabId): Promise<WorkloadResult> {
   const child = labExec('a', clientArgs(cell, path, cap, opts), { lab, stdio: ['ignore', 'pipe', 'pipe'] });
   const stop = () => stopProcess(child);
   active.add(stop);
@@ -151,7 +154,7 @@ async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: R
   return result;
 }
 
-function delta(after: EmulatorReport | undefined, before: EmulatorReport | undefined) {
+export function wireDelta(after: EmulatorReport | undefined, before: EmulatorReport | undefined) {
   const a = after?.aToB, b = after?.bToA, a0 = before?.aToB, b0 = before?.bToA;
   return {
     wire_bytes: (a?.bytesDelivered ?? 0) - (a0?.bytesDelivered ?? 0),
@@ -163,7 +166,7 @@ function delta(after: EmulatorReport | undefined, before: EmulatorReport | undef
   };
 }
 
-function emptyResult(cell: BenchCell, cap: number, notes: string, opts: RunOptions): BenchResult {
+export function emptyResult(cell: BenchCell, cap: number, notes: string, opts: RunOptions): BenchResult {
   return {
     profile: cell.profile.name, method: cell.method, workload: cell.workload, payload: cell.payload,
     size_bytes: cell.bytes, ...(cell.workload === 'migration' ? { migration: opts.migration ?? DEFAULT_MIGRATION } : {}),
@@ -208,7 +211,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     if (perf !== null) await stopPerfRecord(perf);
     const after = await requestEmulatorStats(lab);
     const snapshot = await path.snapshot?.().catch((e: unknown) => ({ error: String(e) }));
-    const wire = delta(after, before);
+    const wire = wireDelta(after, before);
     const cpu = cpuDelta(cpuBefore, cpuAfter, clockTicksPerSecond());
     const out: BenchResult = {
       ...emptyResult(cell, cap, path.notes, opts),
