@@ -99,7 +99,9 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
       const now = await requestEmulatorStats(LAB);
       assert.equal(now!.profile, 'mpls');
       assert.equal(now!.link.rttMs, 25);
-      assert.equal(now!.aToB.packetsIn, 0);
+      // Counters start from zero. A late segment of the previous test's TCP connection (its
+      // final ACK, a retransmission under load) may already have reached the new emulator.
+      assert.ok(now!.aToB.packetsIn <= 5 && now!.aToB.packetsIn < previous.aToB.packetsIn, `new emulator counted ${now!.aToB.packetsIn} packets in`);
     });
 
     await t.test('down removes namespaces and kills the emulator and recorded processes; idempotent', async () => {
