@@ -23,7 +23,6 @@ export class OutageWatch {
   #lastInput = Number.NEGATIVE_INFINITY;
   /** Start of the current outage (the last packet heard), or -1. */
   #since = -1;
-  outages = 0;
 
   constructor(afterMs: number) {
     this.afterMs = afterMs;
@@ -57,7 +56,6 @@ export class OutageWatch {
     const silentFrom = Math.max(this.#busySince, this.#lastInput);
     if (s.now - silentFrom < this.afterMs) return null;
     this.#since = silentFrom;
-    this.outages++;
     return { kind: 'began', since: this.#since };
   }
 }
