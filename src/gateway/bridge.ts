@@ -10,6 +10,7 @@ import type { Association, StreamListener } from './association.ts';
 import { ResetCode, describeReset } from './open-header.ts';
 import { describeBlockError } from '../codec/index.ts';
 import type { BlockDecoder, BlockEncoder } from '../codec/index.ts';
+import { isSharedReadBuffer, readIntoSharedBuffer } from './tcp-read.ts';
 
 // One read from the core per socket.write: large enough to amortise calls, small enough
 // that a paused socket holds little (plus at most one decoded block).
@@ -89,7 +90,7 @@ export class StreamBridge implements StreamListener {
     o.assoc.streams.set(o.streamId, this);
     const s = o.socket;
     s.setNoDelay(true);
-    s.on('data', this.#onSocketData);
+    if (!readIntoSharedBuffer(s, this.#onSharedRead)) s.on('data', this.#onSocketData);
     s.on('end', this.#onSocketEnd);
     s.on('drain', this.#onSocketDrain);
     s.on('error', this.#onSocketError);
@@ -113,13 +114,24 @@ export class StreamBridge implements StreamListener {
 
   // ---- TCP -> stream ----
 
+  /** A read in the shared buffer (tcp-read.ts): whatever the stream does not take now is copied. */
+  #onSharedRead = (view: Buffer): boolean => {
+    this.#onSocketData(view);
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) {
+      const part = pending[i]!;
+      if (isSharedReadBuffer(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
+    }
+    return true; // a refusal has paused the socket already (which stops reading at once)
+  };
+
   #onSocketData = (chunk: Buffer): void => {
     this.bytesFromSocket += chunk.length;
     this.#traffic.rawOut += chunk.length;
     // Uncompressed blocks gain nothing from being larger: no gathering (and no copy) unless the
     // encoder is compressing right now (not sending raw by choice or backing off).
     if (this.#gatheredBytes > 0 || (this.#encoder.compressing && this.#assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
-      this.#gathered.push(chunk);
+      this.#gathered.push(isSharedReadBuffer(chunk) ? Buffer.from(chunk) : chunk);
       this.#gatheredBytes += chunk.length;
       // Stop while one more read still fits the block.
       if (this.#gatheredBytes <= GATHER_BLOCK_BYTES - TCP_READ_MAX) {
