@@ -29,6 +29,6 @@ for (const [profile, rate, bytes] of [['baseline', '900M', BYTES], ['mpls', '90M
     profile: [findProfile(profile)!], method: ['longhaul'], workload: 'bulk', payload: 'random', bytes, json: false,
     cap: DEFAULT_MAX_CAP_SECONDS, dirtyRate: DEFAULT_MIGRATION.dirtyPagesPerSec, downtime: DEFAULT_MIGRATION.downtimeBudgetMs,
     out: join(RESULTS_DIR, `gateway-lab-${day}-${profile}-paced${rate}`), save: true, seed: 1,
-    longhaulFlag: ['--max-rate', rate], lab: DEFAULT_LAB.prefix, runs: RUNS,
+    longhaulFlag: ['--max-rate', rate], gatewayNodeFlag: [], lab: DEFAULT_LAB.prefix, runs: RUNS,
   });
 }

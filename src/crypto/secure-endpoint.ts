@@ -263,8 +263,8 @@ export type DeferredDelivery = (peer: PeerId, plaintext: Uint8Array, source: str
 /** Queued by handleDatagramDeferred: its fate is decided in openDeferred. */
 export const DEFERRED: HandleResult = Object.freeze({ kind: 'handled' });
 
-// Transient data messages' plaintexts are written into slabs of this size (one allocation per
-// ~180 datagrams of 1400 bytes); a slab lives as long as any plaintext view of it.
+// Transient data messages' plaintexts are written into one slab of this size (~180 datagrams of
+// 1400 bytes), reused: a plaintext is valid only until `deliver` returns.
 const PLAIN_SLAB_BYTES = 256 * 1024;
 
 /** handleDatagramDeferred's queue: parallel arrays, reused batch after batch. */
@@ -661,7 +661,8 @@ export class SecureEndpoint {
 
   /**
    * Opens what handleDatagramDeferred queued: `deliver` gets each authenticated datagram (a view
-   * of the message decrypted in place, or of the endpoint's memory with transientDatagrams), in
+   * of the message decrypted in place, or of the endpoint's memory with transientDatagrams: valid
+   * only until `deliver` returns, the memory is reused), in
    * arrival order. Messages whose keys were retired meanwhile are dropped as unknown; a replay
    * within the batch as a duplicate.
    */
@@ -705,7 +706,8 @@ export class SecureEndpoint {
     const d = this.deferred;
     const transient = this.transientDatagrams;
     if (transient && this.plainSlabPos + d.datagrams[start]!.length > this.plainSlab.length) {
-      this.plainSlab = Buffer.allocUnsafeSlow(PLAIN_SLAB_BYTES);
+      // What the slab held was delivered and is no longer needed (`deliver` copies what it keeps).
+      if (this.plainSlab.length === 0) this.plainSlab = Buffer.allocUnsafeSlow(PLAIN_SLAB_BYTES);
       this.plainSlabPos = 0;
     }
     let pos = this.plainSlabPos;

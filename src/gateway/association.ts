@@ -136,6 +136,15 @@ export class Association {
     });
   }
 
+  /** In-order bytes as a view of the stream's receive ring: release() them once they are written. */
+  readView(streamId: number, max: number): Uint8Array | null {
+    return this.conn.readView(streamId, max);
+  }
+
+  release(streamId: number, bytes: number): void {
+    if (this.conn.release(streamId, bytes)) this.schedule();
+  }
+
   write(streamId: number, data: Uint8Array): number {
     const n = this.conn.write(streamId, data);
     this.#bytesWritten += n;

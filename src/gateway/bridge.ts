@@ -25,6 +25,7 @@ const GATHER_BLOCK_BYTES = 256 * 1024;
 const GATHER_MAX_WAIT_MS = 5;
 // Node reads a TCP socket up to 64 KiB at a time.
 const TCP_READ_MAX = 64 * 1024;
+const EMPTY = new Uint8Array(0);
 
 export type BridgeEnd = 'closed' | 'reset-local' | 'reset-remote' | 'association-lost' | 'protocol-error' | 'shutdown';
 
@@ -219,34 +220,50 @@ export class StreamBridge implements StreamListener {
 
   onReadable(): void {
     if (this.#socketWriteBlocked || this.#streamDone) return;
-    const conn = this.#assoc.conn;
-    let any = false;
+    const assoc = this.#assoc;
+    let viewed = 0;
+    let written = 0;
     let data: Uint8Array | null;
     // Everything readable now goes to the kernel in one writev: a write per decoded piece cost a
-    // system call and a wake-up of the reader each (~30 KB per write in the lab).
+    // system call and a wake-up of the reader each (~30 KB per write in the lab). The pieces are
+    // views of the stream's receive ring (raw blocks) or fresh buffers (decompressed blocks).
     this.#socket.cork();
-    while (!this.#socketWriteBlocked && (data = conn.read(this.streamId, READ_CHUNK)) !== null) {
-      any = true;
-      if (!this.#deliver(data)) break;
+    while (!this.#socketWriteBlocked && (data = assoc.readView(this.streamId, READ_CHUNK)) !== null) {
+      viewed += data.length;
+      const n = this.#deliver(data);
+      if (n < 0) break;
+      written += n;
     }
-    if (!this.#socket.destroyed) this.#socket.uncork();
-    // Reading returned credit: let the core announce it.
-    if (any) this.#assoc.schedule();
+    if (viewed === 0) {
+      if (!this.#socket.destroyed) this.#socket.uncork();
+      return;
+    }
+    // The ring's bytes return once the socket no longer needs them: after the writes that
+    // reference them (their callbacks come in order), at once if nothing was written.
+    if (written > 0 && !this.#socket.destroyed) {
+      this.#socket.write(EMPTY, () => assoc.release(this.streamId, viewed));
+      this.#socket.uncork();
+    } else {
+      if (!this.#socket.destroyed) this.#socket.uncork();
+      assoc.release(this.streamId, viewed);
+    }
+    // Reading returned the association's credit: let the core announce it.
+    assoc.schedule();
   }
 
-  /** Decodes and writes to the socket; false after a protocol error. */
-  #deliver(data: Uint8Array): boolean {
+  /** Decodes and writes to the socket: the number of pieces written, -1 after a protocol error. */
+  #deliver(data: Uint8Array): number {
     const r = this.#decoder.push(data);
     if (!r.ok) {
       this.#protocolError(describeBlockError(r.error));
-      return false;
+      return -1;
     }
     for (const chunk of r.data) {
       this.bytesToSocket += chunk.length;
       this.#traffic.rawIn += chunk.length;
       if (!this.#socket.write(chunk)) this.#socketWriteBlocked = true;
     }
-    return true;
+    return r.data.length;
   }
 
   #onSocketDrain = (): void => {

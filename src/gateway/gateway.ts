@@ -636,6 +636,8 @@ export class Gateway {
         rawInBps: ((t.rawIn - e.lastSample.rawIn) * 8) / dt,
       };
       e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
+      // Streams between bursts keep no receive memory (thousands of idle connections).
+      e.assoc.conn.trimBuffers();
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
       const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
@@ -869,14 +871,15 @@ export class Gateway {
     };
   }
 
-  #bufferedBytes(): Pick<GatewayStatus['memory'], 'transportSendBytes' | 'transportSendAllocatedBytes' | 'transportRecvBytes' | 'bridgePendingBytes' | 'socketWriteQueueBytes'> {
-    const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
+  #bufferedBytes(): Pick<GatewayStatus['memory'], 'transportSendBytes' | 'transportSendAllocatedBytes' | 'transportRecvBytes' | 'transportRecvAllocatedBytes' | 'bridgePendingBytes' | 'socketWriteQueueBytes'> {
+    const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, transportRecvAllocatedBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
     for (const e of this.#entries) {
       if (e.assoc.isClosed) continue;
       const x = e.assoc.conn.bufferedBytes();
       m.transportSendBytes += x.send;
       m.transportSendAllocatedBytes += x.sendAllocated;
       m.transportRecvBytes += x.recv;
+      m.transportRecvAllocatedBytes += x.recvAllocated;
     }
     for (const b of this.#bridges) {
       m.bridgePendingBytes += b.pendingBytes;
@@ -995,7 +998,7 @@ export interface GatewayStatus {
   memory: {
     rssBytes: number; heapUsedBytes: number; arrayBuffersBytes: number; budgetBytes: number;
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
-    transportSendBytes: number; transportSendAllocatedBytes: number; transportRecvBytes: number;
+    transportSendBytes: number; transportSendAllocatedBytes: number; transportRecvBytes: number; transportRecvAllocatedBytes: number;
     /** Bytes the TCP sides hold: read but not yet taken by the transport, and written but not yet taken by the kernel. */
     bridgePendingBytes: number; socketWriteQueueBytes: number;
   };

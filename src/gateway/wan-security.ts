@@ -297,8 +297,8 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 
 class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   readonly mode = 'plaintext (INSECURE, debug only)';
-  // Routes the datagrams themselves: the transport keeps views of them.
-  readonly takesTransientDatagrams = false;
+  // Routes the datagrams themselves: the transport copies what it keeps.
+  readonly takesTransientDatagrams = true;
 
   datagram(data: Buffer, from: RemoteInfo, arrival: number): void {
     const ep = { host: from.address, port: from.port };

@@ -240,14 +240,31 @@ export class Connection implements TransportConnection, RecoveryHandler {
   }
 
   read(streamId: number, max = Infinity): Uint8Array | null {
+    return this.readFrom(streamId, max, false);
+  }
+
+  readView(streamId: number, max = Infinity): Uint8Array | null {
+    return this.readFrom(streamId, max, true);
+  }
+
+  release(streamId: number, bytes: number): boolean {
+    const s = this.streams.get(streamId);
+    if (s === undefined) return false; // freed: nothing more to credit
+    s.recv.release(bytes);
+    if (s.recv.creditUpdate() < 0) return false;
+    this.pendingMaxStreamData.add(streamId);
+    return true;
+  }
+
+  private readFrom(streamId: number, max: number, view: boolean): Uint8Array | null {
     const s = this.streams.get(streamId);
     if (s === undefined) return null;
     const recv = s.recv;
-    const out = recv.read(max);
+    const out = view ? recv.readView(max) : recv.read(max);
     if (out !== null) {
+      // The association's credit follows what is read; the stream's what is released.
       this.connConsumed += out.length;
-      const credit = recv.creditUpdate();
-      if (credit >= 0) this.pendingMaxStreamData.add(streamId);
+      if (recv.creditUpdate() >= 0) this.pendingMaxStreamData.add(streamId);
       this.maybeConnCredit();
     }
     if (recv.isFinished() && !recv.finishedSignaled && s.resetCode < 0) {
@@ -378,14 +395,20 @@ export class Connection implements TransportConnection, RecoveryHandler {
     };
   }
 
-  bufferedBytes(): { send: number; sendAllocated: number; recv: number } {
-    const b = { send: 0, sendAllocated: 0, recv: 0 };
+  bufferedBytes(): { send: number; sendAllocated: number; recv: number; recvAllocated: number } {
+    const b = { send: 0, sendAllocated: 0, recv: 0, recvAllocated: 0 };
     for (const s of this.streams.values()) {
       b.send += s.send.bufferedBytes();
       b.sendAllocated += s.send.allocatedBytes();
-      b.recv += s.recv.highestOffset - s.recv.readOffset;
+      b.recv += s.recv.highestOffset - s.recv.releasedOffset;
+      b.recvAllocated += s.recv.allocatedBytes();
     }
     return b;
+  }
+
+  /** Frees the receive rings of streams that hold nothing (call now and then, e.g. once a second). */
+  trimBuffers(): void {
+    for (const s of this.streams.values()) s.recv.trim();
   }
 
   /** Counters beyond ConnectionStats (diagnostics, tests). */
@@ -398,7 +421,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     let recvBuf = 0;
     for (const s of this.streams.values()) {
       sendBuf += s.send.bufferedBytes();
-      recvBuf += s.recv.highestOffset - s.recv.readOffset;
+      recvBuf += s.recv.highestOffset - s.recv.releasedOffset;
     }
     return {
       duplicatePackets: this.duplicatePackets,
@@ -682,7 +705,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (recv.reset) {
       // Discarded data returns its credit at once.
       this.connConsumed += grew;
-      recv.readOffset = recv.highestOffset;
+      recv.skipToHighest();
       this.maybeConnCredit();
       this.tryFree(s);
       return;
@@ -711,7 +734,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       this.connConsumed += recv.abandon();
     } else {
       this.connConsumed += growth;
-      recv.readOffset = recv.highestOffset;
+      recv.skipToHighest();
     }
     this.maybeConnCredit();
     if (s.resetCode < 0) {

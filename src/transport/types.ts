@@ -90,8 +90,8 @@ export interface ConnectionConfig {
  */
 export interface TransportConnection {
   /**
-   * A datagram from the peer, received at `now`. The core keeps views of its stream data until
-   * the application reads them (no copy): the caller must leave `data` unchanged from then on.
+   * A datagram from the peer, received at `now`. The core copies what it keeps (stream data into
+   * the stream's receive ring): `data` is the caller's again once this returns.
    */
   handleDatagram(data: Uint8Array, now: Millis): void;
   handleTimeout(now: Millis): void;
@@ -117,13 +117,23 @@ export interface TransportConnection {
   write(streamId: number, data: Uint8Array): number;
   /** No more writes on this stream; FIN follows the last byte. */
   finish(streamId: number): void;
-  /** In-order bytes, up to `max`; null when nothing is ready. Reading returns flow-control credit. */
+  /** In-order bytes, up to `max`, copied out; null when nothing is ready. Reading returns flow-control credit. */
   read(streamId: number, max?: number): Uint8Array | null;
+  /**
+   * In-order bytes as a view of the stream's receive ring, without a copy (up to `max`, and only
+   * up to the ring's wrap: call again for the rest). The view stays valid until release() covers
+   * it; the stream's credit returns with release(). Use either read() or readView() on a stream.
+   */
+  readView(streamId: number, max?: number): Uint8Array | null;
+  /** The caller is done with the next `bytes` it read by readView(); true when that made credit to announce. */
+  release(streamId: number, bytes: number): boolean;
+  /** Frees the receive rings of streams that hold nothing (now and then, e.g. once a second). */
+  trimBuffers(): void;
   /** Abort a stream in both directions, telling the peer `code`. */
   resetStream(streamId: number, code: number): void;
   /** Graceful close with a reason (sends CLOSE, then drains). */
   close(code: number, reason: string, now: Millis): void;
   stats(): ConnectionStats;
-  /** Stream bytes held: unacknowledged sends (and the memory their rings take), unread receives. */
-  bufferedBytes(): { send: number; sendAllocated: number; recv: number };
+  /** Stream bytes held: unacknowledged sends, unreleased receives, and the memory their rings take. */
+  bufferedBytes(): { send: number; sendAllocated: number; recv: number; recvAllocated: number };
 }

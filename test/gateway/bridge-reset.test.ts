@@ -16,6 +16,8 @@ function stubAssociation(): Association {
   return {
     streams: new Map(),
     conn: { read: () => null, finish: () => {}, resetStream: () => {} },
+    readView: () => null,
+    release: () => {},
     isClosed: false,
     schedule: () => {},
     cancelBacklogWait: () => {},

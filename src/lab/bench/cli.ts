@@ -54,6 +54,7 @@ interface BenchFlags {
   save: boolean;
   seed: number;
   longhaulFlag: string[];
+  gatewayNodeFlag: string[];
   lab: string;
   render?: string;
   perfRecord?: string;
@@ -134,7 +135,7 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
       const cap = capSeconds(cell, flags.cap, migration);
       const label = `[${i + 1}/${schedule.length}] ${cell.profile.name} ${cell.method}`;
       const runOpts = {
-        lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag, perfDir: flags.perfRecord,
+        lab, maxCapSeconds: flags.cap, migration, seed: flags.seed, longhaulFlags: flags.longhaulFlag, gatewayNodeFlags: flags.gatewayNodeFlag, perfDir: flags.perfRecord,
         onProgress: (c: typeof cell, sent: number, seconds: number) => bar.update(label, c, sent, seconds, cap),
       };
       const r = qemu !== undefined
@@ -188,6 +189,7 @@ export function registerBenchCommand(program: Command): void {
     }, 'none' as QemuCompression)
     .addOption(new Option('--cut-destination-after <size>', 'qemu, fault injection for tests: kill the destination QEMU once this much was sent').argParser(parseBytes).hideHelp())
     .option('--longhaul-flag <flag>', 'extra flag for both gateways (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--gateway-node-flag <flag>', 'extra node/V8 flag for both gateways, e.g. --max-semi-space-size=16 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
     .option('--runs <n>', 'run every cell this many times (the tables show medians)', positive, 1)
     .option('--perf-record <dir>', 'record a CPU profile (linux perf) of the gateways while each workload runs, with a text report per run')

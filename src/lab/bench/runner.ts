@@ -89,6 +89,8 @@ export interface RunOptions {
   seed?: number;
   /** Extra flags for both gateways (e.g. ['--compression', 'off']). */
   longhaulFlags?: string[];
+  /** Extra node/V8 flags for the gateways (A/B runs of V8 settings). */
+  gatewayNodeFlags?: string[];
   onProgress?: (cell: BenchCell, ackedBytes: number, seconds: number) => void;
   workDir?: string;
   /** Record a CPU profile (`perf record -g`) of the method's processes while the workload runs, into this folder. */
@@ -192,7 +194,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     const sinkChild = await startSinkProcess(lab);
     stopSink = () => stopProcess(sinkChild);
     active.add(stopSink);
-    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir, nodeFlags: opts.perfDir !== undefined ? PERF_NODE_FLAGS : [] }, opts.longhaulFlags);
+    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir, nodeFlags: [...(opts.perfDir !== undefined ? PERF_NODE_FLAGS : []), ...(opts.gatewayNodeFlags ?? [])] }, opts.longhaulFlags);
     tearDownPath = path.tearDown;
     active.add(tearDownPath);
     if (TUNNELS.has(cell.method)) {

@@ -1,6 +1,8 @@
 // Receive half of a stream: reassembles in order, holds at most the advertised window
 // (the peer cannot send beyond the credit we gave), returns credit as the application reads.
 
+import { RangeSet } from '../range-set.ts';
+
 export type RecvError = 'flow-control' | 'final-size';
 
 // Credit is re-advertised once an eighth of the window has been consumed, so the sender's
@@ -9,14 +11,20 @@ export type RecvError = 'flow-control' | 'final-size';
 // at 1 Gbit/s, 25 ms, 3% loss with a 16 MiB window). One small frame per window/8 bytes.
 export const CREDIT_REFRESH_FRACTION = 1 / 8;
 
-interface Chunk {
-  offset: number;
-  data: Uint8Array;
-}
+// Received bytes are copied into a ring per stream as they arrive, so the datagram they came in
+// is free at once (the security layer decrypts every receive batch into the same memory), and
+// in-order bytes are read as large contiguous views instead of one view per datagram. A reader
+// that keeps views past the call (a socket write in flight) says when it is done with release();
+// credit and the ring's room follow what is released.
+
+const MIN_RING_BYTES = 16 * 1024;
+const EMPTY = new Uint8Array(0);
 
 export class RecvStream {
-  /** Bytes consumed by the application. */
+  /** Bytes handed to the application (copied out by read(), or viewed by readView()). */
   readOffset = 0;
+  /** Bytes the application is done with: the ring holds [releasedOffset, highestOffset). */
+  releasedOffset = 0;
   /** Everything below has arrived. */
   contiguousEnd = 0;
   /** Highest offset received (association flow-control accounting). */
@@ -29,11 +37,9 @@ export class RecvStream {
   reset = false;
   finishedSignaled = false;
   readableSignaled = false;
-  private ready: Uint8Array[] = [];
-  private readyHead = 0;
-  private readyBytes = 0;
-  /** Out-of-order chunks beyond contiguousEnd: sorted, non-overlapping. */
-  private pending: Chunk[] = [];
+  private ring: Uint8Array = EMPTY;
+  /** Ranges received beyond contiguousEnd (their bytes are in the ring). */
+  private readonly beyond = new RangeSet();
 
   constructor(window: number) {
     this.window = window;
@@ -62,81 +68,68 @@ export class RecvStream {
   }
 
   /**
-   * Applies a checked STREAM frame, keeping views of `data` (no copy: the datagram's owner
-   * leaves it unchanged, see TransportConnection.handleDatagram). Returns how much the highest
-   * received offset grew, for association-level accounting.
+   * Applies a checked STREAM frame, copying what is new into the ring (`data` may be reused by
+   * its owner once this returns). Returns how much the highest received offset grew, for
+   * association-level accounting.
    */
   insert(offset: number, data: Uint8Array, fin: boolean): number {
     const end = offset + data.length;
     if (fin) this.finalSize = end;
     let grew = 0;
+    const stored = this.highestOffset;
     if (end > this.highestOffset) {
       grew = end - this.highestOffset;
       this.highestOffset = end;
     }
     if (this.reset || end <= this.contiguousEnd) return grew;
-    if (offset <= this.contiguousEnd) {
-      this.pushReady(offset === this.contiguousEnd ? data : data.subarray(this.contiguousEnd - offset));
+    const from = Math.max(offset, this.contiguousEnd);
+    this.store(from, from === offset ? data : data.subarray(from - offset), stored);
+    if (from === this.contiguousEnd) {
       this.contiguousEnd = end;
-      this.drainPending();
+      const beyond = this.beyond;
+      while (!beyond.isEmpty() && beyond.starts[0]! <= this.contiguousEnd) {
+        if (beyond.ends[0]! > this.contiguousEnd) this.contiguousEnd = beyond.ends[0]!;
+        beyond.removeBelow(this.contiguousEnd);
+      }
     } else {
-      this.addPending(offset, data);
+      this.beyond.insert(from, end);
     }
     return grew;
   }
 
-  private pushReady(bytes: Uint8Array): void {
-    this.ready.push(bytes);
-    this.readyBytes += bytes.length;
+  /** Copies `data` to its place in the ring; `stored`: the end of what the ring held before. */
+  private store(offset: number, data: Uint8Array, stored: number): void {
+    const needed = offset + data.length - this.releasedOffset;
+    if (needed > this.ring.length) this.grow(needed, stored);
+    const ring = this.ring;
+    const cap = ring.length;
+    const pos = offset % cap;
+    const first = Math.min(data.length, cap - pos);
+    ring.set(first === data.length ? data : data.subarray(0, first), pos);
+    if (first < data.length) ring.set(data.subarray(first), 0);
   }
 
-  private drainPending(): void {
-    const pending = this.pending;
-    let k = 0;
-    while (k < pending.length && pending[k]!.offset <= this.contiguousEnd) {
-      const c = pending[k]!;
-      const end = c.offset + c.data.length;
-      if (end > this.contiguousEnd) {
-        this.pushReady(c.data.subarray(this.contiguousEnd - c.offset));
-        this.contiguousEnd = end;
+  private grow(needed: number, stored: number): void {
+    let cap = Math.max(this.ring.length * 2, MIN_RING_BYTES);
+    while (cap < needed) cap *= 2;
+    const next = new Uint8Array(cap);
+    const old = this.ring;
+    if (old.length > 0) {
+      // Everything from the released offset up, gaps included (they are filled later).
+      for (let off = this.releasedOffset; off < stored;) {
+        const src = off % old.length;
+        const run = Math.min(stored - off, old.length - src);
+        const dst = off % cap;
+        const fit = Math.min(run, cap - dst);
+        next.set(old.subarray(src, src + fit), dst);
+        off += fit;
       }
-      k++;
     }
-    if (k > 0) pending.splice(0, k);
-  }
-
-  /** Stores the parts of [offset, offset+len) not already pending. */
-  private addPending(offset: number, data: Uint8Array): void {
-    const pending = this.pending;
-    const end = offset + data.length;
-    // First chunk whose end is beyond offset.
-    let lo = 0;
-    let hi = pending.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = pending[mid]!;
-      if (c.offset + c.data.length <= offset) lo = mid + 1;
-      else hi = mid;
-    }
-    let i = lo;
-    let cursor = offset;
-    while (cursor < end) {
-      const next = i < pending.length ? pending[i]! : null;
-      if (next === null || next.offset >= end) {
-        pending.splice(i, 0, { offset: cursor, data: data.subarray(cursor - offset) });
-        return;
-      }
-      if (next.offset > cursor) {
-        pending.splice(i, 0, { offset: cursor, data: data.subarray(cursor - offset, next.offset - offset) });
-        i++;
-      }
-      cursor = Math.max(cursor, next.offset + next.data.length);
-      i++;
-    }
+    this.ring = next;
   }
 
   hasReadable(): boolean {
-    return this.readyBytes > 0;
+    return this.contiguousEnd > this.readOffset;
   }
 
   /** FIN arrived and the application has read every byte before it. */
@@ -144,57 +137,58 @@ export class RecvStream {
     return this.finalSize >= 0 && this.readOffset === this.finalSize;
   }
 
-  /** Up to `max` in-order bytes, or null when none are ready. */
+  /** Up to `max` in-order bytes, copied out and released, or null when none are ready. */
   read(max: number): Uint8Array | null {
-    if (this.readyBytes === 0 || max <= 0) return null;
-    const ready = this.ready;
-    const first = ready[this.readyHead]!;
-    let out: Uint8Array;
-    if (first.length >= max) {
-      out = first.length === max ? first : first.subarray(0, max);
-      if (first.length === max) this.popReady();
-      else ready[this.readyHead] = first.subarray(max);
-    } else {
-      const n = Math.min(max, this.readyBytes);
-      if (first.length === n) {
-        out = first;
-        this.popReady();
-      } else {
-        out = new Uint8Array(n);
-        let pos = 0;
-        while (pos < n) {
-          const c = ready[this.readyHead]!;
-          const take = Math.min(c.length, n - pos);
-          out.set(take === c.length ? c : c.subarray(0, take), pos);
-          pos += take;
-          if (take === c.length) this.popReady();
-          else ready[this.readyHead] = c.subarray(take);
-        }
-      }
-    }
-    this.readyBytes -= out.length;
-    this.readOffset += out.length;
+    const n = Math.min(max, this.contiguousEnd - this.readOffset);
+    if (n <= 0) return null;
+    const out = new Uint8Array(n);
+    const cap = this.ring.length;
+    const pos = this.readOffset % cap;
+    const first = Math.min(n, cap - pos);
+    out.set(this.ring.subarray(pos, pos + first), 0);
+    if (first < n) out.set(this.ring.subarray(0, n - first), first);
+    this.readOffset += n;
     this.readableSignaled = false;
+    this.release(n);
     return out;
   }
 
-  private popReady(): void {
-    this.ready[this.readyHead++] = EMPTY;
-    if (this.readyHead > 64 && this.readyHead * 2 > this.ready.length) {
-      this.ready.splice(0, this.readyHead);
-      this.readyHead = 0;
-    }
-    if (this.readyHead === this.ready.length) {
-      this.ready.length = 0;
-      this.readyHead = 0;
-    }
+  /**
+   * Up to `max` in-order bytes as a view of the ring (as many as lie before its wrap; call again
+   * for the rest), or null when none are ready. The view stays valid until release() covers
+   * it; don't mix with read() on one stream.
+   */
+  readView(max: number): Uint8Array | null {
+    const cap = this.ring.length;
+    if (cap === 0) return null;
+    const pos = this.readOffset % cap;
+    const n = Math.min(max, this.contiguousEnd - this.readOffset, cap - pos);
+    if (n <= 0) return null;
+    this.readOffset += n;
+    this.readableSignaled = false;
+    return this.ring.subarray(pos, pos + n);
+  }
+
+  /** The application is done with the next `n` bytes it read: their room and credit return. */
+  release(n: number): void {
+    this.releasedOffset = Math.min(this.readOffset, this.releasedOffset + n);
+  }
+
+  /** Frees the ring if it holds nothing (a stream between bursts keeps no memory). */
+  trim(): void {
+    if (this.releasedOffset === this.highestOffset && this.ring.length > 0) this.ring = EMPTY;
+  }
+
+  /** Bytes of ring memory held. */
+  allocatedBytes(): number {
+    return this.ring.length;
   }
 
   /** New credit to advertise, or -1 when the current one still has room (see CREDIT_REFRESH_FRACTION). */
   creditUpdate(): number {
     if (this.finalSize >= 0 || this.reset) return -1;
-    if (this.maxData - this.readOffset > this.window * (1 - CREDIT_REFRESH_FRACTION)) return -1;
-    this.maxData = this.readOffset + this.window;
+    if (this.maxData - this.releasedOffset > this.window * (1 - CREDIT_REFRESH_FRACTION)) return -1;
+    this.maxData = this.releasedOffset + this.window;
     return this.maxData;
   }
 
@@ -202,13 +196,16 @@ export class RecvStream {
   abandon(): number {
     const dropped = this.highestOffset - this.readOffset;
     this.reset = true;
-    this.ready = [];
-    this.readyHead = 0;
-    this.readyBytes = 0;
-    this.pending = [];
-    this.readOffset = this.highestOffset;
+    this.skipToHighest();
     return dropped;
   }
-}
 
-const EMPTY = new Uint8Array(0);
+  /** Everything received counts as read and released (a reset stream's late data). */
+  skipToHighest(): void {
+    this.beyond.clear();
+    this.readOffset = this.highestOffset;
+    this.releasedOffset = this.highestOffset;
+    this.contiguousEnd = Math.max(this.contiguousEnd, this.highestOffset);
+    this.ring = EMPTY;
+  }
+}
