@@ -22,9 +22,10 @@
 //
 // Inbound flow
 //   1. [poll, or the coalescing timer in poll] lh_udp reads up to 64 datagrams per recvmmsg,
-//      each with the kernel's arrival time; after a batch the socket is left unread for the
-//      coalescing pause (udp-link.ts RECV_COALESCING_US) so the next read takes a full batch.
-//      One JavaScript call per batch.
+//      each with the kernel's arrival time; while datagrams come fast (4 or more per pause
+//      length) the socket is left unread for the coalescing pause after a batch (udp-link.ts
+//      RECV_COALESCING_US) so the next read takes a full batch; slower ones (a sender's acks)
+//      are read as they arrive. One JavaScript call per batch.
 //   2. Same call: the security layer checks each datagram's keys and replay window and queues
 //      data messages; at the batch's end it opens them in runs (one AEAD call per run) and
 //      routes each plaintext by connection id to its association (Association.input), which

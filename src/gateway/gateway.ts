@@ -824,6 +824,7 @@ export class Gateway {
           rawReceiveRateBps: e.rates.rawInBps,
           cwndBytes: s.cwndBytes,
           bytesInFlight: s.bytesInFlight,
+          sendWaits: s.sendWaits,
           lossRate: s.packetsSent > 0 ? s.packetsLost / s.packetsSent : 0,
           retransmitRate: s.streamBytesSent > 0 ? s.streamBytesRetransmitted / s.streamBytesSent : 0,
           packetsSent: s.packetsSent,
@@ -978,6 +979,8 @@ export interface GatewayStatus {
     /** False during a WAN outage (see OutageWatch); unreachableSince is then the last time the peer was heard. */
     reachable: boolean; unreachableSince: string | null; ageSec: number;
     rttMs: number; minRttMs: number; bandwidthBps: number; pacingRateBps: number; sendRateBps: number; receiveRateBps: number;
+    /** Time the sender waited, in all, for the congestion window (acks), the pacer, and data to send. */
+    sendWaits: { windowMs: number; pacingMs: number; dataMs: number };
     /** TCP-side bytes per second into (send) and out of (receive) the association over the last second, as bits/s. */
     rawSendRateBps: number; rawReceiveRateBps: number;
     cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;

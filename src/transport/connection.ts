@@ -23,6 +23,7 @@ import { Pacer } from './pacing.ts';
 import { MtuDiscovery } from './mtud.ts';
 import { SendStream } from './streams/send.ts';
 import { CREDIT_REFRESH_FRACTION, RecvStream } from './streams/recv.ts';
+import { SendWait, SendWaits } from './send-waits.ts';
 
 /** CLOSE codes (docs/protocol.md). Application codes start at 0x100. */
 export const CloseCode = {
@@ -146,6 +147,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
   private pingPending = false;
   private probesToSend = 0;
   private pacerWakeup: Millis = Infinity;
+  private readonly sendWaits = new SendWaits();
   private closeCode = 0;
   private closeReason = '';
   private closeReasonBytes: Uint8Array = new Uint8Array(0);
@@ -392,6 +394,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       streamBytesReceived: this.streamBytesReceived,
       datagramsDropped: this.datagramsDropped,
       activeStreams: this.streams.size,
+      sendWaits: this.sendWaits.totals(this.lastNow),
     };
   }
 
@@ -406,9 +409,12 @@ export class Connection implements TransportConnection, RecoveryHandler {
     return b;
   }
 
-  /** Frees the receive rings of streams that hold nothing (call now and then, e.g. once a second). */
+  /** Frees the send and receive rings of streams that hold nothing (call now and then, e.g. once a second). */
   trimBuffers(): void {
-    for (const s of this.streams.values()) s.recv.trim();
+    for (const s of this.streams.values()) {
+      s.send.trim();
+      s.recv.trim();
+    }
   }
 
   /** Counters beyond ConnectionStats (diagnostics, tests). */
@@ -945,10 +951,12 @@ export class Connection implements TransportConnection, RecoveryHandler {
     let probe = state === 'connected' ? this.mtud.probeSize(now) : 0;
     if (probe > room && !(inFlight === 0 && !wantsData)) probe = 0;
     let blocked = false;
+    let wait: SendWait = SendWait.none;
     if (wantsData || probe > 0) {
       const limit = probe > 0 ? probe : this.packetLimit(size, room, inFlight);
       if (limit === 0) {
         blocked = true;
+        wait = SendWait.window;
         // Waiting for acks now, not for tokens: the pacer owes no catch-up for this spell.
         this.pacer.forgetWait();
       } else {
@@ -960,12 +968,19 @@ export class Connection implements TransportConnection, RecoveryHandler {
         if (at > now) {
           this.pacerWakeup = at;
           blocked = true;
+          wait = SendWait.pacing;
         } else {
           const n = this.build(now, limit, false, probe);
-          if (n !== 0) return n;
+          if (n !== 0) {
+            this.sendWaits.note(SendWait.none, now);
+            return n;
+          }
         }
       }
+    } else {
+      wait = SendWait.data;
     }
+    this.sendWaits.note(wait, now);
     if (ackDue) return this.build(now, size, false, 0, true);
     if (!blocked && !wantsData) this.recovery.markAppLimited();
     return 0;

@@ -45,6 +45,8 @@ export interface ConnectionStats {
   streamBytesReceived: number; // unique, in-order-delivered payload
   datagramsDropped: number; // undecodable or rejected input
   activeStreams: number;
+  /** Time the sender waited, in all, for the congestion window, the pacer, and data to send. */
+  sendWaits: { windowMs: number; pacingMs: number; dataMs: number };
 }
 
 export interface ConnectionConfig {
@@ -127,7 +129,7 @@ export interface TransportConnection {
   readView(streamId: number, max?: number): Uint8Array | null;
   /** The caller is done with the next `bytes` it read by readView(); true when that made credit to announce. */
   release(streamId: number, bytes: number): boolean;
-  /** Frees the receive rings of streams that hold nothing (now and then, e.g. once a second). */
+  /** Frees the send and receive rings of streams that hold nothing (now and then, e.g. once a second). */
   trimBuffers(): void;
   /** Abort a stream in both directions, telling the peer `code`. */
   resetStream(streamId: number, code: number): void;

@@ -230,7 +230,7 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
       const pick = (k: string) => a?.[k];
       return {
         rtt_ms: pick('rttMs'), bandwidth_bps: pick('bandwidthBps'), send_rate_bps: pick('sendRateBps'), loss_rate: pick('lossRate'),
-        retransmit_rate: pick('retransmitRate'), bytes_out_raw: pick('bytesOutRaw'), bytes_out_wire: pick('bytesOutWire'), codec: s.codec,
+        retransmit_rate: pick('retransmitRate'), bytes_out_raw: pick('bytesOutRaw'), bytes_out_wire: pick('bytesOutWire'), send_waits_ms: pick('sendWaits'), cwnd_bytes: pick('cwndBytes'), min_rtt_ms: pick('minRttMs'), pacing_rate_bps: pick('pacingRateBps'), codec: s.codec,
       };
     } catch {
       return { error: `unparsable status: ${r.stdout.slice(0, 200)}` };
