@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/timerfd.h>
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -868,6 +869,34 @@ static napi_value js_fd(napi_env env, napi_callback_info info) {
  * because node:dgram has no Unix datagram sockets and this addon already owns raw sockets;
  * src/gateway/sd-notify.ts is the caller. Throws like the socket calls above.
  */
+/*
+ * trimMemory(): gives the C heap's free pages back to the kernel (glibc malloc_trim), returns
+ * true if any went. ArrayBuffers (stream rings, compression buffers) live in the C heap; after a
+ * burst of connections their freed memory stayed in the process (fragmented, below live chunks),
+ * and RSS showed the burst long after it ended.
+ */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  napi_get_boolean(env, malloc_trim(0) != 0, &r);
+  return r;
+}
+
+/* heapStats(): [bytes in use, bytes free, bytes in mmapped chunks] of the C heap (glibc mallinfo2). */
+static napi_value js_heap_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct mallinfo2 mi = mallinfo2();
+  double v[3] = {(double)mi.uordblks, (double)mi.fordblks, (double)mi.hblkhd};
+  napi_value arr;
+  napi_create_array_with_length(env, 3, &arr);
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value n;
+    napi_create_double(env, v[i], &n);
+    napi_set_element(env, arr, i, n);
+  }
+  return arr;
+}
+
 static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
   char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
@@ -909,6 +938,8 @@ NAPI_MODULE_INIT() {
     {"close", js_close},
     {"fd", js_fd},
     {"sdNotify", js_sd_notify},
+    {"trimMemory", js_trim_memory},
+    {"heapStats", js_heap_stats},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -97,7 +97,9 @@ export class StreamBridge implements StreamListener {
     s.on('error', this.#onSocketError);
     s.on('close', this.#onSocketClose);
     if (o.initial && o.initial.length) this.#deliver(o.initial);
-    s.resume();
+    // Behind a full backlog a new connection waits its turn before its first read (thousands
+    // opened at once each read a chunk they could not write).
+    if (!o.assoc.sendBacklogFull(this.#resumeFromBacklog)) this.#resumeReading();
     this.onReadable();
   }
 
@@ -106,6 +108,15 @@ export class StreamBridge implements StreamListener {
     let n = this.#gatheredBytes;
     for (const p of this.#pending) n += p.length;
     return n;
+  }
+
+  /** What this bridge adds to the association's heldBytes. */
+  #held = 0;
+
+  #syncHeld(): void {
+    const now = this.pendingBytes;
+    this.#assoc.heldBytes += now - this.#held;
+    this.#held = now;
   }
 
   /** Bytes written to the socket that the kernel has not taken yet. */
@@ -123,6 +134,7 @@ export class StreamBridge implements StreamListener {
       const part = pending[i]!;
       if (isSharedReadBuffer(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
     }
+    this.#syncHeld();
     return true; // a refusal has paused the socket already (which stops reading at once)
   };
 
@@ -131,11 +143,12 @@ export class StreamBridge implements StreamListener {
     this.#traffic.rawOut += chunk.length;
     // Uncompressed blocks gain nothing from being larger: no gathering (and no copy) unless the
     // encoder is compressing right now (not sending raw by choice or backing off).
-    if (this.#gatheredBytes > 0 || (this.#encoder.compressing && this.#assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
+    const assoc = this.#assoc;
+    if (this.#gatheredBytes > 0 || (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
       this.#gathered.push(isSharedReadBuffer(chunk) ? Buffer.from(chunk) : chunk);
       this.#gatheredBytes += chunk.length;
-      // Stop while one more read still fits the block.
-      if (this.#gatheredBytes <= GATHER_BLOCK_BYTES - TCP_READ_MAX) {
+      // Stop while one more read still fits the block (and the association's gathering its bound).
+      if (this.#gatheredBytes <= GATHER_BLOCK_BYTES - TCP_READ_MAX && !assoc.gatherFull()) {
         this.#gatherTimer ??= setTimeout(this.#encodeGathered, GATHER_MAX_WAIT_MS);
         return;
       }
@@ -160,9 +173,11 @@ export class StreamBridge implements StreamListener {
 
   /** The stream is gone: nothing queued towards it will be sent. */
   #dropQueued(): void {
+    this.#assoc.reading(this.#stopForBacklog, false);
     this.#pending.length = 0;
     this.#gathered = [];
     this.#gatheredBytes = 0;
+    this.#syncHeld();
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#gatherTimer = null;
   }
@@ -171,7 +186,29 @@ export class StreamBridge implements StreamListener {
     this.#drainPending();
   };
 
+  #pauseReading(): void {
+    this.#assoc.reading(this.#stopForBacklog, false);
+    this.#socket.pause();
+  }
+
+  #resumeReading(): void {
+    this.#assoc.reading(this.#stopForBacklog, true);
+    this.#socket.resume();
+  }
+
+  /** The association's backlog filled while this socket was reading: wait for room. */
+  #stopForBacklog = (): void => {
+    if (this.#streamDone || this.#socketClosed || this.#socketEnded) return;
+    this.#socket.pause();
+    if (!this.#assoc.sendBacklogFull(this.#resumeFromBacklog)) this.#resumeReading();
+  };
+
   #drainPending(): void {
+    this.#writePending();
+    this.#syncHeld();
+  }
+
+  #writePending(): void {
     const pending = this.#pending;
     while (pending.length > 0) {
       if (this.#streamDone) {
@@ -179,14 +216,14 @@ export class StreamBridge implements StreamListener {
         return;
       }
       if (this.#assoc.sendBacklogFull(this.#resumeFromBacklog)) {
-        this.#socket.pause();
+        this.#pauseReading();
         return;
       }
       const head = pending[0]!;
       const n = this.#assoc.write(this.streamId, head);
       if (n < head.length) {
         pending[0] = head.subarray(n);
-        this.#socket.pause();
+        this.#pauseReading();
         return;
       }
       pending.shift();
@@ -194,12 +231,13 @@ export class StreamBridge implements StreamListener {
     if (this.#socketEnded) {
       this.#finishStream();
     } else if (!this.#socketClosed) {
-      this.#socket.resume();
+      this.#resumeReading();
     }
   }
 
   #onSocketEnd = (): void => {
     this.#socketEnded = true;
+    this.#assoc.reading(this.#stopForBacklog, false);
     if (this.#gatheredBytes > 0) this.#encodeGathered(); // finishes the stream once written
     else if (this.#pending.length === 0) this.#finishStream();
   };
@@ -377,6 +415,7 @@ export class StreamBridge implements StreamListener {
     if (!this.#socketClosed) return;
     if (!this.#streamDone && !(this.#streamFinishedLocal && this.#remoteFinished)) return;
     this.#done = true;
+    this.#assoc.reading(this.#stopForBacklog, false);
     this.#onDone({
       streamId: this.streamId,
       bytesFromSocket: this.bytesFromSocket,

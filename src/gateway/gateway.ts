@@ -10,6 +10,7 @@ import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { modelBasedController } from '../transport/congestion/model-based.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
 import type { ConnectionConfig } from '../transport/types.ts';
+import { cHeapStats, trimMemory } from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -642,6 +643,7 @@ export class Gateway {
       const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
+    trimMemory();
   }
 
   // ---- reload (SIGHUP, POST /reload) ----
@@ -867,6 +869,7 @@ export class Gateway {
       udp: { ...this.#link.stats },
       memory: {
         rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, arrayBuffersBytes: mem.arrayBuffers, budgetBytes: this.config.limits.memoryBudget,
+        cHeap: cHeapStats(),
         ...this.#bufferedBytes(),
       },
     };
@@ -1000,6 +1003,8 @@ export interface GatewayStatus {
   udp: import('./udp-link.ts').UdpLinkStats;
   memory: {
     rssBytes: number; heapUsedBytes: number; arrayBuffersBytes: number; budgetBytes: number;
+    /** The C heap (glibc): in use, free but held, and mmapped bytes. */
+    cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
     transportSendBytes: number; transportSendAllocatedBytes: number; transportRecvBytes: number; transportRecvAllocatedBytes: number;
     /** Bytes the TCP sides hold: read but not yet taken by the transport, and written but not yet taken by the kernel. */

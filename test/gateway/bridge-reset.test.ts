@@ -17,6 +17,7 @@ function stubAssociation(): Association {
     streams: new Map(),
     conn: { read: () => null, finish: () => {}, resetStream: () => {} },
     readView: () => null,
+    reading: () => {},
     release: () => {},
     isClosed: false,
     schedule: () => {},

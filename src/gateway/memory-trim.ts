@@ -1,0 +1,34 @@
+// The C heap, where ArrayBuffers (stream rings, codec buffers) live: its free pages go back to
+// the kernel now and then (lh_udp's trimMemory: glibc malloc_trim), and /status shows what it
+// holds (heapStats: glibc mallinfo2). After a burst of thousands of connections the freed
+// memory stayed in the process, fragmented, and RSS kept the burst's peak. Without the addon
+// both do nothing.
+import { loadAddon } from '../native/load.ts';
+
+interface HeapAddon {
+  trimMemory(): boolean;
+  heapStats(): [number, number, number];
+}
+
+let loaded: HeapAddon | null | undefined;
+
+function addon(): HeapAddon | null {
+  if (loaded === undefined) {
+    const a = loadAddon<HeapAddon>('lh_udp');
+    loaded = a.ok && typeof a.addon.trimMemory === 'function' ? a.addon : null;
+  }
+  return loaded;
+}
+
+/** Trims the C heap; false if the addon is missing or nothing was given back. */
+export function trimMemory(): boolean {
+  return addon()?.trimMemory() ?? false;
+}
+
+/** The C heap: bytes in use (allocated, not freed), free but held by the process, and in mmapped chunks. Zeros without the addon. */
+export function cHeapStats(): { inUseBytes: number; freeBytes: number; mmappedBytes: number } {
+  const a = addon();
+  if (!a) return { inUseBytes: 0, freeBytes: 0, mmappedBytes: 0 };
+  const [inUseBytes, freeBytes, mmappedBytes] = a.heapStats();
+  return { inUseBytes, freeBytes, mmappedBytes };
+}
