@@ -172,6 +172,8 @@ export class RecvStream {
   /** The application is done with the next `n` bytes it read: their room and credit return. */
   release(n: number): void {
     this.releasedOffset = Math.min(this.readOffset, this.releasedOffset + n);
+    // Everything up to the FIN is released: nothing more will arrive, the ring can go now.
+    if (this.releasedOffset === this.finalSize) this.ring = EMPTY;
   }
 
   /** Frees the ring if it holds nothing (a stream between bursts keeps no memory). */

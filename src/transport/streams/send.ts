@@ -187,6 +187,8 @@ export class SendStream {
       if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
       acked.removeBelow(acked.ends[0]!);
     }
+    // Finished and all acknowledged: nothing will be written again, the ring can go now.
+    if (this.finOffset >= 0 && this.ackedOffset >= this.finOffset) this.ring = EMPTY_RING;
     return true;
   }
 
