@@ -76,7 +76,8 @@ const TIMER_SLACK_MS = 0.5;
 export const DEFAULT_SEND_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class Association {
-  readonly conn: TransportConnection;
+  // The core, reached only through this class: every call that may produce packets schedules a flush.
+  readonly #conn: TransportConnection;
   readonly peerName: string;
   readonly createdAt = Date.now();
   /** When the last authenticated datagram arrived (performance.now()); restart detection reads it. */
@@ -98,21 +99,21 @@ export class Association {
   readonly driver = { flushes: 0, timerWakeups: 0, transmits: 0 };
 
   constructor(conn: TransportConnection, peerName: string, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
-    this.conn = conn;
+    this.#conn = conn;
     this.peerName = peerName;
     this.#hooks = hooks;
     this.#sendBacklogLimit = sendBacklogLimit;
   }
 
   get isClosed(): boolean {
-    return this.#closedNotified || this.conn.isClosed;
+    return this.#closedNotified || this.#conn.isClosed;
   }
 
   /** A datagram from the peer, received at `now` (performance.now()). */
   input(data: Uint8Array, now = performance.now()): void {
     if (this.#closedNotified) return;
     this.lastInputAt = now;
-    this.conn.handleDatagram(data, now);
+    this.#conn.handleDatagram(data, now);
     this.schedule();
   }
 
@@ -125,7 +126,7 @@ export class Association {
 
   /** Resolves true once connected, false if the association closes or `timeoutMs` passes. */
   waitConnected(timeoutMs: number): Promise<boolean> {
-    if (this.conn.isConnected) return Promise.resolve(true);
+    if (this.#conn.isConnected) return Promise.resolve(true);
     if (this.isClosed) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), timeoutMs);
@@ -139,17 +140,53 @@ export class Association {
     });
   }
 
+  get isConnected(): boolean {
+    return this.#conn.isConnected;
+  }
+
+  /** A new locally opened stream, or -1 at the peer's stream limit. */
+  openStream(): number {
+    return this.#conn.openStream();
+  }
+
+  /** In-order bytes copied out (the credit they return is announced). */
+  read(streamId: number, max: number): Uint8Array | null {
+    const data = this.#conn.read(streamId, max);
+    if (data !== null) this.schedule();
+    return data;
+  }
+
+  finish(streamId: number): void {
+    this.#conn.finish(streamId);
+    this.schedule();
+  }
+
+  resetStream(streamId: number, code: number): void {
+    if (this.isClosed) return;
+    this.#conn.resetStream(streamId, code);
+    this.schedule();
+  }
+
+  /** Frees the rings of streams that hold nothing (once a second). */
+  trimBuffers(): void {
+    this.#conn.trimBuffers();
+  }
+
+  bufferedBytes(): ReturnType<TransportConnection['bufferedBytes']> {
+    return this.#conn.bufferedBytes();
+  }
+
   /** In-order bytes as a view of the stream's receive ring: release() them once they are written. */
   readView(streamId: number, max: number): Uint8Array | null {
-    return this.conn.readView(streamId, max);
+    return this.#conn.readView(streamId, max);
   }
 
   release(streamId: number, bytes: number): void {
-    if (this.conn.release(streamId, bytes)) this.schedule();
+    if (this.#conn.release(streamId, bytes)) this.schedule();
   }
 
   write(streamId: number, data: Uint8Array): number {
-    const n = this.conn.write(streamId, data);
+    const n = this.#conn.write(streamId, data);
     this.#bytesWritten += n;
     if (n > 0) this.schedule();
     return n;
@@ -195,7 +232,7 @@ export class Association {
   }
 
   stats(): ConnectionStats {
-    return this.conn.stats();
+    return this.#conn.stats();
   }
 
   /** Bytes written but not yet sent once, and how many TCP readers wait for that to drain. */
@@ -205,8 +242,8 @@ export class Association {
   }
 
   close(code: number, reason: string): void {
-    if (this.conn.isClosed) return;
-    this.conn.close(code, reason, performance.now());
+    if (this.#conn.isClosed) return;
+    this.#conn.close(code, reason, performance.now());
     this.schedule();
   }
 
@@ -222,7 +259,7 @@ export class Association {
     this.#flushScheduled = false;
     if (this.#closedNotified) return;
     this.driver.flushes++;
-    const conn = this.conn;
+    const conn = this.#conn;
     const now = performance.now();
     const deadline = conn.nextTimeout();
     if (deadline !== null && deadline <= now) conn.handleTimeout(now);
@@ -269,7 +306,7 @@ export class Association {
   };
 
   #armTimer(now: number): void {
-    const deadline = this.conn.nextTimeout();
+    const deadline = this.#conn.nextTimeout();
     if (deadline === null) {
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = null;

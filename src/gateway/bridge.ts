@@ -245,8 +245,7 @@ export class StreamBridge implements StreamListener {
   #finishStream(): void {
     if (this.#streamFinishedLocal || this.#streamDone) return;
     this.#streamFinishedLocal = true;
-    this.#assoc.conn.finish(this.streamId);
-    this.#assoc.schedule();
+    this.#assoc.finish(this.streamId);
     this.#maybeDone();
   }
 
@@ -375,8 +374,7 @@ export class StreamBridge implements StreamListener {
     this.#assoc.cancelBacklogWait(this.#resumeFromBacklog);
     this.#assoc.streams.delete(this.streamId);
     if (!this.#assoc.isClosed) {
-      this.#assoc.conn.resetStream(this.streamId, code);
-      this.#assoc.schedule();
+      this.#assoc.resetStream(this.streamId, code);
     }
   }
 

@@ -39,9 +39,8 @@ export class InboundOpen implements StreamListener {
   onReadable(): void {
     if (this.#opening || this.#over) return;
     const { assoc, streamId } = this.#o;
-    const more = assoc.conn.read(streamId, MAX_OPEN_HEADER - this.#header.length);
+    const more = assoc.read(streamId, MAX_OPEN_HEADER - this.#header.length);
     if (more === null) return;
-    assoc.schedule();
     this.#header = this.#header.length === 0 ? more : Buffer.concat([this.#header, more]);
     const h = decodeOpenHeader(this.#header);
     if (h.status === 'incomplete') {
@@ -100,8 +99,7 @@ export class InboundOpen implements StreamListener {
     const { assoc, streamId } = this.#o;
     assoc.streams.delete(streamId);
     if (!assoc.isClosed && code !== 0) {
-      assoc.conn.resetStream(streamId, code);
-      assoc.schedule();
+      assoc.resetStream(streamId, code);
     }
     this.#o.onOutcome({ kind: 'failed', code, target, reason });
   }

@@ -290,7 +290,7 @@ export class Gateway {
     let entry = peer.current;
     // Heard nothing for a while (idle between keepalives, or silent in use): if the peer restarted
     // meanwhile, a connection opened on this association would be reset, so ask first.
-    if (entry && entry.watch && !entry.assoc.isClosed && entry.assoc.conn.isConnected) {
+    if (entry && entry.watch && !entry.assoc.isClosed && entry.assoc.isConnected) {
       const now = performance.now();
       if (entry.watch.quietFor(now, entry.assoc.lastInputAt) && entry.watch.probeNow(now, entry.assoc.lastInputAt, entry.assoc.stats().rttMs)) {
         peer.counters.livenessProbes++;
@@ -340,7 +340,7 @@ export class Gateway {
   #livenessTick(): void {
     const now = performance.now();
     for (const e of this.#entries) {
-      if (e.assoc.isClosed || !e.assoc.conn.isConnected) continue;
+      if (e.assoc.isClosed || !e.assoc.isConnected) continue;
       const s = e.assoc.stats();
       const inUse = s.bytesInFlight > 0 || s.activeStreams > 0;
       const peer = this.#peers.get(e.assoc.peerName);
@@ -512,7 +512,7 @@ export class Gateway {
       socket.resetAndDestroy();
       return;
     }
-    const id = entry.assoc.conn.openStream();
+    const id = entry.assoc.openStream();
     if (id < 0) {
       c.failed++;
       this.log.warn({ tunnel: tunnel.spec.name, client }, 'connection closed: peer stream limit reached');
@@ -542,8 +542,7 @@ export class Gateway {
         this.log.warn({ peer: entry.assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
           this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
       }
-      entry.assoc.conn.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
-      entry.assoc.schedule();
+      entry.assoc.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
       return;
     }
     this.inbound.active++;
@@ -638,9 +637,9 @@ export class Gateway {
       };
       e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
       // Streams between bursts keep no receive memory (thousands of idle connections).
-      e.assoc.conn.trimBuffers();
+      e.assoc.trimBuffers();
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
-      const bw = !e.assoc.isClosed && e.assoc.conn.isConnected ? e.assoc.stats().bandwidthBps : 0;
+      const bw = !e.assoc.isClosed && e.assoc.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
     trimMemory();
@@ -779,7 +778,7 @@ export class Gateway {
       if (!e || e.assoc.isClosed) {
         if (state?.address && !this.#stopping) void this.#associationFor(p.name);
         out.push({ peer: p.name, ready: false, reason: state?.address ? 'no association yet (opening one now)' : 'no association: the peer has not connected to this gateway' });
-      } else if (!e.assoc.conn.isConnected) {
+      } else if (!e.assoc.isConnected) {
         out.push({ peer: p.name, ready: false, reason: 'association handshake in progress' });
       } else if (e.outage.unreachable) {
         out.push({ peer: p.name, ready: false, reason: `peer unreachable since ${wallClock(e.outage.since)}` });
@@ -812,7 +811,7 @@ export class Gateway {
           peer: e.assoc.peerName,
           role: e.role,
           remote: formatEndpoint(e.remote),
-          connected: e.assoc.conn.isConnected,
+          connected: e.assoc.isConnected,
           reachable: !e.outage.unreachable,
           unreachableSince: e.outage.unreachable ? wallClock(e.outage.since) : null,
           ageSec: Math.round((Date.now() - e.assoc.createdAt) / 1000),
@@ -879,7 +878,7 @@ export class Gateway {
     const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, transportRecvAllocatedBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
     for (const e of this.#entries) {
       if (e.assoc.isClosed) continue;
-      const x = e.assoc.conn.bufferedBytes();
+      const x = e.assoc.bufferedBytes();
       m.transportSendBytes += x.send;
       m.transportSendAllocatedBytes += x.sendAllocated;
       m.transportRecvBytes += x.recv;

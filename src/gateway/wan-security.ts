@@ -20,19 +20,7 @@ import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMes
 import type { Logger } from './logger.ts';
 import { LogLimit } from './log-limit.ts';
 import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
-
-/** Transport header: version(1) flags(1) connection id(8) ... (src/transport/packet.ts). */
-const CID_OFFSET = 2;
-const MIN_TRANSPORT_PACKET = 16;
-// A client's first packets start with HANDSHAKE(kind INIT) right after the header
-// (src/transport/frame.ts); only those may create an association, so stray or stale
-// datagrams (e.g. from before a restart) never do.
-const FRAME_HANDSHAKE = 0x0a;
-const HANDSHAKE_INIT = 1;
-
-function isHandshakeInit(plain: Uint8Array): boolean {
-  return plain.length > MIN_TRANSPORT_PACKET + 1 && plain[MIN_TRANSPORT_PACKET] === FRAME_HANDSHAKE && plain[MIN_TRANSPORT_PACKET + 1] === HANDSHAKE_INIT;
-}
+import { peekRoute, type PacketRoute } from '../transport/packet.ts';
 
 export interface RoutedEntry {
   assoc: { peerName: string; isClosed: boolean };
@@ -132,13 +120,6 @@ class CidRoutes<E> {
   #lastHi = -1;
   #last: E | null = null;
 
-  static hi(d: Uint8Array): number {
-    return ((d[CID_OFFSET]! << 24) | (d[CID_OFFSET + 1]! << 16) | (d[CID_OFFSET + 2]! << 8) | d[CID_OFFSET + 3]!) >>> 0;
-  }
-  static lo(d: Uint8Array): number {
-    return ((d[CID_OFFSET + 4]! << 24) | (d[CID_OFFSET + 5]! << 16) | (d[CID_OFFSET + 6]! << 8) | d[CID_OFFSET + 7]!) >>> 0;
-  }
-
   get(hi: number, lo: number): E | null {
     if (lo === this.#lastLo && hi === this.#lastHi) return this.#last;
     const r = this.#byLo.get(lo);
@@ -167,6 +148,8 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   abstract readonly takesTransientDatagrams: boolean;
   protected host!: SecurityHost<E>;
   protected routes = new CidRoutes<E>();
+  /** peekRoute's answer, reused datagram after datagram. */
+  readonly #route: PacketRoute = { cidHi: 0, cidLo: 0, opensAssociation: false };
   protected unroutable = 0;
   protected probeAnswers = { sent: 0, limited: 0 };
   /** Our associations' connection ids, for liveness probes. */
@@ -251,12 +234,13 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       this.#onLivenessMessage(plain, peerName, from);
       return;
     }
-    if (plain.length < MIN_TRANSPORT_PACKET) {
+    const r = this.#route;
+    if (!peekRoute(plain, r)) {
       this.unroutable++;
       return;
     }
-    const hi = CidRoutes.hi(plain);
-    const lo = CidRoutes.lo(plain);
+    const hi = r.cidHi;
+    const lo = r.cidLo;
     let entry = this.routes.get(hi, lo);
     if (entry && entry.assoc.peerName !== peerName) {
       // An authenticated peer may only talk to its own associations.
@@ -264,7 +248,9 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       return;
     }
     if (!entry || entry.assoc.isClosed) {
-      if (this.initiatorPeers.has(peerName) || !isHandshakeInit(plain)) {
+      // Only a client's first packets (HANDSHAKE INIT) may create an association, so stray or
+      // stale datagrams (e.g. from before a restart) never do.
+      if (this.initiatorPeers.has(peerName) || !r.opensAssociation) {
         this.unroutable++;
         return;
       }
@@ -281,12 +267,11 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
 
   /** Our own client association's id is learned from its first datagram. */
   protected learn(entry: E, data: Uint8Array, known: { learned: boolean }): void {
-    if (known.learned || data.length < MIN_TRANSPORT_PACKET) return;
+    const r = this.#route;
+    if (known.learned || !peekRoute(data, r)) return;
     known.learned = true;
-    const hi = CidRoutes.hi(data);
-    const lo = CidRoutes.lo(data);
-    this.routes.set(hi, lo, entry);
-    this.#cidOf.set(entry, { hi, lo });
+    this.routes.set(r.cidHi, r.cidLo, entry);
+    this.#cidOf.set(entry, { hi: r.cidHi, lo: r.cidLo });
   }
 
   forget(entry: E): void {

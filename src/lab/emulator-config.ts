@@ -5,7 +5,7 @@
 import { findProfile, queueBytes, type LinkProfile } from './profiles.ts';
 import type { LinkSettings } from './emulator-link.ts';
 
-/** The fixed lab addresses (see coord.md): A side and B side of the emulator namespace. */
+/** The fixed lab addresses (docs/lab.md, "Network"): A side and B side of the emulator namespace. */
 export const LAB_ADDRESSES = {
   aNear: '198.18.1.1', aPeer: '198.18.1.2',
   bNear: '198.18.2.1', bPeer: '198.18.2.2',

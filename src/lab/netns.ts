@@ -1,6 +1,6 @@
 // The lab network: sites A and B and the emulator as network namespaces, veths between
 // each site and the emulator, a VXLAN overlay whose underlay datagrams cross the emulator,
-// and the emulator process itself. Addresses are fixed (coord.md) so gateways and
+// and the emulator process itself. Addresses are fixed (docs/lab.md) so gateways and
 // benchmarks agree; only the namespace prefix and state directory vary (tests run a lab
 // of their own next to a user's).
 //

@@ -1,4 +1,4 @@
-// The report's emulated links (../shared/reference/validation-report.md) plus the two
+// The emulated links of the published lab report the project re-runs (README) plus the two
 // heavy-loss profiles the transport must survive. Shared by the simulator, the emulator
 // and the benchmarks so all three test the same links.
 

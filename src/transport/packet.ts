@@ -79,3 +79,29 @@ export function readHeader(buf: Uint8Array, out: PacketHeader): PacketError | nu
   out.packetNumber = pnHi * 0x100000000 + pnLo;
   return null;
 }
+
+/** What a router needs from a transport datagram, read without parsing it (peekRoute). */
+export interface PacketRoute {
+  cidHi: number;
+  cidLo: number;
+  /** The packet starts with HANDSHAKE(INIT): only such a packet may open an association. */
+  opensAssociation: boolean;
+}
+
+// The first frame's type and a HANDSHAKE frame's kind (frame.ts FrameType.HANDSHAKE,
+// HandshakeKind.INIT), fixed by the wire format.
+const HANDSHAKE_FRAME = 0x0a;
+const HANDSHAKE_INIT = 1;
+
+/**
+ * Reads `buf`'s connection id into `out` and whether it opens an association, without checking
+ * anything else (the core validates the packet). False when too short to be a packet. `out` is
+ * the caller's, reused: a router calls this for every datagram.
+ */
+export function peekRoute(buf: Uint8Array, out: PacketRoute): boolean {
+  if (buf.length < HEADER_SIZE) return false;
+  out.cidHi = ((buf[2]! << 24) | (buf[3]! << 16) | (buf[4]! << 8) | buf[5]!) >>> 0;
+  out.cidLo = ((buf[6]! << 24) | (buf[7]! << 16) | (buf[8]! << 8) | buf[9]!) >>> 0;
+  out.opensAssociation = buf.length > HEADER_SIZE + 1 && buf[HEADER_SIZE] === HANDSHAKE_FRAME && buf[HEADER_SIZE + 1] === HANDSHAKE_INIT;
+  return true;
+}

@@ -15,7 +15,9 @@ import { ResetCode } from '../../src/gateway/open-header.ts';
 function stubAssociation(): Association {
   return {
     streams: new Map(),
-    conn: { read: () => null, finish: () => {}, resetStream: () => {} },
+    read: () => null,
+    finish: () => {},
+    resetStream: () => {},
     readView: () => null,
     reading: () => {},
     release: () => {},

@@ -19,7 +19,7 @@ export { formatSeconds, speedUp, usable };
 
 export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bench/results');
 
-// The report's table (validation-report.md): plain TCP and appliance seconds for one VM.
+// The report's table (the published lab report, README): plain TCP and appliance seconds for one VM.
 const REPORT_SECONDS: Record<string, [number, number]> = {
   baseline: [9.6, 9.9], sonet: [13.1, 12.9], llmetro: [17.8, 13.7], metro: [127.5, 14.7], mpls: [395.2, 22.9],
 };

@@ -42,7 +42,7 @@ export const DEFAULT_QEMU: QemuSettings = {
 /**
  * QEMU 7.2 under TCG loses dirty pages when pc.ram is a multiple of 256 KiB (its fast bitmap
  * sync skips the TLB reset; fixed upstream in 9.0 by 03bfc2188f): 16 KiB less sends it down the
- * correct per-page path (shared/reference/qemu-notes.md).
+ * correct per-page path.
  */
 export const RAM_SHORTFALL_KIB = 16;
 
