@@ -10,7 +10,7 @@ import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { modelBasedController } from '../transport/congestion/model-based.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
 import type { ConnectionConfig } from '../transport/types.ts';
-import { cHeapStats, trimMemory } from './memory-trim.ts';
+import { cHeapStats, trimMemoryIfWorthIt } from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -642,7 +642,8 @@ export class Gateway {
       const bw = !e.assoc.isClosed && e.assoc.isConnected ? e.assoc.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
-    trimMemory();
+    // Free C-heap pages go back once they amount to an eighth of the memory budget.
+    trimMemoryIfWorthIt(this.config.limits.memoryBudget / 8);
   }
 
   // ---- reload (SIGHUP, POST /reload) ----
