@@ -83,6 +83,7 @@ export class RecvStream {
     }
     if (this.reset || end <= this.contiguousEnd) return grew;
     const from = Math.max(offset, this.contiguousEnd);
+    if (from >= end) return grew; // an empty frame (a FIN alone) beyond what arrived: nothing to store
     this.store(from, from === offset ? data : data.subarray(from - offset), stored);
     if (from === this.contiguousEnd) {
       this.contiguousEnd = end;
