@@ -70,6 +70,8 @@ export class StreamBridge implements StreamListener {
   #gathered: Buffer[] = [];
   #gatheredBytes = 0;
   #gatherTimer: NodeJS.Timeout | null = null;
+  /** What this bridge adds to the association's heldBytes. */
+  #held = 0;
   #socketEnded = false;   // TCP FIN from our socket
   #streamFinishedLocal = false; // we called finish()
   #remoteFinished = false; // peer's FIN delivered, socket.end() called
@@ -109,9 +111,6 @@ export class StreamBridge implements StreamListener {
     for (const p of this.#pending) n += p.length;
     return n;
   }
-
-  /** What this bridge adds to the association's heldBytes. */
-  #held = 0;
 
   #syncHeld(): void {
     const now = this.pendingBytes;
