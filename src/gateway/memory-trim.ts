@@ -20,11 +20,6 @@ function addon(): HeapAddon | null {
   return loaded;
 }
 
-/** Trims the C heap; false if the addon is missing or nothing was given back. */
-export function trimMemory(): boolean {
-  return addon()?.trimMemory() ?? false;
-}
-
 /**
  * Trims the C heap only when it holds at least `minFreeBytes` free: under connection churn a
  * trim every second gives back pages that the next connections fault in again (a soak of short

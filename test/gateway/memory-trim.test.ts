@@ -1,0 +1,21 @@
+// The C heap seen and trimmed through the lh_udp addon (memory-trim.ts): /status reports it, and
+// the once-a-second trim runs only when enough of it is free.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadAddon } from '../../src/native/load.ts';
+import { cHeapStats, trimMemoryIfWorthIt } from '../../src/gateway/memory-trim.ts';
+
+const skip = loadAddon('lh_udp').ok ? false : 'the lh_udp addon is not built (make -C native)';
+
+test('the C heap: what is in use and free is reported, and freed memory is given back only past the threshold', { skip }, () => {
+  const before = cHeapStats();
+  assert.ok(before.inUseBytes > 0, `in use ${before.inUseBytes}`);
+  // 64 MiB of ArrayBuffers in the C heap, then dropped: V8 frees them at its next collection.
+  let held: Uint8Array[] | null = Array.from({ length: 256 }, () => new Uint8Array(256 * 1024).fill(1));
+  const during = cHeapStats();
+  assert.ok(during.inUseBytes + during.mmappedBytes > before.inUseBytes, 'the buffers show in the C heap');
+  assert.equal(held.length, 256);
+  held = null;
+  assert.equal(trimMemoryIfWorthIt(Number.POSITIVE_INFINITY), false, 'below the threshold: nothing is trimmed');
+  assert.equal(typeof trimMemoryIfWorthIt(0), 'boolean');
+});
