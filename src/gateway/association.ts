@@ -34,7 +34,7 @@
 //      lets out; readable stream data goes to the bridge, decoded and written to the TCP
 //      socket corked (one writev per turn).
 import { performance } from 'node:perf_hooks';
-import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/types.ts';
+import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/index.ts';
 
 /** What a stream's owner (a tunnel bridge, or a far-side open in progress) hears. */
 export interface StreamListener {

@@ -3,8 +3,7 @@
 // window from the path's minimum RTT alone (tens of microseconds on a LAN or loopback) would
 // stall on every such hiccup, so the window is never allowed below what the pacing rate sends in
 // HOST_LATENCY_ALLOWANCE_MS. Pacing still sets the rate, so at most that much can queue.
-import type { RateController } from '../transport/congestion/controller.ts';
-import { ForwardingRateController } from '../transport/congestion/forwarding.ts';
+import { ForwardingRateController, type RateController } from '../transport/index.ts';
 
 // Measured on the 2-core test machine: gateway-to-gateway RTT samples on loopback range
 // 0.03-6 ms (median ~0.3 ms) while the minimum stays at 0.03 ms. bench:gateway (1 bulk

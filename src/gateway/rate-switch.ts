@@ -1,8 +1,7 @@
 // A rate controller whose implementation a config reload can replace under a running
 // association: the transport keeps one controller object for its lifetime (Connection, Recovery),
 // so the gateway hands it this forwarder and swaps what is behind it.
-import { ForwardingRateController } from '../transport/congestion/forwarding.ts';
-import type { RateController } from '../transport/congestion/controller.ts';
+import { ForwardingRateController, type RateController } from '../transport/index.ts';
 
 export class SwitchableRateController extends ForwardingRateController {
   /**

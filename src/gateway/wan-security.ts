@@ -10,7 +10,7 @@ import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
 import { DEFERRED, SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
 import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
-import type { TransportConnection } from '../transport/types.ts';
+import { peekRoute, type TransportConnection, type PacketRoute } from '../transport/index.ts';
 import { DatagramBatch } from './udp-link.ts';
 import type { DatagramSink } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
@@ -20,7 +20,6 @@ import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMes
 import type { Logger } from './logger.ts';
 import { LogLimit } from './log-limit.ts';
 import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
-import { peekRoute, type PacketRoute } from '../transport/packet.ts';
 
 export interface RoutedEntry {
   assoc: { peerName: string; isClosed: boolean };

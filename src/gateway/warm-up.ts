@@ -11,8 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
 import type { CompressionMode } from '../codec/index.ts';
-import { Connection } from '../transport/connection.ts';
-import type { ConnectionConfig } from '../transport/types.ts';
+import { Connection, type ConnectionConfig } from '../transport/index.ts';
 import { runBulkTransfer } from '../sim/scenarios.ts';
 import { findProfile } from '../lab/profiles.ts';
 
