@@ -8,7 +8,7 @@ export const SendWait = { none: -1, window: 0, pacing: 1, data: 2 } as const;
 export type SendWait = (typeof SendWait)[keyof typeof SendWait];
 
 export class SendWaits {
-  readonly ms: [number, number, number] = [0, 0, 0];
+  private readonly ms: [number, number, number] = [0, 0, 0];
   private state: SendWait = SendWait.none;
   private since: Millis = 0;
 
