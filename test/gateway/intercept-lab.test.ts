@@ -111,7 +111,7 @@ async function cli(ns: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function scenario(topology: InterceptTopology): Promise<void> {
+async function scenario(topology: InterceptTopology, method: 'tproxy' | 'redirect' = 'tproxy'): Promise<void> {
   const release = await holdLabLock(LAB);
   const keyDir = mkdtempSync(join(tmpdir(), 'lhic-keys-'));
   const started: ChildProcess[] = [];
@@ -119,7 +119,8 @@ async function scenario(topology: InterceptTopology): Promise<void> {
   try {
     const sites = await interceptSitesUp({ lab: LAB, topology, profile: 'metro' });
     const gwNs = sites.ns.gatewayA;
-    const flags = gatewayAInterceptFlags(sites, [INTERCEPTED]);
+    const methodFlags = ['--intercept-method', method];
+    const flags = [...gatewayAInterceptFlags(sites, [INTERCEPTED]), ...methodFlags];
 
     // Before anything: without the gateways, the server is reachable directly (routed over the overlay).
     await addForeignRules(gwNs);
@@ -128,14 +129,14 @@ async function scenario(topology: InterceptTopology): Promise<void> {
     await cli(gwNs, ['intercept', 'install', ...flags]);
     const installed = await netState(gwNs);
     assert.notDeepEqual(installed, before, 'install changed nothing');
-    assert.ok(installed.some((l) => l.includes('TPROXY') && l.includes('longhaul:a:intercept0') && l.includes(`${I.bLanNet}`) && l.includes(`--dport ${INTERCEPTED}`)), installed.join('\n'));
+    assert.ok(installed.some((l) => l.includes(method === 'tproxy' ? '-j TPROXY' : '-j REDIRECT') && l.includes('longhaul:a:intercept0') && l.includes(`${I.bLanNet}`) && l.includes(`--dport ${INTERCEPTED}`)), installed.join('\n'));
     assert.match(await cli(gwNs, ['intercept', 'install', ...flags]), /nothing to install/);
     assert.deepEqual(await netState(gwNs), installed, 'a second install changed the rules');
 
     const server = nsSpawn(sites.ns.server, [process.execPath, FIXTURE, 'server', `${INTERCEPTED},${NOT_LISTED}`]);
     started.push(server);
     await waitLine(server, 'listening', 15_000);
-    const gw = await startGateways(sites, { keyDir, ports: [INTERCEPTED] });
+    const gw = await startGateways(sites, { keyDir, ports: [INTERCEPTED], extraFlags: methodFlags });
     started.push(gw.a, gw.b);
     stopGateways = gw.stop;
 
@@ -201,6 +202,10 @@ async function scenario(topology: InterceptTopology): Promise<void> {
 
 test('interception in-path: real address, verified, from gateway B; other ports and subnets bypass; remove restores the rules', { skip: skipReason(), timeout: 180_000 }, async () => {
   await scenario('in-path');
+});
+
+test('interception in-path with REDIRECT (NAT; the destination read with SO_ORIGINAL_DST): the same', { skip: skipReason(), timeout: 180_000 }, async () => {
+  await scenario('in-path', 'redirect');
 });
 
 test('interception one-arm (policy routing to a one-interface gateway): the same', { skip: skipReason(), timeout: 180_000 }, async () => {
