@@ -14,7 +14,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CLI_MAIN, INTERCEPT_ADDRESSES as I, TUNNEL_PORT_OFFSET, gatewayAInterceptFlags, interceptSitesDown, interceptSitesUp, nsRun, nsSpawn, startGateways, stopSpawned,
+  CLI_MAIN,
+  INTERCEPT_ADDRESSES as I,
+  TUNNEL_PORT_OFFSET,
+  gatewayAInterceptFlags,
+  interceptSitesDown,
+  interceptSitesUp,
+  nsRun,
+  nsSpawn,
+  startGateways,
+  stopSpawned,
 } from '../lab/intercept-sites.ts';
 import type { LabId } from '../lab/netns.ts';
 import type { GatewayStatus } from '../gateway/gateway.ts';
@@ -36,7 +45,13 @@ const PORT = 5201;
 const DIRECT_PORT = 5202;
 
 type Path = 'intercept' | 'tunnel' | 'direct';
-interface Run { round: number; path: Path; mbps: number; retransmits: number; viaGateway: boolean }
+interface Run {
+  round: number;
+  path: Path;
+  mbps: number;
+  retransmits: number;
+  viaGateway: boolean;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -68,7 +83,9 @@ async function main(): Promise<void> {
     gwStop = gw.stop;
     await new Promise((r) => setTimeout(r, 500));
     const target: Record<Path, [string, number]> = {
-      intercept: [I.server, PORT], tunnel: [sites.gatewayALan, PORT + TUNNEL_PORT_OFFSET], direct: [I.server, DIRECT_PORT],
+      intercept: [I.server, PORT],
+      tunnel: [sites.gatewayALan, PORT + TUNNEL_PORT_OFFSET],
+      direct: [I.server, DIRECT_PORT],
     };
     for (let round = 1; round <= rounds; round++) {
       const order: Path[] = round % 2 === 1 ? ['intercept', 'tunnel', 'direct'] : ['tunnel', 'intercept', 'direct'];
@@ -77,17 +94,30 @@ async function main(): Promise<void> {
         const [host, port] = target[path];
         let out = '';
         for (let attempt = 0; attempt < 5; attempt++) {
-          const r = await nsRun(sites.ns.client, ['iperf3', '-c', host, '-p', String(port), '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+          const r = await nsRun(
+            sites.ns.client,
+            ['iperf3', '-c', host, '-p', String(port), '-t', String(seconds), '-J'],
+            (seconds + 30) * 1000,
+          );
           out = r.stdout;
           if (!out.includes('server is busy')) break;
           await new Promise((res) => setTimeout(res, 1000));
         }
-        const j = JSON.parse(out) as { end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } }; error?: string };
+        const j = JSON.parse(out) as {
+          end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+          error?: string;
+        };
         if (!j.end?.sum_received) throw new Error(`iperf3 ${path}: ${j.error ?? out.slice(-500)}`);
         const after = await status(sites.ns.gatewayA);
         const count = (s: GatewayStatus): number => (path === 'tunnel' ? s.tunnels[0]!.total : s.intercept!.rules[0]!.total);
         const viaGateway = count(after) > count(before);
-        const run = { round, path, mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent?.retransmits ?? 0, viaGateway };
+        const run = {
+          round,
+          path,
+          mbps: j.end.sum_received.bits_per_second / 1e6,
+          retransmits: j.end.sum_sent?.retransmits ?? 0,
+          viaGateway,
+        };
         if ((path === 'direct') === viaGateway) throw new Error(`${path} run ${viaGateway ? 'went' : 'did not go'} through gateway A`);
         runs.push(run);
         process.stderr.write(`${JSON.stringify(run)}\n`);

@@ -9,7 +9,9 @@ import { installPlan, removePlan } from '../gateway/intercept/apply.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-type InterceptFlags = Pick<GatewayFlags, 'config' | 'name' | 'peer' | 'peerName' | 'intercept' | 'interceptListen' | 'interceptMethod'> & { remove?: boolean };
+type InterceptFlags = Pick<GatewayFlags, 'config' | 'name' | 'peer' | 'peerName' | 'intercept' | 'interceptListen' | 'interceptMethod'> & {
+  remove?: boolean;
+};
 
 /** The gateway's config as far as interception needs it (no keys are read, no WAN socket bound). */
 function loadConfig(flags: InterceptFlags, command: string): GatewayConfig | null {
@@ -20,7 +22,9 @@ function loadConfig(flags: InterceptFlags, command: string): GatewayConfig | nul
     return null;
   }
   if (r.config.intercept.length === 0) {
-    process.stderr.write(`longhaul intercept ${command}: the configuration has no intercept rules (intercept: in the file, or --intercept)\n`);
+    process.stderr.write(
+      `longhaul intercept ${command}: the configuration has no intercept rules (intercept: in the file, or --intercept)\n`,
+    );
     process.exitCode = 2;
     return null;
   }
@@ -41,7 +45,9 @@ function addConfigOptions(cmd: Command): Command {
 export function registerInterceptCommands(program: Command): void {
   const intercept = program
     .command('intercept')
-    .description("the kernel's rules for transparent interception (iptables + policy routing), from the gateway's config; docs/intercept.md");
+    .description(
+      "the kernel's rules for transparent interception (iptables + policy routing), from the gateway's config; docs/intercept.md",
+    );
   addConfigOptions(intercept.command('rules').description('print the commands install would run (or, with --remove, remove)'))
     .option('--remove', 'print the removal commands instead')
     .action((flags: InterceptFlags) => {
@@ -49,10 +55,12 @@ export function registerInterceptCommands(program: Command): void {
       if (!cfg) return;
       process.stdout.write(formatPlan(interceptPlan(cfg), flags.remove ? 'remove' : 'install'));
     });
-  addConfigOptions(intercept.command('install').description('apply the rules (root); idempotent: what is already there is left as it is'))
-    .action((flags: InterceptFlags) => apply(flags, 'install'));
-  addConfigOptions(intercept.command('remove').description('delete exactly the rules install applies (root); idempotent'))
-    .action((flags: InterceptFlags) => apply(flags, 'remove'));
+  addConfigOptions(
+    intercept.command('install').description('apply the rules (root); idempotent: what is already there is left as it is'),
+  ).action((flags: InterceptFlags) => apply(flags, 'install'));
+  addConfigOptions(intercept.command('remove').description('delete exactly the rules install applies (root); idempotent')).action(
+    (flags: InterceptFlags) => apply(flags, 'remove'),
+  );
 }
 
 function apply(flags: InterceptFlags, which: 'install' | 'remove'): void {
@@ -63,7 +71,11 @@ function apply(flags: InterceptFlags, which: 'install' | 'remove'): void {
   try {
     const report = which === 'install' ? installPlan(plan) : removePlan(plan);
     for (const c of report.changed) process.stdout.write(`${shellLine(c)}\n`);
-    process.stdout.write(report.changed.length === 0 ? `nothing to ${which}: already ${which === 'install' ? 'installed' : 'absent'}\n` : `${which === 'install' ? 'installed' : 'removed'} (${report.changed.length} changes)\n`);
+    process.stdout.write(
+      report.changed.length === 0
+        ? `nothing to ${which}: already ${which === 'install' ? 'installed' : 'absent'}\n`
+        : `${which === 'install' ? 'installed' : 'removed'} (${report.changed.length} changes)\n`,
+    );
   } catch (err) {
     process.stderr.write(`longhaul intercept ${which}: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -18,13 +18,20 @@ import { LAB_ADDRESSES } from './emulator-config.ts';
 
 export const INTERCEPT_ADDRESSES = {
   /** Site A's LAN: the router (A) and the client. */
-  aLan: '198.18.101.1', client: '198.18.101.2', aLanNet: '198.18.101.0/24',
+  aLan: '198.18.101.1',
+  client: '198.18.101.2',
+  aLanNet: '198.18.101.0/24',
   /** Site B's LAN: the router (B) and the server. */
-  bLan: '198.18.102.1', server: '198.18.102.2', bLanNet: '198.18.102.0/24',
+  bLan: '198.18.102.1',
+  server: '198.18.102.2',
+  bLanNet: '198.18.102.0/24',
   /** Another of the server's addresses, in a subnet no peer serves. */
-  serverUnserved: '198.18.103.2', unservedNet: '198.18.103.0/24',
+  serverUnserved: '198.18.103.2',
+  unservedNet: '198.18.103.0/24',
   /** One-arm: router A's leg to gateway A, and gateway A. */
-  armRouter: '198.18.104.1', armGateway: '198.18.104.2', armNet: '198.18.104.0/24',
+  armRouter: '198.18.104.1',
+  armGateway: '198.18.104.2',
+  armNet: '198.18.104.0/24',
 } as const;
 
 export type InterceptTopology = 'in-path' | 'one-arm';
@@ -54,7 +61,9 @@ function ip(...args: string[]): void {
 }
 
 function sysctl(ns: string, settings: Record<string, string>): void {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`sysctl in ${ns}: ${(r.stderr ?? '').trim()}`);
 }
 
@@ -78,7 +87,13 @@ function veth(nsA: string, devA: string, addrA: string, nsB: string, devB: strin
 }
 
 /** The lab (on `profile`) with client, server and, one-arm, a separate gateway A host. */
-export async function interceptSitesUp(o: { lab: LabId; topology: InterceptTopology; profile: LinkSpec }): Promise<InterceptSites> {
+export async function interceptSitesUp(o: {
+  lab: LabId;
+  topology: InterceptTopology;
+  profile: LinkSpec;
+  /** One-arm: router A's own TCP to site B's LAN also goes via gateway A (a hypervisor that is its own router). */
+  routerTrafficViaGateway?: boolean;
+}): Promise<InterceptSites> {
   await interceptSitesDown(o.lab);
   await labUp({ lab: o.lab, profile: o.profile, replace: true });
   const a = namespaceName('a', o.lab);
@@ -108,10 +123,17 @@ export async function interceptSitesUp(o: { lab: LabId; topology: InterceptTopol
       veth(a, 'a-gw', I.armRouter, x.gwa, 'gw-a', I.armGateway);
       ip('-n', x.gwa, 'route', 'add', 'default', 'via', I.armRouter);
       // The gateway hands back what it does not intercept (other ports) to the router: no redirects for that.
-      sysctl(x.gwa, { ...ROUTER, 'net.ipv4.conf.all.send_redirects': '0', 'net.ipv4.conf.default.send_redirects': '0', 'net.ipv4.conf.gw-a.send_redirects': '0' });
+      sysctl(x.gwa, {
+        ...ROUTER,
+        'net.ipv4.conf.all.send_redirects': '0',
+        'net.ipv4.conf.default.send_redirects': '0',
+        'net.ipv4.conf.gw-a.send_redirects': '0',
+      });
       // Router A: TCP from the client LAN to site B's LAN goes to the gateway; all else as before.
       ip('-n', a, 'route', 'add', 'default', 'via', I.armGateway, 'table', ONE_ARM_TABLE);
       ip('-n', a, 'rule', 'add', 'iif', 'a-cl', 'to', I.bLanNet, 'ipproto', 'tcp', 'lookup', ONE_ARM_TABLE, 'pref', '1000');
+      if (o.routerTrafficViaGateway)
+        ip('-n', a, 'rule', 'add', 'iif', 'lo', 'to', I.bLanNet, 'ipproto', 'tcp', 'lookup', ONE_ARM_TABLE, 'pref', '1001');
       // The gateway's WAN datagrams are routed by A to the emulator, which answers to their source.
       ip('-n', emu, 'route', 'add', I.armNet, 'via', LAB_ADDRESSES.aPeer);
       ip('-n', b, 'route', 'add', I.armNet, 'via', VXLAN.a);
@@ -120,9 +142,13 @@ export async function interceptSitesUp(o: { lab: LabId; topology: InterceptTopol
       gatewayALan = I.armGateway;
     }
     return {
-      lab: o.lab, topology: o.topology,
+      lab: o.lab,
+      topology: o.topology,
       ns: { client: x.client, server: x.server, a, b, gatewayA, gatewayB: b },
-      gatewayAWan, gatewayAPeer: LAB_ADDRESSES.aNear, gatewayBWan: LAB_ADDRESSES.bPeer, gatewayALan,
+      gatewayAWan,
+      gatewayAPeer: LAB_ADDRESSES.aNear,
+      gatewayBWan: LAB_ADDRESSES.bPeer,
+      gatewayALan,
     };
   } catch (err) {
     await interceptSitesDown(o.lab);
@@ -139,7 +165,11 @@ export async function interceptSitesDown(lab: LabId): Promise<void> {
 }
 
 /** Runs argv in namespace `ns` (its PID is the command's: ip netns exec execs it). */
-export function nsSpawn(ns: string, argv: string[], opts: { stdio?: 'pipe' | 'ignore' | Array<'pipe' | 'ignore' | number> } = {}): ChildProcess {
+export function nsSpawn(
+  ns: string,
+  argv: string[],
+  opts: { stdio?: 'pipe' | 'ignore' | Array<'pipe' | 'ignore' | number> } = {},
+): ChildProcess {
   return spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -155,8 +185,12 @@ export function nsRun(ns: string, argv: string[], timeoutMs = 30_000): Promise<N
     const child = nsSpawn(ns, argv);
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', reject);
     child.once('close', (code) => {
@@ -192,8 +226,16 @@ export interface GatewayPair {
 
 /** The intercept flags gateway A runs with and `longhaul intercept install` is given. */
 export function gatewayAInterceptFlags(sites: InterceptSites, ports: readonly number[]): string[] {
-  return ['--name', 'a', '--peer', `${sites.gatewayAPeer}:${WAN_PORT}`, '--peer-name', 'b',
-    '--intercept', `b=${INTERCEPT_ADDRESSES.bLanNet}:${ports.join(',')}`];
+  return [
+    '--name',
+    'a',
+    '--peer',
+    `${sites.gatewayAPeer}:${WAN_PORT}`,
+    '--peer-name',
+    'b',
+    '--intercept',
+    `b=${INTERCEPT_ADDRESSES.bLanNet}:${ports.join(',')}`,
+  ];
 }
 
 function keygen(dir: string, name: string): void {
@@ -228,16 +270,45 @@ function started(child: ChildProcess, what: string, timeoutMs: number): { ready:
  * an explicit tunnel per port on its LAN address (port + TUNNEL_PORT_OFFSET): one pair of
  * gateways serves both paths.
  */
-export async function startGateways(sites: InterceptSites, o: { keyDir: string; ports: readonly number[]; extraFlags?: string[] }): Promise<GatewayPair> {
+export async function startGateways(
+  sites: InterceptSites,
+  o: { keyDir: string; ports: readonly number[]; extraFlags?: string[] },
+): Promise<GatewayPair> {
   keygen(o.keyDir, 'a');
   keygen(o.keyDir, 'b');
   const common = ['--log-json', '--log-level', 'info', ...(o.extraFlags ?? [])];
-  const b = nsSpawn(sites.ns.gatewayB, [process.execPath, CLI_MAIN, 'gateway', '--name', 'b', '--wan', `${sites.gatewayBWan}:${WAN_PORT}`,
-    '--peer-name', 'a', '--key', `${o.keyDir}/b.key`, '--peer-key', `${o.keyDir}/a.pub`, '--allow', INTERCEPT_ADDRESSES.bLanNet, ...common]);
-  const a = nsSpawn(sites.ns.gatewayA, [process.execPath, CLI_MAIN, 'gateway', '--wan', `${sites.gatewayAWan}:${WAN_PORT}`,
+  const b = nsSpawn(sites.ns.gatewayB, [
+    process.execPath,
+    CLI_MAIN,
+    'gateway',
+    '--name',
+    'b',
+    '--wan',
+    `${sites.gatewayBWan}:${WAN_PORT}`,
+    '--peer-name',
+    'a',
+    '--key',
+    `${o.keyDir}/b.key`,
+    '--peer-key',
+    `${o.keyDir}/a.pub`,
+    '--allow',
+    INTERCEPT_ADDRESSES.bLanNet,
+    ...common,
+  ]);
+  const a = nsSpawn(sites.ns.gatewayA, [
+    process.execPath,
+    CLI_MAIN,
+    'gateway',
+    '--wan',
+    `${sites.gatewayAWan}:${WAN_PORT}`,
     ...gatewayAInterceptFlags(sites, o.ports),
     ...o.ports.flatMap((p) => ['--tunnel', `${sites.gatewayALan}:${p + TUNNEL_PORT_OFFSET}=${INTERCEPT_ADDRESSES.server}:${p}`]),
-    '--key', `${o.keyDir}/a.key`, '--peer-key', `${o.keyDir}/b.pub`, ...common]);
+    '--key',
+    `${o.keyDir}/a.key`,
+    '--peer-key',
+    `${o.keyDir}/b.pub`,
+    ...common,
+  ]);
   const sb = started(b, 'gateway B', 20_000);
   const sa = started(a, 'gateway A', 20_000);
   const stop = async (): Promise<void> => {

@@ -13,7 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import {
-  CLI_MAIN, INTERCEPT_ADDRESSES as I, gatewayAInterceptFlags, interceptSitesDown, interceptSitesUp, nsRun, nsSpawn, startGateways, stopSpawned,
+  CLI_MAIN,
+  INTERCEPT_ADDRESSES as I,
+  gatewayAInterceptFlags,
+  interceptSitesDown,
+  interceptSitesUp,
+  nsRun,
+  nsSpawn,
+  startGateways,
+  stopSpawned,
   type InterceptTopology,
 } from '../../src/lab/intercept-sites.ts';
 import type { LabId } from '../../src/lab/netns.ts';
@@ -29,7 +37,8 @@ const BYTES = 4 * 1024 * 1024;
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, iptables)';
-  if (spawnSync('iptables', ['--version'], { stdio: 'ignore' }).status !== 0) return 'iptables not installed (apt-get install -y iptables; scripts/install-system-deps.sh)';
+  if (spawnSync('iptables', ['--version'], { stdio: 'ignore' }).status !== 0)
+    return 'iptables not installed (apt-get install -y iptables; scripts/install-system-deps.sh)';
   const addon = loadAddon('lh_sock');
   if (!addon.ok) return addon.error;
   return false;
@@ -42,7 +51,10 @@ async function netState(ns: string): Promise<string[]> {
   const rules = await nsRun(ns, ['ip', 'rule', 'show']);
   const routes = await nsRun(ns, ['ip', 'route', 'show', 'table', 'all']);
   return [
-    ...save.stdout.split('\n').filter((l) => !l.startsWith('#') && l !== '').map((l) => l.replace(/ \[\d+:\d+\]$/, '')),
+    ...save.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && l !== '')
+      .map((l) => l.replace(/ \[\d+:\d+\]$/, '')),
     '--- ip rule',
     ...rules.stdout.split('\n').filter(Boolean),
     '--- ip route show table all',
@@ -53,7 +65,25 @@ async function netState(ns: string): Promise<string[]> {
 /** Someone else's rules on the gateway host, which install and remove must leave alone. */
 async function addForeignRules(ns: string): Promise<void> {
   for (const argv of [
-    ['iptables', '-t', 'mangle', '-A', 'PREROUTING', '-p', 'udp', '--dport', '9', '-m', 'comment', '--comment', 'other-admin', '-j', 'MARK', '--set-mark', '0x7'],
+    [
+      'iptables',
+      '-t',
+      'mangle',
+      '-A',
+      'PREROUTING',
+      '-p',
+      'udp',
+      '--dport',
+      '9',
+      '-m',
+      'comment',
+      '--comment',
+      'other-admin',
+      '-j',
+      'MARK',
+      '--set-mark',
+      '0x7',
+    ],
     ['iptables', '-t', 'mangle', '-N', 'OTHER'],
     ['iptables', '-t', 'mangle', '-A', 'OTHER', '-p', 'tcp', '-j', 'RETURN'],
     ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-s', '198.18.250.0/24', '-j', 'RETURN'],
@@ -129,7 +159,16 @@ async function scenario(topology: InterceptTopology, method: 'tproxy' | 'redirec
     await cli(gwNs, ['intercept', 'install', ...flags]);
     const installed = await netState(gwNs);
     assert.notDeepEqual(installed, before, 'install changed nothing');
-    assert.ok(installed.some((l) => l.includes(method === 'tproxy' ? '-j TPROXY' : '-j REDIRECT') && l.includes('longhaul:a:intercept0') && l.includes(`${I.bLanNet}`) && l.includes(`--dport ${INTERCEPTED}`)), installed.join('\n'));
+    assert.ok(
+      installed.some(
+        (l) =>
+          l.includes(method === 'tproxy' ? '-j TPROXY' : '-j REDIRECT') &&
+          l.includes('longhaul:a:intercept0') &&
+          l.includes(`${I.bLanNet}`) &&
+          l.includes(`--dport ${INTERCEPTED}`),
+      ),
+      installed.join('\n'),
+    );
     assert.match(await cli(gwNs, ['intercept', 'install', ...flags]), /nothing to install/);
     assert.deepEqual(await netState(gwNs), installed, 'a second install changed the rules');
 
@@ -145,7 +184,7 @@ async function scenario(topology: InterceptTopology, method: 'tproxy' | 'redirec
     assert.ok(r.ok, `intercepted transfer not verified: ${JSON.stringify(r)}\nA: ${gw.logA().slice(-2000)}\nB: ${gw.logB().slice(-2000)}`);
     assert.equal(r.server!.bytes, BYTES);
     assert.equal(r.server!.local, `${I.server}:${INTERCEPTED}`);
-    assert.equal(r.server!.remote.split(':')[0], I.bLan, 'the server\'s connection did not come from gateway B');
+    assert.equal(r.server!.remote.split(':')[0], I.bLan, "the server's connection did not come from gateway B");
     assert.equal(r.local.split(':')[0], I.client);
 
     // While one is open, status and metrics name its original destination; the log lines do too.
@@ -160,11 +199,26 @@ async function scenario(topology: InterceptTopology, method: 'tproxy' | 'redirec
     assert.equal(open.connections[0]!.originalDst, `${I.server}:${INTERCEPTED}`);
     assert.equal(open.connections[0]!.client.split(':')[0], I.client);
     assert.equal(open.connections[0]!.peer, 'b');
-    const metrics = await nsRun(gwNs, [process.execPath, '-e', "fetch('http://127.0.0.1:4501/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], 15_000);
-    assert.match(metrics.stdout, new RegExp(`longhaul_intercept_destination_connections\\{destination="${I.server.replaceAll('.', '\\.')}:${INTERCEPTED}",peer="b"\\} 1`));
+    const metrics = await nsRun(
+      gwNs,
+      [process.execPath, '-e', "fetch('http://127.0.0.1:4501/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"],
+      15_000,
+    );
+    assert.match(
+      metrics.stdout,
+      new RegExp(
+        `longhaul_intercept_destination_connections\\{destination="${I.server.replaceAll('.', '\\.')}:${INTERCEPTED}",peer="b"\\} 1`,
+      ),
+    );
     assert.ok((await held).ok);
-    const logLines = gw.logA().split('\n').filter((l) => l.includes(`"originalDst":"${I.server}:${INTERCEPTED}"`));
-    assert.ok(logLines.some((l) => l.includes('"connection opened"')) && logLines.some((l) => l.includes('"connection closed"')), gw.logA().slice(-2000));
+    const logLines = gw
+      .logA()
+      .split('\n')
+      .filter((l) => l.includes(`"originalDst":"${I.server}:${INTERCEPTED}"`));
+    assert.ok(
+      logLines.some((l) => l.includes('"connection opened"')) && logLines.some((l) => l.includes('"connection closed"')),
+      gw.logA().slice(-2000),
+    );
 
     const afterIntercepted = (await gatewayStatus(gwNs)).intercept!;
     assert.equal(afterIntercepted.rules[0]!.total, 2);
@@ -200,11 +254,17 @@ async function scenario(topology: InterceptTopology, method: 'tproxy' | 'redirec
   }
 }
 
-test('interception in-path: real address, verified, from gateway B; other ports and subnets bypass; remove restores the rules', { skip: skipReason(), timeout: 180_000 }, async () => {
+test('interception in-path: real address, verified, from gateway B; other ports and subnets bypass; remove restores the rules', {
+  skip: skipReason(),
+  timeout: 180_000,
+}, async () => {
   await scenario('in-path');
 });
 
-test('interception in-path with REDIRECT (NAT; the destination read with SO_ORIGINAL_DST): the same', { skip: skipReason(), timeout: 180_000 }, async () => {
+test('interception in-path with REDIRECT (NAT; the destination read with SO_ORIGINAL_DST): the same', {
+  skip: skipReason(),
+  timeout: 180_000,
+}, async () => {
   await scenario('in-path', 'redirect');
 });
 

@@ -20,8 +20,13 @@ if (mode === 'server') {
       s.on('error', () => {});
       s.on('end', () => {
         const data = Buffer.concat(chunks);
-        const head = { remote: `${s.remoteAddress}:${s.remotePort}`, local: `${s.localAddress}:${s.localPort}`, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
-        s.write(JSON.stringify(head) + '\n');
+        const head = {
+          remote: `${s.remoteAddress}:${s.remotePort}`,
+          local: `${s.localAddress}:${s.localPort}`,
+          bytes: data.length,
+          sha256: createHash('sha256').update(data).digest('hex'),
+        };
+        s.write(`${JSON.stringify(head)}\n`);
         s.end(data);
       });
     });
@@ -48,11 +53,22 @@ if (mode === 'server') {
   s.on('end', () => {
     const all = Buffer.concat(chunks);
     const nl = all.indexOf(10);
-    const server = nl >= 0 ? JSON.parse(all.subarray(0, nl).toString()) as { remote: string; local: string; bytes: number; sha256: string } : null;
+    const server =
+      nl >= 0 ? (JSON.parse(all.subarray(0, nl).toString()) as { remote: string; local: string; bytes: number; sha256: string }) : null;
     const echo = nl >= 0 ? all.subarray(nl + 1) : Buffer.alloc(0);
-    const sha256Ok = server !== null && server.bytes === payload.length && server.sha256 === createHash('sha256').update(payload).digest('hex');
+    const sha256Ok =
+      server !== null && server.bytes === payload.length && server.sha256 === createHash('sha256').update(payload).digest('hex');
     const echoOk = echo.equals(payload);
-    console.log(JSON.stringify({ ok: sha256Ok && echoOk, sha256Ok, echoOk, server, local: `${s.localAddress}:${s.localPort}`, ms: Date.now() - started }));
+    console.log(
+      JSON.stringify({
+        ok: sha256Ok && echoOk,
+        sha256Ok,
+        echoOk,
+        server,
+        local: `${s.localAddress}:${s.localPort}`,
+        ms: Date.now() - started,
+      }),
+    );
     s.destroy();
   });
 } else {

@@ -36,30 +36,61 @@ function errors(extra: Record<string, unknown>): string {
 test('intercept rules: subnets, ports and ranges parse; the listener has defaults', () => {
   const c = config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16', '10.9.1.7'], ports: [443, '3260', '6600-6700'] }] });
   const r = c.intercept[0]!;
-  assert.deepEqual(r.subnets.map((s) => s.text), ['10.2.0.0/16', '10.9.1.7/32']);
-  assert.deepEqual(r.ports, [{ from: 443, to: 443 }, { from: 3260, to: 3260 }, { from: 6600, to: 6700 }]);
+  assert.deepEqual(
+    r.subnets.map((s) => s.text),
+    ['10.2.0.0/16', '10.9.1.7/32'],
+  );
+  assert.deepEqual(r.ports, [
+    { from: 443, to: 443 },
+    { from: 3260, to: 3260 },
+    { from: 6600, to: 6700 },
+  ]);
   assert.equal(c.interceptListener.method, 'tproxy');
   assert.equal(c.interceptListener.listen, undefined);
   assert.equal(c.interceptListener.fwmark, 0x4c48);
-  const l = config({ interceptListener: { listen: '127.0.0.1:4600', method: 'redirect', fwmark: '0x100', fwmask: '0xf00' } }).interceptListener;
+  const l = config({
+    interceptListener: { listen: '127.0.0.1:4600', method: 'redirect', fwmark: '0x100', fwmask: '0xf00' },
+  }).interceptListener;
   assert.deepEqual(l.listen, { host: '127.0.0.1', port: 4600 });
   assert.equal(l.method, 'redirect');
   assert.equal(l.fwmark, 0x100);
 });
 
 test('intercept rules: what is refused, named by key path', () => {
-  assert.match(errors({ intercept: [{ peer: 'nosuch', subnets: ['10.2.0.0/16'] }] }), /intercept\[0\]\.peer: unknown peer "nosuch" \(peers: "dc2", "dc3", "passive"\)/);
-  assert.match(errors({ intercept: [{ peer: 'passive', subnets: ['10.2.0.0/16'] }] }), /intercept\[0\]\.peer: peer "passive" has no address/);
+  assert.match(
+    errors({ intercept: [{ peer: 'nosuch', subnets: ['10.2.0.0/16'] }] }),
+    /intercept\[0\]\.peer: unknown peer "nosuch" \(peers: "dc2", "dc3", "passive"\)/,
+  );
+  assert.match(
+    errors({ intercept: [{ peer: 'passive', subnets: ['10.2.0.0/16'] }] }),
+    /intercept\[0\]\.peer: peer "passive" has no address/,
+  );
   assert.match(errors({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.1/16'] }] }), /has host bits set: did you mean 10\.2\.0\.0\/16\?/);
   assert.match(errors({ intercept: [{ peer: 'dc2', subnets: ['fd00::/8'] }] }), /not an IPv4 subnet/);
   assert.match(errors({ intercept: [{ peer: 'dc2', subnets: [] }] }), /intercept\[0\]\.subnets: at least one subnet/);
-  assert.match(errors({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: ['700-600'] }] }), /intercept\[0\]\.ports\[0\]: "700-600" is not a port/);
+  assert.match(
+    errors({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: ['700-600'] }] }),
+    /intercept\[0\]\.ports\[0\]: "700-600" is not a port/,
+  );
   assert.match(errors({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [0] }] }), /is not a port/);
   // One destination, two peers: ambiguous.
-  assert.match(errors({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443] }, { peer: 'dc3', subnets: ['10.2.5.0/24'] }] }),
-    /intercept\[1\]\.subnets: 10\.2\.5\.0\/24 port 443 is claimed by peer "dc2" \(intercept\[0\]\) and peer "dc3"/);
+  assert.match(
+    errors({
+      intercept: [
+        { peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443] },
+        { peer: 'dc3', subnets: ['10.2.5.0/24'] },
+      ],
+    }),
+    /intercept\[1\]\.subnets: 10\.2\.5\.0\/24 port 443 is claimed by peer "dc2" \(intercept\[0\]\) and peer "dc3"/,
+  );
   // Same subnet, disjoint ports: fine; same peer twice: fine.
-  config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443] }, { peer: 'dc3', subnets: ['10.2.0.0/16'], ports: [444] }, { peer: 'dc2', subnets: ['10.2.0.0/24'], ports: [443] }] });
+  config({
+    intercept: [
+      { peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443] },
+      { peer: 'dc3', subnets: ['10.2.0.0/16'], ports: [444] },
+      { peer: 'dc2', subnets: ['10.2.0.0/24'], ports: [443] },
+    ],
+  });
   assert.match(errors({ interceptListener: { fwmark: '0x10', fwmask: '0x1' } }), /fwmark has bits outside fwmask/);
   assert.match(errors({ interceptListener: { table: 254 } }), /default, main and local/);
   assert.match(errors({ interceptListener: { method: 'divert' } }), /expected tproxy or redirect/);
@@ -67,10 +98,23 @@ test('intercept rules: what is refused, named by key path', () => {
 });
 
 test('--intercept flags map to the quick-start peer, or to PEER=', () => {
-  const r = configFromFlags({ wan: '0.0.0.0:4500', peer: '198.18.1.1:4500', peerName: 'dc2', intercept: ['10.2.0.0/16,10.3.0.0/24:443,6600-6700', 'dc2=10.4.0.0/16'], interceptMethod: 'redirect', interceptListen: '0.0.0.0:4600', insecurePlaintext: true });
+  const r = configFromFlags({
+    wan: '0.0.0.0:4500',
+    peer: '198.18.1.1:4500',
+    peerName: 'dc2',
+    intercept: ['10.2.0.0/16,10.3.0.0/24:443,6600-6700', 'dc2=10.4.0.0/16'],
+    interceptMethod: 'redirect',
+    interceptListen: '0.0.0.0:4600',
+    insecurePlaintext: true,
+  });
   assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
-  assert.deepEqual(r.config.intercept.map((x) => [x.peer, x.subnets.map((s) => s.text), x.ports?.map((p) => `${p.from}-${p.to}`)]),
-    [['dc2', ['10.2.0.0/16', '10.3.0.0/24'], ['443-443', '6600-6700']], ['dc2', ['10.4.0.0/16'], undefined]]);
+  assert.deepEqual(
+    r.config.intercept.map((x) => [x.peer, x.subnets.map((s) => s.text), x.ports?.map((p) => `${p.from}-${p.to}`)]),
+    [
+      ['dc2', ['10.2.0.0/16', '10.3.0.0/24'], ['443-443', '6600-6700']],
+      ['dc2', ['10.4.0.0/16'], undefined],
+    ],
+  );
   assert.equal(r.config.interceptListener.method, 'redirect');
   assert.deepEqual(r.config.interceptListener.listen, { host: '0.0.0.0', port: 4600 });
   const bad = configFromFlags({ wan: '0.0.0.0:4500', intercept: ['10.2.0.0/16'], insecurePlaintext: true });
@@ -79,7 +123,12 @@ test('--intercept flags map to the quick-start peer, or to PEER=', () => {
 });
 
 test('a destination belongs to the first rule whose subnet and ports hold it, or to none', () => {
-  const c = config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443, '6600-6700'] }, { peer: 'dc3', subnets: ['10.3.0.0/24'] }] });
+  const c = config({
+    intercept: [
+      { peer: 'dc2', subnets: ['10.2.0.0/16'], ports: [443, '6600-6700'] },
+      { peer: 'dc3', subnets: ['10.3.0.0/24'] },
+    ],
+  });
   assert.equal(matchIntercept(c.intercept, '10.2.200.9', 443)?.rule.peer, 'dc2');
   assert.equal(matchIntercept(c.intercept, '10.2.0.1', 6700)?.index, 0);
   assert.equal(matchIntercept(c.intercept, '10.2.0.1', 6701), null);
@@ -92,11 +141,27 @@ test('a destination belongs to the first rule whose subnet and ports hold it, or
 
 test('the rules: exclusions first, one TPROXY rule per subnet and port chunk, policy routing; redirect uses nat', () => {
   const ports = Array.from({ length: 14 }, (_, i) => 1000 + i).concat([5000]);
-  const c = config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16', '10.5.0.0/16'], ports: [...ports, '6600-6700'] }, { name: 'storage', peer: 'dc3', subnets: ['10.3.0.0/24'], ports: [3260] }] });
+  const c = config({
+    intercept: [
+      { peer: 'dc2', subnets: ['10.2.0.0/16', '10.5.0.0/16'], ports: [...ports, '6600-6700'] },
+      { name: 'storage', peer: 'dc3', subnets: ['10.3.0.0/24'], ports: [3260] },
+    ],
+  });
   const p = interceptPlan(c);
   assert.equal(p.table, 'mangle');
   assert.equal(p.chain, 'LH-site-a');
-  assert.deepEqual(p.chainRules[0], ['-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'longhaul:site-a:local', '-j', 'RETURN']);
+  assert.deepEqual(p.chainRules[0], [
+    '-m',
+    'addrtype',
+    '--dst-type',
+    'LOCAL',
+    '-m',
+    'comment',
+    '--comment',
+    'longhaul:site-a:local',
+    '-j',
+    'RETURN',
+  ]);
   assert.deepEqual(p.chainRules[1]!.slice(0, 2), ['-d', '198.18.1.1/32']);
   assert.deepEqual(p.chainRules[2]!.slice(0, 2), ['-d', '198.18.9.1/32']);
   const tproxy = p.chainRules.filter((r) => r.includes('TPROXY'));
@@ -104,21 +169,64 @@ test('the rules: exclusions first, one TPROXY rule per subnet and port chunk, po
   assert.equal(tproxy.length, 5);
   assert.ok(tproxy[0]!.includes('1000,1001,1002,1003,1004,1005,1006,1007,1008,1009,1010,1011,1012,1013,5000'));
   assert.ok(tproxy[1]!.includes('6600:6700'));
-  assert.deepEqual(tproxy[4], ['-d', '10.3.0.0/24', '-p', 'tcp', '--dport', '3260', '-m', 'comment', '--comment', 'longhaul:site-a:storage', '-j', 'TPROXY', '--on-port', '4510', '--tproxy-mark', '0x4c48/0xffff']);
+  assert.deepEqual(tproxy[4], [
+    '-d',
+    '10.3.0.0/24',
+    '-p',
+    'tcp',
+    '--dport',
+    '3260',
+    '-m',
+    'comment',
+    '--comment',
+    'longhaul:site-a:storage',
+    '-j',
+    'TPROXY',
+    '--on-port',
+    '4510',
+    '--tproxy-mark',
+    '0x4c48/0xffff',
+  ]);
   assert.deepEqual(p.jump, ['-p', 'tcp', '-m', 'comment', '--comment', 'longhaul:site-a', '-j', 'LH-site-a']);
   assert.deepEqual(p.ipRule, ['fwmark', '0x4c48/0xffff', 'lookup', '76', 'pref', '17600', 'protocol', '76']);
   assert.deepEqual(p.ipRoute, ['local', '0.0.0.0/0', 'dev', 'lo', 'table', '76', 'proto', '76']);
-  assert.match(formatPlan(p, 'install'), /^iptables -w 5 -t mangle -I PREROUTING 1 -p tcp -m comment --comment longhaul:site-a -j LH-site-a$/m);
+  assert.match(
+    formatPlan(p, 'install'),
+    /^iptables -w 5 -t mangle -I PREROUTING 1 -p tcp -m comment --comment longhaul:site-a -j LH-site-a$/m,
+  );
   assert.match(formatPlan(p, 'remove'), /^ip rule del fwmark 0x4c48\/0xffff lookup 76 pref 17600 protocol 76$/m);
 
-  const r = interceptPlan(config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'] }], interceptListener: { method: 'redirect', listen: '0.0.0.0:4600' } }));
+  const r = interceptPlan(
+    config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'] }], interceptListener: { method: 'redirect', listen: '0.0.0.0:4600' } }),
+  );
   assert.equal(r.table, 'nat');
-  assert.deepEqual(r.chainRules.at(-1), ['-d', '10.2.0.0/16', '-p', 'tcp', '-m', 'comment', '--comment', 'longhaul:site-a:intercept0', '-j', 'REDIRECT', '--to-ports', '4600']);
+  assert.deepEqual(r.chainRules.at(-1), [
+    '-d',
+    '10.2.0.0/16',
+    '-p',
+    'tcp',
+    '-m',
+    'comment',
+    '--comment',
+    'longhaul:site-a:intercept0',
+    '-j',
+    'REDIRECT',
+    '--to-ports',
+    '4600',
+  ]);
   assert.equal(r.ipRule, null);
   assert.equal(r.ipRoute, null);
-  const onIp = interceptPlan(config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'] }], interceptListener: { listen: '127.0.0.1:4510' } }));
+  const onIp = interceptPlan(
+    config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'] }], interceptListener: { listen: '127.0.0.1:4510' } }),
+  );
   assert.ok(onIp.chainRules.at(-1)!.join(' ').includes('--on-port 4510 --on-ip 127.0.0.1'));
-  assert.deepEqual(portChunks([{ from: 1, to: 2 }, { from: 3, to: 3 }]), ['1:2,3']);
+  assert.deepEqual(
+    portChunks([
+      { from: 1, to: 2 },
+      { from: 3, to: 3 },
+    ]),
+    ['1:2,3'],
+  );
 });
 
 test('chain names fit iptables (28 characters) and stay distinct for long gateway names', () => {
@@ -144,22 +252,53 @@ function fakeKernel(): { run: Runner; chains: Map<string, string[]>; ipRules: st
       const spec = (op === '-I' ? rest.slice(1) : rest).join(' ');
       const rules = chains.get(chain!);
       switch (op) {
-        case '-N': if (rules) return fail('exists'); chains.set(chain!, []); return ok();
-        case '-S': return rules ? ok([`-N ${chain}`, ...rules.map((r) => `-A ${chain} ${r}`)].join('\n')) : fail('no chain');
-        case '-C': return rules?.includes(spec) ? ok() : fail('no rule');
-        case '-A': if (!rules) return fail('no chain'); rules.push(spec); return ok();
-        case '-I': if (!rules) return fail('no chain'); rules.unshift(spec); return ok();
-        case '-D': { const i = rules?.indexOf(spec) ?? -1; if (i < 0) return fail('no rule'); rules!.splice(i, 1); return ok(); }
-        case '-F': if (!rules) return fail('no chain'); rules.length = 0; return ok();
-        case '-X': if (!rules || rules.length) return fail('busy'); chains.delete(chain!); return ok();
+        case '-N':
+          if (rules) return fail('exists');
+          chains.set(chain!, []);
+          return ok();
+        case '-S':
+          return rules ? ok([`-N ${chain}`, ...rules.map((r) => `-A ${chain} ${r}`)].join('\n')) : fail('no chain');
+        case '-C':
+          return rules?.includes(spec) ? ok() : fail('no rule');
+        case '-A':
+          if (!rules) return fail('no chain');
+          rules.push(spec);
+          return ok();
+        case '-I':
+          if (!rules) return fail('no chain');
+          rules.unshift(spec);
+          return ok();
+        case '-D': {
+          const i = rules?.indexOf(spec) ?? -1;
+          if (i < 0) return fail('no rule');
+          rules!.splice(i, 1);
+          return ok();
+        }
+        case '-F':
+          if (!rules) return fail('no chain');
+          rules.length = 0;
+          return ok();
+        case '-X':
+          if (!rules || rules.length) return fail('busy');
+          chains.delete(chain!);
+          return ok();
       }
       return fail(`unexpected ${op}`);
     }
     const [, what, op, ...rest] = argv;
     const list = what === 'rule' ? ipRules : routes;
-    if (op === 'add') { list.push(rest.join(' ')); return ok(); }
-    if (op === 'del') { const i = list.indexOf(rest.join(' ')); if (i < 0) return fail('none'); list.splice(i, 1); return ok(); }
-    if (op === 'show' && what === 'rule') return ok(ipRules.map((r) => `${r.split(' ')[5]}:\tfrom all ${r.replace(/ pref \d+ protocol (\d+)/, ' proto $1')}`).join('\n'));
+    if (op === 'add') {
+      list.push(rest.join(' '));
+      return ok();
+    }
+    if (op === 'del') {
+      const i = list.indexOf(rest.join(' '));
+      if (i < 0) return fail('none');
+      list.splice(i, 1);
+      return ok();
+    }
+    if (op === 'show' && what === 'rule')
+      return ok(ipRules.map((r) => `${r.split(' ')[5]}:\tfrom all ${r.replace(/ pref \d+ protocol (\d+)/, ' proto $1')}`).join('\n'));
     if (op === 'show') return ok(routes.map((r) => r.replace('0.0.0.0/0', 'default').replace(/ table \d+/, '')).join('\n'));
     return fail(`unexpected ip ${what} ${op}`);
   };
@@ -172,14 +311,20 @@ test('install applies the plan once; a second install changes nothing; remove de
   const first = installPlan(plan, k.run);
   assert.equal(first.changed.length, 1 + plan.chainRules.length + 1 + 2);
   assert.equal(k.chains.get('PREROUTING')![0], plan.jump.join(' '));
-  assert.deepEqual(k.chains.get(plan.chain), plan.chainRules.map((r) => r.join(' ')));
+  assert.deepEqual(
+    k.chains.get(plan.chain),
+    plan.chainRules.map((r) => r.join(' ')),
+  );
   assert.equal(k.ipRules.length, 1);
   assert.equal(k.routes.length, 1);
   assert.equal(installPlan(plan, k.run).changed.length, 0);
   // Another config installed over it: the chain is rebuilt to the new plan.
   const plan2 = interceptPlan(config({ intercept: [{ peer: 'dc2', subnets: ['10.7.0.0/16'] }] }));
   assert.ok(installPlan(plan2, k.run).changed.some((c) => c.includes('-F')));
-  assert.deepEqual(k.chains.get(plan.chain), plan2.chainRules.map((r) => r.join(' ')));
+  assert.deepEqual(
+    k.chains.get(plan.chain),
+    plan2.chainRules.map((r) => r.join(' ')),
+  );
   const removed = removePlan(plan2, k.run);
   assert.ok(removed.changed.length > 0);
   assert.deepEqual([...k.chains.entries()], [['PREROUTING', ['-p udp -j MARK --set-mark 0x7']]]);
@@ -188,7 +333,9 @@ test('install applies the plan once; a second install changes nothing; remove de
   assert.equal(removePlan(plan2, k.run).changed.length, 0);
 });
 
-test('lh_sock: a listener adopted by net.Server; a connection nobody NATed has no SO_ORIGINAL_DST', { skip: loadAddon('lh_sock').ok ? false : 'lh_sock addon not built (npm run build:native)' }, async () => {
+test('lh_sock: a listener adopted by net.Server; a connection nobody NATed has no SO_ORIGINAL_DST', {
+  skip: loadAddon('lh_sock').ok ? false : 'lh_sock addon not built (npm run build:native)',
+}, async () => {
   const fd = listenFd({ host: '127.0.0.1', port: 0 }, 16, false);
   let seen: ReturnType<typeof natOriginalDestination> | undefined;
   const server = createServer((s: Socket) => {
@@ -206,7 +353,8 @@ test('lh_sock: a listener adopted by net.Server; a connection nobody NATed has n
   server.close();
   assert.equal(seen, null);
   assert.throws(() => listenFd({ host: 'not-an-address', port: 1 }, 16, false), /IPv4 or IPv6 address/);
-  if (process.getuid?.() !== 0) assert.throws(() => listenFd({ host: '127.0.0.1', port: 0 }, 16, true), /IP_TRANSPARENT \(needs CAP_NET_ADMIN\)/);
+  if (process.getuid?.() !== 0)
+    assert.throws(() => listenFd({ host: '127.0.0.1', port: 0 }, 16, true), /IP_TRANSPARENT \(needs CAP_NET_ADMIN\)/);
 });
 
 test('the intercept listener is bound at start-up: changing it needs a restart; the rules reload live', () => {

@@ -16,7 +16,7 @@ export type Runner = (argv: readonly string[]) => RunResult;
 
 export const runLocal: Runner = (argv) => {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
-  return { code: r.status ?? (r.error ? 127 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error?.message ?? '') };
+  return { code: r.status ?? (r.error ? 127 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '' };
 };
 
 export interface ApplyReport {
@@ -93,8 +93,10 @@ export function removePlan(plan: InterceptPlan, run: Runner = runLocal): ApplyRe
   const changed: string[][] = [];
   const t = ipt(plan);
   if (plan.ipRoute && ipRoutePresent(run, plan)) must(run, ['ip', 'route', 'del', ...plan.ipRoute], changed);
-  for (let i = 0; i < MAX_DUPLICATES && plan.ipRule && ipRulePresent(run, plan); i++) must(run, ['ip', 'rule', 'del', ...plan.ipRule], changed);
-  for (let i = 0; i < MAX_DUPLICATES && has(run, plan, 'PREROUTING', plan.jump); i++) must(run, [...t, '-D', 'PREROUTING', ...plan.jump], changed);
+  for (let i = 0; i < MAX_DUPLICATES && plan.ipRule && ipRulePresent(run, plan); i++)
+    must(run, ['ip', 'rule', 'del', ...plan.ipRule], changed);
+  for (let i = 0; i < MAX_DUPLICATES && has(run, plan, 'PREROUTING', plan.jump); i++)
+    must(run, [...t, '-D', 'PREROUTING', ...plan.jump], changed);
   if (chainExists(run, plan)) {
     if (chainRuleCount(run, plan) > 0) must(run, [...t, '-F', plan.chain], changed);
     must(run, [...t, '-X', plan.chain], changed);

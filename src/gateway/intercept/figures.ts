@@ -51,7 +51,9 @@ export class InterceptFigures {
   opened(c: { client: string; originalDst: Endpoint; rule: string; peer: string; stream: number }): () => void {
     const entry: OpenConnection = { ...c, originalDst: formatEndpoint(c.originalDst), openedAt: Date.now() };
     this.#open.add(entry);
-    return () => { this.#open.delete(entry); };
+    return () => {
+      this.#open.delete(entry);
+    };
   }
 
   snapshot(rules: readonly InterceptRule[], listen: Endpoint, method: InterceptMethod): InterceptStatus {
@@ -59,7 +61,14 @@ export class InterceptFigures {
     const connections: InterceptStatus['connections'] = [];
     for (const o of this.#open) {
       if (connections.length >= MAX_LISTED_CONNECTIONS) break;
-      connections.push({ client: o.client, originalDst: o.originalDst, rule: o.rule, peer: o.peer, stream: o.stream, ageSec: Math.round((now - o.openedAt) / 1000) });
+      connections.push({
+        client: o.client,
+        originalDst: o.originalDst,
+        rule: o.rule,
+        peer: o.peer,
+        stream: o.stream,
+        ageSec: Math.round((now - o.openedAt) / 1000),
+      });
     }
     return {
       listen: formatEndpoint(listen),
@@ -67,7 +76,8 @@ export class InterceptFigures {
       rules: rules.map((r, i) => {
         const name = interceptRuleName(r, i);
         return {
-          name, peer: r.peer,
+          name,
+          peer: r.peer,
           subnets: r.subnets.map((s) => s.text),
           ports: r.ports ? r.ports.map(formatPortRange) : 'all',
           ...this.countersFor(name),

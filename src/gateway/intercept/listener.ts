@@ -30,7 +30,9 @@ export class InterceptListener {
     this.#o = o;
     this.method = o.method;
     // As the tunnel listeners: nothing is read until the stream exists; FIN is carried, not answered.
-    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => o.onConnection(socket, this.#destination(socket)));
+    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
+      o.onConnection(socket, this.#destination(socket)),
+    );
   }
 
   #destination(socket: Socket): Endpoint | null {

@@ -80,12 +80,24 @@ export function interceptPlan(cfg: Pick<GatewayConfig, 'name' | 'intercept' | 'i
   for (const p of cfg.peers) {
     if (!p.address) continue;
     if (isIP(p.address.host) === 4) chainRules.push(['-d', `${p.address.host}/32`, ...comment(gw, `peer-${p.name}`), '-j', 'RETURN']);
-    else notes.push(`peer ${p.name}: address ${p.address.host} is not an IPv4 literal, so it has no exclusion rule (its WAN traffic is UDP, which is never diverted)`);
+    else
+      notes.push(
+        `peer ${p.name}: address ${p.address.host} is not an IPv4 literal, so it has no exclusion rule (its WAN traffic is UDP, which is never diverted)`,
+      );
   }
   const mark = `0x${l.fwmark.toString(16)}/0x${l.fwmask.toString(16)}`;
-  const target = method === 'tproxy'
-    ? ['-j', 'TPROXY', '--on-port', String(listen.port), ...(listen.host !== '0.0.0.0' ? ['--on-ip', listen.host] : []), '--tproxy-mark', mark]
-    : ['-j', 'REDIRECT', '--to-ports', String(listen.port)];
+  const target =
+    method === 'tproxy'
+      ? [
+          '-j',
+          'TPROXY',
+          '--on-port',
+          String(listen.port),
+          ...(listen.host !== '0.0.0.0' ? ['--on-ip', listen.host] : []),
+          '--tproxy-mark',
+          mark,
+        ]
+      : ['-j', 'REDIRECT', '--to-ports', String(listen.port)];
   if (method === 'redirect' && listen.host !== '0.0.0.0') {
     notes.push(`REDIRECT delivers to the address of the interface the packet came in on: listen on 0.0.0.0, not ${listen.host}`);
   }
@@ -94,16 +106,23 @@ export function interceptPlan(cfg: Pick<GatewayConfig, 'name' | 'intercept' | 'i
     const ports = r.ports ? portChunks(r.ports) : [null];
     for (const s of r.subnets) {
       for (const chunk of ports) {
-        const match = chunk === null ? [] : chunk.includes(',') || chunk.includes(':') ? ['-m', 'multiport', '--dports', chunk] : ['--dport', chunk];
+        const match =
+          chunk === null ? [] : chunk.includes(',') || chunk.includes(':') ? ['-m', 'multiport', '--dports', chunk] : ['--dport', chunk];
         chainRules.push(['-d', s.text, '-p', 'tcp', ...match, ...comment(gw, name), ...target]);
       }
     }
   });
   return {
-    gateway: gw, method, table, chain,
+    gateway: gw,
+    method,
+    table,
+    chain,
     jump: ['-p', 'tcp', ...comment(gw), '-j', chain],
     chainRules,
-    ipRule: method === 'tproxy' ? ['fwmark', mark, 'lookup', String(l.table), 'pref', String(l.rulePriority), 'protocol', String(LONGHAUL_RTPROTO)] : null,
+    ipRule:
+      method === 'tproxy'
+        ? ['fwmark', mark, 'lookup', String(l.table), 'pref', String(l.rulePriority), 'protocol', String(LONGHAUL_RTPROTO)]
+        : null,
     ipRoute: method === 'tproxy' ? ['local', '0.0.0.0/0', 'dev', 'lo', 'table', String(l.table), 'proto', String(LONGHAUL_RTPROTO)] : null,
     notes,
   };
@@ -146,5 +165,5 @@ export function formatPlan(plan: InterceptPlan, which: 'install' | 'remove'): st
     ...plan.notes.map((n) => `# note: ${n}`),
     ...(which === 'install' ? installCommands(plan) : removeCommands(plan)).map(shellLine),
   ];
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
