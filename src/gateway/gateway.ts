@@ -26,7 +26,7 @@ import type { TunnelCounters } from './tunnel-listener.ts';
 import { InterceptListener } from './intercept/listener.ts';
 import { InterceptFigures } from './intercept/figures.ts';
 import type { InterceptStatus } from './intercept/figures.ts';
-import { interceptRuleName, matchIntercept } from './intercept/config.ts';
+import { DEFAULT_INTERCEPT_LISTENER, interceptRuleName, matchIntercept } from './intercept/config.ts';
 import { UdpLink } from './udp-link.ts';
 import { bindError, resolveSetting } from './startup-address.ts';
 import { LogLimit } from './log-limit.ts';
@@ -500,7 +500,7 @@ export class Gateway {
 
   async #startIntercept(): Promise<void> {
     const cfg = this.config.interceptListener;
-    const listen = cfg.listen ?? { host: '0.0.0.0', port: 4510 };
+    const listen = cfg.listen ?? DEFAULT_INTERCEPT_LISTENER.listen;
     const figures = new InterceptFigures();
     const listener = new InterceptListener({
       listen, method: cfg.method, backlog: Math.min(65535, Math.max(511, this.config.limits.maxConnections)),

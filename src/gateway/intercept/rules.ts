@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { GatewayConfig } from '../config.ts';
-import { interceptRuleName } from './config.ts';
+import { DEFAULT_INTERCEPT_LISTENER, interceptRuleName } from './config.ts';
 import type { PortRange } from './config.ts';
 
 /** The routing protocol number ("L") that marks the ip rule and route as Longhaul's. */
@@ -71,7 +71,7 @@ export function portChunks(ports: readonly PortRange[]): string[] {
 export function interceptPlan(cfg: Pick<GatewayConfig, 'name' | 'intercept' | 'interceptListener' | 'peers'>): InterceptPlan {
   const gw = cfg.name;
   const l = cfg.interceptListener;
-  const listen = l.listen ?? { host: '0.0.0.0', port: 4510 };
+  const listen = l.listen ?? DEFAULT_INTERCEPT_LISTENER.listen;
   const method = l.method;
   const table = method === 'tproxy' ? 'mangle' : 'nat';
   const chain = chainName(gw);
