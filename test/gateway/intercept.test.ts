@@ -3,6 +3,7 @@
 // the native socket options on loopback. The lab test (intercept-lab.test.ts) runs it for real.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { configFromFlags, validateConfig } from '../../src/gateway/config.ts';
@@ -364,4 +365,17 @@ test('the intercept listener is bound at start-up: changing it needs a restart; 
   const c = config({ intercept: [{ peer: 'dc2', subnets: ['10.2.0.0/16'] }], interceptListener: { method: 'redirect' } });
   assert.match(restartNeeded(a, c).join('\n'), /interceptListener: .* cannot change on a running gateway/);
   assert.match(restartNeeded(a, config({})).join('\n'), /intercept \(on or off\): true -> false/);
+});
+
+test('longhaul intercept rules prints the commands; without intercept rules it refuses', () => {
+  const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+  const ok = spawnSync(process.execPath, [cli, 'intercept', 'rules', '--name', 'a', '--peer', '198.18.1.1:4500', '--peer-name', 'b', '--intercept', '10.2.0.0/16:443'], {
+    encoding: 'utf8',
+  });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^iptables -w 5 -t mangle -A LH-a -d 10\.2\.0\.0\/16 -p tcp --dport 443 -m comment --comment longhaul:a:intercept0 -j TPROXY/m);
+  assert.match(ok.stdout, /^ip route add local 0\.0\.0\.0\/0 dev lo table 76 proto 76$/m);
+  const none = spawnSync(process.execPath, [cli, 'intercept', 'install', '--name', 'a'], { encoding: 'utf8' });
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /has no intercept rules/);
 });
