@@ -369,11 +369,18 @@ test('the intercept listener is bound at start-up: changing it needs a restart; 
 
 test('longhaul intercept rules prints the commands; without intercept rules it refuses', () => {
   const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-  const ok = spawnSync(process.execPath, [cli, 'intercept', 'rules', '--name', 'a', '--peer', '198.18.1.1:4500', '--peer-name', 'b', '--intercept', '10.2.0.0/16:443'], {
-    encoding: 'utf8',
-  });
+  const ok = spawnSync(
+    process.execPath,
+    [cli, 'intercept', 'rules', '--name', 'a', '--peer', '198.18.1.1:4500', '--peer-name', 'b', '--intercept', '10.2.0.0/16:443'],
+    {
+      encoding: 'utf8',
+    },
+  );
   assert.equal(ok.status, 0, ok.stderr);
-  assert.match(ok.stdout, /^iptables -w 5 -t mangle -A LH-a -d 10\.2\.0\.0\/16 -p tcp --dport 443 -m comment --comment longhaul:a:intercept0 -j TPROXY/m);
+  assert.match(
+    ok.stdout,
+    /^iptables -w 5 -t mangle -A LH-a -d 10\.2\.0\.0\/16 -p tcp --dport 443 -m comment --comment longhaul:a:intercept0 -j TPROXY/m,
+  );
   assert.match(ok.stdout, /^ip route add local 0\.0\.0\.0\/0 dev lo table 76 proto 76$/m);
   const none = spawnSync(process.execPath, [cli, 'intercept', 'install', '--name', 'a'], { encoding: 'utf8' });
   assert.equal(none.status, 2);
