@@ -20,6 +20,7 @@ import {
   gatewayAInterceptFlags,
   interceptSitesDown,
   interceptSitesUp,
+  gatewayStatus as status,
   nsRun,
   nsSpawn,
   startGateways,
@@ -57,12 +58,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-async function status(ns: string): Promise<GatewayStatus> {
-  const r = await nsRun(ns, [process.execPath, CLI_MAIN, 'status', '--json'], 15_000);
-  if (r.code !== 0) throw new Error(`status: ${r.stderr}`);
-  return JSON.parse(r.stdout) as GatewayStatus;
 }
 
 async function main(): Promise<void> {

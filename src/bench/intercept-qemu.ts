@@ -19,6 +19,7 @@ import {
   gatewayAInterceptFlags,
   interceptSitesDown,
   interceptSitesUp,
+  gatewayStatus as status,
   nsRun,
   startGateways,
 } from '../lab/intercept-sites.ts';
@@ -28,7 +29,6 @@ import { QemuVm } from '../lab/qemu/vm.ts';
 import { listenForMigration, migrate } from '../lab/qemu/migrate.ts';
 import { heartbeatSeq, verifyOnDestination, waitReady } from '../lab/qemu/guest-check.ts';
 import { DEFAULT_QEMU } from '../lab/qemu/settings.ts';
-import type { GatewayStatus } from '../gateway/gateway.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,12 +41,6 @@ const { values } = parseArgs({
 const LAB: LabId = { prefix: values.prefix!, stateDir: `/run/longhaul-lab-${values.prefix}` };
 const PORT = 7300;
 const s = { ...DEFAULT_QEMU, memoryMiB: Number(values.memory) };
-
-async function status(ns: string): Promise<GatewayStatus> {
-  const r = await nsRun(ns, [process.execPath, CLI_MAIN, 'status', '--json'], 15_000);
-  if (r.code !== 0) throw new Error(`status: ${r.stderr}`);
-  return JSON.parse(r.stdout) as GatewayStatus;
-}
 
 async function main(): Promise<void> {
   const image = ensureGuestImage();

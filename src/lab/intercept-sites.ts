@@ -15,6 +15,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { VXLAN, labDown, labUp, namespaceName, type LabId, type LinkSpec } from './netns.ts';
 import { LAB_ADDRESSES } from './emulator-config.ts';
+import { stopProcess } from './bench/methods.ts';
+import type { GatewayStatus } from '../gateway/gateway.ts';
 
 export const INTERCEPT_ADDRESSES = {
   /** Site A's LAN: the router (A) and the client. */
@@ -200,14 +202,14 @@ export function nsRun(ns: string, argv: string[], timeoutMs = 30_000): Promise<N
   });
 }
 
-/** Stops a process we started: SIGTERM, SIGKILL after the grace period. */
-export async function stopSpawned(child: ChildProcess, graceMs = 3000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
+/** Stops a process we started: SIGTERM, SIGKILL after the grace period (the bench's own). */
+export const stopSpawned = stopProcess;
+
+/** A gateway's `longhaul status --json`, asked inside its namespace. */
+export async function gatewayStatus(ns: string): Promise<GatewayStatus> {
+  const r = await nsRun(ns, [process.execPath, CLI_MAIN, 'status', '--json'], 15_000);
+  if (r.code !== 0) throw new Error(`longhaul status in ${ns}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as GatewayStatus;
 }
 
 export const CLI_MAIN = new URL('../cli/main.ts', import.meta.url).pathname;

@@ -18,6 +18,7 @@ import {
   gatewayAInterceptFlags,
   interceptSitesDown,
   interceptSitesUp,
+  gatewayStatus,
   nsRun,
   nsSpawn,
   startGateways,
@@ -113,12 +114,6 @@ async function client(ns: string, host: string, port: number, holdMs = 0): Promi
   } catch {
     throw new Error(`client ${host}:${port} gave no result (exit ${r.code}): ${r.stdout} ${r.stderr}`);
   }
-}
-
-async function gatewayStatus(ns: string): Promise<GatewayStatus> {
-  const r = await nsRun(ns, [process.execPath, CLI_MAIN, 'status', '--json'], 15_000);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as GatewayStatus;
 }
 
 function waitLine(child: ChildProcess, marker: string, timeoutMs: number): Promise<void> {
