@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   CLI_MAIN,
   INTERCEPT_ADDRESSES as I,
@@ -28,20 +27,21 @@ import {
 } from '../lab/intercept-sites.ts';
 import type { LabId } from '../lab/netns.ts';
 import type { GatewayStatus } from '../gateway/gateway.ts';
+import { benchCommand, positiveIntArg } from './args.ts';
 
-const { values } = parseArgs({
-  options: {
-    profile: { type: 'string', default: 'metro' },
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '10' },
-    out: { type: 'string', default: '' },
-    prefix: { type: 'string', default: 'lhicb' },
-  },
-});
-const profile = values.profile!;
-const rounds = Number(values.rounds);
-const seconds = Number(values.seconds);
-const LAB: LabId = { prefix: values.prefix!, stateDir: `/run/longhaul-lab-${values.prefix}` };
+const values = benchCommand(
+  'bench:intercept',
+  'iperf3 through transparent interception against the explicit tunnel of the same gateways, in the lab (root)',
+)
+  .option('--profile <name>', 'link profile', 'metro')
+  .option('--rounds <n>', 'rounds (each runs intercept, tunnel and direct once; the first two alternate)', positiveIntArg, 3)
+  .option('--seconds <n>', 'iperf3 seconds per run', positiveIntArg, 10)
+  .option('--out <path>', 'the markdown file to write (default bench/results/intercept-DATE.md)', '')
+  .option('--prefix <p>', 'lab namespace prefix', 'lhicb')
+  .parse()
+  .opts<{ profile: string; rounds: number; seconds: number; out: string; prefix: string }>();
+const { profile, rounds, seconds } = values;
+const LAB: LabId = { prefix: values.prefix, stateDir: `/run/longhaul-lab-${values.prefix}` };
 const PORT = 5201;
 const DIRECT_PORT = 5202;
 
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     `**Intercept / tunnel: ${(ratio * 100).toFixed(1)}%** of the explicit tunnel's median (target: at least 95%).`,
     '',
   ].join('\n');
-  const out = values.out || `bench/results/intercept-${date.slice(0, 10)}.md`;
+  const out = values.out !== '' ? values.out : `bench/results/intercept-${date.slice(0, 10)}.md`;
   writeFileSync(out, md);
   process.stdout.write(md);
 }

@@ -12,7 +12,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   CLI_MAIN,
   INTERCEPT_ADDRESSES as I,
@@ -29,24 +28,27 @@ import { QemuVm } from '../lab/qemu/vm.ts';
 import { listenForMigration, migrate } from '../lab/qemu/migrate.ts';
 import { heartbeatSeq, verifyOnDestination, waitReady } from '../lab/qemu/guest-check.ts';
 import { DEFAULT_QEMU } from '../lab/qemu/settings.ts';
+import { benchCommand, positiveIntArg } from './args.ts';
 
-const { values } = parseArgs({
-  options: {
-    profile: { type: 'string', default: 'metro' },
-    memory: { type: 'string', default: '512' },
-    cap: { type: 'string', default: '180' },
-    prefix: { type: 'string', default: 'lhicq' },
-  },
-});
-const LAB: LabId = { prefix: values.prefix!, stateDir: `/run/longhaul-lab-${values.prefix}` };
+const values = benchCommand(
+  'intercept-qemu',
+  "a QEMU live migration to the destination host's own address through intercepting gateways, in the lab (root)",
+)
+  .option('--profile <name>', 'link profile', 'metro')
+  .option('--memory <MiB>', 'guest RAM in MiB', positiveIntArg, 512)
+  .option('--cap <seconds>', 'give up on the migration after this long', positiveIntArg, 180)
+  .option('--prefix <p>', 'lab namespace prefix', 'lhicq')
+  .parse()
+  .opts<{ profile: string; memory: number; cap: number; prefix: string }>();
+const LAB: LabId = { prefix: values.prefix, stateDir: `/run/longhaul-lab-${values.prefix}` };
 const PORT = 7300;
-const s = { ...DEFAULT_QEMU, memoryMiB: Number(values.memory) };
+const s = { ...DEFAULT_QEMU, memoryMiB: values.memory };
 
 async function main(): Promise<void> {
   const image = ensureGuestImage();
   const keyDir = mkdtempSync(join(tmpdir(), 'lhicq-keys-'));
   const vmDir = mkdtempSync(join(tmpdir(), 'lhicq-vm-'));
-  const sites = await interceptSitesUp({ lab: LAB, topology: 'one-arm', profile: values.profile!, routerTrafficViaGateway: true });
+  const sites = await interceptSitesUp({ lab: LAB, topology: 'one-arm', profile: values.profile, routerTrafficViaGateway: true });
   const flags = gatewayAInterceptFlags(sites, [PORT]);
   const vms: QemuVm[] = [];
   let stopGateways = async (): Promise<void> => {};
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
     await listenForMigration(dst, s, '0.0.0.0', PORT);
     const before = await status(sites.ns.gatewayA);
     // The destination hypervisor's own address: site B's router/hypervisor on its LAN.
-    const outcome = await migrate(src, dst, s, { host: I.bLan, port: PORT, listenHost: '0.0.0.0', capSeconds: Number(values.cap) });
+    const outcome = await migrate(src, dst, s, { host: I.bLan, port: PORT, listenHost: '0.0.0.0', capSeconds: values.cap });
     const lastSeq = heartbeatSeq(channel.lastHeartbeat());
     channel.close();
     const verification = outcome.status === 'completed' ? await verifyOnDestination(dst, ready, lastSeq) : null;
