@@ -36,7 +36,6 @@ import { createWanSecurity, loadPeerKeys, protectionOverhead } from './wan-secur
 import type { ReloadPeer } from './wan-security.ts';
 import { loadPrivateKeyFile } from '../crypto/keys.ts';
 import { resolveKeyPath } from './config.ts';
-import { warmUpDatapath } from './warm-up.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
 
 /**
@@ -119,8 +118,6 @@ export interface GatewayOptions {
   logger: Logger;
   /** Overrides of the transport config (tests shorten timeouts). */
   transport?: Partial<ConnectionConfig>;
-  /** Compile the datapath before listening (warm-up.ts); the CLI does, tests need not. */
-  warmUp?: boolean;
 }
 
 /** What reload() did: the live changes applied, or why nothing was (the old config still runs). */
@@ -198,11 +195,6 @@ export class Gateway {
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
     const security = createWanSecurity<AssociationEntry>(config);
     if (!security.ok) throw new Error(security.error);
-    if (opts.warmUp) {
-      const w = warmUpDatapath(transportConfigFor(config, opts.transport), config.compression);
-      opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
-      if (!w.ok) opts.logger.warn('datapath warm-up: the in-memory transfer did not complete byte-exact (a transport bug: please report it)');
-    }
     const wan = await resolveSetting(config, 'wan', config.wan, 4);
     const link = await UdpLink.bind(wan, { reusePort: config.wanReusePort }).catch((err: unknown) => {
       throw bindError(config, 'wan', config.wan, err);

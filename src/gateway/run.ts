@@ -11,8 +11,11 @@ import { LOOP_STALL_LIMIT_MS, LoopDelayMonitor, healthz, readyz } from './health
 import { createMetrics } from './metrics.ts';
 import { SdNotifier } from './sd-notify.ts';
 import { bindError } from './startup-address.ts';
+import { warmUpDatapath } from './warm-up.ts';
 
 export interface RunOptions extends GatewayOptions {
+  /** Compile the datapath before listening (warm-up.ts); the CLI does, tests need not. */
+  warmUp?: boolean;
   /**
    * Re-reads and validates the configuration for a reload (the CLI: the --config file with the
    * same flags on top). Absent: reloads are refused (a gateway started from flags alone).
@@ -35,6 +38,11 @@ export interface RunningGateway {
 export async function runGateway(config: GatewayConfig, opts: RunOptions): Promise<RunningGateway> {
   // Read before anything starts, so an unreadable token file stops nothing half-started.
   const controlToken = config.control === false ? null : loadControlToken(config);
+  if (opts.warmUp) {
+    const w = await warmUpDatapath(config, opts.transport);
+    opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
+    if (!w.ok) opts.logger.warn({ error: w.error }, `datapath warm-up through a loopback gateway pair failed (${w.error}): the first transfers run slower until V8 has compiled the datapath`);
+  }
   const gateway = await Gateway.start(config, opts);
   const log = opts.logger;
   const loop = new LoopDelayMonitor();
