@@ -283,8 +283,8 @@ function main(): void {
       return;
     }
     const row = runProfile(p, a, a.stalls);
-    if (a.json) process.stdout.write(JSON.stringify(row) + '\n');
-    else process.stdout.write(JSON.stringify(row, null, 2) + '\n');
+    if (a.json) process.stdout.write(`${JSON.stringify(row)}\n`);
+    else process.stdout.write(`${JSON.stringify(row, null, 2)}\n`);
     return;
   }
   const rows: ProfileRow[] = [];
@@ -301,7 +301,7 @@ function main(): void {
   const m = machine();
   mkdirSync('bench/results', { recursive: true });
   const out = { date: new Date().toISOString(), machine: m, args: a, profiles: rows, stalled, fairness: fair };
-  writeFileSync(`bench/results/sim-${date}.json`, JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(`bench/results/sim-${date}.json`, `${JSON.stringify(out, null, 2)}\n`);
   writeFileSync(`bench/results/sim-${date}.md`, markdown(date, m, rows, fair, stalled));
   process.stdout.write(markdown(date, m, rows, fair, stalled));
 }

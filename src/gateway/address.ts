@@ -75,7 +75,7 @@ export function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null 
     }
     const expandV4 = (groups: string[]): string[] => {
       const last = groups[groups.length - 1];
-      if (last && last.includes('.')) {
+      if (last?.includes('.')) {
         const o = last.split('.').map(Number);
         groups.splice(groups.length - 1, 1, ((o[0]! << 8) | o[1]!).toString(16), ((o[2]! << 8) | o[3]!).toString(16));
       }

@@ -364,7 +364,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
     if (flags.peerKey !== undefined) peer.publicKey = flags.peerKey;
     raw.peers = [peer];
   }
-  if (flags.tunnel && flags.tunnel.length) {
+  if (flags.tunnel?.length) {
     raw.tunnels = flags.tunnel.map((spec, i) => {
       const eq = spec.indexOf('=');
       if (eq < 0) {
@@ -375,7 +375,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
       return { listen: spec.slice(0, eq), peer: peerName, target: spec.slice(eq + 1) };
     });
   }
-  if (flags.allow && flags.allow.length) raw.allow = flags.allow.flatMap((a) => a.split(',').filter((s) => s !== ''));
+  if (flags.allow?.length) raw.allow = flags.allow.flatMap((a) => a.split(',').filter((s) => s !== ''));
   if (flags.controller !== undefined || flags.rate !== undefined || flags.maxRate !== undefined) {
     const r: Record<string, unknown> = {};
     if (flags.controller !== undefined) r.controller = flags.controller;

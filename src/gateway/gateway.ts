@@ -281,12 +281,12 @@ export class Gateway {
   /** The association to `peerName`, opening it if needed; null when it cannot connect in time. */
   async #associationFor(peerName: string): Promise<AssociationEntry | null> {
     const peer = this.#peers.get(peerName);
-    if (!peer || !peer.address) return null;
+    if (!peer?.address) return null;
     const deadline = Date.now() + this.config.limits.connectWaitMs;
     let entry = peer.current;
     // Heard nothing for a while (idle between keepalives, or silent in use): if the peer restarted
     // meanwhile, a connection opened on this association would be reset, so ask first.
-    if (entry && entry.watch && !entry.assoc.isClosed && entry.assoc.isConnected) {
+    if (entry?.watch && !entry.assoc.isClosed && entry.assoc.isConnected) {
       const now = performance.now();
       if (entry.watch.quietFor(now, entry.assoc.lastInputAt) && entry.watch.probeNow(now, entry.assoc.lastInputAt, entry.assoc.stats().rttMs)) {
         peer.counters.livenessProbes++;
@@ -502,7 +502,7 @@ export class Gateway {
     if (!entry) {
       c.failed++;
       const current = this.#peers.get(tunnel.spec.peer)?.current;
-      const outage = current && current.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
+      const outage = current?.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
       this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
         outage.unreachableSince ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs' : 'connection reset: peer gateway unreachable');
       socket.resetAndDestroy();

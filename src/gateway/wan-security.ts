@@ -8,9 +8,9 @@ import type { RemoteInfo } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
 import { DEFERRED, SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
-import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
+import type { PeerId, SecureEndpointStats, SecureEvent, SecureTransmit } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
-import { peekRoute, type TransportConnection, type PacketRoute } from '../transport/index.ts';
+import { peekRoute, type TransportConnection, type PacketRoute, type Transmit } from '../transport/index.ts';
 import { DatagramBatch } from './udp-link.ts';
 import type { DatagramSink } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
@@ -596,7 +596,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   /** No session to `id` yet: the datagrams are held (copies) until the handshake completes. */
   #holdFlush(conn: TransportConnection, now: number, max: number, id: PeerId, to: Endpoint, e: E, known: { learned: boolean }): number {
     let sent = 0;
-    let tx;
+    let tx: Transmit | null;
     while (sent < max && (tx = conn.pollTransmit(now)) !== null) {
       if (!known.learned) this.learn(e, tx.data, known);
       this.#holdUntilHandshake(id, tx.data, to, e);
@@ -641,9 +641,9 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 
   /** Drains handshake transmits and events, re-arms the single handshake timer. */
   #pump(): void {
-    let t;
+    let t: SecureTransmit | null;
     while ((t = this.#ep.pollTransmit()) !== null) this.host.send(t.data, this.#endpointOf(t.address));
-    let ev;
+    let ev: SecureEvent | null;
     while ((ev = this.#ep.pollEvent()) !== null) {
       const peer = this.#nameById.get(ev.peer) ?? ev.peer;
       this.#handshakeStartedAt.delete(ev.peer);

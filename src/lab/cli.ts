@@ -169,7 +169,7 @@ export function registerLabCommands(program: Command): void {
     .action(async (o: { prefix?: string; stateDir?: string }) => guarded(async () => {
       const r = await requestEmulatorStats(labFromOptions(o));
       if (r === undefined) die('no emulator running');
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     }));
 
   labOpts(lab.command('profile'))

@@ -130,13 +130,13 @@ export class Simulation {
     if (this.#events === 0) for (const slot of nodes) this.#service(slot);
     let processed = 0;
     for (;;) {
-      if (stopWhen !== undefined && stopWhen()) return this.#result('stopped');
+      if (stopWhen?.()) return this.#result('stopped');
       if (processed >= maxEvents) return this.#result('max-events');
       let next = queue.peekTime();
       let timerSlot: NodeSlot | null = null;
       for (let i = 0; i < nodes.length; i++) {
         const slot = nodes[i]!;
-        const deadline = slot.deadline < slot.pausedUntil ? slot.pausedUntil : slot.deadline;
+        const deadline = Math.max(slot.deadline, slot.pausedUntil);
         if (deadline < next) {
           next = deadline;
           timerSlot = slot;

@@ -2,7 +2,7 @@
 // --method (JSON lines with --json), or the whole matrix, saved under bench/results/.
 
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
 import { parseBytes, parsePayload } from '../workloads/run.ts';
 import type { PayloadKind } from '../workloads/payload.ts';

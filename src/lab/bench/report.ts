@@ -304,7 +304,7 @@ export function writeResults(results: BenchResult[], ctx: ReportContext & { base
   const day = machine.date.slice(0, 10);
   const base = ctx.base ?? join(RESULTS_DIR, `lab-${day}-${ctx.workload}`);
   mkdirSync(dirname(base), { recursive: true });
-  const jsonl = results.map((r) => JSON.stringify({ ...r, machine })).join('\n') + '\n';
+  const jsonl = `${results.map((r) => JSON.stringify({ ...r, machine })).join('\n')}\n`;
   writeFileSync(`${base}.jsonl`, jsonl);
   const md = renderMarkdown(results, { ...ctx, machine });
   writeFileSync(`${base}.md`, md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`));

@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { PayloadSource } from './payload.ts';
+import type { PayloadSource } from './payload.ts';
 import { decodeSinkMessage, segmentHeader, type SinkMessage } from './protocol.ts';
 
 export class DeadlineReached extends Error {
@@ -17,7 +17,6 @@ export class SinkSession {
   readonly startedAt: number;
   private readonly socket: Socket;
   private readonly hash: Hash = createHash('sha256');
-  private readonly deadline: number;
   private lineBuffer = '';
   private waiters: Array<{ match: (m: SinkMessage) => boolean; resolve: (m: SinkMessage) => void; reject: (e: Error) => void }> = [];
   private failure: Error | null = null;
@@ -31,7 +30,6 @@ export class SinkSession {
   private constructor(socket: Socket, startedAt: number, deadline: number) {
     this.socket = socket;
     this.startedAt = startedAt;
-    this.deadline = deadline;
     socket.setEncoding('latin1');
     socket.on('data', (text: string) => this.onData(text));
     socket.on('error', (e) => this.fail(e));

@@ -433,7 +433,7 @@ export class ModelBasedController implements RateController {
   /** Bandwidth the model believes in: the max filter, capped by bw_hi after a cut. */
   #modelBw(): number {
     const bw = this.#s.bw.best;
-    return bw < this.#s.bwHi ? bw : this.#s.bwHi;
+    return Math.min(bw, this.#s.bwHi);
   }
 
   /** Bandwidth-delay product in bytes (0 before both are known). */
