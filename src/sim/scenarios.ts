@@ -184,7 +184,7 @@ export function runFairness(sc: FairnessScenario): FairnessResult {
   const perSecond: Array<[number, number]> = Array.from({ length: seconds }, () => [0, 0]);
   const windowBytes: [number, number] = [0, 0];
   const pool = new DataPool(sc.seed);
-  for (let k = 0; k < 2; k++) {
+  for (const k of [0, 1] as const) {
     const startAt = k * stagger;
     sim.at(startAt, () => {
       const client = sc.makeConnection('client', sim.now, () => rng.next());

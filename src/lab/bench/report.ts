@@ -131,7 +131,8 @@ function cpuCell(r: BenchResult): string {
   const ends: Array<[string, string]> = r.method === 'longhaul' ? [['gateway_a', 'gw A'], ['gateway_b', 'gw B']]
     : r.method === 'kcptun' ? [['kcptun_client', 'kcp A'], ['kcptun_server', 'kcp B']] : [];
   if (r.workload === 'qemu') return qemuCpuCell(r);
-  return [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']].map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
+  const cells: Array<[string, string]> = [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']];
+  return cells.map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
 }
 
 /**
