@@ -20,6 +20,7 @@ import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMes
 import type { Logger } from './logger.ts';
 import { LogLimit } from './log-limit.ts';
 import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
+import type { Result } from '../result.ts';
 
 export interface RoutedEntry {
   assoc: { peerName: string; isClosed: boolean };
@@ -687,8 +688,6 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#timer = null;
   }
 }
-
-export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** Loads the key files named in the config (refusing group/world-readable private keys). */
 export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig): Result<WanSecurity<E>> {
