@@ -22,9 +22,8 @@ import { defaultConnectionConfig } from '../transport/config.ts';
 import { FixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { ModelBasedController } from '../transport/congestion/model-based.ts';
 import type { RateController } from '../transport/congestion/controller.ts';
-import { ALL_PROFILES, REPORT_PROFILES, findProfile, type LinkProfile } from '../lab/profiles.ts';
+import { ALL_PROFILES, REPORT_PROFILES, WIRE_OVERHEAD_BYTES, findProfile, type LinkProfile } from '../link/profiles.ts';
 import { runBulkTransfer, runFairness, type ConnectionFactory, type FairnessResult, type Stalls } from '../sim/scenarios.ts';
-import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
 import { InvalidArgumentError, Option } from 'commander';
 import { benchCommand, intArg, positiveIntArg, sizeArg } from './args.ts';
 

@@ -13,7 +13,7 @@ import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
 import type { CompressionMode } from '../codec/index.ts';
 import { Connection, type ConnectionConfig } from '../transport/index.ts';
 import { runBulkTransfer } from '../sim/scenarios.ts';
-import { findProfile } from '../lab/profiles.ts';
+import { findProfile } from '../link/profiles.ts';
 
 const WARM_UP_BYTES = 32 * 1024 * 1024;
 const WARM_UP_CODEC_BYTES = 8 * 1024 * 1024;

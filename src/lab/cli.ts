@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { Result } from '../result.ts';
 import { DEFAULT_PORTS, LAB_ADDRESSES, parsePorts, resolveLink, type EmulatorConfig } from './emulator-config.ts';
 import { runEmulatorProcess, type EngineChoice } from './emulator-run.ts';
-import { ALL_PROFILES } from './profiles.ts';
+import { ALL_PROFILES } from '../link/profiles.ts';
 import {
   DEFAULT_LAB, LabError, labDown, labExec, labUp, requestEmulatorStats, setLinkProfile, type LabId, type Site,
 } from './netns.ts';

@@ -3,7 +3,7 @@
 // Parsers return values, never throw: bad input is the user's, not a bug.
 
 import { fail, ok, type Result } from '../result.ts';
-import { findProfile, queueBytes, type LinkProfile } from './profiles.ts';
+import { findProfile, queueBytes, type LinkProfile } from '../link/profiles.ts';
 import type { LinkSettings } from './emulator-link.ts';
 
 /** The fixed lab addresses (docs/lab.md, "Network"): A side and B side of the emulator namespace. */

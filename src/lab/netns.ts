@@ -16,7 +16,7 @@ import { DEFAULT_PORTS, LAB_ADDRESSES, linkToArgs, resolveLink, linkSettingsFrom
 import type { LinkSettings } from './emulator-link.ts';
 import { readStatsFile, type EmulatorReport } from './emulator-stats.ts';
 import type { EngineChoice } from './emulator-run.ts';
-import type { LinkProfile } from './profiles.ts';
+import type { LinkProfile } from '../link/profiles.ts';
 
 export type Site = 'a' | 'b' | 'emu';
 

@@ -6,7 +6,7 @@ import type { ConnectionStats, TransportConnection } from '../transport/types.ts
 import { BulkReceiver, BulkSender, DataPool } from './bulk-app.ts';
 import type { LinkOptions, LinkStats } from './link.ts';
 import { Simulation, linkOptionsFromProfile } from './simulation.ts';
-import type { LinkProfile } from '../lab/profiles.ts';
+import type { LinkProfile } from '../link/profiles.ts';
 import { Prng } from './prng.ts';
 
 export type ConnectionFactory = (role: 'client' | 'server', now: number, random: () => number) => TransportConnection;

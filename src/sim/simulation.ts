@@ -5,7 +5,7 @@
 import { EventQueue } from './event-queue.ts';
 import { Link, type LinkOptions } from './link.ts';
 import { Prng } from './prng.ts';
-import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
+import { WIRE_OVERHEAD_BYTES } from '../link/profiles.ts';
 
 /** What the simulator needs from an endpoint (TransportConnection satisfies it). */
 export interface SimNode {

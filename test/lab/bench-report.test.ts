@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findProfile } from '../../src/lab/profiles.ts';
+import { findProfile } from '../../src/link/profiles.ts';
 import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type Method } from '../../src/lab/bench/matrix.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -2,7 +2,8 @@
 // direction, checked exactly or within statistical bounds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LinkDirection, WIRE_OVERHEAD_BYTES, type LinkSettings } from '../../src/lab/emulator-link.ts';
+import { LinkDirection, type LinkSettings } from '../../src/lab/emulator-link.ts';
+import { WIRE_OVERHEAD_BYTES } from '../../src/link/profiles.ts';
 import { parseDuration, parseLoss, parseOutage, parsePorts, parseQueue, parseRate, resolveLink } from '../../src/lab/emulator-config.ts';
 
 const pkt = (len: number): Uint8Array => new Uint8Array(len);

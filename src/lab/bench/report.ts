@@ -6,14 +6,14 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPORT_PROFILES } from '../profiles.ts';
+import { REPORT_PROFILES, WIRE_OVERHEAD_BYTES } from '../../link/profiles.ts';
 import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
 import type { QemuSettings } from '../qemu/settings.ts';
 import { QEMU_NOTES, qemuCpuCell, qemuRunsTable, qemuWorkloadText } from '../qemu/report.ts';
 import { formatSeconds, speedUp, usable } from './figures.ts';
-import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
+import { classifyLimit, CPU_BUSY_THRESHOLD, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
 
 export { formatSeconds, speedUp, usable };
 
@@ -165,7 +165,7 @@ export function mplsFloorSentence(results: BenchResult[]): string | null {
   const base = results.find((x) => x.profile === 'baseline' && x.method === 'longhaul');
   const rate = (r.link_rate_bps ?? 0) / 1e6;
   let text = `Longhaul on mpls: ${secs(r.seconds)} s against a link floor of ${secs(floor)} s (${mib(r.wire_bytes)} MiB of datagrams A->B ` +
-    `plus ${DATAGRAM_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
+    `plus ${WIRE_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
   if (usable(base) && !base.capped && base.seconds > 0) {
     const x = floor / base.seconds;
     text += ` The floor alone is ${x.toFixed(2)}x Longhaul's baseline time (${secs(base.seconds)} s), so ` +
