@@ -22,11 +22,13 @@ import { LogLimit } from './log-limit.ts';
 import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
 import type { Result } from '../result.ts';
 
+/** What the security layer needs to know of an association it routes datagrams to (gateway: Association). */
 export interface RoutedEntry {
-  assoc: { peerName: string; isClosed: boolean };
-  role: 'client' | 'server';
+  readonly peerName: string;
+  readonly isClosed: boolean;
+  readonly role: 'client' | 'server';
   /** The peer's configured (client) or first-seen (server) address. */
-  remote: Endpoint;
+  readonly remote: Endpoint;
 }
 
 // Probe answers per peer per second: a peer can only make us send what it sends (same size,
@@ -65,10 +67,10 @@ export interface WanSecurityStats {
 }
 
 /**
- * Moves up to `max` of the connection's datagrams to the peer (`now`: the flush's clock): returns
- * how many left, 0 when none may leave now.
+ * Moves up to `max` of `entry`'s connection's datagrams to the peer (`now`: the flush's clock):
+ * returns how many left, 0 when none may leave now.
  */
-export type Transmitter = (conn: TransportConnection, now: number, max: number) => number;
+export type Transmitter<E extends RoutedEntry> = (entry: E, conn: TransportConnection, now: number, max: number) => number;
 
 export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends DatagramSink {
   readonly mode: string;
@@ -82,7 +84,7 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends Datagr
    * into this peer's batch (room left for the packet-protection header and tag), the whole batch
    * is sealed in one AEAD call, and the link gets it finished.
    */
-  transmitter(remote: Endpoint, entry: () => E): Transmitter;
+  transmitter(remote: Endpoint): Transmitter<E>;
   forget(entry: E): void;
   /** Asks the peer whether it still has `entry` (answer via SecurityHost.onProbeAnswer). */
   probe(entry: E): void;
@@ -181,7 +183,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   abstract datagram(data: Buffer, from: RemoteInfo, arrival: number): void;
   abstract endOfBatch(): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
-  abstract transmitter(remote: Endpoint, entry: () => E): Transmitter;
+  abstract transmitter(remote: Endpoint): Transmitter<E>;
   abstract stats(): WanSecurityStats;
   abstract close(): void;
 
@@ -191,7 +193,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   probe(entry: E): void {
     const cid = this.#cidOf.get(entry);
     if (!cid) return;
-    this.sendProtected(entry.assoc.peerName, encodeLivenessMessage(LivenessKind.probe, cid.hi, cid.lo), entry.remote);
+    this.sendProtected(entry.peerName, encodeLivenessMessage(LivenessKind.probe, cid.hi, cid.lo), entry.remote);
   }
 
   abstract rehandshake(entry: E): void;
@@ -203,7 +205,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       return;
     }
     const entry = this.routes.get(m.cidHi, m.cidLo);
-    const ours = entry !== null && entry.assoc.peerName === peerName && !entry.assoc.isClosed ? entry : null;
+    const ours = entry !== null && entry.peerName === peerName && !entry.isClosed ? entry : null;
     if (m.kind === LivenessKind.probe) {
       if (!this.#mayAnswer(peerName)) return;
       this.probeAnswers.sent++;
@@ -242,12 +244,12 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     const hi = r.cidHi;
     const lo = r.cidLo;
     let entry = this.routes.get(hi, lo);
-    if (entry && entry.assoc.peerName !== peerName) {
+    if (entry && entry.peerName !== peerName) {
       // An authenticated peer may only talk to its own associations.
       this.unroutable++;
       return;
     }
-    if (!entry || entry.assoc.isClosed) {
+    if (!entry || entry.isClosed) {
       // Only a client's first packets (HANDSHAKE INIT) may create an association, so stray or
       // stale datagrams (e.g. from before a restart) never do.
       if (this.initiatorPeers.has(peerName) || !r.opensAssociation) {
@@ -303,10 +305,10 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.probe(entry);
   }
 
-  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+  transmitter(remote: Endpoint): Transmitter<E> {
     const known = { learned: false };
     const batch = new DatagramBatch();
-    return (conn, now, max) => {
+    return (entry, conn, now, max) => {
       const room = conn.maxDatagramSize;
       let sent = 0;
       while (sent < max) {
@@ -314,7 +316,7 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         const at = batch.end;
         const n = conn.pollTransmitInto(now, batch.buf, at);
         if (n === 0) break;
-        if (!known.learned) this.learn(entry(), batch.buf.subarray(at, at + n), known);
+        if (!known.learned) this.learn(entry, batch.buf.subarray(at, at + n), known);
         batch.push(n);
         sent++;
       }
@@ -522,7 +524,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   rehandshake(entry: E): void {
-    const id = this.#idByName.get(entry.assoc.peerName);
+    const id = this.#idByName.get(entry.peerName);
     if (id === undefined) return;
     this.#probeAfterHandshake.add(entry);
     this.host.send(this.#ep.connect(id, formatEndpoint(entry.remote), performance.now()), entry.remote);
@@ -545,19 +547,18 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#probeAfterHandshake.delete(entry);
   }
 
-  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+  transmitter(remote: Endpoint): Transmitter<E> {
     const known = { learned: false };
     let id: PeerId | undefined;
     // The peer's address string changes only when it roams: its endpoint object is looked up once.
     let lastAddress: string | null = null;
     let lastTo = remote;
     const batch = new DatagramBatch();
-    return (conn, now, max) => {
-      const e = entry();
-      id ??= this.#idByName.get(e.assoc.peerName);
+    return (e, conn, now, max) => {
+      id ??= this.#idByName.get(e.peerName);
       if (id === undefined) return 0;
       // A reload removed the peer or changed its key: its closing association has no keys left.
-      if (this.#nameById.get(id) !== e.assoc.peerName) return 0;
+      if (this.#nameById.get(id) !== e.peerName) return 0;
       const addr = this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
@@ -627,7 +628,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     let to: Endpoint | null = null;
     for (const h of held) {
       // An association closed meanwhile (e.g. it gave up waiting) must not be opened at the peer.
-      const sealed = established && !h.entry.assoc.isClosed ? this.#ep.seal(id, h.data, now) : null;
+      const sealed = established && !h.entry.isClosed ? this.#ep.seal(id, h.data, now) : null;
       if (sealed === null) {
         this.#heldCounts.dropped++;
         continue;
@@ -652,9 +653,9 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
         this.#releaseHeld(ev.peer, true);
         for (const e of [...this.#probeAfterHandshake]) {
-          if (e.assoc.peerName !== peer) continue;
+          if (e.peerName !== peer) continue;
           this.#probeAfterHandshake.delete(e);
-          if (!e.assoc.isClosed) this.probe(e);
+          if (!e.isClosed) this.probe(e);
         }
       } else {
         this.#releaseHeld(ev.peer, false);
