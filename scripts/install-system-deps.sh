@@ -4,12 +4,13 @@
 # a C compiler for the native emulator datapath (make, g++; Node's headers ship with npm's node),
 # the real-migration workload's hypervisor and guest userland (qemu-system-x86, busybox-static;
 # its kernel is fetched with apt-get download at first use, see src/lab/qemu/guest-image.ts),
+# iptables (transparent interception: the rules `longhaul intercept install` applies, in the lab test),
 # systemd-analyze (package systemd: the unit test verifies packaging/systemd/longhaul@.service; systemd
 # need not run) and python3 (the notify test's stand-in for systemd's notification socket).
 set -euo pipefail
 need=()
 for pair in ip:iproute2 ethtool:ethtool iperf3:iperf3 kcptun-client:kcptun ps:procps make:make gcc:gcc g++:g++ \
-    qemu-system-x86_64:qemu-system-x86 flock:util-linux systemd-analyze:systemd python3:python3; do
+    qemu-system-x86_64:qemu-system-x86 flock:util-linux iptables:iptables systemd-analyze:systemd python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ -e /usr/include/stdio.h ] || need+=(libc6-dev)

@@ -29,6 +29,9 @@ Config file (YAML):
     - { name: dc2, address: 198.18.0.6:4500, publicKey: b.pub }
   tunnels:
     - { listen: 127.0.0.1:6600, peer: dc2, target: 10.0.0.7:6600 }
+  intercept:                       # transparent interception (docs/intercept.md)
+    - { peer: dc2, subnets: [10.2.0.0/16], ports: [443, 3260, 6600-6700] }
+  interceptListener: { listen: 0.0.0.0:4510, method: tproxy }   # longhaul intercept install
   allow: [10.0.0.0/24, "192.168.1.5:22"]   # targets peers may reach through us
   rate: { controller: model, committedRate: 100M, maxRate: 1G }
   limits: { maxConnections: 1024, memoryBudget: 256MiB, connectWaitMs: 10000,
@@ -58,6 +61,9 @@ export function registerGatewayCommand(program: Command): void {
     .option('--peer <host:port>', 'the peer gateway to open the association to, e.g. --peer 198.18.0.6:4500 (omit on the accepting side)')
     .option('--peer-name <name>', 'name for that peer in logs and status (default "peer"), e.g. --peer-name dc2')
     .option('--tunnel <listen=target>', 'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600', collect)
+    .option('--intercept <[peer=]subnets[:ports]>', 'intercept TCP connections to these remote subnets (and ports) and carry them to the peer (docs/intercept.md); repeatable, e.g. --intercept 10.2.0.0/16:443,3260,6600-6700', collect)
+    .option('--intercept-listen <host:port>', 'where the kernel delivers intercepted connections (default 0.0.0.0:4510), e.g. --intercept-listen 0.0.0.0:4510')
+    .addOption(new Option('--intercept-method <method>', 'how connections are diverted: tproxy (default; needs CAP_NET_ADMIN) or redirect (NAT, SO_ORIGINAL_DST)').choices(['tproxy', 'redirect']))
     .option('--key <file>', "this gateway's private key (from `longhaul keygen NAME`, mode 0600), e.g. --key a.key")
     .option('--peer-key <file>', "the peer's public key, e.g. --peer-key b.pub")
     .addOption(new Option('--cipher <name>', 'WAN packet cipher, the same on both gateways (default aes-256-gcm), e.g. --cipher chacha20-poly1305').choices(['aes-256-gcm', 'chacha20-poly1305']))

@@ -6,6 +6,7 @@ import { registerBenchCommand } from '../lab/bench/cli.ts';
 import { registerGatewayCommand } from './gateway-command.ts';
 import { registerStatusCommand } from './status-command.ts';
 import { registerOpsCommands } from './ops-commands.ts';
+import { registerInterceptCommands } from './intercept.ts';
 
 export function buildProgram(): Command {
   const program = new Command('longhaul')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerGatewayCommand(program);
   registerStatusCommand(program);
   registerOpsCommands(program);
+  registerInterceptCommands(program);
   registerKeygenCommand(program);
   registerEmulateCommand(program);
   registerLabCommands(program);

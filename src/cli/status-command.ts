@@ -57,6 +57,22 @@ export function formatStatus(s: GatewayStatus): string {
     ]));
     out.push('');
   }
+  if (s.intercept) {
+    const ic = s.intercept;
+    out.push(`intercept: listening on ${ic.listen} (${ic.method})  unserved ${ic.unserved}  unreadable ${ic.unreadable}`);
+    out.push(table([
+      ['rule', 'peer', 'subnets', 'ports', 'active', 'total', 'failed'],
+      ...ic.rules.map((r) => [r.name, r.peer, r.subnets.join(','), r.ports === 'all' ? 'all' : r.ports.join(','), String(r.active), String(r.total), String(r.failed)]),
+    ]));
+    if (ic.connections.length > 0) {
+      out.push(table([
+        ['client', 'original destination', 'rule', 'peer', 'stream', 'age'],
+        ...ic.connections.map((c) => [c.client, c.originalDst, c.rule, c.peer, String(c.stream), `${c.ageSec}s`]),
+      ]));
+      if (ic.connectionsNotListed > 0) out.push(`(${ic.connectionsNotListed} more not listed)`);
+    }
+    out.push('');
+  }
   out.push(`inbound: active ${s.inbound.active}  total ${s.inbound.total}  refused ${s.inbound.refused}  failed ${s.inbound.failed}`);
   for (const p of s.peers ?? []) {
     const reach = p.reachable === false ? `UNREACHABLE since ${p.unreachableSince} (${p.unreachableForSec} s)  ` : '';

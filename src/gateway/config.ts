@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DEFAULT_PACKET_CIPHER, PACKET_CIPHERS, type PacketCipher } from '../crypto/aead.ts';
 import { formatEndpoint, isLoopbackHost, parseAllowRule, parseEndpoint } from './address.ts';
 import type { AllowRule, Endpoint } from './address.ts';
+import { checkInterceptRules, interceptFlagToRaw, interceptListenerSchema, interceptRuleSchema } from './intercept/config.ts';
 
 const RATE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
 const SIZE_UNITS: Record<string, number> = {
@@ -130,6 +131,9 @@ export const gatewayConfigSchema = z
       .default(DEFAULT_PACKET_CIPHER),
     peers: z.array(peerSchema).default([]),
     tunnels: z.array(tunnelSchema).default([]),
+    /** Transparent interception: remote subnets (and ports) and the peer serving each (docs/intercept.md). */
+    intercept: z.array(interceptRuleSchema).default([]),
+    interceptListener: interceptListenerSchema(endpoint(true)),
     allow: z.array(allowRule).default([]),
     rate: z
       .strictObject({
@@ -198,6 +202,7 @@ export const gatewayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['tunnels', i, 'peer'], message: `peer "${t.peer}" has no address, so this gateway cannot open tunnels to it` });
       }
     });
+    checkInterceptRules(cfg.intercept, cfg.peers, ctx, cfg.interceptListener);
     if (cfg.controlToken !== undefined && cfg.controlTokenFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['controlTokenFile'], message: 'give controlToken or controlTokenFile, not both' });
     }
@@ -318,6 +323,9 @@ export interface GatewayFlags {
   peer?: string;
   peerName?: string;
   tunnel?: string[];
+  intercept?: string[];
+  interceptListen?: string;
+  interceptMethod?: string;
   key?: string;
   peerKey?: string;
   cipher?: string;
@@ -374,6 +382,14 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
       given.set(`tunnels[${i}].listen`, `--tunnel ${spec}`);
       return { listen: spec.slice(0, eq), peer: peerName, target: spec.slice(eq + 1) };
     });
+  }
+  if (flags.intercept?.length) raw.intercept = flags.intercept.map((spec) => interceptFlagToRaw(spec, peerName));
+  if (flags.interceptListen !== undefined || flags.interceptMethod !== undefined) {
+    raw.interceptListener = {
+      ...(flags.interceptListen !== undefined ? { listen: flags.interceptListen } : {}),
+      ...(flags.interceptMethod !== undefined ? { method: flags.interceptMethod } : {}),
+    };
+    if (flags.interceptListen !== undefined) given.set('interceptListener.listen', `--intercept-listen ${flags.interceptListen}`);
   }
   if (flags.allow?.length) raw.allow = flags.allow.flatMap((a) => a.split(',').filter((s) => s !== ''));
   if (flags.controller !== undefined || flags.rate !== undefined || flags.maxRate !== undefined) {

@@ -22,6 +22,11 @@ import { OutageWatch } from './outage.ts';
 import type { Logger } from './logger.ts';
 import { ResetCode, encodeOpenHeader } from './open-header.ts';
 import { TunnelListener } from './tunnel-listener.ts';
+import type { TunnelCounters } from './tunnel-listener.ts';
+import { InterceptListener } from './intercept/listener.ts';
+import { InterceptFigures } from './intercept/figures.ts';
+import type { InterceptStatus } from './intercept/figures.ts';
+import { DEFAULT_INTERCEPT_LISTENER, interceptRuleName, matchIntercept } from './intercept/config.ts';
 import { UdpLink } from './udp-link.ts';
 import { bindError, resolveSetting } from './startup-address.ts';
 import { LogLimit } from './log-limit.ts';
@@ -69,6 +74,17 @@ export interface InboundCounters {
   failed: number;
 }
 
+/** Where a client connection goes: a tunnel's fixed target, or an intercepted connection's original destination. */
+interface ClientRoute {
+  peer: string;
+  target: Endpoint;
+  counters: TunnelCounters;
+  /** Named in every log line of the connection ({ tunnel } or { intercept, originalDst }). */
+  fields: Record<string, unknown>;
+  /** Called once the stream exists; returns what to call when the connection ends. */
+  onOpened?: (client: string, streamId: number) => () => void;
+}
+
 export interface GatewayOptions {
   logger: Logger;
   /** Overrides of the transport config (tests shorten timeouts). */
@@ -111,6 +127,8 @@ export class Gateway {
   readonly codecStats = new CodecStats();
   readonly inbound: InboundCounters = { active: 0, total: 0, refused: 0, failed: 0 };
   readonly tunnels: TunnelListener[] = [];
+  /** Transparent interception (docs/intercept.md), when the config has intercept rules. */
+  #intercept: { listener: InterceptListener; figures: InterceptFigures } | null = null;
   readonly startedAt = Date.now();
   #link: UdpLink;
   #security: WanSecurity<Association>;
@@ -194,9 +212,11 @@ export class Gateway {
         throw bindError(this.config, `tunnels[${i}].listen`, t.listen, err);
       });
     }
+    if (this.config.intercept.length > 0) await this.#startIntercept();
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
     const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
-    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()), security: this.#security.mode, datapath }, 'gateway started');
+    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()),
+      ...(this.#intercept ? { intercept: `${formatEndpoint(this.#intercept.listener.address)} (${this.#intercept.listener.method})` } : {}), security: this.#security.mode, datapath }, 'gateway started');
   }
 
   get config(): GatewayConfig {
@@ -435,16 +455,60 @@ export class Gateway {
 
   // ---- near side: client connections ----
 
-  async #onClientConnection(socket: Socket, tunnel: TunnelListener): Promise<void> {
+  #onClientConnection(socket: Socket, tunnel: TunnelListener): Promise<void> {
+    const { name, peer, target } = tunnel.spec;
+    return this.#carryClient(socket, { peer, target, counters: tunnel.counters, fields: { tunnel: name } });
+  }
+
+  async #startIntercept(): Promise<void> {
+    const cfg = this.config.interceptListener;
+    const listen = cfg.listen ?? DEFAULT_INTERCEPT_LISTENER.listen;
+    const figures = new InterceptFigures();
+    const listener = new InterceptListener({
+      listen, method: cfg.method, backlog: Math.min(65535, Math.max(511, this.config.limits.maxConnections)),
+      onConnection: (socket, dst) => this.#onInterceptedConnection(socket, dst, figures),
+    });
+    await listener.listen().catch((err: unknown) => {
+      throw bindError(this.config, 'interceptListener.listen', listen, err);
+    });
+    this.#intercept = { listener, figures };
+  }
+
+  /** A connection the kernel diverted: its original destination picks the rule, hence the peer. */
+  #onInterceptedConnection(socket: Socket, dst: Endpoint | null, figures: InterceptFigures): void {
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
-    const c = tunnel.counters;
+    const m = dst ? matchIntercept(this.config.intercept, dst.host, dst.port) : null;
+    if (!dst || !m) {
+      if (dst) figures.unserved++;
+      else figures.unreadable++;
+      socket.on('error', () => {});
+      socket.resetAndDestroy();
+      const unlogged = this.#refusedLog.take(performance.now());
+      if (unlogged !== null) {
+        this.log.warn({ client, originalDst: dst ? formatEndpoint(dst) : null, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          dst ? 'intercepted connection reset: no intercept rule serves its destination (are the installed rules from another config?)' : 'intercepted connection reset: its original destination could not be read');
+      }
+      return;
+    }
+    const rule = interceptRuleName(m.rule, m.index);
+    const peer = m.rule.peer;
+    void this.#carryClient(socket, {
+      peer, target: dst, counters: figures.countersFor(rule),
+      fields: { intercept: rule, originalDst: formatEndpoint(dst) },
+      onOpened: (c, stream) => figures.opened({ client: c, originalDst: dst, rule, peer, stream }),
+    });
+  }
+
+  async #carryClient(socket: Socket, route: ClientRoute): Promise<void> {
+    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    const c = route.counters;
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       c.failed++;
       // Refused as it is accepted, with a reset: a clean close would read as an empty reply.
       socket.resetAndDestroy();
       const unlogged = this.#refusedLog.take(performance.now());
       if (unlogged !== null) {
-        this.log.warn({ tunnel: tunnel.spec.name, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+        this.log.warn({ ...route.fields, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
           this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
       }
       return;
@@ -454,7 +518,7 @@ export class Gateway {
     const onEarlyClose = (): void => { clientGone = true; };
     socket.once('close', onEarlyClose);
     socket.on('error', () => {});
-    const assoc = await this.#associationFor(tunnel.spec.peer);
+    const assoc = await this.#associationFor(route.peer);
     this.#pendingConnections.delete(socket);
     socket.off('close', onEarlyClose);
     if (clientGone) {
@@ -463,9 +527,9 @@ export class Gateway {
     }
     if (!assoc) {
       c.failed++;
-      const current = this.#peers.get(tunnel.spec.peer)?.current;
+      const current = this.#peers.get(route.peer)?.current;
       const outage = current?.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
-      this.log.warn({ tunnel: tunnel.spec.name, client, peer: tunnel.spec.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
+      this.log.warn({ ...route.fields, client, peer: route.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
         outage.unreachableSince ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs' : 'connection reset: peer gateway unreachable');
       socket.resetAndDestroy();
       return;
@@ -473,20 +537,22 @@ export class Gateway {
     const id = assoc.openStream();
     if (id < 0) {
       c.failed++;
-      this.log.warn({ tunnel: tunnel.spec.name, client }, 'connection closed: peer stream limit reached');
+      this.log.warn({ ...route.fields, client }, 'connection closed: peer stream limit reached');
       socket.resetAndDestroy();
       return;
     }
-    assoc.write(id, encodeOpenHeader(tunnel.spec.target));
+    assoc.write(id, encodeOpenHeader(route.target));
     c.active++;
     c.total++;
-    const target = formatEndpoint(tunnel.spec.target);
-    this.log.info({ tunnel: tunnel.spec.name, client, target, stream: id }, 'connection opened');
+    const target = formatEndpoint(route.target);
+    this.log.info({ ...route.fields, client, peer: route.peer, target, stream: id }, 'connection opened');
+    const forget = route.onOpened?.(client, id);
     this.#bridge(assoc, id, socket, undefined, (s) => {
+      forget?.();
       c.active--;
       c.bytesFromClients += s.bytesFromSocket;
       c.bytesToClients += s.bytesToSocket;
-      this.#logClose({ tunnel: tunnel.spec.name, client, target }, s);
+      this.#logClose({ ...route.fields, client, target }, s);
     });
   }
 
@@ -820,6 +886,9 @@ export class Gateway {
           ...p.counters,
         };
       }),
+      intercept: this.#intercept
+        ? this.#intercept.figures.snapshot(this.config.intercept, this.#intercept.listener.address, this.#intercept.listener.method)
+        : null,
       liveness: { restartDetectMs: this.#restartDetectMs },
       inbound: { ...this.inbound },
       codec: this.codecStats.snapshot(),
@@ -862,6 +931,7 @@ export class Gateway {
     clearInterval(this.#sampler);
     clearInterval(this.#livenessTimer);
     for (const t of this.tunnels) t.close();
+    this.#intercept?.listener.close();
     for (const s of this.#pendingConnections) s.destroy();
     const deadline = Date.now() + graceMs;
     if (this.#bridges.size > 0 && graceMs > 0) {
@@ -954,6 +1024,8 @@ export interface GatewayStatus {
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
   /** Per configured (or accepted) peer: restarts detected and re-associations. */
   peers: Array<{ name: string; reachable: boolean; unreachableSince: string | null; unreachableForSec: number } & PeerLivenessCounters>;
+  /** Transparent interception: rules with their counters, open connections with their original destinations; null when off. */
+  intercept: InterceptStatus | null;
   liveness: { restartDetectMs: number };
   inbound: InboundCounters;
   codec: CodecStatsSnapshot;

@@ -65,6 +65,38 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   tunnelGauge('longhaul_tunnel_client_bytes_in_total', 'Bytes read from clients (closed connections)', 'bytesFromClients');
   tunnelGauge('longhaul_tunnel_client_bytes_out_total', 'Bytes written to clients (closed connections)', 'bytesToClients');
 
+  // Interception (docs/intercept.md): per rule as the tunnels, and the open connections per original destination.
+  type InterceptKey = 'active' | 'total' | 'failed' | 'bytesFromClients' | 'bytesToClients';
+  const interceptGauge = (name: string, help: string, key: InterceptKey): void => {
+    new Gauge({
+      name, help, labelNames: ['rule', 'peer'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of fresh().intercept?.rules ?? []) this.set({ rule: r.name, peer: r.peer }, r[key]);
+      },
+    });
+  };
+  interceptGauge('longhaul_intercept_connections', 'Open intercepted connections', 'active');
+  interceptGauge('longhaul_intercept_connections_total', 'Intercepted connections accepted', 'total');
+  interceptGauge('longhaul_intercept_connections_failed_total', 'Intercepted connections closed before a stream carried them', 'failed');
+  interceptGauge('longhaul_intercept_client_bytes_in_total', 'Bytes read from intercepted clients (closed connections)', 'bytesFromClients');
+  interceptGauge('longhaul_intercept_client_bytes_out_total', 'Bytes written to intercepted clients (closed connections)', 'bytesToClients');
+  new Gauge({
+    name: 'longhaul_intercept_destination_connections', help: 'Open intercepted connections by original destination (the listed ones, see /status)',
+    labelNames: ['destination', 'peer'], registers: [registry],
+    collect() {
+      this.reset();
+      const counts = new Map<string, { peer: string; n: number }>();
+      for (const c of fresh().intercept?.connections ?? []) {
+        const k = `${c.originalDst}\0${c.peer}`;
+        const e = counts.get(k) ?? { peer: c.peer, n: 0 };
+        e.n++;
+        counts.set(k, e);
+      }
+      for (const [k, e] of counts) this.set({ destination: k.split('\0')[0]!, peer: e.peer }, e.n);
+    },
+  });
+
   type Peer = GatewayStatus['peers'][number];
   const peerGauge = (name: string, help: string, get: keyof Peer | ((p: Peer) => number)): void => {
     new Gauge({
@@ -91,6 +123,7 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_inbound_connections_total', 'Inbound streams', (s) => s.inbound.total);
   simple('longhaul_inbound_refused_total', 'Inbound streams refused by the allow-list', (s) => s.inbound.refused);
   simple('longhaul_inbound_failed_total', 'Inbound streams whose target failed', (s) => s.inbound.failed);
+  simple('longhaul_intercept_unserved_total', 'Diverted connections no intercept rule serves (reset)', (s) => s.intercept?.unserved ?? 0);
   simple('longhaul_codec_encode_bytes_in_total', 'Bytes given to the compressor', (s) => s.codec.encode.bytesIn);
   simple('longhaul_codec_encode_bytes_out_total', 'Framed bytes out of the compressor', (s) => s.codec.encode.bytesOut);
   simple('longhaul_codec_encode_ratio', 'Wire/application bytes, sending side', (s) => s.codec.encode.ratio);

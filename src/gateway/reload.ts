@@ -1,7 +1,7 @@
 // What a config reload may change on a running gateway, and what it may not. Pure: compares two
 // validated configs; Gateway.reload() applies the plan.
 //
-// Live: tunnels (added, removed, re-targeted), allow, peers (added, removed, address, public
+// Live: tunnels (added, removed, re-targeted), intercept rules, allow, peers (added, removed, address, public
 // key), rate, compression, logLevel, and the limits read per connection (maxConnections,
 // connectWaitMs, targetConnectTimeoutMs, shutdownGraceMs).
 // Restart: settings bound into the WAN socket, the packet-protection identity, the control
@@ -21,6 +21,9 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: GatewayConfig) => unknown]> = [
   ['limits.memoryBudget', (c) => c.limits.memoryBudget],
   ['limits.peerTimeoutMs', (c) => c.limits.peerTimeoutMs ?? null],
   ['limits.peerRestartDetectMs', (c) => c.limits.peerRestartDetectMs ?? null],
+  // The intercept listener is bound at start-up; the rules it matches against are live.
+  ['intercept (on or off)', (c) => c.intercept.length > 0],
+  ['interceptListener', (c) => ({ ...c.interceptListener, listen: c.interceptListener.listen ? formatEndpoint(c.interceptListener.listen) : null })],
 ];
 
 /**
@@ -69,6 +72,8 @@ export function describeChanges(running: GatewayConfig, next: GatewayConfig): st
     }
   }
   for (const n of oldP.keys()) if (!newP.has(n)) out.push(`peer removed: ${n} (its association closes)`);
+  const intercept = (c: GatewayConfig): string => JSON.stringify(c.intercept);
+  if (intercept(running) !== intercept(next)) out.push('intercept rules changed (new connections; run `longhaul intercept install` for the kernel\'s rules)');
   const allow = (c: GatewayConfig): string => c.allow.map((r) => r.text).join(', ');
   if (allow(running) !== allow(next)) out.push(`allow: [${allow(next)}]`);
   if (JSON.stringify(running.rate) !== JSON.stringify(next.rate)) out.push(`rate: ${JSON.stringify(next.rate)}`);

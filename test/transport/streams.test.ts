@@ -87,7 +87,7 @@ test('SendStream bounds its buffer, retransmits lost ranges first, frees on ack'
   assert.deepEqual(check, new Uint8Array(Buffer.concat([data.subarray(2000, 5000), data.subarray(5000, 7000)])));
 });
 
-test('SendStream gives its ring back on trim() once everything written is acknowledged, and grows again on the next write', () => {
+test('SendStream gives its ring back on trim() once everything written is acknowledged and nothing was written for a trim period, and grows again on the next write', () => {
   const s = new SendStream(1 << 22, 1 << 20);
   const data = randomBytes(5, 200_000);
   assert.equal(s.write(data), data.length);
@@ -96,7 +96,9 @@ test('SendStream gives its ring back on trim() once everything written is acknow
   assert.equal(s.ackedOffset, data.length);
   assert.ok(s.allocatedBytes() >= data.length, 'kept until trimmed: a bulk sender refills it at once');
   s.trim();
-  assert.equal(s.allocatedBytes(), 0, 'an empty ring holds no memory once trimmed');
+  assert.ok(s.allocatedBytes() >= data.length, 'written to since the last trim: a busy ring is kept');
+  s.trim();
+  assert.equal(s.allocatedBytes(), 0, 'empty and idle for a whole trim period: the ring holds no memory');
   // Partly acknowledged: the ring stays.
   assert.equal(s.write(data.subarray(0, 50_000)), 50_000);
   assert.ok(s.nextChunk(1400, Infinity));
@@ -177,4 +179,21 @@ test('RecvStream views: any arrival order, views across the ring wrap, released 
       assert.equal(r.allocatedBytes(), 0, 'trimmed once everything is released');
     },
   ), { numRuns: 200 });
+});
+
+test('RecvStream frees an emptied ring only after a trim period with nothing arriving', () => {
+  const r = new RecvStream(1 << 20);
+  const data = randomBytes(9, 50_000);
+  r.insert(0, data, false);
+  const v = r.readView(data.length);
+  assert.ok(v !== null && v.length === data.length);
+  r.release(v.length);
+  r.trim();
+  assert.ok(r.allocatedBytes() > 0, 'data arrived since the last trim: a busy ring is kept');
+  r.trim();
+  assert.equal(r.allocatedBytes(), 0, 'empty and idle for a whole trim period: freed');
+  r.insert(data.length, data, false);
+  const again: Uint8Array[] = [];
+  for (let w = r.readView(data.length); w !== null; w = r.readView(data.length)) again.push(w);
+  assert.ok(Buffer.concat(again).equals(data), 'grows again for the next bytes');
 });

@@ -79,7 +79,7 @@ export function workloadProgram(): Command {
     .option('--bytes <size>', 'bytes to send', parseBytes, 64 * 2 ** 20)
     .action(async (o: { host: string; port: number; payload: PayloadKind; seed: number; cap: number; progress: boolean; bytes: number }) => {
       const r = await runBulk({ host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, bytes: o.bytes, onProgress: progressEmitter(o.progress) });
-      emit({ type: 'result', ...r, cpu_seconds: processCpuSeconds() });
+      emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
       process.exitCode = r.verified || r.capped ? 0 : 1;
     });
   common(program.command('migration').description('pre-copy live migration of a VM memory image'))
@@ -92,7 +92,7 @@ export function workloadProgram(): Command {
         host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, memoryBytes: o.memory,
         dirtyPagesPerSec: o.dirtyRate, downtimeBudgetMs: o.downtime, maxRounds: o.maxRounds, onProgress: progressEmitter(o.progress),
       });
-      emit({ type: 'result', ...r, cpu_seconds: processCpuSeconds() });
+      emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
       process.exitCode = r.verified || r.capped ? 0 : 1;
     });
   return program;

@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import type { PayloadSource } from './payload.ts';
+import type { ChunkSource } from './payload.ts';
 import { decodeSinkMessage, segmentHeader, type SinkMessage } from './protocol.ts';
 
 export class DeadlineReached extends Error {
@@ -15,6 +15,7 @@ export class DeadlineReached extends Error {
 
 export class SinkSession {
   readonly startedAt: number;
+  private readonly cpuAtStart: NodeJS.CpuUsage;
   private readonly socket: Socket;
   private readonly hash: Hash = createHash('sha256');
   private lineBuffer = '';
@@ -27,9 +28,10 @@ export class SinkSession {
   private segments = 0;
   onProgress: ((ackedBytes: number) => void) | null = null;
 
-  private constructor(socket: Socket, startedAt: number, deadline: number) {
+  private constructor(socket: Socket, startedAt: number, cpuAtStart: NodeJS.CpuUsage, deadline: number) {
     this.socket = socket;
     this.startedAt = startedAt;
+    this.cpuAtStart = cpuAtStart;
     socket.setEncoding('latin1');
     socket.on('data', (text: string) => this.onData(text));
     socket.on('error', (e) => this.fail(e));
@@ -40,6 +42,7 @@ export class SinkSession {
   /** Connect (the run's clock starts before connecting) with a hard deadline for everything. */
   static async open(host: string, port: number, capSeconds: number): Promise<SinkSession> {
     const startedAt = performance.now();
+    const cpuAtStart = process.cpuUsage();
     const deadline = startedAt + capSeconds * 1000;
     const socket = connect({ host, port, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new DeadlineReached()), capSeconds * 1000);
@@ -48,11 +51,17 @@ export class SinkSession {
     } finally {
       clearTimeout(timer);
     }
-    return new SinkSession(socket, startedAt, deadline);
+    return new SinkSession(socket, startedAt, cpuAtStart, deadline);
   }
 
   get elapsedSeconds(): number {
     return (performance.now() - this.startedAt) / 1000;
+  }
+
+  /** This process's CPU seconds since the clock started (the run's, not the payload's set-up). */
+  get cpuSeconds(): number {
+    const u = process.cpuUsage(this.cpuAtStart);
+    return (u.user + u.system) / 1e6;
   }
 
   get capped(): boolean {
@@ -117,7 +126,7 @@ export class SinkSession {
   }
 
   /** Send one segment of `source`'s bytes; resolves when the sink confirms its arrival. */
-  async sendSegment(source: PayloadSource): Promise<void> {
+  async sendSegment(source: ChunkSource): Promise<void> {
     if (source.bytes === 0) return; // a zero-length segment would mean end of stream
     const index = this.segments++;
     const arrived = this.waitFor((m) => m.t === 'seg' && m.index === index);

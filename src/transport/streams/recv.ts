@@ -29,6 +29,8 @@ export class RecvStream {
   contiguousEnd = 0;
   /** Highest offset received (association flow-control accounting). */
   highestOffset = 0;
+  /** highestOffset at the last trim(): a ring is freed only after a whole trim period unused. */
+  private highestOffsetAtTrim = 0;
   finalSize = -1;
   /** Credit advertised to the peer (absolute offset). */
   maxData: number;
@@ -177,9 +179,14 @@ export class RecvStream {
     if (this.releasedOffset === this.finalSize) this.ring = EMPTY;
   }
 
-  /** Frees the ring if it holds nothing (a stream between bursts keeps no memory). */
+  /**
+   * Frees the ring if it holds nothing and nothing arrived since the last call (a stream between
+   * bursts keeps no memory; a busy one is not regrown and faulted in anew every period).
+   */
   trim(): void {
-    if (this.releasedOffset === this.highestOffset && this.ring.length > 0) this.ring = EMPTY;
+    const idle = this.highestOffset === this.highestOffsetAtTrim;
+    this.highestOffsetAtTrim = this.highestOffset;
+    if (idle && this.releasedOffset === this.highestOffset && this.ring.length > 0) this.ring = EMPTY;
   }
 
   /** Bytes of ring memory held. */
