@@ -11,7 +11,7 @@ import os from 'node:os';
 import { Connection } from '../transport/connection.ts';
 import { defaultConnectionConfig } from '../transport/config.ts';
 import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
-import type { ConnectionConfig } from '../transport/types.ts';
+import type { ConnectionConfig, ConnectionEvent, Transmit } from '../transport/types.ts';
 import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
 interface Result {
@@ -73,16 +73,16 @@ function run(scenario: string, targetPackets: number, cfg: Partial<ConnectionCon
     }
     const ct = client.nextTimeout();
     if (ct !== null && ct <= now) client.handleTimeout(now);
-    let t;
+    let t: Transmit | null;
     while ((t = client.pollTransmit(now)) !== null) toServer.push(t.data);
     const t1 = process.hrtime.bigint();
     // --- receiver: each datagram is an event (as a UDP socket delivers them): in, read, poll out
     for (let i = 0; i < toServer.length; i++) {
       server.handleDatagram(toServer[i]!, now);
-      let e;
+      let e: ConnectionEvent | null;
       while ((e = server.pollEvent()) !== null) {
         if (e.type === 'stream-readable') {
-          let c;
+          let c: Uint8Array | null;
           while ((c = server.read(e.streamId)) !== null) {
             // Spot-check content without per-byte cost: first byte of each chunk.
             if (c.length > 0 && c[0] !== (((received % chunk.length) * 2654435761) >>> 24) % 256) mismatch = true;
@@ -155,7 +155,7 @@ if (args.json) {
 }
 const day = machine.date.slice(0, 10);
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(`bench/results/core-${day}.json`, JSON.stringify(report, null, 2) + '\n');
+writeFileSync(`bench/results/core-${day}.json`, `${JSON.stringify(report, null, 2)}\n`);
 const md = [
   `# Transport core micro-benchmark (${day})`,
   '',

@@ -284,6 +284,6 @@ ${handshakes.map((h) => `| full handshakes, ${h.cipher} (initiation, response, c
 `;
 mkdirSync(args.out, { recursive: true });
 const stamp = date.slice(0, 10);
-writeFileSync(`${args.out}/crypto-${stamp}.json`, JSON.stringify(result, null, 2) + '\n');
+writeFileSync(`${args.out}/crypto-${stamp}.json`, `${JSON.stringify(result, null, 2)}\n`);
 writeFileSync(`${args.out}/crypto-${stamp}.md`, md);
 process.stdout.write(md);

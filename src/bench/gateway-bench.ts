@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
   };
   const median = (mode: string): number | null => medianOf(main.filter((r) => r.mode === mode).map((r) => r.mbps));
-  const byUdp = UDPS.map((udp) => MODES.map((mode) => {
+  const byUdp = UDPS.flatMap((udp) => MODES.map((mode) => {
     const rs = results.filter((r) => r.udp === udp && r.mode === mode);
     return {
       udp, mode, runs: rs.length,
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
       medianCpuPerGiBA: medianOf(rs.map((r) => r.cpuPerGiBA)),
       medianCpuPerGiBB: medianOf(rs.map((r) => r.cpuPerGiBB)),
     };
-  })).flat();
+  }));
   const encMedian = median('encrypted');
   const plainMedian = median('plaintext');
   const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };

@@ -8,7 +8,7 @@
 // Root (network namespaces). Writes bench/results/gateway-lab-<date>-<profile>.{jsonl,md,svg}.
 import { join } from 'node:path';
 import { benchAction } from '../lab/bench/cli.ts';
-import { findProfile } from '../lab/profiles.ts';
+import { findProfile } from '../link/profiles.ts';
 import { parseBytes } from '../lab/workloads/run.ts';
 import { DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION } from '../lab/bench/matrix.ts';
 import { RESULTS_DIR } from '../lab/bench/report.ts';

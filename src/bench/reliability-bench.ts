@@ -95,15 +95,15 @@ async function memoryView(lab: LabId, site: Site): Promise<MemoryView | null> {
 function rssSampler(lab: LabId, path: MethodPath): { stop(): Promise<{ a: number; b: number; viewA: MemoryView | null; viewB: MemoryView | null }> } {
   const peak = { a: 0, b: 0, viewA: null as MemoryView | null, viewB: null as MemoryView | null };
   const timer = setInterval(() => {
-    peak.a = Math.max(peak.a, rssBytes(path.processes?.['gateway_a']));
-    peak.b = Math.max(peak.b, rssBytes(path.processes?.['gateway_b']));
+    peak.a = Math.max(peak.a, rssBytes(path.processes?.gateway_a));
+    peak.b = Math.max(peak.b, rssBytes(path.processes?.gateway_b));
   }, 250);
   let running = true;
   const views = (async () => {
     while (running) {
       const [a, b] = await Promise.all([memoryView(lab, 'a'), memoryView(lab, 'b')]);
-      if (a && a['rssBytes']! >= (peak.viewA?.['rssBytes'] ?? 0)) peak.viewA = a;
-      if (b && b['rssBytes']! >= (peak.viewB?.['rssBytes'] ?? 0)) peak.viewB = b;
+      if (a && a.rssBytes! >= (peak.viewA?.rssBytes ?? 0)) peak.viewA = a;
+      if (b && b.rssBytes! >= (peak.viewB?.rssBytes ?? 0)) peak.viewB = b;
       await sleep(2000);
     }
   })();
@@ -157,7 +157,7 @@ async function concurrency(lab: LabId, path: MethodPath, n: number, bytesEach: n
   const peaks = await rss.stop();
   const left = await leftovers(lab);
   return {
-    connections: n, bytesEach, ok: Number(r['ok']), outcomes: r['outcomes'] as Record<string, number>, seconds: Number(r['seconds']),
+    connections: n, bytesEach, ok: Number(r.ok), outcomes: r.outcomes as Record<string, number>, seconds: Number(r.seconds),
     peakRssA: peaks.a, peakRssB: peaks.b, memoryAtPeakA: peaks.viewA, memoryAtPeakB: peaks.viewB, leftA: left.a, leftB: left.b,
   };
 }
@@ -179,17 +179,17 @@ async function soak(lab: LabId, path: MethodPath, seconds: number): Promise<Soak
   while (Date.now() - t0 < seconds * 1000) {
     const at = (Date.now() - t0) / 1000;
     if (at >= nextSample) {
-      rss.push({ atSec: Math.round(at), a: rssBytes(path.processes?.['gateway_a']), b: rssBytes(path.processes?.['gateway_b']) });
+      rss.push({ atSec: Math.round(at), a: rssBytes(path.processes?.gateway_a), b: rssBytes(path.processes?.gateway_b) });
       nextSample += Math.max(5, seconds / 12);
     }
     const c = spawnWorkload(lab, 'a', ['echo-clients', '--port', String(path.port), '--connections', String(BATCH), '--bytes', String(64 * KiB), '--timeout-ms', '60000']);
     const r = await c.next((l) => 'ok' in l, 90_000);
     batches++;
-    ok += Number(r['ok']);
-    for (const [k, v] of Object.entries(r['outcomes'] as Record<string, number>)) if (k !== 'ok') failed[k] = (failed[k] ?? 0) + v;
+    ok += Number(r.ok);
+    for (const [k, v] of Object.entries(r.outcomes as Record<string, number>)) if (k !== 'ok') failed[k] = (failed[k] ?? 0) + v;
   }
   const left = await leftovers(lab);
-  rss.push({ atSec: Math.round((Date.now() - t0) / 1000), a: rssBytes(path.processes?.['gateway_a']), b: rssBytes(path.processes?.['gateway_b']) });
+  rss.push({ atSec: Math.round((Date.now() - t0) / 1000), a: rssBytes(path.processes?.gateway_a), b: rssBytes(path.processes?.gateway_b) });
   return { seconds, batches, connections: batches * BATCH, ok, failed, rss, leftA: left.a, leftB: left.b };
 }
 
@@ -217,14 +217,14 @@ async function outage(lab: LabId, workDir: string, profile: string, outageSec: n
     const t0 = Date.now();
     const sender = spawnWorkload(lab, 'a', ['stream-send', '--port', String(path.port), '--bytes', String(bytes)]);
     // Down once a fifth of the bytes arrived (several seconds at full rate on every profile).
-    await sink.next((l) => Number(l['bytes']) >= bytes / 5, 120_000);
+    await sink.next((l) => Number(l.bytes) >= bytes / 5, 120_000);
     const downAt = Date.now();
     await setLinkProfile({ profile, outage: `0ms-${outageSec * 1000}ms` }, { lab });
     // The new emulator drops from its start: the link returns outageSec after it is up.
     const upAt = Date.now() + outageSec * 1000;
     const done = await sink.next((l) => 'done' in l, outageSec * 1000 + 300_000);
     await stopProcess(sender.child);
-    const progress = sink.lines.filter((l) => 't' in l && !('done' in l)).map((l) => ({ t: Number(l['t']), bytes: Number(l['bytes']) }));
+    const progress = sink.lines.filter((l) => 't' in l && !('done' in l)).map((l) => ({ t: Number(l.t), bytes: Number(l.bytes) }));
     const rateBeforeBps = ((bytesAt(progress, downAt - 500) - bytesAt(progress, downAt - 2500)) * 8) / 2;
     const atUp = bytesAt(progress, upAt);
     const first = progress.find((p) => p.t > upAt && p.bytes > atUp);
@@ -238,12 +238,12 @@ async function outage(lab: LabId, workDir: string, profile: string, outageSec: n
       }
     }
     // A transfer that ends within 500 ms of the link's return cannot show a rate: count its end.
-    if (back80 === null && done['done'] === 'end' && Number(done['bytes']) === bytes) back80 = Number(done['t']) - upAt;
+    if (back80 === null && done.done === 'end' && Number(done.bytes) === bytes) back80 = Number(done.t) - upAt;
     const grep = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => /peer unreachable|peer reachable again|association closed|restarted/.test(l))
       .map((l) => { try { return String((JSON.parse(l) as { msg: string }).msg); } catch { return l; } });
     return {
-      outageSec, profile, bytes, completed: done['done'] === 'end' && Number(done['bytes']) === bytes, exact: done['exact'] === true, end: String(done['done']),
-      rateBeforeBps, firstByteAfterMs: first ? first.t - upAt : null, back80Ms: back80, totalSec: (Number(done['t']) - t0) / 1000,
+      outageSec, profile, bytes, completed: done.done === 'end' && Number(done.bytes) === bytes, exact: done.exact === true, end: String(done.done),
+      rateBeforeBps, firstByteAfterMs: first ? first.t - upAt : null, back80Ms: back80, totalSec: (Number(done.t) - t0) / 1000,
       logA: grep(join(workDir, 'gateway-a.log')), logB: grep(join(workDir, 'gateway-b.log')),
     };
   } finally {
@@ -259,7 +259,7 @@ const counts = (c: OpenCounts | null) => (c === null ? 'status failed' : `${c.co
 function markdown(o: Options, machine: Record<string, unknown>, conc: ConcurrencyResult[], soakR: SoakResult | null, outs: OutageResult[]): string {
   const L: string[] = [];
   L.push(`# Reliability benchmark, ${new Date().toISOString().slice(0, 10)}`, '');
-  L.push(`Machine: ${machine['nproc']} CPUs (${machine['cpu']}), ${machine['memGiB']} GiB, Node ${machine['node']}, load ${machine['load']} at start.`);
+  L.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memGiB} GiB, Node ${machine.node}, load ${machine.load} at start.`);
   L.push(`Lab: gateways in network namespaces, the lab emulator as the link; default gateway settings (memory budget 256 MiB, outage budget 180 s) except --max-connections 6000.`);
   L.push(`Command: \`npm run bench:reliability -- ${process.argv.slice(2).join(' ')}\``, '');
   if (conc.length > 0) {
@@ -356,8 +356,8 @@ async function main(): Promise<void> {
     await labDown({ lab });
   }
   mkdirSync(dirname(o.out), { recursive: true });
-  writeFileSync(`${o.out}.json`, JSON.stringify({ machine, options: o, concurrency: conc, soak: soakR, outages: outs }, null, 2) + '\n');
-  writeFileSync(`${o.out}.md`, markdown(o, machine, conc, soakR, outs) + '\n');
+  writeFileSync(`${o.out}.json`, `${JSON.stringify({ machine, options: o, concurrency: conc, soak: soakR, outages: outs }, null, 2)}\n`);
+  writeFileSync(`${o.out}.md`, `${markdown(o, machine, conc, soakR, outs)}\n`);
   process.stdout.write(`wrote ${o.out}.md and .json\n`);
 }
 

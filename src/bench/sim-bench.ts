@@ -22,9 +22,8 @@ import { defaultConnectionConfig } from '../transport/config.ts';
 import { FixedRateController } from '../transport/congestion/fixed-rate.ts';
 import { ModelBasedController } from '../transport/congestion/model-based.ts';
 import type { RateController } from '../transport/congestion/controller.ts';
-import { ALL_PROFILES, REPORT_PROFILES, findProfile, type LinkProfile } from '../lab/profiles.ts';
+import { ALL_PROFILES, REPORT_PROFILES, WIRE_OVERHEAD_BYTES, findProfile, type LinkProfile } from '../link/profiles.ts';
 import { runBulkTransfer, runFairness, type ConnectionFactory, type FairnessResult, type Stalls } from '../sim/scenarios.ts';
-import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
 import { InvalidArgumentError, Option } from 'commander';
 import { benchCommand, intArg, positiveIntArg, sizeArg } from './args.ts';
 
@@ -283,8 +282,8 @@ function main(): void {
       return;
     }
     const row = runProfile(p, a, a.stalls);
-    if (a.json) process.stdout.write(JSON.stringify(row) + '\n');
-    else process.stdout.write(JSON.stringify(row, null, 2) + '\n');
+    if (a.json) process.stdout.write(`${JSON.stringify(row)}\n`);
+    else process.stdout.write(`${JSON.stringify(row, null, 2)}\n`);
     return;
   }
   const rows: ProfileRow[] = [];
@@ -301,7 +300,7 @@ function main(): void {
   const m = machine();
   mkdirSync('bench/results', { recursive: true });
   const out = { date: new Date().toISOString(), machine: m, args: a, profiles: rows, stalled, fairness: fair };
-  writeFileSync(`bench/results/sim-${date}.json`, JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(`bench/results/sim-${date}.json`, `${JSON.stringify(out, null, 2)}\n`);
   writeFileSync(`bench/results/sim-${date}.md`, markdown(date, m, rows, fair, stalled));
   process.stdout.write(markdown(date, m, rows, fair, stalled));
 }

@@ -1,5 +1,5 @@
 // `longhaul gateway`: runs one gateway from a config file and/or quick-start flags.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { configFromFlags, DEFAULT_CONTROL } from '../gateway/config.ts';
 import type { GatewayFlags } from '../gateway/config.ts';
 import { createLogger } from '../gateway/logger.ts';

@@ -9,6 +9,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { closeSync, fchmodSync, openSync, readFileSync, statSync, writeSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
+import type { Result } from '../result.ts';
 import { KEY_LEN, x25519PrivateKeyObject, x25519PublicFromPrivate } from './primitives.ts';
 
 export const PRIVATE_KEY_HEADER = '# longhaul x25519 private key';
@@ -18,8 +19,6 @@ export interface StaticKeyPair {
   privateKey: Uint8Array; // raw 32 bytes
   publicKey: Uint8Array;  // raw 32 bytes
 }
-
-export type KeyResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export function generateStaticKeyPair(): StaticKeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
@@ -42,7 +41,7 @@ export function encodeKey(raw: Uint8Array): string {
 }
 
 /** Parses a bare base64 key (as written in configs) or the contents of a key file. */
-export function decodeKey(text: string, header: string): KeyResult<Uint8Array> {
+export function decodeKey(text: string, header: string): Result<Uint8Array> {
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
   if (lines.length > 0 && lines[0]!.startsWith('#')) {
     if (lines[0] !== header) return { ok: false, error: `expected header "${header}", found "${lines[0]}"` };
@@ -54,7 +53,7 @@ export function decodeKey(text: string, header: string): KeyResult<Uint8Array> {
   return { ok: true, value: new Uint8Array(Buffer.from(line, 'base64')) };
 }
 
-export function decodePublicKey(text: string): KeyResult<Uint8Array> {
+export function decodePublicKey(text: string): Result<Uint8Array> {
   return decodeKey(text, PUBLIC_KEY_HEADER);
 }
 
@@ -70,7 +69,7 @@ export function formatPublicKeyFile(publicKey: Uint8Array): string {
  * Loads NAME.key. Refuses files any group/other permission bit (a private key readable by others is
  * as good as published), so a gateway never starts on one.
  */
-export function loadPrivateKeyFile(path: string): KeyResult<StaticKeyPair> {
+export function loadPrivateKeyFile(path: string): Result<StaticKeyPair> {
   let mode: number;
   let text: string;
   try {
@@ -91,7 +90,7 @@ export function loadPrivateKeyFile(path: string): KeyResult<StaticKeyPair> {
   return { ok: true, value: keyPairFromPrivate(raw.value) };
 }
 
-export function loadPublicKeyFile(path: string): KeyResult<Uint8Array> {
+export function loadPublicKeyFile(path: string): Result<Uint8Array> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -122,7 +121,7 @@ export interface WrittenKeyFiles {
 }
 
 /** Writes DIR/NAME.key (0600) and DIR/NAME.pub (0644). */
-export function writeKeyFiles(dir: string, name: string, pair: StaticKeyPair, overwrite = false): KeyResult<WrittenKeyFiles> {
+export function writeKeyFiles(dir: string, name: string, pair: StaticKeyPair, overwrite = false): Result<WrittenKeyFiles> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return { ok: false, error: `invalid key name "${name}" (use letters, digits, . _ -)` };
   const privatePath = join(dir, `${name}.key`);
   const publicPath = join(dir, `${name}.pub`);

@@ -1,13 +1,12 @@
 // Parsing of the address forms the config and the flags use: HOST:PORT endpoints
 // (IPv6 in brackets) and allow-list entries (CIDR with an optional port).
 import { isIP } from 'node:net';
+import type { Result } from '../result.ts';
 
 export interface Endpoint {
   host: string;
   port: number;
 }
-
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/;
 
@@ -19,7 +18,7 @@ function parsePort(text: string, allowZero: boolean): number | null {
 }
 
 /** HOST:PORT or [IPV6]:PORT. Port 0 only when `allowZero` (listeners on an ephemeral port). */
-export function parseEndpoint(text: string, allowZero = false): Parsed<Endpoint> {
+export function parseEndpoint(text: string, allowZero = false): Result<Endpoint> {
   let host: string;
   let portText: string;
   if (text.startsWith('[')) {
@@ -75,7 +74,7 @@ export function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null 
     }
     const expandV4 = (groups: string[]): string[] => {
       const last = groups[groups.length - 1];
-      if (last && last.includes('.')) {
+      if (last?.includes('.')) {
         const o = last.split('.').map(Number);
         groups.splice(groups.length - 1, 1, ((o[0]! << 8) | o[1]!).toString(16), ((o[2]! << 8) | o[3]!).toString(16));
       }
@@ -92,7 +91,7 @@ export function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null 
 }
 
 /** "10.0.0.0/24", "10.0.0.7", "10.0.0.0/24:443", "10.0.0.7:22", "::1/128", "[2001:db8::/32]:443". */
-export function parseAllowRule(text: string): Parsed<AllowRule> {
+export function parseAllowRule(text: string): Result<AllowRule> {
   let cidr = text;
   let port: number | null = null;
   if (text.startsWith('[')) {

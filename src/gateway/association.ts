@@ -34,7 +34,12 @@
 //      lets out; readable stream data goes to the bridge, decoded and written to the TCP
 //      socket corked (one writev per turn).
 import { performance } from 'node:perf_hooks';
+import type { BlockEncoder } from '../codec/index.ts';
 import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/index.ts';
+import type { Endpoint } from './address.ts';
+import type { LivenessWatch } from './liveness.ts';
+import type { OutageWatch } from './outage.ts';
+import type { SwitchableRateController } from './rate-switch.ts';
 
 /** What a stream's owner (a tunnel bridge, or a far-side open in progress) hears. */
 export interface StreamListener {
@@ -47,15 +52,40 @@ export interface StreamListener {
   onAssociationClosed(reason: string): void;
 }
 
+/** What the gateway hears from an association; each call names the association it is about. */
 export interface AssociationHooks {
   /**
    * Moves up to `max` of the connection's datagrams out (polled into a batch, sealed, sent):
    * how many left, 0 when nothing may leave now. `now`: the flush's clock reading.
    */
-  transmit(conn: TransportConnection, now: number, max: number): number;
-  onConnected(): void;
-  onStreamOpened(streamId: number): void;
-  onClosed(code: number, reason: string, byPeer: boolean): void;
+  transmit(assoc: Association, conn: TransportConnection, now: number, max: number): number;
+  onConnected(assoc: Association): void;
+  onStreamOpened(assoc: Association, streamId: number): void;
+  onClosed(assoc: Association, code: number, reason: string, byPeer: boolean): void;
+}
+
+/**
+ * Bytes seen at the TCP side (raw) and received at the UDP side (wire) of one association; the
+ * wire bytes sent are the transport's own count (ConnectionStats.bytesSent).
+ */
+export interface TrafficCounters {
+  rawOut: number;
+  rawIn: number;
+  wireIn: number;
+}
+
+/** Who the association is with, and the gateway's watches over it: fixed for its life. */
+export interface AssociationSetup {
+  peerName: string;
+  role: 'client' | 'server';
+  /** The peer's configured (client) or first-seen (server) address. */
+  remote: Endpoint;
+  /** Restart detection (associations we opened only: the answering side cannot re-handshake). */
+  watch: LivenessWatch | null;
+  /** WAN outage detection (both sides). */
+  outage: OutageWatch;
+  /** The transport's rate controller, behind a forwarder a reload can re-point (rate-switch.ts). */
+  rate: SwitchableRateController;
 }
 
 // A TCP read is at most this long (Node reads 64 KiB at a time).
@@ -79,7 +109,20 @@ export class Association {
   // The core, reached only through this class: every call that may produce packets schedules a flush.
   readonly #conn: TransportConnection;
   readonly peerName: string;
+  readonly role: 'client' | 'server';
+  readonly remote: Endpoint;
+  readonly watch: LivenessWatch | null;
+  readonly outage: OutageWatch;
+  readonly rate: SwitchableRateController;
   readonly createdAt = Date.now();
+  readonly traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
+  /** Sampled once a second (the gateway's sampler) for the measured send/receive rates. */
+  lastSample = { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 };
+  rates = { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 };
+  /** The compressors of this association's streams: they follow its bandwidth estimate. */
+  readonly encoders = new Set<BlockEncoder>();
+  /** New connections waiting to learn whether a suspect association is alive. */
+  readonly verdictWaiters: Array<() => void> = [];
   /** When the last authenticated datagram arrived (performance.now()); restart detection reads it. */
   lastInputAt = performance.now();
   /** Per-stream owners; events for unknown streams are dropped. */
@@ -98,9 +141,14 @@ export class Association {
   /** Driver counters: flushes run, timer wake-ups, datagrams sent (per-flush batching = sent / flushes). */
   readonly driver = { flushes: 0, timerWakeups: 0, transmits: 0 };
 
-  constructor(conn: TransportConnection, peerName: string, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
+  constructor(conn: TransportConnection, setup: AssociationSetup, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
     this.#conn = conn;
-    this.peerName = peerName;
+    this.peerName = setup.peerName;
+    this.role = setup.role;
+    this.remote = setup.remote;
+    this.watch = setup.watch;
+    this.outage = setup.outage;
+    this.rate = setup.rate;
     this.#hooks = hooks;
     this.#sendBacklogLimit = sendBacklogLimit;
   }
@@ -266,7 +314,7 @@ export class Association {
     let sent = 0;
     // Events may cause writes/reads, which produce more to send: alternate a few rounds.
     for (let round = 0; round < 4; round++) {
-      if (sent < MAX_TRANSMITS_PER_FLUSH) sent += this.#hooks.transmit(conn, now, MAX_TRANSMITS_PER_FLUSH - sent);
+      if (sent < MAX_TRANSMITS_PER_FLUSH) sent += this.#hooks.transmit(this, conn, now, MAX_TRANSMITS_PER_FLUSH - sent);
       let any = false;
       let ev: ConnectionEvent | null;
       while ((ev = conn.pollEvent()) !== null) {
@@ -335,10 +383,10 @@ export class Association {
     switch (ev.type) {
       case 'connected':
         for (const w of [...this.#connectedWaiters]) w(true);
-        this.#hooks.onConnected();
+        this.#hooks.onConnected(this);
         break;
       case 'stream-opened':
-        this.#hooks.onStreamOpened(ev.streamId);
+        this.#hooks.onStreamOpened(this, ev.streamId);
         break;
       case 'stream-readable':
         this.streams.get(ev.streamId)?.onReadable();
@@ -372,6 +420,6 @@ export class Association {
     this.streams.clear();
     for (const resume of this.#backlogBlocked) resume();
     this.#backlogBlocked.clear();
-    this.#hooks.onClosed(code, reason, byPeer);
+    this.#hooks.onClosed(this, code, reason, byPeer);
   }
 }

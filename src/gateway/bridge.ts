@@ -98,7 +98,7 @@ export class StreamBridge implements StreamListener {
     s.on('drain', this.#onSocketDrain);
     s.on('error', this.#onSocketError);
     s.on('close', this.#onSocketClose);
-    if (o.initial && o.initial.length) this.#deliver(o.initial);
+    if (o.initial?.length) this.#deliver(o.initial);
     // Behind a full backlog a new connection waits its turn before its first read (thousands
     // opened at once each read a chunk they could not write).
     if (!o.assoc.sendBacklogFull(this.#resumeFromBacklog)) this.#resumeReading();

@@ -372,7 +372,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
     if (flags.peerKey !== undefined) peer.publicKey = flags.peerKey;
     raw.peers = [peer];
   }
-  if (flags.tunnel && flags.tunnel.length) {
+  if (flags.tunnel?.length) {
     raw.tunnels = flags.tunnel.map((spec, i) => {
       const eq = spec.indexOf('=');
       if (eq < 0) {
@@ -383,7 +383,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
       return { listen: spec.slice(0, eq), peer: peerName, target: spec.slice(eq + 1) };
     });
   }
-  if (flags.intercept && flags.intercept.length) raw.intercept = flags.intercept.map((spec) => interceptFlagToRaw(spec, peerName));
+  if (flags.intercept?.length) raw.intercept = flags.intercept.map((spec) => interceptFlagToRaw(spec, peerName));
   if (flags.interceptListen !== undefined || flags.interceptMethod !== undefined) {
     raw.interceptListener = {
       ...(flags.interceptListen !== undefined ? { listen: flags.interceptListen } : {}),
@@ -391,7 +391,7 @@ export function flagsToRaw(flags: GatewayFlags): { raw: Record<string, unknown>;
     };
     if (flags.interceptListen !== undefined) given.set('interceptListener.listen', `--intercept-listen ${flags.interceptListen}`);
   }
-  if (flags.allow && flags.allow.length) raw.allow = flags.allow.flatMap((a) => a.split(',').filter((s) => s !== ''));
+  if (flags.allow?.length) raw.allow = flags.allow.flatMap((a) => a.split(',').filter((s) => s !== ''));
   if (flags.controller !== undefined || flags.rate !== undefined || flags.maxRate !== undefined) {
     const r: Record<string, unknown> = {};
     if (flags.controller !== undefined) r.controller = flags.controller;

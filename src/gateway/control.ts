@@ -20,10 +20,10 @@ export interface ControlAccess {
 
 export async function startControlServer(at: Endpoint, status: () => unknown, metrics: Registry, access: ControlAccess = {}, ops?: OpsRoutes): Promise<ControlServer> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!; // split() returns at least one piece
     // ---- access and dashboard (GET /: the live dashboard; control-auth.ts, dashboard.ts) ----
     if (!checkControlAuth(req, res, path, access.token ?? null)) return;
-    if (ops && handleOpsRoute(ops, path ?? '/', req, res)) return;
+    if (ops && handleOpsRoute(ops, path, req, res)) return;
     if (req.method === 'GET' && serveDashboard(path, res)) return;
     // ---- end of access and dashboard ----
     if (req.method !== 'GET') {

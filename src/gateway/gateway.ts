@@ -38,36 +38,6 @@ import { loadPrivateKeyFile } from '../crypto/keys.ts';
 import { resolveKeyPath } from './config.ts';
 import type { WanSecurity, WanSecurityStats } from './wan-security.ts';
 
-/**
- * Bytes seen at the TCP side (raw) and received at the UDP side (wire) of one association; the
- * wire bytes sent are the transport's own count (ConnectionStats.bytesSent).
- */
-export interface TrafficCounters {
-  rawOut: number;
-  rawIn: number;
-  wireIn: number;
-}
-
-interface AssociationEntry {
-  assoc: Association;
-  role: 'client' | 'server';
-  remote: Endpoint;
-  traffic: TrafficCounters;
-  /** Sampled once a second for the measured send/receive rates. */
-  lastSample: { at: number; wireOut: number; wireIn: number; rawOut: number; rawIn: number };
-  rates: { wireOutBps: number; wireInBps: number; rawOutBps: number; rawInBps: number };
-  /** The compressors of this association's streams: they follow its bandwidth estimate. */
-  encoders: Set<BlockEncoder>;
-  /** Restart detection (associations we opened only: the answering side cannot re-handshake). */
-  watch: LivenessWatch | null;
-  /** WAN outage detection (both sides). */
-  outage: OutageWatch;
-  /** New connections waiting to learn whether a suspect association is alive. */
-  verdictWaiters: Array<() => void>;
-  /** The transport's rate controller, behind a forwarder a reload can re-point (rate-switch.ts). */
-  rate: SwitchableRateController;
-}
-
 /** Per peer: how often its associations were lost and re-established, and WAN outages. */
 export interface PeerLivenessCounters {
   /** Spells of silence while in use long enough to count as a WAN outage (see OutageWatch). */
@@ -86,7 +56,7 @@ interface PeerState {
   name: string;
   address: Endpoint | null;
   /** The current association (client side: the one we opened; server side: latest accepted). */
-  current: AssociationEntry | null;
+  current: Association | null;
   /** The current association was lost (not closed by us): the next one to connect is a re-association. */
   lost: boolean;
   counters: PeerLivenessCounters;
@@ -161,11 +131,11 @@ export class Gateway {
   #intercept: { listener: InterceptListener; figures: InterceptFigures } | null = null;
   readonly startedAt = Date.now();
   #link: UdpLink;
-  #security: WanSecurity<AssociationEntry>;
+  #security: WanSecurity<Association>;
   #transportConfig: ConnectionConfig;
   #transportOverrides: Partial<ConnectionConfig> | undefined;
   #peers = new Map<string, PeerState>();
-  #entries = new Set<AssociationEntry>();
+  #associations = new Set<Association>();
   #bridges = new Set<StreamBridge>();
   #pendingConnections = new Set<Socket>();
   #sampler: NodeJS.Timeout;
@@ -175,7 +145,7 @@ export class Gateway {
   /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
   #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
-  private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<AssociationEntry>, opts: GatewayOptions) {
+  private constructor(config: GatewayConfig, link: UdpLink, security: WanSecurity<Association>, opts: GatewayOptions) {
     this.#config = config;
     this.log = opts.logger;
     this.#link = link;
@@ -193,7 +163,7 @@ export class Gateway {
 
   /** Binds everything; rejects (with a readable message) when a socket or key cannot be set up. */
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-    const security = createWanSecurity<AssociationEntry>(config);
+    const security = createWanSecurity<Association>(config);
     if (!security.ok) throw new Error(security.error);
     const wan = await resolveSetting(config, 'wan', config.wan, 4);
     const link = await UdpLink.bind(wan, { reusePort: config.wanReusePort }).catch((err: unknown) => {
@@ -218,13 +188,13 @@ export class Gateway {
     this.#security.attach({
       send: (data, to) => this.#link.send(data, to.port, to.host),
       sendBatch: (batch, to) => this.#link.sendBatch(batch, to),
-      deliver: (entry, data, arrival) => {
-        entry.traffic.wireIn += data.length;
-        entry.assoc.input(data, arrival);
+      deliver: (assoc, data, arrival) => {
+        assoc.traffic.wireIn += data.length;
+        assoc.input(data, arrival);
       },
       accept: (peerName, from) => this.#acceptAssociation(peerName, from),
       peerForAddress: (from) => this.#peerForAddress(from),
-      onProbeAnswer: (entry, known) => this.#onProbeAnswer(entry, known),
+      onProbeAnswer: (assoc, known) => this.#onProbeAnswer(assoc, known),
       log: this.log,
     });
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
@@ -258,29 +228,21 @@ export class Gateway {
 
   // ---- associations ----
 
-  #newEntry(role: 'client' | 'server', peerName: string, remote: Endpoint): AssociationEntry {
+  #newAssociation(role: 'client' | 'server', peerName: string, remote: Endpoint): Association {
     const rate = new SwitchableRateController(this.#newRateController());
     const conn = new Connection({ role, config: { ...this.#transportConfig, rateController: () => rate }, now: performance.now() });
-    const traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
-    let entry: AssociationEntry;
-    const assoc = new Association(conn, peerName, {
-      transmit: this.#security.transmitter(remote, () => entry),
-      onConnected: () => this.#onConnected(entry),
-      onStreamOpened: (id) => this.#onStreamOpened(entry, id),
-      onClosed: (code, reason, byPeer) => this.#onAssociationClosed(entry, code, reason, byPeer),
-    }, this.#sendBacklogLimit());
-    entry = {
-      assoc, role, remote, traffic,
-      lastSample: { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 },
-      rates: { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 },
-      encoders: new Set(),
+    const assoc = new Association(conn, {
+      peerName, role, remote, rate,
       watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
       outage: new OutageWatch(Math.min(OUTAGE_AFTER_MS, this.#restartDetectMs)),
-      verdictWaiters: [],
-      rate,
-    };
-    this.#entries.add(entry);
-    return entry;
+    }, {
+      transmit: this.#security.transmitter(remote),
+      onConnected: (a) => this.#onConnected(a),
+      onStreamOpened: (a, id) => this.#onStreamOpened(a, id),
+      onClosed: (a, code, reason, byPeer) => this.#onAssociationClosed(a, code, reason, byPeer),
+    }, this.#sendBacklogLimit());
+    this.#associations.add(assoc);
+    return assoc;
   }
 
   #newRateController(): import('../transport/congestion/controller.ts').RateController {
@@ -294,148 +256,148 @@ export class Gateway {
   }
 
   /** The association to `peerName`, opening it if needed; null when it cannot connect in time. */
-  async #associationFor(peerName: string): Promise<AssociationEntry | null> {
+  async #associationFor(peerName: string): Promise<Association | null> {
     const peer = this.#peers.get(peerName);
-    if (!peer || !peer.address) return null;
+    if (!peer?.address) return null;
     const deadline = Date.now() + this.config.limits.connectWaitMs;
-    let entry = peer.current;
+    let assoc = peer.current;
     // Heard nothing for a while (idle between keepalives, or silent in use): if the peer restarted
     // meanwhile, a connection opened on this association would be reset, so ask first.
-    if (entry && entry.watch && !entry.assoc.isClosed && entry.assoc.isConnected) {
+    if (assoc?.watch && !assoc.isClosed && assoc.isConnected) {
       const now = performance.now();
-      if (entry.watch.quietFor(now, entry.assoc.lastInputAt) && entry.watch.probeNow(now, entry.assoc.lastInputAt, entry.assoc.stats().rttMs)) {
+      if (assoc.watch.quietFor(now, assoc.lastInputAt) && assoc.watch.probeNow(now, assoc.lastInputAt, assoc.stats().rttMs)) {
         peer.counters.livenessProbes++;
         this.log.debug({ peer: peerName }, 'association quiet before a new connection: probing the peer');
-        this.#security.probe(entry);
+        this.#security.probe(assoc);
       }
     }
     // A probe is out, or the peer is unreachable: wait for the verdict (the peer answers, or is
     // found restarted and replaced) or the outage's end, at most connectWaitMs.
-    while (entry && !entry.assoc.isClosed && (entry.watch?.suspect || entry.outage.unreachable)) {
+    while (assoc && !assoc.isClosed && (assoc.watch?.suspect || assoc.outage.unreachable)) {
       const left = deadline - Date.now();
       if (left <= 0) return null;
-      await this.#waitVerdict(entry, left);
-      entry = peer.current;
+      await this.#waitVerdict(assoc, left);
+      assoc = peer.current;
     }
     if (this.#stopping) return null;
-    if (!entry || entry.assoc.isClosed) {
-      entry = this.#newEntry('client', peerName, peer.address);
-      peer.current = entry;
+    if (!assoc || assoc.isClosed) {
+      assoc = this.#newAssociation('client', peerName, peer.address);
+      peer.current = assoc;
       this.log.info({ peer: peerName, remote: formatEndpoint(peer.address) }, 'opening association');
-      this.#security.openClient(entry, peerName, peer.address);
-      entry.assoc.schedule();
+      this.#security.openClient(assoc, peerName, peer.address);
+      assoc.schedule();
     }
-    const ok = await entry.assoc.waitConnected(Math.max(1, deadline - Date.now()));
-    return ok ? entry : null;
+    const ok = await assoc.waitConnected(Math.max(1, deadline - Date.now()));
+    return ok ? assoc : null;
   }
 
-  #waitVerdict(entry: AssociationEntry, timeoutMs: number): Promise<void> {
+  #waitVerdict(assoc: Association, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        const i = entry.verdictWaiters.indexOf(done);
-        if (i >= 0) entry.verdictWaiters.splice(i, 1);
+        const i = assoc.verdictWaiters.indexOf(done);
+        if (i >= 0) assoc.verdictWaiters.splice(i, 1);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      entry.verdictWaiters.push(done);
+      assoc.verdictWaiters.push(done);
     });
   }
 
-  #releaseVerdictWaiters(entry: AssociationEntry): void {
-    for (const w of [...entry.verdictWaiters]) w();
+  #releaseVerdictWaiters(assoc: Association): void {
+    for (const w of [...assoc.verdictWaiters]) w();
   }
 
   // ---- liveness: restart detection of peers we open associations to ----
 
   #livenessTick(): void {
     const now = performance.now();
-    for (const e of this.#entries) {
-      if (e.assoc.isClosed || !e.assoc.isConnected) continue;
-      const s = e.assoc.stats();
+    for (const e of this.#associations) {
+      if (e.isClosed || !e.isConnected) continue;
+      const s = e.stats();
       const inUse = s.bytesInFlight > 0 || s.activeStreams > 0;
-      const peer = this.#peers.get(e.assoc.peerName);
+      const peer = this.#peers.get(e.peerName);
       this.#checkOutage(e, now, inUse, peer);
       const w = e.watch;
       if (!w) continue;
       const wasSuspect = w.suspect;
-      const action = w.check({ now, lastInputAt: e.assoc.lastInputAt, inUse, rttMs: s.rttMs });
+      const action = w.check({ now, lastInputAt: e.lastInputAt, inUse, rttMs: s.rttMs });
       if (action === 'probe') {
         if (peer) peer.counters.livenessProbes++;
-        this.log.debug({ peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) }, 'peer silent while the association is in use: probing it');
+        this.log.debug({ peer: e.peerName, silentMs: Math.round(w.silentMs(now)) }, 'peer silent while the association is in use: probing it');
         this.#security.probe(e);
       } else if (action === 'rehandshake') {
         if (peer) peer.counters.rehandshakes++;
         // During an outage this repeats (backed off); the outage's own lines say what happens.
-        (e.outage.unreachable ? this.log.debug : this.log.warn).call(this.log, { peer: e.assoc.peerName, silentMs: Math.round(w.silentMs(now)) },
+        (e.outage.unreachable ? this.log.debug : this.log.warn).call(this.log, { peer: e.peerName, silentMs: Math.round(w.silentMs(now)) },
           'peer silent and not answering probes: new handshake to find out whether it restarted');
         this.#security.rehandshake(e);
       }
       if (wasSuspect && !w.suspect) {
-        this.log.debug({ peer: e.assoc.peerName }, 'peer heard from again: association kept');
+        this.log.debug({ peer: e.peerName }, 'peer heard from again: association kept');
         this.#releaseVerdictWaiters(e);
       }
     }
   }
 
   /** One log line when the peer becomes unreachable while in use, one when it is heard again. */
-  #checkOutage(e: AssociationEntry, now: number, inUse: boolean, peer: PeerState | undefined): void {
-    const change = e.outage.check({ now, lastInputAt: e.assoc.lastInputAt, inUse });
+  #checkOutage(e: Association, now: number, inUse: boolean, peer: PeerState | undefined): void {
+    const change = e.outage.check({ now, lastInputAt: e.lastInputAt, inUse });
     if (change === null) return;
-    const peerName = e.assoc.peerName;
+    const peerName = e.peerName;
     if (change.kind === 'began') {
       if (peer) peer.counters.outages++;
       const budgetMs = this.#transportConfig.idleTimeoutMs;
       this.log.warn({
         peer: peerName, remote: formatEndpoint(e.remote), since: wallClock(change.since), silentMs: Math.round(now - change.since),
-        connections: e.assoc.streams.size, keptForMs: budgetMs,
+        connections: e.streams.size, keptForMs: budgetMs,
       }, `peer unreachable (WAN outage, or the peer is down): nothing heard for ${((now - change.since) / 1000).toFixed(1)} s; ` +
         `its connections are kept for up to ${Math.round(budgetMs / 1000)} s (limits.peerTimeoutMs)`);
     } else {
-      this.log.warn({ peer: peerName, since: wallClock(change.since), outageMs: Math.round(change.lastedMs), connections: e.assoc.streams.size },
+      this.log.warn({ peer: peerName, since: wallClock(change.since), outageMs: Math.round(change.lastedMs), connections: e.streams.size },
         `peer reachable again after a ${(change.lastedMs / 1000).toFixed(1)} s outage; connections kept`);
       this.#releaseVerdictWaiters(e);
     }
   }
 
-  #onProbeAnswer(entry: AssociationEntry, known: boolean): void {
+  #onProbeAnswer(assoc: Association, known: boolean): void {
     if (!known) {
-      this.#onPeerLostAssociation(entry);
+      this.#onPeerLostAssociation(assoc);
       return;
     }
-    const w = entry.watch;
+    const w = assoc.watch;
     if (!w) return;
     const wasSuspect = w.suspect;
     w.heard(performance.now());
     if (wasSuspect) {
-      this.log.debug({ peer: entry.assoc.peerName }, 'peer answered the liveness probe: association intact');
-      this.#releaseVerdictWaiters(entry);
+      this.log.debug({ peer: assoc.peerName }, 'peer answered the liveness probe: association intact');
+      this.#releaseVerdictWaiters(assoc);
     }
   }
 
   /** The peer said it has no such association: it restarted, and the streams' state died with it. */
-  #onPeerLostAssociation(entry: AssociationEntry): void {
-    if (entry.assoc.isClosed) return;
-    const peerName = entry.assoc.peerName;
+  #onPeerLostAssociation(assoc: Association): void {
+    if (assoc.isClosed) return;
+    const peerName = assoc.peerName;
     const peer = this.#peers.get(peerName);
     if (peer) peer.counters.restartsDetected++;
-    const silentMs = entry.watch ? Math.round(entry.watch.silentMs(performance.now())) : undefined;
-    this.log.warn({ peer: peerName, remote: formatEndpoint(entry.remote), silentMs, connections: entry.assoc.streams.size },
+    const silentMs = assoc.watch ? Math.round(assoc.watch.silentMs(performance.now())) : undefined;
+    this.log.warn({ peer: peerName, remote: formatEndpoint(assoc.remote), silentMs, connections: assoc.streams.size },
       'peer gateway restarted (it no longer knows this association): resetting its connections and re-associating');
-    entry.assoc.abandon('peer gateway restarted; connection state lost');
+    assoc.abandon('peer gateway restarted; connection state lost');
     // Re-associate at once, so the next connection does not wait for the handshake.
-    if (entry.role === 'client' && !this.#stopping) void this.#associationFor(peerName);
+    if (assoc.role === 'client' && !this.#stopping) void this.#associationFor(peerName);
   }
 
   /** Security layer: a new peer association arrives (after the handshake when keys are on). */
-  #acceptAssociation(peerName: string, from: Endpoint): AssociationEntry | null {
+  #acceptAssociation(peerName: string, from: Endpoint): Association | null {
     if (this.#stopping) return null;
     let servers = 0;
-    for (const e of this.#entries) if (e.role === 'server' && !e.assoc.isClosed) servers++;
+    for (const e of this.#associations) if (e.role === 'server' && !e.isClosed) servers++;
     if (servers >= MAX_SERVER_ASSOCIATIONS) return null;
-    const entry = this.#newEntry('server', peerName, from);
+    const assoc = this.#newAssociation('server', peerName, from);
     this.log.info({ peer: peerName, remote: formatEndpoint(from) }, 'association accepted');
-    return entry;
+    return assoc;
   }
 
   #peerForAddress(from: Endpoint): string {
@@ -445,8 +407,8 @@ export class Gateway {
     return formatEndpoint(from);
   }
 
-  #onConnected(entry: AssociationEntry): void {
-    const peerName = entry.assoc.peerName;
+  #onConnected(assoc: Association): void {
+    const peerName = assoc.peerName;
     let peer = this.#peers.get(peerName);
     if (!peer) {
       peer = newPeerState(peerName, null);
@@ -454,36 +416,36 @@ export class Gateway {
     }
     // One association per peer: on the answering side a newer one (the peer restarted) replaces the old, whose streams reset.
     const old = peer.current;
-    const replaces = entry.role === 'server' && old !== null && old !== entry && !old.assoc.isClosed && old.role === 'server';
+    const replaces = assoc.role === 'server' && old !== null && old !== assoc && !old.isClosed && old.role === 'server';
     const reassociation = peer.lost || replaces;
     if (reassociation) peer.counters.reassociations++;
     peer.lost = false;
-    this.log.info({ peer: peerName, remote: formatEndpoint(entry.remote), role: entry.role, reassociation }, 'association connected');
-    if (entry.role !== 'server') return;
-    peer.current = entry;
+    this.log.info({ peer: peerName, remote: formatEndpoint(assoc.remote), role: assoc.role, reassociation }, 'association connected');
+    if (assoc.role !== 'server') return;
+    peer.current = assoc;
     if (replaces) {
       peer.counters.restartsDetected++;
       this.log.warn({ peer: peerName }, 'peer re-established its association; closing the old one');
-      old.assoc.close(0, 'replaced by a newer association');
+      old.close(0, 'replaced by a newer association');
     }
   }
 
-  #onAssociationClosed(entry: AssociationEntry, code: number, reason: string, byPeer: boolean): void {
-    this.#entries.delete(entry);
-    this.#security.forget(entry);
-    this.#link.release(entry.remote);
-    this.#releaseVerdictWaiters(entry);
-    const peer = this.#peers.get(entry.assoc.peerName);
-    if (peer && peer.current === entry) {
+  #onAssociationClosed(assoc: Association, code: number, reason: string, byPeer: boolean): void {
+    this.#associations.delete(assoc);
+    this.#security.forget(assoc);
+    this.#link.release(assoc.remote);
+    this.#releaseVerdictWaiters(assoc);
+    const peer = this.#peers.get(assoc.peerName);
+    if (peer && peer.current === assoc) {
       peer.current = null;
       if (!this.#stopping) peer.lost = true;
     }
     const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     // Silent past the outage budget: the transport's idle timeout ends it.
-    const outage = entry.outage.unreachable && reason === 'idle timeout'
-      ? { unreachableSince: wallClock(entry.outage.since), why: 'the peer stayed unreachable past the outage budget (limits.peerTimeoutMs): its connections are reset' }
+    const outage = assoc.outage.unreachable && reason === 'idle timeout'
+      ? { unreachableSince: wallClock(assoc.outage.since), why: 'the peer stayed unreachable past the outage budget (limits.peerTimeoutMs): its connections are reset' }
       : {};
-    log({ peer: entry.assoc.peerName, code, reason, byPeer, ...outage, rawOut: entry.traffic.rawOut, rawIn: entry.traffic.rawIn }, 'association closed');
+    log({ peer: assoc.peerName, code, reason, byPeer, ...outage, rawOut: assoc.traffic.rawOut, rawIn: assoc.traffic.rawIn }, 'association closed');
   }
 
   // ---- near side: client connections ----
@@ -551,36 +513,36 @@ export class Gateway {
     const onEarlyClose = (): void => { clientGone = true; };
     socket.once('close', onEarlyClose);
     socket.on('error', () => {});
-    const entry = await this.#associationFor(route.peer);
+    const assoc = await this.#associationFor(route.peer);
     this.#pendingConnections.delete(socket);
     socket.off('close', onEarlyClose);
     if (clientGone) {
       c.failed++;
       return;
     }
-    if (!entry) {
+    if (!assoc) {
       c.failed++;
       const current = this.#peers.get(route.peer)?.current;
-      const outage = current && current.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
+      const outage = current?.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
       this.log.warn({ ...route.fields, client, peer: route.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
         outage.unreachableSince ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs' : 'connection reset: peer gateway unreachable');
       socket.resetAndDestroy();
       return;
     }
-    const id = entry.assoc.openStream();
+    const id = assoc.openStream();
     if (id < 0) {
       c.failed++;
       this.log.warn({ ...route.fields, client }, 'connection closed: peer stream limit reached');
       socket.resetAndDestroy();
       return;
     }
-    entry.assoc.write(id, encodeOpenHeader(route.target));
+    assoc.write(id, encodeOpenHeader(route.target));
     c.active++;
     c.total++;
     const target = formatEndpoint(route.target);
     this.log.info({ ...route.fields, client, peer: route.peer, target, stream: id }, 'connection opened');
     const forget = route.onOpened?.(client, id);
-    this.#bridge(entry, id, socket, undefined, (s) => {
+    this.#bridge(assoc, id, socket, undefined, (s) => {
       forget?.();
       c.active--;
       c.bytesFromClients += s.bytesFromSocket;
@@ -591,30 +553,30 @@ export class Gateway {
 
   // ---- far side: inbound streams ----
 
-  #onStreamOpened(entry: AssociationEntry, streamId: number): void {
+  #onStreamOpened(assoc: Association, streamId: number): void {
     if (this.#stopping || this.activeConnections >= this.config.limits.maxConnections) {
       this.inbound.failed++;
       const unlogged = this.#refusedLog.take(performance.now());
       if (unlogged !== null) {
-        this.log.warn({ peer: entry.assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+        this.log.warn({ peer: assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
           this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
       }
-      entry.assoc.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
+      assoc.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
       return;
     }
     this.inbound.active++;
     this.inbound.total++;
     new InboundOpen({
-      assoc: entry.assoc,
+      assoc,
       streamId,
       allow: this.config.allow,
       connectTimeoutMs: this.config.limits.targetConnectTimeoutMs,
-      onOutcome: (o) => this.#onInboundOutcome(entry, streamId, o),
+      onOutcome: (o) => this.#onInboundOutcome(assoc, streamId, o),
     });
   }
 
-  #onInboundOutcome(entry: AssociationEntry, streamId: number, o: InboundOutcome): void {
-    const peer = entry.assoc.peerName;
+  #onInboundOutcome(assoc: Association, streamId: number, o: InboundOutcome): void {
+    const peer = assoc.peerName;
     if (o.kind === 'failed') {
       this.inbound.active--;
       const target = o.target ? formatEndpoint(o.target) : undefined;
@@ -629,7 +591,7 @@ export class Gateway {
     }
     const target = formatEndpoint({ host: o.address, port: o.target.port });
     this.log.info({ peer, stream: streamId, target }, 'connection opened');
-    const bridge = this.#bridge(entry, streamId, o.socket, o.initial, (s) => {
+    const bridge = this.#bridge(assoc, streamId, o.socket, o.initial, (s) => {
       this.inbound.active--;
       this.#logClose({ peer, target }, s);
     });
@@ -638,29 +600,29 @@ export class Gateway {
 
   // ---- both sides ----
 
-  #bridge(entry: AssociationEntry, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
+  #bridge(assoc: Association, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
     // The link is read live, once per output window: the estimate sampled once a second may date
     // from a short, application-limited exchange far below the link.
     const encoder = new BlockEncoder({
       mode: this.config.compression, stats: this.codecStats,
-      linkNow: () => ({ rateBps: entry.assoc.isClosed ? 0 : entry.assoc.stats().bandwidthBps, sendingBps: entry.rates.wireOutBps }),
+      linkNow: () => ({ rateBps: assoc.isClosed ? 0 : assoc.stats().bandwidthBps, sendingBps: assoc.rates.wireOutBps }),
     });
     const decoder = new BlockDecoder({ stats: this.codecStats });
     const bridge = new StreamBridge({
-      assoc: entry.assoc,
+      assoc,
       streamId,
       socket,
       encoder,
       decoder,
       initial,
-      traffic: entry.traffic,
+      traffic: assoc.traffic,
       onDone: (s) => {
         this.#bridges.delete(bridge);
-        entry.encoders.delete(encoder);
+        assoc.encoders.delete(encoder);
         done(s);
       },
     });
-    entry.encoders.add(encoder);
+    assoc.encoders.add(encoder);
     this.#bridges.add(bridge);
     return bridge;
   }
@@ -682,11 +644,11 @@ export class Gateway {
   #sampleRates(): void {
     const now = performance.now();
     let movedBytes = 0;
-    for (const e of this.#entries) {
+    for (const e of this.#associations) {
       const dt = (now - e.lastSample.at) / 1000;
       if (dt <= 0) continue;
       const t = e.traffic;
-      const wireOut = e.assoc.stats().bytesSent;
+      const wireOut = e.stats().bytesSent;
       e.rates = {
         wireOutBps: ((wireOut - e.lastSample.wireOut) * 8) / dt,
         wireInBps: ((t.wireIn - e.lastSample.wireIn) * 8) / dt,
@@ -696,9 +658,9 @@ export class Gateway {
       movedBytes += wireOut - e.lastSample.wireOut + t.wireIn - e.lastSample.wireIn;
       e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
       // Streams between bursts keep no receive memory (thousands of idle connections).
-      e.assoc.trimBuffers();
+      e.trimBuffers();
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
-      const bw = !e.assoc.isClosed && e.assoc.isConnected ? e.assoc.stats().bandwidthBps : 0;
+      const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
     // Free C-heap pages go back once they amount to an eighth of the memory budget, while the
@@ -787,10 +749,10 @@ export class Gateway {
       else if (keys && this.#security.peerIdOf(name) !== nowKey) untrusted.add(name);
     }
     let closing = false;
-    for (const e of [...this.#entries]) {
-      if (!untrusted.has(e.assoc.peerName) || e.assoc.isClosed) continue;
-      const removed = !next.peers.some((p) => p.name === e.assoc.peerName);
-      e.assoc.close(0, removed ? 'peer removed from the configuration' : 'peer public key changed');
+    for (const e of [...this.#associations]) {
+      if (!untrusted.has(e.peerName) || e.isClosed) continue;
+      const removed = !next.peers.some((p) => p.name === e.peerName);
+      e.close(0, removed ? 'peer removed from the configuration' : 'peer public key changed');
       closing = true;
     }
     if (closing) await new Promise<void>((r) => setImmediate(r));
@@ -819,7 +781,7 @@ export class Gateway {
     const rateChanged = JSON.stringify(running.rate) !== JSON.stringify(next.rate);
     this.#config = next;
     this.#transportConfig = transportConfigFor(next, this.#transportOverrides);
-    if (rateChanged) for (const e of this.#entries) if (!e.assoc.isClosed) e.rate.replace(this.#newRateController());
+    if (rateChanged) for (const e of this.#associations) if (!e.isClosed) e.rate.replace(this.#newRateController());
     if (running.logLevel !== next.logLevel) this.log.level = next.logLevel;
     return { ok: true, changes };
   }
@@ -837,10 +799,10 @@ export class Gateway {
     for (const p of this.#config.peers) {
       const state = this.#peers.get(p.name);
       const e = state?.current ?? null;
-      if (!e || e.assoc.isClosed) {
+      if (!e || e.isClosed) {
         if (state?.address && !this.#stopping) void this.#associationFor(p.name);
         out.push({ peer: p.name, ready: false, reason: state?.address ? 'no association yet (opening one now)' : 'no association: the peer has not connected to this gateway' });
-      } else if (!e.assoc.isConnected) {
+      } else if (!e.isConnected) {
         out.push({ peer: p.name, ready: false, reason: 'association handshake in progress' });
       } else if (e.outage.unreachable) {
         out.push({ peer: p.name, ready: false, reason: `peer unreachable since ${wallClock(e.outage.since)}` });
@@ -867,16 +829,16 @@ export class Gateway {
       wan: formatEndpoint(this.#link.address),
       security: this.#security.mode,
       connections: { active: this.activeConnections, max: this.config.limits.maxConnections },
-      associations: [...this.#entries].map((e) => {
-        const s = e.assoc.stats();
+      associations: [...this.#associations].map((e) => {
+        const s = e.stats();
         return {
-          peer: e.assoc.peerName,
+          peer: e.peerName,
           role: e.role,
           remote: formatEndpoint(e.remote),
-          connected: e.assoc.isConnected,
+          connected: e.isConnected,
           reachable: !e.outage.unreachable,
           unreachableSince: e.outage.unreachable ? wallClock(e.outage.since) : null,
-          ageSec: Math.round((Date.now() - e.assoc.createdAt) / 1000),
+          ageSec: Math.round((Date.now() - e.createdAt) / 1000),
           rttMs: s.rttMs,
           minRttMs: s.minRttMs,
           bandwidthBps: s.bandwidthBps,
@@ -901,9 +863,9 @@ export class Gateway {
           bytesOutWire: s.bytesSent,
           bytesInWire: e.traffic.wireIn,
           activeStreams: s.activeStreams,
-          sendBacklogBytes: e.assoc.backlog().bytes,
-          readersWaitingForBacklog: e.assoc.backlog().blockedReaders,
-          driver: { ...e.assoc.driver },
+          sendBacklogBytes: e.backlog().bytes,
+          readersWaitingForBacklog: e.backlog().blockedReaders,
+          driver: { ...e.driver },
         };
       }),
       tunnels: this.tunnels.map((t) => ({
@@ -914,7 +876,7 @@ export class Gateway {
         ...t.counters,
       })),
       peers: [...this.#peers.values()].map((p) => {
-        const o = p.current && !p.current.assoc.isClosed && p.current.outage.unreachable ? p.current.outage : null;
+        const o = p.current && !p.current.isClosed && p.current.outage.unreachable ? p.current.outage : null;
         return {
           name: p.name,
           reachable: o === null,
@@ -941,9 +903,9 @@ export class Gateway {
 
   #bufferedBytes(): Pick<GatewayStatus['memory'], 'transportSendBytes' | 'transportSendAllocatedBytes' | 'transportRecvBytes' | 'transportRecvAllocatedBytes' | 'bridgePendingBytes' | 'socketWriteQueueBytes'> {
     const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, transportRecvAllocatedBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
-    for (const e of this.#entries) {
-      if (e.assoc.isClosed) continue;
-      const x = e.assoc.bufferedBytes();
+    for (const e of this.#associations) {
+      if (e.isClosed) continue;
+      const x = e.bufferedBytes();
       m.transportSendBytes += x.send;
       m.transportSendAllocatedBytes += x.sendAllocated;
       m.transportRecvBytes += x.recv;
@@ -979,11 +941,11 @@ export class Gateway {
       this.log.warn({ open: this.#bridges.size }, 'grace period over: resetting remaining connections');
       for (const b of [...this.#bridges]) b.abort();
     }
-    const closing = [...this.#entries].filter((e) => !e.assoc.isClosed);
-    for (const e of closing) e.assoc.close(0, 'gateway shutting down');
+    const closing = [...this.#associations].filter((e) => !e.isClosed);
+    for (const e of closing) e.close(0, 'gateway shutting down');
     // Give CLOSE a moment to leave and be answered; the core drains on its own timer.
     const closeDeadline = Date.now() + 1000;
-    while ([...this.#entries].some((e) => !e.assoc.isClosed) && Date.now() < closeDeadline) await sleep(20);
+    while ([...this.#associations].some((e) => !e.isClosed) && Date.now() < closeDeadline) await sleep(20);
     this.#security.close();
     await this.#link.close();
     if (!opts.quiet) this.log.info('gateway stopped');

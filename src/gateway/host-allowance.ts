@@ -22,7 +22,7 @@ class HostLatencyAllowance extends ForwardingRateController {
   override cwndBytes(): number {
     const floor = (this.inner.pacingRateBps() / 8) * (this.#allowanceMs / 1000);
     const cwnd = this.inner.cwndBytes();
-    return cwnd > floor ? cwnd : floor;
+    return Math.max(cwnd, floor);
   }
 }
 

@@ -8,9 +8,9 @@ import type { RemoteInfo } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { loadPrivateKeyFile, loadPublicKeyFile } from '../crypto/keys.ts';
 import { DEFERRED, SecureEndpoint, peerIdOf } from '../crypto/secure-endpoint.ts';
-import type { PeerId, SecureEndpointStats } from '../crypto/secure-endpoint.ts';
+import type { PeerId, SecureEndpointStats, SecureEvent, SecureTransmit } from '../crypto/secure-endpoint.ts';
 import { formatEndpoint, parseEndpoint } from './address.ts';
-import { peekRoute, type TransportConnection, type PacketRoute } from '../transport/index.ts';
+import { peekRoute, type TransportConnection, type PacketRoute, type Transmit } from '../transport/index.ts';
 import { DatagramBatch } from './udp-link.ts';
 import type { DatagramSink } from './udp-link.ts';
 import type { Endpoint } from './address.ts';
@@ -20,12 +20,15 @@ import { LIVENESS_MARKER, LivenessKind, decodeLivenessMessage, encodeLivenessMes
 import type { Logger } from './logger.ts';
 import { LogLimit } from './log-limit.ts';
 import { MSG_INITIATION, messageType } from '../crypto/wire.ts';
+import type { Result } from '../result.ts';
 
+/** What the security layer needs to know of an association it routes datagrams to (gateway: Association). */
 export interface RoutedEntry {
-  assoc: { peerName: string; isClosed: boolean };
-  role: 'client' | 'server';
+  readonly peerName: string;
+  readonly isClosed: boolean;
+  readonly role: 'client' | 'server';
   /** The peer's configured (client) or first-seen (server) address. */
-  remote: Endpoint;
+  readonly remote: Endpoint;
 }
 
 // Probe answers per peer per second: a peer can only make us send what it sends (same size,
@@ -64,10 +67,10 @@ export interface WanSecurityStats {
 }
 
 /**
- * Moves up to `max` of the connection's datagrams to the peer (`now`: the flush's clock): returns
- * how many left, 0 when none may leave now.
+ * Moves up to `max` of `entry`'s connection's datagrams to the peer (`now`: the flush's clock):
+ * returns how many left, 0 when none may leave now.
  */
-export type Transmitter = (conn: TransportConnection, now: number, max: number) => number;
+export type Transmitter<E extends RoutedEntry> = (entry: E, conn: TransportConnection, now: number, max: number) => number;
 
 export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends DatagramSink {
   readonly mode: string;
@@ -81,7 +84,7 @@ export interface WanSecurity<E extends RoutedEntry = RoutedEntry> extends Datagr
    * into this peer's batch (room left for the packet-protection header and tag), the whole batch
    * is sealed in one AEAD call, and the link gets it finished.
    */
-  transmitter(remote: Endpoint, entry: () => E): Transmitter;
+  transmitter(remote: Endpoint): Transmitter<E>;
   forget(entry: E): void;
   /** Asks the peer whether it still has `entry` (answer via SecurityHost.onProbeAnswer). */
   probe(entry: E): void;
@@ -180,7 +183,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   abstract datagram(data: Buffer, from: RemoteInfo, arrival: number): void;
   abstract endOfBatch(): void;
   abstract openClient(entry: E, peerName: string, remote: Endpoint): void;
-  abstract transmitter(remote: Endpoint, entry: () => E): Transmitter;
+  abstract transmitter(remote: Endpoint): Transmitter<E>;
   abstract stats(): WanSecurityStats;
   abstract close(): void;
 
@@ -190,7 +193,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   probe(entry: E): void {
     const cid = this.#cidOf.get(entry);
     if (!cid) return;
-    this.sendProtected(entry.assoc.peerName, encodeLivenessMessage(LivenessKind.probe, cid.hi, cid.lo), entry.remote);
+    this.sendProtected(entry.peerName, encodeLivenessMessage(LivenessKind.probe, cid.hi, cid.lo), entry.remote);
   }
 
   abstract rehandshake(entry: E): void;
@@ -202,7 +205,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
       return;
     }
     const entry = this.routes.get(m.cidHi, m.cidLo);
-    const ours = entry !== null && entry.assoc.peerName === peerName && !entry.assoc.isClosed ? entry : null;
+    const ours = entry !== null && entry.peerName === peerName && !entry.isClosed ? entry : null;
     if (m.kind === LivenessKind.probe) {
       if (!this.#mayAnswer(peerName)) return;
       this.probeAnswers.sent++;
@@ -241,12 +244,12 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     const hi = r.cidHi;
     const lo = r.cidLo;
     let entry = this.routes.get(hi, lo);
-    if (entry && entry.assoc.peerName !== peerName) {
+    if (entry && entry.peerName !== peerName) {
       // An authenticated peer may only talk to its own associations.
       this.unroutable++;
       return;
     }
-    if (!entry || entry.assoc.isClosed) {
+    if (!entry || entry.isClosed) {
       // Only a client's first packets (HANDSHAKE INIT) may create an association, so stray or
       // stale datagrams (e.g. from before a restart) never do.
       if (this.initiatorPeers.has(peerName) || !r.opensAssociation) {
@@ -302,10 +305,10 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.probe(entry);
   }
 
-  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+  transmitter(remote: Endpoint): Transmitter<E> {
     const known = { learned: false };
     const batch = new DatagramBatch();
-    return (conn, now, max) => {
+    return (entry, conn, now, max) => {
       const room = conn.maxDatagramSize;
       let sent = 0;
       while (sent < max) {
@@ -313,7 +316,7 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         const at = batch.end;
         const n = conn.pollTransmitInto(now, batch.buf, at);
         if (n === 0) break;
-        if (!known.learned) this.learn(entry(), batch.buf.subarray(at, at + n), known);
+        if (!known.learned) this.learn(entry, batch.buf.subarray(at, at + n), known);
         batch.push(n);
         sent++;
       }
@@ -521,7 +524,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   rehandshake(entry: E): void {
-    const id = this.#idByName.get(entry.assoc.peerName);
+    const id = this.#idByName.get(entry.peerName);
     if (id === undefined) return;
     this.#probeAfterHandshake.add(entry);
     this.host.send(this.#ep.connect(id, formatEndpoint(entry.remote), performance.now()), entry.remote);
@@ -544,19 +547,18 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#probeAfterHandshake.delete(entry);
   }
 
-  transmitter(remote: Endpoint, entry: () => E): Transmitter {
+  transmitter(remote: Endpoint): Transmitter<E> {
     const known = { learned: false };
     let id: PeerId | undefined;
     // The peer's address string changes only when it roams: its endpoint object is looked up once.
     let lastAddress: string | null = null;
     let lastTo = remote;
     const batch = new DatagramBatch();
-    return (conn, now, max) => {
-      const e = entry();
-      id ??= this.#idByName.get(e.assoc.peerName);
+    return (e, conn, now, max) => {
+      id ??= this.#idByName.get(e.peerName);
       if (id === undefined) return 0;
       // A reload removed the peer or changed its key: its closing association has no keys left.
-      if (this.#nameById.get(id) !== e.assoc.peerName) return 0;
+      if (this.#nameById.get(id) !== e.peerName) return 0;
       const addr = this.#ep.peerAddress(id);
       if (addr !== lastAddress) {
         lastAddress = addr;
@@ -596,7 +598,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   /** No session to `id` yet: the datagrams are held (copies) until the handshake completes. */
   #holdFlush(conn: TransportConnection, now: number, max: number, id: PeerId, to: Endpoint, e: E, known: { learned: boolean }): number {
     let sent = 0;
-    let tx;
+    let tx: Transmit | null;
     while (sent < max && (tx = conn.pollTransmit(now)) !== null) {
       if (!known.learned) this.learn(e, tx.data, known);
       this.#holdUntilHandshake(id, tx.data, to, e);
@@ -626,7 +628,7 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     let to: Endpoint | null = null;
     for (const h of held) {
       // An association closed meanwhile (e.g. it gave up waiting) must not be opened at the peer.
-      const sealed = established && !h.entry.assoc.isClosed ? this.#ep.seal(id, h.data, now) : null;
+      const sealed = established && !h.entry.isClosed ? this.#ep.seal(id, h.data, now) : null;
       if (sealed === null) {
         this.#heldCounts.dropped++;
         continue;
@@ -641,9 +643,9 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
 
   /** Drains handshake transmits and events, re-arms the single handshake timer. */
   #pump(): void {
-    let t;
+    let t: SecureTransmit | null;
     while ((t = this.#ep.pollTransmit()) !== null) this.host.send(t.data, this.#endpointOf(t.address));
-    let ev;
+    let ev: SecureEvent | null;
     while ((ev = this.#ep.pollEvent()) !== null) {
       const peer = this.#nameById.get(ev.peer) ?? ev.peer;
       this.#handshakeStartedAt.delete(ev.peer);
@@ -651,9 +653,9 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         this.host.log.info({ peer, address: ev.address, rekey: ev.rekey }, 'secure session established');
         this.#releaseHeld(ev.peer, true);
         for (const e of [...this.#probeAfterHandshake]) {
-          if (e.assoc.peerName !== peer) continue;
+          if (e.peerName !== peer) continue;
           this.#probeAfterHandshake.delete(e);
-          if (!e.assoc.isClosed) this.probe(e);
+          if (!e.isClosed) this.probe(e);
         }
       } else {
         this.#releaseHeld(ev.peer, false);
@@ -687,8 +689,6 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     this.#timer = null;
   }
 }
-
-export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** Loads the key files named in the config (refusing group/world-readable private keys). */
 export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig): Result<WanSecurity<E>> {

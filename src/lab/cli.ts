@@ -3,9 +3,10 @@
 // standalone entry with just these (also what `lab up` spawns the emulator with).
 
 import type { Command } from 'commander';
+import type { Result } from '../result.ts';
 import { DEFAULT_PORTS, LAB_ADDRESSES, parsePorts, resolveLink, type EmulatorConfig } from './emulator-config.ts';
 import { runEmulatorProcess, type EngineChoice } from './emulator-run.ts';
-import { ALL_PROFILES } from './profiles.ts';
+import { ALL_PROFILES } from '../link/profiles.ts';
 import {
   DEFAULT_LAB, LabError, labDown, labExec, labUp, requestEmulatorStats, setLinkProfile, type LabId, type Site,
 } from './netns.ts';
@@ -57,8 +58,7 @@ export function registerEmulateCommand(program: Command): void {
     });
 }
 
-export function emulatorConfigFromOptions(o: Record<string, string | boolean | undefined>):
-  { ok: true; value: EmulatorConfig } | { ok: false; error: string } {
+export function emulatorConfigFromOptions(o: Record<string, string | boolean | undefined>): Result<EmulatorConfig> {
   const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
   const link = resolveLink({
     profile: str('profile'), rate: str('rate'), rtt: str('rtt'), loss: str('loss'), jitter: str('jitter'),
@@ -169,7 +169,7 @@ export function registerLabCommands(program: Command): void {
     .action(async (o: { prefix?: string; stateDir?: string }) => guarded(async () => {
       const r = await requestEmulatorStats(labFromOptions(o));
       if (r === undefined) die('no emulator running');
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     }));
 
   labOpts(lab.command('profile'))

@@ -185,7 +185,7 @@ async function main(): Promise<void> {
   const day = date.slice(0, 10);
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `emulator-${day}.json`), JSON.stringify({ date, machine: m, datagramBytes: DATAGRAM, stepSeconds: STEP_SECONDS, results }, null, 2) + '\n');
+  writeFileSync(join(dir, `emulator-${day}.json`), `${JSON.stringify({ date, machine: m, datagramBytes: DATAGRAM, stepSeconds: STEP_SECONDS, results }, null, 2)}\n`);
   writeFileSync(join(dir, `emulator-${day}.md`), markdown(date, m, results));
   process.stdout.write(markdown(date, m, results));
 }

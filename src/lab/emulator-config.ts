@@ -2,7 +2,8 @@
 // parsers for the human units the CLI accepts ("100mbit", "25ms", "0.05%", "10s-12s").
 // Parsers return values, never throw: bad input is the user's, not a bug.
 
-import { findProfile, queueBytes, type LinkProfile } from './profiles.ts';
+import { fail, ok, type Result } from '../result.ts';
+import { findProfile, queueBytes, type LinkProfile } from '../link/profiles.ts';
 import type { LinkSettings } from './emulator-link.ts';
 
 /** The fixed lab addresses (docs/lab.md, "Network"): A side and B side of the emulator namespace. */
@@ -37,18 +38,13 @@ export interface EmulatorConfig {
   durationMs: number;
 }
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
-
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
-
 const RATE_UNITS: Record<string, number> = {
   '': 1, bit: 1, bps: 1, kbit: 1e3, kbps: 1e3, mbit: 1e6, mbps: 1e6, gbit: 1e9, gbps: 1e9,
   k: 1e3, m: 1e6, g: 1e9,
 };
 
 /** "100mbit", "1gbit", "1.5Gbps", "2000000" (bits per second). "0"/"unlimited" = no limit. */
-export function parseRate(text: string): Parsed<number> {
+export function parseRate(text: string): Result<number> {
   const t = text.trim().toLowerCase();
   if (t === 'unlimited' || t === 'inf') return ok(0);
   const m = /^([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)$/.exec(t);
@@ -61,7 +57,7 @@ export function parseRate(text: string): Parsed<number> {
 }
 
 /** "25ms", "0.5s", "250us", "12" (ms). Returns milliseconds. */
-export function parseDuration(text: string): Parsed<number> {
+export function parseDuration(text: string): Result<number> {
   const m = /^([0-9]*\.?[0-9]+)\s*(us|ms|s|m)?$/.exec(text.trim().toLowerCase());
   if (m === null) return fail(`bad duration "${text}" (e.g. 25ms, 1.5s)`);
   const v = Number(m[1]);
@@ -71,7 +67,7 @@ export function parseDuration(text: string): Parsed<number> {
 }
 
 /** "0.05%" or a fraction "0.0005". Returns 0..1. */
-export function parseLoss(text: string): Parsed<number> {
+export function parseLoss(text: string): Result<number> {
   const t = text.trim();
   const pct = t.endsWith('%');
   const v = Number(pct ? t.slice(0, -1) : t);
@@ -82,7 +78,7 @@ export function parseLoss(text: string): Parsed<number> {
 }
 
 /** Queue as time at the link rate ("20ms") or bytes ("256kb", "300000b", "1mb"). Returns bytes. */
-export function parseQueue(text: string, rateBps: number): Parsed<number> {
+export function parseQueue(text: string, rateBps: number): Result<number> {
   const t = text.trim().toLowerCase();
   const bytes = /^([0-9]*\.?[0-9]+)\s*(b|kb|kib|mb|mib)$/.exec(t);
   if (bytes !== null) {
@@ -95,7 +91,7 @@ export function parseQueue(text: string, rateBps: number): Parsed<number> {
 }
 
 /** "10s-12s" (relative to emulator start). */
-export function parseOutage(text: string): Parsed<{ startMs: number; endMs: number }> {
+export function parseOutage(text: string): Result<{ startMs: number; endMs: number }> {
   const parts = text.split('-');
   if (parts.length !== 2) return fail(`bad outage "${text}" (e.g. 10s-12s)`);
   const a = parseDuration(parts[0]!);
@@ -106,7 +102,7 @@ export function parseOutage(text: string): Parsed<{ startMs: number; endMs: numb
   return ok({ startMs: a.value, endMs: b.value });
 }
 
-export function parsePorts(text: string): Parsed<number[]> {
+export function parsePorts(text: string): Result<number[]> {
   const ports = text.split(',').map((p) => Number(p.trim()));
   if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
     return fail(`bad port list "${text}" (e.g. 4789,4500,29900)`);
@@ -135,7 +131,7 @@ export interface LinkOptions {
 }
 
 /** Profile first (default: baseline), then each explicit option overrides it. */
-export function resolveLink(o: LinkOptions): Parsed<{ name: string; link: LinkSettings }> {
+export function resolveLink(o: LinkOptions): Result<{ name: string; link: LinkSettings }> {
   const base = findProfile(o.profile ?? 'baseline');
   if (base === undefined) return fail(`unknown profile "${o.profile}"`);
   const link = linkSettingsFromProfile(base);

@@ -6,10 +6,8 @@
 //   serialization at the bit rate -> random loss on the wire (the packet still used the
 //   wire) -> propagation (rtt/2) plus jitter -> delivery.
 
+import { WIRE_OVERHEAD_BYTES } from '../link/profiles.ts';
 import { Sfc32 } from './emulator-rng.ts';
-
-/** IPv4 + UDP headers: the emulated link carries IP packets, the relay sees UDP payloads. */
-export const WIRE_OVERHEAD_BYTES = 28;
 
 export interface LinkSettings {
   /** Bit rate of the link; 0 means unlimited (no serialization delay, no queue). */

@@ -27,7 +27,7 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
         process.stderr.write(`emulator: cannot write stats file: ${(err as Error).message}\n`);
       }
     }
-    if (toStdout) process.stdout.write(JSON.stringify(report) + '\n');
+    if (toStdout) process.stdout.write(`${JSON.stringify(report)}\n`);
   };
   const first = { ...(await handle.report()), requestsSeen };
   publish(first, false);

@@ -30,7 +30,7 @@ export interface EmulatorReport {
 
 export function writeStatsFile(path: string, report: EmulatorReport): void {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify(report) + '\n');
+  writeFileSync(tmp, `${JSON.stringify(report)}\n`);
   renameSync(tmp, path);
 }
 

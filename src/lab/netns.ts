@@ -16,7 +16,7 @@ import { DEFAULT_PORTS, LAB_ADDRESSES, linkToArgs, resolveLink, linkSettingsFrom
 import type { LinkSettings } from './emulator-link.ts';
 import { readStatsFile, type EmulatorReport } from './emulator-stats.ts';
 import type { EngineChoice } from './emulator-run.ts';
-import type { LinkProfile } from './profiles.ts';
+import type { LinkProfile } from '../link/profiles.ts';
 
 export type Site = 'a' | 'b' | 'emu';
 
@@ -164,7 +164,7 @@ export function readLabState(lab: LabId = DEFAULT_LAB): LabState | undefined {
 
 function writeLabState(state: LabState): void {
   mkdirSync(state.stateDir, { recursive: true });
-  writeFileSync(statePath({ prefix: state.prefix, stateDir: state.stateDir }), JSON.stringify(state, null, 2) + '\n');
+  writeFileSync(statePath({ prefix: state.prefix, stateDir: state.stateDir }), `${JSON.stringify(state, null, 2)}\n`);
 }
 
 function resolveSpec(spec: LinkSpec | undefined): { name: string; link: LinkSettings } {
@@ -427,7 +427,7 @@ function isAlive(pid: number): boolean {
 /** A recorded PID may have been reused after a crash: only signal it if it still is an emulator. */
 function isOurEmulator(pid: number): boolean {
   const cmd = procCmdline(pid);
-  return cmd !== undefined && cmd.includes(' emulate ') && isAlive(pid);
+  return cmd?.includes(' emulate ') === true && isAlive(pid);
 }
 
 /** SIGTERM, then SIGKILL after a grace period; returns once all are gone. Synchronous on purpose: also used on exit paths. */
@@ -512,7 +512,7 @@ export function labExec(site: Site, argv: string[], opts: LabExecOptions = {}): 
     try {
       mkdirSync(pidDir(lab), { recursive: true });
       // Recorded as the exec'd command line, which is what /proc shows once `ip` has exec'd.
-      writeFileSync(file, argv.join(' ') + ' ');
+      writeFileSync(file, `${argv.join(' ')} `);
     } catch { /* recording is best effort; the process still runs */ }
     child.once('exit', () => {
       try { unlinkSync(file); } catch { /* gone already */ }

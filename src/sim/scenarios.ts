@@ -6,7 +6,7 @@ import type { ConnectionStats, TransportConnection } from '../transport/types.ts
 import { BulkReceiver, BulkSender, DataPool } from './bulk-app.ts';
 import type { LinkOptions, LinkStats } from './link.ts';
 import { Simulation, linkOptionsFromProfile } from './simulation.ts';
-import type { LinkProfile } from '../lab/profiles.ts';
+import type { LinkProfile } from '../link/profiles.ts';
 import { Prng } from './prng.ts';
 
 export type ConnectionFactory = (role: 'client' | 'server', now: number, random: () => number) => TransportConnection;
@@ -184,7 +184,7 @@ export function runFairness(sc: FairnessScenario): FairnessResult {
   const perSecond: Array<[number, number]> = Array.from({ length: seconds }, () => [0, 0]);
   const windowBytes: [number, number] = [0, 0];
   const pool = new DataPool(sc.seed);
-  for (let k = 0; k < 2; k++) {
+  for (const k of [0, 1] as const) {
     const startAt = k * stagger;
     sim.at(startAt, () => {
       const client = sc.makeConnection('client', sim.now, () => rng.next());

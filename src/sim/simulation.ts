@@ -5,7 +5,7 @@
 import { EventQueue } from './event-queue.ts';
 import { Link, type LinkOptions } from './link.ts';
 import { Prng } from './prng.ts';
-import { WIRE_OVERHEAD_BYTES } from '../lab/emulator-link.ts';
+import { WIRE_OVERHEAD_BYTES } from '../link/profiles.ts';
 
 /** What the simulator needs from an endpoint (TransportConnection satisfies it). */
 export interface SimNode {
@@ -130,13 +130,13 @@ export class Simulation {
     if (this.#events === 0) for (const slot of nodes) this.#service(slot);
     let processed = 0;
     for (;;) {
-      if (stopWhen !== undefined && stopWhen()) return this.#result('stopped');
+      if (stopWhen?.()) return this.#result('stopped');
       if (processed >= maxEvents) return this.#result('max-events');
       let next = queue.peekTime();
       let timerSlot: NodeSlot | null = null;
       for (let i = 0; i < nodes.length; i++) {
         const slot = nodes[i]!;
-        const deadline = slot.deadline < slot.pausedUntil ? slot.pausedUntil : slot.deadline;
+        const deadline = Math.max(slot.deadline, slot.pausedUntil);
         if (deadline < next) {
           next = deadline;
           timerSlot = slot;

@@ -563,7 +563,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
           if (s === undefined && !isNewPeer) break; // closed stream: ignored when applied
           const end = f.type === 'stream' ? f.offset + f.data.length : f.finalSize;
           let highest = s !== undefined ? s.recv.highestOffset : 0;
-          if (scratch !== null && scratch.has(f.streamId)) highest = scratch.get(f.streamId)!;
+          if (scratch?.has(f.streamId)) highest = scratch.get(f.streamId)!;
           if (s !== undefined) {
             const err = f.type === 'stream' ? s.recv.check(f.offset, f.data.length, f.fin) : s.recv.checkFinalSize(f.finalSize);
             if (err !== null) return false;
@@ -964,7 +964,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
         // Bulk data leaves in quanta; control, handshake and retransmit-only packets and the
         // tail of application-limited data wait only for their own tokens.
         const backlog = queued && !this.pendingHandshake ? this.streamBytesWritten - this.streamBytesSent : 0;
-        const at = this.pacer.releaseTime(now, limit, backlog > limit ? backlog : limit);
+        const at = this.pacer.releaseTime(now, limit, Math.max(backlog, limit));
         if (at > now) {
           this.pacerWakeup = at;
           blocked = true;

@@ -147,7 +147,7 @@ export function writeAck(
   }
   buf[countPos] = 0x40 | (extra >>> 8);
   buf[countPos + 1] = extra & 0xff;
-  return pos > start ? pos : start;
+  return Math.max(pos, start);
 }
 
 /** Worst-case size of an ACK frame with `ranges` ranges (for space reservation). */

@@ -70,7 +70,7 @@ export class RangeSet {
     // General case: find the first range that ends at/after start and the last that starts at/before end.
     let i = this.indexAtOrBefore(start);
     if (i < 0 || ends[i]! < start) i++;
-    let j = this.indexAtOrBefore(end);
+    const j = this.indexAtOrBefore(end);
     // Ranges i..j touch or overlap [start, end).
     if (i > j) {
       starts.splice(i, 0, start);

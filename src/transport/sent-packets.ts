@@ -134,7 +134,7 @@ export class SentPackets {
   oldestAckEliciting(): SentPacket | null {
     for (let i = this.head; i < this.slots.length; i++) {
       const p = this.slots[i];
-      if (p && p.ackEliciting) return p;
+      if (p?.ackEliciting) return p;
     }
     return null;
   }

@@ -10,7 +10,7 @@ import { concat, equalBytes, partlyRandom, randomBytes, textLike, zeros } from '
 const KiB = 1024;
 
 function headersOf(framed: Uint8Array): { codec: number; originalLength: number; payloadLength: number }[] {
-  const out = [];
+  const out: { codec: number; originalLength: number; payloadLength: number }[] = [];
   for (let at = 0; at < framed.length;) {
     const parsed = parseBlockHeader(framed, at, framed.length, 16 * 1024 * 1024);
     assert.equal(parsed.status, 'ok');

@@ -11,7 +11,7 @@ const KiB = 1024;
 
 function pieces(splitter: EntropySplitter, data: Uint8Array): Array<{ start: number; end: number; high: boolean }> {
   const n = splitter.split(data);
-  const out = [];
+  const out: Array<{ start: number; end: number; high: boolean }> = [];
   let start = 0;
   for (let i = 0; i < n; i++) {
     out.push({ start, end: splitter.ends[i]!, high: splitter.highEntropy[i]! });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Simulation, linkOptionsFromProfile } from '../../src/sim/simulation.ts';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { FixedRateController } from '../../src/transport/congestion/fixed-rate.ts';
-import { findProfile, type LinkProfile } from '../../src/lab/profiles.ts';
+import { findProfile, type LinkProfile } from '../../src/link/profiles.ts';
 import type { RateController } from '../../src/transport/congestion/controller.ts';
 import { Prng } from '../../src/sim/prng.ts';
 import type { Link } from '../../src/sim/link.ts';

@@ -162,3 +162,33 @@ test('onReset starts over in startup', () => {
   assert.equal(c.mode, 'startup');
   assert.equal(c.bandwidthEstimateBps(), 0);
 });
+
+test('onReset forgets the round it interrupted: losses before the reset do not weigh on the model after it', () => {
+  // Two controllers with the same history, except that one also lost packets into the outage
+  // just before the reset. A reset starts the path model over (keeping only the rate, window and
+  // minimum RTT to resume from, which those losses did not change), so the same acks afterwards
+  // must give the same model. Before onReset rebuilt its state as one object, the interrupted
+  // round's loss counters survived the reset and the first round after it credited random loss
+  // that never happened to the delivery rate.
+  const withLoss = steadyController();
+  const without = steadyController();
+  const lossAt = withLoss.now + 1;
+  for (let i = 0; i < 10; i++) {
+    withLoss.c.onLoss({ now: lossAt, bytesLost: MSS, bytesInFlight: 0, lostPacketSentAt: lossAt - 5 });
+  }
+  const resetAt = withLoss.now + 500;
+  withLoss.c.onReset(resetAt);
+  without.c.onReset(resetAt);
+  assert.equal(withLoss.c.pacingRateBps(), without.c.pacingRateBps(), 'same resume point');
+  let a = resetAt;
+  let b = resetAt;
+  for (let i = 0; i < 6; i++) {
+    a = feedRound(withLoss.c, a, { rateBps: 50e6, rttMs: 20 });
+    b = feedRound(without.c, b, { rateBps: 50e6, rttMs: 20 });
+    assert.equal(withLoss.c.bandwidthEstimateBps(), without.c.bandwidthEstimateBps(), `estimate, round ${i}`);
+    assert.equal(withLoss.c.pacingRateBps(), without.c.pacingRateBps(), `pacing, round ${i}`);
+    assert.equal(withLoss.c.cwndBytes(), without.c.cwndBytes(), `window, round ${i}`);
+    assert.equal(withLoss.c.mode, without.c.mode, `mode, round ${i}`);
+  }
+  assert.equal(without.c.bandwidthEstimateBps(), 50e6, 'no loss was credited after the reset');
+});

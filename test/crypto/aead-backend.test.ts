@@ -333,7 +333,7 @@ for (const aead of backends) {
     assert.ok(buf.subarray(ats[1]! + 16, ats[1]! + 16 + 1400).every((b) => b === 0), 'a rejected packet leaves no plaintext');
     // Out of place: the plaintexts go to `out`, the packets stay as they were.
     const fresh = new Uint8Array(total);
-    sizes.forEach((n, i) => fresh.fill(i + 1, ats[i]! + 16, ats[i]! + 16 + n));
+    for (const [i, n] of sizes.entries()) fresh.fill(i + 1, ats[i]! + 16, ats[i]! + 16 + n);
     aead.sealRun(key, fresh, lens, 0, sizes.length, 0, 4, 9, 200);
     const sealed = Uint8Array.from(fresh);
     const out = new Uint8Array(4096).fill(0xee);
@@ -341,7 +341,7 @@ for (const aead of backends) {
     aead.openRun(key, fresh, ats, lens, new Float64Array([200, 201, 202, 203]), sizes.length, 16, results, out, outAts);
     assert.deepEqual([...results], sizes);
     assert.deepEqual(fresh, sealed, 'the packets are not written');
-    sizes.forEach((n, i) => assert.ok(out.subarray(outAts[i]!, outAts[i]! + n).every((b) => b === i + 1), `plaintext ${i} at its place`));
+    for (const [i, n] of sizes.entries()) assert.ok(out.subarray(outAts[i]!, outAts[i]! + n).every((b) => b === i + 1), `plaintext ${i} at its place`);
     assert.ok(out.subarray(0, 8).every((b) => b === 0xee) && out.subarray(2400).every((b) => b === 0xee), 'nothing else written');
     assert.throws(() => aead.openRun(key, fresh, ats, lens, new Float64Array(4), sizes.length, 16, results, out, new Int32Array([0, 3000, 0, 0])), RangeError);
     // A run beyond the buffer is a caller bug, found before anything is written.

@@ -82,7 +82,7 @@ test('handshake retransmits until answered, then gives up after rekeyAttemptMs',
     assert.ok(t !== null && t > pair.now);
     pair.now = t;
     pair.a.ep.handleTimeout(pair.now);
-    for (let tx; (tx = pair.a.ep.pollTransmit()); ) sent++; // all lost
+    while (pair.a.ep.pollTransmit() !== null) sent++; // all lost
     const failed = pair.a.ep.pollEvent();
     if (failed) {
       assert.equal(failed.type, 'handshake-failed');

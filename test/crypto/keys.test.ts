@@ -57,7 +57,7 @@ test('a group/world-readable private key is refused with a chmod hint', () => {
 
 test('malformed key text is an error value', () => {
   assert.equal(decodePublicKey('# longhaul x25519 public key\nnot base64\n').ok, false);
-  assert.equal(decodePublicKey('# longhaul x25519 private key\n' + Buffer.alloc(32).toString('base64')).ok, false);
+  assert.equal(decodePublicKey(`# longhaul x25519 private key\n${Buffer.alloc(32).toString('base64')}`).ok, false);
   assert.equal(decodePublicKey(Buffer.alloc(31).toString('base64')).ok, false);
   assert.ok(decodePublicKey(Buffer.alloc(32, 9).toString('base64')).ok); // bare base64 as in configs
   const missing = loadPrivateKeyFile('/nonexistent/x.key');

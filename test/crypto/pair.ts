@@ -4,7 +4,7 @@ import type { PacketAead, PacketCipher } from '../../src/crypto/aead.ts';
 import { keyPairFromPrivate, type StaticKeyPair } from '../../src/crypto/keys.ts';
 import type { RandomFill } from '../../src/crypto/primitives.ts';
 import {
-  peerIdOf, SecureEndpoint, type HandleResult, type PeerId, type ProtectionLimits, type SecureEvent,
+  peerIdOf, SecureEndpoint, type HandleResult, type PeerId, type ProtectionLimits, type SecureEvent, type SecureTransmit,
 } from '../../src/crypto/secure-endpoint.ts';
 
 /** xorshift32 byte stream: reproducible, not secure (tests only). */
@@ -106,8 +106,8 @@ export class Pair {
       if (r.kind === 'data') m.to.received.push(r.plaintext);
       if (r.kind === 'reply') queue.push({ to: m.from, from: m.to, data: r.data });
       for (const side of [this.a, this.b]) {
-        for (let t; (t = side.ep.pollTransmit()); ) queue.push({ to: this.other(side), from: side, data: t.data });
-        for (let e; (e = side.ep.pollEvent()); ) side.events.push(e);
+        for (let t: SecureTransmit | null; (t = side.ep.pollTransmit()); ) queue.push({ to: this.other(side), from: side, data: t.data });
+        for (let e: SecureEvent | null; (e = side.ep.pollEvent()); ) side.events.push(e);
       }
     }
     return first!;
@@ -126,7 +126,7 @@ export class Pair {
 
   timeout(side: Side): void {
     side.ep.handleTimeout(this.now);
-    for (const s of [this.a, this.b]) for (let e; (e = s.ep.pollEvent()); ) s.events.push(e);
-    for (let t; (t = side.ep.pollTransmit()); ) this.send(side, t.data);
+    for (const s of [this.a, this.b]) for (let e: SecureEvent | null; (e = s.ep.pollEvent()); ) s.events.push(e);
+    for (let t: SecureTransmit | null; (t = side.ep.pollTransmit()); ) this.send(side, t.data);
   }
 }

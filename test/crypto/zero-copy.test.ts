@@ -245,7 +245,7 @@ test('transient datagrams: deferred data messages are decrypted into the endpoin
     recv.fill(0xa5);
   }
   assert.equal(got.length, 500);
-  got.forEach((p, i) => assert.deepEqual(p, sent[i], `datagram ${i} intact`));
+  for (const [i, p] of got.entries()) assert.deepEqual(p, sent[i], `datagram ${i} intact`);
   assert.equal(plaintextMemory.size, 1, 'one plaintext slab for every batch (no allocation per batch)');
   // A handshake message is handled on a copy: the caller may reuse its buffer at once.
   const fresh = new Pair({ transientDatagrams: true });

@@ -1,7 +1,10 @@
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { Association } from '../../src/gateway/association.ts';
+import { Association, type AssociationSetup } from '../../src/gateway/association.ts';
+import { OutageWatch } from '../../src/gateway/outage.ts';
+import { SwitchableRateController } from '../../src/gateway/rate-switch.ts';
+import { fixedRateController } from '../../src/transport/index.ts';
 import type { TransportConnection } from '../../src/transport/types.ts';
 
 /**
@@ -28,10 +31,21 @@ function waitingCore(aheadMs: number, limit = 1000): TransportConnection & { tim
 
 const hooks = { transmit: (): number => 0, onConnected(): void {}, onStreamOpened(): void {}, onClosed(): void {} };
 
+function setup(): AssociationSetup {
+  return {
+    peerName: 'peer',
+    role: 'client',
+    remote: { host: '127.0.0.1', port: 1 },
+    watch: null,
+    outage: new OutageWatch(2000),
+    rate: new SwitchableRateController(fixedRateController({ rateBps: 1e6 })()),
+  };
+}
+
 test('driver sleeps on a timer while the pacer waits for tokens, instead of spinning with setImmediate', (t) => {
   mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
   t.after(() => mock.timers.reset());
-  const assoc = new Association(waitingCore(0.2), 'peer', hooks);
+  const assoc = new Association(waitingCore(0.2), setup(), hooks);
   assoc.schedule();
   mock.timers.tick(0);
   assert.equal(assoc.driver.flushes, 1, 'one flush, then nothing until the timer');
@@ -46,7 +60,7 @@ test('driver serves a deadline already due at once, without a timer', (t) => {
   mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
   t.after(() => mock.timers.reset());
   // Due now (events queued after the last poll): the next flush must not wait a millisecond.
-  const assoc = new Association(waitingCore(-5, 3), 'peer', hooks);
+  const assoc = new Association(waitingCore(-5, 3), setup(), hooks);
   assoc.schedule();
   mock.timers.tick(0);
   mock.timers.tick(0);
@@ -78,7 +92,7 @@ test('bytes a stream reset dropped unsent leave the send backlog, so later conne
     stats: () => ({ streamBytesSent: 0, streamBytesWritten: core.written }),
   };
   const limit = 1024 * 1024;
-  const assoc = new Association(core as unknown as TransportConnection, 'peer', hooks, limit);
+  const assoc = new Association(core as unknown as TransportConnection, setup(), hooks, limit);
   assoc.write(1, new Uint8Array(2 * limit));
   mock.timers.tick(0);
   let resumed = false;

@@ -150,7 +150,7 @@ test('dashboard in Chromium: loads without console errors, its charts move durin
     assert.ok(rawOut! > 1.5 * wireOut!, `raw out ${rawOut} vs wire out ${wireOut}`);
     assert.ok((second.charts['b:ratio']!.last[0] ?? 0) > 1.5, `compression ratio ${second.charts['b:ratio']!.last[0]}`);
     assert.ok((second.charts['b:rtt']!.last[0] ?? 0) > 0, 'RTT charted');
-    assert.equal(second.charts['connections']!.last[0], 1, 'the tunnel has one open connection');
+    assert.equal(second.charts.connections!.last[0], 1, 'the tunnel has one open connection');
     assert.equal(second.tunnelRows.length, 1);
     assert.equal(second.tunnelRows[0]![4], '1', 'tunnel table: open connections');
     assert.match(second.figures['send rate / estimated bandwidth'] ?? '', /bit\/s .*\/ .*bit\/s/);

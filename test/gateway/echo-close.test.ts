@@ -38,7 +38,7 @@ test('clients of a target that answers and closes at once all get their whole an
     }));
     const failed = results.filter((r) => r !== 'ok');
     assert.deepEqual(failed, [], `${failed.length} of ${results.length} echo clients failed`);
-    const ends = (log: typeof pair.logA) => log.lines.filter((l) => l.msg === 'connection closed' || typeof l['end'] === 'string').map((l) => l['end']);
+    const ends = (log: typeof pair.logA) => log.lines.filter((l) => l.msg === 'connection closed' || typeof l.end === 'string').map((l) => l.end);
     assert.ok(ends(pair.logB).every((e) => e === 'closed'), `answering gateway ends: ${JSON.stringify(ends(pair.logB))}`);
     // Every stream is freed on both sides once the last acks are in.
     const deadline = Date.now() + 10_000;

@@ -99,6 +99,7 @@ test('the Grafana dashboard is well formed and covers throughput, ratio, RTT, lo
     assert.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title}: fits the 24-column grid`);
     if (p.type === 'row') continue;
     assert.ok((p.targets ?? []).length > 0, `${p.title}: has queries`);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, not a template literal
     for (const t of p.targets!) assert.equal(t.datasource.uid, '${datasource}', `${p.title}: uses the dashboard's datasource variable`);
   }
   const exprs = queries(d);

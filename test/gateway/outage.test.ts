@@ -41,7 +41,7 @@ test(`a ${OUTAGE_MS / 1000} s WAN outage mid-transfer: the transfer survives, th
     // Both sides report it, once, within a few seconds.
     const lineA = await logA.waitFor(/^peer unreachable/, () => true, 8_000);
     await logB.waitFor(/^peer unreachable/, () => true, 8_000);
-    assert.ok(typeof lineA['since'] === 'string' && lineA['connections'] === 1, JSON.stringify(lineA));
+    assert.ok(typeof lineA.since === 'string' && lineA.connections === 1, JSON.stringify(lineA));
     const peerA = a.gateway.status().peers[0]!;
     assert.equal(peerA.reachable, false);
     assert.ok(peerA.unreachableSince !== null && peerA.outages === 1);

@@ -152,7 +152,7 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
     const r = await transfer;
     assert.ok(r.uploadOk && r.downloadOk, 'every byte of both directions verified');
     const r2 = await later.tunnel2;
-    assert.ok(r2 !== null && r2.uploadOk && r2.downloadOk, 'the connection on the removed tunnel finished, verified');
+    assert.ok(r2?.uploadOk && r2.downloadOk, 'the connection on the removed tunnel finished, verified');
     const resets = [...logA.lines, ...logB.lines].filter((l) => l.msg === 'connection closed' && l.end !== 'closed');
     assert.deepEqual(resets, [], 'no connection reset');
     assert.equal(logA.lines.filter((l) => l.msg === 'association connected').length, 1, 'the association carried on (never re-opened)');

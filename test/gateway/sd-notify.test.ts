@@ -19,7 +19,13 @@ const hasPython = spawnSync('python3', ['-c', 'import socket'], { stdio: 'ignore
 
 function recorder(): { sent: Array<[string, string]>; send: (p: string, m: string) => string | null } {
   const sent: Array<[string, string]> = [];
-  return { sent, send: (p, m) => (sent.push([p, m]), null) };
+  return {
+    sent,
+    send: (p, m) => {
+      sent.push([p, m]);
+      return null;
+    },
+  };
 }
 
 test('SdNotifier: inert without NOTIFY_SOCKET; READY, RELOADING with MONOTONIC_USEC, STOPPING', () => {

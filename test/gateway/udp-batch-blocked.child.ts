@@ -4,7 +4,7 @@
 // backlog), which arrived, and its counters. Then (loopback MTU 1500): runs of datagrams over the
 // MTU, which GSO cannot carry.
 import { DatagramBatch, UdpLink } from '../../src/gateway/udp-link.ts';
-import { NativeUdpLink } from '../../src/gateway/udp-batch.ts';
+import type { NativeUdpLink } from '../../src/gateway/udp-batch.ts';
 
 const COUNT = 3000;
 const PER_BATCH = 300;

@@ -124,7 +124,7 @@ for (const [family, segmentation] of [[4, true], [6, true], [4, false]] as const
       assert.equal(batch.count, 0);
       await until(() => atA.length >= 300);
       assert.equal(atA.length, 300);
-      atA.forEach((d, i) => assert.ok(intact(d, i, 1000 + i), `reply ${i} intact, in order`));
+      for (const [i, d] of atA.entries()) assert.ok(intact(d, i, 1000 + i), `reply ${i} intact, in order`);
       assert.equal(a.stats.sendErrors, 0);
       assert.equal(a.stats.datagramsOut, seq);
       assert.equal(b.stats.datagramsIn, seq);
@@ -321,7 +321,7 @@ test('receive coalescing: a paced stream arrives in fewer, fuller batches, intac
     await rx.close();
   }
   assert.equal(got.length, COUNT);
-  got.forEach((g, i) => assert.ok(intact(g.d, i, SIZE), `datagram ${i} intact, in order`));
+  for (const [i, g] of got.entries()) assert.ok(intact(g.d, i, SIZE), `datagram ${i} intact, in order`);
   const batches = batchSizes.length;
   // Read as they come, a datagram every 100 us is a batch or two each; paused 2 ms between reads, ~20 per batch.
   assert.ok(batches <= COUNT / 4, `coalescing 2 ms: ${batches} batches for ${COUNT} datagrams (${batchSizes.join(' ')})`);
@@ -475,7 +475,7 @@ test('a kernel that refuses (EAGAIN): what it refuses is kept and sent in order 
     await until(() => got.length >= expected.length);
     await sleep(50);
     assert.equal(got.length, expected.length, 'exactly the kept datagrams arrive');
-    got.forEach((d, i) => assert.ok(intact(d, expected[i]!, SIZE), `datagram ${i} is ${expected[i]}, intact and in order (got ${d.readUInt32BE(0)})`));
+    for (const [i, d] of got.entries()) assert.ok(intact(d, expected[i]!, SIZE), `datagram ${i} is ${expected[i]}, intact and in order (got ${d.readUInt32BE(0)})`);
     assert.equal(tx.stats.sendErrors, tx.batching.sendDropped, 'every datagram not sent is counted');
     // A released peer: what waited for it is dropped with its socket; writability sends nothing.
     budget = 0;

@@ -88,7 +88,7 @@ for (const backend of ['native', 'dgram'] as const) {
       }
       await until(() => received.length >= seq);
       assert.equal(received.length, seq, 'every datagram arrives');
-      received.forEach((d, i) => assert.ok(intact(d, i, sizeOf(i)), `datagram ${i} intact and in order (length ${d.length}, seq ${d.readUInt32BE(0)})`));
+      for (const [i, d] of received.entries()) assert.ok(intact(d, i, sizeOf(i)), `datagram ${i} intact and in order (length ${d.length}, seq ${d.readUInt32BE(0)})`);
       assert.equal(open, 0, 'every batch of datagrams is closed by endOfBatch');
       assert.equal(emptyBatches, 0, 'no endOfBatch without datagrams');
       if (backend === 'dgram') assert.equal(batches, seq, 'node:dgram: every datagram is a batch of its own');

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findProfile } from '../../src/lab/profiles.ts';
+import { findProfile } from '../../src/link/profiles.ts';
 import { buildMatrix, capSeconds, idealSeconds, METHODS, MIN_CAP_SECONDS, type Method } from '../../src/lab/bench/matrix.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -168,7 +168,7 @@ test('the progress bar draws on a terminal and stays silent otherwise', async ()
   const tty = fake(true);
   const bar = new ProgressBar(tty.stream);
   bar.update('[1/1] mpls longhaul', cell, 50 * 2 ** 20, 5, 60);
-  assert.match(tty.writes.join(''), /\[1\/1\] mpls longhaul \[#{14}-{14}\]  50% 50 MiB 84 Mbit\/s 5\.0\/60s/);
+  assert.match(tty.writes.join(''), /\[1\/1\] mpls longhaul \[#{14}-{14}\] {2}50% 50 MiB 84 Mbit\/s 5\.0\/60s/);
   bar.done('done line');
   assert.equal(tty.writes.at(-1), 'done line\n');
   const pipe = fake(false);

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labDown, labUp, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
 import { nativeEmulatorAvailable } from '../../src/lab/emulator-native.ts';
-import { WIRE_OVERHEAD_BYTES } from '../../src/lab/emulator-link.ts';
+import { WIRE_OVERHEAD_BYTES } from '../../src/link/profiles.ts';
 import { LAB_ADDRESSES } from '../../src/lab/emulator-config.ts';
 import type { EmulatorEngine, EmulatorReport } from '../../src/lab/emulator-stats.ts';
 import { HEAVY_LAB_LOCK, holdLabLock, holdLock, LOAD_TOOL, runInSite, startInSite } from './fixtures/lab-tools.ts';

@@ -2,7 +2,8 @@
 // direction, checked exactly or within statistical bounds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LinkDirection, WIRE_OVERHEAD_BYTES, type LinkSettings } from '../../src/lab/emulator-link.ts';
+import { LinkDirection, type LinkSettings } from '../../src/lab/emulator-link.ts';
+import { WIRE_OVERHEAD_BYTES } from '../../src/link/profiles.ts';
 import { parseDuration, parseLoss, parseOutage, parsePorts, parseQueue, parseRate, resolveLink } from '../../src/lab/emulator-config.ts';
 
 const pkt = (len: number): Uint8Array => new Uint8Array(len);
@@ -42,7 +43,7 @@ test('serialization at the bit rate: back-to-back packets leave one wire time ap
   const len = 1472;
   const wireMs = ((len + WIRE_OVERHEAD_BYTES) * 8) / rateBps * 1000; // 0.12 ms
   const { at } = simulate(link({ rateBps, rttMs: 10 }), [0, 0, 0, 0], len);
-  at.forEach((t, i) => assert.ok(Math.abs(t - (5 + wireMs * (i + 1))) < 1e-9, `packet ${i} at ${t}`));
+  for (const [i, t] of at.entries()) assert.ok(Math.abs(t - (5 + wireMs * (i + 1))) < 1e-9, `packet ${i} at ${t}`);
 });
 
 test('sustained overload delivers exactly the link rate and drops the rest at the queue', () => {
@@ -92,7 +93,7 @@ test('--reorder jitter reorders packets and stays within the jitter bounds', () 
   let inversions = 0;
   for (let i = 1; i < at.length; i++) if (at[i]! < at[i - 1]!) inversions++;
   assert.ok(inversions > 100, `inversions ${inversions}`);
-  at.forEach((t, i) => assert.ok(t - arrivals[i]! >= 8 - 1e-9 && t - arrivals[i]! <= 12 + 1e-9));
+  for (const [i, t] of at.entries()) assert.ok(t - arrivals[i]! >= 8 - 1e-9 && t - arrivals[i]! <= 12 + 1e-9);
 });
 
 test('scheduled outage drops exactly the arrivals inside the window', () => {

@@ -48,7 +48,7 @@ function runNative(link: LinkSettings, seed: number, input: Arrival[]): Outcome 
     statsIntervalMs: 0, reportIntervalMs: 0, durationMs: 0,
   });
   const r = spawnSync(NATIVE_BINARY, ['replay=1', ...args], {
-    input: input.map((a) => `${a.t} ${a.len}`).join('\n') + '\n', encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+    input: `${input.map((a) => `${a.t} ${a.len}`).join('\n')}\n`, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
   });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');

@@ -7,7 +7,7 @@ import { Connection } from '../../src/transport/connection.ts';
 import { defaultConnectionConfig } from '../../src/transport/config.ts';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { DEFAULT_PEER_TIMEOUT_MS } from '../../src/gateway/config.ts';
-import { findProfile } from '../../src/lab/profiles.ts';
+import { findProfile } from '../../src/link/profiles.ts';
 import { runBulkTransfer, type ConnectionFactory } from '../../src/sim/scenarios.ts';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Connection } from '../../src/transport/connection.ts';
 import { defaultConnectionConfig } from '../../src/transport/config.ts';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
-import { findProfile, type LinkProfile } from '../../src/lab/profiles.ts';
+import { findProfile, type LinkProfile } from '../../src/link/profiles.ts';
 import { runBulkTransfer, runFairness, type ConnectionFactory } from '../../src/sim/scenarios.ts';
 
 const MiB = 1024 * 1024;

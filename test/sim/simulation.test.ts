@@ -126,7 +126,7 @@ test('a node whose timer never makes progress is reported, not spun on forever',
 test('event queue orders by time, then by insertion', () => {
   const q = new EventQueue();
   const times = [5, 1, 3, 1, 9, 0, 3, 7, 2, 2];
-  times.forEach((t, i) => q.push(t, i, null, null));
+  for (const [i, t] of times.entries()) q.push(t, i, null, null);
   const out: Array<[number, number]> = [];
   for (let e = q.pop(); e; e = q.pop()) {
     out.push([e.time, e.kind]);

@@ -8,7 +8,7 @@ import { Connection } from '../../src/transport/connection.ts';
 import { defaultConnectionConfig } from '../../src/transport/config.ts';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { FixedRateController } from '../../src/transport/congestion/fixed-rate.ts';
-import { ALL_PROFILES, findProfile, type LinkProfile } from '../../src/lab/profiles.ts';
+import { ALL_PROFILES, findProfile, type LinkProfile } from '../../src/link/profiles.ts';
 import { runBulkTransfer, runFairness, type BulkResult, type ConnectionFactory } from '../../src/sim/scenarios.ts';
 
 const MiB = 1024 * 1024;

@@ -380,7 +380,7 @@ test('no head-of-line blocking: one stream the reader ignores does not hold up t
     }
     for (const [id, list] of chunks) {
       if (id === ignored) continue;
-      let c;
+      let c: Uint8Array | null;
       while ((c = q.server.read(id)) !== null) list.push(c);
     }
   };

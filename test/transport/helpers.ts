@@ -175,7 +175,7 @@ export class Pair {
       while ((e = this.server.pollEvent()) !== null) this.serverEvents.push(e);
       this.onClient?.(this);
       this.onServer?.(this);
-      let t;
+      let t: Uint8Array | null;
       while ((t = this.poll(this.client)) !== null) this.send(t, true);
       while ((t = this.poll(this.server)) !== null) this.send(t, false);
     }

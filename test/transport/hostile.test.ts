@@ -50,7 +50,7 @@ test('hostile datagrams are dropped whole, leave state intact, and the transfer 
   const server = p.server;
   const pnBase = lastPn() + 1_000_000; // fresh numbers the client will not reach
   const wrongCid = cid.slice();
-  wrongCid[7] ^= 1;
+  wrongCid[7]! ^= 1; // a connection id is 8 bytes
   const streamId = [...reader.chunks.keys()][0]!;
   const hostile: Uint8Array[] = [
     new Uint8Array(0),

@@ -105,7 +105,7 @@ test('random application interleavings over a bad link (property)', () => {
     // Drain: everyone reads everything until quiet.
     const drainAll = (): void => {
       for (const s of sides) for (const [id, list] of s.received) {
-        let c;
+        let c: Uint8Array | null;
         while ((c = s.conn.read(id)) !== null) list.push(c);
       }
     };

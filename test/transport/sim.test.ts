@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Connection } from '../../src/transport/connection.ts';
 import { defaultConnectionConfig } from '../../src/transport/config.ts';
 import { runBulkTransfer } from '../../src/sim/scenarios.ts';
-import { findProfile } from '../../src/lab/profiles.ts';
+import { findProfile } from '../../src/link/profiles.ts';
 import { Pair } from './helpers.ts';
 import { decodeFrames } from '../../src/transport/frame.ts';
 import { HEADER_SIZE } from '../../src/transport/packet.ts';

@@ -30,7 +30,7 @@ test('RecvStream reassembles any arrival order with duplicates and overlaps byte
           if (c) out.push(c);
         }
       }
-      let c;
+      let c: Uint8Array | null;
       while ((c = r.read(Infinity)) !== null) out.push(c);
       const got = Buffer.concat(out);
       assert.equal(got.length, size);
@@ -163,7 +163,7 @@ test('RecvStream views: any arrival order, views across the ring wrap, released 
           r.insert(o, data.subarray(o, o + l), o + l === size);
           if ((o + seed) % 5 === 0) r.insert(o, data.subarray(o, o + l), o + l === size); // a duplicate
         }
-        let v;
+        let v: Uint8Array | null;
         while ((v = r.readView(4096)) !== null) {
           held.push(v);
           if (held.length > lag) releaseOldest();

@@ -11,7 +11,6 @@ export class Writer {
   private readonly sizes: number[];
   private readonly seed: number;
   private opened = false;
-  private seen = 0;
   writesRefused = 0;
 
   constructor(sizes: number[], seed: number) {
@@ -20,7 +19,7 @@ export class Writer {
   }
 
   /** Call after each service round with the side's event log. */
-  pump(conn: Connection, events: ConnectionEvent[]): void {
+  pump(conn: Connection, _events: ConnectionEvent[]): void {
     if (!this.opened && conn.isConnected) {
       this.opened = true;
       for (let i = 0; i < this.sizes.length; i++) {
@@ -30,7 +29,6 @@ export class Writer {
         this.offsets.set(id, 0);
       }
     }
-    this.seen = events.length;
     for (const [id, data] of this.payloads) {
       let off = this.offsets.get(id)!;
       if (off < 0) continue;

@@ -1,6 +1,7 @@
 // Longhaul's live dashboard: polls /status once a second and draws the last minutes with uPlot.
 // Plain JavaScript for the browser, no build step; served by the control interface with uPlot
 // from node_modules (src/gateway/dashboard.ts). Read-only: it only GETs /status.
+// biome-ignore lint/suspicious/noRedundantUseStrict: a classic script (index.html loads it without type=module), so not redundant
 'use strict';
 (() => {
   const POLL_MS = 1000;
@@ -50,9 +51,9 @@
       width: Math.max(300, container.clientWidth),
       height: 180,
       legend: { live: false },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(floor, (max || 0) * 1.1)] } },
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(floor, (max || 0) * 1.1)] } },
       series: [{}, ...series.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5 }))],
-      axes: [{}, { size: 80, values: (u, vals) => vals.map(format), ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) }],
+      axes: [{}, { size: 80, values: (_u, vals) => vals.map(format), ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) }],
     };
     const u = new uPlot(opts, data, container);
     const chart = { u, data, container };
@@ -62,7 +63,7 @@
 
   function push(chart, t, values) {
     chart.data[0].push(t);
-    values.forEach((v, i) => chart.data[i + 1].push(v));
+    for (const [i, v] of values.entries()) chart.data[i + 1].push(v);
     while (chart.data[0].length > 0 && chart.data[0][0] < t - WINDOW_S) for (const col of chart.data) col.shift();
     chart.u.setData(chart.data);
   }
@@ -138,7 +139,7 @@
     if (!peer.reachable) {
       p.badge.className = 'badge bad';
       p.badge.textContent = `UNREACHABLE for ${peer.unreachableForSec} s`;
-    } else if (x.live && x.live.connected) {
+    } else if (x.live?.connected) {
       p.badge.className = 'badge';
       p.badge.textContent = 'associated';
     } else {

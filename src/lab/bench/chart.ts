@@ -1,7 +1,7 @@
 // A hand-written SVG chart: seconds per profile (groups) and method (bars), log scale,
 // because plain TCP on mpls takes ~100x longer than anything on baseline.
 
-import { REPORT_PROFILES } from '../profiles.ts';
+import { REPORT_PROFILES } from '../../link/profiles.ts';
 import { METHODS } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { speedUp } from './figures.ts';

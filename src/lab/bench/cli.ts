@@ -2,8 +2,8 @@
 // --method (JSON lines with --json), or the whole matrix, saved under bench/results/.
 
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { findProfile, REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { findProfile, REPORT_PROFILES, type LinkProfile } from '../../link/profiles.ts';
 import { parseBytes, parsePayload } from '../workloads/run.ts';
 import type { PayloadKind } from '../workloads/payload.ts';
 import { buildMatrix, capSeconds, DEFAULT_BYTES, DEFAULT_MAX_CAP_SECONDS, DEFAULT_MIGRATION, isMethod, isWorkload, METHODS, type Method, type MigrationSettings, type Workload } from './matrix.ts';

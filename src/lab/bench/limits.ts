@@ -3,8 +3,8 @@
 // a whole core), or else the protocol.
 // Runs recorded before these figures existed are `unknown`, never guessed.
 
-/** IPv4 + UDP headers the emulator charges per datagram on top of its payload (emulator-link.ts, lh-emud.c). */
-export const DATAGRAM_OVERHEAD_BYTES = 28;
+import { WIRE_OVERHEAD_BYTES } from '../../link/profiles.ts';
+
 /** A run within this fraction above its link floor is link-limited. */
 export const LINK_FLOOR_TOLERANCE = 0.1;
 /** A machine busy at least this share of all its cores during the run is CPU-limited. */
@@ -24,7 +24,7 @@ export type Limit = 'link' | 'cpu' | 'protocol' | 'unknown';
  */
 export function linkFloorSeconds(wireBytes: number, wirePackets: number, rateBps: number): number | null {
   if (!(rateBps > 0) || !Number.isFinite(rateBps) || wireBytes < 0 || wirePackets < 0) return null;
-  return ((wireBytes + wirePackets * DATAGRAM_OVERHEAD_BYTES) * 8) / rateBps;
+  return ((wireBytes + wirePackets * WIRE_OVERHEAD_BYTES) * 8) / rateBps;
 }
 
 /** The figures a classification needs; all optional, as old result lines lack them. */

@@ -1,6 +1,6 @@
 // What the benchmark runs: methods, workloads, defaults, and the per-run time cap.
 
-import { REPORT_PROFILES, type LinkProfile } from '../profiles.ts';
+import { REPORT_PROFILES, type LinkProfile } from '../../link/profiles.ts';
 import { PAGE_SIZE, type PayloadKind } from '../workloads/payload.ts';
 import { DEFAULT_DIRTY_PAGES_PER_SEC, DEFAULT_DOWNTIME_BUDGET_MS, DEFAULT_MAX_ROUNDS, simulateMigration } from '../workloads/migration-model.ts';
 

@@ -6,14 +6,14 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPORT_PROFILES } from '../profiles.ts';
+import { REPORT_PROFILES, WIRE_OVERHEAD_BYTES } from '../../link/profiles.ts';
 import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
 import type { BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
 import type { QemuSettings } from '../qemu/settings.ts';
 import { QEMU_NOTES, qemuCpuCell, qemuRunsTable, qemuWorkloadText } from '../qemu/report.ts';
 import { formatSeconds, speedUp, usable } from './figures.ts';
-import { classifyLimit, CPU_BUSY_THRESHOLD, DATAGRAM_OVERHEAD_BYTES, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
+import { classifyLimit, CPU_BUSY_THRESHOLD, GATEWAY_CORE_THRESHOLD, LINK_FLOOR_TOLERANCE } from './limits.ts';
 
 export { formatSeconds, speedUp, usable };
 
@@ -131,7 +131,8 @@ function cpuCell(r: BenchResult): string {
   const ends: Array<[string, string]> = r.method === 'longhaul' ? [['gateway_a', 'gw A'], ['gateway_b', 'gw B']]
     : r.method === 'kcptun' ? [['kcptun_client', 'kcp A'], ['kcptun_server', 'kcp B']] : [];
   if (r.workload === 'qemu') return qemuCpuCell(r);
-  return [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']].map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
+  const cells: Array<[string, string]> = [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']];
+  return cells.map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
 }
 
 /**
@@ -164,7 +165,7 @@ export function mplsFloorSentence(results: BenchResult[]): string | null {
   const base = results.find((x) => x.profile === 'baseline' && x.method === 'longhaul');
   const rate = (r.link_rate_bps ?? 0) / 1e6;
   let text = `Longhaul on mpls: ${secs(r.seconds)} s against a link floor of ${secs(floor)} s (${mib(r.wire_bytes)} MiB of datagrams A->B ` +
-    `plus ${DATAGRAM_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
+    `plus ${WIRE_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
   if (usable(base) && !base.capped && base.seconds > 0) {
     const x = floor / base.seconds;
     text += ` The floor alone is ${x.toFixed(2)}x Longhaul's baseline time (${secs(base.seconds)} s), so ` +
@@ -304,7 +305,7 @@ export function writeResults(results: BenchResult[], ctx: ReportContext & { base
   const day = machine.date.slice(0, 10);
   const base = ctx.base ?? join(RESULTS_DIR, `lab-${day}-${ctx.workload}`);
   mkdirSync(dirname(base), { recursive: true });
-  const jsonl = results.map((r) => JSON.stringify({ ...r, machine })).join('\n') + '\n';
+  const jsonl = `${results.map((r) => JSON.stringify({ ...r, machine })).join('\n')}\n`;
   writeFileSync(`${base}.jsonl`, jsonl);
   const md = renderMarkdown(results, { ...ctx, machine });
   writeFileSync(`${base}.md`, md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`));

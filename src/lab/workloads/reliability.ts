@@ -24,7 +24,7 @@ function keystream(): (n: number) => Buffer {
 }
 
 function out(line: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(line) + '\n');
+  process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
 function echoServer(port: number): void {
@@ -68,7 +68,7 @@ async function echoClients(port: number, connections: number, size: number, time
   const results = await Promise.all(Array.from({ length: connections }, () => echoOnce(port, size, timeoutMs)));
   const outcomes: Record<string, number> = {};
   for (const r of results) outcomes[r] = (outcomes[r] ?? 0) + 1;
-  out({ connections, bytesEach: size, ok: outcomes['ok'] ?? 0, outcomes, seconds: (performance.now() - t0) / 1000 });
+  out({ connections, bytesEach: size, ok: outcomes.ok ?? 0, outcomes, seconds: (performance.now() - t0) / 1000 });
 }
 
 function streamSink(port: number): void {
@@ -136,15 +136,21 @@ function main(): void {
     return n;
   };
   if (values.help === true) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
   const port = num(values.port, 'port');
   switch (positionals[0]) {
-    case 'echo-server': return echoServer(port);
+    case 'echo-server':
+      echoServer(port);
+      return;
     case 'echo-clients': return void echoClients(port, num(values.connections, 'connections'), num(values.bytes, 'bytes'), num(values['timeout-ms'], 'timeout-ms', 300_000));
-    case 'stream-sink': return streamSink(port);
-    case 'stream-send': return streamSend(port, num(values.bytes, 'bytes'));
+    case 'stream-sink':
+      streamSink(port);
+      return;
+    case 'stream-send':
+      streamSend(port, num(values.bytes, 'bytes'));
+      return;
     default: throw new Error(USAGE);
   }
 }

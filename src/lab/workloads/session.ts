@@ -18,7 +18,6 @@ export class SinkSession {
   private readonly cpuAtStart: NodeJS.CpuUsage;
   private readonly socket: Socket;
   private readonly hash: Hash = createHash('sha256');
-  private readonly deadline: number;
   private lineBuffer = '';
   private waiters: Array<{ match: (m: SinkMessage) => boolean; resolve: (m: SinkMessage) => void; reject: (e: Error) => void }> = [];
   private failure: Error | null = null;
@@ -33,7 +32,6 @@ export class SinkSession {
     this.socket = socket;
     this.startedAt = startedAt;
     this.cpuAtStart = cpuAtStart;
-    this.deadline = deadline;
     socket.setEncoding('latin1');
     socket.on('data', (text: string) => this.onData(text));
     socket.on('error', (e) => this.fail(e));

@@ -166,6 +166,108 @@ const LOSS_EWMA_GAIN = 1 / 8;
 const MAX_INFLIGHT_BDP = 2;
 const DEFAULT_MSS = 1452;
 
+/**
+ * The controller's state that a reset (persistent congestion) starts over: the path model, the
+ * round bookkeeping, startup's full-pipe detection, the probing cycle and the loss windows.
+ * Built in one place, so a field added here cannot be forgotten by onReset.
+ */
+interface ModelState {
+  mode: Mode;
+  pacingGain: number;
+  cwndGain: number;
+
+  // Path model (the minimum RTT lives on the controller: a reset may keep it).
+  readonly bw: WindowedFilter;
+  inflightHi: number;
+  inflightHiStep: number;
+  bwHi: number;
+  bwHiStep: number;
+  readonly extraAcked: WindowedFilter;
+  ackEpochStartMs: Millis;
+  ackEpochBytes: number;
+
+  // The current round trip, and the rounds before it.
+  /** Send time from which an acked packet ends the round (-Infinity: the first sampled ack does). */
+  roundStartMs: Millis;
+  roundBeganAtMs: Millis;
+  roundAckedBytes: number;
+  roundLostBytes: number;
+  roundAckedBytesForLoss: number;
+  roundLostBytesForLoss: number;
+  lossRateEwma: number;
+  probeBwEntered: boolean;
+  readonly windowBytes: Float64Array;
+  readonly windowMs: Float64Array;
+  windowRounds: number;
+  roundMinRttMs: number;
+  readonly recentRtt: WindowedFilter;
+  readonly longRtt: WindowedFilter;
+  standingRounds: number;
+
+  // Startup's full-pipe detection.
+  filledPipe: boolean;
+  fullBw: number;
+  fullBwRounds: number;
+  prevRoundBw: number;
+  roundMaxRttMs: number;
+
+  // PROBE_BW cycle.
+  cycleIndex: number;
+  cycleStartMs: Millis;
+
+  // PROBE_RTT.
+  probeRttDoneMs: Millis;
+  probeRttDoneRound: number;
+
+  // Loss-rate window.
+  lossWindowStartMs: Millis;
+  lossWindowAcked: number;
+  lossWindowLost: number;
+}
+
+function newModelState(now: Millis): ModelState {
+  return {
+    mode: 'startup',
+    pacingGain: STARTUP_GAIN,
+    cwndGain: STARTUP_CWND_GAIN,
+    bw: new WindowedFilter(BW_WINDOW_ROUNDS, 'max'),
+    inflightHi: Infinity,
+    inflightHiStep: 0,
+    bwHi: Infinity,
+    bwHiStep: 0,
+    extraAcked: new WindowedFilter(EXTRA_ACKED_WINDOW_ROUNDS, 'max'),
+    ackEpochStartMs: now,
+    ackEpochBytes: 0,
+    roundStartMs: -Infinity,
+    roundBeganAtMs: now,
+    roundAckedBytes: 0,
+    roundLostBytes: 0,
+    roundAckedBytesForLoss: 0,
+    roundLostBytesForLoss: 0,
+    lossRateEwma: 0,
+    probeBwEntered: false,
+    windowBytes: new Float64Array(RATE_WINDOW_ROUNDS),
+    windowMs: new Float64Array(RATE_WINDOW_ROUNDS),
+    windowRounds: 0,
+    roundMinRttMs: Infinity,
+    recentRtt: new WindowedFilter(RECENT_RTT_ROUNDS, 'min'),
+    longRtt: new WindowedFilter(LONG_RTT_ROUNDS, 'min'),
+    standingRounds: 0,
+    filledPipe: false,
+    fullBw: 0,
+    fullBwRounds: 0,
+    prevRoundBw: 0,
+    roundMaxRttMs: 0,
+    cycleIndex: 0,
+    cycleStartMs: now,
+    probeRttDoneMs: -1,
+    probeRttDoneRound: 0,
+    lossWindowStartMs: now,
+    lossWindowAcked: 0,
+    lossWindowLost: 0,
+  };
+}
+
 export class ModelBasedController implements RateController {
   readonly name = 'model-based';
 
@@ -176,64 +278,19 @@ export class ModelBasedController implements RateController {
   #ackHash = 0x9e3779b9;
   readonly #initialWindow: number;
 
-  #mode: Mode = 'startup';
-  #pacingGain = STARTUP_GAIN;
-  #cwndGain = STARTUP_CWND_GAIN;
+  /** Everything a reset starts over (see onReset and newModelState). */
+  #s: ModelState = newModelState(0);
 
-  // Path model.
-  readonly #bw = new WindowedFilter(BW_WINDOW_ROUNDS, 'max');
+  // Kept across a reset: startup resumes from them (see onReset).
   #minRttMs = Infinity;
+  #minRttStampMs = 0;
   /** The model's bandwidth and BDP at the last reset: startup's floor until the pipe is full again. */
   #resumeBw = 0;
   #resumeBdp = 0;
   /** When the first ack after a reset came (Infinity: none yet); earlier-sent packets are not sampled. */
   #resumeAckAt = Number.NEGATIVE_INFINITY;
-  #minRttStampMs = 0;
-  #inflightHi = Infinity;
-  #inflightHiStep = 0;
-  #bwHi = Infinity;
-  #bwHiStep = 0;
-  readonly #extraAcked = new WindowedFilter(EXTRA_ACKED_WINDOW_ROUNDS, 'max');
-  #ackEpochStartMs = 0;
-  #ackEpochBytes = 0;
-
-  // Round trips: a round ends when a packet sent after the round began is acked.
+  /** Round trips counted since the start: the filters' clock. A round ends when a packet sent after it began is acked. */
   #round = 0;
-  #roundStartMs = -Infinity;
-  #roundBeganAtMs = 0;
-  #roundAckedBytes = 0;
-  #roundLostBytes = 0;
-  #roundAckedBytesForLoss = 0;
-  #roundLostBytesForLoss = 0;
-  #lossRateEwma = 0;
-  #probeBwEntered = false;
-  readonly #windowBytes = new Float64Array(RATE_WINDOW_ROUNDS);
-  readonly #windowMs = new Float64Array(RATE_WINDOW_ROUNDS);
-  #windowRounds = 0;
-  #roundMinRttMs = Infinity;
-  readonly #recentRtt = new WindowedFilter(RECENT_RTT_ROUNDS, 'min');
-  readonly #longRtt = new WindowedFilter(LONG_RTT_ROUNDS, 'min');
-  #standingRounds = 0;
-
-  // Startup's full-pipe detection.
-  #filledPipe = false;
-  #fullBw = 0;
-  #fullBwRounds = 0;
-  #prevRoundBw = 0;
-  #roundMaxRttMs = 0;
-
-  // PROBE_BW cycle.
-  #cycleIndex = 0;
-  #cycleStartMs = 0;
-
-  // PROBE_RTT.
-  #probeRttDoneMs = -1;
-  #probeRttDoneRound = 0;
-
-  // Loss-rate window.
-  #lossWindowStartMs = 0;
-  #lossWindowAcked = 0;
-  #lossWindowLost = 0;
 
   #bytesInFlight = 0;
 
@@ -247,12 +304,12 @@ export class ModelBasedController implements RateController {
 
   /** Current state, for tests and diagnostics. */
   get mode(): Mode {
-    return this.#mode;
+    return this.#s.mode;
   }
 
   /** Mode and, in PROBE_BW, the pacing gain of the current phase (diagnostics). */
   get phase(): string {
-    return this.#mode === 'probe-bw' ? `probe-bw ${this.#pacingGain}` : this.#mode;
+    return this.#s.mode === 'probe-bw' ? `probe-bw ${this.#s.pacingGain}` : this.#s.mode;
   }
 
   get minRttMs(): number {
@@ -271,18 +328,18 @@ export class ModelBasedController implements RateController {
     // the path that came back.
     if (this.#resumeAckAt === Infinity) {
       this.#resumeAckAt = now;
-      this.#roundStartMs = now;
-      this.#lossWindowStartMs = now;
+      this.#s.roundStartMs = now;
+      this.#s.lossWindowStartMs = now;
     }
     if ((s.sentAt ?? now - s.rttMs) < this.#resumeAckAt) return;
     this.#ackHash = Math.imul(this.#ackHash ^ ((now * 1024) | 0) ^ s.bytesInFlight, 0x85ebca6b) >>> 0;
-    this.#lossWindowAcked += s.bytesAcked;
-    this.#roundAckedBytes += s.bytesAcked;
-    this.#roundAckedBytesForLoss += s.bytesAcked;
+    this.#s.lossWindowAcked += s.bytesAcked;
+    this.#s.roundAckedBytes += s.bytesAcked;
+    this.#s.roundAckedBytesForLoss += s.bytesAcked;
 
     const sentAt = s.sentAt ?? now - s.rttMs;
     let roundEnded = false;
-    if (sentAt >= this.#roundStartMs) {
+    if (sentAt >= this.#s.roundStartMs) {
       roundEnded = true;
       this.#round++;
     }
@@ -292,9 +349,9 @@ export class ModelBasedController implements RateController {
     // from a large one within a few probe cycles. Random loss is credited back (the lost
     // packets used the link), up to RANDOM_LOSS_CREDIT.
     if (s.deliveryRateBps > 0) {
-      const credited = s.deliveryRateBps / (1 - Math.min(this.#lossRateEwma, RANDOM_LOSS_CREDIT));
+      const credited = s.deliveryRateBps / (1 - Math.min(this.#s.lossRateEwma, RANDOM_LOSS_CREDIT));
       const rate = Math.min(credited, this.#maxRateBps);
-      if (!s.isAppLimited || rate >= this.#bw.best) this.#bw.update(this.#round, rate);
+      if (!s.isAppLimited || rate >= this.#s.bw.best) this.#s.bw.update(this.#round, rate);
     }
 
     const minRttExpired = this.#updateMinRtt(now, s.rttMs);
@@ -309,9 +366,9 @@ export class ModelBasedController implements RateController {
     this.#bytesInFlight = s.bytesInFlight;
     // Packets lost into an outage (see onReset) say nothing about the path that comes back.
     if (s.lostPacketSentAt < this.#resumeAckAt) return;
-    this.#lossWindowLost += s.bytesLost;
-    this.#roundLostBytes += s.bytesLost;
-    this.#roundLostBytesForLoss += s.bytesLost;
+    this.#s.lossWindowLost += s.bytesLost;
+    this.#s.roundLostBytes += s.bytesLost;
+    this.#s.roundLostBytesForLoss += s.bytesLost;
     this.#checkLossWindow(s.now);
   }
 
@@ -322,54 +379,27 @@ export class ModelBasedController implements RateController {
     // rate and window the model had; startup's own exits (no growth, heavy loss) correct it
     // within a few rounds if the path really got worse. The minimum RTT is kept too: without it
     // startup's floor assumed a 1 ms path and sent the whole window in one burst.
-    if (this.#filledPipe || this.#resumeBw === 0) {
+    if (this.#s.filledPipe || this.#resumeBw === 0) {
       this.#resumeBw = this.#modelBw();
       this.#resumeBdp = this.#bdp();
     }
     this.#resumeAckAt = Infinity;
-    this.#mode = 'startup';
-    this.#pacingGain = STARTUP_GAIN;
-    this.#cwndGain = STARTUP_CWND_GAIN;
-    this.#bw.clear();
     if (this.#resumeBw === 0) {
       this.#minRttMs = Infinity;
       this.#minRttStampMs = now;
     }
-    this.#inflightHi = Infinity;
-    this.#bwHi = Infinity;
-    this.#extraAcked.clear();
-    this.#ackEpochStartMs = now;
-    this.#ackEpochBytes = 0;
-    this.#roundStartMs = now;
-    this.#roundBeganAtMs = now;
-    this.#roundAckedBytes = 0;
-    this.#windowBytes.fill(0);
-    this.#windowMs.fill(0);
-    this.#windowRounds = 0;
-    this.#lossRateEwma = 0;
-    this.#probeBwEntered = false;
-    this.#roundMinRttMs = Infinity;
-    this.#recentRtt.clear();
-    this.#longRtt.clear();
-    this.#standingRounds = 0;
-    this.#filledPipe = false;
-    this.#fullBw = 0;
-    this.#fullBwRounds = 0;
-    this.#prevRoundBw = 0;
-    this.#roundMaxRttMs = 0;
-    this.#probeRttDoneMs = -1;
-    this.#lossWindowStartMs = now;
-    this.#lossWindowAcked = 0;
-    this.#lossWindowLost = 0;
+    // The round counter is the filters' clock and keeps running; everything else starts over.
+    // (The round that was under way starts at the first ack after the reset: see onAck.)
+    this.#s = newModelState(now);
   }
 
   pacingRateBps(): number {
-    let rate = this.#pacingGain * this.#modelBw();
+    let rate = this.#s.pacingGain * this.#modelBw();
     // Until the pipe is full, never pace below what sends the initial window in one RTT
     // (BBR): the first samples, taken on the handshake and the first few packets, are far
     // below the path's rate and would otherwise slow startup down for several rounds.
     // (Also whenever the model is empty, as after a reset: never a rate of zero.)
-    if ((!this.#filledPipe && this.#mode === 'startup') || this.#bw.isEmpty) {
+    if ((!this.#s.filledPipe && this.#s.mode === 'startup') || this.#s.bw.isEmpty) {
       let floor: number;
       if (this.#resumeBw > 0) {
         // Resuming after a reset: the rate the path carried (the initial window's floor could
@@ -388,11 +418,11 @@ export class ModelBasedController implements RateController {
   cwndBytes(): number {
     const minCwnd = MIN_CWND_PACKETS * this.#mss;
     const bdp = this.#bdp();
-    if (this.#mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
-    let cwnd = bdp > 0 ? this.#cwndGain * bdp + this.#extraAcked.best : this.#initialWindow;
-    if (!this.#filledPipe) cwnd = Math.max(cwnd, this.#initialWindow, STARTUP_CWND_GAIN * this.#resumeBdp);
-    else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#extraAcked.best));
-    cwnd = Math.min(cwnd, this.#inflightHi);
+    if (this.#s.mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
+    let cwnd = bdp > 0 ? this.#s.cwndGain * bdp + this.#s.extraAcked.best : this.#initialWindow;
+    if (!this.#s.filledPipe) cwnd = Math.max(cwnd, this.#initialWindow, STARTUP_CWND_GAIN * this.#resumeBdp);
+    else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#s.extraAcked.best));
+    cwnd = Math.min(cwnd, this.#s.inflightHi);
     return Math.max(cwnd, minCwnd);
   }
 
@@ -402,114 +432,114 @@ export class ModelBasedController implements RateController {
 
   /** Bandwidth the model believes in: the max filter, capped by bw_hi after a cut. */
   #modelBw(): number {
-    const bw = this.#bw.best;
-    return bw < this.#bwHi ? bw : this.#bwHi;
+    const bw = this.#s.bw.best;
+    return Math.min(bw, this.#s.bwHi);
   }
 
   /** Bandwidth-delay product in bytes (0 before both are known). */
   #bdp(): number {
-    if (this.#bw.isEmpty || !Number.isFinite(this.#minRttMs)) return 0;
+    if (this.#s.bw.isEmpty || !Number.isFinite(this.#minRttMs)) return 0;
     return (this.#modelBw() * this.#minRttMs) / 8000;
   }
 
   #updateMinRtt(now: Millis, rttMs: number): boolean {
     if (!(rttMs >= 0)) return false;
-    this.#roundMinRttMs = Math.min(this.#roundMinRttMs, rttMs);
-    if (rttMs > this.#roundMaxRttMs) this.#roundMaxRttMs = rttMs;
+    this.#s.roundMinRttMs = Math.min(this.#s.roundMinRttMs, rttMs);
+    if (rttMs > this.#s.roundMaxRttMs) this.#s.roundMaxRttMs = rttMs;
     const expired = now - this.#minRttStampMs > MIN_RTT_WINDOW_MS;
-    if (rttMs < this.#minRttMs || (expired && this.#mode !== 'probe-rtt')) {
+    if (rttMs < this.#minRttMs || (expired && this.#s.mode !== 'probe-rtt')) {
       this.#minRttMs = rttMs;
       this.#minRttStampMs = now;
     } else if (rttMs <= this.#minRttMs * (1 + MIN_RTT_REFRESH_TOLERANCE)) {
       this.#minRttStampMs = now;
     }
-    return expired && this.#mode !== 'probe-rtt';
+    return expired && this.#s.mode !== 'probe-rtt';
   }
 
   // Bytes acked beyond what the estimated bandwidth explains since the epoch began: the
   // window must hold that much extra or the sender stalls between aggregated acks.
   #updateAckAggregation(now: Millis, bytesAcked: number): void {
-    const bw = this.#bw.best;
+    const bw = this.#s.bw.best;
     if (bw <= 0) return;
-    const expected = (bw * (now - this.#ackEpochStartMs)) / 8000;
-    if (this.#ackEpochBytes <= expected) {
-      this.#ackEpochStartMs = now;
-      this.#ackEpochBytes = 0;
+    const expected = (bw * (now - this.#s.ackEpochStartMs)) / 8000;
+    if (this.#s.ackEpochBytes <= expected) {
+      this.#s.ackEpochStartMs = now;
+      this.#s.ackEpochBytes = 0;
     }
-    this.#ackEpochBytes += bytesAcked;
+    this.#s.ackEpochBytes += bytesAcked;
     const cap = Math.max(this.#bdp(), (bw * EXTRA_ACKED_CAP_MS) / 8000, MIN_CWND_PACKETS * this.#mss);
-    const extra = Math.min(this.#ackEpochBytes - Math.max(expected, 0), cap);
-    if (extra > 0) this.#extraAcked.update(this.#round, extra);
+    const extra = Math.min(this.#s.ackEpochBytes - Math.max(expected, 0), cap);
+    if (extra > 0) this.#s.extraAcked.update(this.#round, extra);
   }
 
   #endRound(now: Millis, appLimited: boolean): void {
-    const duration = now - this.#roundBeganAtMs;
-    const slot = this.#windowRounds++ % RATE_WINDOW_ROUNDS;
+    const duration = now - this.#s.roundBeganAtMs;
+    const slot = this.#s.windowRounds++ % RATE_WINDOW_ROUNDS;
     // Only loss at a plausibly random rate counts: a burst of queue drops (startup's
     // overshoot) did not go through the link.
-    this.#windowBytes[slot] = this.#roundAckedBytes + Math.min(this.#roundLostBytes, RANDOM_LOSS_CREDIT * this.#roundAckedBytes);
-    this.#roundLostBytes = 0;
-    this.#windowMs[slot] = duration;
+    this.#s.windowBytes[slot] = this.#s.roundAckedBytes + Math.min(this.#s.roundLostBytes, RANDOM_LOSS_CREDIT * this.#s.roundAckedBytes);
+    this.#s.roundLostBytes = 0;
+    this.#s.windowMs[slot] = duration;
     let bytes = 0;
     let ms = 0;
     for (let i = 0; i < RATE_WINDOW_ROUNDS; i++) {
-      bytes += this.#windowBytes[i]!;
-      ms += this.#windowMs[i]!;
+      bytes += this.#s.windowBytes[i]!;
+      ms += this.#s.windowMs[i]!;
     }
-    const windowFull = this.#windowRounds >= RATE_WINDOW_ROUNDS;
+    const windowFull = this.#s.windowRounds >= RATE_WINDOW_ROUNDS;
     const roundRate = windowFull && ms > 0 ? (bytes * 8000) / ms : 0;
-    const roundMinRtt = this.#roundMinRttMs;
-    const roundMaxRtt = this.#roundMaxRttMs;
-    this.#roundStartMs = now;
-    this.#roundBeganAtMs = now;
-    this.#roundAckedBytes = 0;
-    this.#roundMinRttMs = Infinity;
-    this.#roundMaxRttMs = 0;
+    const roundMinRtt = this.#s.roundMinRttMs;
+    const roundMaxRtt = this.#s.roundMaxRttMs;
+    this.#s.roundStartMs = now;
+    this.#s.roundBeganAtMs = now;
+    this.#s.roundAckedBytes = 0;
+    this.#s.roundMinRttMs = Infinity;
+    this.#s.roundMaxRttMs = 0;
 
-    const roundTotal = this.#roundAckedBytesForLoss + this.#roundLostBytesForLoss;
+    const roundTotal = this.#s.roundAckedBytesForLoss + this.#s.roundLostBytesForLoss;
     if (roundTotal > 0) {
       // A round losing more than random loss could explain lost packets to a queue that
       // overflowed: counted at the credit's limit, so that burst does not inflate the rate.
-      const loss = Math.min(this.#roundLostBytesForLoss / roundTotal, RANDOM_LOSS_CREDIT);
-      this.#lossRateEwma += LOSS_EWMA_GAIN * (loss - this.#lossRateEwma);
+      const loss = Math.min(this.#s.roundLostBytesForLoss / roundTotal, RANDOM_LOSS_CREDIT);
+      this.#s.lossRateEwma += LOSS_EWMA_GAIN * (loss - this.#s.lossRateEwma);
     }
-    this.#roundAckedBytesForLoss = 0;
-    this.#roundLostBytesForLoss = 0;
+    this.#s.roundAckedBytesForLoss = 0;
+    this.#s.roundLostBytesForLoss = 0;
 
-    if (!this.#filledPipe && !appLimited) {
-      const bw = this.#bw.best;
+    if (!this.#s.filledPipe && !appLimited) {
+      const bw = this.#s.bw.best;
       const rttRose = roundMaxRtt > this.#minRttMs * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
-      if (this.#prevRoundBw > 0 && bw < STARTUP_STALL_GROWTH * this.#prevRoundBw && rttRose) this.#filledPipe = true;
-      this.#prevRoundBw = bw;
-      if (bw >= this.#fullBw * FULL_BW_GROWTH) {
-        this.#fullBw = bw;
-        this.#fullBwRounds = 0;
-      } else if (++this.#fullBwRounds >= FULL_BW_ROUNDS) {
-        this.#filledPipe = true;
+      if (this.#s.prevRoundBw > 0 && bw < STARTUP_STALL_GROWTH * this.#s.prevRoundBw && rttRose) this.#s.filledPipe = true;
+      this.#s.prevRoundBw = bw;
+      if (bw >= this.#s.fullBw * FULL_BW_GROWTH) {
+        this.#s.fullBw = bw;
+        this.#s.fullBwRounds = 0;
+      } else if (++this.#s.fullBwRounds >= FULL_BW_ROUNDS) {
+        this.#s.filledPipe = true;
       }
     }
 
-    if (Number.isFinite(this.#bwHi)) {
-      this.#bwHi += this.#bwHiStep;
-      this.#bwHiStep *= 2;
-      if (this.#bwHi > 2 * this.#bw.best) this.#bwHi = Infinity;
+    if (Number.isFinite(this.#s.bwHi)) {
+      this.#s.bwHi += this.#s.bwHiStep;
+      this.#s.bwHiStep *= 2;
+      if (this.#s.bwHi > 2 * this.#s.bw.best) this.#s.bwHi = Infinity;
     }
-    if (Number.isFinite(this.#inflightHi)) {
-      this.#inflightHi += this.#inflightHiStep;
-      this.#inflightHiStep *= 2;
-      if (this.#inflightHi > 2 * CWND_GAIN * this.#bdp()) this.#inflightHi = Infinity;
+    if (Number.isFinite(this.#s.inflightHi)) {
+      this.#s.inflightHi += this.#s.inflightHiStep;
+      this.#s.inflightHiStep *= 2;
+      if (this.#s.inflightHi > 2 * CWND_GAIN * this.#bdp()) this.#s.inflightHi = Infinity;
     }
 
     if (Number.isFinite(roundMinRtt)) {
-      this.#recentRtt.update(this.#round, roundMinRtt);
-      this.#longRtt.update(this.#round, roundMinRtt);
-      const reference = this.#recentRtt.best;
+      this.#s.recentRtt.update(this.#round, roundMinRtt);
+      this.#s.longRtt.update(this.#round, roundMinRtt);
+      const reference = this.#s.recentRtt.best;
       const queueThreshold = Math.min(
         reference * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS,
-        this.#longRtt.best * (1 + LONG_QUEUE_RTT_FRACTION) + LONG_QUEUE_MARGIN_MS,
+        this.#s.longRtt.best * (1 + LONG_QUEUE_RTT_FRACTION) + LONG_QUEUE_MARGIN_MS,
       );
-      if (roundMinRtt > queueThreshold) this.#standingRounds++;
-      else this.#standingRounds = 0;
+      if (roundMinRtt > queueThreshold) this.#s.standingRounds++;
+      else this.#s.standingRounds = 0;
     }
 
     // A round of startup with a standing queue ends startup only when the delivery rate also
@@ -519,13 +549,13 @@ export class ModelBasedController implements RateController {
     // queue alone started it at the warm-up's rate and probing up at 1.25x per cycle took ~0.5 s
     // to reach 1 Gbit/s in the lab (64 MiB in 0.85 s where BBR took 0.65).
 
-    if (this.#mode === 'probe-bw' && this.#standingRounds >= STANDING_QUEUE_ROUNDS) {
-      this.#standingRounds = 0;
+    if (this.#s.mode === 'probe-bw' && this.#s.standingRounds >= STANDING_QUEUE_ROUNDS) {
+      this.#s.standingRounds = 0;
       // The queue proves the link is saturated, so the recent delivery rate is our share of
       // it: the model restarts there (forgetting inflated samples), capped lower until the
       // queue has drained.
       const share = roundRate > 0 ? Math.max(roundRate, STANDING_QUEUE_RESET_FLOOR * this.#modelBw()) : Infinity;
-      if (share < this.#bw.best) this.#bw.reset(this.#round, share);
+      if (share < this.#s.bw.best) this.#s.bw.reset(this.#round, share);
       this.#cut(STANDING_QUEUE_BETA * Math.min(share, this.#modelBw()), STANDING_QUEUE_BETA);
       // Cruise, from a random phase: associations sharing the queue cut in the same round,
       // and restarting them all at the same phase would synchronise their probes.
@@ -534,26 +564,26 @@ export class ModelBasedController implements RateController {
   }
 
   #checkLossWindow(now: Millis): void {
-    const total = this.#lossWindowAcked + this.#lossWindowLost;
-    const elapsed = now - this.#lossWindowStartMs;
+    const total = this.#s.lossWindowAcked + this.#s.lossWindowLost;
+    const elapsed = now - this.#s.lossWindowStartMs;
     if (total < LOSS_WINDOW_MIN_PACKETS * this.#mss || !(elapsed >= this.#minRttMs)) return;
-    const lossRate = this.#lossWindowLost / total;
-    const deliveredRate = elapsed > 0 ? (this.#lossWindowAcked * 8000) / elapsed : 0;
-    this.#lossWindowStartMs = now;
-    this.#lossWindowAcked = 0;
-    this.#lossWindowLost = 0;
+    const lossRate = this.#s.lossWindowLost / total;
+    const deliveredRate = elapsed > 0 ? (this.#s.lossWindowAcked * 8000) / elapsed : 0;
+    this.#s.lossWindowStartMs = now;
+    this.#s.lossWindowAcked = 0;
+    this.#s.lossWindowLost = 0;
     if (lossRate > HEAVY_LOSS_RATE) this.#onHeavyLoss(now, deliveredRate);
   }
 
   #onHeavyLoss(now: Millis, deliveredRate: number): void {
-    if (this.#mode === 'startup') {
+    if (this.#s.mode === 'startup') {
       // The queue overflowed while doubling: the pipe is full, the estimate is right.
-      this.#filledPipe = true;
+      this.#s.filledPipe = true;
       this.#enterDrain();
       return;
     }
     // Losses of startup's overshoot are still being detected while draining: not news.
-    if (this.#mode !== 'probe-bw') return;
+    if (this.#s.mode !== 'probe-bw') return;
     const bw = this.#modelBw();
     this.#cut(Math.min(bw, Math.max(deliveredRate, HEAVY_LOSS_BETA * bw)), HEAVY_LOSS_BETA);
     this.#setCycle(now, PROBE_DOWN_INDEX);
@@ -565,26 +595,26 @@ export class ModelBasedController implements RateController {
   #cut(bwHi: number, inflightBeta: number): void {
     this.cuts++;
     const inflight = Math.min(this.#bytesInFlight, this.cwndBytes());
-    this.#inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, inflightBeta * inflight);
-    this.#inflightHiStep = HI_FIRST_STEP_PACKETS * this.#mss;
+    this.#s.inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, inflightBeta * inflight);
+    this.#s.inflightHiStep = HI_FIRST_STEP_PACKETS * this.#mss;
     if (bwHi > 0 && Number.isFinite(bwHi)) {
-      this.#bwHi = bwHi;
+      this.#s.bwHi = bwHi;
       const rtt = Number.isFinite(this.#minRttMs) && this.#minRttMs > 0 ? this.#minRttMs : 1;
-      this.#bwHiStep = (HI_FIRST_STEP_PACKETS * this.#mss * 8000) / rtt;
+      this.#s.bwHiStep = (HI_FIRST_STEP_PACKETS * this.#mss * 8000) / rtt;
     }
   }
 
   #updateMode(now: Millis, minRttExpired: boolean): void {
-    if (minRttExpired && this.#mode !== 'probe-rtt') {
-      this.#mode = 'probe-rtt';
-      this.#pacingGain = 1;
-      this.#cwndGain = 1;
-      this.#probeRttDoneMs = -1;
+    if (minRttExpired && this.#s.mode !== 'probe-rtt') {
+      this.#s.mode = 'probe-rtt';
+      this.#s.pacingGain = 1;
+      this.#s.cwndGain = 1;
+      this.#s.probeRttDoneMs = -1;
       return;
     }
-    switch (this.#mode) {
+    switch (this.#s.mode) {
       case 'startup':
-        if (this.#filledPipe) this.#enterDrain();
+        if (this.#s.filledPipe) this.#enterDrain();
         break;
       case 'drain':
         if (this.#bytesInFlight <= this.#bdp()) this.#enterProbeBw(now);
@@ -599,21 +629,21 @@ export class ModelBasedController implements RateController {
   }
 
   #enterDrain(): void {
-    this.#mode = 'drain';
-    this.#pacingGain = DRAIN_GAIN;
-    this.#cwndGain = STARTUP_CWND_GAIN;
+    this.#s.mode = 'drain';
+    this.#s.pacingGain = DRAIN_GAIN;
+    this.#s.cwndGain = STARTUP_CWND_GAIN;
   }
 
   #enterProbeBw(now: Millis): void {
-    this.#mode = 'probe-bw';
+    this.#s.mode = 'probe-bw';
     // Judge loss afresh: the window may still hold startup's overshoot, which was
     // congestion, not random loss to credit back.
-    if (!this.#probeBwEntered) this.#lossRateEwma = 0;
-    this.#probeBwEntered = true;
-    this.#lossWindowStartMs = now;
-    this.#lossWindowAcked = 0;
-    this.#lossWindowLost = 0;
-    this.#cwndGain = CWND_GAIN;
+    if (!this.#s.probeBwEntered) this.#s.lossRateEwma = 0;
+    this.#s.probeBwEntered = true;
+    this.#s.lossWindowStartMs = now;
+    this.#s.lossWindowAcked = 0;
+    this.#s.lossWindowLost = 0;
+    this.#s.cwndGain = CWND_GAIN;
     // Start anywhere but the drain phase (BBR), so competing associations probe at different times.
     const r = this.#draw();
     let index = Math.floor(r * (PROBE_BW_GAINS.length - 1));
@@ -622,15 +652,15 @@ export class ModelBasedController implements RateController {
   }
 
   #setCycle(now: Millis, index: number): void {
-    this.#cycleIndex = index;
-    this.#cycleStartMs = now;
-    this.#pacingGain = PROBE_BW_GAINS[index]!;
+    this.#s.cycleIndex = index;
+    this.#s.cycleStartMs = now;
+    this.#s.pacingGain = PROBE_BW_GAINS[index]!;
   }
 
   #advanceCycle(now: Millis): void {
-    const elapsed = now - this.#cycleStartMs;
+    const elapsed = now - this.#s.cycleStartMs;
     const fullLength = elapsed > this.#minRttMs;
-    const gain = this.#pacingGain;
+    const gain = this.#s.pacingGain;
     const bdp = this.#bdp();
     let advance: boolean;
     if (gain > 1) {
@@ -642,7 +672,7 @@ export class ModelBasedController implements RateController {
       advance = fullLength;
     }
     if (!advance) return;
-    const next = (this.#cycleIndex + 1) % PROBE_BW_GAINS.length;
+    const next = (this.#s.cycleIndex + 1) % PROBE_BW_GAINS.length;
     this.#setCycle(now, next === FIRST_CRUISE_INDEX ? this.#randomCruiseIndex(CRUISE_SKIP_CHOICES) : next);
   }
 
@@ -664,20 +694,20 @@ export class ModelBasedController implements RateController {
   }
 
   #handleProbeRtt(now: Millis): void {
-    if (this.#probeRttDoneMs < 0) {
+    if (this.#s.probeRttDoneMs < 0) {
       if (this.#bytesInFlight <= this.cwndBytes()) {
-        this.#probeRttDoneMs = now + Math.max(PROBE_RTT_DURATION_MS, this.#minRttMs);
-        this.#probeRttDoneRound = this.#round + 1;
+        this.#s.probeRttDoneMs = now + Math.max(PROBE_RTT_DURATION_MS, this.#minRttMs);
+        this.#s.probeRttDoneRound = this.#round + 1;
       }
       return;
     }
-    if (now >= this.#probeRttDoneMs && this.#round >= this.#probeRttDoneRound) {
+    if (now >= this.#s.probeRttDoneMs && this.#round >= this.#s.probeRttDoneRound) {
       this.#minRttStampMs = now;
-      if (this.#filledPipe) this.#enterProbeBw(now);
+      if (this.#s.filledPipe) this.#enterProbeBw(now);
       else {
-        this.#mode = 'startup';
-        this.#pacingGain = STARTUP_GAIN;
-        this.#cwndGain = STARTUP_CWND_GAIN;
+        this.#s.mode = 'startup';
+        this.#s.pacingGain = STARTUP_GAIN;
+        this.#s.cwndGain = STARTUP_CWND_GAIN;
       }
     }
   }

@@ -42,10 +42,6 @@ export class WindowedFilter {
     this.#empty = false;
   }
 
-  clear(): void {
-    this.#empty = true;
-  }
-
   update(time: number, value: number): void {
     const s = this.#s;
     if (this.#empty || this.#better(value, s[0].value) || time - s[2].time > this.#window) {

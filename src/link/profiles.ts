@@ -1,6 +1,7 @@
 // The emulated links of the published lab report the project re-runs (README) plus the two
 // heavy-loss profiles the transport must survive. Shared by the simulator, the emulator
-// and the benchmarks so all three test the same links.
+// and the benchmarks so all three test the same links; here, not in src/lab, so that the
+// simulator does not depend on the lab.
 
 export interface LinkProfile {
   name: string;
@@ -39,3 +40,10 @@ export function findProfile(name: string): LinkProfile | undefined {
 export function queueBytes(p: LinkProfile): number {
   return Math.round((p.rateBps / 8) * (p.queueMs / 1000));
 }
+
+/**
+ * IPv4 + UDP headers: a link carries IP packets, while the simulator, the emulator's relay and
+ * the benchmarks see UDP payloads, so each datagram costs this much more link time than its
+ * payload (native/lh-emud.c charges the same).
+ */
+export const WIRE_OVERHEAD_BYTES = 28;
