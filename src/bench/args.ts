@@ -5,10 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseSize } from '../gateway/config.ts';
 
 export function benchCommand(name: string, description: string): Command {
-  return new Command(name)
-    .description(description)
-    .helpOption('-h, --help', 'print this usage and exit')
-    .allowExcessArguments(false);
+  return new Command(name).description(description).helpOption('-h, --help', 'print this usage and exit').allowExcessArguments(false);
 }
 
 /** "64MiB", "1G", "512k", or bytes: binary units, as the gateway's sizes (kB/MB/GB decimal). */

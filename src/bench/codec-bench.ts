@@ -17,7 +17,10 @@ import { PayloadSource } from '../lab/workloads/payload.ts';
 import type { PayloadKind } from '../lab/workloads/payload.ts';
 import { benchCommand, intArg, positiveIntArg, positiveNumberArg } from './args.ts';
 
-const args = benchCommand('bench:codec', 'ratio and speed of each codec setting on the vm and random payloads, then the BlockEncoder end to end; writes OUT/codec-<date>.{json,md}')
+const args = benchCommand(
+  'bench:codec',
+  'ratio and speed of each codec setting on the vm and random payloads, then the BlockEncoder end to end; writes OUT/codec-<date>.{json,md}',
+)
   .option('--mib <n>', 'MiB of each payload', positiveNumberArg, 64)
   .option('--block <KiB>', 'block size in KiB', positiveIntArg, 256)
   .option('--reps <n>', 'runs per measurement (the best is kept)', positiveIntArg, 3)
@@ -76,12 +79,12 @@ interface CodecRow {
   payload: PayloadKind;
   codec: string;
   blockKiB: number;
-  ratio: number;          // sum(compressed) / sum(original), no 80% rule
-  wireRatio: number;      // with the 80% rule (raw blocks count at original size)
+  ratio: number; // sum(compressed) / sum(original), no 80% rule
+  wireRatio: number; // with the 80% rule (raw blocks count at original size)
   blocksCompressedPct: number;
-  compressMBps: number;   // original bytes per second of compress wall time (best of REPS)
+  compressMBps: number; // original bytes per second of compress wall time (best of REPS)
   decompressMBps: number; // original bytes per second of decompress wall time (best of REPS)
-  compressCpuMBps: number;   // same per process CPU second (user+sys): less disturbed by other load
+  compressCpuMBps: number; // same per process CPU second (user+sys): less disturbed by other load
   decompressCpuMBps: number;
 }
 
@@ -123,7 +126,10 @@ function measureCodec(kind: PayloadKind, data: Uint8Array, setting: CodecSetting
     const c = compressed[i]!.length;
     const o = blocks[i]!.length;
     sum += c;
-    if (c <= o * MAX_COMPRESSED_FRACTION) { wire += c; kept++; } else wire += o;
+    if (c <= o * MAX_COMPRESSED_FRACTION) {
+      wire += c;
+      kept++;
+    } else wire += o;
   }
   return {
     payload: kind,
@@ -144,7 +150,7 @@ interface EncoderRow {
   mode: string;
   linkMbps: number | null;
   wireRatio: number;
-  encodeMBps: number;     // wall clock, framing included
+  encodeMBps: number; // wall clock, framing included
   decodeMBps: number;
   codecCpuMs: number;
   finalSetting: string;
@@ -169,7 +175,13 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
   let skippedMs = 0;
   const now = () => performance.now() + skippedMs;
   // A fixed CPU share (a whole core) so the rows do not depend on the load when they ran.
-  const encoder = new BlockEncoder({ mode, maxBlockSize: BLOCK, now, cpuShare: DEFAULT_CPU_SHARE, ...(linkMbps ? { linkRateBps: linkMbps * 1e6 } : {}) });
+  const encoder = new BlockEncoder({
+    mode,
+    maxBlockSize: BLOCK,
+    now,
+    cpuShare: DEFAULT_CPU_SHARE,
+    ...(linkMbps ? { linkRateBps: linkMbps * 1e6 } : {}),
+  });
   const reads = blocksOf(data, SOCKET_READ);
   const framed: Uint8Array[] = [];
   const t0 = performance.now();
@@ -194,12 +206,12 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
   const policy = encoder.adaptive;
   const model = policy
     ? DEFAULT_LADDER.map((rung, k) => ({
-      rung: rung.setting === null ? 'none' : rung.setting.codec === 'lz4' ? 'lz4' : `zstd ${rung.setting.level}`,
-      speedMBps: round(policy.estimate(k).speedBytesPerSec / 1e6),
-      wireRatio: round(policy.estimate(k).wireRatio, 3),
-      throughputMBps: round(policy.throughput(k) / 1e6),
-      eligible: policy.eligible(k),
-    }))
+        rung: rung.setting === null ? 'none' : rung.setting.codec === 'lz4' ? 'lz4' : `zstd ${rung.setting.level}`,
+        speedMBps: round(policy.estimate(k).speedBytesPerSec / 1e6),
+        wireRatio: round(policy.estimate(k).wireRatio, 3),
+        throughputMBps: round(policy.throughput(k) / 1e6),
+        eligible: policy.eligible(k),
+      }))
     : undefined;
   return {
     payload: kind,
@@ -223,7 +235,11 @@ function measureEncoder(kind: PayloadKind, data: Uint8Array, mode: CompressionMo
 function machine() {
   const cpus = os.cpus();
   let nproc = cpus.length;
-  try { nproc = Number(execSync('nproc').toString().trim()); } catch { /* keep os.cpus() count */ }
+  try {
+    nproc = Number(execSync('nproc').toString().trim());
+  } catch {
+    /* keep os.cpus() count */
+  }
   return {
     date: new Date().toISOString(),
     nproc,
@@ -246,7 +262,7 @@ function sweepSection(rows: CodecRow[]): string[] {
     '',
     `Levels ${SWEEP_LEVELS.join(', ')} on ${SWEEP_BLOCKS_KIB.join(' and ')} KiB blocks (levels >= ${SLOW_LEVEL}: one run). "Clears 100 Mbit/s" means the`,
     `compress speed (per CPU second) is at least ${DEFAULT_CPU_MARGIN}x (the \`auto\` CPU margin) the application bytes/s that keep a`,
-    '100 Mbit/s link busy at that wire ratio, before the rest of the gateway\'s CPU per wire byte is counted. Decompression',
+    "100 Mbit/s link busy at that wire ratio, before the rest of the gateway's CPU per wire byte is counted. Decompression",
     'stays bounded at every level: the decoder caps output at the declared block size (max 256 KiB by default).',
     '',
     '| block KiB | zstd level | ratio | wire ratio | wire vs level 1 | compress MB/s CPU | decompress MB/s CPU | clears 100 Mbit/s | clears 1 Gbit/s |',
@@ -254,9 +270,11 @@ function sweepSection(rows: CodecRow[]): string[] {
   ];
   for (const r of rows) {
     const base = rows.find((x) => x.blockKiB === r.blockKiB && x.codec === 'zstd 1');
-    const vsBase = base ? `${(((r.wireRatio / base.wireRatio) - 1) * 100).toFixed(1)}%` : '';
+    const vsBase = base ? `${((r.wireRatio / base.wireRatio - 1) * 100).toFixed(1)}%` : '';
     const clears = (mbit: number) => (r.compressCpuMBps >= neededMBps(mbit, r.wireRatio) ? 'yes' : 'no');
-    lines.push(`| ${r.blockKiB} | ${r.codec.replace('zstd ', '')} | ${r.ratio} | ${r.wireRatio} | ${vsBase} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} | ${clears(100)} | ${clears(1000)} |`);
+    lines.push(
+      `| ${r.blockKiB} | ${r.codec.replace('zstd ', '')} | ${r.ratio} | ${r.wireRatio} | ${vsBase} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} | ${clears(100)} | ${clears(1000)} |`,
+    );
   }
   lines.push('');
   return lines;
@@ -293,8 +311,13 @@ function measureCut(data: Uint8Array, level: number, reads: string, readSize: (i
   const cpu = process.cpuUsage(cpu0);
   const s = encoder.stats.snapshot().encode;
   return {
-    level, reads, cut, wireRatio: round(s.ratio, 4), encodeCpuMBps: round(mbps(data.length, (cpu.user + cpu.system) / 1000)),
-    pieces: s.blocks, rawHighEntropy: s.blocksRawHighEntropy,
+    level,
+    reads,
+    cut,
+    wireRatio: round(s.ratio, 4),
+    encodeCpuMBps: round(mbps(data.length, (cpu.user + cpu.system) / 1000)),
+    pieces: s.blocks,
+    rawHighEntropy: s.blocksRawHighEntropy,
   };
 }
 
@@ -309,12 +332,21 @@ function cutSection(rows: CutRow[]): string[] {
     '',
     '| zstd level | reads | cut | wire ratio | encode MB/s CPU | blocks | raw high-entropy pieces |',
     '|---:|---|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.level} | ${r.reads} | ${r.cut ? 'yes' : 'no'} | ${r.wireRatio} | ${r.encodeCpuMBps} | ${r.pieces} | ${r.rawHighEntropy} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.level} | ${r.reads} | ${r.cut ? 'yes' : 'no'} | ${r.wireRatio} | ${r.encodeCpuMBps} | ${r.pieces} | ${r.rawHighEntropy} |`,
+    ),
     '',
   ];
 }
 
-function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encoderRows: EncoderRow[], sweepRows: CodecRow[], cutRows: CutRow[]): string {
+function markdown(
+  info: ReturnType<typeof machine>,
+  codecRows: CodecRow[],
+  encoderRows: EncoderRow[],
+  sweepRows: CodecRow[],
+  cutRows: CutRow[],
+): string {
   const lines = [
     `# Codec benchmark, ${info.date}`,
     '',
@@ -329,8 +361,10 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '',
     '| payload | codec | block KiB | ratio | wire ratio | blocks compressed | compress MB/s | decompress MB/s | compress MB/s CPU | decompress MB/s CPU |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...codecRows.map((r) =>
-      `| ${r.payload} | ${r.codec} | ${r.blockKiB} | ${r.ratio} | ${r.wireRatio} | ${r.blocksCompressedPct}% | ${r.compressMBps} | ${r.decompressMBps} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} |`),
+    ...codecRows.map(
+      (r) =>
+        `| ${r.payload} | ${r.codec} | ${r.blockKiB} | ${r.ratio} | ${r.wireRatio} | ${r.blocksCompressedPct}% | ${r.compressMBps} | ${r.decompressMBps} | ${r.compressCpuMBps} | ${r.decompressCpuMBps} |`,
+    ),
     '',
     ...sweepSection(sweepRows),
     ...cutSection(cutRows),
@@ -338,25 +372,34 @@ function markdown(info: ReturnType<typeof machine>, codecRows: CodecRow[], encod
     '',
     'Encode MB/s is wall time per application byte including framing; codec CPU ms is time inside',
     'compression calls (random data shows the back-off: few blocks are tried). In `auto` rows with a link,',
-    'the encoder\'s clock advances at the pace the link drains its output (as the gateway\'s backpressure would),',
+    "the encoder's clock advances at the pace the link drains its output (as the gateway's backpressure would),",
     'so its output-rate floor sees the link; encode MB/s is still CPU wall time.',
     '',
     '| payload | mode | link Mbit/s | wire ratio | encode MB/s | decode MB/s | codec CPU ms | final setting | blocks | raw (incompressible / back-off) | lz4 | zstd |',
     '|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|',
-    ...encoderRows.map((r) =>
-      `| ${r.payload} | ${r.mode} | ${r.linkMbps ?? '-'} | ${r.wireRatio} | ${r.encodeMBps} | ${r.decodeMBps} | ${r.codecCpuMs} | ${r.finalSetting} | ${r.blocks} | ${r.blocksRaw} (${r.blocksRawIncompressible} / ${r.blocksRawBackoff}) | ${r.blocksLz4} | ${r.blocksZstd} |`),
+    ...encoderRows.map(
+      (r) =>
+        `| ${r.payload} | ${r.mode} | ${r.linkMbps ?? '-'} | ${r.wireRatio} | ${r.encodeMBps} | ${r.decodeMBps} | ${r.codecCpuMs} | ${r.finalSetting} | ${r.blocks} | ${r.blocksRaw} (${r.blocksRawIncompressible} / ${r.blocksRawBackoff}) | ${r.blocksLz4} | ${r.blocksZstd} |`,
+    ),
     '',
     '## Why auto chose what it chose',
     '',
-    'The policy\'s model after the run: per rung, estimated codec speed (MB/s per CPU second), wire',
+    "The policy's model after the run: per rung, estimated codec speed (MB/s per CPU second), wire",
     `ratio and predicted throughput min(${DEFAULT_CPU_SHARE} / (1/speed + wire x p), link / wire) in MB/s, with the`,
     `default pipeline cost p = ${DEFAULT_WIRE_CPU_NS_PER_BYTE} ns per wire byte (src/codec/adaptive.ts). zstd 5 and 7 take part only while`,
     `that CPU rate is at least ${DEFAULT_CPU_MARGIN}x link / wire (marked "out" otherwise).`,
     '',
-    ...encoderRows.filter((r) => r.model).flatMap((r) => [
-      `- ${r.payload} @ ${r.linkMbps} Mbit/s -> **${r.finalSetting}**: ` +
-        r.model!.map((m) => `${m.rung} ${m.speedMBps === Infinity ? '' : `${m.speedMBps} MB/s x ${m.wireRatio} -> `}${m.throughputMBps}${m.eligible ? '' : ' (out)'}`).join('; '),
-    ]),
+    ...encoderRows
+      .filter((r) => r.model)
+      .flatMap((r) => [
+        `- ${r.payload} @ ${r.linkMbps} Mbit/s -> **${r.finalSetting}**: ` +
+          r
+            .model!.map(
+              (m) =>
+                `${m.rung} ${m.speedMBps === Infinity ? '' : `${m.speedMBps} MB/s x ${m.wireRatio} -> `}${m.throughputMBps}${m.eligible ? '' : ' (out)'}`,
+            )
+            .join('; '),
+      ]),
     '',
   ];
   return lines.join('\n');
@@ -404,7 +447,13 @@ function main(): void {
       }
     }
     const runs: [CompressionMode, number | null][] = [
-      ['none', null], ['lz4', null], ['zstd', null], ['auto', 10], ['auto', 100], ['auto', 1000], ['auto', 10000],
+      ['none', null],
+      ['lz4', null],
+      ['zstd', null],
+      ['auto', 10],
+      ['auto', 100],
+      ['auto', 1000],
+      ['auto', 10000],
     ];
     for (const [mode, link] of runs) {
       const row = measureEncoder(kind, data, mode, link);
@@ -415,7 +464,10 @@ function main(): void {
   const day = info.date.slice(0, 10);
   mkdirSync(args.out, { recursive: true });
   const base = `${args.out}/codec-${day}`;
-  writeFileSync(`${base}.json`, `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, entropyCut: cutRows, encoder: encoderRows }, null, 2)}\n`);
+  writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify({ machine: info, payloadMiB: Number(args.mib), blockKiB: BLOCK / 1024, codecs: codecRows, zstdSweep: sweepRows, entropyCut: cutRows, encoder: encoderRows }, null, 2)}\n`,
+  );
   writeFileSync(`${base}.md`, markdown(info, codecRows, encoderRows, sweepRows, cutRows));
   console.log(`wrote ${base}.json and ${base}.md`);
 }

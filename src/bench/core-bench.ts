@@ -29,7 +29,10 @@ interface Result {
   byteExact: boolean;
 }
 
-const args = benchCommand('bench:core', "the transport core's CPU cost per packet: one bulk stream through an in-memory pair; writes bench/results/core-<date>.{json,md}")
+const args = benchCommand(
+  'bench:core',
+  "the transport core's CPU cost per packet: one bulk stream through an in-memory pair; writes bench/results/core-<date>.{json,md}",
+)
   .option('--packets <n>', 'data packets per scenario', positiveIntArg, 300_000)
   .option('--max-seconds <s>', 'wall-clock bound per scenario', positiveNumberArg, 60)
   .option('--json', 'print the report as one JSON line (instead of one line per scenario)', false)
@@ -101,7 +104,9 @@ function run(scenario: string, targetPackets: number, cfg: Partial<ConnectionCon
     // --- sender: each ack is an event: in, then whatever may leave now
     for (let i = 0; i < toClient.length; i++) {
       client.handleDatagram(toClient[i]!, now);
-      while (client.pollEvent() !== null) { /* stream-writable: the next round writes */ }
+      while (client.pollEvent() !== null) {
+        /* stream-writable: the next round writes */
+      }
       while ((t = client.pollTransmit(now)) !== null) toServer.push(t.data);
     }
     ackPackets += toClient.length;
@@ -124,7 +129,7 @@ function run(scenario: string, targetPackets: number, cfg: Partial<ConnectionCon
     receiverNsPerPacket: Math.round(rNs),
     senderPacketsPerSecPerCore: Math.round(1e9 / sNs),
     receiverPacketsPerSecPerCore: Math.round(1e9 / rNs),
-    senderGbpsPerCore: Number(((1e9 / sNs) * pkt * 8 / 1e9).toFixed(2)),
+    senderGbpsPerCore: Number((((1e9 / sNs) * pkt * 8) / 1e9).toFixed(2)),
     wallSeconds: Number(wall.toFixed(2)),
     byteExact: !mismatch,
   };
@@ -167,7 +172,10 @@ const md = [
   '',
   '| scenario | controller | data packets | acks | sender ns/pkt | receiver ns/pkt | sender pkt/s/core | receiver pkt/s/core | sender Gbit/s/core | byte-exact |',
   '|---|---|---|---|---|---|---|---|---|---|',
-  ...results.map((r) => `| ${r.scenario} | ${r.controller} | ${r.dataPackets} | ${r.ackPackets} | ${r.senderNsPerPacket} | ${r.receiverNsPerPacket} | ${r.senderPacketsPerSecPerCore} | ${r.receiverPacketsPerSecPerCore} | ${r.senderGbpsPerCore} | ${r.byteExact} |`),
+  ...results.map(
+    (r) =>
+      `| ${r.scenario} | ${r.controller} | ${r.dataPackets} | ${r.ackPackets} | ${r.senderNsPerPacket} | ${r.receiverNsPerPacket} | ${r.senderPacketsPerSecPerCore} | ${r.receiverPacketsPerSecPerCore} | ${r.senderGbpsPerCore} | ${r.byteExact} |`,
+  ),
   '',
 ].join('\n');
 writeFileSync(`bench/results/core-${day}.md`, md);

@@ -17,7 +17,10 @@ import { generateStaticKeyPair } from '../crypto/keys.ts';
 import { peerIdOf, SecureEndpoint } from '../crypto/secure-endpoint.ts';
 import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
-const args = benchCommand('bench:crypto', 'packet protection per cipher and AEAD backend: seal/open per packet, SecureEndpoint pairs, handshakes per second; writes OUT/crypto-<date>.{json,md}')
+const args = benchCommand(
+  'bench:crypto',
+  'packet protection per cipher and AEAD backend: seal/open per packet, SecureEndpoint pairs, handshakes per second; writes OUT/crypto-<date>.{json,md}',
+)
   // Per measurement; 23 measurements (four backends), bounded.
   .option('--seconds <s>', 'seconds per measurement (at most 30)', positiveNumberArg, 2)
   .option('--size <bytes>', 'packet size', positiveIntArg, 1400)
@@ -29,14 +32,29 @@ const SIZE = args.size;
 const A_ADDR = '198.18.1.2:4500';
 const B_ADDR = '198.18.2.2:4500';
 
-function establishedPair(aead: PacketAead | PacketCipher, transientDatagrams = false): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
+function establishedPair(
+  aead: PacketAead | PacketCipher,
+  transientDatagrams = false,
+): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
   const ka = generateStaticKeyPair();
   const kb = generateStaticKeyPair();
   // The gateway's modes: handleDatagram decrypts in place (node:dgram hands over its buffers);
   // deferred opening of transient datagrams (the native link's receive buffer) out of place.
   const crypto = typeof aead === 'string' ? { cipher: aead } : { aead };
-  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }], decryptInPlace: true, transientDatagrams, ...crypto });
-  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }], decryptInPlace: true, transientDatagrams, ...crypto });
+  const a = new SecureEndpoint({
+    staticKey: ka,
+    peers: [{ publicKey: kb.publicKey }],
+    decryptInPlace: true,
+    transientDatagrams,
+    ...crypto,
+  });
+  const b = new SecureEndpoint({
+    staticKey: kb,
+    peers: [{ publicKey: ka.publicKey }],
+    decryptInPlace: true,
+    transientDatagrams,
+    ...crypto,
+  });
   const aPeer = peerIdOf(kb.publicKey);
   const bPeer = peerIdOf(ka.publicKey);
   handshake(a, b, aPeer, 0);
@@ -83,7 +101,9 @@ function bareAead(aead: PacketAead): { seal: number; open: number } {
   const key = aead.create(randomBytes(32));
   const packet = Buffer.alloc(HEADER + SIZE + 16);
   let counter = 0;
-  const seal = measure(() => { aead.seal(key, counter++, packet, HEADER, payload); });
+  const seal = measure(() => {
+    aead.seal(key, counter++, packet, HEADER, payload);
+  });
   aead.seal(key, 7, packet, HEADER, payload);
   const out = Buffer.alloc(SIZE);
   const open = measure(() => {
@@ -116,7 +136,9 @@ function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: nu
   })();
   const seal = (() => {
     const { a, aPeer } = establishedPair(aead);
-    return measure(() => { a.sealInto(aPeer, payload, 1, queue, nextAt()); });
+    return measure(() => {
+      a.sealInto(aPeer, payload, 1, queue, nextAt());
+    });
   })();
   const open = (() => {
     // Pre-seal a pool; a fresh pair per pass keeps every counter fresh for the replay window.
@@ -157,7 +179,12 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
   for (let k = 0; k < RUN; k++) queue.set(payload, k * datagram + SecureEndpoint.HEADER_ROOM);
   const seal = (() => {
     const { a, aPeer } = establishedPair(aead);
-    return RUN * measure(() => { a.sealRun(aPeer, queue, lens, 0, RUN, 0, 1); });
+    return (
+      RUN *
+      measure(() => {
+        a.sealRun(aPeer, queue, lens, 0, RUN, 0, 1);
+      })
+    );
   })();
   const open = (transient: boolean) => {
     // Pre-sealed batches; a fresh pair per pass keeps every counter fresh for the replay window.
@@ -177,7 +204,9 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
     let n = 0;
     let elapsed = 0;
     let delivered = 0;
-    const deliver = (): void => { delivered++; };
+    const deliver = (): void => {
+      delivered++;
+    };
     while (elapsed < SECONDS) {
       refill();
       const start = cpuSeconds();
@@ -197,7 +226,13 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
 const openssl = loadOpensslAead();
 const backends: PacketAead[] = PACKET_CIPHERS.flatMap((c) => (openssl.ok ? [openssl.aeads[c], REFERENCE_AEAD[c]] : [REFERENCE_AEAD[c]]));
 if (!openssl.ok) process.stderr.write(`${openssl.error}: measuring the fallbacks only\n`);
-const perBackend = backends.map((aead) => ({ cipher: aead.cipher, backend: aead.name, bare: bareAead(aead), endpoint: endpoints(aead), runs: endpointRuns(aead) }));
+const perBackend = backends.map((aead) => ({
+  cipher: aead.cipher,
+  backend: aead.name,
+  bare: bareAead(aead),
+  endpoint: endpoints(aead),
+  runs: endpointRuns(aead),
+}));
 
 const nodeCryptoSealOpen = (() => {
   const key = randomBytes(32);
@@ -222,12 +257,24 @@ const handshakes = PACKET_CIPHERS.map((cipher) => {
   const { a, b, aPeer } = establishedPair(cipher);
   let now = 0;
   // minInitiationIntervalMs (20 ms) applies per peer on virtual time, so advance the clock.
-  return { cipher, perSecond: round(measure(() => { now += 25; handshake(a, b, aPeer, now); })) };
+  return {
+    cipher,
+    perSecond: round(
+      measure(() => {
+        now += 25;
+        handshake(a, b, aPeer, now);
+      }),
+    ),
+  };
 });
 
 const cpu = os.cpus()[0]?.model ?? 'unknown';
 let nproc = os.availableParallelism();
-try { nproc = Number(execSync('nproc').toString().trim()); } catch { /* os value stands */ }
+try {
+  nproc = Number(execSync('nproc').toString().trim());
+} catch {
+  /* os value stands */
+}
 const date = new Date().toISOString();
 const micros = (perSecond: number) => +(1e6 / perSecond).toFixed(3);
 const result = {
@@ -260,10 +307,14 @@ const result = {
     handshakesPerSecond: handshakes,
   },
 };
-const rows = result.results.backends.map((b) =>
-  `| ${b.cipher} | ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
-  `${b.sealPacketsPerSecond} (${b.sealMicrosPerPacket} us) | ${b.openPacketsPerSecond} (${b.openMicrosPerPacket} us) | ` +
-  `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) | ${b.runSealPacketsPerSecond} (${b.runSealMicrosPerPacket} us) | ${b.runOpenPacketsPerSecond} (${b.runOpenMicrosPerPacket} us) | ${b.runOpenTransientPacketsPerSecond} (${b.runOpenTransientMicrosPerPacket} us) |`).join('\n');
+const rows = result.results.backends
+  .map(
+    (b) =>
+      `| ${b.cipher} | ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
+      `${b.sealPacketsPerSecond} (${b.sealMicrosPerPacket} us) | ${b.openPacketsPerSecond} (${b.openMicrosPerPacket} us) | ` +
+      `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) | ${b.runSealPacketsPerSecond} (${b.runSealMicrosPerPacket} us) | ${b.runOpenPacketsPerSecond} (${b.runOpenMicrosPerPacket} us) | ${b.runOpenTransientPacketsPerSecond} (${b.runOpenTransientMicrosPerPacket} us) |`,
+  )
+  .join('\n');
 const md = `# Crypto benchmark (${date})
 
 Machine: ${nproc} cores, ${cpu}, Node ${process.version} (OpenSSL ${process.versions.openssl}), load ${result.machine.loadavg.join(' ')} (shared box: expect noise).

@@ -24,7 +24,10 @@ const CLK_TCK = 100; // Linux USER_HZ
 // native: lh_udp with UDP GSO/GRO; native-nogso: lh_udp, sendmmsg/recvmmsg only; dgram: node:dgram.
 type Udp = 'native' | 'native-nogso' | 'dgram';
 const UDP_DEFAULT: Udp = loadAddon('lh_udp').ok ? 'native' : 'dgram';
-const args = benchCommand('bench:gateway', 'one bulk TCP connection through a gateway pair on loopback (no emulation, compression none), encrypted and plaintext; writes bench/results/<out>.{json,md}')
+const args = benchCommand(
+  'bench:gateway',
+  'one bulk TCP connection through a gateway pair on loopback (no emulation, compression none), encrypted and plaintext; writes bench/results/<out>.{json,md}',
+)
   .option('--bytes <size>', 'bytes per run, e.g. 2GiB', sizeArg, 2 ** 30)
   .option('--runs <n>', 'runs per mode', positiveIntArg, 1)
   .option('--profile', 'CPU profiles of both gateways (top self-time entries)', false)
@@ -36,11 +39,26 @@ const args = benchCommand('bench:gateway', 'one bulk TCP connection through a ga
   .option('--modes <list>', 'encrypted,plaintext or one of them', listArg(['encrypted', 'plaintext'] as const), ['encrypted', 'plaintext'])
   // --max-rate 900M: both gateways paced below this (the lab's links are 1 Gbit/s): smaller flushes.
   .option('--max-rate <bps>', "both gateways' --max-rate, e.g. 900M", '')
-  .option('--udp <list>', `WAN socket backends to compare: native, native-nogso, dgram (default ${UDP_DEFAULT})`, listArg(['native', 'native-nogso', 'dgram'] as const), [UDP_DEFAULT])
+  .option(
+    '--udp <list>',
+    `WAN socket backends to compare: native, native-nogso, dgram (default ${UDP_DEFAULT})`,
+    listArg(['native', 'native-nogso', 'dgram'] as const),
+    [UDP_DEFAULT],
+  )
   .option('--out <name>', 'results as bench/results/NAME.{json,md}')
   .parse()
-  .opts<{ bytes: number; runs: number; profile: boolean; timeoutMs: number; trace: boolean; mtu: string; modes: Array<'encrypted' | 'plaintext'>;
-    maxRate: string; udp: Udp[]; out?: string }>();
+  .opts<{
+    bytes: number;
+    runs: number;
+    profile: boolean;
+    timeoutMs: number;
+    trace: boolean;
+    mtu: string;
+    modes: Array<'encrypted' | 'plaintext'>;
+    maxRate: string;
+    udp: Udp[];
+    out?: string;
+  }>();
 const BYTES = args.bytes;
 const RUNS = args.runs;
 const PROFILE = args.profile;
@@ -72,13 +90,19 @@ function startGateway(args: string[], profileDir: string | null, udp: Udp, contr
     env: { ...process.env, LONGHAUL_UDP: udp === 'dgram' ? 'dgram' : 'native', LONGHAUL_UDP_GSO: udp === 'native-nogso' ? '0' : '1' },
   });
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolvePromise, reject) => {
     const rl = createInterface({ input: proc.stdout! });
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 15_000);
     rl.on('line', (line) => {
       let j: { msg?: string; wan?: string; tunnels?: string[]; err?: string };
-      try { j = JSON.parse(line); } catch { return; }
+      try {
+        j = JSON.parse(line);
+      } catch {
+        return;
+      }
       // With --log-json a start-up error is this line, not stderr.
       if (j.msg === 'gateway failed to start') stderr += `${j.err}\n`;
       if (j.msg === 'gateway started') {
@@ -98,7 +122,9 @@ function stopGateway(g: Gw): Promise<void> {
     if (g.proc.exitCode !== null) return r();
     g.proc.once('exit', () => r());
     g.proc.kill('SIGTERM');
-    setTimeout(() => { if (g.proc.exitCode === null) g.proc.kill('SIGKILL'); }, 5000);
+    setTimeout(() => {
+      if (g.proc.exitCode === null) g.proc.kill('SIGKILL');
+    }, 5000);
   });
 }
 
@@ -106,7 +132,8 @@ function stopGateway(g: Gw): Promise<void> {
 function summarizeProfile(file: string, n = 12): string[] {
   const p = JSON.parse(readFileSync(file, 'utf8')) as {
     nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-    samples: number[]; timeDeltas: number[];
+    samples: number[];
+    timeDeltas: number[];
   };
   const byId = new Map(p.nodes.map((x) => [x.id, x]));
   const self = new Map<string, number>();
@@ -118,7 +145,10 @@ function summarizeProfile(file: string, n = 12): string[] {
     const key = `${cf.functionName || '(anonymous)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber + 1}`;
     self.set(key, (self.get(key) ?? 0) + t);
   });
-  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, t]) => `${((100 * t) / total).toFixed(1)}% ${k}`);
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, t]) => `${((100 * t) / total).toFixed(1)}% ${k}`);
 }
 
 function profileOf(dir: string, pid: number): string[] {
@@ -148,7 +178,9 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
   let received = 0;
   let doneAt = 0;
   let resolveDone: () => void = () => {};
-  const done = new Promise<void>((r) => { resolveDone = r; });
+  const done = new Promise<void>((r) => {
+    resolveDone = r;
+  });
   const sink = createServer((s) => {
     s.on('data', (d: Buffer) => {
       received += d.length;
@@ -162,22 +194,61 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
   const sinkPort = (sink.address() as { port: number }).port;
   const sec = mode === 'encrypted';
-  const b = await startGateway([
-    '--name', 'bench-b', '--wan', '127.0.0.1:0', '--allow', '127.0.0.1', '--compression', 'none', '--mtu', MTU, ...RATE_ARGS,
-    ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
-  ], profileDir, udp, TRACE ? '127.0.0.1:45020' : 'off');
-  const a = await startGateway([
-    '--name', 'bench-a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.wanPort}`,
-    '--tunnel', `127.0.0.1:0=127.0.0.1:${sinkPort}`, '--compression', 'none', '--mtu', MTU, ...RATE_ARGS,
-    ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
-  ], profileDir, udp, TRACE ? '127.0.0.1:45019' : 'off');
+  const b = await startGateway(
+    [
+      '--name',
+      'bench-b',
+      '--wan',
+      '127.0.0.1:0',
+      '--allow',
+      '127.0.0.1',
+      '--compression',
+      'none',
+      '--mtu',
+      MTU,
+      ...RATE_ARGS,
+      ...(sec ? ['--key', join(keysDir, 'b.key'), '--peer-key', join(keysDir, 'a.pub')] : ['--insecure-plaintext']),
+    ],
+    profileDir,
+    udp,
+    TRACE ? '127.0.0.1:45020' : 'off',
+  );
+  const a = await startGateway(
+    [
+      '--name',
+      'bench-a',
+      '--wan',
+      '127.0.0.1:0',
+      '--peer',
+      `127.0.0.1:${b.wanPort}`,
+      '--tunnel',
+      `127.0.0.1:0=127.0.0.1:${sinkPort}`,
+      '--compression',
+      'none',
+      '--mtu',
+      MTU,
+      ...RATE_ARGS,
+      ...(sec ? ['--key', join(keysDir, 'a.key'), '--peer-key', join(keysDir, 'b.pub')] : ['--insecure-plaintext']),
+    ],
+    profileDir,
+    udp,
+    TRACE ? '127.0.0.1:45019' : 'off',
+  );
   let tracer: NodeJS.Timeout | null = null;
   if (TRACE) {
     tracer = setInterval(() => {
-      fetch('http://127.0.0.1:45019/status').then((r) => r.json()).then((st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
-        const x = st.associations[0] as Record<string, number> & { driver: Record<string, number> };
-        if (x) process.stdout.write(`  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn} calls out ${st.udp.sendCalls} in ${st.udp.recvCalls}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams} flushes ${x.driver.flushes} timers ${x.driver.timerWakeups}\n`);
-      }, () => {});
+      fetch('http://127.0.0.1:45019/status')
+        .then((r) => r.json())
+        .then(
+          (st: { associations: Array<Record<string, number>>; udp: Record<string, number> }) => {
+            const x = st.associations[0] as Record<string, number> & { driver: Record<string, number> };
+            if (x)
+              process.stdout.write(
+                `  udp out ${st.udp.datagramsOut} in ${st.udp.datagramsIn} calls out ${st.udp.sendCalls} in ${st.udp.recvCalls}   rtt ${x.rttMs!.toFixed(2)} min ${x.minRttMs!.toFixed(2)} bw ${(x.bandwidthBps! / 1e6).toFixed(0)} pacing ${(x.pacingRateBps! / 1e6).toFixed(0)} send ${(x.sendRateBps! / 1e6).toFixed(0)} Mbit/s cwnd ${x.cwndBytes} inflight ${x.bytesInFlight} lost ${x.packetsLost} sent ${x.packetsSent} backlog ${x.sendBacklogBytes} waiting ${x.readersWaitingForBacklog} streams ${x.activeStreams} flushes ${x.driver.flushes} timers ${x.driver.timerWakeups}\n`,
+              );
+          },
+          () => {},
+        );
     }, 500);
   }
   const cpuA0 = cpuSeconds(a.proc.pid!);
@@ -204,7 +275,7 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
   const end = doneAt || performance.now();
   if (tracer) {
     clearInterval(tracer);
-    const st = await (await fetch('http://127.0.0.1:45020/status')).json() as { associations: unknown[]; udp: unknown };
+    const st = (await (await fetch('http://127.0.0.1:45020/status')).json()) as { associations: unknown[]; udp: unknown };
     process.stdout.write(`  B at the end: ${JSON.stringify(st.associations[0])} udp ${JSON.stringify(st.udp)}\n`);
   }
   const cpuA = cpuSeconds(a.proc.pid!) - cpuA0;
@@ -217,9 +288,13 @@ async function runOnce(mode: 'encrypted' | 'plaintext', udp: Udp, keysDir: strin
   const profiles = profileDir ? { profileA: profileOf(profileDir, a.proc.pid!), profileB: profileOf(profileDir, b.proc.pid!) } : {};
   return {
     ...profiles,
-    mode, udp, bytes: received, seconds,
+    mode,
+    udp,
+    bytes: received,
+    seconds,
     mbps: (received * 8) / seconds / 1e6,
-    cpuA, cpuB,
+    cpuA,
+    cpuB,
     cpuPerGiBA: gib > 0 ? cpuA / gib : 0,
     cpuPerGiBB: gib > 0 ? cpuB / gib : 0,
     completed: doneAt !== 0,
@@ -237,11 +312,14 @@ async function main(): Promise<void> {
   const profileDir = PROFILE ? mkdtempSync(join(tmpdir(), 'lh-gwbench-prof-')) : null;
   const results: RunResult[] = [];
   for (let i = 0; i < RUNS; i++) {
-    for (const udp of UDPS) for (const mode of MODES) {
-      const r = await runOnce(mode, udp, keysDir, profileDir);
-      results.push(r);
-      process.stdout.write(`${mode} (udp ${udp}): ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`);
-    }
+    for (const udp of UDPS)
+      for (const mode of MODES) {
+        const r = await runOnce(mode, udp, keysDir, profileDir);
+        results.push(r);
+        process.stdout.write(
+          `${mode} (udp ${udp}): ${r.mbps.toFixed(0)} Mbit/s (${(r.bytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${r.completed ? '' : ', TIMED OUT'}), CPU s/GiB: A ${r.cpuPerGiBA.toFixed(2)}, B ${r.cpuPerGiBB.toFixed(2)}\n`,
+        );
+      }
   }
   // Headline figures: the first --udp backend (by default the one the gateway picks itself).
   const main = results.filter((r) => r.udp === UDPS[0]);
@@ -256,27 +334,45 @@ async function main(): Promise<void> {
     return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
   };
   const median = (mode: string): number | null => medianOf(main.filter((r) => r.mode === mode).map((r) => r.mbps));
-  const byUdp = UDPS.flatMap((udp) => MODES.map((mode) => {
-    const rs = results.filter((r) => r.udp === udp && r.mode === mode);
-    return {
-      udp, mode, runs: rs.length,
-      medianMbps: medianOf(rs.map((r) => r.mbps)),
-      medianCpuPerGiBA: medianOf(rs.map((r) => r.cpuPerGiBA)),
-      medianCpuPerGiBB: medianOf(rs.map((r) => r.cpuPerGiBB)),
-    };
-  }));
+  const byUdp = UDPS.flatMap((udp) =>
+    MODES.map((mode) => {
+      const rs = results.filter((r) => r.udp === udp && r.mode === mode);
+      return {
+        udp,
+        mode,
+        runs: rs.length,
+        medianMbps: medianOf(rs.map((r) => r.mbps)),
+        medianCpuPerGiBA: medianOf(rs.map((r) => r.cpuPerGiBA)),
+        medianCpuPerGiBB: medianOf(rs.map((r) => r.cpuPerGiBB)),
+      };
+    }),
+  );
   const encMedian = median('encrypted');
   const plainMedian = median('plaintext');
-  const machine = { nproc: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
+  const machine = {
+    nproc: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
   const summary = {
-    benchmark: 'gateway', date, machine,
+    benchmark: 'gateway',
+    date,
+    machine,
     setup: `one bulk TCP connection, source -> gateway A -> UDP loopback -> gateway B -> sink, compression none, no emulation, WAN MTU ${MTU}${MAX_RATE ? `, --max-rate ${MAX_RATE}` : ''}; source and sink in the bench process`,
     mtu: Number(MTU),
     udp: UDPS,
-    bytesPerRun: BYTES, targetMbps: TARGET_MBPS, results,
-    best: { encryptedMbps: enc?.mbps ?? 0, plaintextMbps: plain?.mbps ?? 0, encryptionCost: enc && plain ? 1 - enc.mbps / plain.mbps : null },
+    bytesPerRun: BYTES,
+    targetMbps: TARGET_MBPS,
+    results,
+    best: {
+      encryptedMbps: enc?.mbps ?? 0,
+      plaintextMbps: plain?.mbps ?? 0,
+      encryptionCost: enc && plain ? 1 - enc.mbps / plain.mbps : null,
+    },
     median: {
-      encryptedMbps: encMedian, plaintextMbps: plainMedian,
+      encryptedMbps: encMedian,
+      plaintextMbps: plainMedian,
       encryptionCost: encMedian !== null && plainMedian ? 1 - encMedian / plainMedian : null,
     },
     byUdp,
@@ -295,27 +391,35 @@ async function main(): Promise<void> {
     '',
     '| mode | WAN socket | Mbit/s | seconds | CPU s/GiB gateway A | CPU s/GiB gateway B | completed |',
     '|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.mode} | ${r.udp} | ${r.mbps.toFixed(0)} | ${r.seconds.toFixed(1)} | ${r.cpuPerGiBA.toFixed(2)} | ${r.cpuPerGiBB.toFixed(2)} | ${r.completed ? 'yes' : 'no'} |`),
+    ...results.map(
+      (r) =>
+        `| ${r.mode} | ${r.udp} | ${r.mbps.toFixed(0)} | ${r.seconds.toFixed(1)} | ${r.cpuPerGiBA.toFixed(2)} | ${r.cpuPerGiBB.toFixed(2)} | ${r.completed ? 'yes' : 'no'} |`,
+    ),
     '',
     'Medians by WAN socket backend (native: lh_udp sendmmsg/recvmmsg with UDP GSO/GRO; native-nogso: without GSO/GRO; dgram: node:dgram):',
     '',
     '| mode | WAN socket | runs | Mbit/s | CPU s/GiB A | CPU s/GiB B |',
     '|---|---|---|---|---|---|',
-    ...byUdp.map((u) => `| ${u.mode} | ${u.udp} | ${u.runs} | ${u.medianMbps?.toFixed(0) ?? '-'} | ${u.medianCpuPerGiBA?.toFixed(2) ?? '-'} | ${u.medianCpuPerGiBB?.toFixed(2) ?? '-'} |`),
+    ...byUdp.map(
+      (u) =>
+        `| ${u.mode} | ${u.udp} | ${u.runs} | ${u.medianMbps?.toFixed(0) ?? '-'} | ${u.medianCpuPerGiBA?.toFixed(2) ?? '-'} | ${u.medianCpuPerGiBB?.toFixed(2) ?? '-'} |`,
+    ),
     '',
     `Target ${TARGET_MBPS} Mbit/s (encrypted): ${summary.meetsTarget ? 'met' : 'NOT met'} (best run).` +
       (summary.median.encryptionCost !== null
         ? ` Medians: encrypted ${summary.median.encryptedMbps!.toFixed(0)}, plaintext ${summary.median.plaintextMbps!.toFixed(0)} Mbit/s; encryption cost ${(summary.median.encryptionCost * 100).toFixed(1)}% of throughput (target at most 15%).`
         : ''),
     '',
-    ...results.filter((r) => r.profileA).flatMap((r) => [
-      `## Profile, ${r.mode} run, udp ${r.udp} (self time, whole gateway process incl. startup and idle)`,
-      '',
-      '| gateway A (sender) | gateway B (receiver) |',
-      '|---|---|',
-      ...r.profileA!.map((x, i) => `| ${x} | ${r.profileB![i] ?? ''} |`),
-      '',
-    ]),
+    ...results
+      .filter((r) => r.profileA)
+      .flatMap((r) => [
+        `## Profile, ${r.mode} run, udp ${r.udp} (self time, whole gateway process incl. startup and idle)`,
+        '',
+        '| gateway A (sender) | gateway B (receiver) |',
+        '|---|---|',
+        ...r.profileA!.map((x, i) => `| ${x} | ${r.profileB![i] ?? ''} |`),
+        '',
+      ]),
   ].join('\n');
   writeFileSync(`${stem}.md`, md);
   process.stdout.write(`results: ${stem}.json, ${stem}.md\n`);

@@ -15,7 +15,10 @@ import { RESULTS_DIR } from '../lab/bench/report.ts';
 import { DEFAULT_LAB } from '../lab/netns.ts';
 import { benchCommand, positiveIntArg } from './args.ts';
 
-const args = benchCommand('bench:gateway-lab', 'a gateway pair through the lab emulator, paced below the link (baseline at 900M, mpls at 90M); root; writes bench/results/gateway-lab-<date>-<profile>-*')
+const args = benchCommand(
+  'bench:gateway-lab',
+  'a gateway pair through the lab emulator, paced below the link (baseline at 900M, mpls at 90M); root; writes bench/results/gateway-lab-<date>-<profile>-*',
+)
   .option('--runs <n>', 'runs per profile', positiveIntArg, 3)
   .option('--bytes <size>', 'bytes per run (mpls: at most 128MiB)', parseBytes, 512 * 2 ** 20)
   .parse()
@@ -24,11 +27,26 @@ const RUNS = args.runs;
 const BYTES = args.bytes;
 const day = new Date().toISOString().slice(0, 10);
 
-for (const [profile, rate, bytes] of [['baseline', '900M', BYTES], ['mpls', '90M', Math.min(BYTES, 128 * 2 ** 20)]] as const) {
+for (const [profile, rate, bytes] of [
+  ['baseline', '900M', BYTES],
+  ['mpls', '90M', Math.min(BYTES, 128 * 2 ** 20)],
+] as const) {
   await benchAction({
-    profile: [findProfile(profile)!], method: ['longhaul'], workload: 'bulk', payload: 'random', bytes, json: false,
-    cap: DEFAULT_MAX_CAP_SECONDS, dirtyRate: DEFAULT_MIGRATION.dirtyPagesPerSec, downtime: DEFAULT_MIGRATION.downtimeBudgetMs,
-    out: join(RESULTS_DIR, `gateway-lab-${day}-${profile}-paced${rate}`), save: true, seed: 1,
-    longhaulFlag: ['--max-rate', rate], gatewayNodeFlag: [], lab: DEFAULT_LAB.prefix, runs: RUNS,
+    profile: [findProfile(profile)!],
+    method: ['longhaul'],
+    workload: 'bulk',
+    payload: 'random',
+    bytes,
+    json: false,
+    cap: DEFAULT_MAX_CAP_SECONDS,
+    dirtyRate: DEFAULT_MIGRATION.dirtyPagesPerSec,
+    downtime: DEFAULT_MIGRATION.downtimeBudgetMs,
+    out: join(RESULTS_DIR, `gateway-lab-${day}-${profile}-paced${rate}`),
+    save: true,
+    seed: 1,
+    longhaulFlag: ['--max-rate', rate],
+    gatewayNodeFlag: [],
+    lab: DEFAULT_LAB.prefix,
+    runs: RUNS,
   });
 }

@@ -41,7 +41,15 @@ interface Options {
 
 // ---- processes in the sites --------------------------------------------------------------
 
-function spawnWorkload(lab: LabId, site: Site, args: string[]): { child: ChildProcess; lines: Array<Record<string, unknown>>; next(pred: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> } {
+function spawnWorkload(
+  lab: LabId,
+  site: Site,
+  args: string[],
+): {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  next(pred: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>>;
+} {
   const child = labExec(site, [process.execPath, WORKLOAD, ...args], { lab, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
@@ -92,7 +100,10 @@ async function memoryView(lab: LabId, site: Site): Promise<MemoryView | null> {
  * (/status: heap, buffers by owner) every 2 s; returns the peaks and the accounting taken
  * closest to each peak.
  */
-function rssSampler(lab: LabId, path: MethodPath): { stop(): Promise<{ a: number; b: number; viewA: MemoryView | null; viewB: MemoryView | null }> } {
+function rssSampler(
+  lab: LabId,
+  path: MethodPath,
+): { stop(): Promise<{ a: number; b: number; viewA: MemoryView | null; viewB: MemoryView | null }> } {
   const peak = { a: 0, b: 0, viewA: null as MemoryView | null, viewB: null as MemoryView | null };
   const timer = setInterval(() => {
     peak.a = Math.max(peak.a, rssBytes(path.processes?.gateway_a));
@@ -117,12 +128,20 @@ function rssSampler(lab: LabId, path: MethodPath): { stop(): Promise<{ a: number
   };
 }
 
-interface OpenCounts { connections: number; inbound: number; streams: number }
+interface OpenCounts {
+  connections: number;
+  inbound: number;
+  streams: number;
+}
 
 async function openCounts(lab: LabId, site: Site): Promise<OpenCounts | null> {
   const r = await labCommand(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
   if (r.code !== 0) return null;
-  const s = JSON.parse(r.stdout) as { connections: { active: number }; inbound: { active: number }; associations: Array<{ activeStreams: number }> };
+  const s = JSON.parse(r.stdout) as {
+    connections: { active: number };
+    inbound: { active: number };
+    associations: Array<{ activeStreams: number }>;
+  };
   return { connections: s.connections.active, inbound: s.inbound.active, streams: s.associations.reduce((n, a) => n + a.activeStreams, 0) };
 }
 
@@ -145,26 +164,59 @@ async function gateways(lab: LabId, workDir: string): Promise<MethodPath> {
 // ---- scenarios ---------------------------------------------------------------------------
 
 interface ConcurrencyResult {
-  connections: number; bytesEach: number; ok: number; outcomes: Record<string, number>; seconds: number;
-  peakRssA: number; peakRssB: number; memoryAtPeakA: MemoryView | null; memoryAtPeakB: MemoryView | null;
-  leftA: OpenCounts | null; leftB: OpenCounts | null;
+  connections: number;
+  bytesEach: number;
+  ok: number;
+  outcomes: Record<string, number>;
+  seconds: number;
+  peakRssA: number;
+  peakRssB: number;
+  memoryAtPeakA: MemoryView | null;
+  memoryAtPeakB: MemoryView | null;
+  leftA: OpenCounts | null;
+  leftB: OpenCounts | null;
 }
 
 async function concurrency(lab: LabId, path: MethodPath, n: number, bytesEach: number): Promise<ConcurrencyResult> {
   const rss = rssSampler(lab, path);
-  const clients = spawnWorkload(lab, 'a', ['echo-clients', '--port', String(path.port), '--connections', String(n), '--bytes', String(bytesEach), '--timeout-ms', '600000']);
+  const clients = spawnWorkload(lab, 'a', [
+    'echo-clients',
+    '--port',
+    String(path.port),
+    '--connections',
+    String(n),
+    '--bytes',
+    String(bytesEach),
+    '--timeout-ms',
+    '600000',
+  ]);
   const r = await clients.next((l) => 'ok' in l, 660_000);
   const peaks = await rss.stop();
   const left = await leftovers(lab);
   return {
-    connections: n, bytesEach, ok: Number(r.ok), outcomes: r.outcomes as Record<string, number>, seconds: Number(r.seconds),
-    peakRssA: peaks.a, peakRssB: peaks.b, memoryAtPeakA: peaks.viewA, memoryAtPeakB: peaks.viewB, leftA: left.a, leftB: left.b,
+    connections: n,
+    bytesEach,
+    ok: Number(r.ok),
+    outcomes: r.outcomes as Record<string, number>,
+    seconds: Number(r.seconds),
+    peakRssA: peaks.a,
+    peakRssB: peaks.b,
+    memoryAtPeakA: peaks.viewA,
+    memoryAtPeakB: peaks.viewB,
+    leftA: left.a,
+    leftB: left.b,
   };
 }
 
 interface SoakResult {
-  seconds: number; batches: number; connections: number; ok: number; failed: Record<string, number>;
-  rss: Array<{ atSec: number; a: number; b: number }>; leftA: OpenCounts | null; leftB: OpenCounts | null;
+  seconds: number;
+  batches: number;
+  connections: number;
+  ok: number;
+  failed: Record<string, number>;
+  rss: Array<{ atSec: number; a: number; b: number }>;
+  leftA: OpenCounts | null;
+  leftB: OpenCounts | null;
 }
 
 async function soak(lab: LabId, path: MethodPath, seconds: number): Promise<SoakResult> {
@@ -182,7 +234,17 @@ async function soak(lab: LabId, path: MethodPath, seconds: number): Promise<Soak
       rss.push({ atSec: Math.round(at), a: rssBytes(path.processes?.gateway_a), b: rssBytes(path.processes?.gateway_b) });
       nextSample += Math.max(5, seconds / 12);
     }
-    const c = spawnWorkload(lab, 'a', ['echo-clients', '--port', String(path.port), '--connections', String(BATCH), '--bytes', String(64 * KiB), '--timeout-ms', '60000']);
+    const c = spawnWorkload(lab, 'a', [
+      'echo-clients',
+      '--port',
+      String(path.port),
+      '--connections',
+      String(BATCH),
+      '--bytes',
+      String(64 * KiB),
+      '--timeout-ms',
+      '60000',
+    ]);
     const r = await c.next((l) => 'ok' in l, 90_000);
     batches++;
     ok += Number(r.ok);
@@ -194,9 +256,18 @@ async function soak(lab: LabId, path: MethodPath, seconds: number): Promise<Soak
 }
 
 interface OutageResult {
-  outageSec: number; profile: string; bytes: number; completed: boolean; exact: boolean; end: string;
-  rateBeforeBps: number; firstByteAfterMs: number | null; back80Ms: number | null; totalSec: number;
-  logA: string[]; logB: string[];
+  outageSec: number;
+  profile: string;
+  bytes: number;
+  completed: boolean;
+  exact: boolean;
+  end: string;
+  rateBeforeBps: number;
+  firstByteAfterMs: number | null;
+  back80Ms: number | null;
+  totalSec: number;
+  logA: string[];
+  logB: string[];
 }
 
 function bytesAt(progress: Array<{ t: number; bytes: number }>, t: number): number {
@@ -239,12 +310,30 @@ async function outage(lab: LabId, workDir: string, profile: string, outageSec: n
     }
     // A transfer that ends within 500 ms of the link's return cannot show a rate: count its end.
     if (back80 === null && done.done === 'end' && Number(done.bytes) === bytes) back80 = Number(done.t) - upAt;
-    const grep = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => /peer unreachable|peer reachable again|association closed|restarted/.test(l))
-      .map((l) => { try { return String((JSON.parse(l) as { msg: string }).msg); } catch { return l; } });
+    const grep = (file: string) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => /peer unreachable|peer reachable again|association closed|restarted/.test(l))
+        .map((l) => {
+          try {
+            return String((JSON.parse(l) as { msg: string }).msg);
+          } catch {
+            return l;
+          }
+        });
     return {
-      outageSec, profile, bytes, completed: done.done === 'end' && Number(done.bytes) === bytes, exact: done.exact === true, end: String(done.done),
-      rateBeforeBps, firstByteAfterMs: first ? first.t - upAt : null, back80Ms: back80, totalSec: (Number(done.t) - t0) / 1000,
-      logA: grep(join(workDir, 'gateway-a.log')), logB: grep(join(workDir, 'gateway-b.log')),
+      outageSec,
+      profile,
+      bytes,
+      completed: done.done === 'end' && Number(done.bytes) === bytes,
+      exact: done.exact === true,
+      end: String(done.done),
+      rateBeforeBps,
+      firstByteAfterMs: first ? first.t - upAt : null,
+      back80Ms: back80,
+      totalSec: (Number(done.t) - t0) / 1000,
+      logA: grep(join(workDir, 'gateway-a.log')),
+      logB: grep(join(workDir, 'gateway-b.log')),
     };
   } finally {
     await path.tearDown();
@@ -256,39 +345,67 @@ async function outage(lab: LabId, workDir: string, profile: string, outageSec: n
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
 const counts = (c: OpenCounts | null) => (c === null ? 'status failed' : `${c.connections}/${c.inbound}/${c.streams}`);
 
-function markdown(o: Options, machine: Record<string, unknown>, conc: ConcurrencyResult[], soakR: SoakResult | null, outs: OutageResult[]): string {
+function markdown(
+  o: Options,
+  machine: Record<string, unknown>,
+  conc: ConcurrencyResult[],
+  soakR: SoakResult | null,
+  outs: OutageResult[],
+): string {
   const L: string[] = [];
   L.push(`# Reliability benchmark, ${new Date().toISOString().slice(0, 10)}`, '');
   L.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memGiB} GiB, Node ${machine.node}, load ${machine.load} at start.`);
-  L.push(`Lab: gateways in network namespaces, the lab emulator as the link; default gateway settings (memory budget 256 MiB, outage budget 180 s) except --max-connections 6000.`);
+  L.push(
+    `Lab: gateways in network namespaces, the lab emulator as the link; default gateway settings (memory budget 256 MiB, outage budget 180 s) except --max-connections 6000.`,
+  );
   L.push(`Command: \`npm run bench:reliability -- ${process.argv.slice(2).join(' ')}\``, '');
   if (conc.length > 0) {
     L.push(`## Concurrent echo connections (${o.profile}, ${o.bytesEach / KiB} KiB each way)`, '');
-    L.push('Each client sends its bytes, half-closes, and reads the echo to EOF; "ok" is byte-exact. Left open: connections/inbound/streams on each gateway once all closed (15 s allowed for the last acks).', '');
+    L.push(
+      'Each client sends its bytes, half-closes, and reads the echo to EOF; "ok" is byte-exact. Left open: connections/inbound/streams on each gateway once all closed (15 s allowed for the last acks).',
+      '',
+    );
     L.push('| concurrent | ok | failed (how) | seconds | peak RSS A | peak RSS B | left open A | left open B |');
     L.push('|---:|---:|---|---:|---:|---:|---|---|');
     for (const c of conc) {
-      const failed = Object.entries(c.outcomes).filter(([k]) => k !== 'ok').map(([k, v]) => `${v} ${k}`).join(', ') || '0';
-      L.push(`| ${c.connections} | ${c.ok} | ${failed} | ${c.seconds.toFixed(1)} | ${mib(c.peakRssA)} | ${mib(c.peakRssB)} | ${counts(c.leftA)} | ${counts(c.leftB)} |`);
+      const failed =
+        Object.entries(c.outcomes)
+          .filter(([k]) => k !== 'ok')
+          .map(([k, v]) => `${v} ${k}`)
+          .join(', ') || '0';
+      L.push(
+        `| ${c.connections} | ${c.ok} | ${failed} | ${c.seconds.toFixed(1)} | ${mib(c.peakRssA)} | ${mib(c.peakRssB)} | ${counts(c.leftA)} | ${counts(c.leftB)} |`,
+      );
     }
     L.push('');
   }
   if (soakR) {
     L.push(`## Soak (${o.profile}, ${soakR.seconds} s of batches of 200 concurrent 64 KiB echoes)`, '');
-    const failed = Object.entries(soakR.failed).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
-    L.push(`${soakR.connections} connections in ${soakR.batches} batches: ${soakR.ok} ok, failed: ${failed}. Left open afterwards: A ${counts(soakR.leftA)}, B ${counts(soakR.leftB)}.`, '');
+    const failed =
+      Object.entries(soakR.failed)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ') || 'none';
+    L.push(
+      `${soakR.connections} connections in ${soakR.batches} batches: ${soakR.ok} ok, failed: ${failed}. Left open afterwards: A ${counts(soakR.leftA)}, B ${counts(soakR.leftB)}.`,
+      '',
+    );
     L.push('| at | RSS A | RSS B |', '|---:|---:|---:|');
     for (const r of soakR.rss) L.push(`| ${r.atSec} s | ${mib(r.a)} | ${mib(r.b)} |`);
     L.push('');
   }
   if (outs.length > 0) {
     L.push(`## WAN outages mid-transfer (${mib(o.bytes)} verified stream)`, '');
-    L.push('The link drops everything for the outage once a fifth of the bytes arrived. Rate before: the 2 s before the outage. First byte: after the link returned. Back to 80%: until a 500 ms window ran at 80% of the rate before (or the transfer ended).', '');
+    L.push(
+      'The link drops everything for the outage once a fifth of the bytes arrived. Rate before: the 2 s before the outage. First byte: after the link returned. Back to 80%: until a 500 ms window ran at 80% of the rate before (or the transfer ended).',
+      '',
+    );
     L.push('| profile | outage | completed byte-exact | rate before | first byte after | back to 80% | total | gateway A said |');
     L.push('|---|---:|---|---:|---:|---:|---:|---|');
     for (const r of outs) {
-      L.push(`| ${r.profile} | ${r.outageSec} s | ${r.completed && r.exact ? 'yes' : `NO (${r.end}, exact ${r.exact})`} | ${(r.rateBeforeBps / 1e6).toFixed(0)} Mbit/s | ` +
-        `${r.firstByteAfterMs === null ? 'never' : `${r.firstByteAfterMs} ms`} | ${r.back80Ms === null ? 'never' : `${r.back80Ms} ms`} | ${r.totalSec.toFixed(1)} s | ${r.logA.join('; ')} |`);
+      L.push(
+        `| ${r.profile} | ${r.outageSec} s | ${r.completed && r.exact ? 'yes' : `NO (${r.end}, exact ${r.exact})`} | ${(r.rateBeforeBps / 1e6).toFixed(0)} Mbit/s | ` +
+          `${r.firstByteAfterMs === null ? 'never' : `${r.firstByteAfterMs} ms`} | ${r.back80Ms === null ? 'never' : `${r.back80Ms} ms`} | ${r.totalSec.toFixed(1)} s | ${r.logA.join('; ')} |`,
+      );
     }
     L.push('');
   }
@@ -299,7 +416,8 @@ function markdown(o: Options, machine: Record<string, unknown>, conc: Concurrenc
 
 function list(v: string): number[] {
   const out = v.split(',').map((x) => Number(x.trim()));
-  if (out.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError('expected comma-separated whole numbers, e.g. 100,1000');
+  if (out.some((n) => !Number.isInteger(n) || n < 0))
+    throw new InvalidArgumentError('expected comma-separated whole numbers, e.g. 100,1000');
   return out.filter((n) => n > 0);
 }
 
@@ -318,10 +436,19 @@ async function main(): Promise<void> {
   const o = program.opts<Options>();
   const lab: LabId = o.prefix === DEFAULT_LAB.prefix ? DEFAULT_LAB : { prefix: o.prefix, stateDir: `${DEFAULT_LAB.stateDir}-${o.prefix}` };
   const machine = {
-    nproc: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version,
-    load: os.loadavg().map((x) => x.toFixed(2)).join(' '), kernel: execSync('uname -r').toString().trim(), date: new Date().toISOString(),
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    load: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    kernel: execSync('uname -r').toString().trim(),
+    date: new Date().toISOString(),
   };
-  if (readLabState(lab)?.emulator) throw new Error(`lab "${lab.prefix}" is already up: run \`longhaul lab down\` first (this benchmark brings its own up and down)`);
+  if (readLabState(lab)?.emulator)
+    throw new Error(`lab "${lab.prefix}" is already up: run \`longhaul lab down\` first (this benchmark brings its own up and down)`);
   const workDir = mkdtempSync(join(os.tmpdir(), 'lh-reliability-'));
   const conc: ConcurrencyResult[] = [];
   let soakR: SoakResult | null = null;

@@ -56,7 +56,10 @@ function stallsArg(text: string): Stalls {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const o = benchCommand('bench:sim', 'the transport core over the link profiles in the simulator (all profiles and fairness runs, or one --profile)')
+  const o = benchCommand(
+    'bench:sim',
+    'the transport core over the link profiles in the simulator (all profiles and fairness runs, or one --profile)',
+  )
     .addOption(new Option('--profile <name>', 'run one profile, print its row as JSON').choices(ALL_PROFILES.map((p) => p.name)))
     .option('--bytes <size>', 'bytes per transfer, e.g. 64MiB', sizeArg, DEFAULT_BYTES)
     .option('--streams <n>', 'concurrent streams', positiveIntArg, DEFAULT_STREAMS)
@@ -65,12 +68,24 @@ function parseArgs(argv: readonly string[]): Args {
     .option('--stalls <every,ms>', 'both endpoints stall MS ms about every EVERY ms', stallsArg)
     .option('--json', 'one JSON line (with --profile)', false)
     .parse(argv, { from: 'user' })
-    .opts<{ profile?: string; bytes: number; streams: number; seed: number; controller: 'model' | 'fixed'; stalls?: Stalls; json: boolean }>();
+    .opts<{
+      profile?: string;
+      bytes: number;
+      streams: number;
+      seed: number;
+      controller: 'model' | 'fixed';
+      stalls?: Stalls;
+      json: boolean;
+    }>();
   return { profile: o.profile, stalls: o.stalls, bytes: o.bytes, streams: o.streams, seed: o.seed, controller: o.controller, json: o.json };
 }
 
 /** `onController` sees each side's controller (the sender's phase labels the link's idle time). */
-function factory(controller: 'model' | 'fixed', profile: LinkProfile, onController?: (role: 'client' | 'server', c: RateController) => void): ConnectionFactory {
+function factory(
+  controller: 'model' | 'fixed',
+  profile: LinkProfile,
+  onController?: (role: 'client' | 'server', c: RateController) => void,
+): ConnectionFactory {
   return (role, now, random) =>
     new Connection({
       role,
@@ -210,12 +225,20 @@ function machine(): { nproc: number; cpu: string; node: string; platform: string
   } catch {
     // nproc missing: os.cpus() is close enough.
   }
-  return { nproc, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}`, load: os.loadavg().map((l) => round(l, 2)) };
+  return {
+    nproc,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    load: os.loadavg().map((l) => round(l, 2)),
+  };
 }
 
 function idleCell(r: ProfileRow): string {
   const total = Object.values(r.idle_ms_by_phase).reduce((x, y) => x + y, 0);
-  const parts = Object.entries(r.idle_ms_by_phase).slice(0, 4).map(([k, v]) => `${k} ${v.toFixed(0)}`);
+  const parts = Object.entries(r.idle_ms_by_phase)
+    .slice(0, 4)
+    .map(([k, v]) => `${k} ${v.toFixed(0)}`);
   return `${total.toFixed(0)} ms (${((100 * total) / r.transfer_ms).toFixed(2)}%): ${parts.join(', ')}`;
 }
 
@@ -247,26 +270,42 @@ function markdown(date: string, m: ReturnType<typeof machine>, rows: ProfileRow[
     );
   }
   lines.push('', '## Where the bottleneck sat idle', '');
-  lines.push('Idle spells of the forward bottleneck between its first and last packet, summed by the sending controller\'s phase when each ended',
-    '(`probe-bw G`: PROBE_BW at pacing gain G). The transfer time also holds the first packet\'s and the last ack\'s trip.', '');
+  lines.push(
+    "Idle spells of the forward bottleneck between its first and last packet, summed by the sending controller's phase when each ended",
+    "(`probe-bw G`: PROBE_BW at pacing gain G). The transfer time also holds the first packet's and the last ack's trip.",
+    '',
+  );
   lines.push('| profile | idle (share of transfer): by phase, ms |', '|---|---|');
   for (const r of [...rows, ...stalled]) lines.push(`| ${r.profile}${r.stalls ? ' + stalls' : ''} | ${idleCell(r)} |`);
   if (stalled.length > 0) {
     lines.push('', '## Robustness: endpoint stalls (no target)', '');
-    lines.push(`Both endpoints stall (get no CPU) for ${STALLS.ms} ms at random moments, on average every ${STALLS.everyMs} ms each, as the lab's gateways`,
+    lines.push(
+      `Both endpoints stall (get no CPU) for ${STALLS.ms} ms at random moments, on average every ${STALLS.everyMs} ms each, as the lab's gateways`,
       'did on the shared 2-core machine. A stall of the sender idles the link and one of the receiver stops the acks: no controller',
-      'avoids those; what is measured is how much more is lost after them.', '');
+      'avoids those; what is measured is how much more is lost after them.',
+      '',
+    );
     lines.push('| profile | goodput | link busy | retransmitted | queue delay mean / p95 (ms) | drops |', '|---|---|---|---|---|---|');
     for (const r of stalled) {
-      lines.push(`| ${r.profile} + stalls | ${(r.goodput_ratio * 100).toFixed(1)}% | ${(r.link_busy * 100).toFixed(2)}% | ${(r.retransmit_ratio * 100).toFixed(2)}% | ${r.queue_delay_ms_mean.toFixed(2)} / ${r.queue_delay_ms_p95.toFixed(2)} | ${r.queue_drops} |`);
+      lines.push(
+        `| ${r.profile} + stalls | ${(r.goodput_ratio * 100).toFixed(1)}% | ${(r.link_busy * 100).toFixed(2)}% | ${(r.retransmit_ratio * 100).toFixed(2)}% | ${r.queue_delay_ms_mean.toFixed(2)} / ${r.queue_delay_ms_p95.toFixed(2)} | ${r.queue_drops} |`,
+      );
     }
   }
   lines.push('', '## Fairness: two associations sharing one bottleneck', '');
-  lines.push('Second association starts 1 s after the first; shares of the bytes delivered in the last 2 s of a 10 s run. Target: each 40-60%.', '');
-  lines.push('| path | seed | shares | utilization | per-second Mbit/s (first, second) | queue delay mean / p95 (ms) | meets |', '|---|---|---|---|---|---|---|');
+  lines.push(
+    'Second association starts 1 s after the first; shares of the bytes delivered in the last 2 s of a 10 s run. Target: each 40-60%.',
+    '',
+  );
+  lines.push(
+    '| path | seed | shares | utilization | per-second Mbit/s (first, second) | queue delay mean / p95 (ms) | meets |',
+    '|---|---|---|---|---|---|---|',
+  );
   for (const f of fair) {
     const series = f.series.map(([a, b]) => `${(a / 1e6).toFixed(0)}/${(b / 1e6).toFixed(0)}`).join(' ');
-    lines.push(`| ${f.profile} | ${f.seed} | ${f.shares.map((s) => `${(s * 100).toFixed(1)}%`).join(' / ')} | ${(f.utilization * 100).toFixed(1)}% | ${series} | ${f.queueDelayMsMean.toFixed(2)} / ${f.queueDelayMsP95.toFixed(2)} | ${yes(f.meets)} |`);
+    lines.push(
+      `| ${f.profile} | ${f.seed} | ${f.shares.map((s) => `${(s * 100).toFixed(1)}%`).join(' / ')} | ${(f.utilization * 100).toFixed(1)}% | ${series} | ${f.queueDelayMsMean.toFixed(2)} / ${f.queueDelayMsP95.toFixed(2)} | ${yes(f.meets)} |`,
+    );
   }
   lines.push('');
   return lines.join('\n');
@@ -290,12 +329,18 @@ function main(): void {
   for (const p of ALL_PROFILES) {
     const row = runProfile(p, a);
     rows.push(row);
-    process.stderr.write(`${p.name}: goodput ${(row.goodput_ratio * 100).toFixed(1)}%, retransmit ${(row.retransmit_ratio * 100).toFixed(2)}%, queue ${row.queue_delay_ms_mean.toFixed(2)}/${row.queue_delay_ms_p95.toFixed(2)} ms, ${row.wall_seconds} s\n`);
+    process.stderr.write(
+      `${p.name}: goodput ${(row.goodput_ratio * 100).toFixed(1)}%, retransmit ${(row.retransmit_ratio * 100).toFixed(2)}%, queue ${row.queue_delay_ms_mean.toFixed(2)}/${row.queue_delay_ms_p95.toFixed(2)} ms, ${row.wall_seconds} s\n`,
+    );
   }
   const stalled = [runProfile(findProfile('mpls')!, a, a.stalls ?? STALLS)];
-  for (const r of stalled) process.stderr.write(`${r.profile} + stalls: goodput ${(r.goodput_ratio * 100).toFixed(1)}%, link busy ${(r.link_busy * 100).toFixed(2)}%\n`);
+  for (const r of stalled)
+    process.stderr.write(
+      `${r.profile} + stalls: goodput ${(r.goodput_ratio * 100).toFixed(1)}%, link busy ${(r.link_busy * 100).toFixed(2)}%\n`,
+    );
   const fair = FAIRNESS_PROFILES.flatMap((p) => Array.from({ length: FAIRNESS_SEEDS }, (_, i) => runFairnessRow(p, a.seed + i)));
-  for (const f of fair) process.stderr.write(`fairness ${f.profile} seed ${f.seed}: ${f.shares.map((s) => (s * 100).toFixed(1)).join('/')}%\n`);
+  for (const f of fair)
+    process.stderr.write(`fairness ${f.profile} seed ${f.seed}: ${f.shares.map((s) => (s * 100).toFixed(1)).join('/')}%\n`);
   const date = new Date().toISOString().slice(0, 10);
   const m = machine();
   mkdirSync('bench/results', { recursive: true });

@@ -20,7 +20,10 @@ import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SIZE = 1400;
-const args = benchCommand('udp-batch-bench', 'UDP datapath: datagrams per CPU-second, node:dgram against the lh_udp addon (sendmmsg/recvmmsg, GSO, receive coalescing); writes bench/results/udp-batch-<date>.{json,md}')
+const args = benchCommand(
+  'udp-batch-bench',
+  'UDP datapath: datagrams per CPU-second, node:dgram against the lh_udp addon (sendmmsg/recvmmsg, GSO, receive coalescing); writes bench/results/udp-batch-<date>.{json,md}',
+)
   .option('--seconds <s>', 'seconds per variant', positiveNumberArg, 3)
   // The child processes' roles (the bench starts them itself).
   .addOption(new Option('--role <role>').choices(['drain', 'blaster']).hideHelp())
@@ -52,7 +55,9 @@ function runDrain(): void {
   const rb = Buffer.allocUnsafeSlow(slot * 64);
   const meta = new Int32Array(64 * udp.metaStride);
   let count = 0;
-  udp.startPoll(s, rb, meta, slot, 64, (ev, n) => { if (ev === 1) count += n; });
+  udp.startPoll(s, rb, meta, slot, 64, (ev, n) => {
+    if (ev === 1) count += n;
+  });
   process.stdout.write(`${JSON.stringify({ port: udp.localAddress(s)[1] })}\n`);
   createInterface({ input: process.stdin }).on('line', () => {
     process.stdout.write(`${JSON.stringify({ count })}\n`);
@@ -98,7 +103,15 @@ async function nextJson<T>(it: AsyncIterator<string>): Promise<T> {
 
 // ---- send variants ------------------------------------------------------------------------------
 
-interface Result { variant: string; datagrams: number; cpuSeconds: number; wallSeconds: number; perCoreKpps: number; wallKpps: number; delivered?: number }
+interface Result {
+  variant: string;
+  datagrams: number;
+  cpuSeconds: number;
+  wallSeconds: number;
+  perCoreKpps: number;
+  wallKpps: number;
+  delivered?: number;
+}
 
 type Sender = { sendTurn(n: number): void; close(): Promise<void> | void };
 
@@ -124,7 +137,15 @@ async function measureSend(variant: string, make: (port: number) => Promise<Send
   await new Promise((r) => setTimeout(r, 200));
   drain.proc.stdin!.write('stop\n');
   const { count } = await nextJson<{ count: number }>(drain.lines);
-  return { variant, datagrams: sent, cpuSeconds: cpu, wallSeconds: wall, perCoreKpps: sent / cpu / 1000, wallKpps: sent / wall / 1000, delivered: count };
+  return {
+    variant,
+    datagrams: sent,
+    cpuSeconds: cpu,
+    wallSeconds: wall,
+    perCoreKpps: sent / cpu / 1000,
+    wallKpps: sent / wall / 1000,
+    delivered: count,
+  };
 }
 
 const payload = Buffer.alloc(SIZE, 0xa5);
@@ -208,13 +229,23 @@ async function measureRecv(variant: string, make: () => Promise<Receiver>, gso =
   const wall = (performance.now() - t0) / 1000;
   const got = r.count() - n0;
   await r.close();
-  return { variant, datagrams: got, cpuSeconds: cpu, wallSeconds: wall, perCoreKpps: got / cpu / 1000, wallKpps: got / wall / 1000, delivered: sent };
+  return {
+    variant,
+    datagrams: got,
+    cpuSeconds: cpu,
+    wallSeconds: wall,
+    perCoreKpps: got / cpu / 1000,
+    wallKpps: got / wall / 1000,
+    delivered: sent,
+  };
 }
 
 async function dgramReceiver(): Promise<Receiver> {
   const s = createSocket({ type: 'udp4', recvBufferSize: 32 << 20 });
   let count = 0;
-  s.on('message', () => { count++; });
+  s.on('message', () => {
+    count++;
+  });
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   return { port: s.address().port, count: () => count, close: () => new Promise<void>((r) => s.close(() => r())) };
 }
@@ -223,7 +254,12 @@ async function dgramReceiver(): Promise<Receiver> {
 async function linkReceiver(backend: 'native' | 'dgram', segmentation = true, recvCoalescingUs?: number): Promise<Receiver> {
   const link = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend, segmentation, recvCoalescingUs });
   let count = 0;
-  link.onDatagrams({ datagram: () => { count++; }, endOfBatch: () => {} });
+  link.onDatagrams({
+    datagram: () => {
+      count++;
+    },
+    endOfBatch: () => {},
+  });
   return { port: link.address.port, count: () => count, close: () => link.close() };
 }
 
@@ -231,7 +267,9 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   const report = (r: Result): void => {
     results.push(r);
-    process.stdout.write(`${r.variant.padEnd(34)} ${r.perCoreKpps.toFixed(0).padStart(6)} kpps/core  ${r.wallKpps.toFixed(0).padStart(6)} kpps wall  (${r.datagrams} in ${r.wallSeconds.toFixed(1)} s, CPU ${r.cpuSeconds.toFixed(2)} s)\n`);
+    process.stdout.write(
+      `${r.variant.padEnd(34)} ${r.perCoreKpps.toFixed(0).padStart(6)} kpps/core  ${r.wallKpps.toFixed(0).padStart(6)} kpps wall  (${r.datagrams} in ${r.wallSeconds.toFixed(1)} s, CPU ${r.cpuSeconds.toFixed(2)} s)\n`,
+    );
   };
   report(await measureSend('send: dgram unconnected', dgramSender(false)));
   report(await measureSend('send: dgram connected', dgramSender(true)));
@@ -252,19 +290,25 @@ async function main(): Promise<void> {
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
   const stem = join(outDir, `udp-batch-${date.slice(0, 10)}`);
-  writeFileSync(`${stem}.json`, `${JSON.stringify({ benchmark: 'udp-batch', date, machine, datagramBytes: SIZE, seconds: SECONDS, perTurn: PER_TURN, results }, null, 2)}\n`);
-  writeFileSync(`${stem}.md`, [
-    `# UDP datapath micro-benchmark (${date})`,
-    '',
-    `Machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}. ${SIZE}-byte datagrams on loopback, ${SECONDS} s per variant;`,
-    `senders hand over ${PER_TURN} datagrams per event-loop turn. kpps/core = datagrams per CPU-second of the measured process`,
-    '(send: includes the kernel delivering into the receiving socket, which runs in the sender on loopback; the drain is a child process).',
-    '',
-    '| variant | kpps per core | kpps wall | CPU s |',
-    '|---|---|---|---|',
-    ...results.map((r) => `| ${r.variant} | ${r.perCoreKpps.toFixed(0)} | ${r.wallKpps.toFixed(0)} | ${r.cpuSeconds.toFixed(2)} |`),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    `${stem}.json`,
+    `${JSON.stringify({ benchmark: 'udp-batch', date, machine, datagramBytes: SIZE, seconds: SECONDS, perTurn: PER_TURN, results }, null, 2)}\n`,
+  );
+  writeFileSync(
+    `${stem}.md`,
+    [
+      `# UDP datapath micro-benchmark (${date})`,
+      '',
+      `Machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}. ${SIZE}-byte datagrams on loopback, ${SECONDS} s per variant;`,
+      `senders hand over ${PER_TURN} datagrams per event-loop turn. kpps/core = datagrams per CPU-second of the measured process`,
+      '(send: includes the kernel delivering into the receiving socket, which runs in the sender on loopback; the drain is a child process).',
+      '',
+      '| variant | kpps per core | kpps wall | CPU s |',
+      '|---|---|---|---|',
+      ...results.map((r) => `| ${r.variant} | ${r.perCoreKpps.toFixed(0)} | ${r.wallKpps.toFixed(0)} | ${r.cpuSeconds.toFixed(2)} |`),
+      '',
+    ].join('\n'),
+  );
   process.stdout.write(`results: ${stem}.json, ${stem}.md\n`);
 }
 

@@ -5,13 +5,18 @@ import { readFileSync } from 'node:fs';
 export const CONTROL_TOKEN_ENV = 'LONGHAUL_CONTROL_TOKEN';
 
 /** Headers for a control request, or why the token could not be read. */
-export function controlHeaders(tokenFile: string | undefined): { ok: true; headers: Record<string, string> } | { ok: false; error: string } {
+export function controlHeaders(
+  tokenFile: string | undefined,
+): { ok: true; headers: Record<string, string> } | { ok: false; error: string } {
   let token: string | undefined;
   if (tokenFile !== undefined) {
     try {
       token = (readFileSync(tokenFile, 'utf8').split('\n')[0] ?? '').trim();
     } catch (err) {
-      return { ok: false, error: `--token-file ${tokenFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+      return {
+        ok: false,
+        error: `--token-file ${tokenFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      };
     }
   } else {
     token = process.env[CONTROL_TOKEN_ENV] || undefined;

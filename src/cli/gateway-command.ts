@@ -57,29 +57,91 @@ export function registerGatewayCommand(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (flags given as well override its settings), e.g. --config site-a.yaml')
     .option('--name <name>', 'name of this gateway in logs and status, e.g. --name site-a')
     .option('--wan <host:port>', 'UDP address for the WAN side, e.g. --wan 0.0.0.0:4500')
-    .option('--wan-reuse-port', 'share the WAN address with other sockets (SO_REUSEPORT; the kernel then spreads the peer\'s datagrams over them); without it the gateway refuses an address another process holds')
+    .option(
+      '--wan-reuse-port',
+      "share the WAN address with other sockets (SO_REUSEPORT; the kernel then spreads the peer's datagrams over them); without it the gateway refuses an address another process holds",
+    )
     .option('--peer <host:port>', 'the peer gateway to open the association to, e.g. --peer 198.18.0.6:4500 (omit on the accepting side)')
     .option('--peer-name <name>', 'name for that peer in logs and status (default "peer"), e.g. --peer-name dc2')
-    .option('--tunnel <listen=target>', 'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600', collect)
-    .option('--intercept <[peer=]subnets[:ports]>', 'intercept TCP connections to these remote subnets (and ports) and carry them to the peer (docs/intercept.md); repeatable, e.g. --intercept 10.2.0.0/16:443,3260,6600-6700', collect)
-    .option('--intercept-listen <host:port>', 'where the kernel delivers intercepted connections (default 0.0.0.0:4510), e.g. --intercept-listen 0.0.0.0:4510')
-    .addOption(new Option('--intercept-method <method>', 'how connections are diverted: tproxy (default; needs CAP_NET_ADMIN) or redirect (NAT, SO_ORIGINAL_DST)').choices(['tproxy', 'redirect']))
+    .option(
+      '--tunnel <listen=target>',
+      'tunnel: local TCP listener = target reached from the peer site; repeatable, e.g. --tunnel 127.0.0.1:6600=10.0.0.7:6600',
+      collect,
+    )
+    .option(
+      '--intercept <[peer=]subnets[:ports]>',
+      'intercept TCP connections to these remote subnets (and ports) and carry them to the peer (docs/intercept.md); repeatable, e.g. --intercept 10.2.0.0/16:443,3260,6600-6700',
+      collect,
+    )
+    .option(
+      '--intercept-listen <host:port>',
+      'where the kernel delivers intercepted connections (default 0.0.0.0:4510), e.g. --intercept-listen 0.0.0.0:4510',
+    )
+    .addOption(
+      new Option(
+        '--intercept-method <method>',
+        'how connections are diverted: tproxy (default; needs CAP_NET_ADMIN) or redirect (NAT, SO_ORIGINAL_DST)',
+      ).choices(['tproxy', 'redirect']),
+    )
     .option('--key <file>', "this gateway's private key (from `longhaul keygen NAME`, mode 0600), e.g. --key a.key")
     .option('--peer-key <file>', "the peer's public key, e.g. --peer-key b.pub")
-    .addOption(new Option('--cipher <name>', 'WAN packet cipher, the same on both gateways (default aes-256-gcm), e.g. --cipher chacha20-poly1305').choices(['aes-256-gcm', 'chacha20-poly1305']))
-    .option('--allow <cidr[:port]>', 'targets the peer may reach through this gateway; repeatable or comma-separated, e.g. --allow 10.0.0.0/24 --allow 192.168.1.5:22', collect)
-    .addOption(new Option('--controller <kind>', 'rate controller: model (probes the path, default) or fixed (sends at --rate), e.g. --controller fixed').choices(['model', 'fixed']))
+    .addOption(
+      new Option(
+        '--cipher <name>',
+        'WAN packet cipher, the same on both gateways (default aes-256-gcm), e.g. --cipher chacha20-poly1305',
+      ).choices(['aes-256-gcm', 'chacha20-poly1305']),
+    )
+    .option(
+      '--allow <cidr[:port]>',
+      'targets the peer may reach through this gateway; repeatable or comma-separated, e.g. --allow 10.0.0.0/24 --allow 192.168.1.5:22',
+      collect,
+    )
+    .addOption(
+      new Option(
+        '--controller <kind>',
+        'rate controller: model (probes the path, default) or fixed (sends at --rate), e.g. --controller fixed',
+      ).choices(['model', 'fixed']),
+    )
     .option('--rate <bps>', 'committed rate in bits/s (fixed: the rate; model: the starting rate), e.g. --rate 100M')
     .option('--max-rate <bps>', 'never send faster than this, e.g. --max-rate 1G')
     .option('--max-connections <n>', 'maximum concurrent TCP connections (default 1024), e.g. --max-connections 500')
     .option('--memory <size>', 'memory budget for buffers (default 256MiB), e.g. --memory 512MiB')
-    .addOption(new Option('--compression <mode>', 'stream compression, e.g. --compression zstd (default auto)').choices(['auto', 'lz4', 'zstd', 'none']))
-    .option('--mtu <bytes>', 'path MTU of the WAN (default 1500; 9000 on jumbo-frame links; EXPERIMENTAL above 1500: transfers can stall), e.g. --mtu 9000')
-    .option('--control <host:port|off>', `status/metrics HTTP address (default ${DEFAULT_CONTROL}, loopback), e.g. --control 127.0.0.1:4601`)
-    .option('--control-token-file <file>', 'bearer token the control interface requires (needed when --control is not loopback), e.g. --control-token-file /etc/longhaul/control.token')
-    .addOption(new Option('--log-level <level>', 'log level, e.g. --log-level debug').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(
+      new Option('--compression <mode>', 'stream compression, e.g. --compression zstd (default auto)').choices([
+        'auto',
+        'lz4',
+        'zstd',
+        'none',
+      ]),
+    )
+    .option(
+      '--mtu <bytes>',
+      'path MTU of the WAN (default 1500; 9000 on jumbo-frame links; EXPERIMENTAL above 1500: transfers can stall), e.g. --mtu 9000',
+    )
+    .option(
+      '--control <host:port|off>',
+      `status/metrics HTTP address (default ${DEFAULT_CONTROL}, loopback), e.g. --control 127.0.0.1:4601`,
+    )
+    .option(
+      '--control-token-file <file>',
+      'bearer token the control interface requires (needed when --control is not loopback), e.g. --control-token-file /etc/longhaul/control.token',
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level, e.g. --log-level debug').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
     .option('--log-json', 'JSON log lines even on a terminal')
-    .option('--insecure-plaintext', 'DEBUG ONLY: no authentication or encryption on the WAN (for measuring crypto cost); no config file can set this')
+    .option(
+      '--insecure-plaintext',
+      'DEBUG ONLY: no authentication or encryption on the WAN (for measuring crypto cost); no config file can set this',
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: GatewayFlags & { logJson?: boolean }) => {
       const result = configFromFlags(flags);
@@ -91,7 +153,8 @@ export function registerGatewayCommand(program: Command): void {
       const config = result.config;
       restartWithGatewayHeap();
       const logger = createLogger({ level: config.logLevel, name: config.name, pretty: flags.logJson ? false : undefined });
-      if (config.insecurePlaintext) logger.warn('--insecure-plaintext: WAN traffic is NOT authenticated or encrypted (debug/benchmark use only)');
+      if (config.insecurePlaintext)
+        logger.warn('--insecure-plaintext: WAN traffic is NOT authenticated or encrypted (debug/benchmark use only)');
       try {
         // Loaded here so that `status`, `keygen` and `--help` do not load the transport.
         const { installSignalHandlers, runGateway } = await import('../gateway/run.ts');

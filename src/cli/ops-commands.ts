@@ -21,7 +21,12 @@ function controlUrl(command: string, control: string, path: string): string | nu
   return `http://${formatEndpoint(at.value)}${path}`;
 }
 
-async function ask(command: string, url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; body: Record<string, unknown> } | null> {
+async function ask(
+  command: string,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+): Promise<{ status: number; body: Record<string, unknown> } | null> {
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -44,7 +49,11 @@ export function registerOpsCommands(program: Command): void {
   program
     .command('reload')
     .description('make a running gateway re-read its config file (as SIGHUP does); exits 1 if it refused the new config')
-    .option('--control <host:port>', `control address of the gateway (default ${DEFAULT_CONTROL}; loopback only), e.g. --control 127.0.0.1:4601`, DEFAULT_CONTROL)
+    .option(
+      '--control <host:port>',
+      `control address of the gateway (default ${DEFAULT_CONTROL}; loopback only), e.g. --control 127.0.0.1:4601`,
+      DEFAULT_CONTROL,
+    )
     .action(async (opts: { control: string }) => {
       const url = controlUrl('reload', opts.control, '/reload');
       if (url === null) return;
@@ -58,16 +67,24 @@ export function registerOpsCommands(program: Command): void {
       if (r.status === 200) {
         process.stdout.write(changes.length ? `reloaded:\n${changes.map((c) => `  ${c}`).join('\n')}\n` : 'reloaded: no changes\n');
       } else {
-        process.stderr.write(`longhaul reload: refused; the gateway keeps its previous configuration:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
+        process.stderr.write(
+          `longhaul reload: refused; the gateway keeps its previous configuration:\n${errors.map((e) => `  ${e}`).join('\n')}\n`,
+        );
         process.exitCode = 1;
       }
     });
 
   program
     .command('health')
-    .description('exit 0 if the gateway is healthy (GET /healthz), with --ready if every peer has a live association (GET /readyz); 1 otherwise. For keepalived vrrp_script, probes and load balancers')
+    .description(
+      'exit 0 if the gateway is healthy (GET /healthz), with --ready if every peer has a live association (GET /readyz); 1 otherwise. For keepalived vrrp_script, probes and load balancers',
+    )
     .option('--ready', 'check readiness (every configured peer associated) instead of liveness')
-    .option('--control <host:port>', `control address of the gateway (default ${DEFAULT_CONTROL}), e.g. --control 127.0.0.1:4601`, DEFAULT_CONTROL)
+    .option(
+      '--control <host:port>',
+      `control address of the gateway (default ${DEFAULT_CONTROL}), e.g. --control 127.0.0.1:4601`,
+      DEFAULT_CONTROL,
+    )
     .option('--timeout <ms>', 'give up (exit 1) after this long, e.g. --timeout 2000', '3000')
     .option('--quiet', 'print nothing, only the exit status')
     .action(async (opts: { ready?: boolean; control: string; timeout: string; quiet?: boolean }) => {
@@ -98,7 +115,9 @@ export function registerOpsCommands(program: Command): void {
       // ProtectHome= hides /home and /root from the service: the code must live elsewhere.
       for (const p of [process.execPath, CLI]) {
         if (/^\/(home|root|run\/user)(\/|$)/.test(p)) {
-          process.stderr.write(`longhaul install-service: ${p} is under a home directory, which the hardened unit cannot see (ProtectHome=yes); install Longhaul under /opt or /usr/local first (docs/operations.md)\n`);
+          process.stderr.write(
+            `longhaul install-service: ${p} is under a home directory, which the hardened unit cannot see (ProtectHome=yes); install Longhaul under /opt or /usr/local first (docs/operations.md)\n`,
+          );
           process.exitCode = 1;
           return;
         }
@@ -117,7 +136,11 @@ export function registerOpsCommands(program: Command): void {
             exists = false;
           }
           if (!exists) {
-            execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'longhaul'], { stdio: 'inherit' });
+            execFileSync(
+              'useradd',
+              ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'longhaul'],
+              { stdio: 'inherit' },
+            );
             process.stdout.write('created system user longhaul\n');
           }
           execFileSync('chown', ['root:longhaul', '/etc/longhaul']);

@@ -28,47 +28,81 @@ function pct(x: number): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function formatStatus(s: GatewayStatus): string {
   const out: string[] = [];
   out.push(`gateway ${s.name}  wan ${s.wan}  up ${s.uptimeSec}s  ${s.security}`);
-  out.push(`connections ${s.connections.active}/${s.connections.max}  memory rss ${bytes(s.memory.rssBytes)} (budget ${bytes(s.memory.budgetBytes)})`);
+  out.push(
+    `connections ${s.connections.active}/${s.connections.max}  memory rss ${bytes(s.memory.rssBytes)} (budget ${bytes(s.memory.budgetBytes)})`,
+  );
   out.push('');
   if (s.associations.length === 0) out.push('associations: none');
   else {
     out.push('associations:');
-    out.push(table([
-      ['peer', 'role', 'remote', 'state', 'rtt', 'bandwidth est', 'send rate', 'loss', 'retrans', 'raw out/in', 'wire out/in', 'streams'],
-      ...s.associations.map((a) => [
-        a.peer, a.role, a.remote, !a.connected ? 'connecting' : a.reachable === false ? `UNREACHABLE since ${a.unreachableSince}` : 'up',
-        `${a.rttMs.toFixed(1)} ms`, rate(a.bandwidthBps), rate(a.sendRateBps), pct(a.lossRate), pct(a.retransmitRate),
-        `${bytes(a.bytesOutRaw)} / ${bytes(a.bytesInRaw)}`, `${bytes(a.bytesOutWire)} / ${bytes(a.bytesInWire)}`, String(a.activeStreams),
+    out.push(
+      table([
+        ['peer', 'role', 'remote', 'state', 'rtt', 'bandwidth est', 'send rate', 'loss', 'retrans', 'raw out/in', 'wire out/in', 'streams'],
+        ...s.associations.map((a) => [
+          a.peer,
+          a.role,
+          a.remote,
+          !a.connected ? 'connecting' : a.reachable === false ? `UNREACHABLE since ${a.unreachableSince}` : 'up',
+          `${a.rttMs.toFixed(1)} ms`,
+          rate(a.bandwidthBps),
+          rate(a.sendRateBps),
+          pct(a.lossRate),
+          pct(a.retransmitRate),
+          `${bytes(a.bytesOutRaw)} / ${bytes(a.bytesInRaw)}`,
+          `${bytes(a.bytesOutWire)} / ${bytes(a.bytesInWire)}`,
+          String(a.activeStreams),
+        ]),
       ]),
-    ]));
+    );
   }
   out.push('');
   if (s.tunnels.length > 0) {
     out.push('tunnels:');
-    out.push(table([
-      ['name', 'listen', 'peer', 'target', 'active', 'total', 'failed'],
-      ...s.tunnels.map((t) => [t.name, t.listen, t.peer, t.target, String(t.active), String(t.total), String(t.failed)]),
-    ]));
+    out.push(
+      table([
+        ['name', 'listen', 'peer', 'target', 'active', 'total', 'failed'],
+        ...s.tunnels.map((t) => [t.name, t.listen, t.peer, t.target, String(t.active), String(t.total), String(t.failed)]),
+      ]),
+    );
     out.push('');
   }
   if (s.intercept) {
     const ic = s.intercept;
     out.push(`intercept: listening on ${ic.listen} (${ic.method})  unserved ${ic.unserved}  unreadable ${ic.unreadable}`);
-    out.push(table([
-      ['rule', 'peer', 'subnets', 'ports', 'active', 'total', 'failed'],
-      ...ic.rules.map((r) => [r.name, r.peer, r.subnets.join(','), r.ports === 'all' ? 'all' : r.ports.join(','), String(r.active), String(r.total), String(r.failed)]),
-    ]));
+    out.push(
+      table([
+        ['rule', 'peer', 'subnets', 'ports', 'active', 'total', 'failed'],
+        ...ic.rules.map((r) => [
+          r.name,
+          r.peer,
+          r.subnets.join(','),
+          r.ports === 'all' ? 'all' : r.ports.join(','),
+          String(r.active),
+          String(r.total),
+          String(r.failed),
+        ]),
+      ]),
+    );
     if (ic.connections.length > 0) {
-      out.push(table([
-        ['client', 'original destination', 'rule', 'peer', 'stream', 'age'],
-        ...ic.connections.map((c) => [c.client, c.originalDst, c.rule, c.peer, String(c.stream), `${c.ageSec}s`]),
-      ]));
+      out.push(
+        table([
+          ['client', 'original destination', 'rule', 'peer', 'stream', 'age'],
+          ...ic.connections.map((c) => [c.client, c.originalDst, c.rule, c.peer, String(c.stream), `${c.ageSec}s`]),
+        ]),
+      );
       if (ic.connectionsNotListed > 0) out.push(`(${ic.connectionsNotListed} more not listed)`);
     }
     out.push('');
@@ -76,14 +110,20 @@ export function formatStatus(s: GatewayStatus): string {
   out.push(`inbound: active ${s.inbound.active}  total ${s.inbound.total}  refused ${s.inbound.refused}  failed ${s.inbound.failed}`);
   for (const p of s.peers ?? []) {
     const reach = p.reachable === false ? `UNREACHABLE since ${p.unreachableSince} (${p.unreachableForSec} s)  ` : '';
-    out.push(`peer ${p.name}: ${reach}outages ${p.outages ?? 0}  restarts detected ${p.restartsDetected}  re-associations ${p.reassociations}  liveness probes ${p.livenessProbes}  re-handshakes ${p.rehandshakes}`);
+    out.push(
+      `peer ${p.name}: ${reach}outages ${p.outages ?? 0}  restarts detected ${p.restartsDetected}  re-associations ${p.reassociations}  liveness probes ${p.livenessProbes}  re-handshakes ${p.rehandshakes}`,
+    );
   }
   const e = s.codec.encode;
   const d = s.codec.decode;
-  out.push(`compression: ${e.setting}  sent ${bytes(e.bytesIn)} -> ${bytes(e.bytesOut)} (ratio ${e.ratio.toFixed(3)}, raw blocks ${e.blocksRaw}/${e.blocks}, cpu ${(e.cpuMs / 1000).toFixed(2)} s)  received ${bytes(d.bytesIn)} -> ${bytes(d.bytesOut)} (cpu ${(d.cpuMs / 1000).toFixed(2)} s)`);
+  out.push(
+    `compression: ${e.setting}  sent ${bytes(e.bytesIn)} -> ${bytes(e.bytesOut)} (ratio ${e.ratio.toFixed(3)}, raw blocks ${e.blocksRaw}/${e.blocks}, cpu ${(e.cpuMs / 1000).toFixed(2)} s)  received ${bytes(d.bytesIn)} -> ${bytes(d.bytesOut)} (cpu ${(d.cpuMs / 1000).toFixed(2)} s)`,
+  );
   const c = s.crypto.endpoint;
   if (c) {
-    out.push(`crypto: sessions ${c.sessions}  sealed ${c.packetsSealed}  opened ${c.packetsOpened}  auth failures ${c.authFailures}  replays ${c.replays}  handshakes ${c.handshakesCompleted} ok / ${c.handshakesFailed} failed  cookies ${c.cookiesSent}`);
+    out.push(
+      `crypto: sessions ${c.sessions}  sealed ${c.packetsSealed}  opened ${c.packetsOpened}  auth failures ${c.authFailures}  replays ${c.replays}  handshakes ${c.handshakesCompleted} ok / ${c.handshakesFailed} failed  cookies ${c.cookiesSent}`,
+    );
   } else {
     out.push(`crypto: ${s.crypto.mode}`);
   }
@@ -95,7 +135,11 @@ export function registerStatusCommand(program: Command): void {
     .command('status')
     .description("print a running gateway's live figures (from its control interface)")
     .option('--json', 'print the raw JSON (for scripts)')
-    .option('--control <host:port>', `control address of the gateway (default ${DEFAULT_CONTROL}), e.g. --control 127.0.0.1:4601`, DEFAULT_CONTROL)
+    .option(
+      '--control <host:port>',
+      `control address of the gateway (default ${DEFAULT_CONTROL}), e.g. --control 127.0.0.1:4601`,
+      DEFAULT_CONTROL,
+    )
     .option('--token-file <file>', `the control token, if the gateway requires one (default: $${CONTROL_TOKEN_ENV})`)
     .action(async (opts: { json?: boolean; control: string; tokenFile?: string }) => {
       const at = parseEndpoint(opts.control);

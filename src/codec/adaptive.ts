@@ -262,8 +262,10 @@ export class AdaptivePolicy {
       if (k === 0 || !next) return { loNs: 1, hiNs: 1, loWire: 1, hiWire: 1 };
       const b = EWMA_FULL_SAMPLE_BYTES;
       return {
-        loNs: (1e9 / r.speedBytesPerSec) * b, hiNs: (1e9 / next.speedBytesPerSec) * b,
-        loWire: r.wireRatio * b, hiWire: next.wireRatio * b,
+        loNs: (1e9 / r.speedBytesPerSec) * b,
+        hiNs: (1e9 / next.speedBytesPerSec) * b,
+        loWire: r.wireRatio * b,
+        hiWire: next.wireRatio * b,
       };
     });
     this.choose(true);
@@ -391,7 +393,7 @@ export class AdaptivePolicy {
     const up = this.current + 1 < this.ladder.length ? this.current + 1 : -1;
     const down = this.current - 1 >= 1 ? this.current - 1 : -1;
     this.exploreUpNext = !this.exploreUpNext;
-    const probe = this.exploreUpNext ? (up >= 0 ? up : down) : (down >= 0 ? down : up);
+    const probe = this.exploreUpNext ? (up >= 0 ? up : down) : down >= 0 ? down : up;
     return { rung: this.current, probe };
   }
 
@@ -411,8 +413,13 @@ export class AdaptivePolicy {
 
   /** The same block compressed with the current rung and with the neighbour `probe`. */
   recordPair(
-    rung: number, probe: number, appBytes: number,
-    rungWire: number, rungCpuMs: number, probeWire: number, probeCpuMs: number,
+    rung: number,
+    probe: number,
+    appBytes: number,
+    rungWire: number,
+    rungCpuMs: number,
+    probeWire: number,
+    probeCpuMs: number,
   ): void {
     if (appBytes <= 0 || rung < 1 || probe < 1 || Math.abs(rung - probe) !== 1) return;
     const lo = Math.min(rung, probe);

@@ -29,10 +29,7 @@ export interface BlockHeader {
   headerLength: number;
 }
 
-export type HeaderParse =
-  | { status: 'ok'; header: BlockHeader }
-  | { status: 'incomplete' }
-  | { status: 'error'; error: BlockError };
+export type HeaderParse = { status: 'ok'; header: BlockHeader } | { status: 'incomplete' } | { status: 'error'; error: BlockError };
 
 function varintLength(value: number): number {
   return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : 4;
@@ -52,9 +49,7 @@ function writeVarint(out: Uint8Array, offset: number, value: number): number {
 }
 
 /** Writes the header at `offset`; returns the offset just past it. Caller checks lengths (encoder-side, trusted). */
-export function writeBlockHeader(
-  out: Uint8Array, offset: number, codec: CodecId, originalLength: number, payloadLength: number,
-): number {
+export function writeBlockHeader(out: Uint8Array, offset: number, codec: CodecId, originalLength: number, payloadLength: number): number {
   out[offset++] = codec;
   offset = writeVarint(out, offset, originalLength);
   if (codec !== CODEC_NONE) offset = writeVarint(out, offset, payloadLength);
@@ -81,9 +76,7 @@ function readVarint(bytes: Uint8Array, offset: number, end: number): { value: nu
  * Parses a header from `bytes[offset, end)` and validates it against `maxOriginalLength`,
  * so no caller ever sizes a buffer from an unchecked length.
  */
-export function parseBlockHeader(
-  bytes: Uint8Array, offset: number, end: number, maxOriginalLength: number,
-): HeaderParse {
+export function parseBlockHeader(bytes: Uint8Array, offset: number, end: number, maxOriginalLength: number): HeaderParse {
   if (offset >= end) return { status: 'incomplete' };
   const codec = bytes[offset]!;
   if (codec > CODEC_ZSTD) return { status: 'error', error: { kind: 'unknown-codec', codecId: codec } };

@@ -3,7 +3,12 @@
 // input costs at most one block's buffer. After the first error the decoder stays failed.
 
 import {
-  CODEC_LZ4, CODEC_NONE, DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE, MAX_HEADER_LENGTH, parseBlockHeader,
+  CODEC_LZ4,
+  CODEC_NONE,
+  DEFAULT_MAX_BLOCK_SIZE,
+  MAX_CONFIGURABLE_BLOCK_SIZE,
+  MAX_HEADER_LENGTH,
+  parseBlockHeader,
 } from './block-format.ts';
 import type { BlockHeader } from './block-format.ts';
 import { decompressWith } from './codecs.ts';

@@ -10,7 +10,12 @@ import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
 import { EntropySplitter } from './entropy-split.ts';
 import {
-  CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE, headerLength,
+  CODEC_LZ4,
+  CODEC_NONE,
+  CODEC_ZSTD,
+  DEFAULT_MAX_BLOCK_SIZE,
+  MAX_CONFIGURABLE_BLOCK_SIZE,
+  headerLength,
   writeBlockHeader,
 } from './block-format.ts';
 import type { CodecId } from './block-format.ts';
@@ -168,22 +173,33 @@ export class BlockEncoder {
     this.now = options.now ?? (() => performance.now());
     this.cpuNow = options.cpuNow ?? (options.now !== undefined ? options.now : processCpuMs);
     this.fixedSetting =
-      this.mode === 'lz4' ? { codec: 'lz4', level: 0 }
-      : this.mode === 'zstd' ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
-      : null;
+      this.mode === 'lz4'
+        ? { codec: 'lz4', level: 0 }
+        : this.mode === 'zstd'
+          ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
+          : null;
     this.splitter = options.entropySplit === false ? null : new EntropySplitter();
     this.linkNow = options.linkNow ?? null;
     this.checkAgainstRaw = this.mode === 'auto' && options.checkAgainstRaw !== false;
     this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
-    this.loopTimes = this.mode !== 'auto' ? null
-      : options.loopTimes !== undefined ? options.loopTimes
-      : options.now === undefined ? () => nodePerformance.eventLoopUtilization() : null;
-    this.policy = this.mode === 'auto'
-      ? new AdaptivePolicy({
-        linkRateBps: options.linkRateBps, cpuShare: options.cpuShare, cpuMargin: options.cpuMargin, ladder: options.ladder,
-        wireCpuNsPerByte: options.wireCpuNsPerByte,
-      })
-      : null;
+    this.loopTimes =
+      this.mode !== 'auto'
+        ? null
+        : options.loopTimes !== undefined
+          ? options.loopTimes
+          : options.now === undefined
+            ? () => nodePerformance.eventLoopUtilization()
+            : null;
+    this.policy =
+      this.mode === 'auto'
+        ? new AdaptivePolicy({
+            linkRateBps: options.linkRateBps,
+            cpuShare: options.cpuShare,
+            cpuMargin: options.cpuMargin,
+            ladder: options.ladder,
+            wireCpuNsPerByte: options.wireCpuNsPerByte,
+          })
+        : null;
   }
 
   /** The transport's bandwidth estimate (bits/s); steers the 'auto' choice. */

@@ -58,8 +58,17 @@ export interface CodecStatsSnapshot {
 
 function emptyEncode(): EncodeCounters {
   return {
-    bytesIn: 0, bytesOut: 0, blocks: 0, blocksRaw: 0, blocksRawIncompressible: 0, blocksRawHighEntropy: 0, blocksRawBackoff: 0,
-    blocksRawByChoice: 0, blocksLz4: 0, blocksZstd: 0, cpuMs: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    blocks: 0,
+    blocksRaw: 0,
+    blocksRawIncompressible: 0,
+    blocksRawHighEntropy: 0,
+    blocksRawBackoff: 0,
+    blocksRawByChoice: 0,
+    blocksLz4: 0,
+    blocksZstd: 0,
+    cpuMs: 0,
   };
 }
 
@@ -94,8 +103,11 @@ export class CodecStats {
   snapshot(): CodecStatsSnapshot {
     return {
       encode: {
-        ...this.encode, ratio: ratio(this.encode.bytesOut, this.encode.bytesIn), setting: this.setting,
-        bySetting: Object.fromEntries([...this.bySetting].map(([k, c]) => [k, { ...c }])), loopBusy: this.loopBusy,
+        ...this.encode,
+        ratio: ratio(this.encode.bytesOut, this.encode.bytesIn),
+        setting: this.setting,
+        bySetting: Object.fromEntries([...this.bySetting].map(([k, c]) => [k, { ...c }])),
+        loopBusy: this.loopBusy,
       },
       decode: { ...this.decode, ratio: ratio(this.decode.bytesIn, this.decode.bytesOut) },
     };

@@ -32,7 +32,9 @@ export function defaultPacketAead(cipher: PacketCipher): PacketAead {
     if (choice.fallbackReason !== null) {
       const why = choice.fallbackReason.split('\n')[0]; // a failed require appends its stack
       const slower = cipher === 'aes-256-gcm' ? 'node:crypto per packet, ~15x slower' : 'sodium-native, ~2x slower';
-      process.emitWarning(`packet AEAD ${cipher}: ${slower} than OpenSSL (npm run build:native): ${why}`, { code: 'LONGHAUL_AEAD_FALLBACK' });
+      process.emitWarning(`packet AEAD ${cipher}: ${slower} than OpenSSL (npm run build:native): ${why}`, {
+        code: 'LONGHAUL_AEAD_FALLBACK',
+      });
     }
   }
   return choice.aead;

@@ -10,10 +10,28 @@ interface LhAeadAddon {
   create(key: Uint8Array, cipherId?: number): AeadKey;
   seal(key: AeadKey, counter: number, buf: Uint8Array, headerLen: number, plaintext: Uint8Array, at?: number): number;
   open(key: AeadKey, counter: number, packet: Uint8Array, headerLen: number, out: Uint8Array | null): number;
-  sealRun(key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, word0: number, word1: number, firstCounter: number): number;
+  sealRun(
+    key: AeadKey,
+    buf: Uint8Array,
+    lens: Int32Array,
+    from: number,
+    count: number,
+    at: number,
+    word0: number,
+    word1: number,
+    firstCounter: number,
+  ): number;
   openRun(
-    key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number,
-    results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
+    key: AeadKey,
+    buf: Uint8Array,
+    ats: Int32Array,
+    lens: Int32Array,
+    counters: Float64Array,
+    count: number,
+    headerLen: number,
+    results: Int32Array,
+    out?: Uint8Array | null,
+    outAts?: Int32Array,
   ): number;
   free(key: AeadKey): void;
   /** OpenSSL_version(OPENSSL_VERSION) of the running node, e.g. "OpenSSL 3.5.8 ...". */
@@ -22,9 +40,7 @@ interface LhAeadAddon {
 
 const CIPHER_IDS: Record<PacketCipher, number> = { 'chacha20-poly1305': 0, 'aes-256-gcm': 1 };
 
-export type OpensslAeadLoad =
-  | { ok: true; aeads: Record<PacketCipher, PacketAead>; version: string }
-  | { ok: false; error: string };
+export type OpensslAeadLoad = { ok: true; aeads: Record<PacketCipher, PacketAead>; version: string } | { ok: false; error: string };
 
 let loaded: OpensslAeadLoad | null = null;
 

@@ -27,7 +27,12 @@ const seal: PacketAead['seal'] = (k, counter, buf, headerLen, plaintext, at) => 
   const end = sealedEnd(packet, headerLen, plaintext.length);
   setNonce(counter);
   sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-    packet.subarray(headerLen, end), plaintext, packet.subarray(0, headerLen), null, nonce, keyOf(k),
+    packet.subarray(headerLen, end),
+    plaintext,
+    packet.subarray(0, headerLen),
+    null,
+    nonce,
+    keyOf(k),
   );
   return end;
 };

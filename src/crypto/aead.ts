@@ -50,7 +50,17 @@ export interface PacketAead {
    * seals the plaintext in place (AAD = the header). A send queue's run in one call. Throws
    * when the run does not fit `buf` or a packet is shorter than header + tag (caller bugs).
    */
-  sealRun(key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number, word0: number, word1: number, firstCounter: number): number;
+  sealRun(
+    key: AeadKey,
+    buf: Uint8Array,
+    lens: Int32Array,
+    from: number,
+    count: number,
+    at: number,
+    word0: number,
+    word1: number,
+    firstCounter: number,
+  ): number;
   /**
    * open() for `count` packets of buf, packet k at buf[ats[k], +lens[k]) under counters[k], in
    * place or, with `out`, into out[outAts[k]] (not overlapping the packets): results[k] = its
@@ -58,8 +68,16 @@ export interface PacketAead {
    * call. Throws when a packet or a plaintext lies outside its buffer (a caller bug).
    */
   openRun(
-    key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array, count: number, headerLen: number,
-    results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
+    key: AeadKey,
+    buf: Uint8Array,
+    ats: Int32Array,
+    lens: Int32Array,
+    counters: Float64Array,
+    count: number,
+    headerLen: number,
+    results: Int32Array,
+    out?: Uint8Array | null,
+    outAts?: Int32Array,
   ): number;
   /** Wipes and releases the key now (a finalizer does it otherwise); the key is unusable afterwards. */
   free(key: AeadKey): void;
@@ -67,19 +85,35 @@ export interface PacketAead {
 
 /** openRun by per-packet open, in a loop. */
 function openRunByOpen(
-  open: PacketAead['open'], key: AeadKey, buf: Uint8Array, ats: Int32Array, lens: Int32Array, counters: Float64Array,
-  count: number, headerLen: number, results: Int32Array, out?: Uint8Array | null, outAts?: Int32Array,
+  open: PacketAead['open'],
+  key: AeadKey,
+  buf: Uint8Array,
+  ats: Int32Array,
+  lens: Int32Array,
+  counters: Float64Array,
+  count: number,
+  headerLen: number,
+  results: Int32Array,
+  out?: Uint8Array | null,
+  outAts?: Int32Array,
 ): number {
   const into = out ?? null;
   for (let k = 0; k < count; k++) {
     if (ats[k]! < 0 || ats[k]! + lens[k]! > buf.length) throw new RangeError('ats, lens: a packet outside buf');
     const plainLen = lens[k]! - headerLen - AEAD_TAG_LEN;
-    if (into !== null && plainLen >= 0 && (outAts![k]! < 0 || outAts![k]! + plainLen > into.length)) throw new RangeError('outAts: a plaintext outside out');
+    if (into !== null && plainLen >= 0 && (outAts![k]! < 0 || outAts![k]! + plainLen > into.length))
+      throw new RangeError('outAts: a plaintext outside out');
   }
   for (let k = 0; k < count; k++) {
     const packet = buf.subarray(ats[k]!, ats[k]! + lens[k]!);
     const plainLen = lens[k]! - headerLen - AEAD_TAG_LEN;
-    results[k] = open(key, counters[k]!, packet, headerLen, into !== null && plainLen >= 0 ? into.subarray(outAts![k]!, outAts![k]! + plainLen) : null);
+    results[k] = open(
+      key,
+      counters[k]!,
+      packet,
+      headerLen,
+      into !== null && plainLen >= 0 ? into.subarray(outAts![k]!, outAts![k]! + plainLen) : null,
+    );
   }
   return count;
 }
@@ -99,8 +133,16 @@ export const RUN_HEADER_LEN = 16;
 
 /** sealRun by per-packet seal, in a loop. */
 function sealRunBySeal(
-  seal: PacketAead['seal'], key: AeadKey, buf: Uint8Array, lens: Int32Array, from: number, count: number, at: number,
-  word0: number, word1: number, firstCounter: number,
+  seal: PacketAead['seal'],
+  key: AeadKey,
+  buf: Uint8Array,
+  lens: Int32Array,
+  from: number,
+  count: number,
+  at: number,
+  word0: number,
+  word1: number,
+  firstCounter: number,
 ): number {
   let end = at;
   for (let i = 0; i < count; i++) {

@@ -73,8 +73,12 @@ export class CookieChecker {
     const nonce = out.subarray(COOKIE_REPLY.nonce, COOKIE_REPLY.nonce + COOKIE_NONCE_LEN);
     this.random(nonce);
     sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-      out.subarray(COOKIE_REPLY.encryptedCookie), this.cookie,
-      initiation.subarray(INITIATION.mac1, INITIATION.mac2), null, nonce, this.cookieKey,
+      out.subarray(COOKIE_REPLY.encryptedCookie),
+      this.cookie,
+      initiation.subarray(INITIATION.mac1, INITIATION.mac2),
+      null,
+      nonce,
+      this.cookieKey,
     );
     return out;
   }
@@ -97,8 +101,12 @@ export function openCookieReply(cookieKey: Uint8Array, reply: Uint8Array, sentMa
   const cookie = Buffer.alloc(MAC_LEN);
   try {
     sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-      cookie, null, reply.subarray(COOKIE_REPLY.encryptedCookie, COOKIE_REPLY.size), sentMac1,
-      reply.subarray(COOKIE_REPLY.nonce, COOKIE_REPLY.nonce + COOKIE_NONCE_LEN), cookieKey,
+      cookie,
+      null,
+      reply.subarray(COOKIE_REPLY.encryptedCookie, COOKIE_REPLY.size),
+      sentMac1,
+      reply.subarray(COOKIE_REPLY.nonce, COOKIE_REPLY.nonce + COOKIE_NONCE_LEN),
+      cookieKey,
     );
   } catch {
     return null; // forged or corrupted

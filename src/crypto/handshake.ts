@@ -14,8 +14,21 @@
 import type { KeyObject } from 'node:crypto';
 import type { PacketCipher } from './aead.ts';
 import {
-  aeadOpen, aeadSeal, dh, hash, HASH_LEN, kdf1, kdf2, kdf3, KEY_LEN, TAG_LEN, TIMESTAMP_LEN,
-  x25519PrivateKeyObject, x25519PublicFromPrivate, x25519PublicKeyObject, type RandomFill,
+  aeadOpen,
+  aeadSeal,
+  dh,
+  hash,
+  HASH_LEN,
+  kdf1,
+  kdf2,
+  kdf3,
+  KEY_LEN,
+  TAG_LEN,
+  TIMESTAMP_LEN,
+  x25519PrivateKeyObject,
+  x25519PublicFromPrivate,
+  x25519PublicKeyObject,
+  type RandomFill,
 } from './primitives.ts';
 import { INITIATION, MSG_INITIATION, MSG_RESPONSE, RESPONSE, readU32, writeU32 } from './wire.ts';
 
@@ -110,7 +123,10 @@ function newEphemeral(random: RandomFill): { privateKey: KeyObject; publicKey: B
 
 /** -> e, es, s, ss with `payload`: the Noise message bytes (e || enc(s) || enc(payload)). */
 export function initiatorMessage(
-  local: LocalIdentity, remote: RemoteIdentity, payload: Uint8Array, random: RandomFill,
+  local: LocalIdentity,
+  remote: RemoteIdentity,
+  payload: Uint8Array,
+  random: RandomFill,
 ): { message: Buffer; state: InitiatorHandshake } | null {
   const e = newEphemeral(random);
   const { cipher } = local.suite;
@@ -139,8 +155,12 @@ export function initiatorMessage(
 
 /** Fills `out` (INITIATION.size bytes) up to the mac fields. null only if DH fails (bad peer key). */
 export function writeInitiation(
-  local: LocalIdentity, remote: RemoteIdentity, senderIndex: number, timestamp: Uint8Array,
-  random: RandomFill, out: Buffer,
+  local: LocalIdentity,
+  remote: RemoteIdentity,
+  senderIndex: number,
+  timestamp: Uint8Array,
+  random: RandomFill,
+  out: Buffer,
 ): InitiatorHandshake | null {
   const m = initiatorMessage(local, remote, timestamp, random);
   if (!m) return null;
@@ -168,7 +188,9 @@ export type InitiationResult =
 
 /** Reads an initiation (mac1 already checked). `lookup` maps the decrypted static key to a configured peer. */
 export function readInitiation(
-  local: LocalIdentity, msg: Uint8Array, lookup: (publicKey: Buffer) => RemoteIdentity | null,
+  local: LocalIdentity,
+  msg: Uint8Array,
+  lookup: (publicKey: Buffer) => RemoteIdentity | null,
 ): InitiationResult {
   const r = consumeInitiatorMessage(local, msg.subarray(INITIATION.ephemeral, INITIATION.mac1), lookup);
   if (!r.ok) return r;
@@ -179,7 +201,9 @@ export function readInitiation(
 
 /** Reads the Noise message e || enc(s) || enc(payload); `timestamp` holds the payload. */
 export function consumeInitiatorMessage(
-  local: LocalIdentity, message: Uint8Array, lookup: (publicKey: Buffer) => RemoteIdentity | null,
+  local: LocalIdentity,
+  message: Uint8Array,
+  lookup: (publicKey: Buffer) => RemoteIdentity | null,
 ): InitiationResult {
   if (message.length < KEY_LEN + KEY_LEN + TAG_LEN + TAG_LEN) return { ok: false, reason: 'handshake-failed' };
   const ephemeral = Buffer.from(message.subarray(0, KEY_LEN));
@@ -228,7 +252,9 @@ function opensUnderOtherSuite(local: LocalIdentity, ephemeral: Buffer, es: Buffe
 
 /** <- e, ee, se, psk with `payload`: the Noise message bytes (e || enc(payload)) and the responder's keys. */
 export function responderMessage(
-  consumed: ConsumedInitiation, payload: Uint8Array, random: RandomFill,
+  consumed: ConsumedInitiation,
+  payload: Uint8Array,
+  random: RandomFill,
 ): { message: Buffer; keys: SessionKeys } | null {
   const e = newEphemeral(random);
   let h = consumed.hash;
@@ -254,9 +280,7 @@ export function responderMessage(
 }
 
 /** Fills `out` (RESPONSE.size bytes) up to the mac fields and returns the responder's session keys. */
-export function writeResponse(
-  consumed: ConsumedInitiation, senderIndex: number, random: RandomFill, out: Buffer,
-): SessionKeys | null {
+export function writeResponse(consumed: ConsumedInitiation, senderIndex: number, random: RandomFill, out: Buffer): SessionKeys | null {
   const m = responderMessage(consumed, EMPTY, random);
   if (!m) return null;
   out.fill(0, 0, RESPONSE.size);
@@ -268,16 +292,17 @@ export function writeResponse(
 }
 
 /** Reads a response to our initiation (mac1 and receiver index already checked). */
-export function readResponse(
-  local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, msg: Uint8Array,
-): SessionKeys | null {
+export function readResponse(local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, msg: Uint8Array): SessionKeys | null {
   const r = consumeResponderMessage(local, remote, state, msg.subarray(RESPONSE.ephemeral, RESPONSE.mac1));
   return r && r.payload.length === 0 ? r.keys : null;
 }
 
 /** Reads the Noise message e || enc(payload) answering our initiation. */
 export function consumeResponderMessage(
-  local: LocalIdentity, remote: RemoteIdentity, state: InitiatorHandshake, message: Uint8Array,
+  local: LocalIdentity,
+  remote: RemoteIdentity,
+  state: InitiatorHandshake,
+  message: Uint8Array,
 ): { keys: SessionKeys; payload: Buffer } | null {
   if (message.length < KEY_LEN + TAG_LEN) return null;
   const ephemeral = Buffer.from(message.subarray(0, KEY_LEN));

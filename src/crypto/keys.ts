@@ -17,7 +17,7 @@ export const PUBLIC_KEY_HEADER = '# longhaul x25519 public key';
 
 export interface StaticKeyPair {
   privateKey: Uint8Array; // raw 32 bytes
-  publicKey: Uint8Array;  // raw 32 bytes
+  publicKey: Uint8Array; // raw 32 bytes
 }
 
 export function generateStaticKeyPair(): StaticKeyPair {
@@ -42,7 +42,10 @@ export function encodeKey(raw: Uint8Array): string {
 
 /** Parses a bare base64 key (as written in configs) or the contents of a key file. */
 export function decodeKey(text: string, header: string): Result<Uint8Array> {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (lines.length > 0 && lines[0]!.startsWith('#')) {
     if (lines[0] !== header) return { ok: false, error: `expected header "${header}", found "${lines[0]}"` };
     lines.shift();

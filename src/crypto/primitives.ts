@@ -3,8 +3,15 @@
 // (node:crypto: a handful per handshake), keyed BLAKE2b-128 for mac1/mac2/cookies (sodium:
 // cheap enough to run on every flood packet), and TAI64N timestamps.
 import {
-  createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman,
-  hkdfSync, randomFillSync, type KeyObject,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  hkdfSync,
+  randomFillSync,
+  type KeyObject,
 } from 'node:crypto';
 import type { PacketCipher } from './aead.ts';
 import { sodium } from './sodium.ts';
@@ -17,7 +24,9 @@ export const TIMESTAMP_LEN = 12;
 
 /** Fills `out` with random bytes. Injectable so tests and the simulator are reproducible. */
 export type RandomFill = (out: Uint8Array) => void;
-export const systemRandom: RandomFill = (out) => { randomFillSync(out); };
+export const systemRandom: RandomFill = (out) => {
+  randomFillSync(out);
+};
 
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
@@ -80,9 +89,10 @@ export function kdf3(chainingKey: Uint8Array, input: Uint8Array): [Buffer, Buffe
 const ZERO_NONCE = Buffer.alloc(12);
 
 export function aeadSeal(cipher: PacketCipher, key: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Buffer {
-  const c = cipher === 'aes-256-gcm'
-    ? createCipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
-    : createCipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
+  const c =
+    cipher === 'aes-256-gcm'
+      ? createCipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
+      : createCipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
   c.setAAD(ad, { plaintextLength: plaintext.length });
   const body = c.update(plaintext);
   c.final();
@@ -93,9 +103,10 @@ export function aeadSeal(cipher: PacketCipher, key: Uint8Array, plaintext: Uint8
 export function aeadOpen(cipher: PacketCipher, key: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | null {
   if (sealed.length < TAG_LEN) return null;
   const bodyLen = sealed.length - TAG_LEN;
-  const d = cipher === 'aes-256-gcm'
-    ? createDecipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
-    : createDecipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
+  const d =
+    cipher === 'aes-256-gcm'
+      ? createDecipheriv('aes-256-gcm', key, ZERO_NONCE, { authTagLength: TAG_LEN })
+      : createDecipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_LEN });
   d.setAAD(ad, { plaintextLength: bodyLen });
   d.setAuthTag(sealed.subarray(bodyLen));
   const body = d.update(sealed.subarray(0, bodyLen));

@@ -37,7 +37,7 @@ export class HandshakeRateLimiter {
       bucket = { tokens: this.opts.burst, updatedAt: now };
       this.buckets.set(source, bucket);
     }
-    const refill = Math.max(0, now - bucket.updatedAt) * this.opts.perSecond / 1000;
+    const refill = (Math.max(0, now - bucket.updatedAt) * this.opts.perSecond) / 1000;
     bucket.tokens = Math.min(this.opts.burst, bucket.tokens + refill);
     bucket.updatedAt = now;
     if (bucket.tokens < 1) return false;

@@ -34,19 +34,42 @@ import { DEFAULT_PACKET_CIPHER, type PacketAead, type PacketCipher } from './aea
 import { defaultPacketAead } from './aead-backend.ts';
 import { CookieChecker, cookieKeyFor, mac1KeyFor, openCookieReply, writeMacs } from './cookie.ts';
 import {
-  readInitiation, readResponse, writeInitiation, writeResponse, initialHashFor, NOISE_SUITES, ZERO_PSK,
-  type InitiatorHandshake, type LocalIdentity, type RemoteIdentity,
+  readInitiation,
+  readResponse,
+  writeInitiation,
+  writeResponse,
+  initialHashFor,
+  NOISE_SUITES,
+  ZERO_PSK,
+  type InitiatorHandshake,
+  type LocalIdentity,
+  type RemoteIdentity,
 } from './handshake.ts';
 import { keyPairFromPrivate, type StaticKeyPair } from './keys.ts';
 import {
-  dh, KEY_LEN, systemRandom, tai64n, TIMESTAMP_LEN, x25519PrivateKeyObject, x25519PublicKeyObject,
+  dh,
+  KEY_LEN,
+  systemRandom,
+  tai64n,
+  TIMESTAMP_LEN,
+  x25519PrivateKeyObject,
+  x25519PublicKeyObject,
   type RandomFill,
 } from './primitives.ts';
 import { HandshakeRateLimiter } from './rate-limiter.ts';
 import { Keypair, dataCounter, openData, sealData, sealDataAt, sealDataRun, type OpenFailure } from './session.ts';
 import {
-  COOKIE_REPLY, DATA, DATA_OVERHEAD, INITIATION, messageType, MSG_COOKIE_REPLY, MSG_DATA, MSG_INITIATION,
-  MSG_RESPONSE, readU32, RESPONSE,
+  COOKIE_REPLY,
+  DATA,
+  DATA_OVERHEAD,
+  INITIATION,
+  messageType,
+  MSG_COOKIE_REPLY,
+  MSG_DATA,
+  MSG_INITIATION,
+  MSG_RESPONSE,
+  readU32,
+  RESPONSE,
 } from './wire.ts';
 
 /** A peer is named by its static public key, base64 (as in NAME.pub and configs). */
@@ -147,17 +170,17 @@ export interface SecureEndpointOptions {
 }
 
 export type DropReason =
-  | 'malformed'        // unknown type, bad framing or length
-  | 'bad-mac1'         // handshake message not addressed to our static key
-  | 'unknown-index'    // no session or handshake under that receiver index
-  | 'auth-failed'      // AEAD tag did not verify
-  | 'duplicate'        // counter already seen (replay)
-  | 'too-old'          // counter behind the replay window
-  | 'expired-key'      // keypair past rejectAfterMs / rejectAfterMessages
+  | 'malformed' // unknown type, bad framing or length
+  | 'bad-mac1' // handshake message not addressed to our static key
+  | 'unknown-index' // no session or handshake under that receiver index
+  | 'auth-failed' // AEAD tag did not verify
+  | 'duplicate' // counter already seen (replay)
+  | 'too-old' // counter behind the replay window
+  | 'expired-key' // keypair past rejectAfterMs / rejectAfterMessages
   | 'handshake-failed' // handshake message failed decryption or DH
-  | 'unknown-peer'     // valid initiation from a static key not in the allowed list
-  | 'cipher-mismatch'  // initiation made with the other cipher (a configuration mismatch)
-  | 'stale-timestamp'  // initiation timestamp not newer than the last accepted one (replay)
+  | 'unknown-peer' // valid initiation from a static key not in the allowed list
+  | 'cipher-mismatch' // initiation made with the other cipher (a configuration mismatch)
+  | 'stale-timestamp' // initiation timestamp not newer than the last accepted one (replay)
   | 'rate-limited'
   | 'half-open-limit';
 
@@ -183,11 +206,11 @@ export interface SecureTransmit {
 
 export interface SecureEndpointStats {
   packetsSealed: number;
-  packetsOpened: number;   // authenticated data messages, keepalives included
+  packetsOpened: number; // authenticated data messages, keepalives included
   keepalivesReceived: number;
-  authFailures: number;    // data and cookie replies whose tag failed
-  replays: number;         // duplicate counters
-  tooOld: number;          // counters behind the window
+  authFailures: number; // data and cookie replies whose tag failed
+  replays: number; // duplicate counters
+  tooOld: number; // counters behind the window
   malformed: number;
   unknownIndex: number;
   expiredKey: number;
@@ -195,8 +218,8 @@ export interface SecureEndpointStats {
   handshakeInitiationsSent: number;
   handshakeInitiationsReceived: number; // with valid mac1
   handshakeResponsesSent: number;
-  handshakesCompleted: number;          // keypairs that became current (either role)
-  handshakesFailed: number;             // failed decryption/DH, unknown peers, stale timestamps
+  handshakesCompleted: number; // keypairs that became current (either role)
+  handshakesFailed: number; // failed decryption/DH, unknown peers, stale timestamps
   handshakeTimeouts: number;
   unknownPeers: number;
   /** Initiations (counted in handshakesFailed too) that decrypt only under the other cipher. */
@@ -247,11 +270,34 @@ type IndexEntry = { peer: PeerState; keypair: Keypair | null }; // keypair null:
 
 function zeroStats(): SecureEndpointStats {
   return {
-    packetsSealed: 0, packetsOpened: 0, keepalivesReceived: 0, authFailures: 0, replays: 0, tooOld: 0,
-    malformed: 0, unknownIndex: 0, expiredKey: 0, invalidMac1: 0, handshakeInitiationsSent: 0,
-    handshakeInitiationsReceived: 0, handshakeResponsesSent: 0, handshakesCompleted: 0, handshakesFailed: 0,
-    handshakeTimeouts: 0, unknownPeers: 0, cipherMismatches: 0, staleTimestamps: 0, cookiesSent: 0, cookiesReceived: 0,
-    rateLimited: 0, halfOpenRejected: 0, sessions: 0, halfOpen: 0, rateLimiterEntries: 0, aeadBackend: '', cipher: DEFAULT_PACKET_CIPHER,
+    packetsSealed: 0,
+    packetsOpened: 0,
+    keepalivesReceived: 0,
+    authFailures: 0,
+    replays: 0,
+    tooOld: 0,
+    malformed: 0,
+    unknownIndex: 0,
+    expiredKey: 0,
+    invalidMac1: 0,
+    handshakeInitiationsSent: 0,
+    handshakeInitiationsReceived: 0,
+    handshakeResponsesSent: 0,
+    handshakesCompleted: 0,
+    handshakesFailed: 0,
+    handshakeTimeouts: 0,
+    unknownPeers: 0,
+    cipherMismatches: 0,
+    staleTimestamps: 0,
+    cookiesSent: 0,
+    cookiesReceived: 0,
+    rateLimited: 0,
+    halfOpenRejected: 0,
+    sessions: 0,
+    halfOpen: 0,
+    rateLimiterEntries: 0,
+    aeadBackend: '',
+    cipher: DEFAULT_PACKET_CIPHER,
   };
 }
 
@@ -300,8 +346,21 @@ class DeferredOpens {
   }
 }
 const DROP = {} as Record<DropReason, HandleResult>;
-for (const r of ['malformed', 'bad-mac1', 'unknown-index', 'auth-failed', 'duplicate', 'too-old', 'expired-key',
-  'handshake-failed', 'unknown-peer', 'cipher-mismatch', 'stale-timestamp', 'rate-limited', 'half-open-limit'] as const) {
+for (const r of [
+  'malformed',
+  'bad-mac1',
+  'unknown-index',
+  'auth-failed',
+  'duplicate',
+  'too-old',
+  'expired-key',
+  'handshake-failed',
+  'unknown-peer',
+  'cipher-mismatch',
+  'stale-timestamp',
+  'rate-limited',
+  'half-open-limit',
+] as const) {
   DROP[r] = Object.freeze({ kind: 'dropped', reason: r });
 }
 
@@ -351,7 +410,10 @@ export class SecureEndpoint {
     this.publicKey = pair.publicKey;
     const publicKey = Buffer.from(pair.publicKey);
     this.local = {
-      privateKey, publicKey, suite, initialHash: initialHashFor(suite, publicKey),
+      privateKey,
+      publicKey,
+      suite,
+      initialHash: initialHashFor(suite, publicKey),
       otherSuite: { suite: otherSuite, initialHash: initialHashFor(otherSuite, publicKey) },
     };
     this.cookies = new CookieChecker(publicKey, this.random, this.limits.cookieSecretLifetimeMs);
@@ -387,14 +449,26 @@ export class SecureEndpoint {
     if (!staticShared) throw new Error(`peer public key ${id} is a low-order point`);
     this.peers.set(id, {
       id,
-      remote: { publicKey, publicKeyObject, psk: cfg.psk ? Buffer.from(cfg.psk) : ZERO_PSK, staticShared, initialHash: initialHashFor(this.local.suite, publicKey) },
+      remote: {
+        publicKey,
+        publicKeyObject,
+        psk: cfg.psk ? Buffer.from(cfg.psk) : ZERO_PSK,
+        staticShared,
+        initialHash: initialHashFor(this.local.suite, publicKey),
+      },
       mac1Key: mac1KeyFor(publicKey),
       cookieKey: cookieKeyFor(publicKey),
       address: null,
-      current: null, previous: null, next: null,
-      pending: null, attemptStartedAt: 0, cookieResentInAttempt: false,
-      cookie: null, cookieReceivedAt: 0,
-      latestTimestamp: null, lastInitiationAcceptedAt: -Infinity,
+      current: null,
+      previous: null,
+      next: null,
+      pending: null,
+      attemptStartedAt: 0,
+      cookieResentInAttempt: false,
+      cookie: null,
+      cookieReceivedAt: 0,
+      latestTimestamp: null,
+      lastInitiationAcceptedAt: -Infinity,
       lastTimestampSent: Buffer.alloc(TIMESTAMP_LEN),
     });
   }
@@ -537,7 +611,14 @@ export class SecureEndpoint {
   stats(): SecureEndpointStats {
     let sessions = 0;
     for (const p of this.peers.values()) if (p.current) sessions++;
-    return { ...this.counters, sessions, halfOpen: this.halfOpenCount(), rateLimiterEntries: this.rateLimiter.size, aeadBackend: this.aead.name, cipher: this.cipher };
+    return {
+      ...this.counters,
+      sessions,
+      halfOpen: this.halfOpenCount(),
+      rateLimiterEntries: this.rateLimiter.size,
+      aeadBackend: this.aead.name,
+      cipher: this.cipher,
+    };
   }
 
   /**
@@ -547,11 +628,23 @@ export class SecureEndpoint {
   debugSnapshot(): string {
     const kpState = (kp: Keypair | null) => kp && [kp.localIndex, kp.remoteIndex, kp.sendCounter, kp.replay.highest, kp.createdAt];
     const peers = [...this.peers.values()].map((p) => ({
-      id: p.id, address: p.address, current: kpState(p.current), previous: kpState(p.previous), next: kpState(p.next),
-      pending: p.pending && [p.pending.localIndex, p.pending.sentAt], cookie: p.cookie?.toString('hex') ?? null,
-      latestTimestamp: p.latestTimestamp?.toString('hex') ?? null, lastInitiationAcceptedAt: p.lastInitiationAcceptedAt,
+      id: p.id,
+      address: p.address,
+      current: kpState(p.current),
+      previous: kpState(p.previous),
+      next: kpState(p.next),
+      pending: p.pending && [p.pending.localIndex, p.pending.sentAt],
+      cookie: p.cookie?.toString('hex') ?? null,
+      latestTimestamp: p.latestTimestamp?.toString('hex') ?? null,
+      lastInitiationAcceptedAt: p.lastInitiationAcceptedAt,
     }));
-    return JSON.stringify({ peers, indices: [...this.indices.keys()].sort(), rateLimiter: this.rateLimiter.size, transmits: this.transmits.length, events: this.events.length });
+    return JSON.stringify({
+      peers,
+      indices: [...this.indices.keys()].sort(),
+      rateLimiter: this.rateLimiter.size,
+      transmits: this.transmits.length,
+      events: this.events.length,
+    });
   }
 
   // ---- network side -----------------------------------------------------------------------
@@ -603,10 +696,18 @@ export class SecureEndpoint {
 
   private openFailed(why: OpenFailure): HandleResult {
     switch (why) {
-      case 'auth-failed': this.counters.authFailures++; return DROP['auth-failed'];
-      case 'duplicate': this.counters.replays++; return DROP.duplicate;
-      case 'too-old': this.counters.tooOld++; return DROP['too-old'];
-      default: this.counters.expiredKey++; return DROP['expired-key'];
+      case 'auth-failed':
+        this.counters.authFailures++;
+        return DROP['auth-failed'];
+      case 'duplicate':
+        this.counters.replays++;
+        return DROP.duplicate;
+      case 'too-old':
+        this.counters.tooOld++;
+        return DROP['too-old'];
+      default:
+        this.counters.expiredKey++;
+        return DROP['expired-key'];
     }
   }
 
@@ -700,9 +801,7 @@ export class SecureEndpoint {
   }
 
   /** Opens deferred messages from `start` on (all up to `end`, or as many as the slab holds); returns where it stopped. */
-  private openSubRun(
-    kp: Keypair, p: PeerState, whole: Uint8Array, start: number, end: number, deliver: DeferredDelivery,
-  ): number {
+  private openSubRun(kp: Keypair, p: PeerState, whole: Uint8Array, start: number, end: number, deliver: DeferredDelivery): number {
     const d = this.deferred;
     const transient = this.transientDatagrams;
     if (transient && this.plainSlabPos + d.datagrams[start]!.length > this.plainSlab.length) {
@@ -740,7 +839,9 @@ export class SecureEndpoint {
         continue;
       }
       kp.replay.accept(counter);
-      const plaintext = transient ? slab.subarray(d.outAts[k]!, d.outAts[k]! + n) : d.datagrams[start + k]!.subarray(DATA.payload, DATA.payload + n);
+      const plaintext = transient
+        ? slab.subarray(d.outAts[k]!, d.outAts[k]! + n)
+        : d.datagrams[start + k]!.subarray(DATA.payload, DATA.payload + n);
       if (this.opened(p, kp, plaintext, d.sources[start + k]!)) deliver(p.id, plaintext, d.sources[start + k]!, d.arrivals[start + k]!);
     }
     return start + count;
@@ -910,8 +1011,11 @@ export class SecureEndpoint {
     writeMacs(out, INITIATION.mac1, p.mac1Key, cookieFresh ? p.cookie : null);
     const jitter = this.randomUint32() % (this.limits.retransmitJitterMs + 1);
     p.pending = {
-      localIndex, handshake, mac1: Buffer.from(out.subarray(INITIATION.mac1, INITIATION.mac2)),
-      sentAt: now, retransmitAt: now + this.limits.rekeyTimeoutMs + jitter,
+      localIndex,
+      handshake,
+      mac1: Buffer.from(out.subarray(INITIATION.mac1, INITIATION.mac2)),
+      sentAt: now,
+      retransmitAt: now + this.limits.rekeyTimeoutMs + jitter,
     };
     this.indices.set(localIndex, { peer: p, keypair: null });
     this.counters.handshakeInitiationsSent++;

@@ -32,7 +32,15 @@ export class Keypair {
    * Loads the raw keys into `aead` and zeroes the caller's copies, so key bytes live only in the
    * backend's contexts from here on.
    */
-  constructor(aead: PacketAead, sendKey: Uint8Array, recvKey: Uint8Array, localIndex: number, remoteIndex: number, createdAt: number, isInitiator: boolean) {
+  constructor(
+    aead: PacketAead,
+    sendKey: Uint8Array,
+    recvKey: Uint8Array,
+    localIndex: number,
+    remoteIndex: number,
+    createdAt: number,
+    isInitiator: boolean,
+  ) {
     this.aead = aead;
     this.sendKey = aead.create(sendKey);
     this.recvKey = aead.create(recvKey);

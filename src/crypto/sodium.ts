@@ -4,17 +4,37 @@ import { createRequire } from 'node:module';
 
 export interface Sodium {
   crypto_aead_chacha20poly1305_ietf_encrypt(
-    c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | null,
+    nsec: null,
+    npub: Uint8Array,
+    k: Uint8Array,
   ): number;
   /** Throws when the tag does not verify. */
   crypto_aead_chacha20poly1305_ietf_decrypt(
-    m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array,
+    m: Uint8Array,
+    nsec: null,
+    c: Uint8Array,
+    ad: Uint8Array | null,
+    npub: Uint8Array,
+    k: Uint8Array,
   ): number;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
-    c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | null,
+    nsec: null,
+    npub: Uint8Array,
+    k: Uint8Array,
   ): number;
   crypto_aead_xchacha20poly1305_ietf_decrypt(
-    m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array,
+    m: Uint8Array,
+    nsec: null,
+    c: Uint8Array,
+    ad: Uint8Array | null,
+    npub: Uint8Array,
+    k: Uint8Array,
   ): number;
   /** Keyed BLAKE2b; `out` length 16..64, key length 16..64. */
   crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;

@@ -10,7 +10,7 @@ export const MSG_DATA = 4;
 export const INITIATION = {
   senderIndex: 4,
   ephemeral: 8,
-  encryptedStatic: 40,  // 32 + 16 tag
+  encryptedStatic: 40, // 32 + 16 tag
   encryptedTimestamp: 88, // 12 + 16 tag
   mac1: 116,
   mac2: 132,
@@ -29,14 +29,14 @@ export const RESPONSE = {
 
 export const COOKIE_REPLY = {
   receiverIndex: 4,
-  nonce: 8,             // 24 bytes, XChaCha20-Poly1305
-  encryptedCookie: 32,  // 16 + 16 tag
+  nonce: 8, // 24 bytes, XChaCha20-Poly1305
+  encryptedCookie: 32, // 16 + 16 tag
   size: 64,
 } as const;
 
 export const DATA = {
   receiverIndex: 4,
-  counter: 8,           // u64 LE, also the AEAD nonce's low 8 bytes
+  counter: 8, // u64 LE, also the AEAD nonce's low 8 bytes
   payload: 16,
   headerSize: 16,
 } as const;

@@ -118,7 +118,8 @@ export function parseAllowRule(text: string): Result<AllowRule> {
   let prefix = width;
   if (slash >= 0) {
     const p = cidr.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p) || Number(p) > width) return { ok: false, error: `"/${p}" is not a valid prefix length for IPv${parsed.family} (0-${width})` };
+    if (!/^\d{1,3}$/.test(p) || Number(p) > width)
+      return { ok: false, error: `"/${p}" is not a valid prefix length for IPv${parsed.family} (0-${width})` };
     prefix = Number(p);
   }
   const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(width - prefix);
@@ -131,7 +132,7 @@ export function ruleMatches(rule: AllowRule, ip: string, port: number): boolean 
   if (rule.port !== null && rule.port !== port) return false;
   const width = rule.family === 4 ? 32 : 128;
   const shift = BigInt(width - rule.prefix);
-  return (parsed.value >> shift) === (rule.network >> shift);
+  return parsed.value >> shift === rule.network >> shift;
 }
 
 export function isAllowed(rules: readonly AllowRule[], ip: string, port: number): boolean {

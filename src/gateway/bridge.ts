@@ -72,7 +72,7 @@ export class StreamBridge implements StreamListener {
   #gatherTimer: NodeJS.Timeout | null = null;
   /** What this bridge adds to the association's heldBytes. */
   #held = 0;
-  #socketEnded = false;   // TCP FIN from our socket
+  #socketEnded = false; // TCP FIN from our socket
   #streamFinishedLocal = false; // we called finish()
   #remoteFinished = false; // peer's FIN delivered, socket.end() called
   #socketWriteBlocked = false;
@@ -143,7 +143,10 @@ export class StreamBridge implements StreamListener {
     // Uncompressed blocks gain nothing from being larger: no gathering (and no copy) unless the
     // encoder is compressing right now (not sending raw by choice or backing off).
     const assoc = this.#assoc;
-    if (this.#gatheredBytes > 0 || (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)) {
+    if (
+      this.#gatheredBytes > 0 ||
+      (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)
+    ) {
       this.#gathered.push(isSharedReadBuffer(chunk) ? Buffer.from(chunk) : chunk);
       this.#gatheredBytes += chunk.length;
       // Stop while one more read still fits the block (and the association's gathering its bound).
@@ -237,7 +240,8 @@ export class StreamBridge implements StreamListener {
   #onSocketEnd = (): void => {
     this.#socketEnded = true;
     this.#assoc.reading(this.#stopForBacklog, false);
-    if (this.#gatheredBytes > 0) this.#encodeGathered(); // finishes the stream once written
+    if (this.#gatheredBytes > 0)
+      this.#encodeGathered(); // finishes the stream once written
     else if (this.#pending.length === 0) this.#finishStream();
   };
 

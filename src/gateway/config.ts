@@ -12,7 +12,17 @@ import { checkInterceptRules, interceptFlagToRaw, interceptListenerSchema, inter
 
 const RATE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3,
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1e9,
+  gib: 1024 ** 3,
 };
 
 /** "100M", "1G", "250mbit", "1.5gbps" or a plain number: bits per second. */
@@ -174,15 +184,16 @@ export const gatewayConfigSchema = z
     compression: z.enum(['auto', 'lz4', 'zstd', 'none']).default('auto'),
     /** Path MTU of the WAN (bytes): 1500 for Ethernet, 9000 on jumbo-frame interconnects. Probed, never exceeded. */
     mtu: z.number().int().min(1280, { error: 'must be at least 1280 (the IPv6 minimum)' }).max(65535).default(1500),
-    control: z
-      .union([endpoint(true), z.literal(false)])
-      .default({ host: '127.0.0.1', port: 4501 }),
+    control: z.union([endpoint(true), z.literal(false)]).default({ host: '127.0.0.1', port: 4501 }),
     /**
      * Bearer token the control interface requires for everything but /healthz (clients send
      * `Authorization: Bearer TOKEN`; browsers any user name with the token as password).
      * Required when `control` is not a loopback address: its figures name peers and targets.
      */
-    controlToken: z.string().min(MIN_CONTROL_TOKEN, { error: `must be at least ${MIN_CONTROL_TOKEN} characters (e.g. openssl rand -hex 32)` }).optional(),
+    controlToken: z
+      .string()
+      .min(MIN_CONTROL_TOKEN, { error: `must be at least ${MIN_CONTROL_TOKEN} characters (e.g. openssl rand -hex 32)` })
+      .optional(),
     /** The same, read from a file at start-up (its first line; relative to the config file). */
     controlTokenFile: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -199,17 +210,28 @@ export const gatewayConfigSchema = z
         const known = cfg.peers.map((p) => `"${p.name}"`).join(', ') || 'none defined';
         ctx.addIssue({ code: 'custom', path: ['tunnels', i, 'peer'], message: `unknown peer "${t.peer}" (peers: ${known})` });
       } else if (!peer.address) {
-        ctx.addIssue({ code: 'custom', path: ['tunnels', i, 'peer'], message: `peer "${t.peer}" has no address, so this gateway cannot open tunnels to it` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tunnels', i, 'peer'],
+          message: `peer "${t.peer}" has no address, so this gateway cannot open tunnels to it`,
+        });
       }
     });
     checkInterceptRules(cfg.intercept, cfg.peers, ctx, cfg.interceptListener);
     if (cfg.controlToken !== undefined && cfg.controlTokenFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['controlTokenFile'], message: 'give controlToken or controlTokenFile, not both' });
     }
-    if (cfg.control !== false && !isLoopbackHost(cfg.control.host) && cfg.controlToken === undefined && cfg.controlTokenFile === undefined) {
+    if (
+      cfg.control !== false &&
+      !isLoopbackHost(cfg.control.host) &&
+      cfg.controlToken === undefined &&
+      cfg.controlTokenFile === undefined
+    ) {
       ctx.addIssue({
-        code: 'custom', path: ['control'],
-        message: `${formatEndpoint(cfg.control)} is reachable from other machines, so the control interface needs a bearer token: ` +
+        code: 'custom',
+        path: ['control'],
+        message:
+          `${formatEndpoint(cfg.control)} is reachable from other machines, so the control interface needs a bearer token: ` +
           'set controlToken or controlTokenFile (--control-token-file), or bind it to 127.0.0.1',
       });
     }
@@ -217,16 +239,25 @@ export const gatewayConfigSchema = z
     const timeout = cfg.limits.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
     if (detect !== undefined && detect >= timeout) {
       ctx.addIssue({
-        code: 'custom', path: ['limits', 'peerRestartDetectMs'],
+        code: 'custom',
+        path: ['limits', 'peerRestartDetectMs'],
         message: `must be below limits.peerTimeoutMs (${timeout} ms${cfg.limits.peerTimeoutMs === undefined ? ', the default' : ''}): a restart has to be detected before the association times out`,
       });
     }
     const { committedRate, maxRate, controller } = cfg.rate;
     if (committedRate !== undefined && maxRate !== undefined && committedRate > maxRate) {
-      ctx.addIssue({ code: 'custom', path: ['rate', 'committedRate'], message: `committed rate (${committedRate} bit/s) exceeds maxRate (${maxRate} bit/s)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rate', 'committedRate'],
+        message: `committed rate (${committedRate} bit/s) exceeds maxRate (${maxRate} bit/s)`,
+      });
     }
     if (controller === 'fixed' && committedRate === undefined && maxRate === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['rate', 'committedRate'], message: 'the fixed controller needs committedRate (or maxRate): the rate to send at' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rate', 'committedRate'],
+        message: 'the fixed controller needs committedRate (or maxRate): the rate to send at',
+      });
     }
   });
 
@@ -436,7 +467,8 @@ export function configFromFlags(flags: GatewayFlags): ConfigResult {
     }
     return validateConfig(merged, { ...opts, source: flags.config, baseDir: dirname(resolve(flags.config)) });
   }
-  if (raw.wan === undefined) return { ok: false, errors: ['wan: required: the UDP address to use on the WAN side (--wan 0.0.0.0:4500, or a --config file)'] };
+  if (raw.wan === undefined)
+    return { ok: false, errors: ['wan: required: the UDP address to use on the WAN side (--wan 0.0.0.0:4500, or a --config file)'] };
   return validateConfig(raw, opts);
 }
 
@@ -457,6 +489,7 @@ function loadRawFile(file: string): { ok: true; raw: Record<string, unknown> } |
   } catch (err) {
     return { ok: false, errors: [`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`] };
   }
-  if (!isPlainObject(raw)) return { ok: false, errors: [`${file}: expected a mapping of settings (wan:, peers:, tunnels:, ...) at the top level`] };
+  if (!isPlainObject(raw))
+    return { ok: false, errors: [`${file}: expected a mapping of settings (wan:, peers:, tunnels:, ...) at the top level`] };
   return { ok: true, raw };
 }

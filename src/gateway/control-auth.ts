@@ -23,7 +23,9 @@ export function loadControlToken(config: GatewayConfig): string | null {
   }
   const token = (text.split('\n')[0] ?? '').trim();
   if (token.length < MIN_CONTROL_TOKEN) {
-    throw new Error(`${where}: the control token must be at least ${MIN_CONTROL_TOKEN} characters on the file's first line (e.g. openssl rand -hex 32)`);
+    throw new Error(
+      `${where}: the control token must be at least ${MIN_CONTROL_TOKEN} characters on the file's first line (e.g. openssl rand -hex 32)`,
+    );
   }
   return token;
 }
@@ -61,9 +63,13 @@ const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz']);
  */
 export function checkControlAuth(req: IncomingMessage, res: ServerResponse, path: string, token: string | null): boolean {
   if (token === null || OPEN_PATHS.has(path) || carriesToken(req.headers.authorization, token)) return true;
-  res.writeHead(401, {
-    'www-authenticate': ['Bearer realm="longhaul control"', 'Basic realm="longhaul control", charset="UTF-8"'],
-    'content-type': 'text/plain',
-  }).end('longhaul control interface: token required (Authorization: Bearer TOKEN; in a browser, any user name and the token as password)\n');
+  res
+    .writeHead(401, {
+      'www-authenticate': ['Bearer realm="longhaul control"', 'Basic realm="longhaul control", charset="UTF-8"'],
+      'content-type': 'text/plain',
+    })
+    .end(
+      'longhaul control interface: token required (Authorization: Bearer TOKEN; in a browser, any user name and the token as password)\n',
+    );
   return false;
 }

@@ -18,7 +18,13 @@ export interface ControlAccess {
   token?: string | null;
 }
 
-export async function startControlServer(at: Endpoint, status: () => unknown, metrics: Registry, access: ControlAccess = {}, ops?: OpsRoutes): Promise<ControlServer> {
+export async function startControlServer(
+  at: Endpoint,
+  status: () => unknown,
+  metrics: Registry,
+  access: ControlAccess = {},
+  ops?: OpsRoutes,
+): Promise<ControlServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!; // split() returns at least one piece
     // ---- access and dashboard (GET /: the live dashboard; control-auth.ts, dashboard.ts) ----
@@ -54,10 +60,11 @@ export async function startControlServer(at: Endpoint, status: () => unknown, me
   const address = a && typeof a !== 'string' ? { host: a.address, port: a.port } : at;
   return {
     address,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -105,7 +112,10 @@ function handleOpsRoute(ops: OpsRoutes, path: string, req: IncomingMessage, res:
       return true;
     }
     req.resume();
-    ops.reload().then((a) => answer(res, a), (err: Error) => answer(res, { status: 500, body: { ok: false, errors: [err.message] } }));
+    ops.reload().then(
+      (a) => answer(res, a),
+      (err: Error) => answer(res, { status: 500, body: { ok: false, errors: [err.message] } }),
+    );
     return true;
   }
   return false;

@@ -18,7 +18,8 @@ const FILES: ReadonlyMap<string, { file: () => string; type: string }> = new Map
 ]);
 
 // Only this origin's scripts, styles and fetches: no inline script, nothing from elsewhere.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const cache = new Map<string, Buffer>();
 
@@ -36,11 +37,13 @@ export function serveDashboard(path: string, res: ServerResponse): boolean {
     }
     cache.set(path, body);
   }
-  res.writeHead(200, {
-    'content-type': entry.type,
-    'content-security-policy': CSP,
-    'x-content-type-options': 'nosniff',
-    'cache-control': 'no-cache',
-  }).end(body);
+  res
+    .writeHead(200, {
+      'content-type': entry.type,
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-cache',
+    })
+    .end(body);
   return true;
 }

@@ -62,7 +62,11 @@ export class InboundOpen implements StreamListener {
       try {
         address = (await lookup(target.host)).address;
       } catch (err) {
-        this.#fail(ResetCode.targetUnreachable, target, `cannot resolve ${target.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        this.#fail(
+          ResetCode.targetUnreachable,
+          target,
+          `cannot resolve ${target.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
         return;
       }
       if (this.#over) return;

@@ -4,7 +4,13 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
 import type { CodecStatsSnapshot } from '../codec/index.ts';
-import { Connection, defaultConnectionConfig, fixedRateController, modelBasedController, type ConnectionConfig } from '../transport/index.ts';
+import {
+  Connection,
+  defaultConnectionConfig,
+  fixedRateController,
+  modelBasedController,
+  type ConnectionConfig,
+} from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
 import { cHeapStats, trimMemoryIfWorthIt } from './memory-trim.ts';
 import { Association } from './association.ts';
@@ -63,7 +69,13 @@ interface PeerState {
 }
 
 function newPeerState(name: string, address: Endpoint | null): PeerState {
-  return { name, address, current: null, lost: false, counters: { outages: 0, restartsDetected: 0, reassociations: 0, livenessProbes: 0, rehandshakes: 0 } };
+  return {
+    name,
+    address,
+    current: null,
+    lost: false,
+    counters: { outages: 0, restartsDetected: 0, reassociations: 0, livenessProbes: 0, rehandshakes: 0 },
+  };
 }
 
 export interface InboundCounters {
@@ -200,8 +212,12 @@ export class Gateway {
     this.#link.onDatagrams(this.#security, { transient: this.#security.takesTransientDatagrams });
     for (const [i, t] of this.config.tunnels.entries()) {
       const listen = await resolveSetting(this.config, `tunnels[${i}].listen`, t.listen);
-      const tunnel = new TunnelListener({ name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target }, (s, tl) => this.#onClientConnection(s, tl), tunnelKey(t),
-        Math.min(65535, Math.max(511, this.config.limits.maxConnections)));
+      const tunnel = new TunnelListener(
+        { name: t.name ?? `tunnel${i}`, listen, peer: t.peer, target: t.target },
+        (s, tl) => this.#onClientConnection(s, tl),
+        tunnelKey(t),
+        Math.min(65535, Math.max(511, this.config.limits.maxConnections)),
+      );
       this.tunnels.push(tunnel);
       await tunnel.listen().catch((err: unknown) => {
         throw bindError(this.config, `tunnels[${i}].listen`, t.listen, err);
@@ -209,9 +225,23 @@ export class Gateway {
     }
     if (this.config.intercept.length > 0) await this.#startIntercept();
     // The datapath backends (native addons or their fallbacks) decide throughput: say which run.
-    const datapath = { udp: this.#link.backend, aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name, cipher: this.config.cipher };
-    this.log.info({ wan: formatEndpoint(this.#link.address), tunnels: this.tunnels.map((t) => t.describe()),
-      ...(this.#intercept ? { intercept: `${formatEndpoint(this.#intercept.listener.address)} (${this.#intercept.listener.method})` } : {}), security: this.#security.mode, datapath }, 'gateway started');
+    const datapath = {
+      udp: this.#link.backend,
+      aead: this.#security.mode.startsWith('plaintext') ? 'none' : defaultPacketAead(this.config.cipher).name,
+      cipher: this.config.cipher,
+    };
+    this.log.info(
+      {
+        wan: formatEndpoint(this.#link.address),
+        tunnels: this.tunnels.map((t) => t.describe()),
+        ...(this.#intercept
+          ? { intercept: `${formatEndpoint(this.#intercept.listener.address)} (${this.#intercept.listener.method})` }
+          : {}),
+        security: this.#security.mode,
+        datapath,
+      },
+      'gateway started',
+    );
   }
 
   get config(): GatewayConfig {
@@ -231,16 +261,24 @@ export class Gateway {
   #newAssociation(role: 'client' | 'server', peerName: string, remote: Endpoint): Association {
     const rate = new SwitchableRateController(this.#newRateController());
     const conn = new Connection({ role, config: { ...this.#transportConfig, rateController: () => rate }, now: performance.now() });
-    const assoc = new Association(conn, {
-      peerName, role, remote, rate,
-      watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
-      outage: new OutageWatch(Math.min(OUTAGE_AFTER_MS, this.#restartDetectMs)),
-    }, {
-      transmit: this.#security.transmitter(remote),
-      onConnected: (a) => this.#onConnected(a),
-      onStreamOpened: (a, id) => this.#onStreamOpened(a, id),
-      onClosed: (a, code, reason, byPeer) => this.#onAssociationClosed(a, code, reason, byPeer),
-    }, this.#sendBacklogLimit());
+    const assoc = new Association(
+      conn,
+      {
+        peerName,
+        role,
+        remote,
+        rate,
+        watch: role === 'client' ? new LivenessWatch(this.#restartDetectMs) : null,
+        outage: new OutageWatch(Math.min(OUTAGE_AFTER_MS, this.#restartDetectMs)),
+      },
+      {
+        transmit: this.#security.transmitter(remote),
+        onConnected: (a) => this.#onConnected(a),
+        onStreamOpened: (a, id) => this.#onStreamOpened(a, id),
+        onClosed: (a, code, reason, byPeer) => this.#onAssociationClosed(a, code, reason, byPeer),
+      },
+      this.#sendBacklogLimit(),
+    );
     this.#associations.add(assoc);
     return assoc;
   }
@@ -324,13 +362,19 @@ export class Gateway {
       const action = w.check({ now, lastInputAt: e.lastInputAt, inUse, rttMs: s.rttMs });
       if (action === 'probe') {
         if (peer) peer.counters.livenessProbes++;
-        this.log.debug({ peer: e.peerName, silentMs: Math.round(w.silentMs(now)) }, 'peer silent while the association is in use: probing it');
+        this.log.debug(
+          { peer: e.peerName, silentMs: Math.round(w.silentMs(now)) },
+          'peer silent while the association is in use: probing it',
+        );
         this.#security.probe(e);
       } else if (action === 'rehandshake') {
         if (peer) peer.counters.rehandshakes++;
         // During an outage this repeats (backed off); the outage's own lines say what happens.
-        (e.outage.unreachable ? this.log.debug : this.log.warn).call(this.log, { peer: e.peerName, silentMs: Math.round(w.silentMs(now)) },
-          'peer silent and not answering probes: new handshake to find out whether it restarted');
+        (e.outage.unreachable ? this.log.debug : this.log.warn).call(
+          this.log,
+          { peer: e.peerName, silentMs: Math.round(w.silentMs(now)) },
+          'peer silent and not answering probes: new handshake to find out whether it restarted',
+        );
         this.#security.rehandshake(e);
       }
       if (wasSuspect && !w.suspect) {
@@ -348,14 +392,23 @@ export class Gateway {
     if (change.kind === 'began') {
       if (peer) peer.counters.outages++;
       const budgetMs = this.#transportConfig.idleTimeoutMs;
-      this.log.warn({
-        peer: peerName, remote: formatEndpoint(e.remote), since: wallClock(change.since), silentMs: Math.round(now - change.since),
-        connections: e.streams.size, keptForMs: budgetMs,
-      }, `peer unreachable (WAN outage, or the peer is down): nothing heard for ${((now - change.since) / 1000).toFixed(1)} s; ` +
-        `its connections are kept for up to ${Math.round(budgetMs / 1000)} s (limits.peerTimeoutMs)`);
+      this.log.warn(
+        {
+          peer: peerName,
+          remote: formatEndpoint(e.remote),
+          since: wallClock(change.since),
+          silentMs: Math.round(now - change.since),
+          connections: e.streams.size,
+          keptForMs: budgetMs,
+        },
+        `peer unreachable (WAN outage, or the peer is down): nothing heard for ${((now - change.since) / 1000).toFixed(1)} s; ` +
+          `its connections are kept for up to ${Math.round(budgetMs / 1000)} s (limits.peerTimeoutMs)`,
+      );
     } else {
-      this.log.warn({ peer: peerName, since: wallClock(change.since), outageMs: Math.round(change.lastedMs), connections: e.streams.size },
-        `peer reachable again after a ${(change.lastedMs / 1000).toFixed(1)} s outage; connections kept`);
+      this.log.warn(
+        { peer: peerName, since: wallClock(change.since), outageMs: Math.round(change.lastedMs), connections: e.streams.size },
+        `peer reachable again after a ${(change.lastedMs / 1000).toFixed(1)} s outage; connections kept`,
+      );
       this.#releaseVerdictWaiters(e);
     }
   }
@@ -382,8 +435,10 @@ export class Gateway {
     const peer = this.#peers.get(peerName);
     if (peer) peer.counters.restartsDetected++;
     const silentMs = assoc.watch ? Math.round(assoc.watch.silentMs(performance.now())) : undefined;
-    this.log.warn({ peer: peerName, remote: formatEndpoint(assoc.remote), silentMs, connections: assoc.streams.size },
-      'peer gateway restarted (it no longer knows this association): resetting its connections and re-associating');
+    this.log.warn(
+      { peer: peerName, remote: formatEndpoint(assoc.remote), silentMs, connections: assoc.streams.size },
+      'peer gateway restarted (it no longer knows this association): resetting its connections and re-associating',
+    );
     assoc.abandon('peer gateway restarted; connection state lost');
     // Re-associate at once, so the next connection does not wait for the handshake.
     if (assoc.role === 'client' && !this.#stopping) void this.#associationFor(peerName);
@@ -442,10 +497,17 @@ export class Gateway {
     }
     const log = this.#stopping ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     // Silent past the outage budget: the transport's idle timeout ends it.
-    const outage = assoc.outage.unreachable && reason === 'idle timeout'
-      ? { unreachableSince: wallClock(assoc.outage.since), why: 'the peer stayed unreachable past the outage budget (limits.peerTimeoutMs): its connections are reset' }
-      : {};
-    log({ peer: assoc.peerName, code, reason, byPeer, ...outage, rawOut: assoc.traffic.rawOut, rawIn: assoc.traffic.rawIn }, 'association closed');
+    const outage =
+      assoc.outage.unreachable && reason === 'idle timeout'
+        ? {
+            unreachableSince: wallClock(assoc.outage.since),
+            why: 'the peer stayed unreachable past the outage budget (limits.peerTimeoutMs): its connections are reset',
+          }
+        : {};
+    log(
+      { peer: assoc.peerName, code, reason, byPeer, ...outage, rawOut: assoc.traffic.rawOut, rawIn: assoc.traffic.rawIn },
+      'association closed',
+    );
   }
 
   // ---- near side: client connections ----
@@ -460,7 +522,9 @@ export class Gateway {
     const listen = cfg.listen ?? DEFAULT_INTERCEPT_LISTENER.listen;
     const figures = new InterceptFigures();
     const listener = new InterceptListener({
-      listen, method: cfg.method, backlog: Math.min(65535, Math.max(511, this.config.limits.maxConnections)),
+      listen,
+      method: cfg.method,
+      backlog: Math.min(65535, Math.max(511, this.config.limits.maxConnections)),
       onConnection: (socket, dst) => this.#onInterceptedConnection(socket, dst, figures),
     });
     await listener.listen().catch((err: unknown) => {
@@ -480,15 +544,21 @@ export class Gateway {
       socket.resetAndDestroy();
       const unlogged = this.#refusedLog.take(performance.now());
       if (unlogged !== null) {
-        this.log.warn({ client, originalDst: dst ? formatEndpoint(dst) : null, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
-          dst ? 'intercepted connection reset: no intercept rule serves its destination (are the installed rules from another config?)' : 'intercepted connection reset: its original destination could not be read');
+        this.log.warn(
+          { client, originalDst: dst ? formatEndpoint(dst) : null, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          dst
+            ? 'intercepted connection reset: no intercept rule serves its destination (are the installed rules from another config?)'
+            : 'intercepted connection reset: its original destination could not be read',
+        );
       }
       return;
     }
     const rule = interceptRuleName(m.rule, m.index);
     const peer = m.rule.peer;
     void this.#carryClient(socket, {
-      peer, target: dst, counters: figures.countersFor(rule),
+      peer,
+      target: dst,
+      counters: figures.countersFor(rule),
       fields: { intercept: rule, originalDst: formatEndpoint(dst) },
       onOpened: (c, stream) => figures.opened({ client: c, originalDst: dst, rule, peer, stream }),
     });
@@ -503,14 +573,18 @@ export class Gateway {
       socket.resetAndDestroy();
       const unlogged = this.#refusedLog.take(performance.now());
       if (unlogged !== null) {
-        this.log.warn({ ...route.fields, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
-          this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached');
+        this.log.warn(
+          { ...route.fields, client, max: this.config.limits.maxConnections, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'connection refused: shutting down' : 'connection refused: connection limit reached',
+        );
       }
       return;
     }
     this.#pendingConnections.add(socket);
     let clientGone = false;
-    const onEarlyClose = (): void => { clientGone = true; };
+    const onEarlyClose = (): void => {
+      clientGone = true;
+    };
     socket.once('close', onEarlyClose);
     socket.on('error', () => {});
     const assoc = await this.#associationFor(route.peer);
@@ -524,8 +598,12 @@ export class Gateway {
       c.failed++;
       const current = this.#peers.get(route.peer)?.current;
       const outage = current?.outage.unreachable ? { unreachableSince: wallClock(current.outage.since) } : {};
-      this.log.warn({ ...route.fields, client, peer: route.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
-        outage.unreachableSince ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs' : 'connection reset: peer gateway unreachable');
+      this.log.warn(
+        { ...route.fields, client, peer: route.peer, waitedMs: this.config.limits.connectWaitMs, ...outage },
+        outage.unreachableSince
+          ? 'connection reset: peer gateway unreachable (WAN outage) for limits.connectWaitMs'
+          : 'connection reset: peer gateway unreachable',
+      );
       socket.resetAndDestroy();
       return;
     }
@@ -558,8 +636,10 @@ export class Gateway {
       this.inbound.failed++;
       const unlogged = this.#refusedLog.take(performance.now());
       if (unlogged !== null) {
-        this.log.warn({ peer: assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
-          this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached');
+        this.log.warn(
+          { peer: assoc.peerName, stream: streamId, ...(unlogged > 0 ? { refusedUnlogged: unlogged } : {}) },
+          this.#stopping ? 'inbound stream refused: shutting down' : 'inbound stream refused: connection limit reached',
+        );
       }
       assoc.resetStream(streamId, this.#stopping ? ResetCode.shutdown : ResetCode.overloaded);
       return;
@@ -600,11 +680,18 @@ export class Gateway {
 
   // ---- both sides ----
 
-  #bridge(assoc: Association, streamId: number, socket: Socket, initial: Uint8Array | undefined, done: (s: BridgeSummary) => void): StreamBridge {
+  #bridge(
+    assoc: Association,
+    streamId: number,
+    socket: Socket,
+    initial: Uint8Array | undefined,
+    done: (s: BridgeSummary) => void,
+  ): StreamBridge {
     // The link is read live, once per output window: the estimate sampled once a second may date
     // from a short, application-limited exchange far below the link.
     const encoder = new BlockEncoder({
-      mode: this.config.compression, stats: this.codecStats,
+      mode: this.config.compression,
+      stats: this.codecStats,
       linkNow: () => ({ rateBps: assoc.isClosed ? 0 : assoc.stats().bandwidthBps, sendingBps: assoc.rates.wireOutBps }),
     });
     const decoder = new BlockDecoder({ stats: this.codecStats });
@@ -691,7 +778,12 @@ export class Gateway {
       const current = this.#security.localPublicKey();
       if (!own.ok) return { ok: false, errors: [`${prefix}key: ${own.error}`] };
       if (current && !Buffer.from(current).equals(own.value.publicKey)) {
-        return { ok: false, errors: [`${prefix}key: ${next.key} now holds another private key: this gateway's identity cannot change on a running gateway: restart it to apply`] };
+        return {
+          ok: false,
+          errors: [
+            `${prefix}key: ${next.key} now holds another private key: this gateway's identity cannot change on a running gateway: restart it to apply`,
+          ],
+        };
       }
     }
     let keys: Map<string, { id: string; publicKey: Uint8Array }> | null = null;
@@ -721,8 +813,12 @@ export class Gateway {
       }
       try {
         const listen = await resolveSetting(next, `tunnels[${i}].listen`, t.listen);
-        const tl = new TunnelListener({ name, listen, peer: t.peer, target: t.target }, (s, tl2) => this.#onClientConnection(s, tl2), tunnelKey(t),
-          Math.min(65535, Math.max(511, this.config.limits.maxConnections)));
+        const tl = new TunnelListener(
+          { name, listen, peer: t.peer, target: t.target },
+          (s, tl2) => this.#onClientConnection(s, tl2),
+          tunnelKey(t),
+          Math.min(65535, Math.max(511, this.config.limits.maxConnections)),
+        );
         await tl.listen().catch((err: unknown) => {
           throw bindError(next, `tunnels[${i}].listen`, t.listen, err);
         });
@@ -757,7 +853,10 @@ export class Gateway {
     }
     if (closing) await new Promise<void>((r) => setImmediate(r));
     const reloadPeers: ReloadPeer[] = next.peers.map((p) => ({
-      name: p.name, initiator: p.address !== undefined, id: keys?.get(p.name)?.id ?? null, publicKey: keys?.get(p.name)?.publicKey ?? null,
+      name: p.name,
+      initiator: p.address !== undefined,
+      id: keys?.get(p.name)?.id ?? null,
+      publicKey: keys?.get(p.name)?.publicKey ?? null,
     }));
     this.#security.setPeers(reloadPeers);
     for (const name of [...this.#peers.keys()]) {
@@ -801,7 +900,11 @@ export class Gateway {
       const e = state?.current ?? null;
       if (!e || e.isClosed) {
         if (state?.address && !this.#stopping) void this.#associationFor(p.name);
-        out.push({ peer: p.name, ready: false, reason: state?.address ? 'no association yet (opening one now)' : 'no association: the peer has not connected to this gateway' });
+        out.push({
+          peer: p.name,
+          ready: false,
+          reason: state?.address ? 'no association yet (opening one now)' : 'no association: the peer has not connected to this gateway',
+        });
       } else if (!e.isConnected) {
         out.push({ peer: p.name, ready: false, reason: 'association handshake in progress' });
       } else if (e.outage.unreachable) {
@@ -894,15 +997,33 @@ export class Gateway {
       crypto: this.#security.stats(),
       udp: { ...this.#link.stats },
       memory: {
-        rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, arrayBuffersBytes: mem.arrayBuffers, budgetBytes: this.config.limits.memoryBudget,
+        rssBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        arrayBuffersBytes: mem.arrayBuffers,
+        budgetBytes: this.config.limits.memoryBudget,
         cHeap: cHeapStats(),
         ...this.#bufferedBytes(),
       },
     };
   }
 
-  #bufferedBytes(): Pick<GatewayStatus['memory'], 'transportSendBytes' | 'transportSendAllocatedBytes' | 'transportRecvBytes' | 'transportRecvAllocatedBytes' | 'bridgePendingBytes' | 'socketWriteQueueBytes'> {
-    const m = { transportSendBytes: 0, transportSendAllocatedBytes: 0, transportRecvBytes: 0, transportRecvAllocatedBytes: 0, bridgePendingBytes: 0, socketWriteQueueBytes: 0 };
+  #bufferedBytes(): Pick<
+    GatewayStatus['memory'],
+    | 'transportSendBytes'
+    | 'transportSendAllocatedBytes'
+    | 'transportRecvBytes'
+    | 'transportRecvAllocatedBytes'
+    | 'bridgePendingBytes'
+    | 'socketWriteQueueBytes'
+  > {
+    const m = {
+      transportSendBytes: 0,
+      transportSendAllocatedBytes: 0,
+      transportRecvBytes: 0,
+      transportRecvAllocatedBytes: 0,
+      bridgePendingBytes: 0,
+      socketWriteQueueBytes: 0,
+    };
     for (const e of this.#associations) {
       if (e.isClosed) continue;
       const x = e.bufferedBytes();
@@ -974,9 +1095,9 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
   const rateController = withHostLatencyAllowance(
     controller === 'fixed'
       ? fixedRateController({ rateBps: (committedRate ?? maxRate)!, mss: maxPacketSize })
-      // Math.random: the controller's probe-phase draws only de-synchronise associations that
-      // share a bottleneck (the tested path; without it the draws come from an ack-time hash).
-      : modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize, random: Math.random }),
+      : // Math.random: the controller's probe-phase draws only de-synchronise associations that
+        // share a bottleneck (the tested path; without it the draws come from an ack-time hash).
+        modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize, random: Math.random }),
   );
   // The receive window bounds what the peer may have in flight towards us across all
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.
@@ -1005,19 +1126,42 @@ export interface GatewayStatus {
   security: string;
   connections: { active: number; max: number };
   associations: Array<{
-    peer: string; role: 'client' | 'server'; remote: string; connected: boolean;
+    peer: string;
+    role: 'client' | 'server';
+    remote: string;
+    connected: boolean;
     /** False during a WAN outage (see OutageWatch); unreachableSince is then the last time the peer was heard. */
-    reachable: boolean; unreachableSince: string | null; ageSec: number;
-    rttMs: number; minRttMs: number; bandwidthBps: number; pacingRateBps: number; sendRateBps: number; receiveRateBps: number;
+    reachable: boolean;
+    unreachableSince: string | null;
+    ageSec: number;
+    rttMs: number;
+    minRttMs: number;
+    bandwidthBps: number;
+    pacingRateBps: number;
+    sendRateBps: number;
+    receiveRateBps: number;
     /** Time the sender waited, in all, for the congestion window (acks), the pacer, and data to send. */
     sendWaits: { windowMs: number; pacingMs: number; dataMs: number };
     /** TCP-side bytes per second into (send) and out of (receive) the association over the last second, as bits/s. */
-    rawSendRateBps: number; rawReceiveRateBps: number;
-    cwndBytes: number; bytesInFlight: number; lossRate: number; retransmitRate: number;
-    packetsSent: number; packetsReceived: number; packetsLost: number; datagramsDropped: number;
-    streamBytesSent: number; streamBytesRetransmitted: number;
-    bytesOutRaw: number; bytesInRaw: number; bytesOutWire: number; bytesInWire: number; activeStreams: number;
-    sendBacklogBytes: number; readersWaitingForBacklog: number;
+    rawSendRateBps: number;
+    rawReceiveRateBps: number;
+    cwndBytes: number;
+    bytesInFlight: number;
+    lossRate: number;
+    retransmitRate: number;
+    packetsSent: number;
+    packetsReceived: number;
+    packetsLost: number;
+    datagramsDropped: number;
+    streamBytesSent: number;
+    streamBytesRetransmitted: number;
+    bytesOutRaw: number;
+    bytesInRaw: number;
+    bytesOutWire: number;
+    bytesInWire: number;
+    activeStreams: number;
+    sendBacklogBytes: number;
+    readersWaitingForBacklog: number;
     driver: { flushes: number; timerWakeups: number; transmits: number };
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
@@ -1031,12 +1175,19 @@ export interface GatewayStatus {
   crypto: WanSecurityStats;
   udp: import('./udp-link.ts').UdpLinkStats;
   memory: {
-    rssBytes: number; heapUsedBytes: number; arrayBuffersBytes: number; budgetBytes: number;
+    rssBytes: number;
+    heapUsedBytes: number;
+    arrayBuffersBytes: number;
+    budgetBytes: number;
     /** The C heap (glibc): in use, free but held, and mmapped bytes. */
     cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
-    transportSendBytes: number; transportSendAllocatedBytes: number; transportRecvBytes: number; transportRecvAllocatedBytes: number;
+    transportSendBytes: number;
+    transportSendAllocatedBytes: number;
+    transportRecvBytes: number;
+    transportRecvAllocatedBytes: number;
     /** Bytes the TCP sides hold: read but not yet taken by the transport, and written but not yet taken by the kernel. */
-    bridgePendingBytes: number; socketWriteQueueBytes: number;
+    bridgePendingBytes: number;
+    socketWriteQueueBytes: number;
   };
 }

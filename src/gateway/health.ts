@@ -73,10 +73,22 @@ export interface HealthAnswer {
 
 export function healthz(gateway: Gateway, loop: LoopDelayMonitor, stallLimitMs = LOOP_STALL_LIMIT_MS): HealthAnswer {
   const delay = loop.read();
-  const base = { name: gateway.config.name, uptimeSec: Math.round((Date.now() - gateway.startedAt) / 1000), eventLoopDelayMs: delay, stallLimitMs };
+  const base = {
+    name: gateway.config.name,
+    uptimeSec: Math.round((Date.now() - gateway.startedAt) / 1000),
+    eventLoopDelayMs: delay,
+    stallLimitMs,
+  };
   if (gateway.stopping) return { status: 503, body: { status: 'stopping', ...base } };
   if (delay.maxMs > stallLimitMs) {
-    return { status: 503, body: { status: 'unhealthy', reason: `event loop stalled for ${Math.round(delay.maxMs)} ms (limit ${stallLimitMs} ms) in the last ${Math.round(delay.windowMs / 1000)}-${Math.round((2 * delay.windowMs) / 1000)} s`, ...base } };
+    return {
+      status: 503,
+      body: {
+        status: 'unhealthy',
+        reason: `event loop stalled for ${Math.round(delay.maxMs)} ms (limit ${stallLimitMs} ms) in the last ${Math.round(delay.windowMs / 1000)}-${Math.round((2 * delay.windowMs) / 1000)} s`,
+        ...base,
+      },
+    };
   }
   return { status: 200, body: { status: 'ok', ...base } };
 }
@@ -87,7 +99,10 @@ export function readyz(gateway: Gateway): HealthAnswer {
   const notReady = peers.filter((p) => !p.ready);
   if (peers.length === 0) return { status: 503, body: { status: 'not ready', reason: 'no peers configured', peers } };
   if (notReady.length > 0) {
-    return { status: 503, body: { status: 'not ready', reason: notReady.map((p) => `${p.peer}: ${p.reason ?? 'not ready'}`).join('; '), peers } };
+    return {
+      status: 503,
+      body: { status: 'not ready', reason: notReady.map((p) => `${p.peer}: ${p.reason ?? 'not ready'}`).join('; '), peers },
+    };
   }
   return { status: 200, body: { status: 'ready', peers } };
 }

@@ -11,7 +11,9 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   const fresh = (): GatewayStatus => {
     if (!snapshot) {
       snapshot = status();
-      setImmediate(() => { snapshot = null; });
+      setImmediate(() => {
+        snapshot = null;
+      });
     }
     return snapshot;
   };
@@ -19,7 +21,10 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   type AssocKey = keyof GatewayStatus['associations'][number];
   const assocGauge = (name: string, help: string, key: AssocKey, scale = 1): void => {
     new Gauge({
-      name, help, labelNames: ['peer', 'role'], registers: [registry],
+      name,
+      help,
+      labelNames: ['peer', 'role'],
+      registers: [registry],
       collect() {
         this.reset();
         for (const a of fresh().associations) this.set({ peer: a.peer, role: a.role }, Number(a[key]) * scale);
@@ -32,8 +37,16 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   assocGauge('longhaul_association_pacing_rate_bps', 'Pacing rate (bits/s)', 'pacingRateBps');
   assocGauge('longhaul_association_send_rate_bps', 'Measured WAN send rate over the last second (bits/s)', 'sendRateBps');
   assocGauge('longhaul_association_receive_rate_bps', 'Measured WAN receive rate over the last second (bits/s)', 'receiveRateBps');
-  assocGauge('longhaul_association_raw_send_rate_bps', 'TCP-side bytes into the association over the last second (bits/s)', 'rawSendRateBps');
-  assocGauge('longhaul_association_raw_receive_rate_bps', 'TCP-side bytes out of the association over the last second (bits/s)', 'rawReceiveRateBps');
+  assocGauge(
+    'longhaul_association_raw_send_rate_bps',
+    'TCP-side bytes into the association over the last second (bits/s)',
+    'rawSendRateBps',
+  );
+  assocGauge(
+    'longhaul_association_raw_receive_rate_bps',
+    'TCP-side bytes out of the association over the last second (bits/s)',
+    'rawReceiveRateBps',
+  );
   assocGauge('longhaul_association_cwnd_bytes', 'Cap on data in flight', 'cwndBytes');
   assocGauge('longhaul_association_bytes_in_flight', 'Bytes in flight', 'bytesInFlight');
   assocGauge('longhaul_association_loss_ratio', 'Packets declared lost / packets sent', 'lossRate');
@@ -52,7 +65,10 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   type TunnelKey = 'active' | 'total' | 'failed' | 'bytesFromClients' | 'bytesToClients';
   const tunnelGauge = (name: string, help: string, key: TunnelKey): void => {
     new Gauge({
-      name, help, labelNames: ['tunnel', 'peer'], registers: [registry],
+      name,
+      help,
+      labelNames: ['tunnel', 'peer'],
+      registers: [registry],
       collect() {
         this.reset();
         for (const t of fresh().tunnels) this.set({ tunnel: t.name, peer: t.peer }, t[key]);
@@ -69,7 +85,10 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   type InterceptKey = 'active' | 'total' | 'failed' | 'bytesFromClients' | 'bytesToClients';
   const interceptGauge = (name: string, help: string, key: InterceptKey): void => {
     new Gauge({
-      name, help, labelNames: ['rule', 'peer'], registers: [registry],
+      name,
+      help,
+      labelNames: ['rule', 'peer'],
+      registers: [registry],
       collect() {
         this.reset();
         for (const r of fresh().intercept?.rules ?? []) this.set({ rule: r.name, peer: r.peer }, r[key]);
@@ -79,11 +98,21 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   interceptGauge('longhaul_intercept_connections', 'Open intercepted connections', 'active');
   interceptGauge('longhaul_intercept_connections_total', 'Intercepted connections accepted', 'total');
   interceptGauge('longhaul_intercept_connections_failed_total', 'Intercepted connections closed before a stream carried them', 'failed');
-  interceptGauge('longhaul_intercept_client_bytes_in_total', 'Bytes read from intercepted clients (closed connections)', 'bytesFromClients');
-  interceptGauge('longhaul_intercept_client_bytes_out_total', 'Bytes written to intercepted clients (closed connections)', 'bytesToClients');
+  interceptGauge(
+    'longhaul_intercept_client_bytes_in_total',
+    'Bytes read from intercepted clients (closed connections)',
+    'bytesFromClients',
+  );
+  interceptGauge(
+    'longhaul_intercept_client_bytes_out_total',
+    'Bytes written to intercepted clients (closed connections)',
+    'bytesToClients',
+  );
   new Gauge({
-    name: 'longhaul_intercept_destination_connections', help: 'Open intercepted connections by original destination (the listed ones, see /status)',
-    labelNames: ['destination', 'peer'], registers: [registry],
+    name: 'longhaul_intercept_destination_connections',
+    help: 'Open intercepted connections by original destination (the listed ones, see /status)',
+    labelNames: ['destination', 'peer'],
+    registers: [registry],
     collect() {
       this.reset();
       const counts = new Map<string, { peer: string; n: number }>();
@@ -100,23 +129,47 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   type Peer = GatewayStatus['peers'][number];
   const peerGauge = (name: string, help: string, get: keyof Peer | ((p: Peer) => number)): void => {
     new Gauge({
-      name, help, labelNames: ['peer'], registers: [registry],
+      name,
+      help,
+      labelNames: ['peer'],
+      registers: [registry],
       collect() {
         this.reset();
         for (const p of fresh().peers) this.set({ peer: p.name }, typeof get === 'function' ? get(p) : Number(p[get]));
       },
     });
   };
-  peerGauge('longhaul_peer_reachable', '1 while the peer answers, 0 during a WAN outage (silent while in use)', (p) => (p.reachable ? 1 : 0));
+  peerGauge('longhaul_peer_reachable', '1 while the peer answers, 0 during a WAN outage (silent while in use)', (p) =>
+    p.reachable ? 1 : 0,
+  );
   peerGauge('longhaul_peer_unreachable_seconds', 'How long the current outage has lasted (0 when reachable)', 'unreachableForSec');
   peerGauge('longhaul_peer_outages_total', 'WAN outages seen (the peer silent while in use)', 'outages');
-  peerGauge('longhaul_peer_restarts_detected_total', 'Peer gateway restarts detected (it lost our association, or opened a new one)', 'restartsDetected');
-  peerGauge('longhaul_peer_reassociations_total', 'Associations that replaced one lost abnormally (restart, timeout, peer close)', 'reassociations');
-  peerGauge('longhaul_peer_liveness_probes_total', 'Liveness probes sent because the peer went silent while the association was in use', 'livenessProbes');
+  peerGauge(
+    'longhaul_peer_restarts_detected_total',
+    'Peer gateway restarts detected (it lost our association, or opened a new one)',
+    'restartsDetected',
+  );
+  peerGauge(
+    'longhaul_peer_reassociations_total',
+    'Associations that replaced one lost abnormally (restart, timeout, peer close)',
+    'reassociations',
+  );
+  peerGauge(
+    'longhaul_peer_liveness_probes_total',
+    'Liveness probes sent because the peer went silent while the association was in use',
+    'livenessProbes',
+  );
   peerGauge('longhaul_peer_rehandshakes_total', 'Handshakes started because a liveness probe went unanswered', 'rehandshakes');
 
   const simple = (name: string, help: string, get: (s: GatewayStatus) => number): void => {
-    new Gauge({ name, help, registers: [registry], collect() { this.set(get(fresh())); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(get(fresh()));
+      },
+    });
   };
   simple('longhaul_connections', 'Open TCP connections (both sides)', (s) => s.connections.active);
   simple('longhaul_inbound_connections', 'Open target connections', (s) => s.inbound.active);
@@ -136,11 +189,36 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_udp_send_errors_total', 'UDP send errors', (s) => s.udp.sendErrors);
   simple('longhaul_crypto_unroutable_total', 'Datagrams with no association to go to', (s) => s.crypto.unroutable);
   simple('longhaul_liveness_probe_answers_total', 'Liveness probes from peers answered', (s) => s.crypto.probeAnswers.sent);
-  simple('longhaul_liveness_probe_answers_limited_total', 'Liveness probes from peers dropped by the per-peer rate bound', (s) => s.crypto.probeAnswers.limited);
-  simple('longhaul_crypto_held_for_handshake_total', 'Transport datagrams held until the secure session to their peer existed', (s) => s.crypto.heldForHandshake.held);
-  simple('longhaul_crypto_held_for_handshake_dropped_total', 'Held transport datagrams dropped (hold full, handshake failed)', (s) => s.crypto.heldForHandshake.dropped);
-  const cryptoKeys = ['packetsSealed', 'packetsOpened', 'authFailures', 'replays', 'tooOld', 'malformed', 'unknownIndex',
-    'handshakesCompleted', 'handshakesFailed', 'cipherMismatches', 'cookiesSent', 'rateLimited', 'sessions'] as const;
+  simple(
+    'longhaul_liveness_probe_answers_limited_total',
+    'Liveness probes from peers dropped by the per-peer rate bound',
+    (s) => s.crypto.probeAnswers.limited,
+  );
+  simple(
+    'longhaul_crypto_held_for_handshake_total',
+    'Transport datagrams held until the secure session to their peer existed',
+    (s) => s.crypto.heldForHandshake.held,
+  );
+  simple(
+    'longhaul_crypto_held_for_handshake_dropped_total',
+    'Held transport datagrams dropped (hold full, handshake failed)',
+    (s) => s.crypto.heldForHandshake.dropped,
+  );
+  const cryptoKeys = [
+    'packetsSealed',
+    'packetsOpened',
+    'authFailures',
+    'replays',
+    'tooOld',
+    'malformed',
+    'unknownIndex',
+    'handshakesCompleted',
+    'handshakesFailed',
+    'cipherMismatches',
+    'cookiesSent',
+    'rateLimited',
+    'sessions',
+  ] as const;
   for (const k of cryptoKeys) {
     const snake = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     simple(`longhaul_crypto_${snake}${k === 'sessions' ? '' : '_total'}`, `Packet protection: ${k}`, (s) => s.crypto.endpoint?.[k] ?? 0);

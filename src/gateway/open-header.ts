@@ -29,14 +29,22 @@ export const ResetCode = {
 
 export function describeReset(code: number): string {
   switch (code) {
-    case ResetCode.peerReset: return 'connection reset on the far side';
-    case ResetCode.refused: return 'target refused by the far gateway allow-list';
-    case ResetCode.targetUnreachable: return 'target unreachable (connection refused or name not resolved)';
-    case ResetCode.targetTimeout: return 'target did not answer in time';
-    case ResetCode.protocolError: return 'tunnel protocol error';
-    case ResetCode.shutdown: return 'far gateway shutting down';
-    case ResetCode.overloaded: return 'far gateway at its connection limit';
-    default: return `stream reset (code ${code})`;
+    case ResetCode.peerReset:
+      return 'connection reset on the far side';
+    case ResetCode.refused:
+      return 'target refused by the far gateway allow-list';
+    case ResetCode.targetUnreachable:
+      return 'target unreachable (connection refused or name not resolved)';
+    case ResetCode.targetTimeout:
+      return 'target did not answer in time';
+    case ResetCode.protocolError:
+      return 'tunnel protocol error';
+    case ResetCode.shutdown:
+      return 'far gateway shutting down';
+    case ResetCode.overloaded:
+      return 'far gateway at its connection limit';
+    default:
+      return `stream reset (code ${code})`;
   }
 }
 

@@ -5,9 +5,7 @@
 // connections are kept for the outage budget (limits.peerTimeoutMs), and only the liveness
 // probes (LivenessWatch) can prove the peer restarted.
 
-export type OutageChange =
-  | { kind: 'began'; since: number }
-  | { kind: 'ended'; since: number; lastedMs: number };
+export type OutageChange = { kind: 'began'; since: number } | { kind: 'ended'; since: number; lastedMs: number };
 
 export interface OutageSample {
   now: number;

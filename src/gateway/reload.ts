@@ -23,7 +23,10 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: GatewayConfig) => unknown]> = [
   ['limits.peerRestartDetectMs', (c) => c.limits.peerRestartDetectMs ?? null],
   // The intercept listener is bound at start-up; the rules it matches against are live.
   ['intercept (on or off)', (c) => c.intercept.length > 0],
-  ['interceptListener', (c) => ({ ...c.interceptListener, listen: c.interceptListener.listen ? formatEndpoint(c.interceptListener.listen) : null })],
+  [
+    'interceptListener',
+    (c) => ({ ...c.interceptListener, listen: c.interceptListener.listen ? formatEndpoint(c.interceptListener.listen) : null }),
+  ],
 ];
 
 /**
@@ -73,7 +76,8 @@ export function describeChanges(running: GatewayConfig, next: GatewayConfig): st
   }
   for (const n of oldP.keys()) if (!newP.has(n)) out.push(`peer removed: ${n} (its association closes)`);
   const intercept = (c: GatewayConfig): string => JSON.stringify(c.intercept);
-  if (intercept(running) !== intercept(next)) out.push('intercept rules changed (new connections; run `longhaul intercept install` for the kernel\'s rules)');
+  if (intercept(running) !== intercept(next))
+    out.push("intercept rules changed (new connections; run `longhaul intercept install` for the kernel's rules)");
   const allow = (c: GatewayConfig): string => c.allow.map((r) => r.text).join(', ');
   if (allow(running) !== allow(next)) out.push(`allow: [${allow(next)}]`);
   if (JSON.stringify(running.rate) !== JSON.stringify(next.rate)) out.push(`rate: ${JSON.stringify(next.rate)}`);

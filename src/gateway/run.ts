@@ -41,7 +41,11 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
   if (opts.warmUp) {
     const w = await warmUpDatapath(config, opts.transport);
     opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
-    if (!w.ok) opts.logger.warn({ error: w.error }, `datapath warm-up through a loopback gateway pair failed (${w.error}): the first transfers run slower until V8 has compiled the datapath`);
+    if (!w.ok)
+      opts.logger.warn(
+        { error: w.error },
+        `datapath warm-up through a loopback gateway pair failed (${w.error}): the first transfers run slower until V8 has compiled the datapath`,
+      );
   }
   const gateway = await Gateway.start(config, opts);
   const log = opts.logger;
@@ -60,7 +64,11 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
       const loaded = opts.reloadConfig();
       const outcome: ReloadOutcome = loaded.ok ? await gateway.reload(loaded.config) : { ok: false, errors: loaded.errors };
       // One line either way: what changed, or the first reason the old config stays (all in `errors`).
-      if (outcome.ok) log.info({ changes: outcome.changes }, outcome.changes.length ? `configuration reloaded: ${outcome.changes.join('; ')}` : 'configuration reloaded: no changes');
+      if (outcome.ok)
+        log.info(
+          { changes: outcome.changes },
+          outcome.changes.length ? `configuration reloaded: ${outcome.changes.join('; ')}` : 'configuration reloaded: no changes',
+        );
       else log.error({ errors: outcome.errors }, `reload refused, still running the previous configuration: ${outcome.errors.join('; ')}`);
       return outcome;
     } finally {
@@ -72,21 +80,30 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
   let running!: RunningGateway;
   if (config.control !== false) {
     try {
-      control = await startControlServer(config.control, () => gateway.status(), createMetrics(() => gateway.status()), { token: controlToken }, {
-        healthz: () => healthz(gateway, loop),
-        readyz: () => readyz(gateway),
-        reload: async (): Promise<OpsAnswer> => {
-          const o = await running.reload();
-          return { status: o.ok ? 200 : 422, body: o };
+      control = await startControlServer(
+        config.control,
+        () => gateway.status(),
+        createMetrics(() => gateway.status()),
+        { token: controlToken },
+        {
+          healthz: () => healthz(gateway, loop),
+          readyz: () => readyz(gateway),
+          reload: async (): Promise<OpsAnswer> => {
+            const o = await running.reload();
+            return { status: o.ok ? 200 : 422, body: o };
+          },
         },
-      });
+      );
     } catch (err) {
       loop.close();
       // Reported by the caller as a failed start: no "gateway stopped" before it.
       await gateway.stop(0, { quiet: true });
       throw bindError(config, 'control', config.control, err);
     }
-    log.info({ control: formatEndpoint(control.address), token: controlToken !== null }, 'control interface listening (/ dashboard, /status, /metrics, /healthz, /readyz, POST /reload)');
+    log.info(
+      { control: formatEndpoint(control.address), token: controlToken !== null },
+      'control interface listening (/ dashboard, /status, /metrics, /healthz, /readyz, POST /reload)',
+    );
   }
   let stopping: Promise<void> | null = null;
   running = {
@@ -123,7 +140,10 @@ export function installSignalHandlers(running: RunningGateway, log: GatewayOptio
       process.exit(1);
     }
     signalled = true;
-    log.info({ signal: sig, graceMs: running.gateway.config.limits.shutdownGraceMs }, 'shutting down: listeners closed, open connections may finish');
+    log.info(
+      { signal: sig, graceMs: running.gateway.config.limits.shutdownGraceMs },
+      'shutting down: listeners closed, open connections may finish',
+    );
     running.stop().then(
       () => process.exit(0),
       (err: Error) => {

@@ -79,7 +79,11 @@ export class SdNotifier {
     const err = this.#send(this.socketPath, message);
     if (err !== null) {
       // Once: a broken socket would otherwise log on every watchdog tick.
-      if (!this.#failed) this.#log?.warn({ notifySocket: this.socketPath, err }, 'cannot notify systemd (NOTIFY_SOCKET): a Type=notify unit will not see the gateway ready');
+      if (!this.#failed)
+        this.#log?.warn(
+          { notifySocket: this.socketPath, err },
+          'cannot notify systemd (NOTIFY_SOCKET): a Type=notify unit will not see the gateway ready',
+        );
       this.#failed = true;
       return false;
     }

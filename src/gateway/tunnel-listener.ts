@@ -36,7 +36,12 @@ export class TunnelListener {
    * is overrun by a burst (5000 clients connecting at once: 1648 of them were reset by the
    * kernel before the gateway saw them); the kernel caps it at net.core.somaxconn.
    */
-  constructor(spec: TunnelSpec, onConnection: (socket: Socket, tunnel: TunnelListener) => void, key = formatEndpoint(spec.listen), backlog = 511) {
+  constructor(
+    spec: TunnelSpec,
+    onConnection: (socket: Socket, tunnel: TunnelListener) => void,
+    key = formatEndpoint(spec.listen),
+    backlog = 511,
+  ) {
     this.spec = spec;
     this.key = key;
     this.#backlog = backlog;

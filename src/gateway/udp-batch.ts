@@ -27,7 +27,14 @@ export interface LhUdpAddon {
    * since the kernel received it; readTimeMs: when the batch was read, CLOCK_MONOTONIC ms); (2, 0): writable;
    * (3, n): n socket errors skipped.
    */
-  startPoll(s: NativeSocket, recvBuf: Uint8Array, meta: Int32Array, slotBytes: number, maxBatch: number, cb: (event: number, count: number, readTimeMs: number) => void): void;
+  startPoll(
+    s: NativeSocket,
+    recvBuf: Uint8Array,
+    meta: Int32Array,
+    slotBytes: number,
+    maxBatch: number,
+    cb: (event: number, count: number, readTimeMs: number) => void,
+  ): void;
   setWritableWanted(s: NativeSocket, on: boolean): void;
   /** UDP GSO sends and GRO receives (on by default). */
   setSegmentation(s: NativeSocket, on: boolean): void;
@@ -130,7 +137,15 @@ export interface NativeLinkOptions {
 export class NativeUdpLink implements UdpLink {
   readonly backend = 'native';
   readonly stats: UdpLinkStats = {
-    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, sendCalls: 0, recvCalls: 0, recvBufferBytes: 0, sendBufferBytes: 0,
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    sendErrors: 0,
+    sendCalls: 0,
+    recvCalls: 0,
+    recvBufferBytes: 0,
+    sendBufferBytes: 0,
   };
   /**
    * Batching events: times the kernel refused part of a batch (EAGAIN), datagrams dropped because
@@ -374,8 +389,14 @@ export class NativeUdpLink implements UdpLink {
     const meta = this.#meta;
     const key = this.#srcKey;
     // meta[m+1..m+6]: port, family, address (4 x int32)
-    if (meta[m + 1] !== key[0] || meta[m + 3] !== key[1] || meta[m + 4] !== key[2] || meta[m + 5] !== key[3] ||
-        meta[m + 6] !== key[4] || meta[m + 2] !== key[5]) {
+    if (
+      meta[m + 1] !== key[0] ||
+      meta[m + 3] !== key[1] ||
+      meta[m + 4] !== key[2] ||
+      meta[m + 5] !== key[3] ||
+      meta[m + 6] !== key[4] ||
+      meta[m + 2] !== key[5]
+    ) {
       key[0] = meta[m + 1]!;
       key[1] = meta[m + 3]!;
       key[2] = meta[m + 4]!;

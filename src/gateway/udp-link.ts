@@ -195,7 +195,8 @@ export const UdpLink = {
         const host = isIP(addr.host) ? addr.host : (await lookup(addr.host, { family: 4 })).address;
         const segmentation = opts.segmentation ?? process.env.LONGHAUL_UDP_GSO !== '0';
         const envCoalescing = Number(process.env.LONGHAUL_UDP_COALESCE_US);
-        const wantedUs = opts.recvCoalescingUs ?? (process.env.LONGHAUL_UDP_COALESCE_US && envCoalescing >= 0 ? envCoalescing : RECV_COALESCING_US);
+        const wantedUs =
+          opts.recvCoalescingUs ?? (process.env.LONGHAUL_UDP_COALESCE_US && envCoalescing >= 0 ? envCoalescing : RECV_COALESCING_US);
         const coalescingUs = Math.min(MAX_RECV_COALESCING_US, Math.max(0, Math.round(wantedUs)));
         return new NativeUdpLink(load.addon, { host, port: addr.port }, buffers, { segmentation, coalescingUs });
       }
@@ -218,7 +219,15 @@ type FastPath = Socket | 'pending' | 'failed';
 class DgramUdpLink implements UdpLink {
   readonly backend = 'dgram';
   readonly stats: UdpLinkStats = {
-    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sendErrors: 0, sendCalls: 0, recvCalls: 0, recvBufferBytes: 0, sendBufferBytes: 0,
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    sendErrors: 0,
+    sendCalls: 0,
+    recvCalls: 0,
+    recvBufferBytes: 0,
+    sendBufferBytes: 0,
   };
   #socket: Socket;
   #type: 'udp4' | 'udp6';

@@ -326,7 +326,14 @@ class PlaintextSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   }
 
   stats(): WanSecurityStats {
-    return { mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { held: 0, released: 0, dropped: 0 }, unsealable: 0, endpoint: null };
+    return {
+      mode: this.mode,
+      unroutable: this.unroutable,
+      probeAnswers: { ...this.probeAnswers },
+      heldForHandshake: { held: 0, released: 0, dropped: 0 },
+      unsealable: 0,
+      endpoint: null,
+    };
   }
 
   close(): void {}
@@ -486,16 +493,20 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
   #warnUnknownKey(source: string): void {
     const unlogged = this.#unknownKeyLog.take(performance.now());
     if (unlogged === null) return;
-    this.host.log.warn({ source, ...(unlogged > 0 ? { unlogged } : {}) },
-      `handshake from ${source} with an unknown key: not one of this gateway's peers (the initiator's key must match a peer's publicKey here)`);
+    this.host.log.warn(
+      { source, ...(unlogged > 0 ? { unlogged } : {}) },
+      `handshake from ${source} with an unknown key: not one of this gateway's peers (the initiator's key must match a peer's publicKey here)`,
+    );
   }
 
   /** An initiation whose mac1 is not keyed to our public key: sent to a different key than ours. */
   #warnNotForUs(source: string): void {
     const unlogged = this.#notForUsLog.take(performance.now());
     if (unlogged === null) return;
-    this.host.log.warn({ source, ...(unlogged > 0 ? { unlogged } : {}) },
-      `handshake from ${source} for another key: the initiator's peer publicKey is not this gateway's public key`);
+    this.host.log.warn(
+      { source, ...(unlogged > 0 ? { unlogged } : {}) },
+      `handshake from ${source} for another key: the initiator's peer publicKey is not this gateway's public key`,
+    );
   }
 
   /** Called as the handshake timer fires (retransmissions): our initiation to a peer got no answer so far. */
@@ -507,8 +518,10 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
       const unlogged = limit.take(now);
       if (unlogged === null) continue;
       const peer = this.#nameById.get(id) ?? id;
-      this.host.log.warn({ peer, address: this.#ep.peerAddress(id), waitedMs: Math.round(now - startedAt) },
-        'no answer to the handshake: the peer gateway is down or unreachable, or it does not accept our key (its peer publicKey must be our public key, and ours for it its public key)');
+      this.host.log.warn(
+        { peer, address: this.#ep.peerAddress(id), waitedMs: Math.round(now - startedAt) },
+        'no answer to the handshake: the peer gateway is down or unreachable, or it does not accept our key (its peer publicKey must be our public key, and ours for it its public key)',
+      );
     }
   }
 
@@ -659,28 +672,38 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
         }
       } else {
         this.#releaseHeld(ev.peer, false);
-        this.host.log.warn({ peer }, 'handshake failed: no answer from the peer, or it does not accept our key (or uses the other `cipher`)');
+        this.host.log.warn(
+          { peer },
+          'handshake failed: no answer from the peer, or it does not accept our key (or uses the other `cipher`)',
+        );
       }
     }
     const next = this.#ep.nextTimeout();
     if (next === null || next === this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = next;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#timerAt = Infinity;
-      const now = performance.now();
-      this.#ep.handleTimeout(now);
-      this.#pump();
-      this.#checkUnanswered(now);
-    }, Math.max(1, Math.ceil(next - performance.now())));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.#timerAt = Infinity;
+        const now = performance.now();
+        this.#ep.handleTimeout(now);
+        this.#pump();
+        this.#checkUnanswered(now);
+      },
+      Math.max(1, Math.ceil(next - performance.now())),
+    );
     this.#timer.unref();
   }
 
   stats(): WanSecurityStats {
     return {
-      mode: this.mode, unroutable: this.unroutable, probeAnswers: { ...this.probeAnswers }, heldForHandshake: { ...this.#heldCounts },
-      unsealable: this.#unsealable, endpoint: this.#ep.stats(),
+      mode: this.mode,
+      unroutable: this.unroutable,
+      probeAnswers: { ...this.probeAnswers },
+      heldForHandshake: { ...this.#heldCounts },
+      unsealable: this.#unsealable,
+      endpoint: this.#ep.stats(),
     };
   }
 
@@ -702,7 +725,11 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
   // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
   const ep = new SecureEndpoint({
-    staticKey: own.value, peers: peers.map((p) => ({ publicKey: p.publicKey })), decryptInPlace: true, transientDatagrams: true, cipher: config.cipher,
+    staticKey: own.value,
+    peers: peers.map((p) => ({ publicKey: p.publicKey })),
+    decryptInPlace: true,
+    transientDatagrams: true,
+    cipher: config.cipher,
   });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };
 }

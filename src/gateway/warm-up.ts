@@ -38,7 +38,7 @@ export interface WarmUpResult {
 /** Half incompressible, half text-like chunks, so the codec's raw and compressed paths both run. */
 function chunks(): Buffer[] {
   const text = Buffer.alloc(CHUNK_BYTES);
-  for (let i = 0; i < CHUNK_BYTES;) i += text.write(`page ${i} dirty round ${i % 97} ok\n`, i);
+  for (let i = 0; i < CHUNK_BYTES; ) i += text.write(`page ${i} dirty round ${i % 97} ok\n`, i);
   return [randomBytes(CHUNK_BYTES), text];
 }
 
@@ -51,8 +51,12 @@ function listen(server: Server): Promise<number> {
 
 function pairConfig(config: GatewayConfig, raw: Record<string, unknown>): GatewayConfig {
   const r = validateConfig({
-    wan: '127.0.0.1:0', control: false, logLevel: 'silent',
-    compression: config.compression, cipher: config.cipher, mtu: config.mtu,
+    wan: '127.0.0.1:0',
+    control: false,
+    logLevel: 'silent',
+    compression: config.compression,
+    cipher: config.cipher,
+    mtu: config.mtu,
     ...raw,
   });
   if (!r.ok) throw new Error(r.errors.join('; '));
@@ -74,22 +78,37 @@ export async function warmUpDatapath(config: GatewayConfig, transport?: Partial<
     let received = 0;
     const arrived = new Promise<void>((resolve, reject) => {
       sink.on('connection', (s) => {
-        s.on('data', (d: Buffer) => { received += d.length; });
-        s.on('end', () => { s.end(); resolve(); });
+        s.on('data', (d: Buffer) => {
+          received += d.length;
+        });
+        s.on('end', () => {
+          s.end();
+          resolve();
+        });
         s.on('error', reject);
       });
     });
     const sinkPort = await listen(sink);
     const logger = createLogger({ level: 'silent' });
-    const b = await Gateway.start(pairConfig(config, {
-      name: 'warm-up-b', key: join(dir, 'b.key'), peers: [{ name: 'a', publicKey: join(dir, 'a.pub') }], allow: ['127.0.0.1/32'],
-    }), { logger, ...(transport ? { transport } : {}) });
+    const b = await Gateway.start(
+      pairConfig(config, {
+        name: 'warm-up-b',
+        key: join(dir, 'b.key'),
+        peers: [{ name: 'a', publicKey: join(dir, 'a.pub') }],
+        allow: ['127.0.0.1/32'],
+      }),
+      { logger, ...(transport ? { transport } : {}) },
+    );
     gateways.push(b);
-    const a = await Gateway.start(pairConfig(config, {
-      name: 'warm-up-a', key: join(dir, 'a.key'),
-      peers: [{ name: 'b', address: `127.0.0.1:${b.wanAddress.port}`, publicKey: join(dir, 'b.pub') }],
-      tunnels: [{ listen: '127.0.0.1:0', peer: 'b', target: `127.0.0.1:${sinkPort}` }],
-    }), { logger, ...(transport ? { transport } : {}) });
+    const a = await Gateway.start(
+      pairConfig(config, {
+        name: 'warm-up-a',
+        key: join(dir, 'a.key'),
+        peers: [{ name: 'b', address: `127.0.0.1:${b.wanAddress.port}`, publicKey: join(dir, 'b.pub') }],
+        tunnels: [{ listen: '127.0.0.1:0', peer: 'b', target: `127.0.0.1:${sinkPort}` }],
+      }),
+      { logger, ...(transport ? { transport } : {}) },
+    );
     gateways.push(a);
     const client = connect({ host: '127.0.0.1', port: a.tunnels[0]!.address.port, noDelay: true });
     const sent = new Promise<void>((resolve, reject) => {

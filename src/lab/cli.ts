@@ -7,9 +7,7 @@ import type { Result } from '../result.ts';
 import { DEFAULT_PORTS, LAB_ADDRESSES, parsePorts, resolveLink, type EmulatorConfig } from './emulator-config.ts';
 import { runEmulatorProcess, type EngineChoice } from './emulator-run.ts';
 import { ALL_PROFILES } from '../link/profiles.ts';
-import {
-  DEFAULT_LAB, LabError, labDown, labExec, labUp, requestEmulatorStats, setLinkProfile, type LabId, type Site,
-} from './netns.ts';
+import { DEFAULT_LAB, LabError, labDown, labExec, labUp, requestEmulatorStats, setLinkProfile, type LabId, type Site } from './netns.ts';
 
 function die(message: string): never {
   process.stderr.write(`longhaul: ${message}\n`);
@@ -61,8 +59,14 @@ export function registerEmulateCommand(program: Command): void {
 export function emulatorConfigFromOptions(o: Record<string, string | boolean | undefined>): Result<EmulatorConfig> {
   const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
   const link = resolveLink({
-    profile: str('profile'), rate: str('rate'), rtt: str('rtt'), loss: str('loss'), jitter: str('jitter'),
-    queue: str('queue'), outage: str('outage'), reorder: o.reorder === true,
+    profile: str('profile'),
+    rate: str('rate'),
+    rtt: str('rtt'),
+    loss: str('loss'),
+    jitter: str('jitter'),
+    queue: str('queue'),
+    outage: str('outage'),
+    reorder: o.reorder === true,
   });
   if (!link.ok) return link;
   const ports = parsePorts(str('ports') ?? DEFAULT_PORTS.join(','));
@@ -115,68 +119,96 @@ export function registerLabCommands(program: Command): void {
   labOpts(lab.command('up'))
     .description(`create namespaces ${DEFAULT_LAB.prefix}-a, -b, -emu, the VXLAN overlay, and start the emulator`)
     .option('--profile <name>', `link profile (${profileHelp})`, 'baseline')
-    .option('--rate <rate>').option('--rtt <time>').option('--loss <rate>').option('--jitter <time>')
-    .option('--queue <size>').option('--reorder').option('--outage <t1-t2>')
+    .option('--rate <rate>')
+    .option('--rtt <time>')
+    .option('--loss <rate>')
+    .option('--jitter <time>')
+    .option('--queue <size>')
+    .option('--reorder')
+    .option('--outage <t1-t2>')
     .option('--ports <list>', 'UDP ports the emulator relays', DEFAULT_PORTS.join(','))
     .option('--engine <engine>', 'emulator datapath: auto, native, ts', 'auto')
     .option('--seed <n>', 'emulator PRNG seed', '1')
     .option('--cc <name>', 'default TCP congestion control inside the sites', 'cubic')
     .option('--replace', 'tear down a running lab with the same prefix first')
-    .action(async (o: Record<string, string | boolean | undefined> & { prefix?: string; stateDir?: string }) => guarded(async () => {
-      const ports = parsePorts(String(o.ports));
-      if (!ports.ok) die(ports.error);
-      const s = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-      const state = await labUp({
-        lab: labFromOptions(o),
-        profile: { profile: s('profile'), rate: s('rate'), rtt: s('rtt'), loss: s('loss'), jitter: s('jitter'), queue: s('queue'), outage: s('outage'), reorder: o.reorder === true },
-        ports: ports.value,
-        engine: parseEngine(String(o.engine)),
-        seed: Number(o.seed),
-        congestionControl: s('cc'),
-        replace: o.replace === true,
-      });
-      const e = state.emulator!;
-      process.stdout.write(
-        `lab up (root): ${Object.values(state.namespaces).join(', ')}; overlay vx0 198.19.0.1 <-> 198.19.0.2; ` +
-          `emulator pid ${e.pid} (${e.engine}), profile ${e.profile}; stats ${e.statsFile}\n`,
-      );
-    }));
+    .action(async (o: Record<string, string | boolean | undefined> & { prefix?: string; stateDir?: string }) =>
+      guarded(async () => {
+        const ports = parsePorts(String(o.ports));
+        if (!ports.ok) die(ports.error);
+        const s = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+        const state = await labUp({
+          lab: labFromOptions(o),
+          profile: {
+            profile: s('profile'),
+            rate: s('rate'),
+            rtt: s('rtt'),
+            loss: s('loss'),
+            jitter: s('jitter'),
+            queue: s('queue'),
+            outage: s('outage'),
+            reorder: o.reorder === true,
+          },
+          ports: ports.value,
+          engine: parseEngine(String(o.engine)),
+          seed: Number(o.seed),
+          congestionControl: s('cc'),
+          replace: o.replace === true,
+        });
+        const e = state.emulator!;
+        process.stdout.write(
+          `lab up (root): ${Object.values(state.namespaces).join(', ')}; overlay vx0 198.19.0.1 <-> 198.19.0.2; ` +
+            `emulator pid ${e.pid} (${e.engine}), profile ${e.profile}; stats ${e.statsFile}\n`,
+        );
+      }),
+    );
 
   labOpts(lab.command('down'))
     .description('remove the lab (idempotent; also after a crash)')
     .option('--kill-strays', 'also kill processes inside the lab namespaces that the lab did not start')
-    .action(async (o: { prefix?: string; stateDir?: string; killStrays?: boolean }) => guarded(async () => {
-      const r = await labDown({ lab: labFromOptions(o), killStrays: o.killStrays === true });
-      process.stdout.write(`lab down: removed ${r.removedNamespaces.join(', ') || 'nothing'}; killed ${r.killedPids.length} process(es)\n`);
-      if (r.strayPids.length > 0) {
-        process.stderr.write(`warning: processes not started by the lab were still inside: ${r.strayPids.join(' ')} (use --kill-strays)\n`);
-      }
-    }));
+    .action(async (o: { prefix?: string; stateDir?: string; killStrays?: boolean }) =>
+      guarded(async () => {
+        const r = await labDown({ lab: labFromOptions(o), killStrays: o.killStrays === true });
+        process.stdout.write(
+          `lab down: removed ${r.removedNamespaces.join(', ') || 'nothing'}; killed ${r.killedPids.length} process(es)\n`,
+        );
+        if (r.strayPids.length > 0) {
+          process.stderr.write(
+            `warning: processes not started by the lab were still inside: ${r.strayPids.join(' ')} (use --kill-strays)\n`,
+          );
+        }
+      }),
+    );
 
   labOpts(lab.command('exec'))
     .description('run a command in a site: lab exec a|b|emu -- cmd args...')
     .argument('<site>', 'a, b or emu')
     .argument('<cmd...>', 'command and arguments')
-    .action(async (site: string, cmd: string[], o: { prefix?: string; stateDir?: string }) => guarded(async () => {
-      if (site !== 'a' && site !== 'b' && site !== 'emu') die(`bad site "${site}" (a, b, emu)`);
-      const child = labExec(site as Site, cmd, { lab: labFromOptions(o), stdio: 'inherit' });
-      const code = await new Promise<number>((resolve) => child.once('close', (c, sig) => resolve(c ?? (sig !== null ? 128 : 1))));
-      process.exitCode = code;
-    }));
+    .action(async (site: string, cmd: string[], o: { prefix?: string; stateDir?: string }) =>
+      guarded(async () => {
+        if (site !== 'a' && site !== 'b' && site !== 'emu') die(`bad site "${site}" (a, b, emu)`);
+        const child = labExec(site as Site, cmd, { lab: labFromOptions(o), stdio: 'inherit' });
+        const code = await new Promise<number>((resolve) => child.once('close', (c, sig) => resolve(c ?? (sig !== null ? 128 : 1))));
+        process.exitCode = code;
+      }),
+    );
 
   labOpts(lab.command('stats'))
     .description("print the emulator's counters (JSON)")
-    .action(async (o: { prefix?: string; stateDir?: string }) => guarded(async () => {
-      const r = await requestEmulatorStats(labFromOptions(o));
-      if (r === undefined) die('no emulator running');
-      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    }));
+    .action(async (o: { prefix?: string; stateDir?: string }) =>
+      guarded(async () => {
+        const r = await requestEmulatorStats(labFromOptions(o));
+        if (r === undefined) die('no emulator running');
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      }),
+    );
 
   labOpts(lab.command('profile'))
     .description('restart the emulator with another link profile')
     .argument('<name>', profileHelp)
-    .action(async (name: string, o: { prefix?: string; stateDir?: string }) => guarded(async () => {
-      const { state } = await setLinkProfile(name, { lab: labFromOptions(o) });
-      process.stdout.write(`emulator pid ${state.emulator!.pid}, profile ${state.emulator!.profile}\n`);
-    }));
+    .action(async (name: string, o: { prefix?: string; stateDir?: string }) =>
+      guarded(async () => {
+        const { state } = await setLinkProfile(name, { lab: labFromOptions(o) });
+        process.stdout.write(`emulator pid ${state.emulator!.pid}, profile ${state.emulator!.profile}\n`);
+      }),
+    );
 }

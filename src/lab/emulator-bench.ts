@@ -59,18 +59,29 @@ function datapathPids(pid: number): number[] {
   let children: number[] = [];
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   return [pid, ...children];
 }
 
 async function runStep(pps: number, pids: number[]): Promise<Step> {
-  const sink = labExec('b', [LOAD_TOOL, 'recv', LAB_ADDRESSES.bPeer, String(PORT), String(STEP_SECONDS + 3), '500'], { lab: LAB, stdio: ['ignore', 'pipe', 'inherit'] });
+  const sink = labExec('b', [LOAD_TOOL, 'recv', LAB_ADDRESSES.bPeer, String(PORT), String(STEP_SECONDS + 3), '500'], {
+    lab: LAB,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let sinkOut = '';
-  sink.stdout!.setEncoding('utf8').on('data', (d: string) => { sinkOut += d; });
+  sink.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    sinkOut += d;
+  });
   const sinkDone = new Promise<void>((r) => sink.once('close', () => r()));
   while (!sinkOut.includes('listening')) await sleep(10);
   const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-  const sent = await labRun('a', [LOAD_TOOL, 'send', LAB_ADDRESSES.aPeer, LAB_ADDRESSES.aNear, String(PORT), String(DATAGRAM), String(pps), String(STEP_SECONDS)], { lab: LAB, timeoutMs: (STEP_SECONDS + 10) * 1000 });
+  const sent = await labRun(
+    'a',
+    [LOAD_TOOL, 'send', LAB_ADDRESSES.aPeer, LAB_ADDRESSES.aNear, String(PORT), String(DATAGRAM), String(pps), String(STEP_SECONDS)],
+    { lab: LAB, timeoutMs: (STEP_SECONDS + 10) * 1000 },
+  );
   await sinkDone;
   const cpu1 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
   const s = JSON.parse(sent.stdout.trim().split('\n').pop()!) as { sent: number; seconds: number };
@@ -91,7 +102,10 @@ async function tcpBaseline(): Promise<number | null> {
   await setLinkProfile('baseline', { lab: LAB });
   const server = labExec('b', ['iperf3', '-s', '-1', '-B', VXLAN.b], { lab: LAB, stdio: 'ignore' });
   await sleep(300);
-  const c = await labRun('a', ['iperf3', '-c', VXLAN.b, '-t', String(TCP_SECONDS), '-C', 'cubic', '-J'], { lab: LAB, timeoutMs: (TCP_SECONDS + 15) * 1000 });
+  const c = await labRun('a', ['iperf3', '-c', VXLAN.b, '-t', String(TCP_SECONDS), '-C', 'cubic', '-J'], {
+    lab: LAB,
+    timeoutMs: (TCP_SECONDS + 15) * 1000,
+  });
   server.kill();
   try {
     const j = JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } };
@@ -110,7 +124,9 @@ async function benchEngine(engine: EmulatorEngine): Promise<EngineResult> {
     for (const pps of OFFERED_PPS) {
       const step = await runStep(pps, pids);
       steps.push(step);
-      process.stderr.write(`${engine}: offered ${pps} pps -> sent ${step.sentPps}, delivered ${step.deliveredPps} pps (${step.deliveredMbps} Mbit/s), loss ${(step.loss * 100).toFixed(2)}%, ${step.emulatorCpuUsPerPacket.toFixed(2)} us/packet\n`);
+      process.stderr.write(
+        `${engine}: offered ${pps} pps -> sent ${step.sentPps}, delivered ${step.deliveredPps} pps (${step.deliveredMbps} Mbit/s), loss ${(step.loss * 100).toFixed(2)}%, ${step.emulatorCpuUsPerPacket.toFixed(2)} us/packet\n`,
+      );
       if (step.loss > 0.2) break; // far past the ceiling
     }
     await requestEmulatorStats(LAB);
@@ -120,7 +136,8 @@ async function benchEngine(engine: EmulatorEngine): Promise<EngineResult> {
     process.stderr.write(`${engine}: TCP CUBIC through the overlay, baseline profile: ${tcp ?? 'n/a'} Mbit/s\n`);
     const us = best?.emulatorCpuUsPerPacket ?? 0;
     return {
-      engine, steps,
+      engine,
+      steps,
       ceilingPps: best?.deliveredPps ?? 0,
       ceilingMbps: best?.deliveredMbps ?? 0,
       cpuUsPerPacket: Math.round(us * 100) / 100,
@@ -154,20 +171,31 @@ function markdown(date: string, m: Record<string, string | number>, results: Eng
     '',
     '| engine | ceiling (packets/s) | ceiling (Mbit/s) | emulator CPU per packet (us) | packets/s per core | TCP CUBIC, baseline profile (Mbit/s) |',
     '|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.engine} | ${r.ceilingPps} | ${r.ceilingMbps} | ${r.cpuUsPerPacket} | ${r.ppsPerCore} | ${r.tcpCubicBaselineMbps ?? 'n/a'} |`),
+    ...results.map(
+      (r) =>
+        `| ${r.engine} | ${r.ceilingPps} | ${r.ceilingMbps} | ${r.cpuUsPerPacket} | ${r.ppsPerCore} | ${r.tcpCubicBaselineMbps ?? 'n/a'} |`,
+    ),
     '',
     '## Steps',
     '',
     '| engine | offered pps | sent pps | delivered pps | delivered Mbit/s | loss | CPU us/packet |',
     '|---|---|---|---|---|---|---|',
-    ...results.flatMap((r) => r.steps.map((s) => `| ${r.engine} | ${s.offeredPps} | ${s.sentPps} | ${s.deliveredPps} | ${s.deliveredMbps} | ${(s.loss * 100).toFixed(2)}% | ${s.emulatorCpuUsPerPacket.toFixed(2)} |`)),
+    ...results.flatMap((r) =>
+      r.steps.map(
+        (s) =>
+          `| ${r.engine} | ${s.offeredPps} | ${s.sentPps} | ${s.deliveredPps} | ${s.deliveredMbps} | ${(s.loss * 100).toFixed(2)}% | ${s.emulatorCpuUsPerPacket.toFixed(2)} |`,
+      ),
+    ),
     '',
   ];
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const args = benchCommand('bench:emulator', "the emulator's own ceiling per engine (pure relay, rising offered rates) and TCP CUBIC through the overlay; root; writes bench/results/emulator-<date>.{json,md}")
+  const args = benchCommand(
+    'bench:emulator',
+    "the emulator's own ceiling per engine (pure relay, rising offered rates) and TCP CUBIC through the overlay; root; writes bench/results/emulator-<date>.{json,md}",
+  )
     .option('--ts-only', 'only the TypeScript engine')
     .option('--native-only', 'only the native engine')
     .parse()
@@ -185,7 +213,10 @@ async function main(): Promise<void> {
   const day = date.slice(0, 10);
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `emulator-${day}.json`), `${JSON.stringify({ date, machine: m, datagramBytes: DATAGRAM, stepSeconds: STEP_SECONDS, results }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, `emulator-${day}.json`),
+    `${JSON.stringify({ date, machine: m, datagramBytes: DATAGRAM, stepSeconds: STEP_SECONDS, results }, null, 2)}\n`,
+  );
   writeFileSync(join(dir, `emulator-${day}.md`), markdown(date, m, results));
   process.stdout.write(markdown(date, m, results));
 }

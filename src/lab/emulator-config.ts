@@ -8,8 +8,10 @@ import type { LinkSettings } from './emulator-link.ts';
 
 /** The fixed lab addresses (docs/lab.md, "Network"): A side and B side of the emulator namespace. */
 export const LAB_ADDRESSES = {
-  aNear: '198.18.1.1', aPeer: '198.18.1.2',
-  bNear: '198.18.2.1', bPeer: '198.18.2.2',
+  aNear: '198.18.1.1',
+  aPeer: '198.18.1.2',
+  bNear: '198.18.2.1',
+  bPeer: '198.18.2.2',
 } as const;
 
 /** vxlan, longhaul, kcptun. */
@@ -39,8 +41,18 @@ export interface EmulatorConfig {
 }
 
 const RATE_UNITS: Record<string, number> = {
-  '': 1, bit: 1, bps: 1, kbit: 1e3, kbps: 1e3, mbit: 1e6, mbps: 1e6, gbit: 1e9, gbps: 1e9,
-  k: 1e3, m: 1e6, g: 1e9,
+  '': 1,
+  bit: 1,
+  bps: 1,
+  kbit: 1e3,
+  kbps: 1e3,
+  mbit: 1e6,
+  mbps: 1e6,
+  gbit: 1e9,
+  gbps: 1e9,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
 };
 
 /** "100mbit", "1gbit", "1.5Gbps", "2000000" (bits per second). "0"/"unlimited" = no limit. */
@@ -113,8 +125,13 @@ export function parsePorts(text: string): Result<number[]> {
 
 export function linkSettingsFromProfile(p: LinkProfile): LinkSettings {
   return {
-    rateBps: p.rateBps, rttMs: p.rttMs, lossRate: p.lossRate, jitterMs: p.jitterMs,
-    queueBytes: queueBytes(p), reorder: false, outage: undefined,
+    rateBps: p.rateBps,
+    rttMs: p.rttMs,
+    lossRate: p.lossRate,
+    jitterMs: p.jitterMs,
+    queueBytes: queueBytes(p),
+    reorder: false,
+    outage: undefined,
   };
 }
 
@@ -180,11 +197,16 @@ export function resolveLink(o: LinkOptions): Result<{ name: string; link: LinkSe
 /** The CLI options that express `link` exactly (used to start an emulator process). */
 export function linkToArgs(link: LinkSettings): string[] {
   const args = [
-    '--rate', String(link.rateBps),
-    '--rtt', `${link.rttMs}ms`,
-    '--loss', String(link.lossRate),
-    '--jitter', `${link.jitterMs}ms`,
-    '--queue', `${link.queueBytes}b`,
+    '--rate',
+    String(link.rateBps),
+    '--rtt',
+    `${link.rttMs}ms`,
+    '--loss',
+    String(link.lossRate),
+    '--jitter',
+    `${link.jitterMs}ms`,
+    '--queue',
+    `${link.queueBytes}b`,
   ];
   if (link.reorder) args.push('--reorder');
   if (link.outage !== undefined) args.push('--outage', `${link.outage.startMs}ms-${link.outage.endMs}ms`);

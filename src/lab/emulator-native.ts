@@ -20,7 +20,8 @@ let buildTried = false;
 
 /** True when the binary exists and is current; tries one build if it is not. */
 export function nativeEmulatorAvailable(): boolean {
-  const fresh = (): boolean => existsSync(NATIVE_BINARY) && (!existsSync(SOURCE) || statSync(NATIVE_BINARY).mtimeMs >= statSync(SOURCE).mtimeMs);
+  const fresh = (): boolean =>
+    existsSync(NATIVE_BINARY) && (!existsSync(SOURCE) || statSync(NATIVE_BINARY).mtimeMs >= statSync(SOURCE).mtimeMs);
   if (fresh()) return true;
   if (!buildTried) {
     buildTried = true;
@@ -42,9 +43,17 @@ interface NativeStatsLine {
 export function nativeArgs(config: EmulatorConfig): string[] {
   const l = config.link;
   const args = [
-    `rate_bps=${l.rateBps}`, `rtt_ms=${l.rttMs}`, `loss=${l.lossRate}`, `jitter_ms=${l.jitterMs}`,
-    `queue_bytes=${l.queueBytes}`, `reorder=${l.reorder ? 1 : 0}`, `seed=${config.seed >>> 0}`,
-    `a_listen=${config.a.listen}`, `a_peer=${config.a.peer}`, `b_listen=${config.b.listen}`, `b_peer=${config.b.peer}`,
+    `rate_bps=${l.rateBps}`,
+    `rtt_ms=${l.rttMs}`,
+    `loss=${l.lossRate}`,
+    `jitter_ms=${l.jitterMs}`,
+    `queue_bytes=${l.queueBytes}`,
+    `reorder=${l.reorder ? 1 : 0}`,
+    `seed=${config.seed >>> 0}`,
+    `a_listen=${config.a.listen}`,
+    `a_peer=${config.a.peer}`,
+    `b_listen=${config.b.listen}`,
+    `b_peer=${config.b.peer}`,
     ...config.ports.map((p) => `port=${p}`),
   ];
   if (l.outage !== undefined) args.push(`outage_ms=${l.outage.startMs}-${l.outage.endMs}`);
@@ -78,8 +87,12 @@ export async function startNativeEmulator(config: EmulatorConfig): Promise<Emula
     }
   });
   await Promise.race([
-    new Promise<void>((resolve) => { ready = resolve; }),
-    exited.then((code) => { throw new Error(`native emulator exited (${code}): ${stderr.trim()}`); }),
+    new Promise<void>((resolve) => {
+      ready = resolve;
+    }),
+    exited.then((code) => {
+      throw new Error(`native emulator exited (${code}): ${stderr.trim()}`);
+    }),
   ]);
 
   const toReport = (s: NativeStatsLine | undefined, running: boolean): EmulatorReport => ({
@@ -104,9 +117,12 @@ export async function startNativeEmulator(config: EmulatorConfig): Promise<Emula
       void exited.then(() => resolve(last));
     });
 
-  const failed = exited.then((code) => new Promise<Error>((resolve) => {
-    if (!stopped) resolve(new Error(`native datapath exited unexpectedly (${code}): ${stderr.trim()}`));
-  }));
+  const failed = exited.then(
+    (code) =>
+      new Promise<Error>((resolve) => {
+        if (!stopped) resolve(new Error(`native datapath exited unexpectedly (${code}): ${stderr.trim()}`));
+      }),
+  );
   return {
     failed,
     report: async () => toReport(stopped ? last : await request('s'), !stopped),

@@ -37,18 +37,20 @@ export async function runEmulatorProcess(config: EmulatorConfig, engine: EngineC
       `loss ${config.link.lossRate * 100}%, jitter ${config.link.jitterMs} ms, queue ${config.link.queueBytes} B\n`,
   );
 
-  const statsTimer = config.statsFile !== undefined && config.statsIntervalMs > 0
-    ? setInterval(() => {
-      const seen = requestsSeen;
-      void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, false));
-    }, config.statsIntervalMs)
-    : undefined;
-  const reportTimer = config.reportIntervalMs > 0
-    ? setInterval(() => {
-      const seen = requestsSeen;
-      void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, true));
-    }, config.reportIntervalMs)
-    : undefined;
+  const statsTimer =
+    config.statsFile !== undefined && config.statsIntervalMs > 0
+      ? setInterval(() => {
+          const seen = requestsSeen;
+          void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, false));
+        }, config.statsIntervalMs)
+      : undefined;
+  const reportTimer =
+    config.reportIntervalMs > 0
+      ? setInterval(() => {
+          const seen = requestsSeen;
+          void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, true));
+        }, config.reportIntervalMs)
+      : undefined;
   const onUsr1 = (): void => {
     const seen = ++requestsSeen;
     void handle.report().then((r) => publish({ ...r, requestsSeen: seen }, true));

@@ -107,7 +107,10 @@ export async function startTsEmulator(config: EmulatorConfig): Promise<EmulatorH
     });
 
   const options: dgram.SocketOptions = {
-    type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES, lookup: literalLookup,
+    type: 'udp4',
+    recvBufferSize: SOCKET_BUFFER_BYTES,
+    sendBufferSize: SOCKET_BUFFER_BYTES,
+    lookup: literalLookup,
   };
   for (let i = 0; i < n; i++) {
     const tag = i;

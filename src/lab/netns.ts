@@ -114,7 +114,8 @@ export function checkLabPrivileges(): { ok: true; mode: 'root' } | { ok: false; 
   const userns = spawnSync('unshare', ['-Urn', 'true'], { stdio: 'ignore' }).status === 0;
   return {
     ok: false,
-    error: `the lab needs root (named network namespaces, host sysctls); run it with sudo. ` +
+    error:
+      `the lab needs root (named network namespaces, host sysctls); run it with sudo. ` +
       (userns
         ? 'Unprivileged user namespaces work here (unshare -Urn), but they cannot hold the named namespaces the lab uses.'
         : 'Unprivileged user namespaces are not available either (unshare -Urn failed).'),
@@ -240,7 +241,12 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     ip('-n', ns.emu, 'addr', 'add', `${A.aNear}/24`, 'dev', 'emu-a');
     ip('-n', ns.b, 'addr', 'add', `${A.bPeer}/24`, 'dev', 'b-emu');
     ip('-n', ns.emu, 'addr', 'add', `${A.bNear}/24`, 'dev', 'emu-b');
-    for (const [n, dev] of [[ns.a, 'a-emu'], [ns.b, 'b-emu'], [ns.emu, 'emu-a'], [ns.emu, 'emu-b']] as const) {
+    for (const [n, dev] of [
+      [ns.a, 'a-emu'],
+      [ns.b, 'b-emu'],
+      [ns.emu, 'emu-a'],
+      [ns.emu, 'emu-b'],
+    ] as const) {
       ip('-n', n, 'link', 'set', dev, 'up');
     }
     const bufMax = String(SOCKET_BUFFER_MAX);
@@ -262,8 +268,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     addVxlan(ns.b, 'b-emu', A.bPeer, A.bNear, VXLAN.b);
 
     state.emulator = await spawnEmulator(lab, ns.emu, {
-      profile: profileName, link, ports: opts.ports ?? [...DEFAULT_PORTS],
-      engine: opts.engine ?? 'auto', seed: opts.seed ?? 1,
+      profile: profileName,
+      link,
+      ports: opts.ports ?? [...DEFAULT_PORTS],
+      engine: opts.engine ?? 'auto',
+      seed: opts.seed ?? 1,
     });
     writeLabState(state);
     return state;
@@ -276,8 +285,28 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
 function addVxlan(ns: string, dev: string, local: string, remote: string, overlayAddress: string): void {
   // srcport 4789-4790 pins the underlay source port, so replies can use the same 4-tuple
   // and the emulator's relay sees one flow per site.
-  ip('-n', ns, 'link', 'add', VXLAN.device, 'type', 'vxlan', 'id', String(VXLAN.vni), 'dstport', String(VXLAN.port),
-    'srcport', String(VXLAN.port), String(VXLAN.port + 1), 'local', local, 'remote', remote, 'dev', dev);
+  ip(
+    '-n',
+    ns,
+    'link',
+    'add',
+    VXLAN.device,
+    'type',
+    'vxlan',
+    'id',
+    String(VXLAN.vni),
+    'dstport',
+    String(VXLAN.port),
+    'srcport',
+    String(VXLAN.port),
+    String(VXLAN.port + 1),
+    'local',
+    local,
+    'remote',
+    remote,
+    'dev',
+    dev,
+  );
   ip('-n', ns, 'link', 'set', VXLAN.device, 'mtu', String(VXLAN.mtu));
   ip('-n', ns, 'addr', 'add', `${overlayAddress}/${VXLAN.prefixLen}`, 'dev', VXLAN.device);
   ip('-n', ns, 'link', 'set', VXLAN.device, 'up');
@@ -302,9 +331,23 @@ async function spawnEmulator(lab: LabId, ns: string, e: EmulatorSpawn): Promise<
   rmSync(statsFile, { force: true });
   const log = openSync(logFile, 'a');
   const args = [
-    'netns', 'exec', ns, process.execPath, LAB_MAIN, 'emulate',
-    ...linkToArgs(e.link), '--name', e.profile, '--ports', e.ports.join(','), '--seed', String(e.seed),
-    '--engine', e.engine, '--stats-file', statsFile,
+    'netns',
+    'exec',
+    ns,
+    process.execPath,
+    LAB_MAIN,
+    'emulate',
+    ...linkToArgs(e.link),
+    '--name',
+    e.profile,
+    '--ports',
+    e.ports.join(','),
+    '--seed',
+    String(e.seed),
+    '--engine',
+    e.engine,
+    '--stats-file',
+    statsFile,
   ];
   // `ip netns exec` execs the command, so the child's PID is the emulator's.
   const child = spawn('ip', args, { detached: true, stdio: ['ignore', log, log] });
@@ -313,7 +356,9 @@ async function spawnEmulator(lab: LabId, ns: string, e: EmulatorSpawn): Promise<
   const pid = child.pid;
   if (pid === undefined) throw new LabError('cannot start the emulator');
   let exited = false;
-  child.once('exit', () => { exited = true; });
+  child.once('exit', () => {
+    exited = true;
+  });
   const deadline = Date.now() + EMULATOR_READY_TIMEOUT_MS;
   while (readStatsFile(statsFile) === undefined) {
     if (exited || Date.now() > deadline) {
@@ -348,7 +393,8 @@ export async function setLinkProfile(
   state.emulator = undefined;
   writeLabState(state);
   state.emulator = await spawnEmulator(lab, state.namespaces.emu, {
-    profile: name, link,
+    profile: name,
+    link,
     ports: opts.ports ?? old?.ports ?? [...DEFAULT_PORTS],
     engine: opts.engine ?? old?.engine ?? 'auto',
     seed: opts.seed ?? old?.seed ?? 1,
@@ -369,9 +415,8 @@ export async function requestEmulatorStats(lab: LabId = DEFAULT_LAB): Promise<Em
   if (s?.emulator === undefined || !isOurEmulator(s.emulator.pid)) return undefined;
   const before = readStatsFile(s.emulator.statsFile);
   // A snapshot asked for after the signal; an emulator without requestsSeen: any newer one.
-  const answers = (r: EmulatorReport): boolean => r.requestsSeen !== undefined
-    ? r.requestsSeen > (before?.requestsSeen ?? 0)
-    : r.uptimeMs !== (before?.uptimeMs ?? -1);
+  const answers = (r: EmulatorReport): boolean =>
+    r.requestsSeen !== undefined ? r.requestsSeen > (before?.requestsSeen ?? 0) : r.uptimeMs !== (before?.uptimeMs ?? -1);
   process.kill(s.emulator.pid, 'SIGUSR1');
   // By the clock, not a count of sleeps: on a busy machine the driver can take a while.
   const deadline = Date.now() + 5_000;
@@ -434,12 +479,20 @@ function isOurEmulator(pid: number): boolean {
 function killAndWait(pids: number[]): void {
   const alive = (): number[] => pids.filter(isAlive);
   for (const pid of alive()) {
-    try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
   }
   const until = Date.now() + KILL_GRACE_MS;
   while (alive().length > 0 && Date.now() < until) spawnSync('sleep', ['0.02']);
   for (const pid of alive()) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
   const hardUntil = Date.now() + 1000;
   while (alive().length > 0 && Date.now() < hardUntil) spawnSync('sleep', ['0.02']);
@@ -513,9 +566,15 @@ export function labExec(site: Site, argv: string[], opts: LabExecOptions = {}): 
       mkdirSync(pidDir(lab), { recursive: true });
       // Recorded as the exec'd command line, which is what /proc shows once `ip` has exec'd.
       writeFileSync(file, `${argv.join(' ')} `);
-    } catch { /* recording is best effort; the process still runs */ }
+    } catch {
+      /* recording is best effort; the process still runs */
+    }
     child.once('exit', () => {
-      try { unlinkSync(file); } catch { /* gone already */ }
+      try {
+        unlinkSync(file);
+      } catch {
+        /* gone already */
+      }
     });
   }
   return child;
@@ -534,8 +593,12 @@ export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutM
     const child = labExec(site, argv, { lab: opts.lab, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.once('error', reject);
     child.once('close', (code, signal) => {

@@ -6,10 +6,10 @@
 export interface LinkProfile {
   name: string;
   description: string;
-  rateBps: number;   // per direction
-  rttMs: number;     // round trip; each direction delays rttMs / 2
-  lossRate: number;  // per packet, per direction, 0..1
-  jitterMs: number;  // per-packet delay variation (order-preserving unless reordering is asked for)
+  rateBps: number; // per direction
+  rttMs: number; // round trip; each direction delays rttMs / 2
+  lossRate: number; // per packet, per direction, 0..1
+  jitterMs: number; // per-packet delay variation (order-preserving unless reordering is asked for)
   /** Bottleneck queue, in milliseconds of the link rate (drop-tail). */
   queueMs: number;
 }
@@ -27,8 +27,24 @@ export const REPORT_PROFILES: readonly LinkProfile[] = [
 ];
 
 export const STRESS_PROFILES: readonly LinkProfile[] = [
-  { name: 'loss1', description: '1 Gbit/s, 25 ms, 1% random loss', rateBps: 1e9, rttMs: 25, lossRate: 0.01, jitterMs: 0, queueMs: QUEUE_MS },
-  { name: 'loss3', description: '1 Gbit/s, 25 ms, 3% random loss', rateBps: 1e9, rttMs: 25, lossRate: 0.03, jitterMs: 0, queueMs: QUEUE_MS },
+  {
+    name: 'loss1',
+    description: '1 Gbit/s, 25 ms, 1% random loss',
+    rateBps: 1e9,
+    rttMs: 25,
+    lossRate: 0.01,
+    jitterMs: 0,
+    queueMs: QUEUE_MS,
+  },
+  {
+    name: 'loss3',
+    description: '1 Gbit/s, 25 ms, 3% random loss',
+    rateBps: 1e9,
+    rttMs: 25,
+    lossRate: 0.03,
+    jitterMs: 0,
+    queueMs: QUEUE_MS,
+  },
 ];
 
 export const ALL_PROFILES: readonly LinkProfile[] = [...REPORT_PROFILES, ...STRESS_PROFILES];

@@ -117,7 +117,15 @@ export class BulkSender {
         this.errors.push(`openStream refused stream ${i}`);
         continue;
       }
-      const s: SendStream = { id, salt: this.#salts[i]!, size: this.#sizes[i]!, written: 0, finished: false, hash: createHash('sha256'), digest: '' };
+      const s: SendStream = {
+        id,
+        salt: this.#salts[i]!,
+        size: this.#sizes[i]!,
+        written: 0,
+        finished: false,
+        hash: createHash('sha256'),
+        digest: '',
+      };
       this.#streams.push(s);
       this.#byId.set(id, s);
       this.#pending.push(s);

@@ -95,8 +95,14 @@ export function runBulkTransfer(sc: BulkScenario): BulkResult {
   if (sc.onForwardIdle) fwd.onIdle = sc.onForwardIdle;
   if (sc.onDelivered) receiver.onBytes = sc.onDelivered;
   for (const o of sc.outages ?? []) {
-    sim.at(o.atMs, () => { fwd.down = true; rev.down = true; });
-    sim.at(o.atMs + o.durationMs, () => { fwd.down = false; rev.down = false; });
+    sim.at(o.atMs, () => {
+      fwd.down = true;
+      rev.down = true;
+    });
+    sim.at(o.atMs + o.durationMs, () => {
+      fwd.down = false;
+      rev.down = false;
+    });
   }
   const idealMs = (sc.bytes * 8000) / sc.profile.rateBps;
   const until = sc.untilMs ?? 20 * idealMs + 10_000;
@@ -179,7 +185,7 @@ export function runFairness(sc: FairnessScenario): FairnessResult {
   const fwd = sim.createLink('forward', base);
   const rev = sim.createLink('reverse', base);
   // Large enough never to finish within the run.
-  const bytes = Math.ceil(((sc.profile.rateBps / 8) * (duration / 1000)) * 2);
+  const bytes = Math.ceil((sc.profile.rateBps / 8) * (duration / 1000) * 2);
   const seconds = Math.ceil(duration / 1000);
   const perSecond: Array<[number, number]> = Array.from({ length: seconds }, () => [0, 0]);
   const windowBytes: [number, number] = [0, 0];

@@ -77,7 +77,16 @@ export class Simulation {
   }
 
   addNode(node: SimNode, opts: NodeOptions = {}): number {
-    this.#nodes.push({ node, onWake: opts.onWake, link: null, peer: -1, deadline: Infinity, sameTimeFires: 0, lastFireAt: -1, pausedUntil: -Infinity });
+    this.#nodes.push({
+      node,
+      onWake: opts.onWake,
+      link: null,
+      peer: -1,
+      deadline: Infinity,
+      sameTimeFires: 0,
+      lastFireAt: -1,
+      pausedUntil: -Infinity,
+    });
     return this.#nodes.length - 1;
   }
 

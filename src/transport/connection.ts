@@ -2,18 +2,29 @@
 // application calls in; datagrams, events and the next deadline out). See types.ts for the
 // driver loop and docs/protocol.md "Transport packets" for the wire format.
 
-import type {
-  ConnectionConfig, ConnectionEvent, ConnectionStats, Millis, Transmit, TransportConnection,
-} from './types.ts';
+import type { ConnectionConfig, ConnectionEvent, ConnectionStats, Millis, Transmit, TransportConnection } from './types.ts';
 import type { RateController } from './congestion/controller.ts';
 import { ModelBasedController } from './congestion/model-based.ts';
+import { HEADER_SIZE, newHeader, readHeader, writeHeader, type PacketHeader } from './packet.ts';
 import {
-  HEADER_SIZE, newHeader, readHeader, writeHeader, type PacketHeader,
-} from './packet.ts';
-import {
-  HandshakeKind, ackFrameMaxSize, closeFrameSize, decodeFrames, encodeReason, handshakeFrameSize,
-  writeAck, writeClose, writeHandshake, writeMaxData, writeMaxStreamData, writeMaxStreams, writePadding,
-  writePing, writeResetStream, writeStreamHeader, type Frame, type TransportParams,
+  HandshakeKind,
+  ackFrameMaxSize,
+  closeFrameSize,
+  decodeFrames,
+  encodeReason,
+  handshakeFrameSize,
+  writeAck,
+  writeClose,
+  writeHandshake,
+  writeMaxData,
+  writeMaxStreamData,
+  writeMaxStreams,
+  writePadding,
+  writePing,
+  writeResetStream,
+  writeStreamHeader,
+  type Frame,
+  type TransportParams,
 } from './frame.ts';
 import { varintSize } from './varint.ts';
 import { RangeSet } from './range-set.ts';
@@ -106,22 +117,22 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   // Receive side: packet numbers to acknowledge.
   private readonly received = new RangeSet();
-  private receivedFloor = 0;          // packet numbers below are treated as already seen
+  private receivedFloor = 0; // packet numbers below are treated as already seen
   private largestReceived = -1;
   private largestReceivedAt: Millis = 0;
   private ackElicitingSinceAck = 0;
-  private ackPending = false;         // an ack-eliciting packet arrived since our last ACK
+  private ackPending = false; // an ack-eliciting packet arrived since our last ACK
   private ackImmediately = false;
   private ackDeadline: Millis = Infinity;
   private ackOnlySinceEliciting = 0;
   private readonly ackThreshold: number;
 
   // Flow control, association level.
-  private peerMaxData = 0;            // credit the peer gave us
-  private connSent = 0;               // new stream bytes we sent
-  private localMaxData: number;       // credit we advertised
-  private connReceived = 0;           // sum of per-stream highest offsets received
-  private connConsumed = 0;           // bytes read by the app or discarded
+  private peerMaxData = 0; // credit the peer gave us
+  private connSent = 0; // new stream bytes we sent
+  private localMaxData: number; // credit we advertised
+  private connReceived = 0; // sum of per-stream highest offsets received
+  private connConsumed = 0; // bytes read by the app or discarded
   private pendingMaxData = false;
 
   // Streams.
@@ -130,11 +141,11 @@ export class Connection implements TransportConnection, RecoveryHandler {
   private sendQueueHead = 0;
   private connBlockedStreams: Stream[] = [];
   private nextLocalIndex = 0;
-  private peerMaxStreams = 0;         // how many streams we may open (cumulative)
-  private nextPeerIndex = 0;          // next peer stream index not yet opened
-  private localMaxStreams: number;    // how many streams the peer may open (cumulative)
+  private peerMaxStreams = 0; // how many streams we may open (cumulative)
+  private nextPeerIndex = 0; // next peer stream index not yet opened
+  private localMaxStreams: number; // how many streams the peer may open (cumulative)
   private pendingMaxStreams = false;
-  private peerStreamWindow = 0;       // initial per-stream credit from the peer
+  private peerStreamWindow = 0; // initial per-stream credit from the peer
   private readonly pendingMaxStreamData = new Set<number>();
   private readonly pendingResets = new Set<number>();
 
@@ -419,9 +430,16 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   /** Counters beyond ConnectionStats (diagnostics, tests). */
   extendedStats(): {
-    duplicatePackets: number; mtuProbesSent: number; mtuProbesLost: number; mtuBlackHoles: number;
-    ptoCount: number; bufferedSendBytes: number; bufferedRecvBytes: number; controller: string;
-    spuriousLosses: number; packetThreshold: number;
+    duplicatePackets: number;
+    mtuProbesSent: number;
+    mtuProbesLost: number;
+    mtuBlackHoles: number;
+    ptoCount: number;
+    bufferedSendBytes: number;
+    bufferedRecvBytes: number;
+    controller: string;
+    spuriousLosses: number;
+    packetThreshold: number;
   } {
     let sendBuf = 0;
     let recvBuf = 0;
@@ -559,7 +577,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
         case 'reset-stream': {
           if (!handshakeDone || !this.validStreamId(f.streamId)) return false;
           const s = this.streams.get(f.streamId);
-          const isNewPeer = s === undefined && this.isPeerStream(f.streamId) && (f.streamId >>> 1) >= this.nextPeerIndex;
+          const isNewPeer = s === undefined && this.isPeerStream(f.streamId) && f.streamId >>> 1 >= this.nextPeerIndex;
           if (s === undefined && !isNewPeer) break; // closed stream: ignored when applied
           const end = f.type === 'stream' ? f.offset + f.data.length : f.finalSize;
           let highest = s !== undefined ? s.recv.highestOffset : 0;
@@ -888,8 +906,14 @@ export class Connection implements TransportConnection, RecoveryHandler {
   }
 
   private hasControlPending(): boolean {
-    return this.pendingHandshake || this.pendingMaxData || this.pendingMaxStreams || this.pingPending ||
-      this.pendingMaxStreamData.size > 0 || this.pendingResets.size > 0;
+    return (
+      this.pendingHandshake ||
+      this.pendingMaxData ||
+      this.pendingMaxStreams ||
+      this.pingPending ||
+      this.pendingMaxStreamData.size > 0 ||
+      this.pendingResets.size > 0
+    );
   }
 
   pollTransmit(now: Millis): Transmit | null {
@@ -931,8 +955,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.pacerWakeup = Infinity;
 
     const size = this.mtud.current;
-    const ackDue = this.ackPending &&
-      (this.ackImmediately || this.ackElicitingSinceAck >= this.ackThreshold || now >= this.ackDeadline);
+    const ackDue = this.ackPending && (this.ackImmediately || this.ackElicitingSinceAck >= this.ackThreshold || now >= this.ackDeadline);
 
     if (this.probesToSend > 0) {
       // Probe timeout: one ack-eliciting packet regardless of window and pacing (RFC 9002 §6.2.4).
@@ -1061,7 +1084,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
     }
     if (ackEliciting) this.ackOnlySinceEliciting = 0;
     // Pad the client's INIT (path must carry the base size) and MTU probes.
-    const padTo = base + (mtuProbe > 0 ? mtuProbe : (sp.ctrl & Ctrl.HANDSHAKE) !== 0 && this.role === 'client' ? this.config.initialPacketSize : 0);
+    const padTo =
+      base + (mtuProbe > 0 ? mtuProbe : (sp.ctrl & Ctrl.HANDSHAKE) !== 0 && this.role === 'client' ? this.config.initialPacketSize : 0);
     if (pos < padTo) pos = writePadding(buf, pos, padTo - pos);
     const length = pos - base;
 
@@ -1219,4 +1243,3 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.events.push(e);
   }
 }
-

@@ -15,7 +15,7 @@ export const FrameType = {
   MAX_STREAMS: 0x08,
   HANDSHAKE: 0x0a,
   CLOSE: 0x0b,
-  STREAM: 0x10,      // 0x10 | FIN bit
+  STREAM: 0x10, // 0x10 | FIN bit
   STREAM_FIN: 0x11,
 } as const;
 
@@ -23,12 +23,12 @@ export const HandshakeKind = { INIT: 1, ACCEPT: 2 } as const;
 
 /** Transport parameters exchanged in the handshake (TLV-encoded so new ones can be added). */
 export interface TransportParams {
-  maxPacketSize: number;   // largest datagram the sender of the params accepts
-  maxData: number;         // initial association credit it grants
-  maxStreamData: number;   // initial per-stream credit it grants
-  maxStreams: number;      // streams the peer may open (cumulative count, raised by MAX_STREAMS)
+  maxPacketSize: number; // largest datagram the sender of the params accepts
+  maxData: number; // initial association credit it grants
+  maxStreamData: number; // initial per-stream credit it grants
+  maxStreams: number; // streams the peer may open (cumulative count, raised by MAX_STREAMS)
   idleTimeoutMs: number;
-  maxAckDelayUs: number;   // how long it may delay an acknowledgement
+  maxAckDelayUs: number; // how long it may delay an acknowledgement
 }
 
 export const TransportParamId = {
@@ -119,8 +119,14 @@ export function writeStream(buf: Uint8Array, pos: number, streamId: number, offs
  * newest ranges first, as many as fit in `maxBytes` (at least the newest one).
  */
 export function writeAck(
-  buf: Uint8Array, pos: number, starts: readonly number[], ends: readonly number[], count: number,
-  ackDelayUs: number, maxRanges: number, maxBytes: number,
+  buf: Uint8Array,
+  pos: number,
+  starts: readonly number[],
+  ends: readonly number[],
+  count: number,
+  ackDelayUs: number,
+  maxRanges: number,
+  maxBytes: number,
 ): number {
   const start = pos;
   const limit = pos + maxBytes;
@@ -241,8 +247,12 @@ export function encodeFrame(f: Frame): Uint8Array {
   const buf = new Uint8Array(frameMaxSize(f));
   let end: number;
   switch (f.type) {
-    case 'padding': end = writePadding(buf, 0, f.length); break;
-    case 'ping': end = writePing(buf, 0); break;
+    case 'padding':
+      end = writePadding(buf, 0, f.length);
+      break;
+    case 'ping':
+      end = writePing(buf, 0);
+      break;
     case 'ack': {
       // Convert inclusive descending pairs to ascending half-open arrays.
       const starts: number[] = [];
@@ -254,25 +264,45 @@ export function encodeFrame(f: Frame): Uint8Array {
       end = writeAck(buf, 0, starts, ends, starts.length, f.ackDelayUs, MAX_ACK_RANGES, buf.length);
       break;
     }
-    case 'reset-stream': end = writeResetStream(buf, 0, f.streamId, f.code, f.finalSize); break;
-    case 'max-data': end = writeMaxData(buf, 0, f.max); break;
-    case 'max-stream-data': end = writeMaxStreamData(buf, 0, f.streamId, f.max); break;
-    case 'max-streams': end = writeMaxStreams(buf, 0, f.max); break;
-    case 'handshake': end = writeHandshake(buf, 0, f.kind, f.params); break;
-    case 'close': end = writeClose(buf, 0, f.code, encodeReason(f.reason)); break;
-    case 'stream': end = writeStream(buf, 0, f.streamId, f.offset, f.data, f.fin); break;
+    case 'reset-stream':
+      end = writeResetStream(buf, 0, f.streamId, f.code, f.finalSize);
+      break;
+    case 'max-data':
+      end = writeMaxData(buf, 0, f.max);
+      break;
+    case 'max-stream-data':
+      end = writeMaxStreamData(buf, 0, f.streamId, f.max);
+      break;
+    case 'max-streams':
+      end = writeMaxStreams(buf, 0, f.max);
+      break;
+    case 'handshake':
+      end = writeHandshake(buf, 0, f.kind, f.params);
+      break;
+    case 'close':
+      end = writeClose(buf, 0, f.code, encodeReason(f.reason));
+      break;
+    case 'stream':
+      end = writeStream(buf, 0, f.streamId, f.offset, f.data, f.fin);
+      break;
   }
   return buf.subarray(0, end);
 }
 
 function frameMaxSize(f: Frame): number {
   switch (f.type) {
-    case 'padding': return f.length;
-    case 'ack': return ackFrameMaxSize(f.ranges.length / 2);
-    case 'handshake': return handshakeFrameSize(f.params);
-    case 'close': return 1 + 8 + 8 + MAX_REASON_BYTES * 4;
-    case 'stream': return 1 + 24 + f.data.length;
-    default: return 32;
+    case 'padding':
+      return f.length;
+    case 'ack':
+      return ackFrameMaxSize(f.ranges.length / 2);
+    case 'handshake':
+      return handshakeFrameSize(f.params);
+    case 'close':
+      return 1 + 8 + 8 + MAX_REASON_BYTES * 4;
+    case 'stream':
+      return 1 + 24 + f.data.length;
+    default:
+      return 32;
   }
 }
 
@@ -414,8 +444,14 @@ function readHandshake(r: Reader): Frame | FrameError {
     maxAckDelayUs: values[TransportParamId.MAX_ACK_DELAY_US]!,
   };
   if (
-    p.maxPacketSize < MIN_PACKET_SIZE || p.maxPacketSize > 65527 || p.maxData < 0 || p.maxStreamData < 0 ||
-    p.maxStreams < 0 || p.maxStreams > MAX_STREAM_ID || p.idleTimeoutMs < 0 || p.maxAckDelayUs < 0 ||
+    p.maxPacketSize < MIN_PACKET_SIZE ||
+    p.maxPacketSize > 65527 ||
+    p.maxData < 0 ||
+    p.maxStreamData < 0 ||
+    p.maxStreams < 0 ||
+    p.maxStreams > MAX_STREAM_ID ||
+    p.idleTimeoutMs < 0 ||
+    p.maxAckDelayUs < 0 ||
     p.maxAckDelayUs > 1_000_000
   ) {
     return fail('bad-handshake', r);

@@ -64,7 +64,13 @@ export class Recovery {
   private readonly handler: RecoveryHandler;
   // Reused per ACK so the receive path does not allocate.
   private readonly ackSample: AckSample = {
-    now: 0, rttMs: 0, bytesAcked: 0, deliveryRateBps: 0, isAppLimited: false, bytesInFlight: 0, sentAt: 0,
+    now: 0,
+    rttMs: 0,
+    bytesAcked: 0,
+    deliveryRateBps: 0,
+    isAppLimited: false,
+    bytesInFlight: 0,
+    sentAt: 0,
   };
   private readonly lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
   // Per-ACK scratch.

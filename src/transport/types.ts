@@ -27,19 +27,19 @@ export type ConnectionEvent =
 
 /** Statistics counted where things happen (one object, read by status/metrics/benchmarks). */
 export interface ConnectionStats {
-  rttMs: number;            // smoothed RTT
+  rttMs: number; // smoothed RTT
   minRttMs: number;
-  bandwidthBps: number;     // controller's bottleneck estimate, bits/s
-  pacingRateBps: number;    // bits/s
-  cwndBytes: number;        // cap on data in flight
+  bandwidthBps: number; // controller's bottleneck estimate, bits/s
+  pacingRateBps: number; // bits/s
+  cwndBytes: number; // cap on data in flight
   bytesInFlight: number;
-  packetSize: number;       // current max datagram size the core produces
+  packetSize: number; // current max datagram size the core produces
   packetsSent: number;
   packetsReceived: number;
-  packetsLost: number;      // declared lost
-  bytesSent: number;        // datagram bytes
+  packetsLost: number; // declared lost
+  bytesSent: number; // datagram bytes
   bytesReceived: number;
-  streamBytesSent: number;  // first transmissions of stream payload
+  streamBytesSent: number; // first transmissions of stream payload
   streamBytesWritten: number; // accepted by write(), minus what stream resets dropped unsent
   streamBytesRetransmitted: number;
   streamBytesReceived: number; // unique, in-order-delivered payload
@@ -51,12 +51,12 @@ export interface ConnectionStats {
 
 export interface ConnectionConfig {
   /** Max UDP payload the core may produce (after whatever the packet-protection layer adds). */
-  maxPacketSize: number;           // e.g. 1452 - protection overhead
-  initialPacketSize: number;       // 1200 - protection overhead
-  streamReceiveWindow: number;     // bytes per stream
+  maxPacketSize: number; // e.g. 1452 - protection overhead
+  initialPacketSize: number; // 1200 - protection overhead
+  streamReceiveWindow: number; // bytes per stream
   connectionReceiveWindow: number; // bytes per association
-  streamSendBuffer: number;        // bytes `write()` accepts per stream before refusing
-  maxStreams: number;              // concurrent streams the peer may open
+  streamSendBuffer: number; // bytes `write()` accepts per stream before refusing
+  maxStreams: number; // concurrent streams the peer may open
   idleTimeoutMs: number;
   keepaliveMs: number;
   /** Rate controller factory; default is the model-based controller. */

@@ -87,9 +87,9 @@ export class Reader {
       case 2:
         return ((b0 & 0x3f) << 8) | buf[p + 1]!;
       case 4:
-        return ((b0 & 0x3f) * 0x1000000) + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
+        return (b0 & 0x3f) * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
       default: {
-        const hi = ((b0 & 0x3f) * 0x1000000) + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
+        const hi = (b0 & 0x3f) * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
         if (hi > 0x1fffff) {
           // Beyond 2^53: not representable exactly; no legitimate field gets there.
           this.failed = true;

@@ -9,21 +9,35 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 // Every script under src/bench/ (args.ts is their shared helper, not a script), and bench:emulator.
-const SCRIPTS = [...readdirSync(`${SRC}bench`).filter((f) => f.endsWith('-bench.ts')).map((f) => `bench/${f}`).sort(), 'lab/emulator-bench.ts'];
+const SCRIPTS = [
+  ...readdirSync(`${SRC}bench`)
+    .filter((f) => f.endsWith('-bench.ts'))
+    .map((f) => `bench/${f}`)
+    .sort(),
+  'lab/emulator-bench.ts',
+];
 
 /**
  * Runs a script in its own process group. A script that ignores --help starts its benchmark,
  * which may start gateways or other children: on timeout the whole group is killed, not only
  * the script.
  */
-function run(script: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function run(
+  script: string,
+  args: string[],
+  timeoutMs = 10_000,
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [SRC + script, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    proc.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    proc.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const timer = setTimeout(() => {
       try {
         process.kill(-proc.pid!, 'SIGKILL');
@@ -54,7 +68,10 @@ for (const script of SCRIPTS) {
   test(`${script}: an unknown option is refused with one line`, { timeout: 30_000 }, async () => {
     const r = await run(script, ['--no-such-option']);
     assert.equal(r.code, 1, `exit ${r.code} after ${r.ms} ms; stderr: ${r.stderr}`);
-    assert.deepEqual(r.stderr.split('\n').filter((l) => l !== ''), ["error: unknown option '--no-such-option'"]);
+    assert.deepEqual(
+      r.stderr.split('\n').filter((l) => l !== ''),
+      ["error: unknown option '--no-such-option'"],
+    );
   });
 }
 

@@ -26,8 +26,25 @@ const dir = mkdtempSync(join(tmpdir(), 'lh-cli-'));
 test('gateway --help documents every flag with an example', async () => {
   const r = await run(['gateway', '--help']);
   assert.equal(r.code, 0);
-  for (const flag of ['--config', '--wan', '--peer', '--tunnel', '--key', '--peer-key', '--allow', '--controller', '--rate',
-    '--max-rate', '--max-connections', '--memory', '--compression', '--mtu', '--control', '--log-level', '--insecure-plaintext']) {
+  for (const flag of [
+    '--config',
+    '--wan',
+    '--peer',
+    '--tunnel',
+    '--key',
+    '--peer-key',
+    '--allow',
+    '--controller',
+    '--rate',
+    '--max-rate',
+    '--max-connections',
+    '--memory',
+    '--compression',
+    '--mtu',
+    '--control',
+    '--log-level',
+    '--insecure-plaintext',
+  ]) {
     assert.ok(r.stdout.includes(flag), `help mentions ${flag}`);
   }
   assert.match(r.stdout, /--tunnel 127\.0\.0\.1:6600=10\.0\.0\.7:6600/);
@@ -36,15 +53,18 @@ test('gateway --help documents every flag with an example', async () => {
 
 test('a config file with mistakes: the gateway refuses to start and names each key', async () => {
   const file = join(dir, 'bad.yaml');
-  writeFileSync(file, [
-    'wan: 0.0.0.0:70000',
-    'key: a.key',
-    'peers: [{ name: dc2, address: 10.0.0.1:4500, publicKey: b.pub }]',
-    'tunnels: [{ listen: 127.0.0.1:6600, peer: nowhere, target: 10.0.0.7 }]',
-    'compression: gzip',
-    'limits: { memoryBudget: lots }',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'wan: 0.0.0.0:70000',
+      'key: a.key',
+      'peers: [{ name: dc2, address: 10.0.0.1:4500, publicKey: b.pub }]',
+      'tunnels: [{ listen: 127.0.0.1:6600, peer: nowhere, target: 10.0.0.7 }]',
+      'compression: gzip',
+      'limits: { memoryBudget: lots }',
+      '',
+    ].join('\n'),
+  );
   const r = await run(['gateway', '--config', file]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /invalid configuration; not starting/);
@@ -60,7 +80,17 @@ test('keygen writes a key pair, and a world-readable private key is refused at s
   assert.ok(existsSync(join(dir, 'site.key')) && existsSync(join(dir, 'site.pub')));
   assert.equal(statSync(join(dir, 'site.key')).mode & 0o777, 0o600);
   chmodSync(join(dir, 'site.key'), 0o644);
-  const r = await run(['gateway', '--wan', '127.0.0.1:0', '--key', join(dir, 'site.key'), '--peer-key', join(dir, 'site.pub'), '--control', 'off']);
+  const r = await run([
+    'gateway',
+    '--wan',
+    '127.0.0.1:0',
+    '--key',
+    join(dir, 'site.key'),
+    '--peer-key',
+    join(dir, 'site.pub'),
+    '--control',
+    'off',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /accessible by group\/others/);
 });
@@ -69,7 +99,11 @@ test('status prints live figures as a table and as JSON; metrics in Prometheus f
   const target = await startVerifyTarget();
   const pair = await startPair({ target: `127.0.0.1:${target.port}`, allow: ['127.0.0.1'] });
   const gw = pair.a.gateway;
-  const control = await startControlServer({ host: '127.0.0.1', port: 0 }, () => gw.status(), createMetrics(() => gw.status()));
+  const control = await startControlServer(
+    { host: '127.0.0.1', port: 0 },
+    () => gw.status(),
+    createMetrics(() => gw.status()),
+  );
   try {
     const x = await verifiedExchange(pair.port, 1024 * 1024, 1024 * 1024);
     assert.ok(x.uploadOk && x.downloadOk);
@@ -80,7 +114,17 @@ test('status prints live figures as a table and as JSON; metrics in Prometheus f
     assert.equal(s.name, 'a');
     assert.equal(s.associations.length, 1);
     const a = s.associations[0];
-    for (const k of ['rttMs', 'bandwidthBps', 'sendRateBps', 'lossRate', 'retransmitRate', 'bytesOutRaw', 'bytesInRaw', 'bytesOutWire', 'bytesInWire']) {
+    for (const k of [
+      'rttMs',
+      'bandwidthBps',
+      'sendRateBps',
+      'lossRate',
+      'retransmitRate',
+      'bytesOutRaw',
+      'bytesInRaw',
+      'bytesOutWire',
+      'bytesInWire',
+    ]) {
       assert.equal(typeof a[k], 'number', k);
     }
     assert.ok(a.bytesOutRaw >= 1024 * 1024 && a.bytesOutWire > a.bytesOutRaw * 0.5);

@@ -27,15 +27,22 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 test('longhaul gateway refuses a control address other machines can reach without a token, in one line', { timeout: 30_000 }, async () => {
   const r = await run(['gateway', '--insecure-plaintext', '--wan', '127.0.0.1:0', '--control', '0.0.0.0:0']);
   assert.equal(r.code, 2);
-  assert.deepEqual(r.stderr.split('\n').filter((l) => l !== ''), [
-    'longhaul gateway: invalid configuration; not starting:',
-    '  control: 0.0.0.0:0 is reachable from other machines, so the control interface needs a bearer token: set controlToken or controlTokenFile (--control-token-file), or bind it to 127.0.0.1',
-  ]);
+  assert.deepEqual(
+    r.stderr.split('\n').filter((l) => l !== ''),
+    [
+      'longhaul gateway: invalid configuration; not starting:',
+      '  control: 0.0.0.0:0 is reachable from other machines, so the control interface needs a bearer token: set controlToken or controlTokenFile (--control-token-file), or bind it to 127.0.0.1',
+    ],
+  );
   assert.doesNotMatch(r.stdout, /gateway started/);
 });
 
-test('longhaul status sends the control token from --token-file or the environment, and says when one is needed', { timeout: 60_000 }, async () => {
-  const server = await startControlServer({ host: '127.0.0.1', port: 0 }, () => ({ name: 'tok', associations: [] }), new Registry(), { token: TOKEN });
+test('longhaul status sends the control token from --token-file or the environment, and says when one is needed', {
+  timeout: 60_000,
+}, async () => {
+  const server = await startControlServer({ host: '127.0.0.1', port: 0 }, () => ({ name: 'tok', associations: [] }), new Registry(), {
+    token: TOKEN,
+  });
   const at = `127.0.0.1:${server.address.port}`;
   const dir = mkdtempSync(join(tmpdir(), 'lh-status-token-'));
   const good = join(dir, 'good.token');
@@ -51,7 +58,10 @@ test('longhaul status sends the control token from --token-file or the environme
       run(['status', '--json', '--control', at, '--token-file', join(dir, 'nosuch')]),
     ]);
     assert.equal(none.code, 1);
-    assert.equal(none.stderr, `longhaul status: ${at}: the gateway's control interface requires a token: --token-file FILE or LONGHAUL_CONTROL_TOKEN\n`);
+    assert.equal(
+      none.stderr,
+      `longhaul status: ${at}: the gateway's control interface requires a token: --token-file FILE or LONGHAUL_CONTROL_TOKEN\n`,
+    );
     assert.equal(fromFile.code, 0, fromFile.stderr);
     assert.equal(JSON.parse(fromFile.stdout).name, 'tok');
     assert.equal(fromEnv.code, 0, fromEnv.stderr);

@@ -25,7 +25,9 @@ const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim(
 // The plaintext debug mode needs no key files; it warns about itself on stdout (a log line).
 const QUICK = ['gateway', '--insecure-plaintext', '--control', 'off'];
 
-test('a second gateway on the same --wan refuses to start with one line, unless --wan-reuse-port asks for sharing', { timeout: 60_000 }, async () => {
+test('a second gateway on the same --wan refuses to start with one line, unless --wan-reuse-port asks for sharing', {
+  timeout: 60_000,
+}, async () => {
   const port = await freeUdpPort();
   const wan = `127.0.0.1:${port}`;
   const first = await spawnGateway(['--insecure-plaintext', '--wan', wan]);
@@ -52,7 +54,10 @@ test('a second gateway on the same --wan refuses to start with one line, unless 
 test('an unresolvable address names the flag or config key it came from', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lh-startup-'));
   const file = join(dir, 'site.yaml');
-  writeFileSync(file, 'wan: 127.0.0.1:0\ncontrol: false\npeers:\n  - { name: dc2, address: "127.0.0.1:4500" }\n  - { name: dc3, address: "nosuch.invalid:4500" }\n');
+  writeFileSync(
+    file,
+    'wan: 127.0.0.1:0\ncontrol: false\npeers:\n  - { name: dc2, address: "127.0.0.1:4500" }\n  - { name: dc3, address: "nosuch.invalid:4500" }\n',
+  );
   const [peer, wan, tunnel, fromFile] = await Promise.all([
     run([...QUICK, '--wan', '127.0.0.1:0', '--peer', 'nosuch.invalid:4500']),
     run([...QUICK, '--wan', 'nosuch.invalid:4500']),
@@ -60,13 +65,21 @@ test('an unresolvable address names the flag or config key it came from', { time
     run(['gateway', '--insecure-plaintext', '--config', file]),
   ]);
   assert.equal(peer.code, 1);
-  assert.deepEqual(lines(peer.stderr), ['longhaul gateway: --peer nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)']);
+  assert.deepEqual(lines(peer.stderr), [
+    'longhaul gateway: --peer nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)',
+  ]);
   assert.equal(wan.code, 1);
-  assert.deepEqual(lines(wan.stderr), ['longhaul gateway: --wan nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)']);
+  assert.deepEqual(lines(wan.stderr), [
+    'longhaul gateway: --wan nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)',
+  ]);
   assert.equal(tunnel.code, 1);
-  assert.deepEqual(lines(tunnel.stderr), ['longhaul gateway: --tunnel nosuch.invalid:6600=10.0.0.7:6600: cannot resolve host name "nosuch.invalid" (ENOTFOUND)']);
+  assert.deepEqual(lines(tunnel.stderr), [
+    'longhaul gateway: --tunnel nosuch.invalid:6600=10.0.0.7:6600: cannot resolve host name "nosuch.invalid" (ENOTFOUND)',
+  ]);
   assert.equal(fromFile.code, 1);
-  assert.deepEqual(lines(fromFile.stderr), [`longhaul gateway: ${file}: peers[1].address: nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)`]);
+  assert.deepEqual(lines(fromFile.stderr), [
+    `longhaul gateway: ${file}: peers[1].address: nosuch.invalid:4500: cannot resolve host name "nosuch.invalid" (ENOTFOUND)`,
+  ]);
 });
 
 test('--log-json: a start-up error is one JSON line, and no "gateway stopped" comes before it', { timeout: 60_000 }, async () => {
@@ -75,7 +88,16 @@ test('--log-json: a start-up error is one JSON line, and no "gateway stopped" co
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
   const port = (busy.address() as { port: number }).port;
   try {
-    const r = await run([...QUICK, '--log-json', '--wan', '127.0.0.1:0', '--peer', '127.0.0.1:4500', '--tunnel', `127.0.0.1:${port}=10.0.0.7:6600`]);
+    const r = await run([
+      ...QUICK,
+      '--log-json',
+      '--wan',
+      '127.0.0.1:0',
+      '--peer',
+      '127.0.0.1:4500',
+      '--tunnel',
+      `127.0.0.1:${port}=10.0.0.7:6600`,
+    ]);
     assert.equal(r.code, 1);
     const expected = `--tunnel 127.0.0.1:${port}=10.0.0.7:6600 is already in use by another process`;
     // Once in all the output: not also on stderr.
@@ -96,7 +118,10 @@ test('--log-json: a start-up error is one JSON line, and no "gateway stopped" co
     const cfailed = clogged.findIndex((l) => l.msg === 'gateway failed to start');
     assert.equal(clogged[cfailed]?.err, `--control 127.0.0.1:${port} is already in use by another process`, c.stdout);
     const cstopped = clogged.findIndex((l) => l.msg === 'gateway stopped');
-    assert.ok(cstopped === -1 || cstopped > cfailed, `"gateway stopped" (line ${cstopped}) before "gateway failed to start" (line ${cfailed})`);
+    assert.ok(
+      cstopped === -1 || cstopped > cfailed,
+      `"gateway stopped" (line ${cstopped}) before "gateway failed to start" (line ${cfailed})`,
+    );
   } finally {
     await new Promise<void>((r) => busy.close(() => r()));
   }

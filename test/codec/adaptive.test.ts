@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  AdaptivePolicy, DEFAULT_LADDER, EXPLORE_INTERVAL, HEADROOM_BUSY_ADMIT, HEADROOM_BUSY_KEEP, LINK_BOUND_TOLERANCE, OUTPUT_WINDOW_MS,
+  AdaptivePolicy,
+  DEFAULT_LADDER,
+  EXPLORE_INTERVAL,
+  HEADROOM_BUSY_ADMIT,
+  HEADROOM_BUSY_KEEP,
+  LINK_BOUND_TOLERANCE,
+  OUTPUT_WINDOW_MS,
 } from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
@@ -129,7 +135,14 @@ describe('AdaptivePolicy', () => {
 
   it('steps down from a high level when its measured speed no longer clears the margin', () => {
     let t = 0;
-    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 1) });
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 100e6,
+      cpuShare: 1,
+      maxBlockSize: 64 * KiB,
+      now: () => (t += 1),
+    });
     assert.equal(encoder.stats.snapshot().encode.setting, 'none'); // nothing encoded yet
     assert.deepEqual(encoder.adaptive!.settingOf(encoder.adaptive!.currentRung), { codec: 'zstd', level: 7 });
     // Each call now measures 64 KiB / 1 ms = 65 MB/s: zstd 7 at a third of that cannot fill 100 Mbit/s.
@@ -184,7 +197,7 @@ describe('AdaptivePolicy', () => {
     const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 1e9 });
     assert.equal(settingName(policy), 'lz4');
     const before = policy.estimate(2).speedBytesPerSec; // prior: 5x slower than lz4
-    const lz4Ms = (64 * KiB) / 1000e6 * 1000; // lz4 exactly at its prior speed
+    const lz4Ms = ((64 * KiB) / 1000e6) * 1000; // lz4 exactly at its prior speed
     // The same blocks: zstd takes 10x as long as lz4 and sends 20 KiB where lz4 sends 32 KiB.
     for (let i = 0; i < 10; i++) policy.recordPair(1, 2, 64 * KiB, 32 * KiB, lz4Ms, 20 * KiB, 10 * lz4Ms);
     const after = policy.estimate(2);
@@ -203,7 +216,7 @@ describe('AdaptivePolicy', () => {
   });
 });
 
-describe('AdaptivePolicy with the thread\'s measured load', () => {
+describe("AdaptivePolicy with the thread's measured load", () => {
   it('admits the slow-link levels by the measured busy share, whatever the load average says', () => {
     // Load 5 on 2 cores: the modelled margin keeps zstd 5 and 7 out on a 100 Mbit/s link.
     const policy = new AdaptivePolicy({ linkRateBps: 100e6, cpuShare: 0.4 });
@@ -259,7 +272,13 @@ describe('AdaptivePolicy with the thread\'s measured load', () => {
 
   it('ignores nonsense load readings', () => {
     const policy = new AdaptivePolicy({ ladder: LADDER, linkRateBps: 100e6 });
-    for (const [busy, codec] of [[-1, 0], [NaN, 0], [0.5, NaN], [Infinity, 0]] as const) policy.observeLoad(busy, codec);
+    for (const [busy, codec] of [
+      [-1, 0],
+      [NaN, 0],
+      [0.5, NaN],
+      [Infinity, 0],
+    ] as const)
+      policy.observeLoad(busy, codec);
     assert.equal(policy.loopBusy, null);
     policy.observeLoad(3, 5); // clamped: busy <= 1, codec <= busy
     assert.equal(policy.loopBusy, 1);
@@ -267,7 +286,7 @@ describe('AdaptivePolicy with the thread\'s measured load', () => {
 });
 
 describe('BlockEncoder in auto mode', () => {
-  it('measures its thread\'s busy share once per window, skipping the first, and lets it steer the level', () => {
+  it("measures its thread's busy share once per window, skipping the first, and lets it steer the level", () => {
     let wall = 0;
     let cpu = 0;
     let busyShare = 0.2;
@@ -276,7 +295,13 @@ describe('BlockEncoder in auto mode', () => {
     // 50 ms pass between encode() calls, the loop busy busyShare of them; a clock read inside
     // a call (timing the codec) adds 0.01 ms.
     const encoder = new BlockEncoder({
-      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 0.4, maxBlockSize: 4 * KiB, now: () => (wall += 0.01), cpuNow: () => (cpu += 0.005),
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 100e6,
+      cpuShare: 0.4,
+      maxBlockSize: 4 * KiB,
+      now: () => (wall += 0.01),
+      cpuNow: () => (cpu += 0.005),
       loopTimes: () => ({ active, idle }),
     });
     const block = textLike(4 * KiB, 3);
@@ -288,7 +313,7 @@ describe('BlockEncoder in auto mode', () => {
     };
     const windowCalls = OUTPUT_WINDOW_MS / 50;
     for (let i = 0; i < windowCalls + 1; i++) encodeAfter50ms();
-    assert.equal(encoder.adaptive!.loopBusy, null, 'the first window (the transfer\'s start) is not measured');
+    assert.equal(encoder.adaptive!.loopBusy, null, "the first window (the transfer's start) is not measured");
     for (let i = 0; i < 3 * windowCalls; i++) encodeAfter50ms();
     assert.ok(Math.abs(encoder.adaptive!.loopBusy! - 0.2) < 0.02, `busy ${encoder.adaptive!.loopBusy}`);
     assert.equal(encoder.stats.snapshot().encode.loopBusy, encoder.adaptive!.loopBusy);
@@ -305,7 +330,6 @@ describe('BlockEncoder in auto mode', () => {
     assert.equal(counted, encoder.stats.encode.blocks);
   });
 
-
   const text = textLike(64 * KiB, 1);
 
   it('with the measured check (the default) a CPU-bound start is raw, and raw that fills the link hands over to the codec', () => {
@@ -314,7 +338,15 @@ describe('BlockEncoder in auto mode', () => {
     // model's figures: the CPU cannot keep up, so raw first), then measured at 50 Mbit/s with the
     // transport sending at it.
     let link = { rateBps: 1e9, sendingBps: 0 };
-    const encoder = new BlockEncoder({ mode: 'auto', maxBlockSize: 64 * KiB, now: () => t, cpuNow: () => 0, cpuShare: 1, linkNow: () => link, wireCpuNsPerByte: 30 });
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      maxBlockSize: 64 * KiB,
+      now: () => t,
+      cpuNow: () => 0,
+      cpuShare: 1,
+      linkNow: () => link,
+      wireCpuNsPerByte: 30,
+    });
     const counts = (): { raw: number; compressed: number } => {
       const e = encoder.stats.snapshot().encode;
       return { raw: e.blocksRaw, compressed: e.blocksLz4 + e.blocksZstd };
@@ -333,7 +365,14 @@ describe('BlockEncoder in auto mode', () => {
 
   it('with the measured check a start whose figures keep up with the link compresses at once', () => {
     let t = 0;
-    const encoder = new BlockEncoder({ mode: 'auto', maxBlockSize: 64 * KiB, now: () => t, cpuNow: () => 0, cpuShare: 1, linkNow: () => ({ rateBps: 50e6, sendingBps: 0 }) });
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      maxBlockSize: 64 * KiB,
+      now: () => t,
+      cpuNow: () => 0,
+      cpuShare: 1,
+      linkNow: () => ({ rateBps: 50e6, sendingBps: 0 }),
+    });
     for (let i = 0; i < 10; i++, t += 10) encoder.encode(text);
     assert.equal(encoder.arbiterState?.current, 'model');
     assert.equal(encoder.stats.snapshot().encode.blocksZstd + encoder.stats.snapshot().encode.blocksLz4, 10);
@@ -342,7 +381,14 @@ describe('BlockEncoder in auto mode', () => {
   it('stops compressing when the measured codec speed cannot keep up with the link', () => {
     let t = 0;
     // Each clock read advances 2 ms: every compression call measures 64 KiB / 2 ms = 33 MB/s.
-    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 1e9, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (t += 2) });
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 1e9,
+      cpuShare: 1,
+      maxBlockSize: 64 * KiB,
+      now: () => (t += 2),
+    });
     for (let i = 0; i < 200; i++) encoder.encode(text);
     const s = encoder.stats.snapshot().encode;
     assert.equal(s.setting, 'none');
@@ -362,7 +408,13 @@ describe('BlockEncoder in auto mode', () => {
     let cpu = 0;
     // Wall time runs 20x the CPU time (a preempted process); the codec costs 0.25 ms of CPU a block.
     const encoder = new BlockEncoder({
-      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 5), cpuNow: () => (cpu += 0.25),
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 100e6,
+      cpuShare: 1,
+      maxBlockSize: 64 * KiB,
+      now: () => (wall += 5),
+      cpuNow: () => (cpu += 0.25),
     });
     for (let i = 0; i < 10; i++) encoder.encode(text);
     assert.equal(encoder.stats.snapshot().encode.cpuMs, 10 * 0.25);
@@ -373,7 +425,13 @@ describe('BlockEncoder in auto mode', () => {
     let cpu = 0;
     // The process CPU clock runs 10x the wall clock (V8's helper threads busy on another core).
     const encoder = new BlockEncoder({
-      mode: 'auto', checkAgainstRaw: false, linkRateBps: 100e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => (wall += 0.1), cpuNow: () => (cpu += 1),
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 100e6,
+      cpuShare: 1,
+      maxBlockSize: 64 * KiB,
+      now: () => (wall += 0.1),
+      cpuNow: () => (cpu += 1),
     });
     const level = encoder.adaptive!.settingOf(encoder.adaptive!.currentRung);
     for (let i = 0; i < 200; i++) encoder.encode(text);
@@ -389,7 +447,14 @@ describe('BlockEncoder in auto mode', () => {
     let t = 0;
     // Each clock read advances 1 ms, so codec CPU ms = number of compression calls. At that
     // (slow) codec speed a 10 Mbit/s link keeps the choice link-bound: the model decides alone.
-    const encoder = new BlockEncoder({ mode: 'auto', checkAgainstRaw: false, linkRateBps: 10e6, cpuShare: 1, maxBlockSize: 64 * KiB, now: () => t++ });
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      checkAgainstRaw: false,
+      linkRateBps: 10e6,
+      cpuShare: 1,
+      maxBlockSize: 64 * KiB,
+      now: () => t++,
+    });
     const blocks = 4 * EXPLORE_INTERVAL;
     const decoder = new BlockDecoder();
     for (let i = 0; i < blocks; i++) assert.ok(decoder.push(encoder.encode(text)).ok);

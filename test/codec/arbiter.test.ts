@@ -14,7 +14,13 @@ const LINK = 125e6; // bytes/s: 1 Gbit/s
  * the wire ratio the pipeline achieves with the setting in use at that moment; the transport
  * sends the wire bytes (at most the link's rate).
  */
-function drive(a: CompressionArbiter, t0: number, ms: number, rate: (current: 'model' | 'none') => { mbps: number; ratio: number }, link = LINK): number {
+function drive(
+  a: CompressionArbiter,
+  t0: number,
+  ms: number,
+  rate: (current: 'model' | 'none') => { mbps: number; ratio: number },
+  link = LINK,
+): number {
   let t = t0;
   for (; t < t0 + ms; t += OUTPUT_WINDOW_MS) {
     const r = rate(a.current);

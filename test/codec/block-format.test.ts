@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, MAX_HEADER_LENGTH, headerLength, parseBlockHeader, writeBlockHeader,
+  CODEC_LZ4,
+  CODEC_NONE,
+  CODEC_ZSTD,
+  MAX_HEADER_LENGTH,
+  headerLength,
+  parseBlockHeader,
+  writeBlockHeader,
 } from '../../src/codec/block-format.ts';
 import type { CodecId } from '../../src/codec/block-format.ts';
 

@@ -91,7 +91,10 @@ describe('BlockDecoder', () => {
       }
     });
 
-    for (const [name, codec, setting] of [['lz4', CODEC_LZ4, LZ4], ['zstd', CODEC_ZSTD, ZSTD]] as const) {
+    for (const [name, codec, setting] of [
+      ['lz4', CODEC_LZ4, LZ4],
+      ['zstd', CODEC_ZSTD, ZSTD],
+    ] as const) {
       it(`${name}: payload decompressing to more than declared is size-mismatch`, () => {
         const payload = compressWith(setting, textLike(5000, 1));
         expectError(new BlockDecoder(), block(codec, 4000, payload), 'size-mismatch');

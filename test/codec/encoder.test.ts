@@ -11,7 +11,7 @@ const KiB = 1024;
 
 function headersOf(framed: Uint8Array): { codec: number; originalLength: number; payloadLength: number }[] {
   const out: { codec: number; originalLength: number; payloadLength: number }[] = [];
-  for (let at = 0; at < framed.length;) {
+  for (let at = 0; at < framed.length; ) {
     const parsed = parseBlockHeader(framed, at, framed.length, 16 * 1024 * 1024);
     assert.equal(parsed.status, 'ok');
     if (parsed.status !== 'ok') break;
@@ -39,7 +39,10 @@ describe('BlockEncoder', () => {
   it('cuts input into blocks of at most maxBlockSize', () => {
     const encoder = new BlockEncoder({ mode: 'zstd', maxBlockSize: 64 * KiB });
     const headers = headersOf(encoder.encode(textLike(200 * KiB, 1)));
-    assert.deepEqual(headers.map((h) => h.originalLength), [64 * KiB, 64 * KiB, 64 * KiB, 8 * KiB]);
+    assert.deepEqual(
+      headers.map((h) => h.originalLength),
+      [64 * KiB, 64 * KiB, 64 * KiB, 8 * KiB],
+    );
     assert.ok(headers.every((h) => h.codec === 2));
   });
 

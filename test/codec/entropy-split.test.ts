@@ -26,7 +26,10 @@ describe('EntropySplitter', () => {
     const data = concat([textLike(20 * KiB + 300, 1), randomBytes(24 * KiB, 2), textLike(20 * KiB - 300, 3)]);
     const p = pieces(new EntropySplitter(), data);
     assert.equal(p.length, 3, JSON.stringify(p));
-    assert.deepEqual(p.map((x) => x.high), [false, true, false]);
+    assert.deepEqual(
+      p.map((x) => x.high),
+      [false, true, false],
+    );
     assert.ok(Math.abs(p[0]!.end - (20 * KiB + 300)) <= ENTROPY_WINDOW, `first cut at ${p[0]!.end}`);
     assert.ok(Math.abs(p[1]!.end - (44 * KiB + 300)) <= ENTROPY_WINDOW, `second cut at ${p[1]!.end}`);
     assert.equal(p[2]!.end, data.length);
@@ -37,7 +40,10 @@ describe('EntropySplitter', () => {
     const mixed = concat([zeros(16 * KiB), textLike(16 * KiB, 4), zeros(32 * KiB)]);
     assert.deepEqual(pieces(splitter, mixed), [{ start: 0, end: 64 * KiB, high: false }]);
     assert.deepEqual(pieces(splitter, randomBytes(64 * KiB, 5)), [{ start: 0, end: 64 * KiB, high: true }]);
-    assert.deepEqual(pieces(splitter, alreadyCompressed(64 * KiB, 6)).map((x) => x.high), [true]);
+    assert.deepEqual(
+      pieces(splitter, alreadyCompressed(64 * KiB, 6)).map((x) => x.high),
+      [true],
+    );
   });
 
   it('absorbs runs shorter than the minimum into a neighbour, and leaves small blocks alone', () => {

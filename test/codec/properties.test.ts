@@ -85,8 +85,7 @@ describe('codec properties', () => {
 
   it('mutated encoded streams never throw and never yield a block above the limit', () => {
     const source = vmImage(256 * 1024, 3);
-    const streams = (['lz4', 'zstd', 'none'] as const).map((mode) =>
-      new BlockEncoder({ mode, maxBlockSize: 16 * 1024 }).encode(source));
+    const streams = (['lz4', 'zstd', 'none'] as const).map((mode) => new BlockEncoder({ mode, maxBlockSize: 16 * 1024 }).encode(source));
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 2 }),
@@ -110,7 +109,7 @@ describe('codec properties', () => {
   it('truncating an encoded stream: finish() is ok exactly at block boundaries, else truncated', () => {
     const stream = new BlockEncoder({ mode: 'zstd', maxBlockSize: 8192 }).encode(textLike(30_000, 1));
     const boundaries = new Set<number>();
-    for (let at = 0; at < stream.length;) {
+    for (let at = 0; at < stream.length; ) {
       const h = parseBlockHeader(stream, at, stream.length, 8192);
       assert.equal(h.status, 'ok');
       if (h.status !== 'ok') return;
@@ -138,21 +137,24 @@ describe('codec properties', () => {
 
 describe('encodeParts', () => {
   it('gives the bytes of encode(), in order, with raw payloads as views of the input (no copy)', () => {
-    fc.assert(fc.property(fc.array(piece, { minLength: 1, maxLength: 6 }), fc.constantFrom(...COMPRESSION_MODES), (pieces, mode) => {
-      const data = concat(pieces);
-      const whole = new BlockEncoder({ mode }).encode(data);
-      const parts = new BlockEncoder({ mode }).encodeParts(data);
-      assert.ok(equalBytes(concat(parts), whole));
-      let raw = 0;
-      for (let i = 1; i < parts.length; i += 2) {
-        // A raw block's payload is the input's own bytes.
-        if (parts[i - 1]![0] === CODEC_NONE) {
-          assert.equal(parts[i]!.buffer, data.buffer);
-          raw++;
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 6 }), fc.constantFrom(...COMPRESSION_MODES), (pieces, mode) => {
+        const data = concat(pieces);
+        const whole = new BlockEncoder({ mode }).encode(data);
+        const parts = new BlockEncoder({ mode }).encodeParts(data);
+        assert.ok(equalBytes(concat(parts), whole));
+        let raw = 0;
+        for (let i = 1; i < parts.length; i += 2) {
+          // A raw block's payload is the input's own bytes.
+          if (parts[i - 1]![0] === CODEC_NONE) {
+            assert.equal(parts[i]!.buffer, data.buffer);
+            raw++;
+          }
         }
-      }
-      if (mode === 'none') assert.equal(raw, parts.length / 2);
-      assert.ok(equalBytes(decodeChunks(new BlockDecoder(), parts), data));
-    }), RUNS);
+        if (mode === 'none') assert.equal(raw, parts.length / 2);
+        assert.ok(equalBytes(decodeChunks(new BlockDecoder(), parts), data));
+      }),
+      RUNS,
+    );
   });
 });

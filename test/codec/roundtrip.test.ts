@@ -86,7 +86,10 @@ describe('round trip', () => {
     const result = decoder.push(chunk);
     assert.ok(result.ok);
     assert.ok(equalBytes(concat(result.data), original));
-    assert.ok(result.data.every((d) => d.buffer === chunk.buffer), 'raw bytes are views of the chunk');
+    assert.ok(
+      result.data.every((d) => d.buffer === chunk.buffer),
+      'raw bytes are views of the chunk',
+    );
     // Split anywhere, a raw block still comes out as it arrives, piece by piece.
     const split = new BlockDecoder();
     const pieces: Uint8Array[] = [];

@@ -25,7 +25,15 @@ function feedRound(
     now = start + (i + 1) * step;
     c.onPacketSent(now, MSS, inflight, false);
     const rtt = i === 0 && o.minRttInRound !== undefined ? o.minRttInRound : o.rttMs;
-    c.onAck({ now, rttMs: rtt, bytesAcked: MSS, deliveryRateBps: o.rateBps, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - rtt });
+    c.onAck({
+      now,
+      rttMs: rtt,
+      bytesAcked: MSS,
+      deliveryRateBps: o.rateBps,
+      isAppLimited: false,
+      bytesInFlight: inflight - MSS,
+      sentAt: now - rtt,
+    });
     if (lossEvery > 0 && i % lossEvery === lossEvery - 1) {
       c.onLoss({ now, bytesLost: MSS, bytesInFlight: inflight - 2 * MSS, lostPacketSentAt: now - o.rttMs });
     }
@@ -76,8 +84,14 @@ test('in probe-bw the pacing rate averages the estimate and the window is about 
   }
   const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
   assert.ok(mean > 0.95 * 100e6 && mean < 1.05 * 100e6, `mean pacing ${mean}`);
-  assert.ok(rates.some((r) => r > 100e6), 'probes up');
-  assert.ok(rates.some((r) => r < 100e6), 'drains');
+  assert.ok(
+    rates.some((r) => r > 100e6),
+    'probes up',
+  );
+  assert.ok(
+    rates.some((r) => r < 100e6),
+    'drains',
+  );
   const bdp = (100e6 * 0.02) / 8;
   // 1.5 BDP plus the ack-aggregation allowance (a quarter BDP at most here).
   assert.ok(c.cwndBytes() >= 1.5 * bdp && c.cwndBytes() <= 2 * bdp, `cwnd ${c.cwndBytes()} vs bdp ${bdp}`);

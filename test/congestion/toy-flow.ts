@@ -74,7 +74,15 @@ export class ToySender implements SimNode {
     if (largest > this.#largestAcked) this.#largestAcked = largest;
     if (bytesAcked > 0) {
       this.#srtt = this.#srtt === 0 ? rttSample : 0.875 * this.#srtt + 0.125 * rttSample;
-      this.controller.onAck({ now, rttMs: rttSample, bytesAcked, deliveryRateBps: rate, isAppLimited: false, bytesInFlight: this.#inflight, sentAt: sentAtNewest });
+      this.controller.onAck({
+        now,
+        rttMs: rttSample,
+        bytesAcked,
+        deliveryRateBps: rate,
+        isAppLimited: false,
+        bytesInFlight: this.#inflight,
+        sentAt: sentAtNewest,
+      });
     }
     this.#detectLosses(now);
   }

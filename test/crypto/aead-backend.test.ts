@@ -20,9 +20,7 @@ const openssl: PacketAead | null = loaded.ok ? loaded.aeads['chacha20-poly1305']
 const opensslGcm: PacketAead | null = loaded.ok ? loaded.aeads['aes-256-gcm'] : null;
 // The addon is built by `npm install` (postinstall); without a C compiler only the fallbacks are tested.
 const needsAddon = openssl === null ? `OpenSSL addon not built: ${loaded.ok ? '' : loaded.error}` : false;
-const backends: PacketAead[] = [
-  ...(openssl && opensslGcm ? [opensslGcm, openssl] : []), nodeAesGcmAead, sodiumAead,
-];
+const backends: PacketAead[] = [...(openssl && opensslGcm ? [opensslGcm, openssl] : []), nodeAesGcmAead, sodiumAead];
 const label = (aead: PacketAead) => `${aead.name} ${aead.cipher}`;
 
 const arbKey = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -39,44 +37,54 @@ function sealWith(aead: PacketAead, key: AeadKey, counter: number, header: Uint8
 
 for (const cipher of PACKET_CIPHERS) {
   const reference = REFERENCE_AEAD[cipher];
-  test(`OpenSSL addon ${cipher} seals byte-identically to ${reference.name}, and each opens the other's packets`, { skip: needsAddon }, () => {
+  test(`OpenSSL addon ${cipher} seals byte-identically to ${reference.name}, and each opens the other's packets`, {
+    skip: needsAddon,
+  }, () => {
     const o = loaded.ok ? loaded.aeads[cipher] : null;
     assert.ok(o);
     assert.equal(o.cipher, cipher);
-    fc.assert(fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
-      const ko = o.create(keyBytes);
-      const kr = reference.create(keyBytes);
-      const fromOpenssl = sealWith(o, ko, counter, header, plaintext);
-      const fromReference = sealWith(reference, kr, counter, header, plaintext);
-      assert.deepEqual(fromOpenssl, fromReference);
-      const out = new Uint8Array(plaintext.length);
-      assert.equal(reference.open(kr, counter, fromOpenssl, header.length, out), plaintext.length);
-      assert.deepEqual(out, plaintext);
-      out.fill(0);
-      assert.equal(o.open(ko, counter, fromReference, header.length, out), plaintext.length);
-      assert.deepEqual(out, plaintext);
-      o.free(ko);
-      reference.free(kr);
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
+        const ko = o.create(keyBytes);
+        const kr = reference.create(keyBytes);
+        const fromOpenssl = sealWith(o, ko, counter, header, plaintext);
+        const fromReference = sealWith(reference, kr, counter, header, plaintext);
+        assert.deepEqual(fromOpenssl, fromReference);
+        const out = new Uint8Array(plaintext.length);
+        assert.equal(reference.open(kr, counter, fromOpenssl, header.length, out), plaintext.length);
+        assert.deepEqual(out, plaintext);
+        out.fill(0);
+        assert.equal(o.open(ko, counter, fromReference, header.length, out), plaintext.length);
+        assert.deepEqual(out, plaintext);
+        o.free(ko);
+        reference.free(kr);
+      }),
+      { numRuns: 400 },
+    );
   });
 }
 
 test('AES-256-GCM: every backend equals node:crypto aes-256-gcm with nonce 4 zero bytes || counter BE, AAD = header', () => {
-  fc.assert(fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
-    const nonce = Buffer.alloc(12);
-    nonce.writeBigUInt64BE(BigInt(counter), 4);
-    const c = createCipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: 16 });
-    c.setAAD(header);
-    const expected = Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
-    for (const aead of backends.filter((b) => b.cipher === 'aes-256-gcm')) {
-      const k = aead.create(keyBytes);
-      assert.deepEqual(Buffer.from(sealWith(aead, k, counter, header, plaintext)), expected, aead.name);
-      aead.free(k);
-    }
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(arbKey, arbCounter, arbHeader, arbPlaintext, (keyBytes, counter, header, plaintext) => {
+      const nonce = Buffer.alloc(12);
+      nonce.writeBigUInt64BE(BigInt(counter), 4);
+      const c = createCipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: 16 });
+      c.setAAD(header);
+      const expected = Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
+      for (const aead of backends.filter((b) => b.cipher === 'aes-256-gcm')) {
+        const k = aead.create(keyBytes);
+        assert.deepEqual(Buffer.from(sealWith(aead, k, counter, header, plaintext)), expected, aead.name);
+        aead.free(k);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
 
-test('the ChaChaPoly nonce is 4 zero bytes || counter LE (Noise): the addon agrees with libsodium called directly', { skip: needsAddon }, async () => {
+test('the ChaChaPoly nonce is 4 zero bytes || counter LE (Noise): the addon agrees with libsodium called directly', {
+  skip: needsAddon,
+}, async () => {
   const { sodium } = await import('../../src/crypto/sodium.ts');
   const key = new Uint8Array(32).fill(9);
   const plaintext = new TextEncoder().encode('counter layout');
@@ -122,14 +130,22 @@ for (const aead of backends) {
   test(`${label(aead)}: sealing at an offset of a larger buffer (a send queue) gives the same bytes and touches nothing else`, () => {
     const key = aead.create(new Uint8Array(32).fill(3));
     const header = Uint8Array.from({ length: 16 }, (_, i) => 100 + i);
-    for (const [at, len] of [[0, 1400], [1, 1400], [3000, 0], [7, 64]] as const) {
+    for (const [at, len] of [
+      [0, 1400],
+      [1, 1400],
+      [3000, 0],
+      [7, 64],
+    ] as const) {
       const plaintext = Uint8Array.from({ length: len }, (_, i) => (i * 29 + at) & 0xff);
       const expected = sealWith(aead, key, 9 + at, header, plaintext);
       const queue = new Uint8Array(at + expected.length + 50).fill(0xee);
       queue.set(header, at);
       assert.equal(aead.seal(key, 9 + at, queue, 16, plaintext, at), expected.length);
       assert.deepEqual(queue.subarray(at, at + expected.length), expected, `at ${at}: the packet`);
-      assert.ok(queue.subarray(0, at).every((b) => b === 0xee) && queue.subarray(at + expected.length).every((b) => b === 0xee), `at ${at}: only the packet is written`);
+      assert.ok(
+        queue.subarray(0, at).every((b) => b === 0xee) && queue.subarray(at + expected.length).every((b) => b === 0xee),
+        `at ${at}: only the packet is written`,
+      );
     }
     const small = new Uint8Array(100);
     assert.throws(() => aead.seal(key, 1, small, 16, new Uint8Array(60), 20), RangeError, 'no room after the offset');
@@ -138,32 +154,45 @@ for (const aead of backends) {
   });
 
   test(`${label(aead)}: any flipped bit, a wrong counter or a wrong key fails to open, and the output is zeroed`, () => {
-    fc.assert(fc.property(arbKey, arbCounter, arbHeader, fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.integer({ min: 0, max: 7 }),
-      (keyBytes, counter, header, plaintext, where, bit) => {
-        const key = aead.create(keyBytes);
-        const sealed = sealWith(aead, key, counter, header, plaintext);
-        const bad = Uint8Array.from(sealed);
-        const at = where % bad.length; // header (AAD), ciphertext or tag
-        bad[at]! ^= 1 << bit;
-        const out = new Uint8Array(plaintext.length).fill(0xee);
-        assert.equal(aead.open(key, counter, bad, header.length, out), -1);
-        assert.ok(out.every((b) => b === 0), 'no unauthenticated plaintext left behind');
-        const inPlace = Uint8Array.from(bad);
-        assert.equal(aead.open(key, counter, inPlace, header.length, null), -1);
-        assert.ok(inPlace.subarray(header.length, header.length + plaintext.length).every((b) => b === 0));
+    fc.assert(
+      fc.property(
+        arbKey,
+        arbCounter,
+        arbHeader,
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 7 }),
+        (keyBytes, counter, header, plaintext, where, bit) => {
+          const key = aead.create(keyBytes);
+          const sealed = sealWith(aead, key, counter, header, plaintext);
+          const bad = Uint8Array.from(sealed);
+          const at = where % bad.length; // header (AAD), ciphertext or tag
+          bad[at]! ^= 1 << bit;
+          const out = new Uint8Array(plaintext.length).fill(0xee);
+          assert.equal(aead.open(key, counter, bad, header.length, out), -1);
+          assert.ok(
+            out.every((b) => b === 0),
+            'no unauthenticated plaintext left behind',
+          );
+          const inPlace = Uint8Array.from(bad);
+          assert.equal(aead.open(key, counter, inPlace, header.length, null), -1);
+          assert.ok(inPlace.subarray(header.length, header.length + plaintext.length).every((b) => b === 0));
 
-        const otherCounter = counter === 0 ? 1 : counter - 1;
-        assert.equal(aead.open(key, otherCounter, Uint8Array.from(sealed), header.length, null), -1);
-        const otherKeyBytes = Uint8Array.from(keyBytes);
-        otherKeyBytes[0]! ^= 0x80;
-        const otherKey = aead.create(otherKeyBytes);
-        assert.equal(aead.open(otherKey, counter, Uint8Array.from(sealed), header.length, null), -1);
-        // A header length that moves the AAD/ciphertext boundary is a different message.
-        if (header.length > 0) assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length - 1, null), -1);
-        assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length, null), plaintext.length);
-        aead.free(key);
-        aead.free(otherKey);
-      }), { numRuns: 300 });
+          const otherCounter = counter === 0 ? 1 : counter - 1;
+          assert.equal(aead.open(key, otherCounter, Uint8Array.from(sealed), header.length, null), -1);
+          const otherKeyBytes = Uint8Array.from(keyBytes);
+          otherKeyBytes[0]! ^= 0x80;
+          const otherKey = aead.create(otherKeyBytes);
+          assert.equal(aead.open(otherKey, counter, Uint8Array.from(sealed), header.length, null), -1);
+          // A header length that moves the AAD/ciphertext boundary is a different message.
+          if (header.length > 0) assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length - 1, null), -1);
+          assert.equal(aead.open(key, counter, Uint8Array.from(sealed), header.length, null), plaintext.length);
+          aead.free(key);
+          aead.free(otherKey);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   test(`${label(aead)}: packets shorter than header + tag do not open; misuse throws`, () => {
@@ -202,7 +231,9 @@ test('OpenSSL addon: argument checks (overlap, counter range, foreign objects, c
 });
 
 for (const cipher of PACKET_CIPHERS) {
-  test(`backend choice ${cipher}: OpenSSL when the addon loads and agrees with ${REFERENCE_AEAD[cipher].name}, the reference backend otherwise`, { skip: needsAddon }, () => {
+  test(`backend choice ${cipher}: OpenSSL when the addon loads and agrees with ${REFERENCE_AEAD[cipher].name}, the reference backend otherwise`, {
+    skip: needsAddon,
+  }, () => {
     assert.ok(loaded.ok);
     const o = loaded.aeads[cipher];
     const reference = REFERENCE_AEAD[cipher];
@@ -212,7 +243,14 @@ for (const cipher of PACKET_CIPHERS) {
     assert.equal(missing.aead, reference);
     assert.match(missing.fallbackReason!, /not available/);
     // A build whose output differs (e.g. compiled against an incompatible OpenSSL) is not trusted.
-    const broken: PacketAead = { ...o, seal: (k, c, p, h, m) => { const n = o.seal(k, c, p, h, m); p[n - 1]! ^= 1; return n; } };
+    const broken: PacketAead = {
+      ...o,
+      seal: (k, c, p, h, m) => {
+        const n = o.seal(k, c, p, h, m);
+        p[n - 1]! ^= 1;
+        return n;
+      },
+    };
     assert.match(agreesWithReference(broken)!, /differs/);
     const wrong = pickAead({ ok: true, aeads: { ...loaded.aeads, [cipher]: broken }, version: 'test' }, cipher);
     assert.equal(wrong.aead, reference);
@@ -269,45 +307,60 @@ const arbRun = fc.array(fc.uint8Array({ minLength: 0, maxLength: 1500 }), { minL
 
 for (const aead of backends) {
   test(`${label(aead)}: sealRun seals a run exactly as seal does packet by packet, and openRun opens it`, () => {
-    fc.assert(fc.property(arbKey, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 40 }), arbRun, fc.nat(0xffffffff), (keyBytes, first, at, plaintexts, index) => {
-      const key = aead.create(keyBytes);
-      const lens = new Int32Array(plaintexts.length + 2);
-      const from = 1; // entries before the run are not touched
-      plaintexts.forEach((p, i) => { lens[from + i] = 16 + p.length + TAG; });
-      const total = plaintexts.reduce((n, p) => n + 16 + p.length + TAG, 0);
-      const buf = new Uint8Array(at + total + 7).fill(0xee);
-      let off = at;
-      for (const p of plaintexts) {
-        buf.set(p, off + 16);
-        off += 16 + p.length + TAG;
-      }
-      assert.equal(aead.sealRun(key, buf, lens, from, plaintexts.length, at, 4, index, first), plaintexts.length);
-      assert.ok(buf.subarray(0, at).every((b) => b === 0xee) && buf.subarray(at + total).every((b) => b === 0xee), 'nothing outside the run is written');
-      // The same packets sealed one by one, with the same headers.
-      off = at;
-      const ats = new Int32Array(plaintexts.length);
-      const runLens = new Int32Array(plaintexts.length);
-      const counters = new Float64Array(plaintexts.length);
-      plaintexts.forEach((p, i) => {
-        const header = new Uint8Array(16);
-        const view = new DataView(header.buffer);
-        view.setUint32(0, 4, true);
-        view.setUint32(4, index, true);
-        view.setBigUint64(8, BigInt(first + i), true);
-        assert.deepEqual(buf.subarray(off, off + 16 + p.length + TAG), sealWith(aead, key, first + i, header, p));
-        ats[i] = off;
-        runLens[i] = 16 + p.length + TAG;
-        counters[i] = first + i;
-        off += runLens[i]!;
-      });
-      const results = new Int32Array(plaintexts.length);
-      assert.equal(aead.openRun(key, buf, ats, runLens, counters, plaintexts.length, 16, results), plaintexts.length);
-      plaintexts.forEach((p, i) => {
-        assert.equal(results[i], p.length);
-        assert.deepEqual(buf.subarray(ats[i]! + 16, ats[i]! + 16 + p.length), p);
-      });
-      aead.free(key);
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(
+        arbKey,
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.integer({ min: 0, max: 40 }),
+        arbRun,
+        fc.nat(0xffffffff),
+        (keyBytes, first, at, plaintexts, index) => {
+          const key = aead.create(keyBytes);
+          const lens = new Int32Array(plaintexts.length + 2);
+          const from = 1; // entries before the run are not touched
+          plaintexts.forEach((p, i) => {
+            lens[from + i] = 16 + p.length + TAG;
+          });
+          const total = plaintexts.reduce((n, p) => n + 16 + p.length + TAG, 0);
+          const buf = new Uint8Array(at + total + 7).fill(0xee);
+          let off = at;
+          for (const p of plaintexts) {
+            buf.set(p, off + 16);
+            off += 16 + p.length + TAG;
+          }
+          assert.equal(aead.sealRun(key, buf, lens, from, plaintexts.length, at, 4, index, first), plaintexts.length);
+          assert.ok(
+            buf.subarray(0, at).every((b) => b === 0xee) && buf.subarray(at + total).every((b) => b === 0xee),
+            'nothing outside the run is written',
+          );
+          // The same packets sealed one by one, with the same headers.
+          off = at;
+          const ats = new Int32Array(plaintexts.length);
+          const runLens = new Int32Array(plaintexts.length);
+          const counters = new Float64Array(plaintexts.length);
+          plaintexts.forEach((p, i) => {
+            const header = new Uint8Array(16);
+            const view = new DataView(header.buffer);
+            view.setUint32(0, 4, true);
+            view.setUint32(4, index, true);
+            view.setBigUint64(8, BigInt(first + i), true);
+            assert.deepEqual(buf.subarray(off, off + 16 + p.length + TAG), sealWith(aead, key, first + i, header, p));
+            ats[i] = off;
+            runLens[i] = 16 + p.length + TAG;
+            counters[i] = first + i;
+            off += runLens[i]!;
+          });
+          const results = new Int32Array(plaintexts.length);
+          assert.equal(aead.openRun(key, buf, ats, runLens, counters, plaintexts.length, 16, results), plaintexts.length);
+          plaintexts.forEach((p, i) => {
+            assert.equal(results[i], p.length);
+            assert.deepEqual(buf.subarray(ats[i]! + 16, ats[i]! + 16 + p.length), p);
+          });
+          aead.free(key);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   test(`${label(aead)}: openRun rejects (and zeroes) only the tampered packets of a run; misuse throws`, () => {
@@ -330,7 +383,10 @@ for (const aead of backends) {
     aead.openRun(key, buf, ats, lens, new Float64Array([100, 101, 102, 103]), sizes.length, 16, results);
     assert.deepEqual([...results], [100, -1, 0, -1]);
     assert.ok(buf.subarray(ats[0]! + 16, ats[0]! + 116).every((b) => b === 1));
-    assert.ok(buf.subarray(ats[1]! + 16, ats[1]! + 16 + 1400).every((b) => b === 0), 'a rejected packet leaves no plaintext');
+    assert.ok(
+      buf.subarray(ats[1]! + 16, ats[1]! + 16 + 1400).every((b) => b === 0),
+      'a rejected packet leaves no plaintext',
+    );
     // Out of place: the plaintexts go to `out`, the packets stay as they were.
     const fresh = new Uint8Array(total);
     for (const [i, n] of sizes.entries()) fresh.fill(i + 1, ats[i]! + 16, ats[i]! + 16 + n);
@@ -341,12 +397,22 @@ for (const aead of backends) {
     aead.openRun(key, fresh, ats, lens, new Float64Array([200, 201, 202, 203]), sizes.length, 16, results, out, outAts);
     assert.deepEqual([...results], sizes);
     assert.deepEqual(fresh, sealed, 'the packets are not written');
-    for (const [i, n] of sizes.entries()) assert.ok(out.subarray(outAts[i]!, outAts[i]! + n).every((b) => b === i + 1), `plaintext ${i} at its place`);
+    for (const [i, n] of sizes.entries())
+      assert.ok(
+        out.subarray(outAts[i]!, outAts[i]! + n).every((b) => b === i + 1),
+        `plaintext ${i} at its place`,
+      );
     assert.ok(out.subarray(0, 8).every((b) => b === 0xee) && out.subarray(2400).every((b) => b === 0xee), 'nothing else written');
-    assert.throws(() => aead.openRun(key, fresh, ats, lens, new Float64Array(4), sizes.length, 16, results, out, new Int32Array([0, 3000, 0, 0])), RangeError);
+    assert.throws(
+      () => aead.openRun(key, fresh, ats, lens, new Float64Array(4), sizes.length, 16, results, out, new Int32Array([0, 3000, 0, 0])),
+      RangeError,
+    );
     // A run beyond the buffer is a caller bug, found before anything is written.
     assert.throws(() => aead.sealRun(key, buf, lens, 0, sizes.length, 1, 4, 9, 0), RangeError);
-    assert.throws(() => aead.openRun(key, buf, new Int32Array([total - 10]), new Int32Array([40]), new Float64Array([0]), 1, 16, results), RangeError);
+    assert.throws(
+      () => aead.openRun(key, buf, new Int32Array([total - 10]), new Int32Array([40]), new Float64Array([0]), 1, 16, results),
+      RangeError,
+    );
     aead.free(key);
   });
 }

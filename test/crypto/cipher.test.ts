@@ -53,7 +53,10 @@ test('the default cipher is AES-256-GCM, Noise_IKpsk2_25519_AESGCM_SHA256', () =
   assert.equal(NOISE_SUITES['chacha20-poly1305'].protocolName, 'Noise_IKpsk2_25519_ChaChaPoly_SHA256');
 });
 
-for (const [cipherA, cipherB] of [['aes-256-gcm', 'chacha20-poly1305'], ['chacha20-poly1305', 'aes-256-gcm']] as const) {
+for (const [cipherA, cipherB] of [
+  ['aes-256-gcm', 'chacha20-poly1305'],
+  ['chacha20-poly1305', 'aes-256-gcm'],
+] as const) {
   test(`cipher mismatch (initiator ${cipherA}, responder ${cipherB}): no association, no response, counted as a mismatch`, () => {
     const pair = new Pair({ cipherA, cipherB });
     const before = pair.b.ep.debugSnapshot();
@@ -90,7 +93,10 @@ test('a wrong key under the same cipher is not reported as a cipher mismatch', (
 
 test('an injected AEAD backend must match the cipher', () => {
   const key = seededKeyPair(5);
-  assert.throws(() => new SecureEndpoint({ staticKey: key, peers: [], cipher: 'aes-256-gcm', aead: REFERENCE_AEAD['chacha20-poly1305'] }), /cipher/);
+  assert.throws(
+    () => new SecureEndpoint({ staticKey: key, peers: [], cipher: 'aes-256-gcm', aead: REFERENCE_AEAD['chacha20-poly1305'] }),
+    /cipher/,
+  );
   assert.equal(new SecureEndpoint({ staticKey: key, peers: [], aead: REFERENCE_AEAD['chacha20-poly1305'] }).cipher, 'chacha20-poly1305');
 });
 

@@ -71,7 +71,9 @@ test('with cookies always required (threshold 0) a handshake takes the extra rou
 });
 
 test('per-source rate limit applies to address-proven sources under load', () => {
-  const pair = new Pair({ limits: { handshakesPerSecondBeforeCookies: 0, sourceHandshakeBurst: 2, sourceHandshakesPerSecond: 1, minInitiationIntervalMs: 0 } });
+  const pair = new Pair({
+    limits: { handshakesPerSecondBeforeCookies: 0, sourceHandshakeBurst: 2, sourceHandshakesPerSecond: 1, minInitiationIntervalMs: 0 },
+  });
   pair.handshake(); // cookie + 1 token
   let limited = 0;
   for (let i = 0; i < 5; i++) {

@@ -58,14 +58,43 @@ export function byteMutator(seed: number): { mutate(base: Uint8Array, other: Uin
     const ops = 1 + next(4);
     for (let k = 0; k < ops; k++) {
       switch (next(8)) {
-        case 7: if (d.length >= 16) d[8 + next(6)] = next(256); break; // fresh counter: reaches the AEAD
-        case 0: if (d.length) d[next(d.length)]! ^= 1 << next(8); break;
-        case 1: if (d.length) d[next(d.length)] = next(256); break;
-        case 2: d = d.subarray(0, next(d.length + 1)); break;
-        case 3: { const e = new Uint8Array(d.length + 1 + next(64)); e.set(d); rnd(e.subarray(d.length)); d = e; break; }
-        case 4: { const at = next(Math.min(d.length, other.length) + 1); d = Uint8Array.from([...d.subarray(0, at), ...other.subarray(at)]); break; }
-        case 5: { d = new Uint8Array(next(1500)); rnd(d); if (d.length && next(2)) d[0] = 1 + next(4); if (d.length > 3 && next(2)) d.fill(0, 1, 4); break; }
-        default: if (d.length > 8) { const i = next(d.length - 4); d.copyWithin(i, next(d.length - 4), d.length); } break;
+        case 7:
+          if (d.length >= 16) d[8 + next(6)] = next(256);
+          break; // fresh counter: reaches the AEAD
+        case 0:
+          if (d.length) d[next(d.length)]! ^= 1 << next(8);
+          break;
+        case 1:
+          if (d.length) d[next(d.length)] = next(256);
+          break;
+        case 2:
+          d = d.subarray(0, next(d.length + 1));
+          break;
+        case 3: {
+          const e = new Uint8Array(d.length + 1 + next(64));
+          e.set(d);
+          rnd(e.subarray(d.length));
+          d = e;
+          break;
+        }
+        case 4: {
+          const at = next(Math.min(d.length, other.length) + 1);
+          d = Uint8Array.from([...d.subarray(0, at), ...other.subarray(at)]);
+          break;
+        }
+        case 5: {
+          d = new Uint8Array(next(1500));
+          rnd(d);
+          if (d.length && next(2)) d[0] = 1 + next(4);
+          if (d.length > 3 && next(2)) d.fill(0, 1, 4);
+          break;
+        }
+        default:
+          if (d.length > 8) {
+            const i = next(d.length - 4);
+            d.copyWithin(i, next(d.length - 4), d.length);
+          }
+          break;
       }
     }
     return d;

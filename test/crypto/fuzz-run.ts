@@ -29,13 +29,23 @@ for (let done = 0, batch = 0; done < count; batch++) {
 }
 const seconds = (performance.now() - started) / 1000;
 const stats = { a: pair.a.ep.stats(), b: pair.b.ep.stats() };
-console.log(JSON.stringify({
-  seed, datagrams: count, seconds: +seconds.toFixed(2), perSecond: Math.round(count / seconds),
-  heapStartMB: +(heapStart / 2 ** 20).toFixed(1), heapMaxMB: +(heapMax / 2 ** 20).toFixed(1),
-  dropped: {
-    malformed: stats.a.malformed + stats.b.malformed, unknownIndex: stats.a.unknownIndex + stats.b.unknownIndex,
-    authFailures: stats.a.authFailures + stats.b.authFailures, replays: stats.a.replays + stats.b.replays,
-    tooOld: stats.a.tooOld + stats.b.tooOld, invalidMac1: stats.a.invalidMac1 + stats.b.invalidMac1,
-    staleTimestamps: stats.b.staleTimestamps, cookiesSent: stats.b.cookiesSent,
-  },
-}));
+console.log(
+  JSON.stringify({
+    seed,
+    datagrams: count,
+    seconds: +seconds.toFixed(2),
+    perSecond: Math.round(count / seconds),
+    heapStartMB: +(heapStart / 2 ** 20).toFixed(1),
+    heapMaxMB: +(heapMax / 2 ** 20).toFixed(1),
+    dropped: {
+      malformed: stats.a.malformed + stats.b.malformed,
+      unknownIndex: stats.a.unknownIndex + stats.b.unknownIndex,
+      authFailures: stats.a.authFailures + stats.b.authFailures,
+      replays: stats.a.replays + stats.b.replays,
+      tooOld: stats.a.tooOld + stats.b.tooOld,
+      invalidMac1: stats.a.invalidMac1 + stats.b.invalidMac1,
+      staleTimestamps: stats.b.staleTimestamps,
+      cookiesSent: stats.b.cookiesSent,
+    },
+  }),
+);

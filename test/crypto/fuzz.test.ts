@@ -9,15 +9,17 @@ test('fast-check: random and mutated datagrams never throw, never deliver, never
   const snapB = pair.b.ep.debugSnapshot();
   const arbDatagram = fc.oneof(
     fc.uint8Array({ maxLength: 1500 }),
-    fc.record({
-      index: fc.nat(corpus.length - 1),
-      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
-      cut: fc.option(fc.nat()),
-    }).map(({ index, flips, cut }) => {
-      const d = Uint8Array.from(corpus[index]!.datagram);
-      for (const [pos, x] of flips) if (d.length) d[pos % d.length]! ^= x;
-      return { index, datagram: cut === null ? d : d.subarray(0, cut % (d.length + 1)) };
-    }),
+    fc
+      .record({
+        index: fc.nat(corpus.length - 1),
+        flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
+        cut: fc.option(fc.nat()),
+      })
+      .map(({ index, flips, cut }) => {
+        const d = Uint8Array.from(corpus[index]!.datagram);
+        for (const [pos, x] of flips) if (d.length) d[pos % d.length]! ^= x;
+        return { index, datagram: cut === null ? d : d.subarray(0, cut % (d.length + 1)) };
+      }),
   );
   fc.assert(
     fc.property(arbDatagram, fc.boolean(), (arb, toA) => {

@@ -20,13 +20,32 @@ async function start(raw: Record<string, unknown>, log: LogCapture): Promise<Run
 async function gatewayPair(keys: KeySet, cipherA: PacketCipher, cipherB: PacketCipher, target: string) {
   const logA = new LogCapture();
   const logB = new LogCapture();
-  const b = await start({ name: 'b', key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }], allow: ['127.0.0.1/32'], cipher: cipherB }, logB);
-  const a = await start({
-    name: 'a', key: keys.aKey, cipher: cipherA, limits: { connectWaitMs: 3000 },
-    peers: [{ name: 'b', address: `127.0.0.1:${b.gateway.wanAddress.port}`, publicKey: keys.bPub }],
-    tunnels: [{ listen: '127.0.0.1:0', peer: 'b', target }],
-  }, logA);
-  return { a, b, logA, logB, port: a.gateway.tunnels[0]!.address.port, stop: async () => { await a.stop(0); await b.stop(0); } };
+  const b = await start(
+    { name: 'b', key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }], allow: ['127.0.0.1/32'], cipher: cipherB },
+    logB,
+  );
+  const a = await start(
+    {
+      name: 'a',
+      key: keys.aKey,
+      cipher: cipherA,
+      limits: { connectWaitMs: 3000 },
+      peers: [{ name: 'b', address: `127.0.0.1:${b.gateway.wanAddress.port}`, publicKey: keys.bPub }],
+      tunnels: [{ listen: '127.0.0.1:0', peer: 'b', target }],
+    },
+    logA,
+  );
+  return {
+    a,
+    b,
+    logA,
+    logB,
+    port: a.gateway.tunnels[0]!.address.port,
+    stop: async () => {
+      await a.stop(0);
+      await b.stop(0);
+    },
+  };
 }
 
 test('gateways on chacha20-poly1305 carry hash-verified data both ways', { timeout: 60_000 }, async () => {
@@ -55,7 +74,9 @@ test('gateways with different ciphers never associate; the answering side says w
     const warning = await pair.logB.waitFor(/handshake refused: the initiator uses the other cipher/);
     assert.equal(warning.cipher, 'chacha20-poly1305');
     // The tunnel connection is given up after connectWaitMs: nothing got through.
-    await new Promise<void>((resolve) => { client.on('close', () => resolve()); });
+    await new Promise<void>((resolve) => {
+      client.on('close', () => resolve());
+    });
     const ep = pair.b.gateway.status().crypto.endpoint!;
     assert.ok(ep.cipherMismatches >= 1);
     const metrics = await createMetrics(() => pair.b.gateway.status()).metrics();

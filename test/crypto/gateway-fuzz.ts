@@ -7,9 +7,7 @@ import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { FixedRateController } from '../../src/transport/congestion/fixed-rate.ts';
 import { byteMutator } from './fuzz-harness.ts';
-import {
-  LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange,
-} from '../gateway/helpers.ts';
+import { LogCapture, makeKeys, sleep, startA, startB, startVerifyTarget, verifiedExchange } from '../gateway/helpers.ts';
 
 export interface GatewayFuzzOptions {
   datagrams: number;
@@ -59,7 +57,8 @@ export async function gatewayFuzz(o: GatewayFuzzOptions): Promise<GatewayFuzzRep
   const target = await startVerifyTarget();
   const keys = makeKeys();
   const opts = {
-    target: `127.0.0.1:${target.port}`, allow: ['127.0.0.1'],
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1'],
     ...(o.fixedRateBps ? { transport: { rateController: () => new FixedRateController({ rateBps: o.fixedRateBps! }) } } : {}),
   };
   const logA = new LogCapture();
@@ -102,8 +101,9 @@ export async function gatewayFuzz(o: GatewayFuzzOptions): Promise<GatewayFuzzRep
         const stalled = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`exchange stalled for ${EXCHANGE_TIMEOUT_MS} ms`)), EXCHANGE_TIMEOUT_MS).unref();
         });
-        const r = await Promise.race([verifiedExchange(tunnelPort, o.transferBytes, o.transferBytes), stalled])
-          .finally(() => clearTimeout(timer));
+        const r = await Promise.race([verifiedExchange(tunnelPort, o.transferBytes, o.transferBytes), stalled]).finally(() =>
+          clearTimeout(timer),
+        );
         if (r.uploadOk && r.downloadOk) verified++;
       } catch (err) {
         failures.push(`${((performance.now() - started) / 1000).toFixed(1)} s: ${(err as Error).message}`);
@@ -118,26 +118,54 @@ export async function gatewayFuzz(o: GatewayFuzzOptions): Promise<GatewayFuzzRep
   const fuzzer = await bind();
   const sa0 = a.gateway.status().crypto.endpoint!;
   const sb0 = b.gateway.status().crypto.endpoint!;
-  const dropped = (s: typeof sa0) => s.malformed + s.unknownIndex + s.authFailures + s.replays + s.tooOld + s.invalidMac1
-    + s.expiredKey + s.handshakesFailed + s.cookiesSent + s.rateLimited + s.halfOpenRejected;
-  const processed = () => dropped(a.gateway.status().crypto.endpoint!) + dropped(b.gateway.status().crypto.endpoint!) - dropped(sa0) - dropped(sb0);
+  const dropped = (s: typeof sa0) =>
+    s.malformed +
+    s.unknownIndex +
+    s.authFailures +
+    s.replays +
+    s.tooOld +
+    s.invalidMac1 +
+    s.expiredKey +
+    s.handshakesFailed +
+    s.cookiesSent +
+    s.rateLimited +
+    s.halfOpenRejected;
+  const processed = () =>
+    dropped(a.gateway.status().crypto.endpoint!) + dropped(b.gateway.status().crypto.endpoint!) - dropped(sa0) - dropped(sb0);
   let sent = 0;
   const fuzzStarted = performance.now();
-  const debug = process.env.FUZZ_DEBUG ? setInterval(() => {
-    const brief = (g: typeof a) => { const st = g.gateway.status(); const c = st.crypto.endpoint!; return { sealed: c.packetsSealed, opened: c.packetsOpened, sessions: c.sessions, hs: c.handshakesCompleted, init: c.handshakeInitiationsSent, assoc: JSON.stringify(st.associations).slice(0, 600) }; };
-    console.error({ sent, completed, fuzzing }, brief(a), brief(b));
-  }, 3000) : null;
+  const debug = process.env.FUZZ_DEBUG
+    ? setInterval(() => {
+        const brief = (g: typeof a) => {
+          const st = g.gateway.status();
+          const c = st.crypto.endpoint!;
+          return {
+            sealed: c.packetsSealed,
+            opened: c.packetsOpened,
+            sessions: c.sessions,
+            hs: c.handshakesCompleted,
+            init: c.handshakeInitiationsSent,
+            assoc: JSON.stringify(st.associations).slice(0, 600),
+          };
+        };
+        console.error({ sent, completed, fuzzing }, brief(a), brief(b));
+      }, 3000)
+    : null;
   while (corpus[0]!.length === 0 || corpus[1]!.length === 0) await sleep(10); // wait for real traffic
   while (sent < o.datagrams && performance.now() - started < o.maxSeconds * 1000) {
     let pending = 0;
     let done!: () => void;
-    const batchDone = new Promise<void>((r) => { done = r; });
+    const batchDone = new Promise<void>((r) => {
+      done = r;
+    });
     for (let i = 0; i < BATCH && sent < o.datagrams; i++, sent++) {
       const dir = m.next(2);
       const list = corpus[dir]!;
       const d = m.mutate(list[m.next(list.length)]!, list[m.next(list.length)]!);
       pending++;
-      fuzzer.send(d, dir === 0 ? aWan.port : bWan.port, '127.0.0.1', () => { if (--pending === 0) done(); });
+      fuzzer.send(d, dir === 0 ? aWan.port : bWan.port, '127.0.0.1', () => {
+        if (--pending === 0) done();
+      });
     }
     await batchDone;
     // Pace to what the gateways absorb: this is a malformed-input test, not a bandwidth flood
@@ -157,7 +185,9 @@ export async function gatewayFuzz(o: GatewayFuzzOptions): Promise<GatewayFuzzRep
   // The association is still usable after the storm.
   const after = await Promise.race([
     verifiedExchange(tunnelPort, 64 * 1024, 64 * 1024),
-    new Promise<{ uploadOk: boolean; downloadOk: boolean }>((r) => setTimeout(r, EXCHANGE_TIMEOUT_MS, { uploadOk: false, downloadOk: false }).unref()),
+    new Promise<{ uploadOk: boolean; downloadOk: boolean }>((r) =>
+      setTimeout(r, EXCHANGE_TIMEOUT_MS, { uploadOk: false, downloadOk: false }).unref(),
+    ),
   ]).catch(() => ({ uploadOk: false, downloadOk: false }));
 
   const sa = a.gateway.status().crypto.endpoint!;
@@ -178,7 +208,9 @@ export async function gatewayFuzz(o: GatewayFuzzOptions): Promise<GatewayFuzzRep
     aliveAfter: after.uploadOk && after.downloadOk,
     failures,
     warnings: [...logA.lines.map((l) => ({ ...l, gw: 'a' })), ...logB.lines.map((l) => ({ ...l, gw: 'b' }))]
-      .filter((l) => l.level >= 40).slice(0, 20).map((l) => JSON.stringify(l)),
+      .filter((l) => l.level >= 40)
+      .slice(0, 20)
+      .map((l) => JSON.stringify(l)),
   };
   if (debug) clearInterval(debug);
   fuzzer.close();

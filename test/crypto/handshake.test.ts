@@ -8,8 +8,14 @@ const hello = new TextEncoder().encode('hello over the WAN');
 test('handshake establishes both sides and data flows both ways', () => {
   const pair = new Pair();
   pair.handshake();
-  assert.deepEqual(pair.a.events.map((e) => e.type), ['established']);
-  assert.deepEqual(pair.b.events.map((e) => e.type), ['established']); // confirmed by a's keepalive
+  assert.deepEqual(
+    pair.a.events.map((e) => e.type),
+    ['established'],
+  );
+  assert.deepEqual(
+    pair.b.events.map((e) => e.type),
+    ['established'],
+  ); // confirmed by a's keepalive
   assert.ok(pair.a.ep.isEstablished(pair.a.peer) && pair.b.ep.isEstablished(pair.b.peer));
 
   const ab = pair.transfer(pair.a, hello);

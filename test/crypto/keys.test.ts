@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import { registerKeygenCommand } from '../../src/crypto/cli.ts';
-import {
-  decodePublicKey, generateStaticKeyPair, loadPrivateKeyFile, loadPublicKeyFile, writeKeyFiles,
-} from '../../src/crypto/keys.ts';
+import { decodePublicKey, generateStaticKeyPair, loadPrivateKeyFile, loadPublicKeyFile, writeKeyFiles } from '../../src/crypto/keys.ts';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'longhaul-keys-'));
@@ -71,7 +69,10 @@ test('longhaul keygen NAME --dir D writes both files', async () => {
     registerKeygenCommand(program);
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => { out.push(chunk); return true; }) as typeof process.stdout.write;
+    process.stdout.write = ((chunk: string) => {
+      out.push(chunk);
+      return true;
+    }) as typeof process.stdout.write;
     try {
       await program.parseAsync(['node', 'longhaul', 'keygen', 'edge1', '--dir', dir]);
     } finally {

@@ -11,8 +11,15 @@ import type { PacketAead, PacketCipher } from '../../src/crypto/aead.ts';
 import { REFERENCE_AEAD } from '../../src/crypto/aead-backend.ts';
 import { loadOpensslAead } from '../../src/crypto/aead-openssl.ts';
 import {
-  consumeInitiatorMessage, consumeResponderMessage, initialHashFor, initiatorMessage, NOISE_SUITES, responderMessage,
-  type LocalIdentity, type NoiseSuite, type RemoteIdentity,
+  consumeInitiatorMessage,
+  consumeResponderMessage,
+  initialHashFor,
+  initiatorMessage,
+  NOISE_SUITES,
+  responderMessage,
+  type LocalIdentity,
+  type NoiseSuite,
+  type RemoteIdentity,
 } from '../../src/crypto/handshake.ts';
 import { keyPairFromPrivate } from '../../src/crypto/keys.ts';
 import { dh, x25519PrivateKeyObject, x25519PublicKeyObject } from '../../src/crypto/primitives.ts';
@@ -28,8 +35,14 @@ const vector = {
   respStatic: hex('4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893'),
   respEphemeral: hex('bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b'),
   messages: [
-    ['4c756477696720766f6e204d69736573', 'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79442ec9b09893d0f510791784c10cbc959f25b1766e0def6e301d14fbca1c7790ac829b8b3674f5f649a5f0e98479662cbfbf2b2c47cd4b09fcd266cd29d7cb675f1808849707847840f6d178ec4d3733aa'],
-    ['4d757272617920526f746862617264', '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088439a1b3cebf680b2c74217fcb5eba4ff58a9468cd90c4aca6194f57479b379a7'],
+    [
+      '4c756477696720766f6e204d69736573',
+      'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79442ec9b09893d0f510791784c10cbc959f25b1766e0def6e301d14fbca1c7790ac829b8b3674f5f649a5f0e98479662cbfbf2b2c47cd4b09fcd266cd29d7cb675f1808849707847840f6d178ec4d3733aa',
+    ],
+    [
+      '4d757272617920526f746862617264',
+      '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088439a1b3cebf680b2c74217fcb5eba4ff58a9468cd90c4aca6194f57479b379a7',
+    ],
     ['462e20412e20486179656b', 'a8fde7a0accec190cd306c5950d4fd8e04a205ec288aa747d8b347'],
     ['4361726c204d656e676572', '59caddd9984a3bbe24c4fb31a2bd455b7eba3fa0980674b1a3a5f9'],
     ['4a65616e2d426170746973746520536179', '3b9bfebd210c22ba0cff9de79b4007d7a552fffbf92616881faa8a883e25b80258'],
@@ -51,14 +64,22 @@ const aesGcmCiphertexts = [
 function identity(suite: NoiseSuite, privateRaw: Uint8Array): LocalIdentity {
   const pair = keyPairFromPrivate(privateRaw);
   const publicKey = Buffer.from(pair.publicKey);
-  return { privateKey: x25519PrivateKeyObject(privateRaw), publicKey, suite, initialHash: initialHashFor(suite, publicKey, vector.prologue) };
+  return {
+    privateKey: x25519PrivateKeyObject(privateRaw),
+    publicKey,
+    suite,
+    initialHash: initialHashFor(suite, publicKey, vector.prologue),
+  };
 }
 
 function remoteOf(local: LocalIdentity, remotePublic: Uint8Array): RemoteIdentity {
   const publicKey = Buffer.from(remotePublic);
   const publicKeyObject = x25519PublicKeyObject(publicKey);
   return {
-    publicKey, publicKeyObject, psk: vector.psk, staticShared: dh(local.privateKey, publicKeyObject)!,
+    publicKey,
+    publicKeyObject,
+    psk: vector.psk,
+    staticShared: dh(local.privateKey, publicKeyObject)!,
     initialHash: initialHashFor(local.suite, publicKey, vector.prologue),
   };
 }
@@ -78,11 +99,15 @@ test('Cacophony vector Noise_IKpsk2_25519_ChaChaPoly_SHA256 matches byte for byt
   assert.equal(responder.publicKey.toString('hex'), vector.initRemoteStatic.toString('hex'));
   const m = vector.messages;
 
-  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) => out.set(vector.initEphemeral));
+  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) =>
+    out.set(vector.initEphemeral),
+  );
   assert.ok(msg1);
   assert.equal(msg1.message.toString('hex'), m[0]!.ciphertext);
 
-  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) => (pub.equals(initiator.publicKey) ? remoteOf(responder, pub) : null));
+  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) =>
+    pub.equals(initiator.publicKey) ? remoteOf(responder, pub) : null,
+  );
   assert.ok(read1.ok);
   assert.deepEqual(read1.value.timestamp, m[0]!.payload);
 
@@ -128,10 +153,14 @@ test('Cacophony vector Noise_IKpsk2_25519_AESGCM_SHA256 matches byte for byte (h
   const responder = identity(suite, vector.respStatic);
   const m = vector.messages;
 
-  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) => out.set(vector.initEphemeral));
+  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) =>
+    out.set(vector.initEphemeral),
+  );
   assert.ok(msg1);
   assert.equal(msg1.message.toString('hex'), aesGcmCiphertexts[0]);
-  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) => (pub.equals(initiator.publicKey) ? remoteOf(responder, pub) : null));
+  const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) =>
+    pub.equals(initiator.publicKey) ? remoteOf(responder, pub) : null,
+  );
   assert.ok(read1.ok);
   assert.deepEqual(read1.value.timestamp, m[0]!.payload);
 
@@ -157,7 +186,9 @@ test('ChaChaPoly transport messages of the vector through every ChaCha20-Poly130
   const initiator = identity(suite, vector.initStatic);
   const responder = identity(suite, vector.respStatic);
   const m = vector.messages;
-  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) => out.set(vector.initEphemeral))!;
+  const msg1 = initiatorMessage(initiator, remoteOf(initiator, vector.initRemoteStatic), m[0]!.payload, (out) =>
+    out.set(vector.initEphemeral),
+  )!;
   const read1 = consumeInitiatorMessage(responder, msg1.message, (pub) => remoteOf(responder, pub));
   assert.ok(read1.ok);
   const msg2 = responderMessage(read1.value, m[1]!.payload, (out) => out.set(vector.respEphemeral))!;

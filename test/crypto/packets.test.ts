@@ -86,7 +86,10 @@ test('packets under an unknown receiver index or of unknown type are dropped', (
   const d = Uint8Array.from(pair.a.ep.seal(pair.a.peer, payload(6), pair.now)!);
   d[4]! ^= 1;
   assert.deepEqual(pair.b.ep.handleDatagram(d, pair.a.address, pair.now), { kind: 'dropped', reason: 'unknown-index' });
-  assert.deepEqual(pair.b.ep.handleDatagram(new Uint8Array([9, 0, 0, 0, 1, 2]), pair.a.address, pair.now), { kind: 'dropped', reason: 'malformed' });
+  assert.deepEqual(pair.b.ep.handleDatagram(new Uint8Array([9, 0, 0, 0, 1, 2]), pair.a.address, pair.now), {
+    kind: 'dropped',
+    reason: 'malformed',
+  });
 });
 
 test('rekey after rekeyAfterMessages: new keys take over, in-flight packets under the old keys still open', () => {

@@ -4,7 +4,13 @@ import type { PacketAead, PacketCipher } from '../../src/crypto/aead.ts';
 import { keyPairFromPrivate, type StaticKeyPair } from '../../src/crypto/keys.ts';
 import type { RandomFill } from '../../src/crypto/primitives.ts';
 import {
-  peerIdOf, SecureEndpoint, type HandleResult, type PeerId, type ProtectionLimits, type SecureEvent, type SecureTransmit,
+  peerIdOf,
+  SecureEndpoint,
+  type HandleResult,
+  type PeerId,
+  type ProtectionLimits,
+  type SecureEvent,
+  type SecureTransmit,
 } from '../../src/crypto/secure-endpoint.ts';
 
 /** xorshift32 byte stream: reproducible, not secure (tests only). */
@@ -12,9 +18,11 @@ export function seededRandom(seed: number): RandomFill {
   let s = seed >>> 0 || 1;
   return (out) => {
     for (let i = 0; i < out.length; i++) {
-      s ^= s << 13; s >>>= 0;
+      s ^= s << 13;
+      s >>>= 0;
       s ^= s >>> 17;
-      s ^= s << 5; s >>>= 0;
+      s ^= s << 5;
+      s >>>= 0;
       out[i] = s & 0xff;
     }
   };
@@ -74,17 +82,27 @@ export class Pair {
     const wall = () => this.wallMs;
     const bPublic = opts.aExpects ?? keyB.publicKey;
     const epA = new SecureEndpoint({
-      staticKey: keyA, peers: [{ publicKey: bPublic, ...(opts.pskA ? { psk: opts.pskA } : {}) }],
-      random: seededRandom(seed * 7 + 3), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
-      decryptInPlace: opts.decryptInPlace ?? false, transientDatagrams: opts.transientDatagrams ?? false, ...(opts.aeadA ? { aead: opts.aeadA } : {}),
-      ...(opts.cipherA ?? opts.cipher ? { cipher: opts.cipherA ?? opts.cipher } : {}),
+      staticKey: keyA,
+      peers: [{ publicKey: bPublic, ...(opts.pskA ? { psk: opts.pskA } : {}) }],
+      random: seededRandom(seed * 7 + 3),
+      wallClockMs: wall,
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false,
+      transientDatagrams: opts.transientDatagrams ?? false,
+      ...(opts.aeadA ? { aead: opts.aeadA } : {}),
+      ...((opts.cipherA ?? opts.cipher) ? { cipher: opts.cipherA ?? opts.cipher } : {}),
     });
     const allowed = opts.bAllows ?? [keyA.publicKey];
     const epB = new SecureEndpoint({
-      staticKey: keyB, peers: allowed.map((publicKey) => ({ publicKey, ...(opts.pskB ? { psk: opts.pskB } : {}) })),
-      random: seededRandom(seed * 7 + 4), wallClockMs: wall, ...(opts.limits ? { limits: opts.limits } : {}),
-      decryptInPlace: opts.decryptInPlace ?? false, transientDatagrams: opts.transientDatagrams ?? false, ...(opts.aeadB ? { aead: opts.aeadB } : {}),
-      ...(opts.cipherB ?? opts.cipher ? { cipher: opts.cipherB ?? opts.cipher } : {}),
+      staticKey: keyB,
+      peers: allowed.map((publicKey) => ({ publicKey, ...(opts.pskB ? { psk: opts.pskB } : {}) })),
+      random: seededRandom(seed * 7 + 4),
+      wallClockMs: wall,
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      decryptInPlace: opts.decryptInPlace ?? false,
+      transientDatagrams: opts.transientDatagrams ?? false,
+      ...(opts.aeadB ? { aead: opts.aeadB } : {}),
+      ...((opts.cipherB ?? opts.cipher) ? { cipher: opts.cipherB ?? opts.cipher } : {}),
     });
     this.a = { ep: epA, key: keyA, address: ADDR_A, peer: peerIdOf(bPublic), received: [], events: [], results: [] };
     this.b = { ep: epB, key: keyB, address: ADDR_B, peer: peerIdOf(keyA.publicKey), received: [], events: [], results: [] };

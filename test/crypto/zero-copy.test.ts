@@ -35,7 +35,10 @@ test('sealInto writes datagrams back to back into a send queue; each opens to it
   const fresh = new Pair();
   const queue = Buffer.alloc(64 * 1024, 0xee);
   assert.equal(fresh.a.ep.sealInto(fresh.a.peer, payload(0, 100), fresh.now, queue, 0), -1, 'before the handshake');
-  assert.ok(queue.every((b) => b === 0xee), 'nothing written without a session');
+  assert.ok(
+    queue.every((b) => b === 0xee),
+    'nothing written without a session',
+  );
 
   const pair = new Pair();
   pair.handshake();
@@ -49,7 +52,10 @@ test('sealInto writes datagrams back to back into a send queue; each opens to it
     tail += n;
   }
   assert.equal(pair.a.ep.stats().packetsSealed - sealedBefore, 40, 'counted like seal()');
-  assert.ok(queue.subarray(tail).every((b) => b === 0xee), 'nothing written past the last datagram');
+  assert.ok(
+    queue.subarray(tail).every((b) => b === 0xee),
+    'nothing written past the last datagram',
+  );
   let at = 0;
   lens.forEach((n, i) => {
     const r = pair.b.ep.handleDatagram(Uint8Array.from(queue.subarray(at, at + n)), pair.a.address, pair.now);
@@ -87,7 +93,7 @@ test('in place: tampered packets are rejected and change nothing; replays are re
   assert.equal(pair.transfer(pair.a, payload(2, 300)).result?.kind, 'data');
 });
 
-test('by default the caller\'s datagram is left untouched', () => {
+test("by default the caller's datagram is left untouched", () => {
   const pair = new Pair();
   pair.handshake();
   const datagram = Uint8Array.from(pair.a.ep.seal(pair.a.peer, payload(3, 500), pair.now)!);
@@ -213,7 +219,7 @@ test('deferred messages whose keys a later handshake retired are dropped as unkn
   assert.equal(pair.transfer(pair.a, payload(10, 10)).result?.kind, 'data', 'the session goes on');
 });
 
-test('transient datagrams: deferred data messages are decrypted into the endpoint\'s own memory, reused batch after batch; the caller\'s buffer is free once openDeferred returns', () => {
+test("transient datagrams: deferred data messages are decrypted into the endpoint's own memory, reused batch after batch; the caller's buffer is free once openDeferred returns", () => {
   const pair = new Pair({ decryptInPlace: true, transientDatagrams: true });
   pair.handshake();
   const b = pair.b.ep;
@@ -237,11 +243,11 @@ test('transient datagrams: deferred data messages are decrypted into the endpoin
     const before = Uint8Array.from(recv.subarray(0, pos));
     for (const v of views) b.handleDatagramDeferred(v, pair.a.address, pair.now);
     b.openDeferred((_peer, plaintext) => {
-      assert.notEqual(plaintext.buffer, recv.buffer, 'not a view of the caller\'s buffer');
+      assert.notEqual(plaintext.buffer, recv.buffer, "not a view of the caller's buffer");
       plaintextMemory.add(plaintext.buffer);
       got.push(Uint8Array.from(plaintext)); // valid until deliver returns: the memory is reused
     });
-    assert.deepEqual(recv.subarray(0, pos), before, 'the caller\'s bytes are only read');
+    assert.deepEqual(recv.subarray(0, pos), before, "the caller's bytes are only read");
     recv.fill(0xa5);
   }
   assert.equal(got.length, 500);

@@ -96,12 +96,22 @@ test('bytes a stream reset dropped unsent leave the send backlog, so later conne
   assoc.write(1, new Uint8Array(2 * limit));
   mock.timers.tick(0);
   let resumed = false;
-  assert.equal(assoc.sendBacklogFull(() => { resumed = true; }), true, 'a full backlog pauses TCP readers');
+  assert.equal(
+    assoc.sendBacklogFull(() => {
+      resumed = true;
+    }),
+    true,
+    'a full backlog pauses TCP readers',
+  );
   core.resetAll();
   assoc.schedule();
   mock.timers.tick(0);
   assert.equal(assoc.backlog().bytes, 0);
   assert.equal(resumed, true, 'the paused reader was resumed');
-  assert.equal(assoc.sendBacklogFull(() => {}), false, 'a new connection may read');
+  assert.equal(
+    assoc.sendBacklogFull(() => {}),
+    false,
+    'a new connection may read',
+  );
   assoc.abandon('test over');
 });

@@ -33,7 +33,9 @@ function stubAssociation(): Association {
 for (const [name, code] of Object.entries(ResetCode)) {
   test(`reset code ${name} (0x${code.toString(16)}) from the peer resets the client's TCP connection`, { timeout: 10_000 }, async () => {
     let accepted: (s: Socket) => void = () => {};
-    const acceptedP = new Promise<Socket>((r) => { accepted = r; });
+    const acceptedP = new Promise<Socket>((r) => {
+      accepted = r;
+    });
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => accepted(s));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
@@ -46,8 +48,15 @@ for (const [name, code] of Object.entries(ResetCode)) {
       const socket = await acceptedP;
       let summary: BridgeSummary | null = null;
       const bridge = new StreamBridge({
-        assoc: stubAssociation(), streamId: 4, socket, encoder: new BlockEncoder({ mode: 'none' }), decoder: new BlockDecoder(),
-        traffic: { rawOut: 0, rawIn: 0 }, onDone: (s) => { summary = s; },
+        assoc: stubAssociation(),
+        streamId: 4,
+        socket,
+        encoder: new BlockEncoder({ mode: 'none' }),
+        decoder: new BlockDecoder(),
+        traffic: { rawOut: 0, rawIn: 0 },
+        onDone: (s) => {
+          summary = s;
+        },
       });
       bridge.onReset(code);
       assert.equal(await seen, 'ECONNRESET');

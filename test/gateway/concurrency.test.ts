@@ -12,7 +12,6 @@ import { freePort, freeUdpPort, makeKeys, sendAndRead, sleep, spawnGateway, star
 const CONNECTIONS = 1000;
 const BYTES_EACH = 64 * 1024;
 
-
 interface Status {
   connections: { active: number };
   inbound: { active: number };
@@ -27,7 +26,9 @@ function openCounts(s: Status): { connections: number; inbound: number; streams:
   return { connections: s.connections.active, inbound: s.inbound.active, streams: s.associations.reduce((n, a) => n + a.activeStreams, 0) };
 }
 
-test(`${CONNECTIONS} concurrent echo connections over a lossy, delayed link: all byte-exact, none reset, nothing left open`, { timeout: 180_000 }, async () => {
+test(`${CONNECTIONS} concurrent echo connections over a lossy, delayed link: all byte-exact, none reset, nothing left open`, {
+  timeout: 180_000,
+}, async () => {
   const echo = createServer({ allowHalfOpen: true }, (s) => {
     s.on('error', () => {});
     s.pipe(s);
@@ -42,15 +43,47 @@ test(`${CONNECTIONS} concurrent echo connections over a lossy, delayed link: all
   try {
     // A small memory budget keeps the send backlogs full, where the closes used to lose data.
     const common = ['--max-connections', String(CONNECTIONS * 2), '--memory', '64MiB'];
-    procs.push(await spawnGateway(['--name', 'b', '--wan', `127.0.0.1:${bWan}`, '--key', keys.bKey, '--peer-key', keys.aPub,
-      '--allow', '127.0.0.1', '--control', `127.0.0.1:${ctlB}`, ...common]));
-    procs.push(await spawnGateway(['--name', 'a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${relay.port}`, '--key', keys.aKey,
-      '--peer-key', keys.bPub, '--tunnel', `127.0.0.1:${listen}=127.0.0.1:${echoPort}`, '--control', `127.0.0.1:${ctlA}`, ...common]));
+    procs.push(
+      await spawnGateway([
+        '--name',
+        'b',
+        '--wan',
+        `127.0.0.1:${bWan}`,
+        '--key',
+        keys.bKey,
+        '--peer-key',
+        keys.aPub,
+        '--allow',
+        '127.0.0.1',
+        '--control',
+        `127.0.0.1:${ctlB}`,
+        ...common,
+      ]),
+    );
+    procs.push(
+      await spawnGateway([
+        '--name',
+        'a',
+        '--wan',
+        '127.0.0.1:0',
+        '--peer',
+        `127.0.0.1:${relay.port}`,
+        '--key',
+        keys.aKey,
+        '--peer-key',
+        keys.bPub,
+        '--tunnel',
+        `127.0.0.1:${listen}=127.0.0.1:${echoPort}`,
+        '--control',
+        `127.0.0.1:${ctlA}`,
+        ...common,
+      ]),
+    );
 
     const results = await Promise.all(Array.from({ length: CONNECTIONS }, () => sendAndRead(listen, randomBytes(BYTES_EACH))));
     const failures = new Map<string, number>();
     for (const r of results) if (r !== 'ok') failures.set(r, (failures.get(r) ?? 0) + 1);
-    assert.deepEqual([...failures], [], `${CONNECTIONS - (results.filter((r) => r === 'ok').length)} of ${CONNECTIONS} failed`);
+    assert.deepEqual([...failures], [], `${CONNECTIONS - results.filter((r) => r === 'ok').length} of ${CONNECTIONS} failed`);
 
     // Closed connections' streams are freed once their last acks are in (a few RTTs).
     const deadline = Date.now() + 15_000;

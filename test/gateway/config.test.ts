@@ -84,7 +84,9 @@ colour: blue
   ];
   for (const re of expect) assert.match(text, re);
   // Cross-field checks run once the fields themselves parse.
-  const r2 = loadConfigFile(writeYaml('bad2.yaml', GOOD.replace('peer: dc2', 'peer: dc3').replace('committedRate: 100M', 'committedRate: 2G')));
+  const r2 = loadConfigFile(
+    writeYaml('bad2.yaml', GOOD.replace('peer: dc2', 'peer: dc3').replace('committedRate: 100M', 'committedRate: 2G')),
+  );
   assert.equal(r2.ok, false);
   if (r2.ok) return;
   const t2 = r2.errors.join('\n');
@@ -118,8 +120,14 @@ test('unreadable, non-YAML and non-mapping files are clear errors', () => {
 
 test('quick-start flags map onto the same schema', () => {
   const a = configFromFlags({
-    wan: '0.0.0.0:4500', peer: '198.18.0.6:4500', tunnel: ['127.0.0.1:6600=10.0.0.7:6600'],
-    key: 'a.key', peerKey: 'b.pub', rate: '500M', compression: 'lz4', control: '127.0.0.1:0',
+    wan: '0.0.0.0:4500',
+    peer: '198.18.0.6:4500',
+    tunnel: ['127.0.0.1:6600=10.0.0.7:6600'],
+    key: 'a.key',
+    peerKey: 'b.pub',
+    rate: '500M',
+    compression: 'lz4',
+    control: '127.0.0.1:0',
   });
   assert.ok(a.ok, a.ok ? '' : a.errors.join('\n'));
   assert.equal(a.config.peers[0]!.name, 'peer');
@@ -210,6 +218,9 @@ test('limits.peerRestartDetectMs: default, explicit value, and clear errors on b
   assert.match(errorsFor({ peerRestartDetectMs: 50 }), /limits\.peerRestartDetectMs: must be at least 200 ms/);
   assert.match(errorsFor({ peerRestartDetectMs: 1.5e3 + 0.5 }), /limits\.peerRestartDetectMs: expected a whole number of milliseconds/);
   assert.match(errorsFor({ peerRestartDetectMs: '5s' }), /limits\.peerRestartDetectMs: expected a number of milliseconds/);
-  assert.match(errorsFor({ peerRestartDetectMs: 180_000 }), /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(180000 ms, the default\)/);
+  assert.match(
+    errorsFor({ peerRestartDetectMs: 180_000 }),
+    /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(180000 ms, the default\)/,
+  );
   assert.match(errorsFor({ peerRestartDetectMs: 4000, peerTimeoutMs: 3000 }), /must be below limits\.peerTimeoutMs \(3000 ms\)/);
 });

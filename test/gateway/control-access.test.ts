@@ -43,7 +43,8 @@ test('carriesToken: Bearer or a Basic password equal to the token, nothing else'
 
 test('isLoopbackHost: 127/8, ::1 and localhost only', () => {
   for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1']) assert.equal(isLoopbackHost(h), true, h);
-  for (const h of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.5', 'gw.example', '128.0.0.1', '::ffff:10.0.0.1', '127.0.0.1.example']) assert.equal(isLoopbackHost(h), false, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.5', 'gw.example', '128.0.0.1', '::ffff:10.0.0.1', '127.0.0.1.example'])
+    assert.equal(isLoopbackHost(h), false, h);
 });
 
 test('config: a control address other machines can reach needs a token, with one clear line', () => {
@@ -53,9 +54,16 @@ test('config: a control address other machines can reach needs a token, with one
     'site.yaml: control: 0.0.0.0:4501 is reachable from other machines, so the control interface needs a bearer token: ' +
       'set controlToken or controlTokenFile (--control-token-file), or bind it to 127.0.0.1',
   ]);
-  assert.equal(validateConfig({ wan: '0.0.0.0:4500', control: 'gw.example:4501' }, { insecurePlaintext: true }).ok, false, 'a host name may resolve anywhere');
+  assert.equal(
+    validateConfig({ wan: '0.0.0.0:4500', control: 'gw.example:4501' }, { insecurePlaintext: true }).ok,
+    false,
+    'a host name may resolve anywhere',
+  );
   assert.equal(validateConfig({ wan: '0.0.0.0:4500', control: '0.0.0.0:4501', controlToken: TOKEN }, { insecurePlaintext: true }).ok, true);
-  assert.equal(validateConfig({ wan: '0.0.0.0:4500', control: '10.1.1.1:4501', controlTokenFile: 'control.token' }, { insecurePlaintext: true }).ok, true);
+  assert.equal(
+    validateConfig({ wan: '0.0.0.0:4500', control: '10.1.1.1:4501', controlTokenFile: 'control.token' }, { insecurePlaintext: true }).ok,
+    true,
+  );
   for (const control of ['127.0.0.1:4501', 'localhost:4501', '[::1]:4501']) {
     const r = validateConfig({ wan: '0.0.0.0:4500', control }, { insecurePlaintext: true });
     assert.ok(r.ok, `${control}: ${r.ok ? '' : r.errors.join('; ')}`);
@@ -80,16 +88,19 @@ test('--control-token-file is taken relative to the working directory, even with
   assert.equal(r.config.controlTokenFile, join(process.cwd(), 'rel/control.token'));
 });
 
-test('loadControlToken: the token, the file\'s first line, or a line naming the setting', () => {
+test("loadControlToken: the token, the file's first line, or a line naming the setting", () => {
   assert.equal(loadControlToken(config({})), null);
   assert.equal(loadControlToken(config({ controlToken: TOKEN })), TOKEN);
   writeFileSync(join(dir, 'good.token'), `${TOKEN}\n`);
   assert.equal(loadControlToken(config({ controlTokenFile: 'good.token' })), TOKEN, 'relative to the config file');
   writeFileSync(join(dir, 'short.token'), 'abc\n');
-  assert.throws(() => loadControlToken(config({ controlTokenFile: 'short.token' })),
-    { message: 'site.yaml: controlTokenFile: short.token: the control token must be at least 16 characters on the file\'s first line (e.g. openssl rand -hex 32)' });
-  assert.throws(() => loadControlToken(config({ controlTokenFile: 'missing.token' })),
-    { message: 'site.yaml: controlTokenFile: missing.token: cannot read the control token (ENOENT)' });
+  assert.throws(() => loadControlToken(config({ controlTokenFile: 'short.token' })), {
+    message:
+      "site.yaml: controlTokenFile: short.token: the control token must be at least 16 characters on the file's first line (e.g. openssl rand -hex 32)",
+  });
+  assert.throws(() => loadControlToken(config({ controlTokenFile: 'missing.token' })), {
+    message: 'site.yaml: controlTokenFile: missing.token: cannot read the control token (ENOENT)',
+  });
 });
 
 test('without a token: the dashboard page and its files are served from the package, locked down by CSP', async () => {
@@ -103,7 +114,10 @@ test('without a token: the dashboard page and its files are served from the pack
     const html = await page.text();
     // Every file the page loads is local (no CDN: the gateway may have no internet) and served.
     const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-    assert.ok(refs.includes('uplot.js') && refs.includes('uplot.css') && refs.includes('dashboard.js') && refs.includes('dashboard.css'), refs.join(' '));
+    assert.ok(
+      refs.includes('uplot.js') && refs.includes('uplot.css') && refs.includes('dashboard.js') && refs.includes('dashboard.css'),
+      refs.join(' '),
+    );
     for (const ref of refs) {
       assert.doesNotMatch(ref, /^(https?:)?\/\//, `${ref} is not local`);
       if (ref.startsWith('data:')) continue;
@@ -158,7 +172,7 @@ test('runGateway wires controlTokenFile into the control interface, and refuses 
     assert.equal((await fetch(`${base}/status`)).status, 401);
     const ok = await fetch(`${base}/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(ok.status, 200);
-    const s = await ok.json() as { associations: unknown[] };
+    const s = (await ok.json()) as { associations: unknown[] };
     assert.ok(Array.isArray(s.associations));
     const listening = await log.waitFor(/^control interface listening/);
     assert.equal(listening.token, true);
@@ -166,29 +180,50 @@ test('runGateway wires controlTokenFile into the control interface, and refuses 
     await running.stop(0);
   }
   const before = log.lines.length;
-  await assert.rejects(runGateway(config({ control: '127.0.0.1:0', controlTokenFile: 'nosuch.token' }), { logger }),
-    { message: 'site.yaml: controlTokenFile: nosuch.token: cannot read the control token (ENOENT)' });
+  await assert.rejects(runGateway(config({ control: '127.0.0.1:0', controlTokenFile: 'nosuch.token' }), { logger }), {
+    message: 'site.yaml: controlTokenFile: nosuch.token: cannot read the control token (ENOENT)',
+  });
   await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(log.lines.slice(before).map((l) => l.msg), [], 'refused before anything started (nothing logged)');
+  assert.deepEqual(
+    log.lines.slice(before).map((l) => l.msg),
+    [],
+    'refused before anything started (nothing logged)',
+  );
 });
 
-test('/status: per association, raw and wire rates over the last second and the stream byte counters the dashboard charts', { timeout: 60_000 }, async () => {
+test('/status: per association, raw and wire rates over the last second and the stream byte counters the dashboard charts', {
+  timeout: 60_000,
+}, async () => {
   const target = await startVerifyTarget();
-  const pair = await startPair({ target: `127.0.0.1:${target.port}`, allow: ['127.0.0.1/32'], compression: 'lz4', aConfig: { control: '127.0.0.1:0' } });
+  const pair = await startPair({
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1/32'],
+    compression: 'lz4',
+    aConfig: { control: '127.0.0.1:0' },
+  });
   // Text-like upload, paced (64 KiB every 20 ms, ~2.6 s), so a 1-second sample falls inside it.
   const text = Buffer.from('{"op":"replicate","host":"db-1","block":4711,"state":"clean"}\n'.repeat(1100)).subarray(0, 64 * 1024);
   const transfer = verifiedExchange(pair.port, 8 * 1024 * 1024, 0, 20, (n) => Buffer.from(text.subarray(0, n)));
   try {
-    type A = { rawSendRateBps: number; sendRateBps: number; rawReceiveRateBps: number; streamBytesSent: number; streamBytesRetransmitted: number };
+    type A = {
+      rawSendRateBps: number;
+      sendRateBps: number;
+      rawReceiveRateBps: number;
+      streamBytesSent: number;
+      streamBytesRetransmitted: number;
+    };
     let seen: A | undefined;
     for (let i = 0; i < 40 && !seen; i++) {
       await sleep(100);
-      const s = await (await fetch(`http://127.0.0.1:${pair.a.control!.address.port}/status`)).json() as { associations: A[] };
+      const s = (await (await fetch(`http://127.0.0.1:${pair.a.control!.address.port}/status`)).json()) as { associations: A[] };
       const a = s.associations[0];
       if (a && a.rawSendRateBps > 0 && a.sendRateBps > 0) seen = a;
     }
     assert.ok(seen, 'a sample with raw and wire send rates above zero');
-    assert.ok(seen.rawSendRateBps > 1.5 * seen.sendRateBps, `raw ${seen.rawSendRateBps} bit/s vs wire ${seen.sendRateBps}: text compresses`);
+    assert.ok(
+      seen.rawSendRateBps > 1.5 * seen.sendRateBps,
+      `raw ${seen.rawSendRateBps} bit/s vs wire ${seen.sendRateBps}: text compresses`,
+    );
     assert.ok(seen.rawSendRateBps < 100e6, 'paced at ~26 Mbit/s of raw data');
     assert.ok(seen.streamBytesSent > 0);
     assert.equal(typeof seen.streamBytesRetransmitted, 'number');

@@ -18,9 +18,10 @@ const skip = existsSync(CHROMIUM)
   ? false
   : `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium, as .ci/run does; or set LONGHAUL_CHROMIUM): the dashboard's browser test needs a real browser`;
 // The published screenshot is refreshed on request only; a plain test run leaves docs/ untouched.
-const SCREENSHOT = process.env.LONGHAUL_UPDATE_SCREENSHOT === '1'
-  ? fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url))
-  : join(tmpdir(), `longhaul-dashboard-${process.pid}.png`);
+const SCREENSHOT =
+  process.env.LONGHAUL_UPDATE_SCREENSHOT === '1'
+    ? fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url))
+    : join(tmpdir(), `longhaul-dashboard-${process.pid}.png`);
 
 /** A sink that counts what it receives. */
 async function startSink(): Promise<{ server: Server; port: number; received: () => number; close(): Promise<void> }> {
@@ -28,7 +29,9 @@ async function startSink(): Promise<{ server: Server; port: number; received: ()
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
-    s.on('data', (d: Buffer) => { received += d.length; });
+    s.on('data', (d: Buffer) => {
+      received += d.length;
+    });
     s.on('error', () => {});
     s.on('close', () => sockets.delete(s));
   });
@@ -37,10 +40,11 @@ async function startSink(): Promise<{ server: Server; port: number; received: ()
     server,
     port: (server.address() as { port: number }).port,
     received: () => received,
-    close: () => new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -48,7 +52,9 @@ async function startSink(): Promise<{ server: Server; port: number; received: ()
 function pacedSender(port: number): { stop(): void; sent: () => number } {
   const lines: string[] = [];
   for (let i = 0; lines.join('').length < 64 * 1024; i++) {
-    lines.push(`{"seq":${i},"host":"db-${i % 7}","op":"replicate","block":${(i * 7919) % 65_536},"id":"${randomBytes(4).toString('hex')}"}\n`);
+    lines.push(
+      `{"seq":${i},"host":"db-${i % 7}","op":"replicate","block":${(i * 7919) % 65_536},"id":"${randomBytes(4).toString('hex')}"}\n`,
+    );
   }
   const chunk = Buffer.from(lines.join('')).subarray(0, 64 * 1024);
   const s = connect({ port, host: '127.0.0.1' });
@@ -90,46 +96,71 @@ function readPage(): PageSample {
   for (const f of document.querySelectorAll('[data-peer="b"] .figures > div')) {
     figures[f.querySelector('.k')!.textContent!] = f.querySelector('.v')!.textContent!;
   }
-  const tunnelRows = [...document.querySelectorAll('#tunnels tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent!));
+  const tunnelRows = [...document.querySelectorAll('#tunnels tbody tr')].map((tr) =>
+    [...tr.querySelectorAll('td')].map((td) => td.textContent!),
+  );
   return { samples: d.samples, charts, figures, tunnelRows };
 }
 
-test('dashboard in Chromium: loads without console errors, its charts move during a transfer, screenshot written', { skip, timeout: 150_000 }, async () => {
+test('dashboard in Chromium: loads without console errors, its charts move during a transfer, screenshot written', {
+  skip,
+  timeout: 150_000,
+}, async () => {
   const { chromium } = await import('playwright-core');
   const sink = await startSink();
   const token = randomBytes(16).toString('hex');
   const pair = await startPair({
-    target: `127.0.0.1:${sink.port}`, allow: ['127.0.0.1/32'], compression: 'lz4',
+    target: `127.0.0.1:${sink.port}`,
+    allow: ['127.0.0.1/32'],
+    compression: 'lz4',
     aConfig: { control: '127.0.0.1:0', controlToken: token },
   });
   const sender = pacedSender(pair.port);
-  const server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const server = await chromium.launchServer({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
   const browserProcess = server.process();
   try {
     const browser = await chromium.connect(server.wsEndpoint());
     // The token as a Basic password: how an operator's browser sends it (the server asks with a Basic challenge).
-    const context = await browser.newContext({ httpCredentials: { username: 'ops', password: token }, viewport: { width: 1280, height: 1400 } });
+    const context = await browser.newContext({
+      httpCredentials: { username: 'ops', password: token },
+      viewport: { width: 1280, height: 1400 },
+    });
     const page = await context.newPage();
     const problems: string[] = [];
-    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+    });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
-    page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
+    page.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+    });
 
     const url = `http://127.0.0.1:${pair.a.control!.address.port}/`;
     const res = await page.goto(url);
     assert.equal(res?.status(), 200);
     // Data is flowing once the link chart's send rate is above zero on a few samples.
-    await page.waitForFunction(() => {
-      type C = { data: number[][] };
-      const d = (window as unknown as { longhaulDashboard?: { samples: number; charts: Map<string, C> } }).longhaulDashboard;
-      const link = d?.charts.get('b:link');
-      return d !== undefined && d.samples >= 3 && link !== undefined && (link.data[1]!.at(-1) ?? 0) > 0;
-    }, null, { timeout: 30_000, polling: 200 });
+    await page.waitForFunction(
+      () => {
+        type C = { data: number[][] };
+        const d = (window as unknown as { longhaulDashboard?: { samples: number; charts: Map<string, C> } }).longhaulDashboard;
+        const link = d?.charts.get('b:link');
+        return d !== undefined && d.samples >= 3 && link !== undefined && (link.data[1]!.at(-1) ?? 0) > 0;
+      },
+      null,
+      { timeout: 30_000, polling: 200 },
+    );
     const first = await page.evaluate(readPage);
     const canvasBefore = await page.locator('[data-peer="b"] .chart canvas').first().screenshot();
-    await page.waitForFunction((n) => (window as unknown as { longhaulDashboard: { samples: number } }).longhaulDashboard.samples >= n,
-      first.samples + 3, { timeout: 15_000, polling: 200 });
+    await page.waitForFunction(
+      (n) => (window as unknown as { longhaulDashboard: { samples: number } }).longhaulDashboard.samples >= n,
+      first.samples + 3,
+      { timeout: 15_000, polling: 200 },
+    );
     const second = await page.evaluate(readPage);
     const canvasAfter = await page.locator('[data-peer="b"] .chart canvas').first().screenshot();
 
@@ -157,8 +188,11 @@ test('dashboard in Chromium: loads without console errors, its charts move durin
     assert.match(second.figures['raw -> wire, out'] ?? '', /\d\.\d\dx$/);
 
     // A longer history for the picture in the docs.
-    await page.waitForFunction(() => (window as unknown as { longhaulDashboard: { samples: number } }).longhaulDashboard.samples >= 15,
-      null, { timeout: 30_000, polling: 500 });
+    await page.waitForFunction(
+      () => (window as unknown as { longhaulDashboard: { samples: number } }).longhaulDashboard.samples >= 15,
+      null,
+      { timeout: 30_000, polling: 500 },
+    );
     assert.deepEqual(problems, [], 'no console errors, failed requests or error responses');
     // Only a page that passed becomes the picture in the docs.
     writeFileSync(SCREENSHOT, await page.screenshot({ fullPage: true }));

@@ -11,8 +11,9 @@ import { sendAndRead, startPair } from './helpers.ts';
 
 const KiB = 1024;
 
-
-test('clients of a target that answers and closes at once all get their whole answer behind a full send backlog; no stream is left open', { timeout: 90_000 }, async () => {
+test('clients of a target that answers and closes at once all get their whole answer behind a full send backlog; no stream is left open', {
+  timeout: 90_000,
+}, async () => {
   // Answers twice what it was sent, all at once after the client's FIN, and closes: the
   // answering gateway reads the answer and the FIN in a burst far larger than its backlog.
   const echo = createServer({ allowHalfOpen: true }, (s) => {
@@ -28,18 +29,27 @@ test('clients of a target that answers and closes at once all get their whole an
   const port = (echo.address() as { port: number }).port;
   // A slow link and a small memory budget (a 1 MiB send backlog) keep both gateways' backlogs full, so the last reads wait when the target closes.
   const pair = await startPair({
-    target: `127.0.0.1:${port}`, allow: ['127.0.0.1'], compression: 'none', limits: { memoryBudget: '8MiB' },
+    target: `127.0.0.1:${port}`,
+    allow: ['127.0.0.1'],
+    compression: 'none',
+    limits: { memoryBudget: '8MiB' },
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 40e6 }) },
   });
   try {
-    const results = await Promise.all(Array.from({ length: 40 }, () => {
-      const payload = randomBytes(256 * KiB);
-      return sendAndRead(pair.port, payload, Buffer.concat([payload, payload]));
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () => {
+        const payload = randomBytes(256 * KiB);
+        return sendAndRead(pair.port, payload, Buffer.concat([payload, payload]));
+      }),
+    );
     const failed = results.filter((r) => r !== 'ok');
     assert.deepEqual(failed, [], `${failed.length} of ${results.length} echo clients failed`);
-    const ends = (log: typeof pair.logA) => log.lines.filter((l) => l.msg === 'connection closed' || typeof l.end === 'string').map((l) => l.end);
-    assert.ok(ends(pair.logB).every((e) => e === 'closed'), `answering gateway ends: ${JSON.stringify(ends(pair.logB))}`);
+    const ends = (log: typeof pair.logA) =>
+      log.lines.filter((l) => l.msg === 'connection closed' || typeof l.end === 'string').map((l) => l.end);
+    assert.ok(
+      ends(pair.logB).every((e) => e === 'closed'),
+      `answering gateway ends: ${JSON.stringify(ends(pair.logB))}`,
+    );
     // Every stream is freed on both sides once the last acks are in.
     const deadline = Date.now() + 10_000;
     const active = () => [pair.a, pair.b].map((g) => g.gateway.status().associations.reduce((n, x) => n + x.activeStreams, 0));

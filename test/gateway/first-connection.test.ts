@@ -10,7 +10,9 @@ import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
 const nativeBuilt = loadAddon('lh_udp').ok;
 
 for (const udp of ['native', 'dgram'] as const) {
-  test(`${udp} WAN socket: transport packets sent before the secure session exists are held and sent when it completes, none lost`, { skip: udp === 'native' && !nativeBuilt ? 'lh_udp addon not built (make -C native)' : false }, async () => {
+  test(`${udp} WAN socket: transport packets sent before the secure session exists are held and sent when it completes, none lost`, {
+    skip: udp === 'native' && !nativeBuilt ? 'lh_udp addon not built (make -C native)' : false,
+  }, async () => {
     // The backend is picked from the environment at bind time (each test file runs in its own process).
     const saved = process.env.LONGHAUL_UDP;
     process.env.LONGHAUL_UDP = udp;
@@ -32,7 +34,11 @@ for (const udp of ['native', 'dgram'] as const) {
       const assoc = s.associations.find((x) => x.role === 'client');
       assert.ok(assoc);
       assert.equal(assoc.packetsLost, 0, 'the transport lost nothing: its INIT was not dropped for want of keys');
-      assert.deepEqual(pair.b.gateway.status().crypto.heldForHandshake, { held: 0, released: 0, dropped: 0 }, 'the answering side has its session before it sends');
+      assert.deepEqual(
+        pair.b.gateway.status().crypto.heldForHandshake,
+        { held: 0, released: 0, dropped: 0 },
+        'the answering side has its session before it sends',
+      );
     } finally {
       await pair.stop();
       await target.close();

@@ -15,7 +15,7 @@ function textChunk(n: number): Buffer {
   const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
   const out = Buffer.alloc(n);
   let seed = n * 7919 + Math.floor(Math.random() * 1e6);
-  for (let i = 0; i < n;) {
+  for (let i = 0; i < n; ) {
     seed = (seed * 1103515245 + 12345) >>> 0;
     i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
   }
@@ -26,7 +26,9 @@ async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Prom
   const target = await startVerifyTarget();
   // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
   const pair = await startPair({
-    target: `127.0.0.1:${target.port}`, allow: ['127.0.0.1'], compression: 'lz4',
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1'],
+    compression: 'lz4',
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
   });
   try {
@@ -40,7 +42,9 @@ async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Prom
   }
 }
 
-test('behind a large send backlog, compressible TCP reads are gathered into blocks larger than one read; every byte arrives', { timeout: 60_000 }, async () => {
+test('behind a large send backlog, compressible TCP reads are gathered into blocks larger than one read; every byte arrives', {
+  timeout: 60_000,
+}, async () => {
   const meanBlock = await meanBlockBytes(textChunk);
   assert.ok(meanBlock > 64 * 1024, `mean block ${Math.round(meanBlock)} bytes: reads were gathered`);
   assert.ok(meanBlock <= 256 * 1024, `mean block ${Math.round(meanBlock)} bytes`);

@@ -12,8 +12,17 @@ const DASHBOARD = new URL('../../packaging/grafana/longhaul.json', import.meta.u
 // Labels Prometheus adds when it scrapes, not the gateway.
 const SCRAPE_LABELS = new Set(['instance', 'job']);
 
-interface Panel { type: string; id: number; title: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ expr: string; datasource: { uid: string } }> }
-interface Dashboard { panels: Panel[]; templating: { list: Array<{ name: string; query: unknown; definition?: string }> } }
+interface Panel {
+  type: string;
+  id: number;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  targets?: Array<{ expr: string; datasource: { uid: string } }>;
+}
+interface Dashboard {
+  panels: Panel[];
+  templating: { list: Array<{ name: string; query: unknown; definition?: string }> };
+}
 
 /** Every PromQL expression in the dashboard: panel targets and variable queries (label_values(SELECTOR, LABEL) -> SELECTOR). */
 function queries(d: Dashboard): string[] {
@@ -28,7 +37,10 @@ function queries(d: Dashboard): string[] {
   return out;
 }
 
-interface Selector { metric: string; labels: string[] }
+interface Selector {
+  metric: string;
+  labels: string[];
+}
 
 /**
  * Parses one query with Prometheus' own PromQL grammar (after Grafana's interval variables are
@@ -48,7 +60,9 @@ function parseQuery(expr: string): { errors: string[]; selectors: Selector[] } {
       const matchers = n.node.getChild('LabelMatchers');
       if (matchers) {
         matchers.toTree().iterate({
-          enter: (c) => { if (c.name === 'LabelName') labels.push(q.slice(matchers.from + c.from, matchers.from + c.to)); },
+          enter: (c) => {
+            if (c.name === 'LabelName') labels.push(q.slice(matchers.from + c.from, matchers.from + c.to));
+          },
         });
       }
       selectors.push({ metric: q.slice(id.from, id.to), labels });
@@ -103,19 +117,36 @@ test('the Grafana dashboard is well formed and covers throughput, ratio, RTT, lo
     for (const t of p.targets!) assert.equal(t.datasource.uid, '${datasource}', `${p.title}: uses the dashboard's datasource variable`);
   }
   const exprs = queries(d);
-  assert.deepEqual(exprs.flatMap((e) => parseQuery(e).errors), [], 'every query parses as PromQL');
+  assert.deepEqual(
+    exprs.flatMap((e) => parseQuery(e).errors),
+    [],
+    'every query parses as PromQL',
+  );
   const names = metricNames(exprs);
-  assert.ok([...names].every((n) => n.startsWith('longhaul_')), [...names].join(' '));
+  assert.ok(
+    [...names].every((n) => n.startsWith('longhaul_')),
+    [...names].join(' '),
+  );
   for (const needed of [
-    'longhaul_association_raw_bytes_out_total', 'longhaul_association_wire_bytes_out_total', // throughput raw vs wire, ratio
-    'longhaul_association_send_rate_bps', 'longhaul_association_bandwidth_bps',
-    'longhaul_association_rtt_seconds', 'longhaul_association_packets_lost_total', 'longhaul_association_stream_bytes_retransmitted_total',
-    'longhaul_tunnel_connections', 'longhaul_peer_restarts_detected_total', 'longhaul_peer_reassociations_total',
-    'longhaul_peer_outages_total', 'longhaul_peer_reachable',
-  ]) assert.ok(names.has(needed), `the dashboard queries ${needed}`);
+    'longhaul_association_raw_bytes_out_total',
+    'longhaul_association_wire_bytes_out_total', // throughput raw vs wire, ratio
+    'longhaul_association_send_rate_bps',
+    'longhaul_association_bandwidth_bps',
+    'longhaul_association_rtt_seconds',
+    'longhaul_association_packets_lost_total',
+    'longhaul_association_stream_bytes_retransmitted_total',
+    'longhaul_tunnel_connections',
+    'longhaul_peer_restarts_detected_total',
+    'longhaul_peer_reassociations_total',
+    'longhaul_peer_outages_total',
+    'longhaul_peer_reachable',
+  ])
+    assert.ok(names.has(needed), `the dashboard queries ${needed}`);
 });
 
-test('every metric the Grafana dashboard queries is in /metrics of a live gateway, with the labels it selects on', { timeout: 60_000 }, async () => {
+test('every metric the Grafana dashboard queries is in /metrics of a live gateway, with the labels it selects on', {
+  timeout: 60_000,
+}, async () => {
   const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
   const target = await startVerifyTarget();
   const pair = await startPair({ target: `127.0.0.1:${target.port}`, allow: ['127.0.0.1/32'], aConfig: { control: '127.0.0.1:0' } });
@@ -131,7 +162,10 @@ test('every metric the Grafana dashboard queries is in /metrics of a live gatewa
     assert.ok(queried.size >= 30, `${queried.size} metrics queried`);
     assert.deepEqual(problems(exprs, exposed), []);
     // The check itself catches a missing metric, a missing label and a syntax error.
-    assert.equal(problems(['rate(longhaul_no_such_metric[1m])', 'longhaul_connections{peer="b"}', 'rate(longhaul_connections[1m]'], exposed).length, 3);
+    assert.equal(
+      problems(['rate(longhaul_no_such_metric[1m])', 'longhaul_connections{peer="b"}', 'rate(longhaul_connections[1m]'], exposed).length,
+      3,
+    );
   } finally {
     await pair.stop();
     await target.close();

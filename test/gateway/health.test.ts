@@ -24,8 +24,12 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
     const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
@@ -47,19 +51,37 @@ async function start(raw: Record<string, unknown>, log: LogCapture, file?: strin
 
 test('isLoopback: POST /reload is for 127/8, ::1 and v4-mapped loopback only', () => {
   for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopback(a), true, a);
-  for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '::', '0.0.0.0', '', undefined, '128.0.0.1']) assert.equal(isLoopback(a), false, String(a));
+  for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '::', '0.0.0.0', '', undefined, '128.0.0.1'])
+    assert.equal(isLoopback(a), false, String(a));
 });
 
 test('/healthz, /readyz and `longhaul health [--ready]`: 200/503 and exit 0/1, as the gateway and its peer come and go', async () => {
   const keys = makeKeys();
   const logA = new LogCapture();
   const logB = new LogCapture();
-  const b = await start({ name: 'b', wan: '127.0.0.1:0', key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }], control: '127.0.0.1:0', logLevel: 'debug' }, logB);
-  const a = await start({
-    name: 'a', wan: '127.0.0.1:0', key: keys.aKey, control: '127.0.0.1:0', logLevel: 'debug',
-    peers: [{ name: 'b', address: `127.0.0.1:${b.gateway.wanAddress.port}`, publicKey: keys.bPub }],
-    limits: { peerTimeoutMs: 3000 },
-  }, logA);
+  const b = await start(
+    {
+      name: 'b',
+      wan: '127.0.0.1:0',
+      key: keys.bKey,
+      peers: [{ name: 'a', publicKey: keys.aPub }],
+      control: '127.0.0.1:0',
+      logLevel: 'debug',
+    },
+    logB,
+  );
+  const a = await start(
+    {
+      name: 'a',
+      wan: '127.0.0.1:0',
+      key: keys.aKey,
+      control: '127.0.0.1:0',
+      logLevel: 'debug',
+      peers: [{ name: 'b', address: `127.0.0.1:${b.gateway.wanAddress.port}`, publicKey: keys.bPub }],
+      limits: { peerTimeoutMs: 3000 },
+    },
+    logA,
+  );
   const ctlA = formatEndpoint(a.control!.address);
   let bStopped = false;
   try {
@@ -95,7 +117,9 @@ test('/healthz, /readyz and `longhaul health [--ready]`: 200/503 and exit 0/1, a
 
     // A stalled event loop (1.3 s of synchronous work) is unhealthy for the next probes.
     const until = Date.now() + 1300;
-    while (Date.now() < until) { /* stall */ }
+    while (Date.now() < until) {
+      /* stall */
+    }
     const stalled = await get(a, '/healthz');
     assert.equal(stalled.status, 503);
     assert.equal(stalled.body.status, 'unhealthy');
@@ -140,7 +164,10 @@ test('`longhaul reload` (POST /reload): exit 0 with the changes, exit 1 naming t
   writeFileSync(file, yaml('logLevel: debug\n'));
   const r = loadConfigFile(file);
   assert.ok(r.ok);
-  const g = await runGateway(r.config, { logger: createLogger({ level: 'debug', destination: log.stream }), reloadConfig: () => loadConfigFile(file) });
+  const g = await runGateway(r.config, {
+    logger: createLogger({ level: 'debug', destination: log.stream }),
+    reloadConfig: () => loadConfigFile(file),
+  });
   try {
     writeFileSync(file, yaml('logLevel: info\nallow: ["10.0.0.0/8"]\n'));
     const ok = await cli(['reload', '--control', `127.0.0.1:${control}`]);

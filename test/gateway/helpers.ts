@@ -73,7 +73,9 @@ const CLI = fileURLToPath(new URL('../../bin/longhaul.js', import.meta.url));
 export function spawnGateway(args: string[]): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [CLI, 'gateway', '--log-json', '--control', 'off', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       // Not handed to the caller, so nobody else would end it (and it keeps the test process alive).
@@ -235,9 +237,11 @@ export function reportIfProcessLingers(label: string, afterMs = 30_000, extra: (
       details = `extra() failed: ${(err as Error).message}`;
     }
     const file = process.report.writeReport(join(tmpdir(), `longhaul-linger-${label}-${process.pid}.json`));
-    process.stderr.write(`${label}: process still alive ${afterMs} ms after its tests ended ` +
-      `(CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms meanwhile); active: ${JSON.stringify(process.getActiveResourcesInfo())}; ` +
-      `details: ${JSON.stringify(details)}; diagnostic report: ${file}\n`);
+    process.stderr.write(
+      `${label}: process still alive ${afterMs} ms after its tests ended ` +
+        `(CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms meanwhile); active: ${JSON.stringify(process.getActiveResourcesInfo())}; ` +
+        `details: ${JSON.stringify(details)}; diagnostic report: ${file}\n`,
+    );
   }, afterMs).unref();
 }
 
@@ -290,27 +294,46 @@ export interface Pair {
 
 export async function startB(o: PairOptions, keys: KeySet | null, log: LogCapture, wanPort = 0): Promise<RunningGateway> {
   const insecure = o.insecure ?? false;
-  return runGateway(config({
-    name: 'b', wan: `127.0.0.1:${wanPort}`, control: false, logLevel: 'debug', allow: o.allow,
-    compression: o.compression ?? 'auto',
-    ...(keys ? { key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }] } : {}),
-    ...(o.limits ? { limits: o.limits } : {}),
-    ...(o.mtu ? { mtu: o.mtu } : {}),
-  }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
+  return runGateway(
+    config(
+      {
+        name: 'b',
+        wan: `127.0.0.1:${wanPort}`,
+        control: false,
+        logLevel: 'debug',
+        allow: o.allow,
+        compression: o.compression ?? 'auto',
+        ...(keys ? { key: keys.bKey, peers: [{ name: 'a', publicKey: keys.aPub }] } : {}),
+        ...(o.limits ? { limits: o.limits } : {}),
+        ...(o.mtu ? { mtu: o.mtu } : {}),
+      },
+      insecure,
+    ),
+    { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport },
+  );
 }
 
 export async function startA(o: PairOptions, keys: KeySet | null, bPort: number, log: LogCapture, listenPort = 0): Promise<RunningGateway> {
   const insecure = o.insecure ?? false;
-  return runGateway(config({
-    name: 'a', wan: '127.0.0.1:0', control: false, logLevel: 'debug',
-    compression: o.compression ?? 'auto',
-    peers: [{ name: 'b', address: `127.0.0.1:${bPort}`, ...(keys ? { publicKey: keys.bPub } : {}) }],
-    tunnels: [{ listen: `127.0.0.1:${listenPort}`, peer: 'b', target: o.target }],
-    ...(keys ? { key: keys.aKey } : {}),
-    ...(o.limits ? { limits: o.limits } : {}),
-    ...(o.mtu ? { mtu: o.mtu } : {}),
-    ...o.aConfig,
-  }, insecure), { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport });
+  return runGateway(
+    config(
+      {
+        name: 'a',
+        wan: '127.0.0.1:0',
+        control: false,
+        logLevel: 'debug',
+        compression: o.compression ?? 'auto',
+        peers: [{ name: 'b', address: `127.0.0.1:${bPort}`, ...(keys ? { publicKey: keys.bPub } : {}) }],
+        tunnels: [{ listen: `127.0.0.1:${listenPort}`, peer: 'b', target: o.target }],
+        ...(keys ? { key: keys.aKey } : {}),
+        ...(o.limits ? { limits: o.limits } : {}),
+        ...(o.mtu ? { mtu: o.mtu } : {}),
+        ...o.aConfig,
+      },
+      insecure,
+    ),
+    { logger: createLogger({ level: 'debug', destination: log.stream }), transport: o.transport },
+  );
 }
 
 export async function startPair(o: PairOptions): Promise<Pair> {
@@ -320,7 +343,11 @@ export async function startPair(o: PairOptions): Promise<Pair> {
   const b = await startB(o, keys, logB);
   const a = await startA(o, keys, b.gateway.wanAddress.port, logA);
   return {
-    a, b, logA, logB, keys,
+    a,
+    b,
+    logA,
+    logB,
+    keys,
     port: a.gateway.tunnels[0]!.address.port,
     async stop() {
       await a.stop(0);
@@ -394,11 +421,14 @@ export async function startVerifyTarget(): Promise<TargetServer> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   return {
-    server, port, sockets,
-    close: () => new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    server,
+    port,
+    sockets,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -413,7 +443,11 @@ export interface TransferResult {
  * random (incompressible) unless `uploadChunk` makes it (n bytes, fresh buffer each call).
  */
 export function verifiedExchange(
-  port: number, uploadSize: number, downloadSize: number, paceMs = 0, uploadChunk: (n: number) => Buffer = randomBytes,
+  port: number,
+  uploadSize: number,
+  downloadSize: number,
+  paceMs = 0,
+  uploadChunk: (n: number) => Buffer = randomBytes,
 ): Promise<TransferResult> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });

@@ -9,7 +9,8 @@ import type { Pair } from './helpers.ts';
 // This file once hung after its test passed (main thread busy, process never exiting) during a
 // loaded full run: if it lingers again, it writes a diagnostic report saying what was left.
 let lastPair: Pair | null = null;
-const associations = (p: Pair['a']): unknown => p.gateway.status().associations.map((x) => ({ role: x.role, connected: x.connected, driver: x.driver }));
+const associations = (p: Pair['a']): unknown =>
+  p.gateway.status().associations.map((x) => ({ role: x.role, connected: x.connected, driver: x.driver }));
 after(() => reportIfProcessLingers('iperf', 30_000, () => lastPair && { a: associations(lastPair.a), b: associations(lastPair.b) }));
 
 function hasIperf3(): boolean {
@@ -26,7 +27,9 @@ function runIperfClient(port: number, reverse: boolean): Promise<{ code: number 
     const args = ['-c', '127.0.0.1', '-p', String(port), '-t', '3', '-J', ...(reverse ? ['-R'] : [])];
     const p = spawn('iperf3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
     p.on('exit', (code) => {
       clearTimeout(timer);
@@ -35,7 +38,10 @@ function runIperfClient(port: number, reverse: boolean): Promise<{ code: number 
   });
 }
 
-test('iperf3 through the tunnel, both directions', { skip: hasIperf3() ? false : 'iperf3 not installed (apt-get install -y iperf3)', timeout: 90_000 }, async () => {
+test('iperf3 through the tunnel, both directions', {
+  skip: hasIperf3() ? false : 'iperf3 not installed (apt-get install -y iperf3)',
+  timeout: 90_000,
+}, async () => {
   const serverPort = await freePort();
   const server = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(serverPort)], { stdio: 'ignore' });
   const pair = await startPair({ target: `127.0.0.1:${serverPort}`, allow: ['127.0.0.1'] });
@@ -54,8 +60,14 @@ test('iperf3 through the tunnel, both directions', { skip: hasIperf3() ? false :
       const j = JSON.parse(r.out) as { end: { sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
       // iperf3 reports its own failures (e.g. a closed control connection) in the JSON, not the exit code.
       const warnings = (l: typeof pair.logA): string => JSON.stringify(l.lines.filter((x) => x.level >= 40).slice(-10));
-      assert.ok(j.end.sum_received, `iperf3 ${reverse ? '-R ' : ''}gave no result: ${j.error ?? r.out.slice(-800)}\nA: ${warnings(pair.logA)}\nB: ${warnings(pair.logB)}`);
-      assert.ok(j.end.sum_received.bytes > 1024 * 1024, `iperf3 ${reverse ? 'reverse' : 'forward'} moved only ${j.end.sum_received.bytes} bytes`);
+      assert.ok(
+        j.end.sum_received,
+        `iperf3 ${reverse ? '-R ' : ''}gave no result: ${j.error ?? r.out.slice(-800)}\nA: ${warnings(pair.logA)}\nB: ${warnings(pair.logB)}`,
+      );
+      assert.ok(
+        j.end.sum_received.bytes > 1024 * 1024,
+        `iperf3 ${reverse ? 'reverse' : 'forward'} moved only ${j.end.sum_received.bytes} bytes`,
+      );
     }
     const st = pair.a.gateway.status();
     // Control + data connection per run.

@@ -8,7 +8,13 @@ import type { LivenessAction } from '../../src/gateway/liveness.ts';
 import { LivenessKind, decodeLivenessMessage, encodeLivenessMessage } from '../../src/gateway/liveness-message.ts';
 
 /** Runs ticks every `step` ms from `from` to `to`; returns the times of non-'none' actions. */
-function run(w: LivenessWatch, from: number, to: number, step: number, sample: (now: number) => { lastInputAt: number; inUse: boolean }): Array<[number, LivenessAction]> {
+function run(
+  w: LivenessWatch,
+  from: number,
+  to: number,
+  step: number,
+  sample: (now: number) => { lastInputAt: number; inUse: boolean },
+): Array<[number, LivenessAction]> {
   const out: Array<[number, LivenessAction]> = [];
   for (let now = from; now <= to; now += step) {
     const a = w.check({ now, rttMs: 10, ...sample(now) });
@@ -24,17 +30,26 @@ test('an association in use whose peer went silent: probe at the detection time,
   assert.equal(actions[1]![1], 'rehandshake');
   assert.ok(actions[1]![0] >= 1250 && actions[1]![0] <= 1300, `first re-handshake at ${actions[1]![0]}`);
   assert.ok(w.suspect);
-  const gaps = actions.slice(1).map((a, i, all) => (i === 0 ? 0 : a[0] - all[i - 1]![0])).slice(1);
+  const gaps = actions
+    .slice(1)
+    .map((a, i, all) => (i === 0 ? 0 : a[0] - all[i - 1]![0]))
+    .slice(1);
   assert.deepEqual(gaps, [1000, 2000, 4000, 8000]);
 });
 
 test('packets from the peer, or a KNOWN answer, reset the clock; an idle association never probes', () => {
   const w = new LivenessWatch(1000);
   // Input every 400 ms: never silent long enough.
-  assert.deepEqual(run(w, 0, 10_000, 50, (now) => ({ lastInputAt: now - (now % 400), inUse: true })), []);
+  assert.deepEqual(
+    run(w, 0, 10_000, 50, (now) => ({ lastInputAt: now - (now % 400), inUse: true })),
+    [],
+  );
   // Not in use (nothing awaiting an ack, no streams): silence is just idleness.
   const idle = new LivenessWatch(1000);
-  assert.deepEqual(run(idle, 0, 10_000, 50, () => ({ lastInputAt: 0, inUse: false })), []);
+  assert.deepEqual(
+    run(idle, 0, 10_000, 50, () => ({ lastInputAt: 0, inUse: false })),
+    [],
+  );
   // Suspect, then the peer answers the probe: back to normal, and the backoff starts over.
   const s = new LivenessWatch(1000);
   run(s, 0, 1500, 50, () => ({ lastInputAt: 0, inUse: true }));
@@ -71,7 +86,10 @@ test('liveness messages round-trip; anything else is not one', () => {
 test('a check before new use of a quiet association: probe now, verdict pending until the peer is heard from', () => {
   const w = new LivenessWatch(1000);
   // Idle, last packet at 0; ticks see nothing to do.
-  assert.deepEqual(run(w, 0, 3000, 50, () => ({ lastInputAt: 0, inUse: false })), []);
+  assert.deepEqual(
+    run(w, 0, 3000, 50, () => ({ lastInputAt: 0, inUse: false })),
+    [],
+  );
   assert.ok(w.quietFor(3000, 0));
   assert.ok(!w.quietFor(3000, 2500), 'heard from recently');
   assert.ok(w.probeNow(3000, 0, 10));

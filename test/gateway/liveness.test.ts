@@ -11,7 +11,16 @@ import type { Socket } from 'node:net';
 import { formatStatus } from '../../src/cli/status-command.ts';
 import { createMetrics } from '../../src/gateway/metrics.ts';
 import {
-  freeUdpPort, LogCapture, makeKeys, sleep, spawnGateway, startA, startB, startUdpRelay, startVerifyTarget, verifiedExchange,
+  freeUdpPort,
+  LogCapture,
+  makeKeys,
+  sleep,
+  spawnGateway,
+  startA,
+  startB,
+  startUdpRelay,
+  startVerifyTarget,
+  verifiedExchange,
 } from './helpers.ts';
 
 /** A tunnel connection that asks the target for `download` bytes and does not read them: a transfer stuck mid-way. */
@@ -19,7 +28,9 @@ function openStalled(port: number, download = 32 * 1024 * 1024): { socket: Socke
   const socket = connect({ port, host: '127.0.0.1' });
   const ended = new Promise<string>((resolve) => {
     let how = 'closed';
-    socket.on('error', (e: NodeJS.ErrnoException) => { how = e.code ?? e.message; });
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      how = e.code ?? e.message;
+    });
     socket.on('close', () => resolve(how));
   });
   const header = Buffer.alloc(8);
@@ -33,13 +44,18 @@ function openStalled(port: number, download = 32 * 1024 * 1024): { socket: Socke
 /** A tunnel connection uploading without end (a transfer in progress); stop() ends the writing. */
 function openUploader(port: number): { socket: Socket; ended: Promise<void>; stop(): void } {
   const socket = connect({ port, host: '127.0.0.1' });
-  const ended = new Promise<void>((r) => { socket.on('error', () => {}); socket.on('close', () => r()); });
+  const ended = new Promise<void>((r) => {
+    socket.on('error', () => {});
+    socket.on('close', () => r());
+  });
   const header = Buffer.alloc(8);
   header.writeUInt32BE(1024 * 1024 * 1024, 0);
   socket.write(header);
   const chunk = Buffer.alloc(16 * 1024, 7);
   // Bounded: at most 1 GiB at 16 KiB per 5 ms, far more than any test runs.
-  const pump = setInterval(() => { if (!socket.destroyed && socket.writableLength < 1024 * 1024) socket.write(chunk); }, 5);
+  const pump = setInterval(() => {
+    if (!socket.destroyed && socket.writableLength < 1024 * 1024) socket.write(chunk);
+  }, 5);
   const stop = (): void => clearInterval(pump);
   socket.on('close', stop);
   return { socket, ended, stop };
@@ -51,7 +67,9 @@ async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolea
   return cond();
 }
 
-test('answering gateway killed and restarted mid-transfer: detected quickly, old connections reset, new ones work', { timeout: 120_000 }, async (t) => {
+test('answering gateway killed and restarted mid-transfer: detected quickly, old connections reset, new ones work', {
+  timeout: 120_000,
+}, async (t) => {
   const DETECT_MS = 1000;
   const keys = makeKeys();
   const target = await startVerifyTarget();
@@ -61,7 +79,12 @@ test('answering gateway killed and restarted mid-transfer: detected quickly, old
   const procs: ChildProcess[] = [b];
   const logA = new LogCapture();
   // peerTimeoutMs stays at its 30 s default: only restart detection can explain a quick recovery.
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: DETECT_MS } }, keys, wanPort, logA);
+  const a = await startA(
+    { target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: DETECT_MS } },
+    keys,
+    wanPort,
+    logA,
+  );
   const port = a.gateway.tunnels[0]!.address.port;
   try {
     const first = await verifiedExchange(port, 128 * 1024, 128 * 1024);
@@ -80,16 +103,25 @@ test('answering gateway killed and restarted mid-transfer: detected quickly, old
 
     const detected = await logA.waitFor(/^peer gateway restarted/, () => true, 30_000);
     const detectMs = Date.now() - killedAt;
-    t.diagnostic(`restart detected ${detectMs} ms after the kill (${Date.now() - restartedAt} ms after the new process was up; peerRestartDetectMs ${DETECT_MS})`);
+    t.diagnostic(
+      `restart detected ${detectMs} ms after the kill (${Date.now() - restartedAt} ms after the new process was up; peerRestartDetectMs ${DETECT_MS})`,
+    );
     assert.equal(detected.peer, 'b');
     // Well before the association's idle timeout (30 s), which was the only detection before.
     assert.ok(detectMs < 20_000, `detected after ${detectMs} ms`);
 
     // Old connections: reset, each with the reason in its close line.
-    const ends = await Promise.all(stalled.map((s) => { s.socket.resume(); return s.ended; }));
+    const ends = await Promise.all(
+      stalled.map((s) => {
+        s.socket.resume();
+        return s.ended;
+      }),
+    );
     await uploader.ended;
     assert.equal(ends.length, 3);
-    assert.ok(await waitUntil(() => logA.lines.filter((l) => l.msg === 'connection closed' && l.end === 'association-lost').length >= 4, 5000));
+    assert.ok(
+      await waitUntil(() => logA.lines.filter((l) => l.msg === 'connection closed' && l.end === 'association-lost').length >= 4, 5000),
+    );
     for (const l of logA.lines.filter((x) => x.msg === 'connection closed' && x.end === 'association-lost')) {
       assert.match(String(l.reason), /peer gateway restarted/);
     }
@@ -128,7 +160,12 @@ async function restartScene(opts: { detectMs: number; insecure?: boolean }) {
   const b1 = await startB(o, keys, new LogCapture());
   const relay = await startUdpRelay(b1.gateway.wanAddress.port);
   const logA = new LogCapture();
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], insecure, limits: { peerRestartDetectMs: opts.detectMs } }, keys, relay.port, logA);
+  const a = await startA(
+    { target: `127.0.0.1:${target.port}`, allow: [], insecure, limits: { peerRestartDetectMs: opts.detectMs } },
+    keys,
+    relay.port,
+    logA,
+  );
   const b2 = await startB(o, keys, new LogCapture());
   const stop = async (): Promise<void> => {
     await a.stop(0);
@@ -140,7 +177,9 @@ async function restartScene(opts: { detectMs: number; insecure?: boolean }) {
   return { target, relay, a, b2, logA, port: a.gateway.tunnels[0]!.address.port, stop };
 }
 
-test('a restarted answering gateway stays silent to packets of the lost session and keeps no state for them', { timeout: 60_000 }, async () => {
+test('a restarted answering gateway stays silent to packets of the lost session and keeps no state for them', {
+  timeout: 60_000,
+}, async () => {
   // Detection far off: A keeps sending under the old session all through the test.
   const { target, relay, b2, port, stop } = await restartScene({ detectMs: 20_000 });
   try {
@@ -166,27 +205,32 @@ test('a restarted answering gateway stays silent to packets of the lost session 
   }
 });
 
-for (const insecure of [false, true]) test(`restart of the answering instance behind the same address: detected, new connections work (in-process${insecure ? ', plaintext debug mode' : ''})`, { timeout: 60_000 }, async () => {
-  const { target, relay, a, b2, logA, port, stop } = await restartScene({ detectMs: 500, insecure });
-  try {
-    assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
-    const stalled = openStalled(port);
-    assert.ok(await waitUntil(() => target.sockets.size >= 1, 10_000));
-    relay.pointAt(b2.gateway.wanAddress.port);
-    await logA.waitFor(/^peer gateway restarted/, () => true, 20_000);
-    stalled.socket.resume();
-    assert.notEqual(await stalled.ended, 'closed', 'the stuck connection was reset, not closed cleanly');
-    const r = await verifiedExchange(port, 512 * 1024, 512 * 1024);
-    assert.ok(r.uploadOk && r.downloadOk);
-    assert.equal(a.gateway.status().peers[0]!.reassociations, 1);
-    // The far side of the new association: B2 carried the new connection.
-    assert.equal(b2.gateway.status().inbound.total, 1);
-  } finally {
-    await stop();
-  }
-});
+for (const insecure of [false, true])
+  test(`restart of the answering instance behind the same address: detected, new connections work (in-process${insecure ? ', plaintext debug mode' : ''})`, {
+    timeout: 60_000,
+  }, async () => {
+    const { target, relay, a, b2, logA, port, stop } = await restartScene({ detectMs: 500, insecure });
+    try {
+      assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
+      const stalled = openStalled(port);
+      assert.ok(await waitUntil(() => target.sockets.size >= 1, 10_000));
+      relay.pointAt(b2.gateway.wanAddress.port);
+      await logA.waitFor(/^peer gateway restarted/, () => true, 20_000);
+      stalled.socket.resume();
+      assert.notEqual(await stalled.ended, 'closed', 'the stuck connection was reset, not closed cleanly');
+      const r = await verifiedExchange(port, 512 * 1024, 512 * 1024);
+      assert.ok(r.uploadOk && r.downloadOk);
+      assert.equal(a.gateway.status().peers[0]!.reassociations, 1);
+      // The far side of the new association: B2 carried the new connection.
+      assert.equal(b2.gateway.status().inbound.total, 1);
+    } finally {
+      await stop();
+    }
+  });
 
-test('an idle association whose peer restarted: the next connection checks first and goes over a new association', { timeout: 60_000 }, async () => {
+test('an idle association whose peer restarted: the next connection checks first and goes over a new association', {
+  timeout: 60_000,
+}, async () => {
   const { relay, a, b2, logA, port, stop } = await restartScene({ detectMs: 500 });
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
@@ -206,7 +250,9 @@ test('an idle association whose peer restarted: the next connection checks first
   }
 });
 
-test('a peer that is only slow (WAN black-holed for a while) keeps its association and the transfer completes', { timeout: 60_000 }, async () => {
+test('a peer that is only slow (WAN black-holed for a while) keeps its association and the transfer completes', {
+  timeout: 60_000,
+}, async () => {
   const keys = makeKeys();
   const target = await startVerifyTarget();
   const logB = new LogCapture();
@@ -249,7 +295,12 @@ test('an idle association with a live peer is left alone', { timeout: 60_000 }, 
   const b = await startB({ target: '', allow: ['127.0.0.1'] }, keys, logB);
   const logA = new LogCapture();
   // Keepalives every second (a third of peerTimeoutMs); detection after 500 ms of unanswered use.
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerTimeoutMs: 3000, peerRestartDetectMs: 500 } }, keys, b.gateway.wanAddress.port, logA);
+  const a = await startA(
+    { target: `127.0.0.1:${target.port}`, allow: [], limits: { peerTimeoutMs: 3000, peerRestartDetectMs: 500 } },
+    keys,
+    b.gateway.wanAddress.port,
+    logA,
+  );
   const port = a.gateway.tunnels[0]!.address.port;
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
@@ -272,7 +323,12 @@ test('a peer that stays down: bounded handshake rate with backoff, waiting conne
   const b = await startB({ target: '', allow: ['127.0.0.1'] }, keys, new LogCapture());
   const relay = await startUdpRelay(b.gateway.wanAddress.port);
   const logA = new LogCapture();
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 300, connectWaitMs: 2000 } }, keys, relay.port, logA);
+  const a = await startA(
+    { target: `127.0.0.1:${target.port}`, allow: [], limits: { peerRestartDetectMs: 300, connectWaitMs: 2000 } },
+    keys,
+    relay.port,
+    logA,
+  );
   const port = a.gateway.tunnels[0]!.address.port;
   try {
     assert.ok((await verifiedExchange(port, 64 * 1024, 64 * 1024)).downloadOk);
@@ -286,11 +342,13 @@ test('a peer that stays down: bounded handshake rate with backoff, waiting conne
     const WINDOW_MS = 8000;
     const started = Date.now();
     while (Date.now() - started < WINDOW_MS) {
-      attempts.push(new Promise((resolve) => {
-        const c = connect({ port, host: '127.0.0.1' });
-        c.on('error', () => {});
-        c.on('close', () => resolve('closed'));
-      }));
+      attempts.push(
+        new Promise((resolve) => {
+          const c = connect({ port, host: '127.0.0.1' });
+          c.on('error', () => {});
+          c.on('close', () => resolve('closed'));
+        }),
+      );
       await sleep(250);
     }
     const initiations = a.gateway.status().crypto.endpoint!.handshakeInitiationsSent - before;

@@ -22,7 +22,9 @@ function clientOutcome(port: number): Promise<{ outcome: string; ms: number }> {
   });
 }
 
-test(`a ${OUTAGE_MS / 1000} s WAN outage mid-transfer: the transfer survives, the outage is reported, the link's return is noticed at once`, { timeout: 120_000 }, async () => {
+test(`a ${OUTAGE_MS / 1000} s WAN outage mid-transfer: the transfer survives, the outage is reported, the link's return is noticed at once`, {
+  timeout: 120_000,
+}, async () => {
   const keys = makeKeys();
   const target = await startVerifyTarget();
   const logB = new LogCapture();
@@ -31,7 +33,12 @@ test(`a ${OUTAGE_MS / 1000} s WAN outage mid-transfer: the transfer survives, th
   const transport = { rateController: () => new ModelBasedController({ maxRateBps: 40e6 }) };
   const b = await startB({ target: '', allow: ['127.0.0.1'], transport }, keys, logB);
   const relay = await startUdpRelay(b.gateway.wanAddress.port, { delayMs: 5 });
-  const a = await startA({ target: `127.0.0.1:${target.port}`, allow: [], transport, limits: { connectWaitMs: 3000 } }, keys, relay.port, logA);
+  const a = await startA(
+    { target: `127.0.0.1:${target.port}`, allow: [], transport, limits: { connectWaitMs: 3000 } },
+    keys,
+    relay.port,
+    logA,
+  );
   const port = a.gateway.tunnels[0]!.address.port;
   try {
     const transfer = verifiedExchange(port, 12 * MiB, 12 * MiB);

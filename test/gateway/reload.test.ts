@@ -42,7 +42,10 @@ ${s.extra ?? ''}
 async function startFromFile(file: string, log: LogCapture): Promise<RunningGateway> {
   const r = loadConfigFile(file);
   if (!r.ok) throw new Error(r.errors.join('\n'));
-  return runGateway(r.config, { logger: createLogger({ level: 'debug', destination: log.stream }), reloadConfig: () => loadConfigFile(file) });
+  return runGateway(r.config, {
+    logger: createLogger({ level: 'debug', destination: log.stream }),
+    reloadConfig: () => loadConfigFile(file),
+  });
 }
 
 /** Resolves with the connection's error code (ECONNREFUSED when nothing listens), or 'connected'. */
@@ -73,23 +76,40 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
   try {
     // Paced upload (64 KiB every 40 ms, ~4 s) so it spans every reload.
     let settled = false;
-    const transfer = verifiedExchange(p1, 6 * 1024 * 1024, 4 * 1024 * 1024, 40).finally(() => { settled = true; });
+    const transfer = verifiedExchange(p1, 6 * 1024 * 1024, 4 * 1024 * 1024, 40).finally(() => {
+      settled = true;
+    });
     await logA.waitFor('connection opened');
     const later: { tunnel2: Promise<TransferResult> | null } = { tunnel2: null };
     const steps: Array<{ yaml: string; valid: boolean; key?: RegExp; check?: () => Promise<void> }> = [
       {
         // 0: a second tunnel
-        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: p2, target: target.port }] }), valid: true,
+        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: p2, target: target.port }] }),
+        valid: true,
         check: async () => {
           assert.equal(a.gateway.tunnels.length, 2);
           // A slow transfer on the new tunnel, still running when the tunnel is removed (step 6).
           later.tunnel2 = verifiedExchange(p2, 2 * 1024 * 1024, 64 * 1024, 60);
         },
       },
-      { yaml: aYaml(keys, { ...base, tunnels: [{ listen: p1, target: target.port }, { listen: p2, target: target.port }] }).replace('peer: b, target', 'peer: c, target'), valid: false, key: /tunnels\[0\]\.peer: unknown peer "c"/ },
+      {
+        yaml: aYaml(keys, {
+          ...base,
+          tunnels: [
+            { listen: p1, target: target.port },
+            { listen: p2, target: target.port },
+          ],
+        }).replace('peer: b, target', 'peer: c, target'),
+        valid: false,
+        key: /tunnels\[0\]\.peer: unknown peer "c"/,
+      },
       {
         // 2: log level and compression
-        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: p2, target: target.port }], extra: 'compression: lz4' }).replace('logLevel: debug', 'logLevel: info'), valid: true,
+        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: p2, target: target.port }], extra: 'compression: lz4' }).replace(
+          'logLevel: debug',
+          'logLevel: info',
+        ),
+        valid: true,
         check: async () => {
           assert.equal(a.gateway.log.level, 'info');
           // A connection opened after the reload compresses with lz4 (the running one keeps 'auto').
@@ -102,17 +122,27 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
       { yaml: 'wan: [unclosed', valid: false, key: /not valid YAML/ },
       {
         // 4: rate: the running association is re-pointed at a fixed 200 Mbit/s controller
-        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: p2, target: target.port }], extra: 'rate: { controller: fixed, committedRate: 200M }' }), valid: true,
+        yaml: aYaml(keys, {
+          ...base,
+          tunnels: [...base.tunnels, { listen: p2, target: target.port }],
+          extra: 'rate: { controller: fixed, committedRate: 200M }',
+        }),
+        valid: true,
         check: async () => {
           const assoc = a.gateway.status().associations;
           assert.equal(assoc.length, 1);
           assert.equal(assoc[0]!.pacingRateBps, 200e6);
         },
       },
-      { yaml: aYaml(keys, base).replace('wan: 127.0.0.1:0', 'wan: 127.0.0.1:1'), valid: false, key: /wan: "127\.0\.0\.1:0" -> "127\.0\.0\.1:1" cannot change on a running gateway: restart it/ },
+      {
+        yaml: aYaml(keys, base).replace('wan: 127.0.0.1:0', 'wan: 127.0.0.1:1'),
+        valid: false,
+        key: /wan: "127\.0\.0\.1:0" -> "127\.0\.0\.1:1" cannot change on a running gateway: restart it/,
+      },
       {
         // 6: tunnel 2 removed while its connection runs; a smaller connection limit
-        yaml: aYaml(keys, { ...base, extra: 'limits: { maxConnections: 500 }' }), valid: true,
+        yaml: aYaml(keys, { ...base, extra: 'limits: { maxConnections: 500 }' }),
+        valid: true,
         check: async () => {
           assert.equal(a.gateway.tunnels.length, 1);
           assert.equal(a.gateway.config.limits.maxConnections, 500);
@@ -124,8 +154,13 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
       { yaml: aYaml(keys, base), valid: true },
       {
         // 9: a new tunnel on an address another process holds: nothing changes (all or nothing)
-        yaml: aYaml(keys, { ...base, tunnels: [...base.tunnels, { listen: target.port, target: target.port }], extra: 'logLevel: warn' }).replace('logLevel: debug\n', ''),
-        valid: false, key: /tunnels\[1\]\.listen: 127\.0\.0\.1:\d+ is already in use by another process/,
+        yaml: aYaml(keys, {
+          ...base,
+          tunnels: [...base.tunnels, { listen: target.port, target: target.port }],
+          extra: 'logLevel: warn',
+        }).replace('logLevel: debug\n', ''),
+        valid: false,
+        key: /tunnels\[1\]\.listen: 127\.0\.0\.1:\d+ is already in use by another process/,
         check: async () => {
           assert.equal(a.gateway.tunnels.length, 1);
           assert.equal(a.gateway.log.level, 'debug', 'the log level of the refused file was not applied either');
@@ -138,7 +173,10 @@ test('a transfer runs across 10 reloads (valid and invalid alternately): every b
       const o = await a.reload();
       assert.equal(o.ok, step.valid, `step ${i}: ${JSON.stringify(o)}`);
       if (!o.ok) {
-        assert.ok(o.errors.some((e) => step.key!.test(e)), `step ${i}: ${o.errors.join(' | ')}`);
+        assert.ok(
+          o.errors.some((e) => step.key!.test(e)),
+          `step ${i}: ${o.errors.join(' | ')}`,
+        );
         const lines = logA.lines.filter((l) => l.msg.startsWith('reload refused, still running the previous configuration'));
         assert.equal(lines.length, ++refusedLines, 'one log line per refused reload');
         assert.match(lines.at(-1)!.msg, step.key!);
@@ -235,8 +273,11 @@ test('reload adds a peer (it can associate and carry connections at once) and re
   const b = await startFromFile(bFile, logB);
   const pc = await freePort();
   const cFile = join(keys.dir, 'c.yaml');
-  writeFileSync(cFile, `name: c\nwan: 127.0.0.1:0\nkey: ${join(keys.dir, 'c.key')}\npeers: [{ name: b, address: "127.0.0.1:${b.gateway.wanAddress.port}", publicKey: ${keys.bPub} }]\n` +
-    `tunnels: [{ listen: "127.0.0.1:${pc}", peer: b, target: "127.0.0.1:${target.port}" }]\ncontrol: false\nlimits: { connectWaitMs: 10000 }\n`);
+  writeFileSync(
+    cFile,
+    `name: c\nwan: 127.0.0.1:0\nkey: ${join(keys.dir, 'c.key')}\npeers: [{ name: b, address: "127.0.0.1:${b.gateway.wanAddress.port}", publicKey: ${keys.bPub} }]\n` +
+      `tunnels: [{ listen: "127.0.0.1:${pc}", peer: b, target: "127.0.0.1:${target.port}" }]\ncontrol: false\nlimits: { connectWaitMs: 10000 }\n`,
+  );
   const gc = await startFromFile(cFile, logC);
   try {
     // Not a peer of B yet: B drops C's handshake; C's connection waits (connectWaitMs).
@@ -253,7 +294,10 @@ test('reload adds a peer (it can associate and carry connections at once) and re
     const rm = await b.reload();
     assert.ok(rm.ok && rm.changes.includes('peer removed: c (its association closes)'), JSON.stringify(rm));
     await logB.waitFor('association closed', (l) => l.peer === 'c' && l.reason === 'peer removed from the configuration');
-    assert.equal(b.gateway.status().peers.some((p) => p.name === 'c'), false);
+    assert.equal(
+      b.gateway.status().peers.some((p) => p.name === 'c'),
+      false,
+    );
   } finally {
     await gc.stop(0);
     await b.stop(0);

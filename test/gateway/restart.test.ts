@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
-import { freePort, freeUdpPort, LogCapture, makeKeys, sleep, spawnGateway, startA, startB, startVerifyTarget, verifiedExchange } from './helpers.ts';
+import {
+  freePort,
+  freeUdpPort,
+  LogCapture,
+  makeKeys,
+  sleep,
+  spawnGateway,
+  startA,
+  startB,
+  startVerifyTarget,
+  verifiedExchange,
+} from './helpers.ts';
 
 test('gateway killed mid-run: its connections reset, new ones work after restart', { timeout: 120_000 }, async () => {
   const keys = makeKeys();
@@ -14,9 +25,18 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
   const b = await startB({ target: '', allow: ['127.0.0.1'] }, keys, logB);
   const tunnelPort = await freePort();
   const args = [
-    '--name', 'a', '--wan', '127.0.0.1:0', '--peer', `127.0.0.1:${b.gateway.wanAddress.port}`,
-    '--tunnel', `127.0.0.1:${tunnelPort}=127.0.0.1:${target.port}`,
-    '--key', keys.aKey, '--peer-key', keys.bPub,
+    '--name',
+    'a',
+    '--wan',
+    '127.0.0.1:0',
+    '--peer',
+    `127.0.0.1:${b.gateway.wanAddress.port}`,
+    '--tunnel',
+    `127.0.0.1:${tunnelPort}=127.0.0.1:${target.port}`,
+    '--key',
+    keys.aKey,
+    '--peer-key',
+    keys.bPub,
   ];
   let a = await spawnGateway(args);
   const procs: ChildProcess[] = [a];
@@ -27,11 +47,15 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
     for (let i = 0; i < 5; i++) {
       const c = connect({ port: tunnelPort, host: '127.0.0.1' });
       clients.push(c);
-      outcomes.push(new Promise((resolve) => {
-        let err = 'closed';
-        c.on('error', (e: NodeJS.ErrnoException) => { err = e.code ?? e.message; });
-        c.on('close', () => resolve(err));
-      }));
+      outcomes.push(
+        new Promise((resolve) => {
+          let err = 'closed';
+          c.on('error', (e: NodeJS.ErrnoException) => {
+            err = e.code ?? e.message;
+          });
+          c.on('close', () => resolve(err));
+        }),
+      );
       const header = Buffer.alloc(8);
       header.writeUInt32BE(0, 0);
       header.writeUInt32BE(32 * 1024 * 1024, 4);
@@ -42,7 +66,7 @@ test('gateway killed mid-run: its connections reset, new ones work after restart
     while (target.sockets.size < 5 && Date.now() < deadline) await sleep(20);
     assert.equal(target.sockets.size, 5, 'all five connections reached the target');
 
-    a.kill("SIGKILL");
+    a.kill('SIGKILL');
     await new Promise((r) => a.once('exit', r));
     // The clients' connections died with their gateway.
     // Paused sockets only notice the FIN once they read what is buffered.

@@ -64,7 +64,10 @@ test('SdNotifier watchdog: pings at half of WATCHDOG_USEC while healthy; not for
   assert.equal(r.sent.length, at, 'no pings while unhealthy (systemd then restarts the service)');
   n.stopWatchdog();
 
-  const other = new SdNotifier({ env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: '100000', WATCHDOG_PID: String(process.pid + 1) }, send: r.send });
+  const other = new SdNotifier({
+    env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: '100000', WATCHDOG_PID: String(process.pid + 1) },
+    send: r.send,
+  });
   assert.equal(other.watchdogUsec, null);
 });
 
@@ -103,7 +106,9 @@ async function waitFor(got: Notification[], pred: (n: Notification) => boolean, 
 }
 
 for (const kind of ['path', 'abstract'] as const) {
-  test(`a gateway process notifies a ${kind} NOTIFY_SOCKET: READY, WATCHDOG, RELOADING/READY on SIGHUP, STOPPING`, { skip: hasPython ? false : 'python3 (the test\'s stand-in for systemd\'s socket) is not installed' }, async () => {
+  test(`a gateway process notifies a ${kind} NOTIFY_SOCKET: READY, WATCHDOG, RELOADING/READY on SIGHUP, STOPPING`, {
+    skip: hasPython ? false : "python3 (the test's stand-in for systemd's socket) is not installed",
+  }, async () => {
     const keys = makeKeys();
     const dir = mkdtempSync(join(tmpdir(), 'lh-notify-'));
     const address = kind === 'path' ? join(dir, 'notify.sock') : `@lh-notify-test-${process.pid}`;

@@ -24,26 +24,33 @@ test('SIGTERM: listener closes, the open connection finishes, the association cl
   await new Promise<void>((r) => probe.close(() => r()));
   const dir = mkdtempSync(join(tmpdir(), 'lh-term-'));
   const cfg = join(dir, 'a.yaml');
-  writeFileSync(cfg, [
-    'name: a',
-    'wan: 127.0.0.1:0',
-    `key: ${keys.aKey}`,
-    `peers: [{ name: b, address: "127.0.0.1:${b.gateway.wanAddress.port}", publicKey: "${keys.bPub}" }]`,
-    `tunnels: [{ listen: "127.0.0.1:${tunnelPort}", peer: b, target: "127.0.0.1:${target.port}" }]`,
-    'limits: { shutdownGraceMs: 20000 }',
-    'control: false',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    cfg,
+    [
+      'name: a',
+      'wan: 127.0.0.1:0',
+      `key: ${keys.aKey}`,
+      `peers: [{ name: b, address: "127.0.0.1:${b.gateway.wanAddress.port}", publicKey: "${keys.bPub}" }]`,
+      `tunnels: [{ listen: "127.0.0.1:${tunnelPort}", peer: b, target: "127.0.0.1:${target.port}" }]`,
+      'limits: { shutdownGraceMs: 20000 }',
+      'control: false',
+      '',
+    ].join('\n'),
+  );
   const proc = spawn(process.execPath, [CLI, 'gateway', '--config', cfg, '--log-json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let started: () => void = () => {};
-  const ready = new Promise<void>((r) => { started = r; });
+  const ready = new Promise<void>((r) => {
+    started = r;
+  });
   createInterface({ input: proc.stdout! }).on('line', (l) => {
     try {
       const j = JSON.parse(l) as Record<string, unknown>;
       lines.push(j);
       if (j.msg === 'gateway started') started();
-    } catch { /* not a log line */ }
+    } catch {
+      /* not a log line */
+    }
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   try {
@@ -56,7 +63,10 @@ test('SIGTERM: listener closes, the open connection finishes, the association cl
     // The listener is closed: new connections are refused.
     const refused = await new Promise<string>((resolve) => {
       const c = connect({ port: tunnelPort, host: '127.0.0.1' });
-      c.on('connect', () => { c.destroy(); resolve('connected'); });
+      c.on('connect', () => {
+        c.destroy();
+        resolve('connected');
+      });
       c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
     });
     assert.equal(refused, 'ECONNREFUSED');

@@ -18,7 +18,9 @@ test('accepted and connected sockets read into the shared buffer, byte-exact, bo
   const counts = { server: 0, client: 0, sharedViews: 0 };
   let ended = 0;
   let done!: () => void;
-  const finished = new Promise<void>((r) => { done = r; });
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
   const attach = (s: Socket, side: 'server' | 'client'): void => {
     const ok = readIntoSharedBuffer(s, (view) => {
       if (isSharedReadBuffer(view)) counts.sharedViews++;
@@ -27,7 +29,9 @@ test('accepted and connected sockets read into the shared buffer, byte-exact, bo
       return true;
     });
     assert.equal(ok, true, `${side} socket: this Node offers the onread slots`);
-    s.on('end', () => { if (++ended === 2) done(); });
+    s.on('end', () => {
+      if (++ended === 2) done();
+    });
     s.resume();
   };
   const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {

@@ -30,7 +30,10 @@ function runChild(script: string): { idleCpuMs: number; [k: string]: unknown } {
   return JSON.parse(line) as { idleCpuMs: number };
 }
 
-test('native link: sends to a closed peer (ICMP port unreachable, ECONNREFUSED) leave the process idle, and it exits after close', { skip: skipNative, timeout: 60_000 }, () => {
+test('native link: sends to a closed peer (ICMP port unreachable, ECONNREFUSED) leave the process idle, and it exits after close', {
+  skip: skipNative,
+  timeout: 60_000,
+}, () => {
   const out = runChild(`
     import { UdpLink, DatagramBatch } from ${url('../../src/gateway/udp-link.ts')};
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +64,10 @@ test('native link: sends to a closed peer (ICMP port unreachable, ECONNREFUSED) 
   assert.ok(out.idleCpuMs < IDLE_CPU_LIMIT_MS, `idle after the errors: ${out.idleCpuMs} ms CPU in 1 s`);
 });
 
-test('native link with receive coalescing: once a stream stops, the pause timer stops too (the process idles), and it exits after close', { skip: skipNative, timeout: 60_000 }, () => {
+test('native link with receive coalescing: once a stream stops, the pause timer stops too (the process idles), and it exits after close', {
+  skip: skipNative,
+  timeout: 60_000,
+}, () => {
   const out = runChild(`
     import { UdpLink, DatagramBatch } from ${url('../../src/gateway/udp-link.ts')};
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -96,10 +102,15 @@ test('native link with receive coalescing: once a stream stops, the pause timer 
   assert.equal(out.got, 1001, 'every datagram arrived, the last one after the quiet second too');
   assert.ok((out.batches as number) < 1000, `read in batches (${out.batches})`);
   assert.ok(out.idleCpuMs < IDLE_CPU_LIMIT_MS, `idle once the stream stopped: ${out.idleCpuMs} ms CPU in 1 s`);
-  assert.ok((out.idleWakeups as number) < 100, `the loop slept through the idle second (${out.idleWakeups} wake-ups; a 250 us timer would make ~4000)`);
+  assert.ok(
+    (out.idleWakeups as number) < 100,
+    `the loop slept through the idle second (${out.idleWakeups} wake-ups; a 250 us timer would make ~4000)`,
+  );
 });
 
-test('gateway pair stopped while connections are reset mid-transfer: the process goes idle and exits on its own', { timeout: 90_000 }, () => {
+test('gateway pair stopped while connections are reset mid-transfer: the process goes idle and exits on its own', {
+  timeout: 90_000,
+}, () => {
   const out = runChild(`
     import { connect } from 'node:net';
     import { startPair, startVerifyTarget, verifiedExchange, sleep } from ${url('./helpers.ts')};

@@ -18,8 +18,8 @@ test('100 concurrent connections, random payloads both ways, every byte hash-ver
     const sizes: Array<[number, number]> = [];
     for (let i = 0; i < 100; i++) {
       const big = i % 10 === 0;
-      const up = big ? 1 * MiB + (i * 7919) % (300 * 1024) : (i * 104729) % (256 * 1024);
-      const down = big ? 1 * MiB + (i * 6007) % (300 * 1024) : (i * 15485863) % (384 * 1024);
+      const up = big ? 1 * MiB + ((i * 7919) % (300 * 1024)) : (i * 104729) % (256 * 1024);
+      const down = big ? 1 * MiB + ((i * 6007) % (300 * 1024)) : (i * 15485863) % (384 * 1024);
       sizes.push([up, down]);
       total += up + down;
     }
@@ -83,7 +83,9 @@ test('half-close: the client FIN reaches the target, which still answers afterwa
 function waitClose(s: Socket): Promise<{ error: string | null }> {
   return new Promise((resolve) => {
     let error: string | null = null;
-    s.on('error', (e: NodeJS.ErrnoException) => { error = e.code ?? e.message; });
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      error = e.code ?? e.message;
+    });
     s.on('close', () => resolve({ error }));
   });
 }
@@ -170,11 +172,18 @@ test('a target that never answers: the far gateway gives up after its connect ti
   // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs.
   // It lives in a child process whose only thread is parked in Atomics.wait (no accept, no CPU).
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const net = require('node:net');
     const s = net.createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       process.stdout.write(String(s.address().port) + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000));
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const fillers: Socket[] = [];
   let pair: Awaited<ReturnType<typeof startPair>> | undefined;
   try {
@@ -268,24 +277,33 @@ test('a gateway with the wrong key gets no association and no data through', asy
   }
 });
 
-
 test('backpressure end to end: a target that stops reading stalls the client, then everything arrives', { timeout: 60_000 }, async () => {
   const { createHash } = await import('node:crypto');
   let targetSocket: Socket | null = null;
   const targetHash = createHash('sha256');
   let targetBytes = 0;
   let targetEnded: () => void = () => {};
-  const ended = new Promise<void>((r) => { targetEnded = r; });
+  const ended = new Promise<void>((r) => {
+    targetEnded = r;
+  });
   const server = createServer((s) => {
     targetSocket = s;
     s.pause(); // a slow target: reads nothing until told
-    s.on('data', (d: Buffer) => { targetHash.update(d); targetBytes += d.length; });
+    s.on('data', (d: Buffer) => {
+      targetHash.update(d);
+      targetBytes += d.length;
+    });
     s.on('end', () => targetEnded());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   // A small budget gives small windows (2 MiB receive, 1 MiB send buffer).
-  const pair = await startPair({ target: `127.0.0.1:${port}`, allow: ['127.0.0.1'], compression: 'none', limits: { memoryBudget: '8MiB', maxConnections: 16 } });
+  const pair = await startPair({
+    target: `127.0.0.1:${port}`,
+    allow: ['127.0.0.1'],
+    compression: 'none',
+    limits: { memoryBudget: '8MiB', maxConnections: 16 },
+  });
   try {
     const total = 64 * MiB;
     const payload = randomBytes(total);
@@ -300,7 +318,9 @@ test('backpressure end to end: a target that stops reading stalls the client, th
       while (offset < total) {
         const chunk = payload.subarray(offset, offset + CHUNK);
         offset += chunk.length;
-        const ok = c.write(chunk, () => { flushed += chunk.length; });
+        const ok = c.write(chunk, () => {
+          flushed += chunk.length;
+        });
         if (!ok) {
           c.once('drain', pump);
           return;

@@ -77,7 +77,17 @@ for (let waited = 0; big.length < 200 && waited < 10_000; waited += 20) await ne
 const oversize = { received: big, sendErrors: tx2.stats.sendErrors };
 await tx2.close();
 await rx2.close();
-process.stdout.write(`${JSON.stringify({
-  accepted, received, corrupt, datagramsOut: tx.stats.datagramsOut, sendErrors: tx.stats.sendErrors, blocked: q.sendBlocked, dropped: q.sendDropped,
-  backlogAtDrop: Number.isFinite(backlogAtDrop) ? backlogAtDrop : null, sendBufferBytes: tx.stats.sendBufferBytes, oversize,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    accepted,
+    received,
+    corrupt,
+    datagramsOut: tx.stats.datagramsOut,
+    sendErrors: tx.stats.sendErrors,
+    blocked: q.sendBlocked,
+    dropped: q.sendDropped,
+    backlogAtDrop: Number.isFinite(backlogAtDrop) ? backlogAtDrop : null,
+    sendBufferBytes: tx.stats.sendBufferBytes,
+    oversize,
+  })}\n`,
+);

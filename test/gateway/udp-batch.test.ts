@@ -61,12 +61,18 @@ function collect(link: UdpLink): Buffer[] {
   return got;
 }
 
-for (const [family, segmentation] of [[4, true], [6, true], [4, false]] as const) {
+for (const [family, segmentation] of [
+  [4, true],
+  [6, true],
+  [4, false],
+] as const) {
   const host = family === 4 ? '127.0.0.1' : '::1';
   const maxDatagram = family === 4 ? 65507 : 65527; // loopback MTU 65536 minus IP and UDP headers
   const gso = segmentation ? 'GSO/GRO' : 'no GSO/GRO';
 
-  test(`IPv${family}, ${gso}: sendBatch of 1..1500 datagrams, sizes 0..${maxDatagram}, arrive intact and in order both ways`, { skip }, async () => {
+  test(`IPv${family}, ${gso}: sendBatch of 1..1500 datagrams, sizes 0..${maxDatagram}, arrive intact and in order both ways`, {
+    skip,
+  }, async () => {
     const a = await UdpLink.bind({ host, port: 0 }, { backend: 'native', segmentation });
     const b = await UdpLink.bind({ host, port: 0 }, { backend: 'native', segmentation });
     try {
@@ -108,7 +114,10 @@ for (const [family, segmentation] of [[4, true], [6, true], [4, false]] as const
         await until(() => atB.length >= count);
         assert.equal(atB.length, count, `batch of ${count}: all delivered`);
         for (let i = 0; i < count; i++) {
-          assert.ok(intact(atB[i]!.d, first + i, size(i)), `batch of ${count}: datagram ${i} intact, in order (length ${atB[i]!.d.length})`);
+          assert.ok(
+            intact(atB[i]!.d, first + i, size(i)),
+            `batch of ${count}: datagram ${i} intact, in order (length ${atB[i]!.d.length})`,
+          );
           assert.equal(atB[i]!.from.port, a.address.port);
           assert.equal(atB[i]!.from.address, host);
           assert.equal(atB[i]!.from.family, family === 4 ? 'IPv4' : 'IPv6');
@@ -178,7 +187,9 @@ test('send (unconnected) and sendBatch mix; release drops the peer path and a la
   assert.doesNotThrow(() => a.send(Buffer.alloc(8), 9, '127.0.0.1'));
 });
 
-test('transient sink: datagrams arrive as views of the link\'s receive buffer, intact until endOfBatch, without a copy each', { skip }, async () => {
+test("transient sink: datagrams arrive as views of the link's receive buffer, intact until endOfBatch, without a copy each", {
+  skip,
+}, async () => {
   const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   try {
@@ -188,22 +199,25 @@ test('transient sink: datagrams arrive as views of the link\'s receive buffer, i
     let batches = 0;
     let bigBatches = 0;
     const pending: Buffer[] = [];
-    b.onDatagrams({
-      datagram(d, from) {
-        buffers.add(d.buffer);
-        if (from.port === a.address.port) pending.push(d);
+    b.onDatagrams(
+      {
+        datagram(d, from) {
+          buffers.add(d.buffer);
+          if (from.port === a.address.port) pending.push(d);
+        },
+        endOfBatch() {
+          // The whole batch is still intact here: a sink may defer its work to endOfBatch.
+          for (const d of pending) {
+            if (intact(d, next, 100 + (next % 900))) ok++;
+            next++;
+          }
+          batches++;
+          if (pending.length > 1) bigBatches++;
+          pending.length = 0;
+        },
       },
-      endOfBatch() {
-        // The whole batch is still intact here: a sink may defer its work to endOfBatch.
-        for (const d of pending) {
-          if (intact(d, next, 100 + (next % 900))) ok++;
-          next++;
-        }
-        batches++;
-        if (pending.length > 1) bigBatches++;
-        pending.length = 0;
-      },
-    }, { transient: true });
+      { transient: true },
+    );
     const batch = new DatagramBatch();
     for (let seq = 0; seq < 1500; seq++) {
       if (!batch.fits(1000)) a.sendBatch(batch, b.address);
@@ -221,12 +235,17 @@ test('transient sink: datagrams arrive as views of the link\'s receive buffer, i
   }
 });
 
-test('arrival: a batch read late still says when each datagram came (the kernel\'s timestamp, on performance.now()\'s clock)', { skip }, async () => {
+test("arrival: a batch read late still says when each datagram came (the kernel's timestamp, on performance.now()'s clock)", {
+  skip,
+}, async () => {
   const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native', recvCoalescingUs: 0 });
   try {
     const got: Array<{ seq: number; arrival: number; handed: number }> = [];
-    b.onDatagrams({ datagram: (d, _from, arrival) => got.push({ seq: d.readUInt32BE(0), arrival, handed: performance.now() }), endOfBatch: () => {} });
+    b.onDatagrams({
+      datagram: (d, _from, arrival) => got.push({ seq: d.readUInt32BE(0), arrival, handed: performance.now() }),
+      endOfBatch: () => {},
+    });
     const batch = new DatagramBatch();
     // A first datagram, so the receive path is compiled and the peer path set up: the very first
     // batch a process hands over can look a few ms late (see ARRIVAL_JITTER_MS).
@@ -237,7 +256,7 @@ test('arrival: a batch read late still says when each datagram came (the kernel\
     const sent: Array<[before: number, after: number]> = [];
     // Three bursts 10 ms apart while the event loop is busy (no read can happen), then 30 ms more.
     const spin = (ms: number): void => {
-      for (const end = performance.now() + ms; performance.now() < end;);
+      for (const end = performance.now() + ms; performance.now() < end; );
     };
     for (let burst = 0; burst < 3; burst++) {
       const before = performance.now();
@@ -255,7 +274,10 @@ test('arrival: a batch read late still says when each datagram came (the kernel\
       if (i > 0) assert.ok(g.arrival >= got[i - 1]!.arrival, `datagram ${i}: arrival before its predecessor's`);
       assert.ok(g.arrival >= before - 0.05, `datagram ${i}: arrival ${g.arrival.toFixed(3)} before its send ${before.toFixed(3)}`);
       // The kernel stamps a loopback datagram during the sending call; allow for clock reads.
-      assert.ok(g.arrival <= after + ARRIVAL_JITTER_MS, `datagram ${i}: arrival ${(g.arrival - after).toFixed(3)} ms after its send returned`);
+      assert.ok(
+        g.arrival <= after + ARRIVAL_JITTER_MS,
+        `datagram ${i}: arrival ${(g.arrival - after).toFixed(3)} ms after its send returned`,
+      );
       assert.ok(g.handed - g.arrival >= 29, `datagram ${i}: read ${(g.handed - g.arrival).toFixed(3)} ms after it came`);
     });
   } finally {
@@ -296,7 +318,10 @@ function pacedSender(port: number, count: number, gapUs: number, size: number): 
   });
 }
 
-test('receive coalescing: a paced stream arrives in fewer, fuller batches, intact and in order, with its own arrival times', { skip, timeout: 30_000 }, async () => {
+test('receive coalescing: a paced stream arrives in fewer, fuller batches, intact and in order, with its own arrival times', {
+  skip,
+  timeout: 30_000,
+}, async () => {
   const COUNT = 200;
   const GAP_US = 100;
   const SIZE = 1200;
@@ -313,7 +338,9 @@ test('receive coalescing: a paced stream arrives in fewer, fuller batches, intac
         if (batchHanded.length === batchSizes.length) batchHanded.push(handed);
         got.push({ d, arrival, handed, batch: batchSizes.length });
       },
-      endOfBatch: () => { batchSizes.push(got.length - batchSizes.reduce((n, k) => n + k, 0)); },
+      endOfBatch: () => {
+        batchSizes.push(got.length - batchSizes.reduce((n, k) => n + k, 0));
+      },
     });
     sent = await pacedSender(rx.address.port, COUNT, GAP_US, SIZE);
     await until(() => got.length >= COUNT);
@@ -345,18 +372,27 @@ test('receive coalescing: a paced stream arrives in fewer, fuller batches, intac
     longestHold = Math.max(longestHold, g.handed - g.arrival);
     if (i === 0) return;
     const prev = got[i - 1]!;
-    assert.ok(g.arrival >= prev.arrival - ARRIVAL_JITTER_MS, `datagram ${i}: arrival ${(g.arrival - prev.arrival).toFixed(3)} ms after its predecessor's`);
+    assert.ok(
+      g.arrival >= prev.arrival - ARRIVAL_JITTER_MS,
+      `datagram ${i}: arrival ${(g.arrival - prev.arrival).toFixed(3)} ms after its predecessor's`,
+    );
     if (g.batch !== prev.batch) return;
     assert.ok(g.arrival >= prev.arrival, `datagram ${i}: arrival before its predecessor's in the same batch`);
     pairs++;
-    if (Math.abs((g.arrival - prev.arrival) - (sent[i]! - sent[i - 1]!)) < 0.05) spacedAsSent++;
+    if (Math.abs(g.arrival - prev.arrival - (sent[i]! - sent[i - 1]!)) < 0.05) spacedAsSent++;
   });
   assert.ok(pairs >= COUNT / 2, `${pairs} datagrams shared a batch with their predecessor`);
-  assert.ok(spacedAsSent >= pairs * 0.9, `arrival spacing within a batch follows the send spacing for ${spacedAsSent} of ${pairs} datagrams`);
+  assert.ok(
+    spacedAsSent >= pairs * 0.9,
+    `arrival spacing within a batch follows the send spacing for ${spacedAsSent} of ${pairs} datagrams`,
+  );
   assert.ok(longestHold >= 1, `datagrams were held back by the pause (longest ${longestHold.toFixed(3)} ms) yet kept their arrival times`);
 });
 
-test('receive coalescing: datagrams that come slowly are handed over at once, a burst starts the pause, a quiet spell ends it; 0 turns it off', { skip, timeout: 30_000 }, async () => {
+test('receive coalescing: datagrams that come slowly are handed over at once, a burst starts the pause, a quiet spell ends it; 0 turns it off', {
+  skip,
+  timeout: 30_000,
+}, async () => {
   const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   try {
     for (const us of [0, 100_000]) {
@@ -365,7 +401,14 @@ test('receive coalescing: datagrams that come slowly are handed over at once, a 
         let handed = 0;
         let arrival = 0;
         let n = 0;
-        b.onDatagrams({ datagram: (_d, _from, at) => { handed = performance.now(); arrival = at; n++; }, endOfBatch: () => {} });
+        b.onDatagrams({
+          datagram: (_d, _from, at) => {
+            handed = performance.now();
+            arrival = at;
+            n++;
+          },
+          endOfBatch: () => {},
+        });
         const d = Buffer.alloc(100);
         /** Sends one datagram; ms until the sink has it. */
         const delay = async (): Promise<number> => {
@@ -401,7 +444,9 @@ test('receive coalescing: datagrams that come slowly are handed over at once, a 
   }
 });
 
-test('a kernel that refuses (EAGAIN): what it refuses is kept and sent in order on writability; beyond the backlog\'s bound the rest is dropped and counted', { skip }, async () => {
+test("a kernel that refuses (EAGAIN): what it refuses is kept and sent in order on writability; beyond the backlog's bound the rest is dropped and counted", {
+  skip,
+}, async () => {
   // The real addon behind a stand-in for a full socket buffer: sendBatch takes at most `budget`
   // more datagrams, then says EAGAIN; writability is reported when the test says so.
   const real = (load as { addon: LhUdpAddon }).addon;
@@ -428,7 +473,12 @@ test('a kernel that refuses (EAGAIN): what it refuses is kept and sent in order 
     for (const [s, on] of wanted) if (on) callbacks.get(s)!(2, 0, 0);
   };
   const waiting = (): boolean => [...wanted.values()].some((on) => on);
-  const tx = new NativeUdpLink(udp, { host: '127.0.0.1', port: 0 }, { recv: 1 << 20, send: 8 << 20 }, { segmentation: true, coalescingUs: 0 });
+  const tx = new NativeUdpLink(
+    udp,
+    { host: '127.0.0.1', port: 0 },
+    { recv: 1 << 20, send: 8 << 20 },
+    { segmentation: true, coalescingUs: 0 },
+  );
   const rx = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native' });
   try {
     const got = collect(rx);
@@ -475,7 +525,8 @@ test('a kernel that refuses (EAGAIN): what it refuses is kept and sent in order 
     await until(() => got.length >= expected.length);
     await sleep(50);
     assert.equal(got.length, expected.length, 'exactly the kept datagrams arrive');
-    for (const [i, d] of got.entries()) assert.ok(intact(d, expected[i]!, SIZE), `datagram ${i} is ${expected[i]}, intact and in order (got ${d.readUInt32BE(0)})`);
+    for (const [i, d] of got.entries())
+      assert.ok(intact(d, expected[i]!, SIZE), `datagram ${i} is ${expected[i]}, intact and in order (got ${d.readUInt32BE(0)})`);
     assert.equal(tx.stats.sendErrors, tx.batching.sendDropped, 'every datagram not sent is counted');
     // A released peer: what waited for it is dropped with its socket; writability sends nothing.
     budget = 0;
@@ -523,7 +574,11 @@ test('a peer that goes away (ICMP port unreachable) and comes back on the same p
     const atB2 = collect(b);
     one(b, 77, a.address);
     await until(() => atA.length === 1);
-    assert.deepEqual(atA.map((d) => d.length), [77], 'the connected socket still receives after the errors');
+    assert.deepEqual(
+      atA.map((d) => d.length),
+      [77],
+      'the connected socket still receives after the errors',
+    );
     one(a, 100, to);
     await until(() => atB2.length === 1);
     assert.equal(atB2.length, 1);
@@ -534,7 +589,9 @@ test('a peer that goes away (ICMP port unreachable) and comes back on the same p
 });
 
 for (const backend of ['native', 'dgram'] as const) {
-  test(`${backend}: binding a port taken by a socket without SO_REUSEPORT fails with EADDRINUSE`, { skip: backend === 'native' ? skip : false }, async () => {
+  test(`${backend}: binding a port taken by a socket without SO_REUSEPORT fails with EADDRINUSE`, {
+    skip: backend === 'native' ? skip : false,
+  }, async () => {
     const other = createSocket('udp4');
     await new Promise<void>((r) => other.bind(0, '127.0.0.1', () => r()));
     const port = other.address().port;
@@ -612,7 +669,11 @@ test('LONGHAUL_UDP=dgram selects the node:dgram backend', () => {
     const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 });
     console.log(a.backend);
     await a.close();`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, LONGHAUL_UDP: 'dgram' } });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { ...process.env, LONGHAUL_UDP: 'dgram' },
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'dgram');
 });

@@ -39,7 +39,9 @@ const sizeOf = (seq: number): number => SIZES[seq % SIZES.length]!;
 for (const backend of ['native', 'dgram'] as const) {
   const skip = backend === 'native' && !loadAddon('lh_udp').ok ? 'lh_udp addon not built' : false;
 
-  test(`${backend}: sendBatch: mixed sizes arrive intact and in order; the batch is left empty and may be refilled at once`, { skip }, async () => {
+  test(`${backend}: sendBatch: mixed sizes arrive intact and in order; the batch is left empty and may be refilled at once`, {
+    skip,
+  }, async () => {
     const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
     const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
     try {
@@ -88,14 +90,18 @@ for (const backend of ['native', 'dgram'] as const) {
       }
       await until(() => received.length >= seq);
       assert.equal(received.length, seq, 'every datagram arrives');
-      for (const [i, d] of received.entries()) assert.ok(intact(d, i, sizeOf(i)), `datagram ${i} intact and in order (length ${d.length}, seq ${d.readUInt32BE(0)})`);
+      for (const [i, d] of received.entries())
+        assert.ok(intact(d, i, sizeOf(i)), `datagram ${i} intact and in order (length ${d.length}, seq ${d.readUInt32BE(0)})`);
       assert.equal(open, 0, 'every batch of datagrams is closed by endOfBatch');
       assert.equal(emptyBatches, 0, 'no endOfBatch without datagrams');
       if (backend === 'dgram') assert.equal(batches, seq, 'node:dgram: every datagram is a batch of its own');
       else assert.ok(batches <= seq, `${batches} batches for ${seq} datagrams`);
       assert.equal(a.stats.sendErrors, 0);
       assert.equal(a.stats.datagramsOut, seq);
-      assert.equal(a.stats.bytesOut, received.reduce((n, d) => n + d.length, 0));
+      assert.equal(
+        a.stats.bytesOut,
+        received.reduce((n, d) => n + d.length, 0),
+      );
       assert.equal(b.stats.datagramsIn, seq);
     } finally {
       await a.close();
@@ -103,7 +109,9 @@ for (const backend of ['native', 'dgram'] as const) {
     }
   });
 
-  test(`${backend}: arrival: every datagram's arrival time lies between its send and its handover, close to the send`, { skip }, async () => {
+  test(`${backend}: arrival: every datagram's arrival time lies between its send and its handover, close to the send`, {
+    skip,
+  }, async () => {
     const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
     const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend });
     try {
@@ -150,8 +158,14 @@ for (const backend of ['native', 'dgram'] as const) {
       got.forEach((g, i) => {
         assert.equal(g.seq, i, 'in order');
         assert.ok(Number.isFinite(g.arrival), `datagram ${i}: arrival ${g.arrival}`);
-        assert.ok(g.arrival >= sentBefore[i]! - CLOCK_SLACK_MS, `datagram ${i} arrived (${g.arrival.toFixed(3)}) before it was sent (${sentBefore[i]!.toFixed(3)})`);
-        assert.ok(g.arrival <= g.handed, `datagram ${i}: arrival ${g.arrival.toFixed(3)} in the future of its handover ${g.handed.toFixed(3)}`);
+        assert.ok(
+          g.arrival >= sentBefore[i]! - CLOCK_SLACK_MS,
+          `datagram ${i} arrived (${g.arrival.toFixed(3)}) before it was sent (${sentBefore[i]!.toFixed(3)})`,
+        );
+        assert.ok(
+          g.arrival <= g.handed,
+          `datagram ${i}: arrival ${g.arrival.toFixed(3)} in the future of its handover ${g.handed.toFixed(3)}`,
+        );
         assert.ok(g.arrival - sentAfter[i]! < 100, `datagram ${i}: arrival ${(g.arrival - sentAfter[i]!).toFixed(3)} ms after its send`);
         assert.ok(g.arrival >= prev, `datagram ${i}: arrival times follow the send order`);
         prev = g.arrival;

@@ -14,7 +14,13 @@ test('the warm-up carries its bytes through a loopback gateway pair and removes 
   const keys = makeKeys();
   const before = leftovers();
   for (const compression of ['auto', 'none'] as const) {
-    const r = validateConfig({ wan: '127.0.0.1:0', key: keys.aKey, peers: [{ name: 'b', publicKey: keys.bPub }], compression, cipher: 'chacha20-poly1305' });
+    const r = validateConfig({
+      wan: '127.0.0.1:0',
+      key: keys.aKey,
+      peers: [{ name: 'b', publicKey: keys.bPub }],
+      compression,
+      cipher: 'chacha20-poly1305',
+    });
     assert.ok(r.ok);
     const w = await warmUpDatapath(r.config);
     assert.equal(w.error, undefined);

@@ -48,27 +48,47 @@ async function expectBothSidesExplain(pair: Pair, answering: RegExp, counted: ()
   }
 }
 
-test('the answering gateway does not know our key: it logs "handshake from ... with an unknown key", we log that nobody answers', { timeout: 30_000 }, async () => {
+test('the answering gateway does not know our key: it logs "handshake from ... with an unknown key", we log that nobody answers', {
+  timeout: 30_000,
+}, async () => {
   const keys = makeKeys();
   const stranger = makeKeys();
   // B's peer entry holds some other gateway's key, not A's.
-  const pair = await startPair({ target: '127.0.0.1:9', allow: ['127.0.0.1'], keys: { ...keys, aPub: stranger.aPub }, limits: { connectWaitMs: CONNECT_WAIT_MS } });
+  const pair = await startPair({
+    target: '127.0.0.1:9',
+    allow: ['127.0.0.1'],
+    keys: { ...keys, aPub: stranger.aPub },
+    limits: { connectWaitMs: CONNECT_WAIT_MS },
+  });
   try {
-    await expectBothSidesExplain(pair, /^handshake from 127\.0\.0\.1:\d+ with an unknown key/,
-      () => pair.b.gateway.status().crypto.endpoint!.unknownPeers);
+    await expectBothSidesExplain(
+      pair,
+      /^handshake from 127\.0\.0\.1:\d+ with an unknown key/,
+      () => pair.b.gateway.status().crypto.endpoint!.unknownPeers,
+    );
   } finally {
     await pair.stop();
   }
 });
 
-test('we hold the wrong key for the answering gateway: it logs a handshake "for another key", we log that nobody answers', { timeout: 30_000 }, async () => {
+test('we hold the wrong key for the answering gateway: it logs a handshake "for another key", we log that nobody answers', {
+  timeout: 30_000,
+}, async () => {
   const keys = makeKeys();
   const stranger = makeKeys();
   // A encrypts to some other gateway's key, not B's.
-  const pair = await startPair({ target: '127.0.0.1:9', allow: ['127.0.0.1'], keys: { ...keys, bPub: stranger.bPub }, limits: { connectWaitMs: CONNECT_WAIT_MS } });
+  const pair = await startPair({
+    target: '127.0.0.1:9',
+    allow: ['127.0.0.1'],
+    keys: { ...keys, bPub: stranger.bPub },
+    limits: { connectWaitMs: CONNECT_WAIT_MS },
+  });
   try {
-    await expectBothSidesExplain(pair, /^handshake from 127\.0\.0\.1:\d+ for another key/,
-      () => pair.b.gateway.status().crypto.endpoint!.invalidMac1);
+    await expectBothSidesExplain(
+      pair,
+      /^handshake from 127\.0\.0\.1:\d+ for another key/,
+      () => pair.b.gateway.status().crypto.endpoint!.invalidMac1,
+    );
   } finally {
     await pair.stop();
   }

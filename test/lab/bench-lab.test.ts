@@ -16,16 +16,48 @@ const BENCH = join(ROOT, 'src/lab/bench/main.ts');
 const PREFIX = 'lhwt';
 const BYTES = 4 * 2 ** 20;
 
-const why = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : spawnSync('sh', ['-c', 'command -v ip && command -v flock && command -v ethtool'], { stdio: 'ignore' }).status !== 0 ? 'needs iproute2, flock and ethtool' : null;
+const why =
+  process.getuid?.() !== 0
+    ? 'needs root (network namespaces)'
+    : spawnSync('sh', ['-c', 'command -v ip && command -v flock && command -v ethtool'], { stdio: 'ignore' }).status !== 0
+      ? 'needs iproute2, flock and ethtool'
+      : null;
 
 test('a bulk transfer through the lab arrives intact for each method', { skip: why ?? false, timeout: 300_000 }, () => {
-  const run = spawnSync('flock', ['/tmp/longhaul-lab.lock', process.execPath, BENCH, '--lab', PREFIX, '--profile', 'metro',
-    '--method', METHODS.join(','), '--workload', 'bulk', '--payload', 'vm', '--bytes', String(BYTES), '--cap', '60', '--json'],
-  { encoding: 'utf8', timeout: 280_000 });
+  const run = spawnSync(
+    'flock',
+    [
+      '/tmp/longhaul-lab.lock',
+      process.execPath,
+      BENCH,
+      '--lab',
+      PREFIX,
+      '--profile',
+      'metro',
+      '--method',
+      METHODS.join(','),
+      '--workload',
+      'bulk',
+      '--payload',
+      'vm',
+      '--bytes',
+      String(BYTES),
+      '--cap',
+      '60',
+      '--json',
+    ],
+    { encoding: 'utf8', timeout: 280_000 },
+  );
   const detail = `stderr: ${run.stderr.slice(-1500)}\nstdout: ${run.stdout.slice(-3000)}`;
   assert.equal(run.status, 0, `bench exited ${run.status ?? run.signal}: ${detail}`);
-  const results = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchResult);
-  assert.deepEqual(results.map((r) => r.method), [...METHODS]);
+  const results = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BenchResult);
+  assert.deepEqual(
+    results.map((r) => r.method),
+    [...METHODS],
+  );
   for (const r of results) {
     const about = `${r.method}: ${JSON.stringify(r)}\n${detail}`;
     assert.equal(r.skipped, undefined, about);
@@ -39,7 +71,12 @@ test('a bulk transfer through the lab arrives intact for each method', { skip: w
     // Where the time went: every process of the run was read (a 4 MiB run may stay under one
     // 10 ms /proc tick for some), together they used CPU, the machine's busy share is a share,
     // and the link floor is the wire bytes at the metro rate (1 Gbit/s).
-    const roles = ['emulator', 'sink', 'client', ...(r.method === 'longhaul' ? ['gateway_a', 'gateway_b'] : r.method === 'kcptun' ? ['kcptun_client', 'kcptun_server'] : [])];
+    const roles = [
+      'emulator',
+      'sink',
+      'client',
+      ...(r.method === 'longhaul' ? ['gateway_a', 'gateway_b'] : r.method === 'kcptun' ? ['kcptun_client', 'kcptun_server'] : []),
+    ];
     for (const role of roles) assert.equal(typeof r.cpu_seconds?.[role], 'number', `${role} CPU: ${about}`);
     assert.ok(roles.reduce((sum, role) => sum + (r.cpu_seconds?.[role] ?? 0), 0) > 0, about);
     assert.ok(typeof r.machine_busy === 'number' && r.machine_busy > 0 && r.machine_busy <= 1, about);

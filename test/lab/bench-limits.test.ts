@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  cpuDelta, parseMachineTicks, parseProcessTicks, readProcesses, takeCpuSnapshot, treeTicks,
+  cpuDelta,
+  parseMachineTicks,
+  parseProcessTicks,
+  readProcesses,
+  takeCpuSnapshot,
+  treeTicks,
 } from '../../src/lab/bench/cpu-accounting.ts';
 import { classifyLimit, CPU_BUSY_THRESHOLD, linkFloorSeconds } from '../../src/lab/bench/limits.ts';
 

@@ -28,9 +28,22 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
-interface PingResult { rtts: number[]; order: number[] }
-interface SendResult { sent: number; failed: number; seconds: number }
-interface RecvResult { received: number; bytes: number; activeSeconds: number; windowSeconds: number; windowCounts: number[] }
+interface PingResult {
+  rtts: number[];
+  order: number[];
+}
+interface SendResult {
+  sent: number;
+  failed: number;
+  seconds: number;
+}
+interface RecvResult {
+  received: number;
+  bytes: number;
+  activeSeconds: number;
+  windowSeconds: number;
+  windowCounts: number[];
+}
 
 // Builds native/ (emulator and load tool) if needed; without a C compiler neither exists.
 const nativeBuilt = isRoot && nativeEmulatorAvailable();
@@ -38,14 +51,18 @@ const loadToolMissing = !existsSync(LOAD_TOOL);
 
 for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
   const LAB: LabId = { prefix: `lht${engine[0]}`, stateDir: `/run/longhaul-lab-test-${engine}` };
-  const skip = !isRoot ? 'needs root (network namespaces)'
-    : loadToolMissing ? 'needs native/build/lh-udpload (make -C native; a C compiler)'
-    : engine === 'native' && !nativeBuilt ? 'native engine not built' : false;
+  const skip = !isRoot
+    ? 'needs root (network namespaces)'
+    : loadToolMissing
+      ? 'needs native/build/lh-udpload (make -C native; a C compiler)'
+      : engine === 'native' && !nativeBuilt
+        ? 'native engine not built'
+        : false;
 
   test(`emulator (${engine} engine) delivers what it is told`, { skip, timeout: 420_000 }, async (t) => {
     /** C ping/echo with kernel receive timestamps: endpoint scheduling delays are not measured. */
     const ping = async (count: number, intervalMs: number): Promise<PingResult> => {
-      const echo = startInSite(LAB, 'b', [LOAD_TOOL, 'echo', A.bPeer, PORT, String(count * intervalMs / 1000 + 5)]);
+      const echo = startInSite(LAB, 'b', [LOAD_TOOL, 'echo', A.bPeer, PORT, String((count * intervalMs) / 1000 + 5)]);
       await echo.ready('listening');
       const r = await runInSite<PingResult>(LAB, 'a', [LOAD_TOOL, 'ping', A.aPeer, A.aNear, PORT, String(count), String(intervalMs)]);
       echo.kill();
@@ -72,10 +89,20 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
      * Offers `pps` datagrams of `size` bytes for `seconds` from A, counted in B. The sink stops
      * after `idleMs` without traffic, so that must exceed any gap the link makes (an outage).
      */
-    const blast = async (size: number, pps: number, seconds: number, idleMs = 700): Promise<{ send: SendResult; recv: RecvResult; stats: EmulatorReport }> => {
+    const blast = async (
+      size: number,
+      pps: number,
+      seconds: number,
+      idleMs = 700,
+    ): Promise<{ send: SendResult; recv: RecvResult; stats: EmulatorReport }> => {
       const sink = startInSite(LAB, 'b', [LOAD_TOOL, 'recv', A.bPeer, PORT, String(seconds + 5), String(idleMs)]);
       await sink.ready('listening');
-      const send = await runInSite<SendResult>(LAB, 'a', [LOAD_TOOL, 'send', A.aPeer, A.aNear, PORT, String(size), String(pps), String(seconds)], (seconds + 20) * 1000);
+      const send = await runInSite<SendResult>(
+        LAB,
+        'a',
+        [LOAD_TOOL, 'send', A.aPeer, A.aNear, PORT, String(size), String(pps), String(seconds)],
+        (seconds + 20) * 1000,
+      );
       const recv = await sink.result<RecvResult>();
       const stats = await settledStats(send.sent);
       return { send, recv, stats };
@@ -84,7 +111,10 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
     const releaseLab = await holdLabLock(LAB);
     // Delay bounds are tight: not while the heavy lab tests (QEMU migrations) load both cores.
     const releaseHeavy = await holdLock(HEAVY_LAB_LOCK);
-    const release = () => { releaseHeavy(); releaseLab(); };
+    const release = () => {
+      releaseHeavy();
+      releaseLab();
+    };
     try {
       // replace: a test run killed half-way leaves its (detached) emulator running.
       await labUp({ lab: LAB, profile: { rate: '100mbit', rtt: '25ms' }, engine, ports: [Number(PORT)], replace: true });
@@ -114,12 +144,18 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
         const { rtts, order } = await ping(400, 5);
         const got = rtts.filter((r) => r >= 0);
         assert.equal(got.length, 400);
-        assert.deepEqual(order, [...order].sort((a, b) => a - b), 'arrival order must equal send order');
+        assert.deepEqual(
+          order,
+          [...order].sort((a, b) => a - b),
+          'arrival order must equal send order',
+        );
         const m = median(got);
         assert.ok(Math.abs(m - 25) <= (engine === 'native' ? 2 : 3), `median RTT ${m.toFixed(2)} ms`);
         const spread = quantile(got, 0.95) - quantile(got, 0.05);
         const iqr = quantile(got, 0.75) - quantile(got, 0.25);
-        st.diagnostic(`RTT median ${m.toFixed(3)} ms, p5..p95 spread ${spread.toFixed(3)} ms, IQR ${iqr.toFixed(3)} ms, range ${Math.min(...got).toFixed(2)}..${Math.max(...got).toFixed(2)}`);
+        st.diagnostic(
+          `RTT median ${m.toFixed(3)} ms, p5..p95 spread ${spread.toFixed(3)} ms, IQR ${iqr.toFixed(3)} ms, range ${Math.min(...got).toFixed(2)}..${Math.max(...got).toFixed(2)}`,
+        );
         // Two directions of +-3 ms: the RTT spreads over several ms, never below 25 - 6 ms.
         assert.ok(spread > 2, `RTT spread p5..p95 ${spread.toFixed(2)} ms`);
         assert.ok(iqr < 6, `RTT interquartile range ${iqr.toFixed(2)} ms`);
@@ -134,11 +170,16 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
         assert.ok(d.packetsIn >= send.sent * 0.99, `emulator saw ${d.packetsIn} of ${send.sent}`);
         const p = 0.01;
         const sd = Math.sqrt(d.packetsIn * p * (1 - p));
-        st.diagnostic(`lost ${d.lost} of ${d.packetsIn} (${(d.lost / d.packetsIn * 100).toFixed(3)}%), sink ${recv.received}, delivered ${d.delivered}`);
+        st.diagnostic(
+          `lost ${d.lost} of ${d.packetsIn} (${((d.lost / d.packetsIn) * 100).toFixed(3)}%), sink ${recv.received}, delivered ${d.delivered}`,
+        );
         assert.ok(Math.abs(d.lost - d.packetsIn * p) < 5 * sd, `lost ${d.lost} of ${d.packetsIn}`);
         assert.equal(d.queueDrops, 0);
         assert.equal(d.delivered, d.packetsIn - d.lost);
-        assert.ok(recv.received >= d.delivered * 0.995 && recv.received <= d.delivered, `sink got ${recv.received}, emulator delivered ${d.delivered}`);
+        assert.ok(
+          recv.received >= d.delivered * 0.995 && recv.received <= d.delivered,
+          `sink got ${recv.received}, emulator delivered ${d.delivered}`,
+        );
       });
 
       await t.test('link rate 50 Mbit/s within 3% under 2x overload', async (st) => {
@@ -151,7 +192,9 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
         const windowMbps = recv.windowCounts.map((c) => (c * wire * 8) / recv.windowSeconds / 1e6);
         const mbps = median(windowMbps);
         const overall = ((recv.received - 1) * wire * 8) / recv.activeSeconds / 1e6;
-        st.diagnostic(`median window ${mbps.toFixed(3)} Mbit/s over ${windowMbps.length} windows, overall ${overall.toFixed(3)} Mbit/s, queue drops ${stats.aToB.queueDrops} of ${stats.aToB.packetsIn}`);
+        st.diagnostic(
+          `median window ${mbps.toFixed(3)} Mbit/s over ${windowMbps.length} windows, overall ${overall.toFixed(3)} Mbit/s, queue drops ${stats.aToB.queueDrops} of ${stats.aToB.packetsIn}`,
+        );
         assert.ok(windowMbps.length >= 30, `only ${windowMbps.length} windows`);
         // Never faster than the link, for either engine. The TS engine models an arrival when it
         // reads it, so time it waits for the CPU (seen: load 5 on 2 cores) is link time lost
@@ -161,7 +204,7 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
         assert.ok(mbps >= medianLow && mbps <= 51.5, `delivered ${mbps.toFixed(2)} Mbit/s (median of 100 ms windows)`);
         assert.ok(overall > overallLow && overall < 50 * 1.03, `overall ${overall.toFixed(2)} Mbit/s`);
         assert.ok(stats.aToB.queueDrops > stats.aToB.packetsIn * 0.3, `queue drops ${stats.aToB.queueDrops} of ${stats.aToB.packetsIn}`);
-        assert.ok(stats.aToB.maxQueueBytes <= 50e6 / 8 * 0.02 + wire);
+        assert.ok(stats.aToB.maxQueueBytes <= (50e6 / 8) * 0.02 + wire);
       });
 
       await t.test('scheduled outage drops what arrives inside the window', async (st) => {
@@ -177,9 +220,15 @@ for (const engine of ['native', 'ts'] as EmulatorEngine[]) {
         const d = stats.aToB;
         // Every packet is accounted for: stats are taken once the emulator has drained.
         assert.ok(d.packetsIn >= send.sent, `emulator saw ${d.packetsIn} of ${send.sent}`);
-        assert.equal(d.delivered, d.packetsIn - drops - d.queueDrops - d.lost,
-          `delivered ${d.delivered}, in ${d.packetsIn}, outage drops ${drops}, queue drops ${d.queueDrops}, lost ${d.lost}`);
-        assert.ok(recv.received >= d.delivered * 0.995 && recv.received <= d.delivered, `sink got ${recv.received}, emulator delivered ${d.delivered}`);
+        assert.equal(
+          d.delivered,
+          d.packetsIn - drops - d.queueDrops - d.lost,
+          `delivered ${d.delivered}, in ${d.packetsIn}, outage drops ${drops}, queue drops ${d.queueDrops}, lost ${d.lost}`,
+        );
+        assert.ok(
+          recv.received >= d.delivered * 0.995 && recv.received <= d.delivered,
+          `sink got ${recv.received}, emulator delivered ${d.delivered}`,
+        );
       });
     } finally {
       await labDown({ lab: LAB });

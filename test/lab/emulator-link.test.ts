@@ -13,14 +13,21 @@ function link(over: Partial<LinkSettings>): LinkSettings {
 }
 
 /** Offers packets at the given times, then drains; returns delivery times (NaN = dropped) by index. */
-function simulate(settings: LinkSettings, arrivals: number[], len = 1472, seed = 7): { at: number[]; dir: LinkDirection<Uint8Array & { idx?: number }> } {
+function simulate(
+  settings: LinkSettings,
+  arrivals: number[],
+  len = 1472,
+  seed = 7,
+): { at: number[]; dir: LinkDirection<Uint8Array & { idx?: number }> } {
   const dir = new LinkDirection<Uint8Array & { idx?: number }>(settings, seed, 0);
   const at: number[] = new Array(arrivals.length).fill(NaN);
   let now = 0;
   const drain = (t: number): void => {
     while (dir.queued > 0 && dir.nextDueAt() <= t) {
       const due = dir.nextDueAt();
-      dir.deliverDue(due, (p) => { at[p.idx!] = due; });
+      dir.deliverDue(due, (p) => {
+        at[p.idx!] = due;
+      });
     }
   };
   arrivals.forEach((t, i) => {
@@ -41,7 +48,7 @@ test('one-way delay is half the RTT', () => {
 test('serialization at the bit rate: back-to-back packets leave one wire time apart', () => {
   const rateBps = 100e6;
   const len = 1472;
-  const wireMs = ((len + WIRE_OVERHEAD_BYTES) * 8) / rateBps * 1000; // 0.12 ms
+  const wireMs = (((len + WIRE_OVERHEAD_BYTES) * 8) / rateBps) * 1000; // 0.12 ms
   const { at } = simulate(link({ rateBps, rttMs: 10 }), [0, 0, 0, 0], len);
   for (const [i, t] of at.entries()) assert.ok(Math.abs(t - (5 + wireMs * (i + 1))) < 1e-9, `packet ${i} at ${t}`);
 });

@@ -8,8 +8,15 @@ import { LinkDirection, type DirectionStats, type LinkSettings } from '../../src
 import { NATIVE_BINARY, nativeArgs, nativeEmulatorAvailable } from '../../src/lab/emulator-native.ts';
 import { Sfc32 } from '../../src/lab/emulator-rng.ts';
 
-interface Arrival { t: number; len: number }
-interface Outcome { deliveries: Map<number, number>; order: number[]; stats: DirectionStats }
+interface Arrival {
+  t: number;
+  len: number;
+}
+interface Outcome {
+  deliveries: Map<number, number>;
+  order: number[];
+  stats: DirectionStats;
+}
 
 /** Bursty traffic: packets mostly back to back, sometimes a pause. */
 function arrivals(n: number, meanGapMs: number, seed: number): Arrival[] {
@@ -30,7 +37,10 @@ function runTs(link: LinkSettings, seed: number, input: Arrival[]): Outcome {
   const drain = (t: number): void => {
     while (dir.queued > 0 && dir.nextDueAt() <= t) {
       const due = dir.nextDueAt();
-      dir.deliverDue(due, (p) => { deliveries.set(p.idx, due); order.push(p.idx); });
+      dir.deliverDue(due, (p) => {
+        deliveries.set(p.idx, due);
+        order.push(p.idx);
+      });
     }
   };
   input.forEach((a, idx) => {
@@ -43,12 +53,20 @@ function runTs(link: LinkSettings, seed: number, input: Arrival[]): Outcome {
 
 function runNative(link: LinkSettings, seed: number, input: Arrival[]): Outcome {
   const args = nativeArgs({
-    profileName: 'parity', link, ports: [], seed,
-    a: { listen: '127.0.0.1', peer: '127.0.0.1' }, b: { listen: '127.0.0.1', peer: '127.0.0.1' },
-    statsIntervalMs: 0, reportIntervalMs: 0, durationMs: 0,
+    profileName: 'parity',
+    link,
+    ports: [],
+    seed,
+    a: { listen: '127.0.0.1', peer: '127.0.0.1' },
+    b: { listen: '127.0.0.1', peer: '127.0.0.1' },
+    statsIntervalMs: 0,
+    reportIntervalMs: 0,
+    durationMs: 0,
   });
   const r = spawnSync(NATIVE_BINARY, ['replay=1', ...args], {
-    input: `${input.map((a) => `${a.t} ${a.len}`).join('\n')}\n`, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+    input: `${input.map((a) => `${a.t} ${a.len}`).join('\n')}\n`,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
   });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
@@ -65,10 +83,16 @@ function runNative(link: LinkSettings, seed: number, input: Arrival[]): Outcome 
 
 const base: LinkSettings = { rateBps: 0, rttMs: 0, lossRate: 0, jitterMs: 0, queueBytes: 0, reorder: false };
 const cases: { name: string; link: LinkSettings; gapMs: number }[] = [
-  { name: 'mpls-like: 100 Mbit/s overloaded, 25 ms, 0.5% loss, 3 ms jitter, outage',
-    link: { ...base, rateBps: 100e6, rttMs: 25, lossRate: 0.005, jitterMs: 3, queueBytes: 250_000, outage: { startMs: 300, endMs: 500 } }, gapMs: 0.08 },
-  { name: '1 Gbit/s, 10 ms, 1% loss, 2 ms reordering jitter',
-    link: { ...base, rateBps: 1e9, rttMs: 10, lossRate: 0.01, jitterMs: 2, queueBytes: 2_500_000, reorder: true }, gapMs: 0.01 },
+  {
+    name: 'mpls-like: 100 Mbit/s overloaded, 25 ms, 0.5% loss, 3 ms jitter, outage',
+    link: { ...base, rateBps: 100e6, rttMs: 25, lossRate: 0.005, jitterMs: 3, queueBytes: 250_000, outage: { startMs: 300, endMs: 500 } },
+    gapMs: 0.08,
+  },
+  {
+    name: '1 Gbit/s, 10 ms, 1% loss, 2 ms reordering jitter',
+    link: { ...base, rateBps: 1e9, rttMs: 10, lossRate: 0.01, jitterMs: 2, queueBytes: 2_500_000, reorder: true },
+    gapMs: 0.01,
+  },
   { name: 'unlimited rate, no delay, 5% loss', link: { ...base, lossRate: 0.05 }, gapMs: 0.005 },
 ];
 

@@ -5,14 +5,28 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { labDown, labExec, labRun, labUp, readEmulatorStats, readLabState, checkLabPrivileges, requestEmulatorStats, setLinkProfile, type LabId } from '../../src/lab/netns.ts';
+import {
+  labDown,
+  labExec,
+  labRun,
+  labUp,
+  readEmulatorStats,
+  readLabState,
+  checkLabPrivileges,
+  requestEmulatorStats,
+  setLinkProfile,
+  type LabId,
+} from '../../src/lab/netns.ts';
 import { fixture, holdLabLock, runInSite, startInSite } from './fixtures/lab-tools.ts';
 
 const LAB: LabId = { prefix: 'lht', stateDir: '/run/longhaul-lab-test' };
 const isRoot = process.getuid?.() === 0;
 
 function namespacesWithPrefix(prefix: string): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`${prefix}-`));
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`${prefix}-`));
 }
 
 function alive(pid: number): boolean {
@@ -36,18 +50,30 @@ function childrenOf(pid: number): number[] {
 // can read: not so in a 0700 folder (a private temporary clone). Then it is skipped, saying why.
 const NETNS_MODULE = new URL('../../src/lab/netns.ts', import.meta.url);
 function nobodyCanRunCheckout(): boolean {
-  const r = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(NETNS_MODULE.pathname)}, require('node:fs').constants.R_OK)`],
-    { uid: 65534, gid: 65534, stdio: 'ignore' });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `require('node:fs').accessSync(${JSON.stringify(NETNS_MODULE.pathname)}, require('node:fs').constants.R_OK)`],
+    { uid: 65534, gid: 65534, stdio: 'ignore' },
+  );
   return r.status === 0;
 }
 
 test('without root the lab refuses with a clear error', {
-  skip: !isRoot ? 'run as root to drop privileges for this check'
-    : !nobodyCanRunCheckout() ? 'the checkout (or the node binary in it) is not readable by uid 65534' : false,
+  skip: !isRoot
+    ? 'run as root to drop privileges for this check'
+    : !nobodyCanRunCheckout()
+      ? 'the checkout (or the node binary in it) is not readable by uid 65534'
+      : false,
 }, () => {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e',
-    `import { checkLabPrivileges } from ${JSON.stringify(NETNS_MODULE.href)}; console.log(JSON.stringify(checkLabPrivileges()));`],
-  { uid: 65534, gid: 65534, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { checkLabPrivileges } from ${JSON.stringify(NETNS_MODULE.href)}; console.log(JSON.stringify(checkLabPrivileges()));`,
+    ],
+    { uid: 65534, gid: 65534, encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { ok: boolean; error?: string };
   assert.equal(res.ok, false);
@@ -89,7 +115,12 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
       const bytes = 8 * 1024 * 1024;
       const sink = startInSite(LAB, 'b', [process.execPath, fixture('tcp-sink.ts'), '198.19.0.2', '5001']);
       await sink.ready('listening');
-      const sent = await runInSite<{ bytes: number; sha256: string }>(LAB, 'a', [process.execPath, fixture('tcp-send.ts'), '198.19.0.2', '5001', String(bytes)], 60_000);
+      const sent = await runInSite<{ bytes: number; sha256: string }>(
+        LAB,
+        'a',
+        [process.execPath, fixture('tcp-send.ts'), '198.19.0.2', '5001', String(bytes)],
+        60_000,
+      );
       const got = await sink.result<{ bytes: number; sha256: string }>();
       assert.equal(got.bytes, bytes);
       assert.equal(got.sha256, sent.sha256);
@@ -113,7 +144,10 @@ test('lab up, overlay TCP, exec, down', { skip: !isRoot && 'needs root (network 
       assert.equal(now!.link.rttMs, 25);
       // Counters start from zero. A late segment of the previous test's TCP connection (its
       // final ACK, a retransmission under load) may already have reached the new emulator.
-      assert.ok(now!.aToB.packetsIn <= 5 && now!.aToB.packetsIn < previous.aToB.packetsIn, `new emulator counted ${now!.aToB.packetsIn} packets in`);
+      assert.ok(
+        now!.aToB.packetsIn <= 5 && now!.aToB.packetsIn < previous.aToB.packetsIn,
+        `new emulator counted ${now!.aToB.packetsIn} packets in`,
+      );
     });
 
     await t.test('down removes namespaces and kills the emulator and recorded processes; idempotent', async () => {

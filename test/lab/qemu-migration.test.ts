@@ -18,16 +18,40 @@ const BENCH = join(ROOT, 'src/lab/bench/main.ts');
 const PREFIX = 'lhqm';
 const GUEST = '128MiB';
 
-const why = process.getuid?.() !== 0 ? 'needs root (network namespaces)'
-  : spawnSync('sh', ['-c', 'command -v ip && command -v flock && command -v ethtool'], { stdio: 'ignore' }).status !== 0 ? 'needs iproute2, flock and ethtool'
-  : guestUnavailable();
+const why =
+  process.getuid?.() !== 0
+    ? 'needs root (network namespaces)'
+    : spawnSync('sh', ['-c', 'command -v ip && command -v flock && command -v ethtool'], { stdio: 'ignore' }).status !== 0
+      ? 'needs iproute2, flock and ethtool'
+      : guestUnavailable();
 
 function bench(args: string[]): { results: BenchResult[]; detail: string } {
-  const run = spawnSync('flock', ['/tmp/longhaul-lab.lock', process.execPath, BENCH, '--lab', PREFIX, '--workload', 'qemu', '--bytes', GUEST, '--cap', '90', '--json', ...args],
-    { encoding: 'utf8', timeout: 280_000 });
+  const run = spawnSync(
+    'flock',
+    [
+      '/tmp/longhaul-lab.lock',
+      process.execPath,
+      BENCH,
+      '--lab',
+      PREFIX,
+      '--workload',
+      'qemu',
+      '--bytes',
+      GUEST,
+      '--cap',
+      '90',
+      '--json',
+      ...args,
+    ],
+    { encoding: 'utf8', timeout: 280_000 },
+  );
   const detail = `stderr: ${run.stderr.slice(-1500)}\nstdout: ${run.stdout.slice(-3000)}`;
   assert.equal(run.status, 0, `bench exited ${run.status ?? run.signal}: ${detail}`);
-  const results = run.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as BenchResult);
+  const results = run.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as BenchResult);
   // The lab the run brought up is gone again.
   assert.equal(existsSync(`/run/netns/${PREFIX}-a`), false, detail);
   return { results, detail };
@@ -55,7 +79,8 @@ test('a 128 MiB guest migrates through Longhaul and verifies on the destination'
   assert.ok(r.wire_bytes > 0.1 * q.transferred_bytes, about);
   assert.ok((r.rounds ?? 0) >= 1 && typeof r.downtime_ms === 'number', about);
   assert.ok(q.total_time_ms !== null && r.seconds * 1000 >= q.total_time_ms * 0.99, about);
-  for (const role of ['qemu_src', 'qemu_dst', 'gateway_a', 'gateway_b', 'emulator']) assert.equal(typeof r.cpu_seconds?.[role], 'number', `${role}: ${about}`);
+  for (const role of ['qemu_src', 'qemu_dst', 'gateway_a', 'gateway_b', 'emulator'])
+    assert.equal(typeof r.cpu_seconds?.[role], 'number', `${role}: ${about}`);
   assert.ok((r.cpu_seconds?.qemu_src ?? 0) > 0, about);
 });
 

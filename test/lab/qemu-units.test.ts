@@ -16,7 +16,11 @@ function readNewc(buf: Buffer) {
   for (;;) {
     assert.equal(buf.toString('ascii', at, at + 6), '070701');
     const field = (i: number) => parseInt(buf.toString('ascii', at + 6 + i * 8, at + 14 + i * 8), 16);
-    const mode = field(1), size = field(6), rdevmajor = field(9), rdevminor = field(10), namesize = field(11);
+    const mode = field(1),
+      size = field(6),
+      rdevmajor = field(9),
+      rdevminor = field(10),
+      namesize = field(11);
     const name = buf.toString('utf8', at + 110, at + 110 + namesize - 1);
     const dataAt = align(at + 110 + namesize);
     if (name === 'TRAILER!!!') return out;
@@ -35,7 +39,10 @@ test('newc archive: entries read back with their modes, data, links and device n
   ]);
   assert.equal(archive.length % 4, 0);
   const entries = readNewc(archive);
-  assert.deepEqual(entries.map((e) => e.name), ['bin', 'init', 'bin/sh', 'dev/console']);
+  assert.deepEqual(
+    entries.map((e) => e.name),
+    ['bin', 'init', 'bin/sh', 'dev/console'],
+  );
   assert.equal(entries[0]!.mode, 0o040755);
   assert.equal(entries[1]!.mode, 0o100755);
   assert.deepEqual(entries[1]!.data, data);
@@ -58,13 +65,26 @@ test('guest RAM is never a multiple of 256 KiB (QEMU 7.2 TCG loses dirty pages t
     assert.notEqual(guestRamKiB(mib) % 256, 0);
     assert.ok(guestRamKiB(mib) > (mib - 1) * 1024);
   }
-  const args = qemuArgs({ kernel: '/k', initrd: '/i', kernelPackage: 'p' }, { ...DEFAULT_QEMU, memoryMiB: 512 }, vmPaths('/tmp/x', 'src'), false);
+  const args = qemuArgs(
+    { kernel: '/k', initrd: '/i', kernelPackage: 'p' },
+    { ...DEFAULT_QEMU, memoryMiB: 512 },
+    vmPaths('/tmp/x', 'src'),
+    false,
+  );
   assert.equal(args[args.indexOf('-m') + 1], '524272k');
   assert.equal(args.includes('-incoming'), false);
-  const dst = qemuArgs({ kernel: '/k', initrd: '/i', kernelPackage: 'p' }, { ...DEFAULT_QEMU, memoryMiB: 512 }, vmPaths('/tmp/x', 'dst'), true);
+  const dst = qemuArgs(
+    { kernel: '/k', initrd: '/i', kernelPackage: 'p' },
+    { ...DEFAULT_QEMU, memoryMiB: 512 },
+    vmPaths('/tmp/x', 'dst'),
+    true,
+  );
   assert.deepEqual(dst.slice(-2), ['-incoming', 'defer']);
   // Source and destination describe the same machine apart from their sockets and files.
-  assert.deepEqual(args.filter((a) => !a.includes('/tmp/x')), dst.slice(0, -2).filter((a) => !a.includes('/tmp/x')));
+  assert.deepEqual(
+    args.filter((a) => !a.includes('/tmp/x')),
+    dst.slice(0, -2).filter((a) => !a.includes('/tmp/x')),
+  );
   assert.ok(args.includes('tcg'));
 });
 

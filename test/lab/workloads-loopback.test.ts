@@ -24,7 +24,14 @@ test('bulk: every byte arrives and the hashes agree, for both payloads', async (
   await withSink(async (port, reports) => {
     for (const payload of ['vm', 'random'] as const) {
       const progress: number[] = [];
-      const r = await runBulk({ host: '127.0.0.1', port, payload, bytes: 24 * 2 ** 20 + 17, capSeconds: 60, onProgress: (b) => progress.push(b) });
+      const r = await runBulk({
+        host: '127.0.0.1',
+        port,
+        payload,
+        bytes: 24 * 2 ** 20 + 17,
+        capSeconds: 60,
+        onProgress: (b) => progress.push(b),
+      });
       assert.equal(r.verified, true, JSON.stringify(r));
       assert.equal(r.capped, false);
       assert.equal(r.bytes, 24 * 2 ** 20 + 17);
@@ -41,8 +48,14 @@ test('migration: rounds, re-sent pages and downtime are reported and verified', 
   await withSink(async (port) => {
     // A dirty rate high enough for loopback to need more than one round.
     const r = await runMigration({
-      host: '127.0.0.1', port, payload: 'vm', capSeconds: 60, memoryBytes: 64 * 2 ** 20,
-      dirtyPagesPerSec: 60_000, downtimeBudgetMs: 5, maxRounds: 4,
+      host: '127.0.0.1',
+      port,
+      payload: 'vm',
+      capSeconds: 60,
+      memoryBytes: 64 * 2 ** 20,
+      dirtyPagesPerSec: 60_000,
+      downtimeBudgetMs: 5,
+      maxRounds: 4,
     });
     assert.equal(r.verified, true, JSON.stringify(r));
     assert.ok(r.rounds !== undefined && r.rounds >= 1 && r.rounds <= 4);
@@ -51,7 +64,10 @@ test('migration: rounds, re-sent pages and downtime are reported and verified', 
     assert.equal(r.bytes % PAGE_SIZE, 0);
     assert.equal(r.bytes, r.plannedBytes);
     // The stop-and-copy moves at least the last dirtied pages: it takes time, and is part of the run.
-    assert.ok(r.downtime_ms !== undefined && r.downtime_ms > 0 && r.downtime_ms <= r.seconds * 1000, `downtime ${r.downtime_ms} ms of ${r.seconds} s`);
+    assert.ok(
+      r.downtime_ms !== undefined && r.downtime_ms > 0 && r.downtime_ms <= r.seconds * 1000,
+      `downtime ${r.downtime_ms} ms of ${r.seconds} s`,
+    );
     assert.ok(['converged', 'max-rounds', 'not-converging'].includes(r.stop_reason!));
   });
 });
@@ -97,7 +113,9 @@ test('the sink rejects bad framing with a reason', async () => {
     await once(s, 'connect');
     s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
     let text = '';
-    s.setEncoding('utf8').on('data', (d: string) => { text += d; });
+    s.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+    });
     await once(s, 'close');
     assert.match(text, /"t":"error","reason":"bad segment magic"/);
     for (let i = 0; i < 50 && reports.length < 1; i++) await new Promise((d) => setTimeout(d, 20));
@@ -110,7 +128,12 @@ test('the segment parser handles headers split across reads', () => {
   const p = new SegmentParser();
   const payload: Buffer[] = [];
   const ends: number[] = [];
-  for (let i = 0; i < stream.length; i++) p.push(stream.subarray(i, i + 1), (b) => payload.push(Buffer.from(b)), (k) => ends.push(k));
+  for (let i = 0; i < stream.length; i++)
+    p.push(
+      stream.subarray(i, i + 1),
+      (b) => payload.push(Buffer.from(b)),
+      (k) => ends.push(k),
+    );
   assert.equal(Buffer.concat(payload).toString(), 'helloabc');
   assert.deepEqual(ends, [0, 1]);
   assert.equal(p.ended, true);

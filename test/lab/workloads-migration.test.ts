@@ -33,7 +33,10 @@ test('rounds shrink geometrically until the remainder fits the downtime budget',
 });
 
 test('a fast link stops after the first copy', () => {
-  const out = simulateMigration({ memoryPages: GiB_PAGES, dirtyPagesPerSec: 256, downtimeBudgetMs: 300, maxRounds: 30 }, linkSeconds(30000));
+  const out = simulateMigration(
+    { memoryPages: GiB_PAGES, dirtyPagesPerSec: 256, downtimeBudgetMs: 300, maxRounds: 30 },
+    linkSeconds(30000),
+  );
   assert.equal(out.rounds, 1);
   assert.equal(out.steps[1]!.kind, 'stop-copy');
   assert.ok(out.downtimeMs < 300);
@@ -68,12 +71,15 @@ test('property: every migration terminates within maxRounds with a stop-and-copy
       fc.integer({ min: 0, max: 2000 }),
       fc.integer({ min: 1, max: 40 }),
       (memoryPages, dirty, rate, budget, maxRounds) => {
-        const out = simulateMigration({ memoryPages, dirtyPagesPerSec: dirty, downtimeBudgetMs: budget, maxRounds }, linkSeconds(rate, 0.001));
+        const out = simulateMigration(
+          { memoryPages, dirtyPagesPerSec: dirty, downtimeBudgetMs: budget, maxRounds },
+          linkSeconds(rate, 0.001),
+        );
         assert.ok(out.rounds >= 1 && out.rounds <= maxRounds);
         assert.equal(out.steps.filter((s) => s.kind === 'stop-copy').length, 1);
         assert.equal(out.steps.at(-1)!.kind, 'stop-copy');
         for (const s of out.steps) assert.ok(s.pages >= 0 && s.pages <= memoryPages);
-        if (out.reason === 'converged') assert.ok(out.steps.at(-1)!.pages / rate * 1000 <= budget + 1e-6);
+        if (out.reason === 'converged') assert.ok((out.steps.at(-1)!.pages / rate) * 1000 <= budget + 1e-6);
       },
     ),
     { numRuns: 300 },

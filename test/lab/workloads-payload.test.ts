@@ -60,11 +60,18 @@ test('vm pages follow the documented mix and each class has its content', () => 
     const page = data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
     const cls = image.pageClass(i);
     const ratio = PAGE_SIZE / zlib.deflateRawSync(page, { level: 1 }).length;
-    if (cls === 'zero') assert.ok(page.every((b) => b === 0), `page ${i} should be zero`);
+    if (cls === 'zero')
+      assert.ok(
+        page.every((b) => b === 0),
+        `page ${i} should be zero`,
+      );
     if (cls === 'random') assert.ok(ratio < 1.05, `random page ${i} compressed ${ratio}x`);
     if (cls === 'text') {
       assert.ok(ratio > 1.8 && ratio < 6, `text page ${i} compressed ${ratio}x`);
-      assert.ok(page.every((b) => b === 10 || (b >= 32 && b < 127)), `text page ${i} should be printable`);
+      assert.ok(
+        page.every((b) => b === 10 || (b >= 32 && b < 127)),
+        `text page ${i} should be printable`,
+      );
     }
     if (cls === 'structured') assert.ok(ratio > 1.8 && ratio < 8, `structured page ${i} compressed ${ratio}x`);
     if (cls !== 'zero') {

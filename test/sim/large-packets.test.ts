@@ -22,15 +22,18 @@ test('8900-byte packets on a sub-millisecond path: credit keeps flowing, the tra
     bytes: 24 * MiB,
     streams: 2,
     untilMs: 30_000,
-    makeConnection: (role, now, random) => new Connection({
-      role, now, config: defaultConnectionConfig({
-        random,
-        maxPacketSize: 8900,
-        connectionReceiveWindow: 4 * MiB,
-        streamReceiveWindow: 4 * MiB,
-        rateController: () => new ModelBasedController({ random, ...(role === 'server' ? { initialWindowPackets: 1 } : {}) }),
+    makeConnection: (role, now, random) =>
+      new Connection({
+        role,
+        now,
+        config: defaultConnectionConfig({
+          random,
+          maxPacketSize: 8900,
+          connectionReceiveWindow: 4 * MiB,
+          streamReceiveWindow: 4 * MiB,
+          rateController: () => new ModelBasedController({ random, ...(role === 'server' ? { initialWindowPackets: 1 } : {}) }),
+        }),
       }),
-    }),
   });
   assert.deepEqual(r.errors, []);
   assert.ok(r.completed && r.byteExact);

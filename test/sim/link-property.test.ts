@@ -16,7 +16,10 @@ const options = fc.record({
 });
 
 // Packet sizes and gaps between sends (ms).
-const schedule = fc.array(fc.tuple(fc.integer({ min: 1, max: 1500 }), fc.double({ min: 0, max: 2, noNaN: true })), { minLength: 1, maxLength: 400 });
+const schedule = fc.array(fc.tuple(fc.integer({ min: 1, max: 1500 }), fc.double({ min: 0, max: 2, noNaN: true })), {
+  minLength: 1,
+  maxLength: 400,
+});
 
 test('every packet is delivered once, lost or dropped; FIFO order; never early', () => {
   fc.assert(

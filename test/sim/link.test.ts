@@ -51,7 +51,10 @@ test('drop-tail queue bounded in bytes', () => {
   const s = link.stats();
   assert.equal(arrivals.length, 10);
   assert.equal(s.queueDrops, 90);
-  assert.deepEqual(arrivals.map((a) => a.id), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    arrivals.map((a) => a.id),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   // Once the queue drains, packets are accepted again.
   link.send(packet(100, 1250), 10);
   assert.equal(arrivals.length, 11);
@@ -103,7 +106,16 @@ test('reordering and duplication happen at their rates', () => {
 });
 
 test('same seed, same arrivals; another seed, other arrivals', () => {
-  const opts: LinkOptions = { rateBps: 50e6, delayMs: 10, jitterMs: 2, lossRate: 0.01, reorderRate: 0.01, reorderDelayMs: 1, duplicateRate: 0.01, queueBytes: 20_000 };
+  const opts: LinkOptions = {
+    rateBps: 50e6,
+    delayMs: 10,
+    jitterMs: 2,
+    lossRate: 0.01,
+    reorderRate: 0.01,
+    reorderDelayMs: 1,
+    duplicateRate: 0.01,
+    queueBytes: 20_000,
+  };
   const run = (seed: number): string => {
     const { link, arrivals } = recordingLink(opts, seed);
     for (let i = 0; i < 5000; i++) link.send(packet(i, 1200), i * 0.15);
@@ -122,7 +134,10 @@ test('idle accounting: the gaps between packets, not the time before the first, 
   link.send(packet(2, 1250), 7); // idle 5..7
   link.send(packet(3, 1250), 10); // idle 8..10
   const s = link.stats();
-  assert.deepEqual(spells, [[5, 7], [8, 10]]);
+  assert.deepEqual(spells, [
+    [5, 7],
+    [8, 10],
+  ]);
   assert.ok(Math.abs(s.idleMs - 4) < 1e-9);
   assert.ok(Math.abs(s.busyMs - 4) < 1e-9);
 });

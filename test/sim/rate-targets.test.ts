@@ -55,7 +55,15 @@ function feedRound(c: ModelBasedController, start: number, rateBps: number, rttM
   for (let i = 0; i < packets; i++) {
     now = start + (i + 1) * step;
     c.onPacketSent(now, MSS, inflight, false);
-    c.onAck({ now, rttMs, bytesAcked: MSS, deliveryRateBps: rateBps, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - rttMs });
+    c.onAck({
+      now,
+      rttMs,
+      bytesAcked: MSS,
+      deliveryRateBps: rateBps,
+      isAppLimited: false,
+      bytesInFlight: inflight - MSS,
+      sentAt: now - rttMs,
+    });
   }
   return now;
 }
@@ -99,7 +107,10 @@ function lcg(seed: number): () => number {
   };
 }
 
-for (const [what, random] of [['an injected random source', lcg(7)], ['no random source (the ack hash)', undefined]] as const) {
+for (const [what, random] of [
+  ['an injected random source', lcg(7)],
+  ['no random source (the ack hash)', undefined],
+] as const) {
   test(`with ${what} the probe cycle length varies, so two associations cannot stay in step`, () => {
     const { c, now: t0 } = steady(random);
     let now = t0;
@@ -129,7 +140,15 @@ function feedStalledRound(c: ModelBasedController, start: number, rateBps: numbe
   for (let i = 0; i < packets; i++) {
     now = start + ((i + 1) * span) / packets;
     c.onPacketSent(now, MSS, inflight, false);
-    c.onAck({ now, rttMs: span, bytesAcked: MSS, deliveryRateBps: sampled, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - span });
+    c.onAck({
+      now,
+      rttMs: span,
+      bytesAcked: MSS,
+      deliveryRateBps: sampled,
+      isAppLimited: false,
+      bytesInFlight: inflight - MSS,
+      sentAt: now - span,
+    });
   }
   return now;
 }
@@ -157,7 +176,15 @@ test('once the pipe is full, data in flight stays within 2 BDP even when acks ar
     now += 20;
     for (let i = 0; i < packets; i++) {
       c.onPacketSent(now, MSS, inflight, false);
-      c.onAck({ now, rttMs: 25, bytesAcked: MSS, deliveryRateBps: 100e6, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - 25 });
+      c.onAck({
+        now,
+        rttMs: 25,
+        bytesAcked: MSS,
+        deliveryRateBps: 100e6,
+        isAppLimited: false,
+        bytesInFlight: inflight - MSS,
+        sentAt: now - 25,
+      });
     }
     now = feedRound(c, now, 100e6, 25);
   }
@@ -176,7 +203,16 @@ test('a burst of queue drops (14% of a round, below the heavy-loss cut) does not
     now += 25 / packets;
     c.onPacketSent(now, MSS, inflight, false);
     if (i < lost) c.onLoss({ now, bytesLost: MSS, bytesInFlight: inflight - MSS, lostPacketSentAt: now - 25 });
-    else c.onAck({ now, rttMs: 25, bytesAcked: MSS, deliveryRateBps: 100e6, isAppLimited: false, bytesInFlight: inflight - MSS, sentAt: now - 25 });
+    else
+      c.onAck({
+        now,
+        rttMs: 25,
+        bytesAcked: MSS,
+        deliveryRateBps: 100e6,
+        isAppLimited: false,
+        bytesInFlight: inflight - MSS,
+        sentAt: now - 25,
+      });
   }
   for (let i = 0; i < 4; i++) now = feedRound(c, now, 100e6, 25);
   const estimate = c.bandwidthEstimateBps();

@@ -132,7 +132,18 @@ test('event queue orders by time, then by insertion', () => {
     out.push([e.time, e.kind]);
     q.release(e);
   }
-  assert.deepEqual(out, [[0, 5], [1, 1], [1, 3], [2, 8], [2, 9], [3, 2], [3, 6], [5, 0], [7, 7], [9, 4]]);
+  assert.deepEqual(out, [
+    [0, 5],
+    [1, 1],
+    [1, 3],
+    [2, 8],
+    [2, 9],
+    [3, 2],
+    [3, 6],
+    [5, 0],
+    [7, 7],
+    [9, 4],
+  ]);
 });
 
 test('delay histogram mean and percentiles', () => {
@@ -154,7 +165,11 @@ test('a paused node handles nothing until it resumes, then everything that arriv
   sim.at(14, () => sim.pause(ia, 17.5)); // the sender stalls from 14 to 17.5 ms
   sim.run();
   const ids = b.received.map(([id]) => id);
-  assert.deepEqual(ids, Array.from({ length: 20 }, (_, i) => i), 'all arrived, in order');
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 20 }, (_, i) => i),
+    'all arrived, in order',
+  );
   for (const [id, at] of b.received) {
     // One-way delay + 1000 B at 1 Gbit/s; the four packets due during the sender's stall
     // leave together when it resumes, back to back on the link.

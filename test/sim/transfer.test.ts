@@ -76,7 +76,11 @@ test('random loss of 1% does not cut the rate: steady goodput near the link rate
 test('fixed-rate controller paces at the committed rate through random loss', () => {
   const p = findProfile('loss3')!;
   const fixed: ConnectionFactory = (role, now, random) =>
-    new Connection({ role, now, config: defaultConnectionConfig({ random, rateController: () => new FixedRateController({ rateBps: 500e6 }) }) });
+    new Connection({
+      role,
+      now,
+      config: defaultConnectionConfig({ random, rateController: () => new FixedRateController({ rateBps: 500e6 }) }),
+    });
   const r = runBulkTransfer({ seed: 4, profile: p, bytes: 16 * MiB, streams: 4, makeConnection: fixed });
   assertDelivered(r);
   // 500 Mbit/s committed on a 1 Gbit/s link with 3% loss: goodput near 500 x 0.97 x headers.

@@ -4,7 +4,13 @@ import fc from 'fast-check';
 import { Reader, writeVarint, varintSize, MAX_VARINT } from '../../src/transport/varint.ts';
 import { HEADER_SIZE, newHeader, readHeader, writeHeader, MAX_PACKET_NUMBER, PROTOCOL_VERSION } from '../../src/transport/packet.ts';
 import {
-  decodeFrames, encodeFrame, readFrame, HandshakeKind, MAX_ACK_RANGES, type Frame, type TransportParams,
+  decodeFrames,
+  encodeFrame,
+  readFrame,
+  HandshakeKind,
+  MAX_ACK_RANGES,
+  type Frame,
+  type TransportParams,
 } from '../../src/transport/frame.ts';
 
 test('varint round trips at every length boundary', () => {
@@ -29,17 +35,21 @@ test('varint beyond 2^53 and truncated varints fail without throwing', () => {
 });
 
 test('packet header round trips and rejects bad version, flags, truncation', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }),
-    fc.integer({ min: 0, max: MAX_PACKET_NUMBER }), fc.constantFrom(0, 1),
-    (hi, lo, pn, flags) => {
-      const buf = new Uint8Array(HEADER_SIZE);
-      writeHeader(buf, flags, hi, lo, pn);
-      const h = newHeader();
-      assert.equal(readHeader(buf, h), null);
-      assert.deepEqual(h, { version: PROTOCOL_VERSION, flags, cidHi: hi, cidLo: lo, packetNumber: pn });
-    },
-  ));
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer({ min: 0, max: MAX_PACKET_NUMBER }),
+      fc.constantFrom(0, 1),
+      (hi, lo, pn, flags) => {
+        const buf = new Uint8Array(HEADER_SIZE);
+        writeHeader(buf, flags, hi, lo, pn);
+        const h = newHeader();
+        assert.equal(readHeader(buf, h), null);
+        assert.deepEqual(h, { version: PROTOCOL_VERSION, flags, cidHi: hi, cidLo: lo, packetNumber: pn });
+      },
+    ),
+  );
   const buf = new Uint8Array(HEADER_SIZE);
   writeHeader(buf, 0, 1, 2, 3);
   const h = newHeader();
@@ -53,7 +63,12 @@ test('packet header round trips and rejects bad version, flags, truncation', () 
 });
 
 const params: TransportParams = {
-  maxPacketSize: 1452, maxData: 64 << 20, maxStreamData: 16 << 20, maxStreams: 4096, idleTimeoutMs: 30000, maxAckDelayUs: 5000,
+  maxPacketSize: 1452,
+  maxData: 64 << 20,
+  maxStreamData: 16 << 20,
+  maxStreams: 4096,
+  idleTimeoutMs: 30000,
+  maxAckDelayUs: 5000,
 };
 
 const arbParams: fc.Arbitrary<TransportParams> = fc.record({
@@ -66,7 +81,8 @@ const arbParams: fc.Arbitrary<TransportParams> = fc.record({
 });
 
 // ACK ranges: descending, disjoint, separated by at least one missing number.
-const arbAckRanges = fc.array(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 1000 })), { minLength: 1, maxLength: 40 })
+const arbAckRanges = fc
+  .array(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 1000 })), { minLength: 1, maxLength: 40 })
   .map((parts) => {
     const asc: number[] = [];
     let cursor = 0;
@@ -90,9 +106,17 @@ const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.nat().map((max): Frame => ({ type: 'max-data', max })),
   fc.record({ streamId: arbStreamId, max: fc.nat() }).map((r): Frame => ({ type: 'max-stream-data', ...r })),
   fc.integer({ min: 0, max: 2 ** 31 - 1 }).map((max): Frame => ({ type: 'max-streams', max })),
-  fc.tuple(fc.constantFrom(HandshakeKind.INIT, HandshakeKind.ACCEPT), arbParams).map(([kind, p]): Frame => ({ type: 'handshake', kind, params: p })),
+  fc
+    .tuple(fc.constantFrom(HandshakeKind.INIT, HandshakeKind.ACCEPT), arbParams)
+    .map(([kind, p]): Frame => ({ type: 'handshake', kind, params: p })),
   fc.record({ code: fc.nat(), reason: fc.string({ maxLength: 100 }) }).map((r): Frame => ({ type: 'close', ...r })),
-  fc.record({ streamId: arbStreamId, offset: fc.integer({ min: 0, max: 2 ** 50 }), fin: fc.boolean(), data: fc.uint8Array({ maxLength: 300 }) })
+  fc
+    .record({
+      streamId: arbStreamId,
+      offset: fc.integer({ min: 0, max: 2 ** 50 }),
+      fin: fc.boolean(),
+      data: fc.uint8Array({ maxLength: 300 }),
+    })
     .map((r): Frame => ({ type: 'stream', ...r })),
 );
 
@@ -103,20 +127,23 @@ function normalize(f: Frame): unknown {
 }
 
 test('every frame type round trips (property)', () => {
-  fc.assert(fc.property(fc.array(arbFrame, { minLength: 1, maxLength: 8 }), (frames) => {
-    // Padding absorbs following zero bytes, so it is only compared as the last frame.
-    const list = frames.filter((f, i) => f.type !== 'padding' || i === frames.length - 1);
-    const parts = list.map(encodeFrame);
-    const total = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-    let pos = 0;
-    for (const p of parts) {
-      total.set(p, pos);
-      pos += p.length;
-    }
-    const decoded = decodeFrames(total);
-    assert.ok(Array.isArray(decoded), JSON.stringify(decoded));
-    assert.deepEqual(decoded.map(normalize), list.map(normalize));
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.array(arbFrame, { minLength: 1, maxLength: 8 }), (frames) => {
+      // Padding absorbs following zero bytes, so it is only compared as the last frame.
+      const list = frames.filter((f, i) => f.type !== 'padding' || i === frames.length - 1);
+      const parts = list.map(encodeFrame);
+      const total = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let pos = 0;
+      for (const p of parts) {
+        total.set(p, pos);
+        pos += p.length;
+      }
+      const decoded = decodeFrames(total);
+      assert.ok(Array.isArray(decoded), JSON.stringify(decoded));
+      assert.deepEqual(decoded.map(normalize), list.map(normalize));
+    }),
+    { numRuns: 500 },
+  );
 });
 
 function decodeNeverThrows(bytes: Uint8Array): void {
@@ -143,21 +170,29 @@ function decodeNeverThrows(bytes: Uint8Array): void {
 test('decoders on random bytes return a typed error or valid frames, never throw', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), decodeNeverThrows), { numRuns: 3000 });
   // Frame-type-led inputs reach deeper into each decoder.
-  fc.assert(fc.property(fc.integer({ min: 0, max: 0x12 }), fc.uint8Array({ maxLength: 60 }), (t, rest) => {
-    decodeNeverThrows(Uint8Array.of(t, ...rest));
-  }), { numRuns: 3000 });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0x12 }), fc.uint8Array({ maxLength: 60 }), (t, rest) => {
+      decodeNeverThrows(Uint8Array.of(t, ...rest));
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 test('decoders on mutated valid frames return a typed error or valid frames, never throw', () => {
-  fc.assert(fc.property(
-    arbFrame, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(),
-    (frame, mutations, cut) => {
-      const bytes = encodeFrame(frame).slice();
-      for (const [at, v] of mutations) if (bytes.length > 0) bytes[at % bytes.length] = v;
-      decodeNeverThrows(bytes);
-      decodeNeverThrows(bytes.subarray(0, cut % (bytes.length + 1)));
-    },
-  ), { numRuns: 3000 });
+  fc.assert(
+    fc.property(
+      arbFrame,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      fc.nat(),
+      (frame, mutations, cut) => {
+        const bytes = encodeFrame(frame).slice();
+        for (const [at, v] of mutations) if (bytes.length > 0) bytes[at % bytes.length] = v;
+        decodeNeverThrows(bytes);
+        decodeNeverThrows(bytes.subarray(0, cut % (bytes.length + 1)));
+      },
+    ),
+    { numRuns: 3000 },
+  );
 });
 
 test('hostile lengths are rejected before any allocation or loop', () => {

@@ -38,14 +38,17 @@ test('handshake completes over a link losing half the packets', () => {
 
 test('many concurrent streams arrive byte-exact under loss, reordering and duplication', () => {
   const p = new Pair({ seed: 11, link: { delayMs: 15, lossRate: 0.05, jitterMs: 6, duplicateRate: 0.05 } });
-  const sizes = Array.from({ length: 24 }, (_, i) => (i * 7919) % 150_000 + (i % 3 === 0 ? 0 : 1));
+  const sizes = Array.from({ length: 24 }, (_, i) => ((i * 7919) % 150_000) + (i % 3 === 0 ? 0 : 1));
   const { writer, reader, ok } = transfer(p, sizes);
   assert.ok(ok, `finished ${reader.finished.size}/${sizes.length}`);
   assert.deepEqual(reader.digests(), writer.digests());
   const cs = p.client.stats();
   assert.ok(cs.packetsLost > 0, 'the link lost packets');
   assert.ok(cs.streamBytesRetransmitted > 0);
-  assert.equal(cs.streamBytesSent, sizes.reduce((a, b) => a + b, 0));
+  assert.equal(
+    cs.streamBytesSent,
+    sizes.reduce((a, b) => a + b, 0),
+  );
   assert.equal(p.server.stats().streamBytesReceived, cs.streamBytesSent);
   assert.ok(p.server.extendedStats().duplicatePackets > 0, 'duplicates were seen and dropped');
   // Random loss is reported to the controller, which alone decides what it means.
@@ -58,8 +61,14 @@ test('streams in both directions at once, and zero-length streams', () => {
   const down = new Writer([80_000, 1], 2);
   const upR = new Reader();
   const downR = new Reader();
-  p.onClient = (q) => { up.pump(q.client, q.clientEvents); downR.pump(q.client, q.clientEvents); };
-  p.onServer = (q) => { down.pump(q.server, q.serverEvents); upR.pump(q.server, q.serverEvents); };
+  p.onClient = (q) => {
+    up.pump(q.client, q.clientEvents);
+    downR.pump(q.client, q.clientEvents);
+  };
+  p.onServer = (q) => {
+    down.pump(q.server, q.serverEvents);
+    upR.pump(q.server, q.serverEvents);
+  };
   assert.ok(p.runUntil(() => upR.finished.size === 3 && downR.finished.size === 2, 60_000));
   assert.deepEqual(upR.digests(), up.digests());
   assert.deepEqual(downR.digests(), down.digests());
@@ -89,7 +98,9 @@ test('streams are freed once both halves finish; the peer gets stream slots back
       }
     }
   };
-  assert.ok(p.runUntil(() => finishedServer === 12 && p.client.stats().activeStreams === 0 && p.server.stats().activeStreams === 0, 30_000));
+  assert.ok(
+    p.runUntil(() => finishedServer === 12 && p.client.stats().activeStreams === 0 && p.server.stats().activeStreams === 0, 30_000),
+  );
   assert.equal(opened, 12, 'MAX_STREAMS credit let the client open 12 streams with a limit of 4');
 });
 
@@ -119,8 +130,14 @@ test('under loss and reordering every finished stream is freed, even when its FI
     };
     p.onServer = (q) => readAll(q.server, q.serverEvents, true);
     p.onClient = (q) => readAll(q.client, q.clientEvents, false);
-    const ok = p.runUntil(() => finished === streams && p.client.stats().activeStreams === 0 && p.server.stats().activeStreams === 0, 60_000);
-    assert.ok(ok, `seed ${seed}: ${finished}/${streams} finished; streams left: client ${p.client.stats().activeStreams}, server ${p.server.stats().activeStreams}`);
+    const ok = p.runUntil(
+      () => finished === streams && p.client.stats().activeStreams === 0 && p.server.stats().activeStreams === 0,
+      60_000,
+    );
+    assert.ok(
+      ok,
+      `seed ${seed}: ${finished}/${streams} finished; streams left: client ${p.client.stats().activeStreams}, server ${p.server.stats().activeStreams}`,
+    );
   }
 });
 
@@ -175,13 +192,21 @@ test('reset: the peer is told the code, both sides free the stream, credit is no
     const id = p.client.openStream();
     ids.push(id);
     p.client.write(id, new Uint8Array(60_000).fill(i));
-    assert.ok(p.runUntil(() => p.server.extendedStats().bufferedRecvBytes >= 30_000 || p.client.stats().streamBytesSent >= (i + 1) * 60_000, 30_000));
+    assert.ok(
+      p.runUntil(
+        () => p.server.extendedStats().bufferedRecvBytes >= 30_000 || p.client.stats().streamBytesSent >= (i + 1) * 60_000,
+        30_000,
+      ),
+    );
     p.client.resetStream(id, 0x200 + i);
     assert.ok(p.runUntil(() => types(p.serverEvents, 'stream-reset').length === i + 1, 30_000));
     resets++;
   }
   const got = types(p.serverEvents, 'stream-reset') as Array<Extract<ConnectionEvent, { type: 'stream-reset' }>>;
-  assert.deepEqual(got.map((e) => e.code), ids.map((_, i) => 0x200 + i));
+  assert.deepEqual(
+    got.map((e) => e.code),
+    ids.map((_, i) => 0x200 + i),
+  );
   assert.ok(p.runUntil(() => p.client.stats().activeStreams === 0 && p.server.stats().activeStreams === 0, 30_000));
   // 600 kB went into reset streams through a 200 kB association window: credit came back.
   const writer = new Writer([300_000], 3);
@@ -231,7 +256,11 @@ test('abort sends one CLOSE and is closed at once', () => {
 });
 
 test('idle timeout closes both sides when the path dies; keepalive holds an idle path open', () => {
-  const idle = new Pair({ seed: 1, client: { idleTimeoutMs: 3_000, keepaliveMs: 1_000 }, server: { idleTimeoutMs: 3_000, keepaliveMs: 1_000 } });
+  const idle = new Pair({
+    seed: 1,
+    client: { idleTimeoutMs: 3_000, keepaliveMs: 1_000 },
+    server: { idleTimeoutMs: 3_000, keepaliveMs: 1_000 },
+  });
   idle.connect();
   // Quiet but healthy: keepalive PINGs keep it open well past the idle timeout.
   idle.runUntil(() => false, idle.now + 20_000);
@@ -251,7 +280,10 @@ test('idle timeout closes both sides when the path dies; keepalive holds an idle
 
 test('handshake to a dead peer gives up after the idle timeout', () => {
   const p = new Pair({ seed: 1, client: { idleTimeoutMs: 5_000 }, link: { down: true } });
-  assert.equal(p.runUntil(() => p.client.isClosed, 60_000), true);
+  assert.equal(
+    p.runUntil(() => p.client.isClosed, 60_000),
+    true,
+  );
   assert.equal((types(p.clientEvents, 'closed')[0] as { code: number }).code, CloseCode.HANDSHAKE_TIMEOUT);
 });
 
@@ -301,7 +333,10 @@ test('probe timeout recovers a lost tail (last packets of a stream all lost)', (
   p.service();
   // Nothing comes back, so only a probe timeout can notice the loss (its count resets once
   // an ACK arrives, so it is checked before the link comes back).
-  assert.ok(p.runUntil(() => p.client.extendedStats().ptoCount > 0, p.now + 5_000), 'no probe timeout while the tail was lost');
+  assert.ok(
+    p.runUntil(() => p.client.extendedStats().ptoCount > 0, p.now + 5_000),
+    'no probe timeout while the tail was lost',
+  );
   p.toServer.down = false;
   const reader = new Reader();
   p.onServer = (q) => reader.pump(q.server, q.serverEvents);
@@ -326,7 +361,9 @@ test('ackFrequency: fewer ACK packets, same bytes', () => {
 test('every INIT packet carries the HANDSHAKE frame right after the header (the gateway routes on it)', () => {
   const p = new Pair({ seed: 9, link: { lossRate: 0.6 } });
   const beforeConnected: Uint8Array[] = [];
-  p.tap = (d, toServer) => { if (toServer && !p.client.isConnected) beforeConnected.push(d); };
+  p.tap = (d, toServer) => {
+    if (toServer && !p.client.isConnected) beforeConnected.push(d);
+  };
   p.connect();
   assert.ok(beforeConnected.length >= 2, 'INIT was repeated over the lossy link');
   for (const d of beforeConnected) {
@@ -393,7 +430,12 @@ test('no head-of-line blocking: one stream the reader ignores does not hold up t
 
 test('long outage with a full window and slow probes: timers never spin at one instant', () => {
   // Small window, long RTT: probe backoff outgrows the keepalive interval.
-  const p = new Pair({ seed: 14, link: { delayMs: 150 }, client: { keepaliveMs: 2_000, idleTimeoutMs: 60_000 }, server: { idleTimeoutMs: 60_000 } });
+  const p = new Pair({
+    seed: 14,
+    link: { delayMs: 150 },
+    client: { keepaliveMs: 2_000, idleTimeoutMs: 60_000 },
+    server: { idleTimeoutMs: 60_000 },
+  });
   (p.clientCtl as unknown as { cwnd: number }).cwnd = 64 * 1024;
   const writer = new Writer([5_000_000], 2);
   p.onClient = (q) => writer.pump(q.client, q.clientEvents);

@@ -48,7 +48,7 @@ export class TestController implements RateController {
 export interface LinkOpts {
   delayMs: number;
   lossRate: number;
-  jitterMs: number;        // uniform extra delay in [0, jitterMs): reorders packets
+  jitterMs: number; // uniform extra delay in [0, jitterMs): reorders packets
   duplicateRate: number;
   /** Datagrams larger than this are dropped (path MTU). */
   mtu: number;
@@ -137,7 +137,8 @@ export class Pair {
     const n = conn.pollTransmitInto(this.now, buf, at);
     if (n === 0) return null;
     for (let i = 0; i < buf.length; i++) {
-      if ((i < at || i >= at + n) && buf[i] !== 0xee) throw new Error(`pollTransmitInto wrote outside its datagram (byte ${i}, datagram ${at}+${n})`);
+      if ((i < at || i >= at + n) && buf[i] !== 0xee)
+        throw new Error(`pollTransmitInto wrote outside its datagram (byte ${i}, datagram ${at}+${n})`);
     }
     return buf.slice(at, at + n);
   }

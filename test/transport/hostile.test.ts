@@ -15,7 +15,13 @@ function packet(cid: Uint8Array, pn: number, frames: Frame[] | Uint8Array): Uint
   const body = frames instanceof Uint8Array ? frames : Buffer.concat(frames.map(encodeFrame));
   const out = new Uint8Array(HEADER_SIZE + body.length);
   out.set(cid, 2);
-  writeHeader(out, 0, (cid[0]! << 24 | cid[1]! << 16 | cid[2]! << 8 | cid[3]!) >>> 0, (cid[4]! << 24 | cid[5]! << 16 | cid[6]! << 8 | cid[7]!) >>> 0, pn);
+  writeHeader(
+    out,
+    0,
+    ((cid[0]! << 24) | (cid[1]! << 16) | (cid[2]! << 8) | cid[3]!) >>> 0,
+    ((cid[4]! << 24) | (cid[5]! << 16) | (cid[6]! << 8) | cid[7]!) >>> 0,
+    pn,
+  );
   out.set(body, HEADER_SIZE);
   return out;
 }
@@ -66,7 +72,13 @@ test('hostile datagrams are dropped whole, leave state intact, and the transfer 
     packet(cid, pnBase + 5, [{ type: 'stream', streamId: 1, offset: 0, fin: false, data: new Uint8Array(1) }]),
     packet(cid, pnBase + 6, [{ type: 'reset-stream', streamId, code: 1, finalSize: 0 }]),
     packet(cid, pnBase + 7, [{ type: 'stream', streamId, offset: 0, fin: true, data: new Uint8Array(1) }]),
-    packet(cid, pnBase + 8, [{ type: 'handshake', kind: 2, params: { maxPacketSize: 1452, maxData: 1, maxStreamData: 1, maxStreams: 1, idleTimeoutMs: 1, maxAckDelayUs: 1 } }]),
+    packet(cid, pnBase + 8, [
+      {
+        type: 'handshake',
+        kind: 2,
+        params: { maxPacketSize: 1452, maxData: 1, maxStreamData: 1, maxStreams: 1, idleTimeoutMs: 1, maxAckDelayUs: 1 },
+      },
+    ]),
     // A valid frame followed by garbage: the valid part must not be applied either.
     packet(cid, pnBase + 9, Uint8Array.of(...encodeFrame({ type: 'max-streams', max: 1 }), 0xff)),
   ];
@@ -78,20 +90,23 @@ test('hostile datagrams are dropped whole, leave state intact, and the transfer 
     assert.equal(server.stats().datagramsDropped, dropped + 1);
   }
   // Random bytes behind a valid header, and random bytes alone.
-  fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.boolean(), fc.nat(), (body, withHeader, n) => {
-    const d = withHeader ? packet(cid, pnBase + 100 + n, body) : body;
-    const before = snapshot(server);
-    p.inject(true, d);
-    const after = snapshot(server);
-    if (server.stats().datagramsDropped === 0) assert.fail('nothing was dropped');
-    // Either dropped (state identical) or a harmless valid packet (only padding/ping/ack-like).
-    if (JSON.stringify(after) !== JSON.stringify(before)) {
-      const a = after as Record<string, unknown>;
-      const b = before as Record<string, unknown>;
-      assert.equal(a.streamBytesReceived, b.streamBytesReceived);
-      assert.equal(a.activeStreams, b.activeStreams);
-    }
-  }), { numRuns: 400, seed: 5 });
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.boolean(), fc.nat(), (body, withHeader, n) => {
+      const d = withHeader ? packet(cid, pnBase + 100 + n, body) : body;
+      const before = snapshot(server);
+      p.inject(true, d);
+      const after = snapshot(server);
+      if (server.stats().datagramsDropped === 0) assert.fail('nothing was dropped');
+      // Either dropped (state identical) or a harmless valid packet (only padding/ping/ack-like).
+      if (JSON.stringify(after) !== JSON.stringify(before)) {
+        const a = after as Record<string, unknown>;
+        const b = before as Record<string, unknown>;
+        assert.equal(a.streamBytesReceived, b.streamBytesReceived);
+        assert.equal(a.activeStreams, b.activeStreams);
+      }
+    }),
+    { numRuns: 400, seed: 5 },
+  );
   // Replays of real packets are duplicates: ignored.
   assert.ok(p.runUntil(() => reader.finished.size === 3, 300_000));
   assert.ok(server.isConnected);
@@ -101,7 +116,9 @@ test('hostile datagrams are dropped whole, leave state intact, and the transfer 
 test('replayed packets are ignored', () => {
   const p = new Pair({ seed: 1 });
   const captured: Uint8Array[] = [];
-  p.tap = (d, toServer) => { if (toServer) captured.push(d); };
+  p.tap = (d, toServer) => {
+    if (toServer) captured.push(d);
+  };
   const writer = new Writer([50_000], 1);
   const reader = new Reader();
   p.onClient = (q) => writer.pump(q.client, q.clientEvents);

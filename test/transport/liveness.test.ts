@@ -22,7 +22,10 @@ test('receiver whose window is smaller than one 8900-byte packet still sends cre
   const reader = new Reader();
   p.onClient = (q) => writer.pump(q.client, q.clientEvents);
   p.onServer = (q) => reader.pump(q.server, q.serverEvents);
-  assert.ok(p.runUntil(() => reader.finished.size === 1, 60_000), `stalled at ${reader.bytes()} bytes`);
+  assert.ok(
+    p.runUntil(() => reader.finished.size === 1, 60_000),
+    `stalled at ${reader.bytes()} bytes`,
+  );
   assert.deepEqual(reader.digests(), writer.digests());
   assert.equal(p.server.stats().packetSize, 8900, 'the receiver did reach the large packet size');
   assert.ok(p.server.stats().cwndBytes < 8900);
@@ -41,7 +44,10 @@ test('sender whose window is smaller than one MTU probe: data never waits behind
     const frames = decodeFrames(data, HEADER_SIZE);
     if (toServer && Array.isArray(frames) && frames.some((f) => f.type === 'stream')) largestData = Math.max(largestData, data.length);
   };
-  assert.ok(p.runUntil(() => reader.finished.size === 1, 120_000), `stalled at ${reader.bytes()} bytes`);
+  assert.ok(
+    p.runUntil(() => reader.finished.size === 1, 120_000),
+    `stalled at ${reader.bytes()} bytes`,
+  );
   assert.deepEqual(reader.digests(), writer.digests());
   // The 8900-byte probe never fits this window; data goes in packets the window holds.
   assert.ok(largestData >= 1200 && largestData <= 5000, `largest data packet ${largestData}`);
@@ -55,7 +61,9 @@ test('an event queued by read() makes nextTimeout() due at once', () => {
   p.client.finish(id);
   // Deliver everything but let the "application" read nothing yet.
   assert.ok(p.runUntil(() => p.serverEvents.some((e) => e.type === 'stream-readable') && p.client.stats().bytesInFlight === 0, 5_000));
-  while (p.server.pollEvent() !== null) { /* a driver's event loop: drained before reading */ }
+  while (p.server.pollEvent() !== null) {
+    /* a driver's event loop: drained before reading */
+  }
   // The handler reads inside the loop; the FIN has been consumed, stream-finished is queued.
   const sink: Uint8Array[] = [];
   assert.equal(drain(p.server, id, sink), 3000);

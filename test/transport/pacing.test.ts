@@ -31,7 +31,10 @@ test('Pacer releases bulk data in quanta of about 1 ms of rate', () => {
   assert.equal(first.sent, 0, 'a drained bucket does not release a single packet');
   assert.ok(first.next > 0.01);
   const at = burst(p, first.next);
-  assert.ok(at.sent >= Math.floor(p.quantum / PACKET) && at.sent <= Math.ceil(p.quantum / PACKET), `burst of ${at.sent} packets, quantum ${p.quantum} B`);
+  assert.ok(
+    at.sent >= Math.floor(p.quantum / PACKET) && at.sent <= Math.ceil(p.quantum / PACKET),
+    `burst of ${at.sent} packets, quantum ${p.quantum} B`,
+  );
   assert.ok(p.quantum >= 12_000 && p.quantum <= 12_500);
 });
 
@@ -72,7 +75,7 @@ test('Pacer keeps the average rate within 1% when the timer wakes up to 1.1 ms l
         const { sent, next } = burst(p, now);
         bytes += sent * PACKET;
         wakeups++;
-        now += Math.max(1, Math.ceil(next - now)) + lateMs * ((wakeups * 7) % 10) / 10;
+        now += Math.max(1, Math.ceil(next - now)) + (lateMs * ((wakeups * 7) % 10)) / 10;
       }
       const rate = (bytes * 8) / (now / 1000);
       assert.ok(Math.abs(rate / rateBps - 1) < 0.01, `${rateBps / 1e6} Mbit/s, late ${lateMs} ms: ${(rate / 1e6).toFixed(2)} Mbit/s`);

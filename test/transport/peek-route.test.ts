@@ -5,7 +5,14 @@ import { test } from 'node:test';
 import { FrameType, HandshakeKind, writeHandshake } from '../../src/transport/frame.ts';
 import { HEADER_SIZE, peekRoute, writeHeader, type PacketRoute } from '../../src/transport/packet.ts';
 
-const params = { maxPacketSize: 1400, maxData: 1 << 20, maxStreamData: 1 << 16, maxStreams: 100, maxAckDelayUs: 5000, idleTimeoutMs: 30_000 };
+const params = {
+  maxPacketSize: 1400,
+  maxData: 1 << 20,
+  maxStreamData: 1 << 16,
+  maxStreams: 100,
+  maxAckDelayUs: 5000,
+  idleTimeoutMs: 30_000,
+};
 
 function packet(kind: number | null): Uint8Array {
   const buf = new Uint8Array(256);

@@ -16,4 +16,3 @@ test('SendWaits adds each spell to what it waited for, the open one included', (
   w.note(SendWait.none, 36);
   assert.deepEqual(w.totals(100), { windowMs: 5, pacingMs: 7, dataMs: 9 }, 'sending counts to nothing');
 });
-

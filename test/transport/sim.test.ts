@@ -48,36 +48,48 @@ test('the same seed gives the same run', () => {
 });
 
 test('random link schedules (loss, jitter reordering, duplication, delay) deliver byte-exact (property)', () => {
-  fc.assert(fc.property(
-    fc.record({
-      seed: fc.integer({ min: 1, max: 1_000_000 }),
-      delayMs: fc.integer({ min: 0, max: 40 }),
-      lossRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
-      jitterMs: fc.integer({ min: 0, max: 10 }),
-      duplicateRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
-      sizes: fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 1, maxLength: 6 }),
-      bidirectional: fc.boolean(),
-    }),
-    (c) => {
-      const p = new Pair({ seed: c.seed, link: { delayMs: c.delayMs, lossRate: c.lossRate, jitterMs: c.jitterMs, duplicateRate: c.duplicateRate } });
-      // Every datagram either side produces decodes and respects the size ceiling.
-      p.tap = (d) => {
-        assert.ok(d.length <= 1452 && d.length > HEADER_SIZE, `datagram of ${d.length} bytes`);
-        assert.ok(Array.isArray(decodeFrames(d, HEADER_SIZE)), 'undecodable datagram');
-      };
-      const up = new Writer(c.sizes, c.seed);
-      const down = new Writer(c.bidirectional ? c.sizes.slice(0, 2) : [], c.seed + 1);
-      const upR = new Reader();
-      const downR = new Reader();
-      p.onClient = (q) => { up.pump(q.client, q.clientEvents); downR.pump(q.client, q.clientEvents); };
-      p.onServer = (q) => { down.pump(q.server, q.serverEvents); upR.pump(q.server, q.serverEvents); };
-      const want = c.bidirectional ? Math.min(2, c.sizes.length) : 0;
-      const ok = p.runUntil(() => upR.finished.size === c.sizes.length && downR.finished.size === want, 600_000);
-      assert.ok(ok, `incomplete: ${JSON.stringify(c)}`);
-      assert.deepEqual(upR.digests(), up.digests());
-      assert.deepEqual(downR.digests(), down.digests());
-    },
-  ), { numRuns: 25, seed: 20261125 });
+  fc.assert(
+    fc.property(
+      fc.record({
+        seed: fc.integer({ min: 1, max: 1_000_000 }),
+        delayMs: fc.integer({ min: 0, max: 40 }),
+        lossRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+        jitterMs: fc.integer({ min: 0, max: 10 }),
+        duplicateRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
+        sizes: fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 1, maxLength: 6 }),
+        bidirectional: fc.boolean(),
+      }),
+      (c) => {
+        const p = new Pair({
+          seed: c.seed,
+          link: { delayMs: c.delayMs, lossRate: c.lossRate, jitterMs: c.jitterMs, duplicateRate: c.duplicateRate },
+        });
+        // Every datagram either side produces decodes and respects the size ceiling.
+        p.tap = (d) => {
+          assert.ok(d.length <= 1452 && d.length > HEADER_SIZE, `datagram of ${d.length} bytes`);
+          assert.ok(Array.isArray(decodeFrames(d, HEADER_SIZE)), 'undecodable datagram');
+        };
+        const up = new Writer(c.sizes, c.seed);
+        const down = new Writer(c.bidirectional ? c.sizes.slice(0, 2) : [], c.seed + 1);
+        const upR = new Reader();
+        const downR = new Reader();
+        p.onClient = (q) => {
+          up.pump(q.client, q.clientEvents);
+          downR.pump(q.client, q.clientEvents);
+        };
+        p.onServer = (q) => {
+          down.pump(q.server, q.serverEvents);
+          upR.pump(q.server, q.serverEvents);
+        };
+        const want = c.bidirectional ? Math.min(2, c.sizes.length) : 0;
+        const ok = p.runUntil(() => upR.finished.size === c.sizes.length && downR.finished.size === want, 600_000);
+        assert.ok(ok, `incomplete: ${JSON.stringify(c)}`);
+        assert.deepEqual(upR.digests(), up.digests());
+        assert.deepEqual(downR.digests(), down.digests());
+      },
+    ),
+    { numRuns: 25, seed: 20261125 },
+  );
 });
 
 test('a reordering path widens the loss thresholds: few spurious retransmissions', () => {

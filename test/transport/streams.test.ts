@@ -6,38 +6,46 @@ import { RecvStream } from '../../src/transport/streams/recv.ts';
 import { randomBytes } from './helpers.ts';
 
 test('RecvStream reassembles any arrival order with duplicates and overlaps byte-exact (property)', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 1, max: 3000 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 400 })), { maxLength: 40 }), fc.nat(),
-    (size, extra, seed) => {
-      const data = randomBytes(seed, size);
-      // Cover the whole stream in 100-byte pieces plus random overlapping pieces, in shuffled order.
-      const pieces: Array<[number, number]> = [];
-      for (let o = 0; o < size; o += 100) pieces.push([o, Math.min(100, size - o)]);
-      for (const [o, l] of extra) {
-        const off = o % size;
-        pieces.push([off, Math.min(l, size - off)]);
-      }
-      const order = pieces.map((p, i) => [p, (i * 7919 + seed) % 1009] as const).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
-      const r = new RecvStream(1 << 20);
-      const out: Uint8Array[] = [];
-      for (const [o, l] of order) {
-        const fin = o + l === size;
-        assert.equal(r.check(o, l, fin), null);
-        r.insert(o, data.subarray(o, o + l), fin);
-        // Read in small bites at random moments.
-        if ((o + l) % 3 === 0) {
-          const c = r.read(57);
-          if (c) out.push(c);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 3000 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 400 })), { maxLength: 40 }),
+      fc.nat(),
+      (size, extra, seed) => {
+        const data = randomBytes(seed, size);
+        // Cover the whole stream in 100-byte pieces plus random overlapping pieces, in shuffled order.
+        const pieces: Array<[number, number]> = [];
+        for (let o = 0; o < size; o += 100) pieces.push([o, Math.min(100, size - o)]);
+        for (const [o, l] of extra) {
+          const off = o % size;
+          pieces.push([off, Math.min(l, size - off)]);
         }
-      }
-      let c: Uint8Array | null;
-      while ((c = r.read(Infinity)) !== null) out.push(c);
-      const got = Buffer.concat(out);
-      assert.equal(got.length, size);
-      assert.ok(got.equals(data));
-      assert.ok(r.isFinished());
-    },
-  ), { numRuns: 300 });
+        const order = pieces
+          .map((p, i) => [p, (i * 7919 + seed) % 1009] as const)
+          .sort((a, b) => a[1] - b[1])
+          .map((x) => x[0]);
+        const r = new RecvStream(1 << 20);
+        const out: Uint8Array[] = [];
+        for (const [o, l] of order) {
+          const fin = o + l === size;
+          assert.equal(r.check(o, l, fin), null);
+          r.insert(o, data.subarray(o, o + l), fin);
+          // Read in small bites at random moments.
+          if ((o + l) % 3 === 0) {
+            const c = r.read(57);
+            if (c) out.push(c);
+          }
+        }
+        let c: Uint8Array | null;
+        while ((c = r.read(Infinity)) !== null) out.push(c);
+        const got = Buffer.concat(out);
+        assert.equal(got.length, size);
+        assert.ok(got.equals(data));
+        assert.ok(r.isFinished());
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('RecvStream enforces credit and final size', () => {
@@ -135,50 +143,56 @@ test('SendStream respects stream and association credit and sends FIN once', () 
 });
 
 test('RecvStream views: any arrival order, views across the ring wrap, released late, byte-exact; credit follows release (property)', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 1, max: 200_000 }), fc.integer({ min: 200, max: 3000 }), fc.integer({ min: 0, max: 6 }), fc.nat(),
-    (size, piece, lag, seed) => {
-      const data = randomBytes(seed, size);
-      const window = 64 * 1024;
-      const r = new RecvStream(window);
-      const got: Uint8Array[] = [];
-      // Views not yet released, oldest first: each is copied only at release time, so a ring
-      // that reused their bytes early would be caught.
-      const held: Uint8Array[] = [];
-      const releaseOldest = () => {
-        const v = held.shift()!;
-        got.push(Uint8Array.from(v));
-        r.release(v.length);
-        r.creditUpdate();
-      };
-      let sent = 0;
-      while (sent < size || held.length > 0 || r.hasReadable()) {
-        // The sender sends what the credit allows, in pieces, each window's pieces reordered.
-        const limit = Math.min(size, r.maxData);
-        const batch: Array<[number, number]> = [];
-        for (; sent < limit; sent += Math.min(piece, limit - sent)) batch.push([sent, Math.min(piece, limit - sent)]);
-        batch.sort((a, b) => ((a[0] * 7919 + seed) % 1009) - ((b[0] * 7919 + seed) % 1009));
-        for (const [o, l] of batch) {
-          assert.equal(r.check(o, l, o + l === size), null, 'within credit');
-          r.insert(o, data.subarray(o, o + l), o + l === size);
-          if ((o + seed) % 5 === 0) r.insert(o, data.subarray(o, o + l), o + l === size); // a duplicate
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 200_000 }),
+      fc.integer({ min: 200, max: 3000 }),
+      fc.integer({ min: 0, max: 6 }),
+      fc.nat(),
+      (size, piece, lag, seed) => {
+        const data = randomBytes(seed, size);
+        const window = 64 * 1024;
+        const r = new RecvStream(window);
+        const got: Uint8Array[] = [];
+        // Views not yet released, oldest first: each is copied only at release time, so a ring
+        // that reused their bytes early would be caught.
+        const held: Uint8Array[] = [];
+        const releaseOldest = () => {
+          const v = held.shift()!;
+          got.push(Uint8Array.from(v));
+          r.release(v.length);
+          r.creditUpdate();
+        };
+        let sent = 0;
+        while (sent < size || held.length > 0 || r.hasReadable()) {
+          // The sender sends what the credit allows, in pieces, each window's pieces reordered.
+          const limit = Math.min(size, r.maxData);
+          const batch: Array<[number, number]> = [];
+          for (; sent < limit; sent += Math.min(piece, limit - sent)) batch.push([sent, Math.min(piece, limit - sent)]);
+          batch.sort((a, b) => ((a[0] * 7919 + seed) % 1009) - ((b[0] * 7919 + seed) % 1009));
+          for (const [o, l] of batch) {
+            assert.equal(r.check(o, l, o + l === size), null, 'within credit');
+            r.insert(o, data.subarray(o, o + l), o + l === size);
+            if ((o + seed) % 5 === 0) r.insert(o, data.subarray(o, o + l), o + l === size); // a duplicate
+          }
+          let v: Uint8Array | null;
+          while ((v = r.readView(4096)) !== null) {
+            held.push(v);
+            if (held.length > lag) releaseOldest();
+          }
+          if (held.length > 0) releaseOldest();
+          assert.ok(r.allocatedBytes() <= 2 * window, `ring ${r.allocatedBytes()} bytes`);
         }
-        let v: Uint8Array | null;
-        while ((v = r.readView(4096)) !== null) {
-          held.push(v);
-          if (held.length > lag) releaseOldest();
-        }
-        if (held.length > 0) releaseOldest();
-        assert.ok(r.allocatedBytes() <= 2 * window, `ring ${r.allocatedBytes()} bytes`);
-      }
-      const all = Buffer.concat(got);
-      assert.equal(all.length, size);
-      assert.ok(all.equals(data));
-      assert.ok(r.isFinished());
-      r.trim();
-      assert.equal(r.allocatedBytes(), 0, 'trimmed once everything is released');
-    },
-  ), { numRuns: 200 });
+        const all = Buffer.concat(got);
+        assert.equal(all.length, size);
+        assert.ok(all.equals(data));
+        assert.ok(r.isFinished());
+        r.trim();
+        assert.equal(r.allocatedBytes(), 0, 'trimmed once everything is released');
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 test('RecvStream frees an emptied ring only after a trim period with nothing arriving', () => {

@@ -18,7 +18,10 @@
     if (v == null || !Number.isFinite(v)) return '–';
     const units = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
     let i = 0;
-    while (Math.abs(v) >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+    while (Math.abs(v) >= 1000 && i < units.length - 1) {
+      v /= 1000;
+      i++;
+    }
     return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`;
   };
   const ms = (v) => (v == null || !Number.isFinite(v) ? '–' : `${v.toFixed(v >= 10 ? 1 : 2)} ms`);
@@ -28,11 +31,18 @@
   const bytes = (v) => {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
-    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
     return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
   };
-  const duration = (s) => (s >= 86400 ? `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`
-    : s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min` : `${Math.floor(s / 60)} min ${s % 60} s`);
+  const duration = (s) =>
+    s >= 86400
+      ? `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`
+      : s >= 3600
+        ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+        : `${Math.floor(s / 60)} min ${s % 60} s`;
 
   const el = (tag, attrs = {}, ...children) => {
     const e = document.createElement(tag);
@@ -53,7 +63,14 @@
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(floor, (max || 0) * 1.1)] } },
       series: [{}, ...series.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5 }))],
-      axes: [{}, { size: 80, values: (_u, vals) => vals.map(format), ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) }],
+      axes: [
+        {},
+        {
+          size: 80,
+          values: (_u, vals) => vals.map(format),
+          ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}),
+        },
+      ],
     };
     const u = new uPlot(opts, data, container);
     const chart = { u, data, container };
@@ -81,12 +98,17 @@
     const live = assocs.find((a) => a.connected) || assocs[0];
     return {
       live,
-      send: sum('sendRateBps'), receive: sum('receiveRateBps'),
-      rawSend: sum('rawSendRateBps'), rawReceive: sum('rawReceiveRateBps'),
+      send: sum('sendRateBps'),
+      receive: sum('receiveRateBps'),
+      rawSend: sum('rawSendRateBps'),
+      rawReceive: sum('rawReceiveRateBps'),
       bandwidth: Math.max(0, ...assocs.map((a) => a.bandwidthBps || 0)),
-      rtt: live ? live.rttMs : null, minRtt: live ? live.minRttMs : null,
-      packetsSent: sum('packetsSent'), packetsLost: sum('packetsLost'),
-      streamSent: sum('streamBytesSent'), streamRetx: sum('streamBytesRetransmitted'),
+      rtt: live ? live.rttMs : null,
+      minRtt: live ? live.minRttMs : null,
+      packetsSent: sum('packetsSent'),
+      packetsLost: sum('packetsLost'),
+      streamSent: sum('streamBytesSent'),
+      streamRetx: sum('streamBytesRetransmitted'),
       streams: sum('activeStreams'),
     };
   }
@@ -112,7 +134,8 @@
     };
     const id = (k) => `${name}:${k}`;
     p = {
-      badge, sub,
+      badge,
+      sub,
       v: {
         link: cell('send rate / estimated bandwidth'),
         out: cell('raw -> wire, out'),
@@ -146,7 +169,9 @@
       p.badge.className = 'badge idle';
       p.badge.textContent = 'no association';
     }
-    p.sub.textContent = x.live ? `${x.live.role === 'client' ? 'opened by us' : 'opened by the peer'}, ${x.live.remote}, restarts detected ${peer.restartsDetected}, outages ${peer.outages}` : `restarts detected ${peer.restartsDetected}, outages ${peer.outages}`;
+    p.sub.textContent = x.live
+      ? `${x.live.role === 'client' ? 'opened by us' : 'opened by the peer'}, ${x.live.remote}, restarts detected ${peer.restartsDetected}, outages ${peer.outages}`
+      : `restarts detected ${peer.restartsDetected}, outages ${peer.outages}`;
     // Per-second loss and retransmission from the counters' growth; a new association restarts them.
     const prev = p.prev;
     const grew = prev && x.packetsSent >= prev.packetsSent && x.streamSent >= prev.streamSent;
@@ -177,9 +202,21 @@
   let connKeys = '';
   function updateTunnels(t, s) {
     const body = document.querySelector('#tunnels tbody');
-    body.replaceChildren(...s.tunnels.map((x) => el('tr', {},
-      el('td', {}, x.name), el('td', {}, x.listen), el('td', {}, x.peer), el('td', {}, x.target),
-      el('td', {}, count(x.active)), el('td', {}, count(x.total)), el('td', {}, count(x.failed)))));
+    body.replaceChildren(
+      ...s.tunnels.map((x) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, x.name),
+          el('td', {}, x.listen),
+          el('td', {}, x.peer),
+          el('td', {}, x.target),
+          el('td', {}, count(x.active)),
+          el('td', {}, count(x.total)),
+          el('td', {}, count(x.failed)),
+        ),
+      ),
+    );
     const labels = [...s.tunnels.map((x) => `tunnel ${x.name}`), 'from peers (far side)'];
     const values = [...s.tunnels.map((x) => x.active), s.inbound.active];
     if (labels.join('\n') !== connKeys) {
@@ -201,7 +238,11 @@
     for (const a of s.associations) names.add(a.peer);
     for (const name of names) {
       const peer = s.peers.find((p) => p.name === name) || { name, reachable: true, unreachableForSec: 0, restartsDetected: 0, outages: 0 };
-      updatePeer(t, peer, s.associations.filter((a) => a.peer === name));
+      updatePeer(
+        t,
+        peer,
+        s.associations.filter((a) => a.peer === name),
+      );
     }
     updateTunnels(t, s);
     state.samples++;

@@ -42,7 +42,10 @@ export function parseProcessTicks(stat: string): ProcessTicks | null {
   if (open < 0 || close < open) return null;
   const pid = Number(stat.slice(0, open).trim());
   // After ')': state(3) ppid(4) ... utime(14) stime(15): indexes 0, 1, ... 11, 12.
-  const rest = stat.slice(close + 1).trim().split(/\s+/);
+  const rest = stat
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   const ppid = Number(rest[1]);
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);

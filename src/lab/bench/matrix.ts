@@ -2,7 +2,12 @@
 
 import { REPORT_PROFILES, type LinkProfile } from '../../link/profiles.ts';
 import { PAGE_SIZE, type PayloadKind } from '../workloads/payload.ts';
-import { DEFAULT_DIRTY_PAGES_PER_SEC, DEFAULT_DOWNTIME_BUDGET_MS, DEFAULT_MAX_ROUNDS, simulateMigration } from '../workloads/migration-model.ts';
+import {
+  DEFAULT_DIRTY_PAGES_PER_SEC,
+  DEFAULT_DOWNTIME_BUDGET_MS,
+  DEFAULT_MAX_ROUNDS,
+  simulateMigration,
+} from '../workloads/migration-model.ts';
 
 export const METHODS = ['tcp-cubic', 'tcp-bbr', 'tcp-64k', 'kcptun', 'longhaul'] as const;
 export type Method = (typeof METHODS)[number];

@@ -49,16 +49,30 @@ export interface MethodContext {
  * A short command in a site, output collected. (Not labRun: it writes to the child's stdin,
  * which fails with EPIPE when a quick command has already exited.)
  */
-export function labCommand(site: Site, argv: string[], opts: { lab: LabId; timeoutMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function labCommand(
+  site: Site,
+  argv: string[],
+  opts: { lab: LabId; timeoutMs: number },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = labExec(site, argv, { lab: opts.lab, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.once('error', (e) => { clearTimeout(timer); fail(e); });
-    child.once('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      fail(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
   });
 }
 const labRun = labCommand;
@@ -91,7 +105,15 @@ async function withSysctls(lab: LabId, sites: Site[], settings: Record<string, s
 }
 
 /** Polls `ss` in the namespace until something listens on the port (TCP or UDP). */
-async function waitListening(site: Site, lab: LabId, port: number, proto: 'tcp' | 'udp', child: ChildProcess, what: string, logFile: string): Promise<void> {
+async function waitListening(
+  site: Site,
+  lab: LabId,
+  port: number,
+  proto: 'tcp' | 'udp',
+  child: ChildProcess,
+  what: string,
+  logFile: string,
+): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -157,16 +179,45 @@ async function plainTcp(method: Method, ctx: MethodContext): Promise<MethodPath>
   const restoreB = await withSysctls(ctx.lab, ['b'], tcp);
   const restoreA = await withSysctls(ctx.lab, ['a'], { ...tcp, 'net.ipv4.tcp_congestion_control': cc });
   const notes = method === 'tcp-64k' ? 'cubic, window scaling off, 64 KB buffers' : cc;
-  return { ...overlay, notes, tearDown: async () => { await restoreA(); await restoreB(); } };
+  return {
+    ...overlay,
+    notes,
+    tearDown: async () => {
+      await restoreA();
+      await restoreB();
+    },
+  };
 }
 
 async function kcptun(ctx: MethodContext): Promise<MethodPath> {
   const restoreTcp = await withSysctls(ctx.lab, ['a', 'b'], NORMAL_TCP);
-  const common = ['--mode', 'fast', '--crypt', 'aes-128', '--key', KCPTUN_KEY, '--sndwnd', KCPTUN_WINDOW, '--rcvwnd', KCPTUN_WINDOW, '--quiet'];
+  const common = [
+    '--mode',
+    'fast',
+    '--crypt',
+    'aes-128',
+    '--key',
+    KCPTUN_KEY,
+    '--sndwnd',
+    KCPTUN_WINDOW,
+    '--rcvwnd',
+    KCPTUN_WINDOW,
+    '--quiet',
+  ];
   const serverLog = join(ctx.workDir, 'kcptun-server.log');
   const clientLog = join(ctx.workDir, 'kcptun-client.log');
-  const server = spawnLogged('b', ctx.lab, ['kcptun-server', '-l', `${LAB_ADDRESSES.bPeer}:${KCPTUN_PORT}`, '-t', `127.0.0.1:${ctx.sinkPort}`, ...common], serverLog);
-  const client = spawnLogged('a', ctx.lab, ['kcptun-client', '-l', `127.0.0.1:${LOCAL_TUNNEL_PORT}`, '-r', `${LAB_ADDRESSES.aNear}:${KCPTUN_PORT}`, ...common], clientLog);
+  const server = spawnLogged(
+    'b',
+    ctx.lab,
+    ['kcptun-server', '-l', `${LAB_ADDRESSES.bPeer}:${KCPTUN_PORT}`, '-t', `127.0.0.1:${ctx.sinkPort}`, ...common],
+    serverLog,
+  );
+  const client = spawnLogged(
+    'a',
+    ctx.lab,
+    ['kcptun-client', '-l', `127.0.0.1:${LOCAL_TUNNEL_PORT}`, '-r', `${LAB_ADDRESSES.aNear}:${KCPTUN_PORT}`, ...common],
+    clientLog,
+  );
   const tearDown = async () => {
     await Promise.all([stopProcess(client), stopProcess(server)]);
     await restoreTcp();
@@ -179,7 +230,10 @@ async function kcptun(ctx: MethodContext): Promise<MethodPath> {
     throw e;
   }
   return {
-    host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: `fast mode, aes-128, windows ${KCPTUN_WINDOW}, default compression`, tearDown,
+    host: '127.0.0.1',
+    port: LOCAL_TUNNEL_PORT,
+    notes: `fast mode, aes-128, windows ${KCPTUN_WINDOW}, default compression`,
+    tearDown,
     processes: { kcptun_client: client.pid, kcptun_server: server.pid },
   };
 }
@@ -198,18 +252,48 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
   await runCli('a', ctx.lab, ['keygen', 'b', '--dir', keys]);
   const logB = join(ctx.workDir, 'gateway-b.log');
   const logA = join(ctx.workDir, 'gateway-a.log');
-  const gatewayB = spawnLogged('b', ctx.lab, [
-    process.execPath, ...(ctx.nodeFlags ?? []), CLI_MAIN, 'gateway',
-    '--wan', `${LAB_ADDRESSES.bPeer}:${LONGHAUL_PORT}`,
-    '--key', join(keys, 'b.key'), '--peer-key', join(keys, 'a.pub'),
-    '--allow', '127.0.0.1/32', ...extraFlags,
-  ], logB);
-  const gatewayA = spawnLogged('a', ctx.lab, [
-    process.execPath, ...(ctx.nodeFlags ?? []), CLI_MAIN, 'gateway',
-    '--wan', `${LAB_ADDRESSES.aPeer}:${LONGHAUL_PORT}`, '--peer', `${LAB_ADDRESSES.aNear}:${LONGHAUL_PORT}`,
-    '--tunnel', `127.0.0.1:${LOCAL_TUNNEL_PORT}=127.0.0.1:${ctx.sinkPort}`,
-    '--key', join(keys, 'a.key'), '--peer-key', join(keys, 'b.pub'), ...extraFlags,
-  ], logA);
+  const gatewayB = spawnLogged(
+    'b',
+    ctx.lab,
+    [
+      process.execPath,
+      ...(ctx.nodeFlags ?? []),
+      CLI_MAIN,
+      'gateway',
+      '--wan',
+      `${LAB_ADDRESSES.bPeer}:${LONGHAUL_PORT}`,
+      '--key',
+      join(keys, 'b.key'),
+      '--peer-key',
+      join(keys, 'a.pub'),
+      '--allow',
+      '127.0.0.1/32',
+      ...extraFlags,
+    ],
+    logB,
+  );
+  const gatewayA = spawnLogged(
+    'a',
+    ctx.lab,
+    [
+      process.execPath,
+      ...(ctx.nodeFlags ?? []),
+      CLI_MAIN,
+      'gateway',
+      '--wan',
+      `${LAB_ADDRESSES.aPeer}:${LONGHAUL_PORT}`,
+      '--peer',
+      `${LAB_ADDRESSES.aNear}:${LONGHAUL_PORT}`,
+      '--tunnel',
+      `127.0.0.1:${LOCAL_TUNNEL_PORT}=127.0.0.1:${ctx.sinkPort}`,
+      '--key',
+      join(keys, 'a.key'),
+      '--peer-key',
+      join(keys, 'b.pub'),
+      ...extraFlags,
+    ],
+    logA,
+  );
   const tearDown = async () => {
     await Promise.all([stopProcess(gatewayA), stopProcess(gatewayB)]);
     await restoreTcp();
@@ -229,15 +313,29 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
       const a = s.associations?.[0];
       const pick = (k: string) => a?.[k];
       return {
-        rtt_ms: pick('rttMs'), bandwidth_bps: pick('bandwidthBps'), send_rate_bps: pick('sendRateBps'), loss_rate: pick('lossRate'),
-        retransmit_rate: pick('retransmitRate'), bytes_out_raw: pick('bytesOutRaw'), bytes_out_wire: pick('bytesOutWire'), send_waits_ms: pick('sendWaits'), cwnd_bytes: pick('cwndBytes'), min_rtt_ms: pick('minRttMs'), pacing_rate_bps: pick('pacingRateBps'), codec: s.codec,
+        rtt_ms: pick('rttMs'),
+        bandwidth_bps: pick('bandwidthBps'),
+        send_rate_bps: pick('sendRateBps'),
+        loss_rate: pick('lossRate'),
+        retransmit_rate: pick('retransmitRate'),
+        bytes_out_raw: pick('bytesOutRaw'),
+        bytes_out_wire: pick('bytesOutWire'),
+        send_waits_ms: pick('sendWaits'),
+        cwnd_bytes: pick('cwndBytes'),
+        min_rtt_ms: pick('minRttMs'),
+        pacing_rate_bps: pick('pacingRateBps'),
+        codec: s.codec,
       };
     } catch {
       return { error: `unparsable status: ${r.stdout.slice(0, 200)}` };
     }
   };
   return {
-    host: '127.0.0.1', port: LOCAL_TUNNEL_PORT, notes: extraFlags.join(' ') || 'defaults', snapshot, tearDown,
+    host: '127.0.0.1',
+    port: LOCAL_TUNNEL_PORT,
+    notes: extraFlags.join(' ') || 'defaults',
+    snapshot,
+    tearDown,
     processes: { gateway_a: gatewayA.pid, gateway_b: gatewayB.pid },
   };
 }

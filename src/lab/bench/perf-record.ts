@@ -26,7 +26,9 @@ export function startPerfRecord(dir: string, cell: BenchCell, processes: Record<
   if (Object.keys(roles).length === 0) return null;
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${cell.profile.name}-${cell.method}-${cell.payload}-${Date.now()}.perf.data`);
-  const child = spawn('perf', ['record', '-q', '-F', String(SAMPLE_HZ), '-g', '-o', file, '-p', Object.values(roles).join(',')], { stdio: 'ignore' });
+  const child = spawn('perf', ['record', '-q', '-F', String(SAMPLE_HZ), '-g', '-o', file, '-p', Object.values(roles).join(',')], {
+    stdio: 'ignore',
+  });
   child.on('error', () => {}); // perf not installed: the run goes on without a profile
   return { child, file, roles };
 }
@@ -40,10 +42,34 @@ export async function stopPerfRecord(rec: PerfRecording): Promise<void> {
   }
   const parts: string[] = [];
   for (const [role, pid] of Object.entries(rec.roles)) {
-    const r = spawnSync('perf', ['report', '-i', rec.file, '--pid', String(pid), '--no-children', '--sort', 'dso,sym', '-g', 'none', '--stdio', '--percent-limit', '0.3'], {
-      encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
-    });
-    parts.push(`## ${role} (pid ${pid})\n\n${(r.stdout ?? '').split('\n').filter((l) => l !== '' && !l.startsWith('#')).join('\n')}\n`);
+    const r = spawnSync(
+      'perf',
+      [
+        'report',
+        '-i',
+        rec.file,
+        '--pid',
+        String(pid),
+        '--no-children',
+        '--sort',
+        'dso,sym',
+        '-g',
+        'none',
+        '--stdio',
+        '--percent-limit',
+        '0.3',
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    parts.push(
+      `## ${role} (pid ${pid})\n\n${(r.stdout ?? '')
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'))
+        .join('\n')}\n`,
+    );
   }
   writeFileSync(rec.file.replace(/\.perf\.data$/, '.txt'), parts.join('\n'));
 }

@@ -26,7 +26,8 @@ export class ProgressBar {
     const full = Math.round(fraction * WIDTH);
     const bar = '#'.repeat(full) + '-'.repeat(WIDTH - full);
     const mbps = seconds > 0 ? (ackedBytes * 8) / seconds / 1e6 : 0;
-    const line = `${label} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${(ackedBytes / 2 ** 20).toFixed(0)} MiB ` +
+    const line =
+      `${label} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${(ackedBytes / 2 ** 20).toFixed(0)} MiB ` +
       `${mbps.toFixed(0)} Mbit/s ${seconds.toFixed(1)}/${capSeconds}s`;
     this.stream.write(`\r\x1b[2K${line.slice(0, (this.stream.columns ?? 120) - 1)}`);
     this.drawn = true;

@@ -21,7 +21,11 @@ export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../
 
 // The report's table (the published lab report, README): plain TCP and appliance seconds for one VM.
 const REPORT_SECONDS: Record<string, [number, number]> = {
-  baseline: [9.6, 9.9], sonet: [13.1, 12.9], llmetro: [17.8, 13.7], metro: [127.5, 14.7], mpls: [395.2, 22.9],
+  baseline: [9.6, 9.9],
+  sonet: [13.1, 12.9],
+  llmetro: [17.8, 13.7],
+  metro: [127.5, 14.7],
+  mpls: [395.2, 22.9],
 };
 
 export interface MachineInfo {
@@ -36,7 +40,9 @@ export function machineInfo(): MachineInfo {
   let nproc = cpus().length;
   try {
     nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
-  } catch { /* cpus() is close enough */ }
+  } catch {
+    /* cpus() is close enough */
+  }
   return { date: new Date().toISOString(), nproc, cpu: cpus()[0]?.model ?? 'unknown', kernel: release(), node: process.version };
 }
 
@@ -48,7 +54,9 @@ export interface EmulatorCeilings {
 
 function readEmulatorCeilings(): EmulatorCeilings | null {
   try {
-    const files = readdirSync(RESULTS_DIR).filter((f) => /^emulator-.*\.json$/.test(f)).sort();
+    const files = readdirSync(RESULTS_DIR)
+      .filter((f) => /^emulator-.*\.json$/.test(f))
+      .sort();
     const last = files.at(-1);
     if (!last) return null;
     const data = JSON.parse(readFileSync(join(RESULTS_DIR, last), 'utf8')) as { results?: Array<Record<string, unknown>> };
@@ -82,12 +90,19 @@ export function limitText(r: BenchResult, ceilings: EmulatorCeilings | null = nu
   const limit = classifyLimit(r);
   const figures: string[] = [];
   const floor = r.link_floor_seconds;
-  figures.push(typeof floor === 'number' ? `floor ${secs(floor)} s = ${pct(floor / r.seconds)} of the time` : floor === null ? 'no link floor (unlimited link)' : 'floor unknown');
+  figures.push(
+    typeof floor === 'number'
+      ? `floor ${secs(floor)} s = ${pct(floor / r.seconds)} of the time`
+      : floor === null
+        ? 'no link floor (unlimited link)'
+        : 'floor unknown',
+  );
   figures.push(typeof r.machine_busy === 'number' ? `machine ${pct(r.machine_busy)} busy` : 'CPU unknown');
   // How much of that busy time was the run's own processes (the rest: the kernel's network
   // work, and anything else running on the machine).
   const own = ownCpuSeconds(r);
-  if (own !== null && typeof r.machine_cpu_seconds === 'number') figures.push(`run's processes ${own.toFixed(0)} of ${r.machine_cpu_seconds.toFixed(0)} busy CPU s`);
+  if (own !== null && typeof r.machine_cpu_seconds === 'number')
+    figures.push(`run's processes ${own.toFixed(0)} of ${r.machine_cpu_seconds.toFixed(0)} busy CPU s`);
   // The sending gateway is one thread: its share of a core says how close it came to limiting.
   const sender = r.method === 'longhaul' ? r.cpu_seconds?.gateway_a : undefined;
   if (typeof sender === 'number' && r.seconds > 0) figures.push(`gateway A ${pct(sender / r.seconds)} of a core`);
@@ -128,8 +143,18 @@ function cpuOf(r: BenchResult, role: string): string {
  */
 function cpuCell(r: BenchResult): string {
   if (r.cpu_seconds === undefined) return 'unknown';
-  const ends: Array<[string, string]> = r.method === 'longhaul' ? [['gateway_a', 'gw A'], ['gateway_b', 'gw B']]
-    : r.method === 'kcptun' ? [['kcptun_client', 'kcp A'], ['kcptun_server', 'kcp B']] : [];
+  const ends: Array<[string, string]> =
+    r.method === 'longhaul'
+      ? [
+          ['gateway_a', 'gw A'],
+          ['gateway_b', 'gw B'],
+        ]
+      : r.method === 'kcptun'
+        ? [
+            ['kcptun_client', 'kcp A'],
+            ['kcptun_server', 'kcp B'],
+          ]
+        : [];
   if (r.workload === 'qemu') return qemuCpuCell(r);
   const cells: Array<[string, string]> = [...ends, ['emulator', 'emu'], ['client', 'client'], ['sink', 'sink']];
   return cells.map(([role, name]) => `${name} ${cpuOf(r, role)}`).join(', ');
@@ -164,12 +189,16 @@ export function mplsFloorSentence(results: BenchResult[]): string | null {
   }
   const base = results.find((x) => x.profile === 'baseline' && x.method === 'longhaul');
   const rate = (r.link_rate_bps ?? 0) / 1e6;
-  let text = `Longhaul on mpls: ${secs(r.seconds)} s against a link floor of ${secs(floor)} s (${mib(r.wire_bytes)} MiB of datagrams A->B ` +
+  let text =
+    `Longhaul on mpls: ${secs(r.seconds)} s against a link floor of ${secs(floor)} s (${mib(r.wire_bytes)} MiB of datagrams A->B ` +
     `plus ${WIRE_OVERHEAD_BYTES} bytes of IP/UDP headers each, at ${rate.toFixed(0)} Mbit/s): the link was busy ${pct(floor / r.seconds)} of the time.`;
   if (usable(base) && !base.capped && base.seconds > 0) {
     const x = floor / base.seconds;
-    text += ` The floor alone is ${x.toFixed(2)}x Longhaul's baseline time (${secs(base.seconds)} s), so ` +
-      (x > 1.5 ? 'the 1.5x-of-baseline target cannot hold on mpls with these wire bytes: only fewer bytes on the wire (a better compression ratio) can move the floor.' : 'the 1.5x-of-baseline target is within the link\'s reach.');
+    text +=
+      ` The floor alone is ${x.toFixed(2)}x Longhaul's baseline time (${secs(base.seconds)} s), so ` +
+      (x > 1.5
+        ? 'the 1.5x-of-baseline target cannot hold on mpls with these wire bytes: only fewer bytes on the wire (a better compression ratio) can move the floor.'
+        : "the 1.5x-of-baseline target is within the link's reach.");
   }
   return text;
 }
@@ -219,16 +248,25 @@ function mediansTable(results: BenchResult[], profiles: string[], methods: reado
         const v = runs.map((r) => cpuPerGiB(r, role)).filter((x): x is number => x !== null);
         return v.length === 0 ? '' : median(v).toFixed(2);
       };
-      const busy = runs.map((r) => (typeof r.link_floor_seconds === 'number' && r.seconds > 0 ? r.link_floor_seconds / r.seconds : NaN)).filter((x) => !Number.isNaN(x));
-      rows.push(`| ${p} | ${m} | ${runs.length} | ${median(goodput).toFixed(1)} | ${Math.min(...goodput).toFixed(1)}-${Math.max(...goodput).toFixed(1)} | ` +
-        `${m === 'longhaul' ? per('gateway_a') : ''} | ${m === 'longhaul' ? per('gateway_b') : ''} | ${per('emulator')} | ${busy.length > 0 ? pct(median(busy)) : ''} |`);
+      const busy = runs
+        .map((r) => (typeof r.link_floor_seconds === 'number' && r.seconds > 0 ? r.link_floor_seconds / r.seconds : NaN))
+        .filter((x) => !Number.isNaN(x));
+      rows.push(
+        `| ${p} | ${m} | ${runs.length} | ${median(goodput).toFixed(1)} | ${Math.min(...goodput).toFixed(1)}-${Math.max(...goodput).toFixed(1)} | ` +
+          `${m === 'longhaul' ? per('gateway_a') : ''} | ${m === 'longhaul' ? per('gateway_b') : ''} | ${per('emulator')} | ${busy.length > 0 ? pct(median(busy)) : ''} |`,
+      );
     }
   }
   if (rows.length === 0) return [];
-  return ['## Medians of repeated runs', '',
+  return [
+    '## Medians of repeated runs',
+    '',
     '| profile | method | runs | goodput Mbit/s (median) | min-max | gw A CPU s/GiB | gw B CPU s/GiB | emulator CPU s/GiB | link busy |',
-    '|---|---|---:|---:|---|---:|---:|---:|---:|', ...rows, '',
-    'CPU seconds per GiB of source data (the bytes the sink confirmed); link busy: the link floor over the run\'s time. The tables above show the median run of each cell.'];
+    '|---|---|---:|---:|---|---:|---:|---:|---:|',
+    ...rows,
+    '',
+    "CPU seconds per GiB of source data (the bytes the sink confirmed); link busy: the link floor over the run's time. The tables above show the median run of each cell.",
+  ];
 }
 
 export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ceilings?: EmulatorCeilings | null }): string {
@@ -240,59 +278,91 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   // Several runs of a cell (--runs): the tables show the median run by time.
   const find = (p: string, m: string) => medianRun(results.filter((r) => r.profile === p && r.method === m));
   const lines: string[] = [];
-  const what = ctx.workload === 'qemu' && ctx.qemu !== undefined ? qemuWorkloadText(ctx.qemu, results) : ctx.workload === 'migration'
-    ? `pre-copy live migration of a ${mib(ctx.bytes)} MiB \`${ctx.payload}\` memory image (dirty rate ${ctx.migration.dirtyPagesPerSec} pages/s, downtime budget ${ctx.migration.downtimeBudgetMs} ms)`
-    : `bulk transfer of ${mib(ctx.bytes)} MiB of \`${ctx.payload}\` payload`;
+  const what =
+    ctx.workload === 'qemu' && ctx.qemu !== undefined
+      ? qemuWorkloadText(ctx.qemu, results)
+      : ctx.workload === 'migration'
+        ? `pre-copy live migration of a ${mib(ctx.bytes)} MiB \`${ctx.payload}\` memory image (dirty rate ${ctx.migration.dirtyPagesPerSec} pages/s, downtime budget ${ctx.migration.downtimeBudgetMs} ms)`
+        : `bulk transfer of ${mib(ctx.bytes)} MiB of \`${ctx.payload}\` payload`;
   lines.push(`# Lab benchmark: ${ctx.workload}`, '');
   lines.push(`${machine.date}, ${machine.nproc} cores (${machine.cpu}), Linux ${machine.kernel}, Node ${machine.node}.`);
   lines.push(`Workload: ${what}, site A to site B through the lab's link emulator.`, '');
   lines.push('## Seconds per method (lower is better)', '');
-  lines.push(`| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) | limit |`);
+  lines.push(
+    `| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) | limit |`,
+  );
   lines.push(`|---|${methods.map(() => '---:').join('|')}|---:|---:|---|---|`);
   for (const p of [...profiles, ...extra]) {
     const rep = REPORT_SECONDS[p];
     const repText = rep ? `${rep[0]} s / ${rep[1]} s (${(rep[0] / rep[1]).toFixed(rep[0] / rep[1] >= 10 ? 1 : 2)}x)` : '';
-    lines.push(`| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitCell(p, results, ceilings)} |`);
+    lines.push(
+      `| ${p} | ${methods.map((m) => formatSeconds(find(p, m))).join(' | ')} | ${speedUp(find(p, 'tcp-cubic'), find(p, 'longhaul'))} | ${speedUp(find(p, 'tcp-bbr'), find(p, 'longhaul'))} | ${repText} | ${limitCell(p, results, ceilings)} |`,
+    );
   }
   const lhBase = find('baseline', 'longhaul');
   if (usable(lhBase) && !lhBase.capped && profiles.some((p) => p !== 'baseline')) {
-    lines.push('', `Longhaul's time relative to its own baseline time: ${profiles.filter((p) => p !== 'baseline').map((p) => {
-      const r = find(p, 'longhaul');
-      return usable(r) ? `${p} ${(r.seconds / lhBase.seconds).toFixed(2)}x` : `${p} n/a`;
-    }).join(', ')} (target: within 1.5x).`);
+    lines.push(
+      '',
+      `Longhaul's time relative to its own baseline time: ${profiles
+        .filter((p) => p !== 'baseline')
+        .map((p) => {
+          const r = find(p, 'longhaul');
+          return usable(r) ? `${p} ${(r.seconds / lhBase.seconds).toFixed(2)}x` : `${p} n/a`;
+        })
+        .join(', ')} (target: within 1.5x).`,
+    );
   }
   const floorSentence = mplsFloorSentence(results);
   if (floorSentence) lines.push('', floorSentence);
   const medians = mediansTable(results, [...profiles, ...extra], methods);
   if (medians.length > 0) lines.push('', ...medians);
-  lines.push('', `Limit (Longhaul's run, else the fastest): \`link\` when the run took at most ${pct(LINK_FLOOR_TOLERANCE)} longer than its link floor ` +
-    `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run ` +
-    `or a Longhaul gateway (one thread) used at least ${pct(GATEWAY_CORE_THRESHOLD)} of a core, ` +
-    'else `protocol`; `unknown` for runs recorded before these figures were. A `link` run kept the link busy at least ' +
-    `${pct(1 / (1 + LINK_FLOOR_TOLERANCE))} of the time, so it gets faster mainly by putting fewer bytes on the wire; a \`cpu\` or \`protocol\` run left the link idle longer.`);
+  lines.push(
+    '',
+    `Limit (Longhaul's run, else the fastest): \`link\` when the run took at most ${pct(LINK_FLOOR_TOLERANCE)} longer than its link floor ` +
+      `(the bytes that crossed the link A->B at the link rate), \`cpu\` when the machine's cores were at least ${pct(CPU_BUSY_THRESHOLD)} busy during the run ` +
+      `or a Longhaul gateway (one thread) used at least ${pct(GATEWAY_CORE_THRESHOLD)} of a core, ` +
+      'else `protocol`; `unknown` for runs recorded before these figures were. A `link` run kept the link busy at least ' +
+      `${pct(1 / (1 + LINK_FLOOR_TOLERANCE))} of the time, so it gets faster mainly by putting fewer bytes on the wire; a \`cpu\` or \`protocol\` run left the link idle longer.`,
+  );
   lines.push('', '## Every run', '');
-  if (ctx.workload === 'qemu') lines.push(...qemuRunsTable(results), '', QEMU_NOTES, '', '### The bench\'s common figures', '');
-  lines.push('| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s per process | limit | notes |');
+  if (ctx.workload === 'qemu') lines.push(...qemuRunsTable(results), '', QEMU_NOTES, '', "### The bench's common figures", '');
+  lines.push(
+    '| profile | method | seconds | goodput Mbit/s | source MiB | wire MiB (A->B) | wire / source | underlay lost / queue drops | rounds | downtime ms | verified | link floor s | machine busy | CPU s per process | limit | notes |',
+  );
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|');
   for (const r of results) {
     const ratio = r.bytes > 0 ? (r.wire_bytes / r.bytes).toFixed(2) : '';
     const codec = codecNote(r);
-    const status = r.skipped ? `skipped: ${r.skipped}` : r.error && !r.capped ? `error: ${r.error}` : [r.notes, codec].filter((x) => x !== '').join('; ');
-    lines.push(`| ${r.profile} | ${r.method} | ${formatSeconds(r)} | ${r.goodput_mbps.toFixed(1)} | ${mib(r.bytes)} | ${mib(r.wire_bytes)} | ${ratio} | ` +
-      `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ` +
-      `${typeof r.link_floor_seconds === 'number' ? secs(r.link_floor_seconds) : r.link_floor_seconds === null ? '-' : 'unknown'} | ` +
-      `${typeof r.machine_busy === 'number' ? pct(r.machine_busy) : 'unknown'} | ${cpuCell(r)} | ${usable(r) ? classifyLimit(r) : ''} | ${status.replaceAll('|', '/')} |`);
+    const status = r.skipped
+      ? `skipped: ${r.skipped}`
+      : r.error && !r.capped
+        ? `error: ${r.error}`
+        : [r.notes, codec].filter((x) => x !== '').join('; ');
+    lines.push(
+      `| ${r.profile} | ${r.method} | ${formatSeconds(r)} | ${r.goodput_mbps.toFixed(1)} | ${mib(r.bytes)} | ${mib(r.wire_bytes)} | ${ratio} | ` +
+        `${r.wire_lost} / ${r.wire_queue_drops} | ${r.rounds ?? ''} | ${r.downtime_ms !== undefined ? r.downtime_ms.toFixed(0) : ''} | ${r.verified ? 'yes' : r.capped ? 'capped' : 'no'} | ` +
+        `${typeof r.link_floor_seconds === 'number' ? secs(r.link_floor_seconds) : r.link_floor_seconds === null ? '-' : 'unknown'} | ` +
+        `${typeof r.machine_busy === 'number' ? pct(r.machine_busy) : 'unknown'} | ${cpuCell(r)} | ${usable(r) ? classifyLimit(r) : ''} | ${status.replaceAll('|', '/')} |`,
+    );
   }
   lines.push('', '## Methods', '');
   for (const m of methods) lines.push(`- \`${m}\`: ${METHOD_DOC[m]}`);
-  lines.push('', 'Wire bytes are the UDP payload bytes the emulator delivered from site A to site B (VXLAN-encapsulated TCP for the tcp-* methods).');
+  lines.push(
+    '',
+    'Wire bytes are the UDP payload bytes the emulator delivered from site A to site B (VXLAN-encapsulated TCP for the tcp-* methods).',
+  );
   const ceiling = ceilingText(ceilings);
-  lines.push('', `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
-    (ceiling ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).` : 'The emulator\'s own ceiling: see its benchmark under bench/results/.') +
-    ' CPU seconds per process are counted while the workload ran (from /proc; the emulator with its native datapath child; the client self-reports its whole life); ' +
-    '"gw A" / "gw B" are the Longhaul gateways, "kcp A" / "kcp B" the kcptun client and server; "?" marks a process that could not be read. ' +
-    'The machine\'s busy CPU seconds come from /proc/stat\'s per-CPU counters, the processes\' from their own run-time counters; on the bursty 100 Mbit/s runs the processes have shown more CPU seconds than the machine (30 against 25), so read "machine busy" as approximate. ' +
-    'For Longhaul the notes name the codec setting that compressed most bytes on gateway A and the codec\'s output / input bytes (before the transport\'s packet overhead).');
+  lines.push(
+    '',
+    `CPU: the emulator, the endpoints, the gateways and the hashing share ${machine.nproc} cores; on the 1 Gbit/s profiles the machine, not the link, can be the limit. ` +
+      (ceiling
+        ? `Emulator ceiling measured on this machine: ${ceiling}; the engine each run used is in the JSON lines (\`emulator\`).`
+        : "The emulator's own ceiling: see its benchmark under bench/results/.") +
+      ' CPU seconds per process are counted while the workload ran (from /proc; the emulator with its native datapath child; the client self-reports its whole life); ' +
+      '"gw A" / "gw B" are the Longhaul gateways, "kcp A" / "kcp B" the kcptun client and server; "?" marks a process that could not be read. ' +
+      "The machine's busy CPU seconds come from /proc/stat's per-CPU counters, the processes' from their own run-time counters; on the bursty 100 Mbit/s runs the processes have shown more CPU seconds than the machine (30 against 25), so read \"machine busy\" as approximate. " +
+      "For Longhaul the notes name the codec setting that compressed most bytes on gateway A and the codec's output / input bytes (before the transport's packet overhead).",
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -308,8 +378,17 @@ export function writeResults(results: BenchResult[], ctx: ReportContext & { base
   const jsonl = `${results.map((r) => JSON.stringify({ ...r, machine })).join('\n')}\n`;
   writeFileSync(`${base}.jsonl`, jsonl);
   const md = renderMarkdown(results, { ...ctx, machine });
-  writeFileSync(`${base}.md`, md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`));
-  writeFileSync(`${base}.svg`, renderChart(results, { title: `${ctx.workload}: ${mib(ctx.bytes)} MiB ${ctx.workload === 'qemu' ? 'guest, verified QEMU live migration' : ctx.payload}, seconds per profile and method (log scale)`, subtitle: `${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${machine.nproc} cores ${machine.cpu}` }));
+  writeFileSync(
+    `${base}.md`,
+    md.replace('## Seconds per method', `![time per profile and method](${base.split('/').pop()}.svg)\n\n## Seconds per method`),
+  );
+  writeFileSync(
+    `${base}.svg`,
+    renderChart(results, {
+      title: `${ctx.workload}: ${mib(ctx.bytes)} MiB ${ctx.workload === 'qemu' ? 'guest, verified QEMU live migration' : ctx.payload}, seconds per profile and method (log scale)`,
+      subtitle: `${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${machine.nproc} cores ${machine.cpu}`,
+    }),
+  );
   const files = [`${base}.jsonl`, `${base}.md`, `${base}.svg`] as WrittenResults;
   files.markdownTable = md;
   return files;

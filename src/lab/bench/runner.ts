@@ -99,28 +99,62 @@ export interface RunOptions {
 
 /** The sink in site B; resolves once it listens. (The client checks its count and hash.) */
 export async function startSinkProcess(lab: LabId): Promise<ChildProcess> {
-  const child = labExec('b', [process.execPath, WORKLOAD_MAIN, 'sink', '--port', String(SINK_PORT)], { lab, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = labExec('b', [process.execPath, WORKLOAD_MAIN, 'sink', '--port', String(SINK_PORT)], {
+    lab,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((ready, fail) => {
     const timer = setTimeout(() => fail(new Error(`sink did not start: ${stderr.trim()}`)), 15_000);
-    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`sink exited (${code}): ${stderr.trim()}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`sink exited (${code}): ${stderr.trim()}`));
+    });
     lines.on('line', (line) => {
       const m = parseJsonLine(line);
-      if (m?.type === 'listening') { clearTimeout(timer); ready(); }
+      if (m?.type === 'listening') {
+        clearTimeout(timer);
+        ready();
+      }
     });
   });
   return child;
 }
 
 function clientArgs(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions): string[] {
-  const args = [process.execPath, WORKLOAD_MAIN, cell.workload, '--host', path.host, '--port', String(path.port),
-    '--payload', cell.payload, '--seed', String(opts.seed ?? 1), '--cap', String(cap), '--progress'];
+  const args = [
+    process.execPath,
+    WORKLOAD_MAIN,
+    cell.workload,
+    '--host',
+    path.host,
+    '--port',
+    String(path.port),
+    '--payload',
+    cell.payload,
+    '--seed',
+    String(opts.seed ?? 1),
+    '--cap',
+    String(cap),
+    '--progress',
+  ];
   if (cell.workload === 'bulk') return [...args, '--bytes', String(cell.bytes)];
   const m = opts.migration ?? DEFAULT_MIGRATION;
-  return [...args, '--memory', String(cell.bytes), '--dirty-rate', String(m.dirtyPagesPerSec),
-    '--downtime', String(m.downtimeBudgetMs), '--max-rounds', String(m.maxRounds)];
+  return [
+    ...args,
+    '--memory',
+    String(cell.bytes),
+    '--dirty-rate',
+    String(m.dirtyPagesPerSec),
+    '--downtime',
+    String(m.downtimeBudgetMs),
+    '--max-rounds',
+    String(m.maxRounds),
+  ];
 }
 
 // What an interrupted bench must stop: processes and method paths of the run in progress.
@@ -140,7 +174,9 @@ export async function runClient(cell: BenchCell, path: MethodPath, cap: number, 
   child.once('close', () => active.delete(stop));
   let stderr = '';
   let result: WorkloadResult | undefined;
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const lines = createInterface({ input: child.stdout! });
   lines.on('line', (line) => {
     const m = parseJsonLine(line);
@@ -152,12 +188,16 @@ export async function runClient(cell: BenchCell, path: MethodPath, cap: number, 
   const killer = setTimeout(() => child.kill('SIGKILL'), cap * 1000 + CLIENT_GRACE_MS);
   await new Promise<void>((done) => child.once('close', () => done()));
   clearTimeout(killer);
-  if (result === undefined) throw new Error(`workload client gave no result (exit ${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-500)}`);
+  if (result === undefined)
+    throw new Error(`workload client gave no result (exit ${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-500)}`);
   return result;
 }
 
 export function wireDelta(after: EmulatorReport | undefined, before: EmulatorReport | undefined) {
-  const a = after?.aToB, b = after?.bToA, a0 = before?.aToB, b0 = before?.bToA;
+  const a = after?.aToB,
+    b = after?.bToA,
+    a0 = before?.aToB,
+    b0 = before?.bToA;
   return {
     wire_bytes: (a?.bytesDelivered ?? 0) - (a0?.bytesDelivered ?? 0),
     wire_bytes_reverse: (b?.bytesDelivered ?? 0) - (b0?.bytesDelivered ?? 0),
@@ -170,10 +210,25 @@ export function wireDelta(after: EmulatorReport | undefined, before: EmulatorRep
 
 export function emptyResult(cell: BenchCell, cap: number, notes: string, opts: RunOptions): BenchResult {
   return {
-    profile: cell.profile.name, method: cell.method, workload: cell.workload, payload: cell.payload,
-    size_bytes: cell.bytes, ...(cell.workload === 'migration' ? { migration: opts.migration ?? DEFAULT_MIGRATION } : {}),
-    bytes: 0, planned_bytes: cell.bytes, seconds: 0, goodput_mbps: 0, wire_bytes: 0, wire_bytes_reverse: 0,
-    wire_lost: 0, wire_queue_drops: 0, capped: false, cap_seconds: cap, verified: false, notes, date: new Date().toISOString(),
+    profile: cell.profile.name,
+    method: cell.method,
+    workload: cell.workload,
+    payload: cell.payload,
+    size_bytes: cell.bytes,
+    ...(cell.workload === 'migration' ? { migration: opts.migration ?? DEFAULT_MIGRATION } : {}),
+    bytes: 0,
+    planned_bytes: cell.bytes,
+    seconds: 0,
+    goodput_mbps: 0,
+    wire_bytes: 0,
+    wire_bytes_reverse: 0,
+    wire_lost: 0,
+    wire_queue_drops: 0,
+    capped: false,
+    cap_seconds: cap,
+    verified: false,
+    notes,
+    date: new Date().toISOString(),
   };
 }
 
@@ -194,14 +249,30 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     const sinkChild = await startSinkProcess(lab);
     stopSink = () => stopProcess(sinkChild);
     active.add(stopSink);
-    path = await setUpMethod(cell.method, { lab, sinkPort: SINK_PORT, workDir, nodeFlags: [...(opts.perfDir !== undefined ? PERF_NODE_FLAGS : []), ...(opts.gatewayNodeFlags ?? [])] }, opts.longhaulFlags);
+    path = await setUpMethod(
+      cell.method,
+      {
+        lab,
+        sinkPort: SINK_PORT,
+        workDir,
+        nodeFlags: [...(opts.perfDir !== undefined ? PERF_NODE_FLAGS : []), ...(opts.gatewayNodeFlags ?? [])],
+      },
+      opts.longhaulFlags,
+    );
     tearDownPath = path.tearDown;
     active.add(tearDownPath);
     if (TUNNELS.has(cell.method)) {
       // Deployed tunnels keep their session up: open it (handshake, association) before the
       // clock starts, with a small transfer, so the run measures moving data, not set-up.
-      const warm = await runClient({ ...cell, workload: 'bulk', bytes: WARM_UP_BYTES }, path, MIN_CAP_SECONDS, { ...opts, onProgress: undefined }, lab);
-      if (!warm.verified) throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
+      const warm = await runClient(
+        { ...cell, workload: 'bulk', bytes: WARM_UP_BYTES },
+        path,
+        MIN_CAP_SECONDS,
+        { ...opts, onProgress: undefined },
+        lab,
+      );
+      if (!warm.verified)
+        throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
     }
     const before = await requestEmulatorStats(lab);
     // Every process of the run but the client, which starts inside and reports its own CPU.
@@ -217,8 +288,13 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     const cpu = cpuDelta(cpuBefore, cpuAfter, clockTicksPerSecond());
     const out: BenchResult = {
       ...emptyResult(cell, cap, path.notes, opts),
-      bytes: r.bytes, planned_bytes: r.plannedBytes, seconds: r.seconds, goodput_mbps: r.goodput_mbps,
-      ...wire, capped: r.capped, verified: r.verified,
+      bytes: r.bytes,
+      planned_bytes: r.plannedBytes,
+      seconds: r.seconds,
+      goodput_mbps: r.goodput_mbps,
+      ...wire,
+      capped: r.capped,
+      verified: r.verified,
       link_rate_bps: cell.profile.rateBps,
       link_floor_seconds: linkFloorSeconds(wire.wire_bytes, wire.wire_packets, cell.profile.rateBps),
       cpu_seconds: { ...cpu.cpu_seconds, client: typeof r.cpu_seconds === 'number' ? r.cpu_seconds : null },

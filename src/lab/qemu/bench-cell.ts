@@ -19,7 +19,17 @@ import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell } from '
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from '../bench/methods.ts';
 import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from '../bench/cpu-accounting.ts';
 import { linkFloorSeconds } from '../bench/limits.ts';
-import { active, emptyResult, runClient, SINK_PORT, startSinkProcess, TUNNELS, wireDelta, type BenchResult, type RunOptions } from '../bench/runner.ts';
+import {
+  active,
+  emptyResult,
+  runClient,
+  SINK_PORT,
+  startSinkProcess,
+  TUNNELS,
+  wireDelta,
+  type BenchResult,
+  type RunOptions,
+} from '../bench/runner.ts';
 import { ensureGuestImage, guestUnavailable } from './guest-image.ts';
 import { QemuVm } from './vm.ts';
 import { listenForMigration, migrate, type MigrationOutcome } from './migrate.ts';
@@ -43,14 +53,27 @@ function readQemuVersion(): string {
   return qemuVersion;
 }
 
-function figures(s: QemuSettings, outcome: MigrationOutcome | null, verification: Verification | null, ready: GuestReady | null, kernel: string | undefined, fallback: string): QemuRunFigures {
+function figures(
+  s: QemuSettings,
+  outcome: MigrationOutcome | null,
+  verification: Verification | null,
+  ready: GuestReady | null,
+  kernel: string | undefined,
+  fallback: string,
+): QemuRunFigures {
   const i = outcome?.info;
   const n = (x: number | undefined) => (typeof x === 'number' ? x : null);
   return {
-    settings: s, status: outcome?.status ?? 'not started',
-    total_time_ms: n(i?.['total-time']), setup_time_ms: n(i?.['setup-time']),
-    transferred_bytes: n(i?.ram?.transferred), multifd_bytes: n(i?.ram?.['multifd-bytes']), ram_total_bytes: n(i?.ram?.total),
-    zero_pages: n(i?.ram?.duplicate), normal_pages: n(i?.ram?.normal), dirty_sync_count: n(i?.ram?.['dirty-sync-count']),
+    settings: s,
+    status: outcome?.status ?? 'not started',
+    total_time_ms: n(i?.['total-time']),
+    setup_time_ms: n(i?.['setup-time']),
+    transferred_bytes: n(i?.ram?.transferred),
+    multifd_bytes: n(i?.ram?.['multifd-bytes']),
+    ram_total_bytes: n(i?.ram?.total),
+    zero_pages: n(i?.ram?.duplicate),
+    normal_pages: n(i?.ram?.normal),
+    dirty_sync_count: n(i?.ram?.['dirty-sync-count']),
     ...(ready ? { filled_pages: ready.pages, filled_classes: ready.classes, guest_mem_total_kib: ready.totalKiB } : {}),
     ...(verification?.bad_pages !== undefined ? { bad_pages: verification.bad_pages } : {}),
     ...(verification?.verify_ms !== undefined ? { verify_ms: verification.verify_ms } : {}),
@@ -67,7 +90,10 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
   // The cap comes from the model's ideal time for this guest's size, dirty rate and downtime.
   const migration = { ...(opts.migration ?? DEFAULT_MIGRATION), dirtyPagesPerSec: s.dirtyPagesPerSec, downtimeBudgetMs: s.downtimeLimitMs };
   const cap = capSeconds(cell, opts.maxCapSeconds, migration);
-  const base = (notes: string): BenchResult => ({ ...emptyResult(cell, cap, notes, opts), qemu: figures(s, null, null, null, undefined, 'not run') });
+  const base = (notes: string): BenchResult => ({
+    ...emptyResult(cell, cap, notes, opts),
+    qemu: figures(s, null, null, null, undefined, 'not run'),
+  });
   const unavailable = methodUnavailable(cell.method) ?? guestUnavailable();
   if (unavailable !== null) return { ...base(''), skipped: unavailable };
   const workDir = opts.workDir ?? join(tmpdir(), `longhaul-bench-${lab.prefix}`);
@@ -76,7 +102,9 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
   let path: MethodPath | undefined;
   let tearDownPath: (() => Promise<void>) | undefined;
   const vms: QemuVm[] = [];
-  const stopVms = async () => { await Promise.all(vms.map((vm) => vm.stop().catch(() => {}))); };
+  const stopVms = async () => {
+    await Promise.all(vms.map((vm) => vm.stop().catch(() => {})));
+  };
   let kernel: string | undefined;
   let ready: GuestReady | null = null;
   let outcome: MigrationOutcome | null = null;
@@ -93,8 +121,15 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
       // other workloads do, then free the port for the destination QEMU.
       const sink = await startSinkProcess(lab);
       try {
-        const warm = await runClient({ ...cell, workload: 'bulk', payload: 'vm', bytes: 64 * 1024 }, path, MIN_CAP_SECONDS, { ...opts, onProgress: undefined }, lab);
-        if (!warm.verified) throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
+        const warm = await runClient(
+          { ...cell, workload: 'bulk', payload: 'vm', bytes: 64 * 1024 },
+          path,
+          MIN_CAP_SECONDS,
+          { ...opts, onProgress: undefined },
+          lab,
+        );
+        if (!warm.verified)
+          throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
       } finally {
         await stopProcess(sink);
       }
@@ -114,7 +149,10 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
       const pids = { ...path.processes, qemu_src: src.pid, qemu_dst: dst.pid, emulator: readLabState(lab)?.emulator?.pid };
       const cpuBefore = takeCpuSnapshot(pids);
       outcome = await migrate(src, dst, s, {
-        host: path.host, port: path.port, listenHost: '0.0.0.0', capSeconds: cap,
+        host: path.host,
+        port: path.port,
+        listenHost: '0.0.0.0',
+        capSeconds: cap,
         onProgress: (bytes, seconds) => opts.onProgress?.(cell, bytes, seconds),
         ...(opts.cutAfterBytes !== undefined ? { cutAfterBytes: opts.cutAfterBytes } : {}),
       });
@@ -131,12 +169,18 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
       const verified = verification?.verified === true;
       const out: BenchResult = {
         ...emptyResult(cell, cap, `${path.notes}; ${describeQemu(s)}`, opts),
-        bytes: sent, planned_bytes: cell.bytes, seconds: outcome.seconds,
+        bytes: sent,
+        planned_bytes: cell.bytes,
+        seconds: outcome.seconds,
         goodput_mbps: outcome.seconds > 0 ? (sent * 8) / outcome.seconds / 1e6 : 0,
-        ...wire, capped: outcome.status === 'capped', verified,
+        ...wire,
+        capped: outcome.status === 'capped',
+        verified,
         link_rate_bps: cell.profile.rateBps,
         link_floor_seconds: linkFloorSeconds(wire.wire_bytes, wire.wire_packets, cell.profile.rateBps),
-        cpu_seconds: cpu.cpu_seconds, machine_busy: cpu.machine_busy, machine_cpu_seconds: cpu.machine_cpu_seconds,
+        cpu_seconds: cpu.cpu_seconds,
+        machine_busy: cpu.machine_busy,
+        machine_cpu_seconds: cpu.machine_cpu_seconds,
         qemu: figures(s, outcome, verification, ready, kernel, outcome.status === 'capped' ? 'capped: not verified' : 'not verified'),
       };
       if (after?.engine !== undefined) out.emulator = after.engine;
@@ -153,7 +197,8 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
     }
   } catch (e) {
     return {
-      ...emptyResult(cell, cap, path?.notes ?? '', opts), qemu: figures(s, outcome, verification, ready, kernel, 'run failed before verification'),
+      ...emptyResult(cell, cap, path?.notes ?? '', opts),
+      qemu: figures(s, outcome, verification, ready, kernel, 'run failed before verification'),
       error: e instanceof Error ? e.message : String(e),
     };
   } finally {

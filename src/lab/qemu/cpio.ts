@@ -42,7 +42,11 @@ export function newcArchive(entries: readonly CpioEntry[]): Buffer {
         parts.push(header(ino++, S_IFDIR | (e.mode ?? 0o755), 2, 0, [0, 0], path));
         break;
       case 'file':
-        parts.push(header(ino++, S_IFREG | (e.mode ?? 0o644), 1, e.data.length, [0, 0], path), Buffer.from(e.data), Buffer.alloc(pad4(e.data.length)));
+        parts.push(
+          header(ino++, S_IFREG | (e.mode ?? 0o644), 1, e.data.length, [0, 0], path),
+          Buffer.from(e.data),
+          Buffer.alloc(pad4(e.data.length)),
+        );
         break;
       case 'symlink': {
         const target = Buffer.from(e.target, 'utf8');

@@ -35,8 +35,14 @@ export class GuestChannel {
     this.socket = socket;
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => this.receive(d));
-    socket.on('error', () => { this.closed = true; this.wake(); });
-    socket.on('close', () => { this.closed = true; this.wake(); });
+    socket.on('error', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
   }
 
   static connect(path: string, timeoutMs = 15_000): Promise<GuestChannel> {
@@ -73,11 +79,15 @@ export class GuestChannel {
         if (match(m)) return m;
       }
       const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`guest: no matching message within ${timeoutMs} ms (last: ${JSON.stringify(this.messages.at(-1) ?? null)})`);
+      if (left <= 0)
+        throw new Error(`guest: no matching message within ${timeoutMs} ms (last: ${JSON.stringify(this.messages.at(-1) ?? null)})`);
       if (this.closed) throw new Error('guest control socket closed');
       await new Promise<void>((done) => {
         const timer = setTimeout(done, left);
-        this.listeners.push(() => { clearTimeout(timer); done(); });
+        this.listeners.push(() => {
+          clearTimeout(timer);
+          done();
+        });
       });
     }
   }

@@ -28,7 +28,10 @@ export async function waitReady(channel: GuestChannel): Promise<GuestReady> {
   const m = await channel.waitFor((x) => x.type === 'ready', READY_TIMEOUT_MS);
   const f = m.fields;
   return {
-    pages: Number(f.pages), bootId: f.boot ?? '', fillMs: Number(f.fill_ms), totalKiB: Number(f.total_kib),
+    pages: Number(f.pages),
+    bootId: f.boot ?? '',
+    fillMs: Number(f.fill_ms),
+    totalKiB: Number(f.total_kib),
     classes: { zero: Number(f.zero), text: Number(f.text), structured: Number(f.structured), random: Number(f.random) },
   };
 }
@@ -59,18 +62,31 @@ export async function verifyOnDestination(dst: QemuVm, ready: GuestReady, lastSo
     channel = await dst.control();
     const hb = await channel.waitFor((m) => m.type === 'hb', HEARTBEAT_TIMEOUT_MS).catch((e: unknown) => e as Error);
     if (hb instanceof Error) return { verified: false, detail: `no heartbeat from the guest on the destination: ${hb.message}` };
-    if (hb.fields.boot !== ready.bootId) return { verified: false, detail: `the guest rebooted: boot id ${hb.fields.boot}, was ${ready.bootId}` };
-    if (heartbeatSeq(hb) <= lastSourceSeq) return { verified: false, detail: `heartbeat sequence went back: ${heartbeatSeq(hb)} after ${lastSourceSeq}` };
+    if (hb.fields.boot !== ready.bootId)
+      return { verified: false, detail: `the guest rebooted: boot id ${hb.fields.boot}, was ${ready.bootId}` };
+    if (heartbeatSeq(hb) <= lastSourceSeq)
+      return { verified: false, detail: `heartbeat sequence went back: ${heartbeatSeq(hb)} after ${lastSourceSeq}` };
     const from = channel.messages.length;
     channel.send('verify');
     const timeout = VERIFY_BASE_MS + VERIFY_MS_PER_MIB * ((ready.pages * 4096) / 2 ** 20);
     const v = await channel.waitFor((m) => m.type === 'verified', timeout, from).catch((e: unknown) => e as Error);
     if (v instanceof Error) return { verified: false, detail: `the guest did not answer verify: ${v.message}` };
-    const checked = Number(v.fields.pages), bad = Number(v.fields.bad), ms = Number(v.fields.ms);
+    const checked = Number(v.fields.pages),
+      bad = Number(v.fields.bad),
+      ms = Number(v.fields.ms);
     const base = { checked_pages: checked, bad_pages: bad, verify_ms: ms };
     if (checked !== ready.pages) return { ...base, verified: false, detail: `the guest checked ${checked} pages, filled ${ready.pages}` };
-    if (bad !== 0) return { ...base, verified: false, detail: `${bad} of ${checked} pages corrupt on the destination (first: page ${v.fields.first_bad})` };
-    return { ...base, verified: true, detail: `running, heartbeat ${lastSourceSeq} -> ${heartbeatSeq(hb)} (boot ${ready.bootId}), ${checked} pages checked, 0 bad` };
+    if (bad !== 0)
+      return {
+        ...base,
+        verified: false,
+        detail: `${bad} of ${checked} pages corrupt on the destination (first: page ${v.fields.first_bad})`,
+      };
+    return {
+      ...base,
+      verified: true,
+      detail: `running, heartbeat ${lastSourceSeq} -> ${heartbeatSeq(hb)} (boot ${ready.bootId}), ${checked} pages checked, 0 bad`,
+    };
   } catch (e) {
     return { verified: false, detail: `verification failed: ${e instanceof Error ? e.message : String(e)}` };
   } finally {

@@ -29,7 +29,12 @@ function sh(argv: string[], opts: { cwd?: string } = {}): string {
 
 /** Why the guest cannot be built or run here, or null. */
 export function guestUnavailable(): string | null {
-  for (const [cmd, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['gcc', 'gcc'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg']] as const) {
+  for (const [cmd, pkg] of [
+    ['qemu-system-x86_64', 'qemu-system-x86'],
+    ['gcc', 'gcc'],
+    ['apt-get', 'apt'],
+    ['dpkg-deb', 'dpkg'],
+  ] as const) {
     try {
       execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
     } catch {
@@ -49,7 +54,9 @@ function kernelPackage(): string {
   try {
     deps = sh(['apt-cache', 'depends', KERNEL_META_PACKAGE]);
   } catch (e) {
-    throw new Error(`apt-cache depends ${KERNEL_META_PACKAGE} failed (apt-get update first?): ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(
+      `apt-cache depends ${KERNEL_META_PACKAGE} failed (apt-get update first?): ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   const m = /Depends:\s*(linux-image-[0-9][^\s]*)/.exec(deps);
   if (!m) throw new Error(`cannot resolve ${KERNEL_META_PACKAGE}'s kernel package (apt-get update first?): ${deps.trim().slice(0, 200)}`);

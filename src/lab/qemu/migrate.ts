@@ -81,7 +81,9 @@ async function queryMigrate(vm: QemuVm): Promise<QueryMigrate> {
 export async function migrate(src: QemuVm, dst: QemuVm, s: QemuSettings, opts: MigrateOptions): Promise<MigrationOutcome> {
   await src.qmp.execute('migrate-set-capabilities', { capabilities: capabilities(s) });
   await src.qmp.execute('migrate-set-parameters', {
-    'max-bandwidth': UNTHROTTLED_BYTES_PER_SEC, 'downtime-limit': s.downtimeLimitMs, ...channelParameters(s),
+    'max-bandwidth': UNTHROTTLED_BYTES_PER_SEC,
+    'downtime-limit': s.downtimeLimitMs,
+    ...channelParameters(s),
   });
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
@@ -99,7 +101,12 @@ export async function migrate(src: QemuVm, dst: QemuVm, s: QemuSettings, opts: M
     opts.onProgress?.(sent, elapsed());
     if (info.status === 'completed') break;
     if (info.status === 'failed' || info.status === 'cancelled') {
-      return { status: 'failed', seconds: elapsed(), info, error: `QEMU: migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}${dst.exited ? ` (destination QEMU exited: ${dst.exited})` : ''}` };
+      return {
+        status: 'failed',
+        seconds: elapsed(),
+        info,
+        error: `QEMU: migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}${dst.exited ? ` (destination QEMU exited: ${dst.exited})` : ''}`,
+      };
     }
     if (opts.cutAfterBytes !== undefined && !cut && sent >= opts.cutAfterBytes && dst.pid !== undefined) {
       cut = true;
@@ -108,7 +115,12 @@ export async function migrate(src: QemuVm, dst: QemuVm, s: QemuSettings, opts: M
     if (dst.exited !== null && destinationDiedAt === null) destinationDiedAt = performance.now();
     if (destinationDiedAt !== null && performance.now() - destinationDiedAt > SOURCE_NOTICES_MS) {
       await src.qmp.execute('migrate_cancel').catch(() => {});
-      return { status: 'failed', seconds: elapsed(), info, error: `destination QEMU exited (${dst.exited}) and the source still says ${info.status}` };
+      return {
+        status: 'failed',
+        seconds: elapsed(),
+        info,
+        error: `destination QEMU exited (${dst.exited}) and the source still says ${info.status}`,
+      };
     }
     if (elapsed() > opts.capSeconds) {
       await src.qmp.execute('migrate_cancel').catch(() => {});
@@ -124,11 +136,19 @@ export async function migrate(src: QemuVm, dst: QemuVm, s: QemuSettings, opts: M
   const deadline = performance.now() + DESTINATION_RUNNING_TIMEOUT_MS;
   let last = '';
   while (performance.now() < deadline) {
-    if (dst.exited !== null) return { status: 'failed', seconds: elapsed(), info, error: `destination QEMU exited (${dst.exited}) after the source completed` };
-    const st = await dst.qmp.execute<{ status: string; running: boolean }>('query-status', undefined, 5_000).catch((e: unknown) => ({ status: String(e), running: false }));
+    if (dst.exited !== null)
+      return { status: 'failed', seconds: elapsed(), info, error: `destination QEMU exited (${dst.exited}) after the source completed` };
+    const st = await dst.qmp
+      .execute<{ status: string; running: boolean }>('query-status', undefined, 5_000)
+      .catch((e: unknown) => ({ status: String(e), running: false }));
     last = st.status;
     if (st.running) return { status: 'completed', seconds: elapsed(), info };
     await sleep(20);
   }
-  return { status: 'failed', seconds: elapsed(), info, error: `source completed but the destination did not run within ${DESTINATION_RUNNING_TIMEOUT_MS} ms (status ${last})` };
+  return {
+    status: 'failed',
+    seconds: elapsed(),
+    info,
+    error: `source completed but the destination did not run within ${DESTINATION_RUNNING_TIMEOUT_MS} ms (status ${last})`,
+  };
 }

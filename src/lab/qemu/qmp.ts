@@ -63,7 +63,11 @@ export class QmpClient {
     if (this.greeted) return Promise.resolve();
     return new Promise((done, fail) => {
       const timer = setTimeout(() => fail(new QmpError('no QMP greeting')), Math.max(1, timeoutMs));
-      this.greetingWaiter = (ok) => { clearTimeout(timer); if (ok) done(); else fail(new QmpError('QMP closed before its greeting')); };
+      this.greetingWaiter = (ok) => {
+        clearTimeout(timer);
+        if (ok) done();
+        else fail(new QmpError('QMP closed before its greeting'));
+      };
       this.socket.once('close', () => this.greetingWaiter?.(false));
     });
   }

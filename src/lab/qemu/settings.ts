@@ -78,7 +78,10 @@ export function effectiveMultifdChannels(s: QemuSettings): number {
 
 export function describeQemu(s: QemuSettings): string {
   const channels = effectiveMultifdChannels(s);
-  return `${s.memoryMiB} MiB guest, ${Math.round(s.fillShare * 100)}% filled (mix ${mixWeights(s.mix)} zero,text,structured,random), ` +
+  return (
+    `${s.memoryMiB} MiB guest, ${Math.round(s.fillShare * 100)}% filled (mix ${mixWeights(s.mix)} zero,text,structured,random), ` +
     `${s.dirtyPagesPerSec} dirty pages/s, downtime limit ${s.downtimeLimitMs} ms` +
-    (channels > 0 ? `, multifd ${channels} channel${channels > 1 ? 's' : ''}` : '') + (s.compression !== 'none' ? `, QEMU ${s.compression} compression` : '');
+    (channels > 0 ? `, multifd ${channels} channel${channels > 1 ? 's' : ''}` : '') +
+    (s.compression !== 'none' ? `, QEMU ${s.compression} compression` : '')
+  );
 }

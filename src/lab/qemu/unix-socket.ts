@@ -10,14 +10,22 @@ const RETRY_MS = 100;
  * Connects to `path` and hands the socket to `setUp` (which may wait for a greeting), retrying
  * both until `timeoutMs` has passed; the error names `what` and the last failure.
  */
-export async function connectWithRetry<T>(path: string, timeoutMs: number, what: string, setUp: (socket: Socket, deadline: number) => Promise<T> | T): Promise<T> {
+export async function connectWithRetry<T>(
+  path: string,
+  timeoutMs: number,
+  what: string,
+  setUp: (socket: Socket, deadline: number) => Promise<T> | T,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const socket = await new Promise<Socket>((done, fail) => {
         const s = connect(path);
-        s.once('connect', () => { s.off('error', fail); done(s); });
+        s.once('connect', () => {
+          s.off('error', fail);
+          done(s);
+        });
         s.once('error', fail);
       });
       return await setUp(socket, deadline);

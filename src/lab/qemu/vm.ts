@@ -23,8 +23,10 @@ export interface VmPaths {
 
 export function vmPaths(dir: string, name: string): VmPaths {
   return {
-    qmp: join(dir, `${name}-qmp.sock`), control: join(dir, `${name}-ctl.sock`),
-    console: join(dir, `${name}-console.log`), log: join(dir, `${name}-qemu.log`),
+    qmp: join(dir, `${name}-qmp.sock`),
+    control: join(dir, `${name}-ctl.sock`),
+    console: join(dir, `${name}-console.log`),
+    log: join(dir, `${name}-qemu.log`),
   };
 }
 
@@ -33,15 +35,47 @@ export function vmPaths(dir: string, name: string): VmPaths {
  * the same one; the destination adds `-incoming defer` (its channels are set over QMP first).
  */
 export function qemuArgs(image: GuestImage, s: QemuSettings, paths: VmPaths, incoming: boolean): string[] {
-  const append = ['console=ttyS0', 'quiet', 'panic=1', `lh.share=${s.fillShare}`, `lh.mix=${mixWeights(s.mix)}`,
-    `lh.dirty=${s.dirtyPagesPerSec}`, `lh.seed=${s.seed}`].join(' ');
+  const append = [
+    'console=ttyS0',
+    'quiet',
+    'panic=1',
+    `lh.share=${s.fillShare}`,
+    `lh.mix=${mixWeights(s.mix)}`,
+    `lh.dirty=${s.dirtyPagesPerSec}`,
+    `lh.seed=${s.seed}`,
+  ].join(' ');
   return [
-    '-accel', 'tcg', '-machine', 'pc', '-cpu', 'qemu64', '-smp', '1', '-m', `${guestRamKiB(s.memoryMiB)}k`,
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', image.kernel, '-initrd', image.initrd, '-append', append,
-    '-chardev', `file,id=con,path=${paths.console}`, '-serial', 'chardev:con',
-    '-chardev', `socket,id=ctl,path=${paths.control},server=on,wait=off`, '-serial', 'chardev:ctl',
-    '-qmp', `unix:${paths.qmp},server=on,wait=off`,
+    '-accel',
+    'tcg',
+    '-machine',
+    'pc',
+    '-cpu',
+    'qemu64',
+    '-smp',
+    '1',
+    '-m',
+    `${guestRamKiB(s.memoryMiB)}k`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    append,
+    '-chardev',
+    `file,id=con,path=${paths.console}`,
+    '-serial',
+    'chardev:con',
+    '-chardev',
+    `socket,id=ctl,path=${paths.control},server=on,wait=off`,
+    '-serial',
+    'chardev:ctl',
+    '-qmp',
+    `unix:${paths.qmp},server=on,wait=off`,
     ...(incoming ? ['-incoming', 'defer'] : []),
   ];
 }
@@ -55,7 +89,9 @@ export class QemuVm {
   private constructor(child: ChildProcess, paths: VmPaths) {
     this.child = child;
     this.paths = paths;
-    child.once('exit', (code, signal) => { this.exitInfo = signal ? `signal ${signal}` : `code ${code}`; });
+    child.once('exit', (code, signal) => {
+      this.exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+    });
   }
 
   get pid(): number | undefined {
@@ -67,7 +103,15 @@ export class QemuVm {
     return this.exitInfo;
   }
 
-  static async start(site: Site, lab: LabId, image: GuestImage, s: QemuSettings, dir: string, name: string, incoming: boolean): Promise<QemuVm> {
+  static async start(
+    site: Site,
+    lab: LabId,
+    image: GuestImage,
+    s: QemuSettings,
+    dir: string,
+    name: string,
+    incoming: boolean,
+  ): Promise<QemuVm> {
     mkdirSync(dir, { recursive: true });
     const paths = vmPaths(dir, name);
     for (const p of [paths.qmp, paths.control]) rmSync(p, { force: true });

@@ -41,7 +41,12 @@ function goodput(bytes: number, seconds: number): number {
 }
 
 /** A run that failed or hit the cap still reports what was confirmed, never throws. */
-function partial(base: Omit<WorkloadResult, 'bytes' | 'seconds' | 'goodput_mbps' | 'capped' | 'verified'>, session: SinkSession | null, error: unknown, capSeconds: number): WorkloadResult {
+function partial(
+  base: Omit<WorkloadResult, 'bytes' | 'seconds' | 'goodput_mbps' | 'capped' | 'verified'>,
+  session: SinkSession | null,
+  error: unknown,
+  capSeconds: number,
+): WorkloadResult {
   const capped = error instanceof DeadlineReached;
   const seconds = capped ? capSeconds : (session?.elapsedSeconds ?? 0);
   const bytes = session?.ackedBytes ?? 0;
@@ -66,7 +71,15 @@ export async function runBulk(options: ClientOptions & { bytes: number }): Promi
     await session.sendSegment(source);
     const end = await session.finish();
     const seconds = session.elapsedSeconds;
-    return { ...base, bytes: end.bytes, seconds, goodput_mbps: goodput(end.bytes, seconds), capped: false, verified: end.verified, cpu_seconds: session.cpuSeconds };
+    return {
+      ...base,
+      bytes: end.bytes,
+      seconds,
+      goodput_mbps: goodput(end.bytes, seconds),
+      capped: false,
+      verified: end.verified,
+      cpu_seconds: session.cpuSeconds,
+    };
   } catch (e) {
     return partial(base, session, e, options.capSeconds);
   } finally {
@@ -92,7 +105,13 @@ export async function runMigration(options: MigrationOptions): Promise<WorkloadR
   let planned = memoryPages * PAGE_SIZE;
   let rounds = 0;
   let session: SinkSession | null = null;
-  const base = () => ({ workload: 'migration' as const, payload: options.payload, plannedBytes: planned, rounds, round_seconds: roundSeconds });
+  const base = () => ({
+    workload: 'migration' as const,
+    payload: options.payload,
+    plannedBytes: planned,
+    rounds,
+    round_seconds: roundSeconds,
+  });
   try {
     session = await SinkSession.open(options.host, options.port, options.capSeconds);
     session.onProgress = options.onProgress ?? null;

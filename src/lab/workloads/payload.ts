@@ -136,7 +136,8 @@ function textArena(seed: number): Buffer {
     const kind = rnd();
     clock += Math.floor(rnd() * 40);
     if (kind < 0.75) {
-      line = `${new Date(clock).toISOString()} ${pick(LEVELS)} [${pick(COMPONENTS)}-${Math.floor(rnd() * 4)}] ` +
+      line =
+        `${new Date(clock).toISOString()} ${pick(LEVELS)} [${pick(COMPONENTS)}-${Math.floor(rnd() * 4)}] ` +
         `${pick(messages)} ${pick(PATHS)}${Math.floor(rnd() * 1000)} status=${rnd() < 0.9 ? 200 : 503} ` +
         `took=${Math.floor(rnd() * 40)}ms\n`;
     } else if (kind < 0.9) {

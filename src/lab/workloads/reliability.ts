@@ -125,8 +125,11 @@ function main(): void {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
     options: {
-      port: { type: 'string' }, connections: { type: 'string' }, bytes: { type: 'string' },
-      'timeout-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      port: { type: 'string' },
+      connections: { type: 'string' },
+      bytes: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   const num = (v: string | undefined, name: string, dflt?: number): number => {
@@ -144,14 +147,21 @@ function main(): void {
     case 'echo-server':
       echoServer(port);
       return;
-    case 'echo-clients': return void echoClients(port, num(values.connections, 'connections'), num(values.bytes, 'bytes'), num(values['timeout-ms'], 'timeout-ms', 300_000));
+    case 'echo-clients':
+      return void echoClients(
+        port,
+        num(values.connections, 'connections'),
+        num(values.bytes, 'bytes'),
+        num(values['timeout-ms'], 'timeout-ms', 300_000),
+      );
     case 'stream-sink':
       streamSink(port);
       return;
     case 'stream-send':
       streamSend(port, num(values.bytes, 'bytes'));
       return;
-    default: throw new Error(USAGE);
+    default:
+      throw new Error(USAGE);
   }
 }
 

@@ -10,7 +10,19 @@ import { startSink } from './sink.ts';
 import { runBulk, runMigration } from './clients.ts';
 import { DEFAULT_DIRTY_PAGES_PER_SEC, DEFAULT_DOWNTIME_BUDGET_MS, DEFAULT_MAX_ROUNDS } from './migration-model.ts';
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 2 ** 20, g: 1e9, gb: 1e9, gib: 2 ** 30 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 1e9,
+  gb: 1e9,
+  gib: 2 ** 30,
+};
 
 /** "64MiB", "1GiB", "500MB", "1048576" -> bytes. */
 export function parseBytes(text: string): number {
@@ -77,24 +89,55 @@ export function workloadProgram(): Command {
       .option('--progress', 'emit progress lines every 200 ms', false);
   common(program.command('bulk').description('send N bytes, timed from connect to the sink confirming the last byte'))
     .option('--bytes <size>', 'bytes to send', parseBytes, 64 * 2 ** 20)
-    .action(async (o: { host: string; port: number; payload: PayloadKind; seed: number; cap: number; progress: boolean; bytes: number }) => {
-      const r = await runBulk({ host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, bytes: o.bytes, onProgress: progressEmitter(o.progress) });
-      emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
-      process.exitCode = r.verified || r.capped ? 0 : 1;
-    });
+    .action(
+      async (o: { host: string; port: number; payload: PayloadKind; seed: number; cap: number; progress: boolean; bytes: number }) => {
+        const r = await runBulk({
+          host: o.host,
+          port: o.port,
+          payload: o.payload,
+          seed: o.seed,
+          capSeconds: o.cap,
+          bytes: o.bytes,
+          onProgress: progressEmitter(o.progress),
+        });
+        emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
+        process.exitCode = r.verified || r.capped ? 0 : 1;
+      },
+    );
   common(program.command('migration').description('pre-copy live migration of a VM memory image'))
     .option('--memory <size>', 'VM memory', parseBytes, 256 * 2 ** 20)
     .option('--dirty-rate <pages/s>', 'pages the VM dirties per second', positive, DEFAULT_DIRTY_PAGES_PER_SEC)
     .option('--downtime <ms>', 'downtime budget', positive, DEFAULT_DOWNTIME_BUDGET_MS)
     .option('--max-rounds <n>', 'pre-copy rounds before a forced stop', positive, DEFAULT_MAX_ROUNDS)
-    .action(async (o: { host: string; port: number; payload: PayloadKind; seed: number; cap: number; progress: boolean; memory: number; dirtyRate: number; downtime: number; maxRounds: number }) => {
-      const r = await runMigration({
-        host: o.host, port: o.port, payload: o.payload, seed: o.seed, capSeconds: o.cap, memoryBytes: o.memory,
-        dirtyPagesPerSec: o.dirtyRate, downtimeBudgetMs: o.downtime, maxRounds: o.maxRounds, onProgress: progressEmitter(o.progress),
-      });
-      emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
-      process.exitCode = r.verified || r.capped ? 0 : 1;
-    });
+    .action(
+      async (o: {
+        host: string;
+        port: number;
+        payload: PayloadKind;
+        seed: number;
+        cap: number;
+        progress: boolean;
+        memory: number;
+        dirtyRate: number;
+        downtime: number;
+        maxRounds: number;
+      }) => {
+        const r = await runMigration({
+          host: o.host,
+          port: o.port,
+          payload: o.payload,
+          seed: o.seed,
+          capSeconds: o.cap,
+          memoryBytes: o.memory,
+          dirtyPagesPerSec: o.dirtyRate,
+          downtimeBudgetMs: o.downtime,
+          maxRounds: o.maxRounds,
+          onProgress: progressEmitter(o.progress),
+        });
+        emit({ type: 'result', ...r, cpu_seconds: r.cpu_seconds ?? processCpuSeconds() });
+        process.exitCode = r.verified || r.capped ? 0 : 1;
+      },
+    );
   return program;
 }
 

@@ -118,7 +118,14 @@ export class SinkSession {
           resolve();
         };
         // A failure while blocked on drain must not hang: park a waiter that only rejects.
-        const waiter = { match: () => false, resolve: () => {}, reject: (e: Error) => { this.socket.off('drain', onDrain); reject(e); } };
+        const waiter = {
+          match: () => false,
+          resolve: () => {},
+          reject: (e: Error) => {
+            this.socket.off('drain', onDrain);
+            reject(e);
+          },
+        };
         this.waiters.push(waiter);
         this.socket.once('drain', onDrain);
       });

@@ -3,11 +3,11 @@ import type { Millis } from '../types.ts';
 /** One acknowledged packet's delivery-rate sample (RFC-draft "delivery rate estimation"). */
 export interface AckSample {
   now: Millis;
-  rttMs: number;              // this packet's RTT sample (ack delay already subtracted)
-  bytesAcked: number;         // size of the newly acknowledged packet(s)
-  deliveryRateBps: number;    // bits/s, 0 when no valid sample
-  isAppLimited: boolean;      // sample taken while the sender had nothing to send
-  bytesInFlight: number;      // after removing the acked bytes
+  rttMs: number; // this packet's RTT sample (ack delay already subtracted)
+  bytesAcked: number; // size of the newly acknowledged packet(s)
+  deliveryRateBps: number; // bits/s, 0 when no valid sample
+  isAppLimited: boolean; // sample taken while the sender had nothing to send
+  bytesInFlight: number; // after removing the acked bytes
   /** Send time of the newest acked packet; lets the controller count round trips exactly
    *  (without it, `now - rttMs` is used, which is late by the ack delay). */
   sentAt?: Millis;
@@ -16,7 +16,7 @@ export interface AckSample {
 export interface LossSample {
   now: Millis;
   bytesLost: number;
-  bytesInFlight: number;      // after removing the lost bytes
+  bytesInFlight: number; // after removing the lost bytes
   /** Send time of the newest lost packet: one reaction per round trip uses it. */
   lostPacketSentAt: Millis;
 }

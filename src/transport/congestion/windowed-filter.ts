@@ -20,7 +20,11 @@ export class WindowedFilter {
   constructor(window: number, kind: 'max' | 'min') {
     this.#window = window;
     this.#better = kind === 'max' ? (a, b) => a >= b : (a, b) => a <= b;
-    this.#s = [{ time: 0, value: 0 }, { time: 0, value: 0 }, { time: 0, value: 0 }];
+    this.#s = [
+      { time: 0, value: 0 },
+      { time: 0, value: 0 },
+      { time: 0, value: 0 },
+    ];
     this.#empty = true;
   }
 

@@ -119,7 +119,7 @@ export class RecvStream {
     const old = this.ring;
     if (old.length > 0) {
       // Everything from the released offset up, gaps included (they are filled later).
-      for (let off = this.releasedOffset; off < stored;) {
+      for (let off = this.releasedOffset; off < stored; ) {
         const src = off % old.length;
         const run = Math.min(stored - off, old.length - src);
         const dst = off % cap;

@@ -95,7 +95,7 @@ export class SendStream {
     const next = new Uint8Array(cap);
     const old = this.ring;
     if (old.length > 0) {
-      for (let off = this.ackedOffset; off < this.writeOffset;) {
+      for (let off = this.ackedOffset; off < this.writeOffset; ) {
         const src = off % old.length;
         const run = Math.min(this.writeOffset - off, old.length - src);
         const dst = off % cap;
