@@ -118,52 +118,9 @@ class Backlog {
   }
 }
 
-// Receive coalescing adapts to the datagram rate: the pause grows (from the configured one, up
-// to MAX_ADAPTIVE_PAUSE_US) until a batch collects about TARGET_BATCH_DATAGRAMS. At 1 Gbit/s a
-// 1 ms pause already fills a batch; at 100 Mbit/s it took ~9 datagrams per wake-up, and each
-// wake-up (a recvmmsg, a JavaScript call, a flush, an ACK, which in turn wakes the sender) cost
-// more than the datagrams it carried. Measured in the lab on mpls (100 Mbit/s, 25 ms), CPU s per
-// GiB: 1 ms pauses A 14.8-15.8, B 15.0-16.6; 2.5 ms A 12.4-14.4, B 9.7-12.2; 4 ms A 10.4-11.5,
-// B 7.6-8.0 but goodput 1% lower (acks later than the window allows for). So at most 3 ms.
-const TARGET_BATCH_DATAGRAMS = 24;
-const MAX_ADAPTIVE_PAUSE_US = 3000;
-// The rate is measured over this long; the pause changes when it moves by more than a tenth.
-const COALESCING_ADAPT_MS = 200;
-
-/** One socket's receive rate, and the coalescing pause it calls for. */
-export class CoalescingTuner {
-  pauseUs: number;
-  #datagrams = 0;
-  #since: number;
-  readonly #baseUs: number;
-
-  constructor(baseUs: number, now: number) {
-    this.#baseUs = baseUs;
-    this.pauseUs = baseUs;
-    this.#since = now;
-  }
-
-  /** Counts a batch; returns a new pause when it should change, else -1. */
-  onBatch(datagrams: number, now: number): number {
-    this.#datagrams += datagrams;
-    const elapsed = now - this.#since;
-    if (elapsed < COALESCING_ADAPT_MS) return -1;
-    const perUs = this.#datagrams / (elapsed * 1000);
-    this.#datagrams = 0;
-    this.#since = now;
-    const wanted =
-      perUs > 0 ? Math.round(Math.min(MAX_ADAPTIVE_PAUSE_US, Math.max(this.#baseUs, TARGET_BATCH_DATAGRAMS / perUs))) : this.#baseUs;
-    if (Math.abs(wanted - this.pauseUs) <= this.pauseUs / 10) return -1;
-    this.pauseUs = wanted;
-    return wanted;
-  }
-}
-
 interface Path {
   sock: NativeSocket;
   backlog: Backlog;
-  /** Its receive coalescing (null: coalescing off). */
-  tuner: CoalescingTuner | null;
   /** The kernel refused (EAGAIN): writability is being waited for. */
   blocked: boolean;
   /** Released: its socket is closed. */
@@ -207,7 +164,6 @@ export class NativeUdpLink implements UdpLink {
   // Per peer address object: a socket connected to it (SO_REUSEPORT on our WAN address, so the
   // kernel also hands that peer's datagrams to it), or null when it could not be set up.
   #paths = new Map<Endpoint, Path | null>();
-  #mainTuner: CoalescingTuner | null;
   #closed = false;
   // Shared by every socket of the link: poll callbacks never nest, and each batch is handed over
   // (and copied out where the sink keeps datagrams) before the next recvmmsg.
@@ -225,7 +181,6 @@ export class NativeUdpLink implements UdpLink {
     this.#family = isIP(addr.host) === 6 ? 6 : 4;
     this.#buffers = buffers;
     this.#options = options;
-    this.#mainTuner = this.#tuner();
     this.#meta = new Int32Array(RECV_BATCH * udp.metaStride);
     this.#main = udp.open(this.#family, addr.host, addr.port, true, buffers.recv, buffers.send);
     try {
@@ -237,10 +192,6 @@ export class NativeUdpLink implements UdpLink {
       udp.close(this.#main);
       throw err;
     }
-  }
-
-  #tuner(): CoalescingTuner | null {
-    return this.#options.coalescingUs > 0 ? new CoalescingTuner(this.#options.coalescingUs, performance.now()) : null;
   }
 
   #startPoll(sock: NativeSocket, path: Path | null): void {
@@ -369,7 +320,7 @@ export class NativeUdpLink implements UdpLink {
     try {
       sock = this.#udp.open(this.#family, this.#local.host, this.#local.port, true, this.#buffers.recv, this.#buffers.send);
       this.#udp.connect(sock, to.host, to.port);
-      const p: Path = { sock, backlog: new Backlog(), tuner: this.#tuner(), blocked: false, closed: false };
+      const p: Path = { sock, backlog: new Backlog(), blocked: false, closed: false };
       this.#startPoll(sock, p);
       path = p;
     } catch {
@@ -383,11 +334,7 @@ export class NativeUdpLink implements UdpLink {
   #onEvent(path: Path | null, ev: number, n: number, readTimeMs: number): void {
     if (ev === EV_DATAGRAMS) {
       this.stats.recvCalls++;
-      const readTime = readTimeMs + this.#monotonicToNow;
-      const tuner = path === null ? this.#mainTuner : path.tuner;
-      const pauseUs = tuner === null ? -1 : tuner.onBatch(n, readTime);
-      if (pauseUs > 0) this.#udp.setRecvCoalescing(path === null ? this.#main : path.sock, pauseUs);
-      this.#deliver(n, readTime);
+      this.#deliver(n, readTimeMs + this.#monotonicToNow);
     } else if (ev === EV_WRITABLE) {
       if (path !== null) this.#drainBacklog(path);
     } else this.stats.sendErrors += n; // socket errors (ICMP unreachable), counted as node:dgram's are

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { loadAddon } from '../../src/native/load.ts';
 import { DatagramBatch, UdpLink } from '../../src/gateway/udp-link.ts';
-import { NativeUdpLink, CoalescingTuner } from '../../src/gateway/udp-batch.ts';
+import { NativeUdpLink } from '../../src/gateway/udp-batch.ts';
 import type { LhUdpAddon, NativeSocket } from '../../src/gateway/udp-batch.ts';
 import type { Endpoint } from '../../src/gateway/address.ts';
 
@@ -676,26 +676,4 @@ test('LONGHAUL_UDP=dgram selects the node:dgram backend', () => {
   });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'dgram');
-});
-
-test('receive coalescing: the pause grows until a batch carries ~24 datagrams, from the configured pause up to 3 ms', () => {
-  const feed = (t: CoalescingTuner, perMs: number, ms: number, start: number): number[] => {
-    const changes: number[] = [];
-    for (let now = start + 1; now <= start + ms; now++) {
-      const us = t.onBatch(perMs, now);
-      if (us > 0) changes.push(us);
-    }
-    return changes;
-  };
-  const t = new CoalescingTuner(1000, 0);
-  assert.deepEqual(feed(t, 86, 1000, 0), [], '1 Gbit/s of full datagrams: 1 ms already fills a batch');
-  assert.equal(t.pauseUs, 1000);
-  const at100M = feed(t, 8.6, 1000, 1000);
-  assert.equal(at100M.length, 1, 'changed once, then steady');
-  assert.ok(Math.abs(t.pauseUs - 24 / 0.0086) < 30, `100 Mbit/s: ~2.8 ms (${t.pauseUs} us)`);
-  feed(t, 86, 1000, 2000);
-  assert.equal(t.pauseUs, 1000, 'back to the configured pause when the rate returns');
-  const slow = new CoalescingTuner(1000, 0);
-  feed(slow, 1, 1000, 0);
-  assert.equal(slow.pauseUs, 3000, 'never longer than 3 ms');
 });
