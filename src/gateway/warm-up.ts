@@ -66,11 +66,12 @@ function pairConfig(config: GatewayConfig, raw: Record<string, unknown>): Gatewa
 /** Carries WARM_UP_BYTES through a loopback gateway pair built like `config`; never throws. */
 export async function warmUpDatapath(config: GatewayConfig, transport?: Partial<ConnectionConfig>): Promise<WarmUpResult> {
   const started = performance.now();
-  const dir = mkdtempSync(join(tmpdir(), 'longhaul-warm-up-'));
   const sink = createServer();
   const gateways: Gateway[] = [];
+  let dir: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
+    dir = mkdtempSync(join(tmpdir(), 'longhaul-warm-up-'));
     for (const name of ['a', 'b']) {
       const w = writeKeyFiles(dir, name, generateStaticKeyPair());
       if (!w.ok) throw new Error(w.error);
@@ -148,6 +149,6 @@ export async function warmUpDatapath(config: GatewayConfig, transport?: Partial<
     clearTimeout(timer);
     for (const g of gateways.reverse()) await g.stop(0, { quiet: true }).catch(() => {});
     sink.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }

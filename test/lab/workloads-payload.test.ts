@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
-import { CHUNK_SIZE, DEFAULT_VM_MIX, PAGE_SIZE, PayloadSource, VmImage, type PayloadKind } from '../../src/lab/workloads/payload.ts';
+import {
+  CHUNK_SIZE,
+  DEFAULT_VM_MIX,
+  PAGE_SIZE,
+  PayloadSource,
+  PreparedPayload,
+  VmImage,
+  type PayloadKind,
+} from '../../src/lab/workloads/payload.ts';
 
 function digest(kind: PayloadKind, bytes: number, options: ConstructorParameters<typeof PayloadSource>[2] = {}): string {
   const src = new PayloadSource(kind, bytes, options);
@@ -94,4 +102,18 @@ test('the vm image compresses about 2.9x with zstd and random does not compress'
   const vm = ratio('vm');
   assert.ok(vm > 2.4 && vm < 3.4, `vm ratio ${vm}`);
   assert.ok(ratio('random') < 1.01);
+});
+
+test('a prepared payload gives the generator bytes, each chunk once, then nothing', () => {
+  for (const kind of ['random', 'vm'] as const) {
+    const bytes = 3 * CHUNK_SIZE + 1234;
+    const prepared = new PreparedPayload(new PayloadSource(kind, bytes, { seed: 7 }));
+    assert.equal(prepared.bytes, bytes);
+    const parts: Buffer[] = [];
+    let c: Buffer | null;
+    while ((c = prepared.next())) parts.push(c);
+    assert.equal(parts.length, 4);
+    assert.ok(Buffer.concat(parts).equals(collect(kind, bytes, { seed: 7 })));
+    assert.equal(prepared.next(), null);
+  }
 });

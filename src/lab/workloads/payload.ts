@@ -279,7 +279,7 @@ export interface ChunkSource {
  */
 export class PreparedPayload implements ChunkSource {
   readonly bytes: number;
-  private readonly chunks: Buffer[] = [];
+  private readonly chunks: Array<Buffer | null> = [];
   private index = 0;
 
   constructor(source: PayloadSource) {
@@ -288,8 +288,12 @@ export class PreparedPayload implements ChunkSource {
     while ((chunk = source.next())) this.chunks.push(chunk);
   }
 
+  /** Each chunk once: the payload lets go of it (the socket holds it while it is queued). */
   next(): Buffer | null {
-    return this.chunks[this.index++] ?? null;
+    if (this.index >= this.chunks.length) return null;
+    const chunk = this.chunks[this.index] ?? null;
+    this.chunks[this.index++] = null;
+    return chunk;
   }
 }
 
