@@ -13,7 +13,7 @@
 // lab, killing only the processes it started.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { VXLAN, labDown, labUp, namespaceName, type LabId, type LinkSpec } from './netns.ts';
+import { VXLAN, collectOutput, labDown, labUp, namespaceName, type LabId, type LinkSpec } from './netns.ts';
 import { LAB_ADDRESSES } from './emulator-config.ts';
 import { stopProcess } from './bench/methods.ts';
 import type { GatewayStatus } from '../gateway/gateway.ts';
@@ -183,23 +183,7 @@ export interface NsRunResult {
 
 /** nsSpawn and collect the output, killed after timeoutMs. */
 export function nsRun(ns: string, argv: string[], timeoutMs = 30_000): Promise<NsRunResult> {
-  return new Promise((resolve, reject) => {
-    const child = nsSpawn(ns, argv);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return collectOutput(nsSpawn(ns, argv), { timeoutMs });
 }
 
 /** Stops a process we started: SIGTERM, SIGKILL after the grace period (the bench's own). */

@@ -587,10 +587,12 @@ export interface LabRunResult {
   stderr: string;
 }
 
-/** labExec and collect the output; for short commands. */
-export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutMs?: number; input?: string } = {}): Promise<LabRunResult> {
+/**
+ * A child's output, collected until it closes; killed (SIGKILL) after `timeoutMs` if given.
+ * With `input`, that is written to its stdin (a command may exit without reading it).
+ */
+export function collectOutput(child: ChildProcess, opts: { timeoutMs?: number; input?: string } = {}): Promise<LabRunResult> {
   return new Promise((resolve, reject) => {
-    const child = labExec(site, argv, { lab: opts.lab, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -600,7 +602,10 @@ export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutM
       stderr += d;
     });
     const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
-    child.once('error', reject);
+    child.once('error', (e) => {
+      if (timer !== undefined) clearTimeout(timer);
+      reject(e);
+    });
     child.once('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
@@ -611,4 +616,10 @@ export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutM
       child.stdin!.end(opts.input);
     }
   });
+}
+
+/** labExec and collect the output; for short commands. */
+export function labRun(site: Site, argv: string[], opts: { lab?: LabId; timeoutMs?: number; input?: string } = {}): Promise<LabRunResult> {
+  const child = labExec(site, argv, { lab: opts.lab, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  return collectOutput(child, opts);
 }

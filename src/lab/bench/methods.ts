@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { labExec, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
+import { labExec, labRun as labRunIn, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
 import { LAB_ADDRESSES } from '../emulator-config.ts';
 import type { Method } from './matrix.ts';
 
@@ -45,35 +45,13 @@ export interface MethodContext {
   nodeFlags?: string[];
 }
 
-/**
- * A short command in a site, output collected. (Not labRun: it writes to the child's stdin,
- * which fails with EPIPE when a quick command has already exited.)
- */
+/** A short command in a site, output collected, killed after `timeoutMs`. */
 export function labCommand(
   site: Site,
   argv: string[],
   opts: { lab: LabId; timeoutMs: number },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = labExec(site, argv, { lab: opts.lab, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      fail(e);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
+  return labRunIn(site, argv, opts);
 }
 const labRun = labCommand;
 
