@@ -18,8 +18,8 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { CLI_MAIN, labCommand, setUpMethod, stopProcess, type MethodPath } from '../lab/bench/methods.ts';
-import { labDown, labExec, labUp, readLabState, setLinkProfile, DEFAULT_LAB, type LabId, type Site } from '../lab/netns.ts';
+import { CLI_MAIN, setUpMethod, stopProcess, type MethodPath } from '../lab/bench/methods.ts';
+import { labDown, labExec, labRun, labUp, readLabState, setLinkProfile, DEFAULT_LAB, type LabId, type Site } from '../lab/netns.ts';
 import { benchCommand, sizeArg } from './args.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -90,7 +90,7 @@ function rssBytes(pid: number | undefined): number {
 type MemoryView = Record<string, number>;
 
 async function memoryView(lab: LabId, site: Site): Promise<MemoryView | null> {
-  const r = await labCommand(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
+  const r = await labRun(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
   if (r.code !== 0) return null;
   return (JSON.parse(r.stdout) as { memory: MemoryView }).memory;
 }
@@ -135,7 +135,7 @@ interface OpenCounts {
 }
 
 async function openCounts(lab: LabId, site: Site): Promise<OpenCounts | null> {
-  const r = await labCommand(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
+  const r = await labRun(site, [process.execPath, CLI_MAIN, 'status', '--json'], { lab, timeoutMs: 10_000 });
   if (r.code !== 0) return null;
   const s = JSON.parse(r.stdout) as {
     connections: { active: number };

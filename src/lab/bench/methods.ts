@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { labExec, labRun as labRunIn, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
+import { labExec, labRun, VXLAN, DEFAULT_LAB, type LabId, type Site } from '../netns.ts';
 import { LAB_ADDRESSES } from '../emulator-config.ts';
 import type { Method } from './matrix.ts';
 
@@ -44,16 +44,6 @@ export interface MethodContext {
   /** Extra node flags for the method's Node processes (the gateways), e.g. for profiling. */
   nodeFlags?: string[];
 }
-
-/** A short command in a site, output collected, killed after `timeoutMs`. */
-export function labCommand(
-  site: Site,
-  argv: string[],
-  opts: { lab: LabId; timeoutMs: number },
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return labRunIn(site, argv, opts);
-}
-const labRun = labCommand;
 
 async function sysctl(site: Site, lab: LabId, settings: Record<string, string>): Promise<void> {
   const r = await labRun(site, ['sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], { lab, timeoutMs: 5000 });
