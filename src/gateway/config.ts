@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PACKET_CIPHER, PACKET_CIPHERS, type PacketCipher } from '../crypto/aead.ts';
 import { formatEndpoint, isLoopbackHost, parseAllowRule, parseEndpoint } from './address.ts';
-import type { AllowRule, Endpoint } from './address.ts';
+import { fromResult } from './config-result.ts';
 import { checkInterceptRules, interceptFlagToRaw, interceptListenerSchema, interceptRuleSchema } from './intercept/config.ts';
 
 const RATE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
@@ -41,15 +41,7 @@ export function parseSize(text: string): number | null {
   return Math.round(Number(m[1]) * unit);
 }
 
-const endpoint = (allowZero: boolean) =>
-  z.string().transform((text, ctx): Endpoint => {
-    const r = parseEndpoint(text, allowZero);
-    if (!r.ok) {
-      ctx.addIssue({ code: 'custom', message: r.error });
-      return z.NEVER;
-    }
-    return r.value;
-  });
+const endpoint = (allowZero: boolean) => z.string().transform(fromResult((text: string) => parseEndpoint(text, allowZero)));
 
 const rate = z.union([z.number(), z.string()]).transform((v, ctx): number => {
   const n = typeof v === 'number' ? v : parseRate(v);
@@ -69,14 +61,7 @@ const size = z.union([z.number(), z.string()]).transform((v, ctx): number => {
   return n;
 });
 
-const allowRule = z.string().transform((text, ctx): AllowRule => {
-  const r = parseAllowRule(text);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.error });
-    return z.NEVER;
-  }
-  return r.value;
-});
+const allowRule = z.string().transform(fromResult(parseAllowRule));
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 

@@ -3,7 +3,9 @@
 // (`interceptListener:`). The schemas are part of the gateway's (config.ts); the checks that span
 // entries (peers exist, no destination claimed by two peers) run from its superRefine.
 import { z } from 'zod';
+import type { Result } from '../../result.ts';
 import { ipToBigInt } from '../address.ts';
+import { fromResult } from '../config-result.ts';
 
 /** An IPv4 block, as written and as numbers. (iptables here is IPv4: ip6tables is not driven.) */
 export interface Subnet {
@@ -18,7 +20,7 @@ export interface PortRange {
   to: number;
 }
 
-export function parseSubnet(text: string): { ok: true; value: Subnet } | { ok: false; error: string } {
+export function parseSubnet(text: string): Result<Subnet> {
   const slash = text.indexOf('/');
   const ip = slash >= 0 ? text.slice(0, slash) : text;
   const parsed = ipToBigInt(ip);
@@ -54,7 +56,7 @@ function subnetsOverlap(a: Subnet, b: Subnet): boolean {
   return (a.network & mask) >>> 0 === (b.network & mask) >>> 0;
 }
 
-export function parsePortRange(v: number | string): { ok: true; value: PortRange } | { ok: false; error: string } {
+export function parsePortRange(v: number | string): Result<PortRange> {
   const text = String(v).trim();
   const m = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/.exec(text);
   const bad = { ok: false as const, error: `"${text}" is not a port (1-65535) or a range such as 6600-6700` };
@@ -69,23 +71,9 @@ export function formatPortRange(p: PortRange): string {
   return p.from === p.to ? String(p.from) : `${p.from}-${p.to}`;
 }
 
-const subnet = z.string().transform((text, ctx): Subnet => {
-  const r = parseSubnet(text);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.error });
-    return z.NEVER;
-  }
-  return r.value;
-});
+const subnet = z.string().transform(fromResult(parseSubnet));
 
-const portRange = z.union([z.number(), z.string()]).transform((v, ctx): PortRange => {
-  const r = parsePortRange(v);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.error });
-    return z.NEVER;
-  }
-  return r.value;
-});
+const portRange = z.union([z.number(), z.string()]).transform(fromResult(parsePortRange));
 
 export const interceptRuleSchema = z.strictObject({
   /** Shown in status, metrics and log lines; default intercept0, intercept1, ... */
