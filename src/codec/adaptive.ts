@@ -132,10 +132,11 @@ const PAIR_DECAY = 0.9;
 const MAX_SAMPLE_DEVIATION = 4;
 
 /**
- * Byte counts over windows of OUTPUT_WINDOW_MS of wall time: the encoder's output rate here, its
- * input and output rates for the check against raw (arbiter.ts).
+ * Byte counts over windows of wall time (OUTPUT_WINDOW_MS unless given): the encoder's output
+ * rate here, its input and output rates for the check against raw (arbiter.ts).
  */
 export class ByteWindow {
+  readonly lengthMs: number;
   #startMs = -1;
   #in = 0;
   #out = 0;
@@ -143,6 +144,10 @@ export class ByteWindow {
   closedIn = 0;
   closedOut = 0;
   closedMs = 0;
+
+  constructor(lengthMs = OUTPUT_WINDOW_MS) {
+    this.lengthMs = lengthMs;
+  }
 
   /** Counts bytes at wall time nowMs; true when this closed the window (see closed*). */
   add(inBytes: number, outBytes: number, nowMs: number): boolean {
@@ -154,7 +159,7 @@ export class ByteWindow {
     this.#in += inBytes;
     this.#out += outBytes;
     const elapsed = nowMs - this.#startMs;
-    if (elapsed < OUTPUT_WINDOW_MS) return false;
+    if (elapsed < this.lengthMs) return false;
     this.closedIn = this.#in;
     this.closedOut = this.#out;
     this.closedMs = elapsed;

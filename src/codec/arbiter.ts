@@ -20,13 +20,25 @@
 //   setting that moved more (by SWITCH_MARGIN) is kept. After every trial the next decision
 //   waits longer (the hold doubles up to MAX_HOLD_MS), so noise cannot make it flap.
 //
+// Source bytes moved are the transport's send rate times the window's source bytes per wire
+// byte, both over the arbiter's own window (see #moved and ARBITER_WINDOW_MS).
+//
 // The start follows the model's figures (see the constructor). Two windows in a row that show
-// the CPU as the limit while compressing (one window is 500 ms of data, noisy on a shared
-// machine) first turn the slow-link levels off; two more, and a trial of raw starts. Known gap:
+// the CPU as the limit while compressing (windows in which the link's estimate still grows fast
+// do not count) first turn the slow-link levels off, unless they are off already (a compressed
+// start runs without them); two more, and a trial of raw starts. Known gap:
 // on a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
 // (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
 // 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
 
+/**
+ * The arbiter's windows (wall time). Half the policy's output window: a decision takes five of
+ * them from the start of a transfer (two that show the CPU as the limit, one to settle, two to
+ * measure raw), and at 1 Gbit/s with 500 ms windows that was 2.5 s compressed where raw was
+ * faster: most of a 256 MiB transfer. 250 ms still spans ~30 MB at 1 Gbit/s and ~10 round trips
+ * on the lab's mpls link.
+ */
+export const ARBITER_WINDOW_MS = 250;
 /** A challenger must move this much more source data per second to replace the setting in use. */
 export const ARBITER_SWITCH_MARGIN = 0.03;
 /**
@@ -42,6 +54,11 @@ export const ARBITER_MIN_HOLD_MS = 4000;
 export const ARBITER_MAX_HOLD_MS = 64000;
 const TRIAL_SETTLE_WINDOWS = 1;
 const TRIAL_MEASURE_WINDOWS = 2;
+/**
+ * A window counts as evidence of the CPU as the limit only once the link's estimate has grown by
+ * less than this factor since the window before: BBR's own test for the end of its start-up.
+ */
+const ESTIMATE_SETTLED_GROWTH = 1.25;
 /** Windows in a row that must show the CPU as the limit before a trial of raw starts. */
 const CONFIRM_WINDOWS = 2;
 /**
@@ -58,7 +75,15 @@ const USELESS_WIRE_RATIO = 0.9;
 
 export type ArbiterChoice = 'model' | 'none';
 
+/** The link over one window: its estimated rate at the window's end and the transport's send rate over it (bits/s). */
+export interface LinkWindow {
+  rateBps: number;
+  sendingBps: number;
+}
+
 interface Window {
+  /** Source bytes the transport moved (see #moved). */
+  movedBytes: number;
   inBytes: number;
   outBytes: number;
   ms: number;
@@ -69,7 +94,7 @@ export class CompressionArbiter {
   /** Raw on trial against the model's choice, or false between trials. */
   #trial = false;
   #trialWindows = 0;
-  #trialIn = 0;
+  #trialMoved = 0;
   #trialMs = 0;
   #holdMs = ARBITER_MIN_HOLD_MS;
   #nextTrialAt = 0;
@@ -78,6 +103,8 @@ export class CompressionArbiter {
   /** The last windows with the model's choice in use (newest last). */
   #recent: Window[] = [];
   #slowLevelsOffUntil = -Infinity;
+  /** The link's estimated rate at the last window (0: none yet). */
+  #lastRateBps = 0;
   /** Trials run and switches made (status, tests). */
   trials = 0;
   switches = 0;
@@ -113,13 +140,18 @@ export class CompressionArbiter {
    * One output window closed: `inBytes` source bytes became `outBytes` wire bytes in `ms`.
    * `link`: the link's estimated rate and the transport's send rate then (null: unknown).
    */
-  observeWindow(inBytes: number, outBytes: number, ms: number, nowMs: number, link: { rateBps: number; sendingBps: number } | null): void {
+  observeWindow(inBytes: number, outBytes: number, ms: number, nowMs: number, link: LinkWindow | null): void {
     if (!(ms > 0)) return;
     const linkFull = link !== null && link.rateBps > 0 && link.sendingBps >= LINK_FULL * link.rateBps;
+    // The transport's estimate still rising fast (its start-up: on the lab's mpls link the first
+    // round trips sent at half the estimate while it doubled) says nothing about the CPU.
+    const growing = link !== null && !(link.rateBps <= ESTIMATE_SETTLED_GROWTH * this.#lastRateBps);
+    if (link !== null) this.#lastRateBps = link.rateBps;
+    const moved = CompressionArbiter.#moved(inBytes, outBytes, ms, link);
     if (this.#trial) {
       this.#trialWindows++;
       if (this.#trialWindows <= TRIAL_SETTLE_WINDOWS) return;
-      this.#trialIn += inBytes;
+      this.#trialMoved += moved;
       this.#trialMs += ms;
       if (this.#trialWindows < TRIAL_SETTLE_WINDOWS + TRIAL_MEASURE_WINDOWS) return;
       this.#judge(nowMs);
@@ -130,10 +162,11 @@ export class CompressionArbiter {
       if (linkFull && nowMs >= this.#nextTrialAt) this.#switchTo('model', nowMs);
       return;
     }
-    this.#recent.push({ inBytes, outBytes, ms });
+    this.#recent.push({ movedBytes: moved, inBytes, outBytes, ms });
     if (this.#recent.length > TRIAL_MEASURE_WINDOWS) this.#recent.shift();
     // Compressed and still filling the link: the link is the limit, compression is what lifts it.
-    this.#streak = linkFull ? 0 : this.#streak + 1;
+    if (linkFull) this.#streak = 0;
+    else if (!growing) this.#streak++;
     if (this.#streak < CONFIRM_WINDOWS) return;
     if (nowMs >= this.#slowLevelsOffUntil) {
       // First the cheaper answer: the fast levels. Raw is tried only if they leave the link short
@@ -147,9 +180,20 @@ export class CompressionArbiter {
     if (nowMs < this.#nextTrialAt || this.#recent.length < TRIAL_MEASURE_WINDOWS) return;
     this.#trial = true;
     this.#trialWindows = 0;
-    this.#trialIn = 0;
+    this.#trialMoved = 0;
     this.#trialMs = 0;
     this.trials++;
+  }
+
+  // Source bytes that went onto the link in a window: the transport's send rate times the
+  // window's source bytes per wire byte. Not the encoder's own input: at the start of a transfer
+  // the encoder fills the send buffers (16 MiB) far faster than the transport drains them
+  // (compressing at 1 Gbit/s in the lab: 600-900 Mbit/s of source in, 40-80 Mbit/s sent), and a
+  // trial of raw then meets full buffers: judged by its input, raw lost to a setting that moved
+  // a third of its throughput. Without a reading of the transport, the input is all there is.
+  static #moved(inBytes: number, outBytes: number, ms: number, link: { sendingBps: number } | null): number {
+    if (link === null || !(link.sendingBps > 0) || !(outBytes > 0)) return inBytes;
+    return ((link.sendingBps * ms) / 8000) * (inBytes / outBytes);
   }
 
   #switchTo(choice: ArbiterChoice, nowMs: number): void {
@@ -162,21 +206,29 @@ export class CompressionArbiter {
 
   // Raw against the model's choice, both while the CPU is the limit: source bytes per second.
   #judge(nowMs: number): void {
+    let moved = 0;
     let inBytes = 0;
     let outBytes = 0;
     let ms = 0;
     for (const w of this.#recent) {
+      moved += w.movedBytes;
       inBytes += w.inBytes;
       outBytes += w.outBytes;
       ms += w.ms;
     }
-    this.#trial = false;
-    const model = ms > 0 ? inBytes / ms : 0;
-    const raw = this.#trialMs > 0 ? this.#trialIn / this.#trialMs : 0;
+    const model = ms > 0 ? moved / ms : 0;
+    const raw = this.#trialMs > 0 ? this.#trialMoved / this.#trialMs : 0;
     const ratio = inBytes > 0 ? outBytes / inBytes : 1;
-    const rawWins = raw > model * (1 + ARBITER_SWITCH_MARGIN) || (ratio > USELESS_WIRE_RATIO && raw >= model * (1 - ARBITER_SWITCH_MARGIN));
-    // Either way the question is settled for longer: a path that keeps giving the same answer
-    // (or flips between the two on noise) is asked less and less often.
+    this.#settle(
+      raw > model * (1 + ARBITER_SWITCH_MARGIN) || (ratio > USELESS_WIRE_RATIO && raw >= model * (1 - ARBITER_SWITCH_MARGIN)),
+      nowMs,
+    );
+  }
+
+  // The end of a trial. Either way the question is settled for longer: a path that keeps giving
+  // the same answer (or flips between the two on noise) is asked less and less often.
+  #settle(rawWins: boolean, nowMs: number): void {
+    this.#trial = false;
     this.#holdMs = Math.min(this.#holdMs * 2, ARBITER_MAX_HOLD_MS);
     if (rawWins) {
       this.#switchTo('none', nowMs);

@@ -5,7 +5,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { performance as nodePerformance } from 'node:perf_hooks';
 import { AdaptivePolicy, ByteWindow, OUTPUT_WINDOW_MS } from './adaptive.ts';
-import { CompressionArbiter } from './arbiter.ts';
+import { ARBITER_WINDOW_MS, CompressionArbiter, type LinkWindow } from './arbiter.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
 import { EntropySplitter } from './entropy-split.ts';
@@ -105,8 +105,10 @@ export interface BlockEncoderOptions {
 }
 
 export interface LinkNow {
+  /** The transport's estimate of the link's rate (bits/s). */
   rateBps: number;
-  sendingBps: number;
+  /** Wire bytes the transport has sent on this link so far (the send rate is taken over each window). */
+  sentBytes: number;
 }
 
 export interface LoopTimes {
@@ -143,7 +145,9 @@ export class BlockEncoder {
   /** 'auto': the link's rate and the send rate now (LinkNow), read once per output window. */
   private readonly linkNow: (() => LinkNow) | null;
   /** The arbiter's windows: source and wire bytes (ms, this.now()). */
-  private readonly arbiterWindow = new ByteWindow();
+  private readonly arbiterWindow = new ByteWindow(ARBITER_WINDOW_MS);
+  /** The last link reading, and when (ms, this.now()): null before the first block. */
+  private lastLink: { sentBytes: number; atMs: number } | null = null;
   private readonly backoff = new CompressionBackoff();
   private readonly splitter: EntropySplitter | null;
   private highEntropyPieces = 0;
@@ -237,8 +241,8 @@ export class BlockEncoder {
   // Made at the first block, with the link as it is known then (see CompressionArbiter's constructor).
   private arbiterFor(policy: AdaptivePolicy): CompressionArbiter | null {
     if (this.arbiter === null && this.checkAgainstRaw) {
-      const link = this.linkNow?.();
-      if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
+      const link = this.readLink();
+      if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
       const rung = policy.currentRung;
       this.arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.now());
       policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(this.now()));
@@ -328,17 +332,32 @@ export class BlockEncoder {
     return { blocks, total };
   }
 
-  // The arbiter's windows: the same length as the policy's output windows.
+  // The arbiter's windows (ARBITER_WINDOW_MS).
   private observeWindow(policy: AdaptivePolicy, inBytes: number, outBytes: number, nowMs: number): void {
     const w = this.arbiterWindow;
     // A window much longer than one spans a pause in the data: it says nothing about throughput.
-    if (!w.add(inBytes, outBytes, nowMs) || w.closedMs > MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS) return;
-    const link = this.linkNow?.();
-    if (link !== undefined && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
+    if (!w.add(inBytes, outBytes, nowMs)) return;
+    const link = this.readLink();
+    if (w.closedMs > MAX_LOAD_WINDOWS * w.lengthMs) return;
+    if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
     if (this.arbiter !== null) {
-      this.arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link ?? null);
+      this.arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link);
       policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(nowMs));
     }
+  }
+
+  // The link's estimated rate and the transport's send rate since the last reading (0 at the
+  // first reading; null without a link to read). The rate is the gateway's own over this window: its once-a-second
+  // sample read 0-50 Mbit/s in the first windows of a transfer already filling the link, and sent
+  // the lab's mpls runs into a trial of raw that cost them a tenth of their throughput.
+  private readLink(): LinkWindow | null {
+    const link = this.linkNow?.();
+    if (link === undefined) return null;
+    const nowMs = this.now();
+    const last = this.lastLink;
+    this.lastLink = { sentBytes: link.sentBytes, atMs: nowMs };
+    const sendingBps = last !== null && nowMs > last.atMs ? ((link.sentBytes - last.sentBytes) * 8000) / (nowMs - last.atMs) : 0;
+    return { rateBps: link.rateBps, sendingBps };
   }
 
   // Once per output window: the machine's load average (CPU share) and this thread's busy share.

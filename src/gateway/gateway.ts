@@ -692,7 +692,10 @@ export class Gateway {
     const encoder = new BlockEncoder({
       mode: this.config.compression,
       stats: this.codecStats,
-      linkNow: () => ({ rateBps: assoc.isClosed ? 0 : assoc.stats().bandwidthBps, sendingBps: assoc.rates.wireOutBps }),
+      linkNow: () => {
+        const s = assoc.stats();
+        return { rateBps: assoc.isClosed ? 0 : s.bandwidthBps, sentBytes: s.bytesSent };
+      },
     });
     const decoder = new BlockDecoder({ stats: this.codecStats });
     const bridge = new StreamBridge({

@@ -12,6 +12,7 @@ import {
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder, cpuShareFromLoad } from '../../src/codec/encoder.ts';
+import { ARBITER_WINDOW_MS } from '../../src/codec/arbiter.ts';
 import { textLike } from './fixtures.ts';
 
 const KiB = 1024;
@@ -337,14 +338,14 @@ describe('BlockEncoder in auto mode', () => {
     // 64 KiB of source every 10 ms: 6.6 MB/s raw. The link is first thought to be 1 Gbit/s (the
     // model's figures: the CPU cannot keep up, so raw first), then measured at 50 Mbit/s with the
     // transport sending at it.
-    let link = { rateBps: 1e9, sendingBps: 0 };
+    const link = sendingLink(() => t, 1e9, 0);
     const encoder = new BlockEncoder({
       mode: 'auto',
       maxBlockSize: 64 * KiB,
       now: () => t,
       cpuNow: () => 0,
       cpuShare: 1,
-      linkNow: () => link,
+      linkNow: link.read,
       wireCpuNsPerByte: 30,
     });
     const counts = (): { raw: number; compressed: number } => {
@@ -354,11 +355,12 @@ describe('BlockEncoder in auto mode', () => {
     encoder.encode(text);
     t += 10;
     assert.equal(encoder.arbiterState?.current, 'none', 'raw first');
-    link = { rateBps: 50e6, sendingBps: 48e6 };
+    link.set(50e6, 48e6);
     for (let i = 0; i < 79; i++, t += 10) encoder.encode(text);
     assert.equal(encoder.arbiterState?.current, 'model', 'a window with the link full');
     const before = counts();
-    assert.ok(before.raw >= 40, `raw blocks first: ${before.raw}`);
+    // Raw until a window (ARBITER_WINDOW_MS, a block every 10 ms) shows the link full.
+    assert.ok(before.raw >= ARBITER_WINDOW_MS / 10 - 1, `raw blocks first: ${before.raw}`);
     for (let i = 0; i < 20; i++, t += 10) encoder.encode(text);
     assert.equal(counts().compressed - before.compressed, 20);
   });
@@ -371,11 +373,43 @@ describe('BlockEncoder in auto mode', () => {
       now: () => t,
       cpuNow: () => 0,
       cpuShare: 1,
-      linkNow: () => ({ rateBps: 50e6, sendingBps: 0 }),
+      linkNow: () => ({ rateBps: 50e6, sentBytes: 0 }),
     });
     for (let i = 0; i < 10; i++, t += 10) encoder.encode(text);
     assert.equal(encoder.arbiterState?.current, 'model');
     assert.equal(encoder.stats.snapshot().encode.blocksZstd + encoder.stats.snapshot().encode.blocksLz4, 10);
+  });
+
+  it('with the measured check a compressed start that fills the link from its first window runs no trial of raw', () => {
+    let t = 0;
+    // The transport sends at the link's rate at once. The gateway's once-a-second rate sample read
+    // ~0 over these first windows and started a trial of raw on the lab's mpls link; the encoder
+    // takes the send rate over its own windows from the transport's byte count.
+    const link = sendingLink(() => t, 50e6, 48e6);
+    const encoder = new BlockEncoder({
+      mode: 'auto',
+      maxBlockSize: 64 * KiB,
+      now: () => t,
+      cpuNow: () => 0,
+      cpuShare: 1,
+      linkNow: link.read,
+    });
+    for (let i = 0; i < 300; i++, t += 10) encoder.encode(text);
+    assert.deepEqual(encoder.arbiterState, { current: 'model', trials: 0, switches: 0 });
+
+    // The same start with the transport sending well below the link (the CPU, not the link, is the
+    // limit): raw is tried.
+    const cpuBound = sendingLink(() => t, 50e6, 10e6);
+    const tried = new BlockEncoder({
+      mode: 'auto',
+      maxBlockSize: 64 * KiB,
+      now: () => t,
+      cpuNow: () => 0,
+      cpuShare: 1,
+      linkNow: cpuBound.read,
+    });
+    for (let i = 0; i < 300; i++, t += 10) tried.encode(text);
+    assert.ok((tried.arbiterState?.trials ?? 0) >= 1, `trials ${tried.arbiterState?.trials}`);
   });
 
   it('stops compressing when the measured codec speed cannot keep up with the link', () => {
@@ -464,3 +498,24 @@ describe('BlockEncoder in auto mode', () => {
     assert.equal(decoder.stats.decode.bytesOut, blocks * 64 * KiB);
   });
 });
+
+/** A link for the encoder's linkNow: an estimated rate, and a byte count the transport sends at sendingBps (read at clock()). */
+function sendingLink(clock: () => number, rateBps: number, sendingBps: number) {
+  let sent = 0;
+  let at = clock();
+  const advance = (): void => {
+    sent += (sendingBps / 8) * ((clock() - at) / 1000);
+    at = clock();
+  };
+  return {
+    read: () => {
+      advance();
+      return { rateBps, sentBytes: sent };
+    },
+    set: (rate: number, sending: number): void => {
+      advance();
+      rateBps = rate;
+      sendingBps = sending;
+    },
+  };
+}

@@ -4,13 +4,12 @@
 // and a winning codec is re-checked less and less often.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ARBITER_MAX_HOLD_MS, ARBITER_MIN_HOLD_MS, CompressionArbiter, LINK_FULL } from '../../src/codec/arbiter.ts';
-import { OUTPUT_WINDOW_MS } from '../../src/codec/adaptive.ts';
+import { ARBITER_MAX_HOLD_MS, ARBITER_MIN_HOLD_MS, ARBITER_WINDOW_MS, CompressionArbiter, LINK_FULL } from '../../src/codec/arbiter.ts';
 
 const LINK = 125e6; // bytes/s: 1 Gbit/s
 
 /**
- * Drives the arbiter with 500 ms windows for `ms` of wall time: `rate` gives the source MB/s and
+ * Drives the arbiter with windows of ARBITER_WINDOW_MS for `ms` of wall time: `rate` gives the source MB/s and
  * the wire ratio the pipeline achieves with the setting in use at that moment; the transport
  * sends the wire bytes (at most the link's rate).
  */
@@ -22,11 +21,11 @@ function drive(
   link = LINK,
 ): number {
   let t = t0;
-  for (; t < t0 + ms; t += OUTPUT_WINDOW_MS) {
+  for (; t < t0 + ms; t += ARBITER_WINDOW_MS) {
     const r = rate(a.current);
-    const inBytes = (r.mbps * 1e6 * OUTPUT_WINDOW_MS) / 1000;
+    const inBytes = (r.mbps * 1e6 * ARBITER_WINDOW_MS) / 1000;
     const sendingBps = Math.min(r.mbps * 1e6 * r.ratio, link) * 8;
-    a.observeWindow(inBytes, inBytes * r.ratio, OUTPUT_WINDOW_MS, t + OUTPUT_WINDOW_MS, { rateBps: link * 8, sendingBps });
+    a.observeWindow(inBytes, inBytes * r.ratio, ARBITER_WINDOW_MS, t + ARBITER_WINDOW_MS, { rateBps: link * 8, sendingBps });
   }
   return t;
 }
@@ -47,9 +46,9 @@ test('raw that fills the link hands over to the codec at once; a codec whose out
   const a = new CompressionArbiter();
   // 100 Mbit/s: raw fills it, compressed data carries 2.7x the source bytes over it.
   const slowLink = 12.5e6;
-  drive(a, 0, OUTPUT_WINDOW_MS, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
+  drive(a, 0, ARBITER_WINDOW_MS, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
   assert.equal(a.choice, 'model', 'one window of raw at the link rate is enough');
-  drive(a, OUTPUT_WINDOW_MS, 60_000, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
+  drive(a, ARBITER_WINDOW_MS, 60_000, (c) => (c === 'none' ? { mbps: 12, ratio: 1 } : { mbps: 33, ratio: 0.36 }), slowLink);
   assert.equal(a.choice, 'model');
   assert.equal(a.trials, 0, 'no trial while the link is the limit: it would cost link time');
   assert.ok(12 / 12.5 >= LINK_FULL);
@@ -58,7 +57,7 @@ test('raw that fills the link hands over to the codec at once; a codec whose out
 test('a codec that leaves the link short and moves less than raw is replaced by raw after a trial', () => {
   const a = new CompressionArbiter();
   // It started on a link that raw filled, then the link got faster (the CPU became the limit).
-  let t = drive(a, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  let t = drive(a, 0, ARBITER_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
   assert.equal(a.choice, 'model');
   t = drive(a, t, ARBITER_MIN_HOLD_MS + 4000, cpuBoundCodecSlower);
   assert.equal(a.choice, 'none');
@@ -67,21 +66,51 @@ test('a codec that leaves the link short and moves less than raw is replaced by 
 
 test('a CPU-bound codec that moves more than raw stays, and is challenged less and less often', () => {
   const a = new CompressionArbiter();
-  let t = drive(a, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  let t = drive(a, 0, ARBITER_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
   t = drive(a, t, 130_000, (c) => (c === 'none' ? { mbps: 60, ratio: 1 } : { mbps: 100, ratio: 0.36 }));
   assert.equal(a.choice, 'model');
-  // Holds of 4, 8, 16, 32, 64 s (plus 1.5 s trials): at most six trials in two minutes.
+  // Holds of 4, 8, 16, 32, 64 s (plus trials of three windows): at most six trials in two minutes.
   assert.ok(a.trials >= 3 && a.trials <= 6, `trials ${a.trials}`);
   assert.ok(ARBITER_MAX_HOLD_MS >= 8 * ARBITER_MIN_HOLD_MS);
 });
 
 test('within the margin the codec stays, unless it barely compresses (then raw)', () => {
   const close = new CompressionArbiter();
-  let t = drive(close, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  let t = drive(close, 0, ARBITER_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
   drive(close, t, 20_000, (c) => (c === 'none' ? { mbps: 101, ratio: 1 } : { mbps: 100, ratio: 0.5 }));
   assert.equal(close.choice, 'model', 'a 1% difference is noise: the codec stays');
   const useless = new CompressionArbiter();
-  t = drive(useless, 0, OUTPUT_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  t = drive(useless, 0, ARBITER_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
   drive(useless, t, 20_000, (c) => (c === 'none' ? { mbps: 79, ratio: 1 } : { mbps: 80, ratio: 0.97 }));
   assert.equal(useless.choice, 'none', 'compressing 3% away is not worth its CPU on a tie');
+});
+
+test('a trial is judged by what the transport sent, not by what the encoder took in while filling the send buffers', () => {
+  // A compressed start at 1 Gbit/s in the lab: the encoder takes in 900 Mbit/s of source and
+  // fills the send buffers, the transport (the same busy thread) sends 60 Mbit/s of wire at a
+  // third of the source's size: 180 Mbit/s of source moved. Raw then moves 600.
+  const a = new CompressionArbiter('model');
+  const window = (inMbps: number, ratio: number, sendingMbps: number, at: number): void => {
+    const inBytes = (inMbps * 1e6 * ARBITER_WINDOW_MS) / 8000;
+    a.observeWindow(inBytes, inBytes * ratio, ARBITER_WINDOW_MS, at, { rateBps: 1e9, sendingBps: sendingMbps * 1e6 });
+  };
+  let t = 0;
+  for (let i = 0; i < 3; i++) window(900, 0.33, 60, (t += ARBITER_WINDOW_MS));
+  assert.equal(a.trials, 1, 'two windows short of the link (after the first, with a new estimate) start a trial');
+  // Raw's input is held to what the transport drains: less than the codec's input above.
+  for (let i = 0; i < 3; i++) window(600, 1, 600, (t += ARBITER_WINDOW_MS));
+  assert.equal(a.choice, 'none');
+});
+
+test('windows in which the link estimate still grows fast (the transport starting) start no trial', () => {
+  // The transport's first round trips on a 100 Mbit/s link: it sends at half an estimate that
+  // doubles every window. Once the estimate settles with the link still short, raw is tried.
+  const a = new CompressionArbiter('model');
+  let t = 0;
+  for (const rate of [12.5e6, 25e6, 50e6, 100e6]) {
+    a.observeWindow(3e6, 1e6, ARBITER_WINDOW_MS, (t += ARBITER_WINDOW_MS), { rateBps: rate, sendingBps: 0.5 * rate });
+  }
+  assert.equal(a.trials, 0);
+  for (let i = 0; i < 2; i++) a.observeWindow(3e6, 1e6, ARBITER_WINDOW_MS, (t += ARBITER_WINDOW_MS), { rateBps: 110e6, sendingBps: 50e6 });
+  assert.equal(a.trials, 1);
 });
