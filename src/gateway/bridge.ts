@@ -5,6 +5,7 @@
 // send backlog) refuses bytes and resumes on 'stream-writable'; stream -> TCP stops
 // calling read() when socket.write() returns false (the unread bytes hold back the peer's
 // flow-control credit) and resumes on 'drain'.
+import { GATHER_BUFFER_BYTES, giveGatherBuffer, takeGatherBuffer } from './gather-buffers.ts';
 import type { Socket } from 'node:net';
 import type { Association, StreamListener } from './association.ts';
 import { ResetCode, describeReset } from './open-header.ts';
@@ -21,7 +22,7 @@ const READ_CHUNK = 64 * 1024;
 // that much queued (17 ms even at 1 Gbit/s) the wait costs the link nothing. A timer bounds the
 // wait when reads stop; below the backlog threshold every read is compressed at once.
 const GATHER_ABOVE_BACKLOG_BYTES = 2 * 1024 * 1024;
-const GATHER_BLOCK_BYTES = 256 * 1024;
+const GATHER_BLOCK_BYTES = GATHER_BUFFER_BYTES;
 const GATHER_MAX_WAIT_MS = 5;
 // Node reads a TCP socket up to 64 KiB at a time.
 const TCP_READ_MAX = 64 * 1024;
@@ -66,8 +67,8 @@ export class StreamBridge implements StreamListener {
   #traffic: { rawOut: number; rawIn: number };
   /** Encoded bytes the stream has not accepted yet (socket paused meanwhile). */
   #pending: Uint8Array[] = [];
-  /** TCP reads gathered into one larger block (see GATHER_ABOVE_BACKLOG_BYTES). */
-  #gathered: Buffer[] = [];
+  /** TCP reads gathered into one larger block (see GATHER_ABOVE_BACKLOG_BYTES), in a pooled buffer. */
+  #gather: Buffer | null = null;
   #gatheredBytes = 0;
   #gatherTimer: NodeJS.Timeout | null = null;
   /** What this bridge adds to the association's heldBytes. */
@@ -128,11 +129,7 @@ export class StreamBridge implements StreamListener {
   /** A read in the shared buffer (tcp-read.ts): whatever the stream does not take now is copied. */
   #onSharedRead = (view: Buffer): boolean => {
     this.#onSocketData(view);
-    const pending = this.#pending;
-    for (let i = 0; i < pending.length; i++) {
-      const part = pending[i]!;
-      if (isSharedReadBuffer(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
-    }
+    this.#copyPendingWhere(isSharedReadBuffer);
     this.#syncHeld();
     return true; // a refusal has paused the socket already (which stops reading at once)
   };
@@ -144,10 +141,11 @@ export class StreamBridge implements StreamListener {
     // encoder is compressing right now (not sending raw by choice or backing off).
     const assoc = this.#assoc;
     if (
-      this.#gatheredBytes > 0 ||
-      (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES)
+      chunk.length <= TCP_READ_MAX &&
+      (this.#gatheredBytes > 0 || (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES))
     ) {
-      this.#gathered.push(isSharedReadBuffer(chunk) ? Buffer.from(chunk) : chunk);
+      this.#gather ??= takeGatherBuffer();
+      this.#gather.set(chunk, this.#gatheredBytes);
       this.#gatheredBytes += chunk.length;
       // Stop while one more read still fits the block (and the association's gathering its bound).
       if (this.#gatheredBytes <= GATHER_BLOCK_BYTES - TCP_READ_MAX && !assoc.gatherFull()) {
@@ -165,19 +163,33 @@ export class StreamBridge implements StreamListener {
   #encodeGathered = (): void => {
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#gatherTimer = null;
-    if (this.#gatheredBytes === 0 || this.#streamDone) return;
-    const data = this.#gathered.length === 1 ? this.#gathered[0]! : Buffer.concat(this.#gathered, this.#gatheredBytes);
-    this.#gathered = [];
+    const gather = this.#gather;
+    if (gather === null || this.#gatheredBytes === 0 || this.#streamDone) return;
+    const data = gather.subarray(0, this.#gatheredBytes);
+    this.#gather = null;
     this.#gatheredBytes = 0;
     for (const part of this.#encoder.encodeParts(data)) this.#pending.push(part);
     this.#drainPending();
+    // Raw blocks the stream has not taken are views of the buffer: copies keep them.
+    this.#copyPendingWhere((part) => part.buffer === gather.buffer);
+    giveGatherBuffer(gather);
   };
+
+  // Queued parts that view a buffer about to be reused (the shared read buffer, a gather buffer).
+  #copyPendingWhere(reused: (part: Uint8Array) => boolean): void {
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) {
+      const part = pending[i]!;
+      if (reused(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
+    }
+  }
 
   /** The stream is gone: nothing queued towards it will be sent. */
   #dropQueued(): void {
     this.#assoc.reading(this.#stopForBacklog, false);
     this.#pending.length = 0;
-    this.#gathered = [];
+    if (this.#gather !== null) giveGatherBuffer(this.#gather);
+    this.#gather = null;
     this.#gatheredBytes = 0;
     this.#syncHeld();
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);

@@ -1,0 +1,26 @@
+// Blocks gathered from several TCP reads (bridge.ts, while compressing behind a backlog) are
+// assembled in 256 KiB buffers kept in a small pool, instead of a copy of every read and a
+// concatenation of the copies per block.
+//
+// Why: every ArrayBuffer the gateway allocates counts as V8 external memory, and that count
+// starts major garbage collections. Compressing the vm payload on the lab's mpls link, the
+// sending gateway allocated ~3 bytes per source byte (the copies, the concatenation, the codec's
+// output) and ran a mark-compact every 250-500 ms on a 20 MB heap: ~20% of its CPU samples were
+// V8 marking and sweeping (perf, bench/results/datapath-2026-12-06.md section 9).
+//
+// A buffer is the bridge's from take() until it gives it back, after copying whatever queued
+// part still views it; the gateway is one thread, so no two bridges fill one buffer.
+
+export const GATHER_BUFFER_BYTES = 256 * 1024;
+/** Free buffers kept for reuse (2 MiB): more than the streams that compress at once, as a rule. */
+const MAX_FREE = 8;
+
+const free: Buffer[] = [];
+
+export function takeGatherBuffer(): Buffer {
+  return free.pop() ?? Buffer.allocUnsafeSlow(GATHER_BUFFER_BYTES);
+}
+
+export function giveGatherBuffer(buffer: Buffer): void {
+  if (free.length < MAX_FREE) free.push(buffer);
+}
