@@ -129,7 +129,11 @@ export class StreamBridge implements StreamListener {
   /** A read in the shared buffer (tcp-read.ts): whatever the stream does not take now is copied. */
   #onSharedRead = (view: Buffer): boolean => {
     this.#onSocketData(view);
-    this.#copyPendingWhere(isSharedReadBuffer);
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) {
+      const part = pending[i]!;
+      if (isSharedReadBuffer(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
+    }
     this.#syncHeld();
     return true; // a refusal has paused the socket already (which stops reading at once)
   };
@@ -170,19 +174,9 @@ export class StreamBridge implements StreamListener {
     this.#gatheredBytes = 0;
     for (const part of this.#encoder.encodeParts(data)) this.#pending.push(part);
     this.#drainPending();
-    // Raw blocks the stream has not taken are views of the buffer: copies keep them.
-    this.#copyPendingWhere((part) => part.buffer === gather.buffer);
-    giveGatherBuffer(gather);
+    // A raw block the stream has not taken yet is a view of the buffer: the buffer stays with it.
+    if (!this.#pending.some((part) => part.buffer === gather.buffer)) giveGatherBuffer(gather);
   };
-
-  // Queued parts that view a buffer about to be reused (the shared read buffer, a gather buffer).
-  #copyPendingWhere(reused: (part: Uint8Array) => boolean): void {
-    const pending = this.#pending;
-    for (let i = 0; i < pending.length; i++) {
-      const part = pending[i]!;
-      if (reused(part)) pending[i] = Uint8Array.prototype.slice.call(part); // a copy (Buffer#slice is a view)
-    }
-  }
 
   /** The stream is gone: nothing queued towards it will be sent. */
   #dropQueued(): void {

@@ -8,8 +8,9 @@
 // output) and ran a mark-compact every 250-500 ms on a 20 MB heap: ~20% of its CPU samples were
 // V8 marking and sweeping (perf, bench/results/datapath-2026-12-06.md section 9).
 //
-// A buffer is the bridge's from take() until it gives it back, after copying whatever queued
-// part still views it; the gateway is one thread, so no two bridges fill one buffer.
+// A buffer is the bridge's from take() until it gives it back, which it does only when no queued
+// part views it (a raw block the stream has not taken keeps its buffer out of the pool); the
+// gateway is one thread, so no two bridges fill one buffer.
 
 export const GATHER_BUFFER_BYTES = 256 * 1024;
 /** Free buffers kept for reuse (2 MiB): more than the streams that compress at once, as a rule. */

@@ -4,6 +4,7 @@
 // go raw (incompressible data) gain nothing from being larger, so those reads are not gathered
 // (gathering copies every byte). The bytes must arrive intact, FIN included.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
@@ -54,4 +55,32 @@ test('incompressible reads are not gathered (the blocks go raw): every byte arri
   const meanBlock = await meanBlockBytes(undefined);
   // The first blocks, and the back-off's rare probes, are still tried (gathered) before they fail.
   assert.ok(meanBlock < 72 * 1024, `mean block ${Math.round(meanBlock)} bytes: about one block per read`);
+});
+
+test('several connections gathering at once, with blocks that go raw while the stream is full: every byte arrives', {
+  timeout: 90_000,
+}, async () => {
+  // Gathered blocks are assembled in pooled buffers (gather-buffers.ts) that one connection after
+  // another reuses; a block that goes raw is queued as a view of its buffer. Runs of text
+  // (gathered, compressing) alternate with runs of random bytes (gathered blocks that go raw).
+  const target = await startVerifyTarget();
+  const pair = await startPair({
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1'],
+    compression: 'lz4',
+    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
+  });
+  try {
+    const mixed = (): ((n: number) => Buffer) => {
+      let i = 0;
+      return (n) => (i++ % 8 < 4 ? textChunk(n) : randomBytes(n));
+    };
+    const runs = await Promise.all([0, 1, 2, 3].map(() => verifiedExchange(pair.port, 12 * MiB + 4321, 1024, 0, mixed())));
+    for (const r of runs) assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
+    const enc = pair.a.gateway.status().codec.encode;
+    assert.ok(enc.blocksRaw > 0 && enc.blocksLz4 > 0, `raw ${enc.blocksRaw}, lz4 ${enc.blocksLz4}`);
+  } finally {
+    await pair.stop();
+    await target.close();
+  }
 });
