@@ -66,6 +66,9 @@ export class Receiver {
   readonly #queue = new DeferredOpens();
   #slab = new Uint8Array(0);
   #slabPos = 0;
+  // openRun takes a run as offsets into a view of the whole buffer the datagrams share. The
+  // gateway's receive buffer is the same one every batch, so the view is kept, not made per run.
+  #whole = new Uint8Array(0);
 
   constructor(sessions: Sessions) {
     this.#sessions = sessions;
@@ -127,9 +130,9 @@ export class Receiver {
         // Retired (and wiped) by a handshake handled after these were queued.
         this.#sessions.counters.unknownIndex += end - start;
       } else {
-        const whole = new Uint8Array(buffer as ArrayBuffer);
+        if (this.#whole.buffer !== buffer) this.#whole = new Uint8Array(buffer as ArrayBuffer);
         // In pieces that fit the plaintext slab, starting it again between.
-        for (let k = start; k < end; ) k = this.#openRun(kp, entry.peer, whole, k, end, deliver);
+        for (let k = start; k < end; ) k = this.#openRun(kp, entry.peer, this.#whole, k, end, deliver);
       }
       start = end;
     }
