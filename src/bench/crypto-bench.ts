@@ -1,7 +1,8 @@
 // Packet-protection benchmark, per cipher and AEAD backend (AES-256-GCM: OpenSSL addon, node:crypto
 // fallback; ChaCha20-Poly1305: OpenSSL addon, sodium-native fallback): the bare AEAD's seal and
 // open of 1400-byte packets per core, then seal+open, seal-only and open-only through a
-// SecureEndpoint pair in the gateway's mode (sealInto a send queue, decrypt in place);
+// SecureEndpoint pair one datagram at a time (sealRun of one in a send queue, a receive batch of one),
+// and in the gateway's runs of 64;
 // ChaCha20-Poly1305 through node:crypto's createCipheriv for reference, and full handshakes per
 // second per cipher.
 // Run under the bench lock: `flock /tmp/longhaul-bench.lock npm run bench:crypto [-- --seconds 3]`.
@@ -32,29 +33,12 @@ const SIZE = args.size;
 const A_ADDR = '198.18.1.2:4500';
 const B_ADDR = '198.18.2.2:4500';
 
-function establishedPair(
-  aead: PacketAead | PacketCipher,
-  transientDatagrams = false,
-): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
+function establishedPair(aead: PacketAead | PacketCipher): { a: SecureEndpoint; b: SecureEndpoint; aPeer: string; bPeer: string } {
   const ka = generateStaticKeyPair();
   const kb = generateStaticKeyPair();
-  // The gateway's modes: handleDatagram decrypts in place (node:dgram hands over its buffers);
-  // deferred opening of transient datagrams (the native link's receive buffer) out of place.
   const crypto = typeof aead === 'string' ? { cipher: aead } : { aead };
-  const a = new SecureEndpoint({
-    staticKey: ka,
-    peers: [{ publicKey: kb.publicKey }],
-    decryptInPlace: true,
-    transientDatagrams,
-    ...crypto,
-  });
-  const b = new SecureEndpoint({
-    staticKey: kb,
-    peers: [{ publicKey: ka.publicKey }],
-    decryptInPlace: true,
-    transientDatagrams,
-    ...crypto,
-  });
+  const a = new SecureEndpoint({ staticKey: ka, peers: [{ publicKey: kb.publicKey }], ...crypto });
+  const b = new SecureEndpoint({ staticKey: kb, peers: [{ publicKey: ka.publicKey }], ...crypto });
   const aPeer = peerIdOf(kb.publicKey);
   const bPeer = peerIdOf(ka.publicKey);
   handshake(a, b, aPeer, 0);
@@ -113,31 +97,43 @@ function bareAead(aead: PacketAead): { seal: number; open: number } {
   return { seal, open };
 }
 
-/** SecureEndpoint pair: sealInto a send queue (as the gateway) and handleDatagram. */
+/**
+ * SecureEndpoint pair, one datagram at a time: sealRun of one datagram in place in a send queue
+ * (as the gateway seals, with runs of one), and handleDatagram + openDeferred of a receive batch of one.
+ */
 function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: number } {
   // Datagrams go back to back into a queue the size of the gateway's (2 MiB), from its start again when full.
   const queue = Buffer.allocUnsafe(2 * 1024 * 1024);
   const datagram = SIZE + SecureEndpoint.OVERHEAD;
+  const lens = new Int32Array([datagram]);
+  for (let at = 0; at + datagram <= queue.length; at += datagram) queue.set(payload, at + SecureEndpoint.HEADER_ROOM);
   let at = 0;
   const nextAt = (): number => {
     at = at + 2 * datagram > queue.length ? 0 : at + datagram;
     return at;
   };
-  const received = Buffer.allocUnsafe(SIZE + SecureEndpoint.OVERHEAD);
+  // Sealing in place overwrites the slot's plaintext with ciphertext: the cost does not depend on the bytes.
+  const received = Buffer.allocUnsafe(datagram);
+  let delivered = 0;
+  const deliver = (): void => {
+    delivered++;
+  };
   const sealOpen = (() => {
     const { a, b, aPeer } = establishedPair(aead);
     return measure(() => {
       const start = nextAt();
-      const n = a.sealInto(aPeer, payload, 1, queue, start);
-      received.set(queue.subarray(start, start + n)); // the kernel's copy; in-place decryption must not touch the sender's buffer
-      const r = b.handleDatagram(received, A_ADDR, 1);
-      if (r.kind !== 'data') throw new Error(`open failed: ${r.kind}`);
+      a.sealRun(aPeer, queue, lens, 0, 1, start, 1);
+      received.set(queue.subarray(start, start + datagram)); // the kernel's copy
+      const before = delivered;
+      b.handleDatagram(received, A_ADDR, 1);
+      b.openDeferred(deliver);
+      if (delivered !== before + 1) throw new Error('open failed');
     });
   })();
   const seal = (() => {
     const { a, aPeer } = establishedPair(aead);
     return measure(() => {
-      a.sealInto(aPeer, payload, 1, queue, nextAt());
+      a.sealRun(aPeer, queue, lens, 0, 1, nextAt(), 1);
     });
   })();
   const open = (() => {
@@ -157,7 +153,10 @@ function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: nu
     let elapsed = 0;
     while (elapsed < SECONDS) {
       const start = cpuSeconds();
-      for (; i < pool.length; i++) pair.b.handleDatagram(pool[i]!, A_ADDR, 1);
+      for (; i < pool.length; i++) {
+        pair.b.handleDatagram(pool[i]!, A_ADDR, 1);
+        pair.b.openDeferred(deliver);
+      }
       elapsed += cpuSeconds() - start;
       n += pool.length;
       refill();
@@ -169,10 +168,10 @@ function endpoints(aead: PacketAead): { sealOpen: number; seal: number; open: nu
 
 /**
  * The gateway's batched path: SecureEndpoint.sealRun over a send queue's run of RUN datagrams,
- * and handleDatagramDeferred + openDeferred over a receive batch of RUN (packets per second).
+ * and handleDatagram + openDeferred over a receive batch of RUN (packets per second).
  */
 const RUN = 64;
-function endpointRuns(aead: PacketAead): { seal: number; open: number; openTransient: number } {
+function endpointRuns(aead: PacketAead): { seal: number; open: number } {
   const datagram = SIZE + SecureEndpoint.OVERHEAD;
   const queue = Buffer.alloc(RUN * datagram);
   const lens = new Int32Array(RUN).fill(datagram);
@@ -186,13 +185,13 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
       })
     );
   })();
-  const open = (transient: boolean) => {
+  const open = (() => {
     // Pre-sealed batches; a fresh pair per pass keeps every counter fresh for the replay window.
     const BATCHES = 1500;
-    let pair = establishedPair(aead, transient);
+    let pair = establishedPair(aead);
     let pool: Buffer[] = [];
     const refill = () => {
-      pair = establishedPair(aead, transient);
+      pair = establishedPair(aead);
       pool = [];
       for (let k = 0; k < BATCHES; k++) {
         const batch = Buffer.alloc(RUN * datagram);
@@ -211,7 +210,7 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
       refill();
       const start = cpuSeconds();
       for (const batch of pool) {
-        for (let j = 0; j < RUN; j++) pair.b.handleDatagramDeferred(batch.subarray(j * datagram, (j + 1) * datagram), A_ADDR, 1);
+        for (let j = 0; j < RUN; j++) pair.b.handleDatagram(batch.subarray(j * datagram, (j + 1) * datagram), A_ADDR, 1);
         pair.b.openDeferred(deliver);
       }
       elapsed += cpuSeconds() - start;
@@ -219,8 +218,8 @@ function endpointRuns(aead: PacketAead): { seal: number; open: number; openTrans
     }
     if (delivered !== n) throw new Error(`deferred open delivered ${delivered} of ${n}`);
     return n / elapsed;
-  };
-  return { seal, open: open(false), openTransient: open(true) };
+  })();
+  return { seal, open };
 }
 
 const openssl = loadOpensslAead();
@@ -300,8 +299,6 @@ const result = {
       runSealMicrosPerPacket: micros(b.runs.seal),
       runOpenPacketsPerSecond: round(b.runs.open),
       runOpenMicrosPerPacket: micros(b.runs.open),
-      runOpenTransientPacketsPerSecond: round(b.runs.openTransient),
-      runOpenTransientMicrosPerPacket: micros(b.runs.openTransient),
     })),
     nodeCryptoSealOpenPacketsPerSecond: round(nodeCryptoSealOpen),
     handshakesPerSecond: handshakes,
@@ -312,7 +309,7 @@ const rows = result.results.backends
     (b) =>
       `| ${b.cipher} | ${b.backend} | ${b.bareSealPacketsPerSecond} (${b.bareSealMicrosPerPacket} us) | ${b.bareOpenPacketsPerSecond} (${b.bareOpenMicrosPerPacket} us) | ` +
       `${b.sealPacketsPerSecond} (${b.sealMicrosPerPacket} us) | ${b.openPacketsPerSecond} (${b.openMicrosPerPacket} us) | ` +
-      `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) | ${b.runSealPacketsPerSecond} (${b.runSealMicrosPerPacket} us) | ${b.runOpenPacketsPerSecond} (${b.runOpenMicrosPerPacket} us) | ${b.runOpenTransientPacketsPerSecond} (${b.runOpenTransientMicrosPerPacket} us) |`,
+      `${b.sealOpenPacketsPerSecond} (${b.sealOpenGbitPerSecond} Gbit/s) | ${b.runSealPacketsPerSecond} (${b.runSealMicrosPerPacket} us) | ${b.runOpenPacketsPerSecond} (${b.runOpenMicrosPerPacket} us) |`,
   )
   .join('\n');
 const md = `# Crypto benchmark (${date})
@@ -320,12 +317,12 @@ const md = `# Crypto benchmark (${date})
 Machine: ${nproc} cores, ${cpu}, Node ${process.version} (OpenSSL ${process.versions.openssl}), load ${result.machine.loadavg.join(' ')} (shared box: expect noise).
 Datagram payload ${SIZE} bytes, +${SecureEndpoint.OVERHEAD} bytes protection overhead; ${SECONDS} CPU seconds per measurement, one core.
 Packets per CPU second (CPU microseconds per packet): time the process was not running is not counted. "bare": the backend's seal / open (into a separate buffer) alone;
-"endpoint": SecureEndpoint.sealInto a send queue / handleDatagram decrypting in place, one call per packet;
-"runs": sealRun over a send queue's run of ${RUN} datagrams / handleDatagramDeferred + openDeferred over a receive batch of ${RUN}, one AEAD call per run: decrypted in place, or
-(transient, as the gateway runs it) out of place into slabs the endpoint allocates, which the in-place column does not pay for (the gateway used to copy every datagram into such a slab).
+"endpoint": SecureEndpoint.sealRun of one datagram in place in a send queue / handleDatagram + openDeferred of a receive batch of one, one AEAD call per packet;
+"runs": sealRun over a send queue's run of ${RUN} datagrams / handleDatagram + openDeferred over a receive batch of ${RUN}, one AEAD call per run
+(opened out of place into the endpoint's plaintext slab, as the gateway runs it).
 
-| cipher | AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open | runs: seal | runs: open in place | runs: open, transient |
-|---|---|---|---|---|---|---|---|---|---|
+| cipher | AEAD backend | bare seal | bare open | endpoint seal | endpoint open | endpoint seal + open | runs: seal | runs: open |
+|---|---|---|---|---|---|---|---|---|
 ${rows}
 
 | reference | per second |

@@ -35,64 +35,64 @@ export function writeMacs(msg: Buffer, mac1Offset: number, mac1Key: Uint8Array, 
 
 /** Responder side: validates macs and issues cookie replies. Holds only global state (R). */
 export class CookieChecker {
-  private readonly mac1Key: Buffer;
-  private readonly cookieKey: Buffer;
-  private readonly secret = Buffer.alloc(32);
-  private secretBornAt = -Infinity;
-  private readonly scratch = Buffer.alloc(MAC_LEN);
-  private readonly cookie = Buffer.alloc(MAC_LEN);
-  private readonly localPublic: Uint8Array;
-  private readonly random: RandomFill;
-  private readonly secretLifetimeMs: number;
+  readonly #mac1Key: Buffer;
+  readonly #cookieKey: Buffer;
+  readonly #secret = Buffer.alloc(32);
+  #secretBornAt = -Infinity;
+  readonly #scratch = Buffer.alloc(MAC_LEN);
+  readonly #cookie = Buffer.alloc(MAC_LEN);
+  readonly #localPublic: Uint8Array;
+  readonly #random: RandomFill;
+  readonly #secretLifetimeMs: number;
 
   constructor(localPublic: Uint8Array, random: RandomFill, secretLifetimeMs: number) {
-    this.localPublic = localPublic;
-    this.mac1Key = mac1KeyFor(localPublic);
-    this.cookieKey = cookieKeyFor(localPublic);
-    this.random = random;
-    this.secretLifetimeMs = secretLifetimeMs;
+    this.#localPublic = localPublic;
+    this.#mac1Key = mac1KeyFor(localPublic);
+    this.#cookieKey = cookieKeyFor(localPublic);
+    this.#random = random;
+    this.#secretLifetimeMs = secretLifetimeMs;
   }
 
   mac1Valid(msg: Uint8Array, mac1Offset: number): boolean {
-    mac(this.scratch, this.mac1Key, msg.subarray(0, mac1Offset));
-    return equalBytes(this.scratch, msg.subarray(mac1Offset, mac1Offset + MAC_LEN));
+    mac(this.#scratch, this.#mac1Key, msg.subarray(0, mac1Offset));
+    return equalBytes(this.#scratch, msg.subarray(mac1Offset, mac1Offset + MAC_LEN));
   }
 
   mac2Valid(msg: Uint8Array, mac2Offset: number, source: string, now: number): boolean {
-    this.computeCookie(source, now);
-    mac(this.scratch, this.cookie, msg.subarray(0, mac2Offset));
-    return equalBytes(this.scratch, msg.subarray(mac2Offset, mac2Offset + MAC_LEN));
+    this.#computeCookie(source, now);
+    mac(this.#scratch, this.#cookie, msg.subarray(0, mac2Offset));
+    return equalBytes(this.#scratch, msg.subarray(mac2Offset, mac2Offset + MAC_LEN));
   }
 
   /** A fresh 64-byte cookie reply to an initiation from `source`. */
   cookieReply(initiation: Uint8Array, source: string, now: number): Buffer {
-    this.computeCookie(source, now);
+    this.#computeCookie(source, now);
     const out = Buffer.alloc(COOKIE_REPLY.size);
     out[0] = MSG_COOKIE_REPLY;
     writeU32(out, COOKIE_REPLY.receiverIndex, readU32(initiation, INITIATION.senderIndex));
     const nonce = out.subarray(COOKIE_REPLY.nonce, COOKIE_REPLY.nonce + COOKIE_NONCE_LEN);
-    this.random(nonce);
+    this.#random(nonce);
     sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
       out.subarray(COOKIE_REPLY.encryptedCookie),
-      this.cookie,
+      this.#cookie,
       initiation.subarray(INITIATION.mac1, INITIATION.mac2),
       null,
       nonce,
-      this.cookieKey,
+      this.#cookieKey,
     );
     return out;
   }
 
   get publicKey(): Uint8Array {
-    return this.localPublic;
+    return this.#localPublic;
   }
 
-  private computeCookie(source: string, now: number): void {
-    if (now - this.secretBornAt >= this.secretLifetimeMs || now < this.secretBornAt) {
-      this.random(this.secret);
-      this.secretBornAt = now;
+  #computeCookie(source: string, now: number): void {
+    if (now - this.#secretBornAt >= this.#secretLifetimeMs || now < this.#secretBornAt) {
+      this.#random(this.#secret);
+      this.#secretBornAt = now;
     }
-    mac(this.cookie, this.secret, Buffer.from(source));
+    mac(this.#cookie, this.#secret, Buffer.from(source));
   }
 }
 

@@ -88,7 +88,7 @@ class Backlog {
 
   /** Copies datagrams lens[first..end) of `buf` from byte `at`; returns how many did not fit. */
   append(buf: Buffer, lens: Int32Array, first: number, end: number, at: number): number {
-    this.compact();
+    this.#compact();
     let i = first;
     for (; i < end; i++) {
       const len = lens[i]!;
@@ -108,7 +108,7 @@ class Backlog {
     if (this.head === this.count) this.head = this.count = this.headOffset = this.tail = 0;
   }
 
-  private compact(): void {
+  #compact(): void {
     if (this.head === 0) return;
     this.buf.copyWithin(0, this.headOffset, this.tail);
     this.lens.copyWithin(0, this.head, this.count);

@@ -446,18 +446,16 @@ class SecureEndpointSecurity<E extends RoutedEntry> extends RoutingSecurity<E> {
     }
     const source = this.#lastSource;
     // Data messages are opened together at the end of the receive batch (one AEAD call per run).
-    const r = this.#ep.handleDatagramDeferred(data, source, arrival);
+    const r = this.#ep.handleDatagram(data, source, arrival);
     if (r === DEFERRED) return;
-    if (r.kind === 'data') {
-      this.#deliver(r.peer, r.plaintext, source, arrival);
-    } else if (r.kind === 'reply') {
+    if (r.kind === 'reply') {
       this.host.send(r.data, { host: from.address, port: from.port });
     } else if (r.kind === 'dropped') {
       if (r.reason === 'cipher-mismatch') this.#warnCipherMismatch(source);
       else if (r.reason === 'unknown-peer') this.#warnUnknownKey(source);
       else if (r.reason === 'bad-mac1' && messageType(data) === MSG_INITIATION) this.#warnNotForUs(source);
     }
-    if (r.kind !== 'data' && r.kind !== 'dropped') this.#pump();
+    if (r.kind !== 'dropped') this.#pump();
   }
 
   endOfBatch(): void {
@@ -723,12 +721,9 @@ export function createWanSecurity<E extends RoutedEntry>(config: GatewayConfig):
   if (!loaded.ok) return loaded;
   const peers = loaded.value;
   if (peers.length === 0) return { ok: false, error: 'peers: at least one peer (with its public key) is required' };
-  // node:dgram hands every message over in its own buffer, so decrypting in place is safe.
   const ep = new SecureEndpoint({
     staticKey: own.value,
     peers: peers.map((p) => ({ publicKey: p.publicKey })),
-    decryptInPlace: true,
-    transientDatagrams: true,
     cipher: config.cipher,
   });
   return { ok: true, value: new SecureEndpointSecurity<E>(config, ep, peers) };

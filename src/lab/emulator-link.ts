@@ -61,50 +61,50 @@ export type DeliverFn<T> = (packet: T, tag: number) => void;
 
 export class LinkDirection<T extends { length: number }> {
   readonly stats: DirectionStats = emptyDirectionStats();
-  private settings!: LinkSettings;
-  private bytesPerMs = 0;
-  private owdMs = 0;
-  private readonly rng: Sfc32;
-  private readonly startMs: number;
-  private linkFreeAt = 0;
-  private lastDeliverAt = 0;
+  #settings!: LinkSettings;
+  #bytesPerMs = 0;
+  #owdMs = 0;
+  readonly #rng: Sfc32;
+  readonly #startMs: number;
+  #linkFreeAt = 0;
+  #lastDeliverAt = 0;
 
   // Jitter process state (order-preserving mode).
-  private jitterEpochMs = MIN_JITTER_EPOCH_MS;
-  private jitterEpochStart = -Infinity;
-  private jitterFrom = 0;
-  private jitterTo = 0;
+  #jitterEpochMs = MIN_JITTER_EPOCH_MS;
+  #jitterEpochStart = -Infinity;
+  #jitterFrom = 0;
+  #jitterTo = 0;
 
   // Delay line: a ring sorted by delivery time (appends at the tail in FIFO mode).
-  private packets: (T | null)[] = new Array(INITIAL_CAPACITY).fill(null);
-  private dueAt = new Float64Array(INITIAL_CAPACITY);
-  private tags = new Uint16Array(INITIAL_CAPACITY);
-  private head = 0;
-  private size = 0;
-  private mask = INITIAL_CAPACITY - 1;
+  #packets: (T | null)[] = new Array(INITIAL_CAPACITY).fill(null);
+  #dueAt = new Float64Array(INITIAL_CAPACITY);
+  #tags = new Uint16Array(INITIAL_CAPACITY);
+  #head = 0;
+  #size = 0;
+  #mask = INITIAL_CAPACITY - 1;
 
   constructor(settings: LinkSettings, seed: number, startMs: number) {
-    this.rng = new Sfc32(seed);
-    this.startMs = startMs;
+    this.#rng = new Sfc32(seed);
+    this.#startMs = startMs;
     this.configure(settings);
   }
 
   /** Changes the link in place; packets already scheduled keep their delivery times. */
   configure(settings: LinkSettings): void {
-    this.settings = settings;
-    this.bytesPerMs = settings.rateBps > 0 ? settings.rateBps / 8000 : 0;
-    this.owdMs = settings.rttMs / 2;
-    this.jitterEpochMs = Math.max(MIN_JITTER_EPOCH_MS, JITTER_EPOCH_PER_JITTER * settings.jitterMs);
-    this.jitterEpochStart = -Infinity;
+    this.#settings = settings;
+    this.#bytesPerMs = settings.rateBps > 0 ? settings.rateBps / 8000 : 0;
+    this.#owdMs = settings.rttMs / 2;
+    this.#jitterEpochMs = Math.max(MIN_JITTER_EPOCH_MS, JITTER_EPOCH_PER_JITTER * settings.jitterMs);
+    this.#jitterEpochStart = -Infinity;
   }
 
   get queued(): number {
-    return this.size;
+    return this.#size;
   }
 
   /** Earliest delivery time, or Infinity when nothing is in flight. */
   nextDueAt(): number {
-    return this.size > 0 ? this.dueAt[this.head]! : Infinity;
+    return this.#size > 0 ? this.#dueAt[this.#head]! : Infinity;
   }
 
   offer(packet: T, tag: number, now: number): void {
@@ -112,47 +112,47 @@ export class LinkDirection<T extends { length: number }> {
     const len = packet.length;
     s.packetsIn++;
     s.bytesIn += len;
-    const outage = this.settings.outage;
+    const outage = this.#settings.outage;
     if (outage !== undefined) {
-      const t = now - this.startMs;
+      const t = now - this.#startMs;
       if (t >= outage.startMs && t < outage.endMs) {
         s.outageDrops++;
         return;
       }
     }
     let sentAt = now;
-    if (this.bytesPerMs > 0) {
+    if (this.#bytesPerMs > 0) {
       const wire = len + WIRE_OVERHEAD_BYTES;
-      const backlogMs = this.linkFreeAt - now;
+      const backlogMs = this.#linkFreeAt - now;
       if (backlogMs > 0) {
-        const backlogBytes = backlogMs * this.bytesPerMs;
-        if (backlogBytes + wire > this.settings.queueBytes) {
+        const backlogBytes = backlogMs * this.#bytesPerMs;
+        if (backlogBytes + wire > this.#settings.queueBytes) {
           s.queueDrops++;
           return;
         }
         if (backlogBytes + wire > s.maxQueueBytes) s.maxQueueBytes = Math.round(backlogBytes + wire);
-        sentAt = this.linkFreeAt + wire / this.bytesPerMs;
+        sentAt = this.#linkFreeAt + wire / this.#bytesPerMs;
       } else {
-        sentAt = now + wire / this.bytesPerMs;
+        sentAt = now + wire / this.#bytesPerMs;
       }
-      this.linkFreeAt = sentAt;
+      this.#linkFreeAt = sentAt;
     }
-    if (this.settings.lossRate > 0 && this.rng.next() < this.settings.lossRate) {
+    if (this.#settings.lossRate > 0 && this.#rng.next() < this.#settings.lossRate) {
       s.lost++;
       return;
     }
-    let at = sentAt + this.owdMs;
-    const jitter = this.settings.jitterMs;
-    if (this.settings.reorder) {
-      if (jitter > 0) at += (this.rng.next() * 2 - 1) * jitter;
+    let at = sentAt + this.#owdMs;
+    const jitter = this.#settings.jitterMs;
+    if (this.#settings.reorder) {
+      if (jitter > 0) at += (this.#rng.next() * 2 - 1) * jitter;
       if (at < sentAt) at = sentAt;
-      this.insertSorted(packet, tag, at);
+      this.#insertSorted(packet, tag, at);
     } else {
-      if (jitter > 0) at += this.smoothJitter(sentAt);
+      if (jitter > 0) at += this.#smoothJitter(sentAt);
       if (at < sentAt) at = sentAt;
-      if (at < this.lastDeliverAt) at = this.lastDeliverAt;
-      this.lastDeliverAt = at;
-      this.append(packet, tag, at);
+      if (at < this.#lastDeliverAt) at = this.#lastDeliverAt;
+      this.#lastDeliverAt = at;
+      this.#append(packet, tag, at);
     }
   }
 
@@ -160,84 +160,84 @@ export class LinkDirection<T extends { length: number }> {
   deliverDue(now: number, deliver: DeliverFn<T>): number {
     let n = 0;
     const s = this.stats;
-    while (this.size > 0 && this.dueAt[this.head]! <= now) {
-      const i = this.head;
-      const packet = this.packets[i]!;
-      this.packets[i] = null;
-      this.head = (i + 1) & this.mask;
-      this.size--;
+    while (this.#size > 0 && this.#dueAt[this.#head]! <= now) {
+      const i = this.#head;
+      const packet = this.#packets[i]!;
+      this.#packets[i] = null;
+      this.#head = (i + 1) & this.#mask;
+      this.#size--;
       s.delivered++;
       s.bytesDelivered += packet.length;
       n++;
-      deliver(packet, this.tags[i]!);
+      deliver(packet, this.#tags[i]!);
     }
     return n;
   }
 
-  private smoothJitter(t: number): number {
-    const j = this.settings.jitterMs;
-    let elapsed = t - this.jitterEpochStart;
-    if (elapsed >= this.jitterEpochMs) {
-      if (elapsed >= 2 * this.jitterEpochMs) {
+  #smoothJitter(t: number): number {
+    const j = this.#settings.jitterMs;
+    let elapsed = t - this.#jitterEpochStart;
+    if (elapsed >= this.#jitterEpochMs) {
+      if (elapsed >= 2 * this.#jitterEpochMs) {
         // Idle for a while: restart the process from a fresh point.
-        this.jitterTo = (this.rng.next() * 2 - 1) * j;
-        this.jitterEpochStart = t;
+        this.#jitterTo = (this.#rng.next() * 2 - 1) * j;
+        this.#jitterEpochStart = t;
       } else {
-        this.jitterEpochStart += this.jitterEpochMs;
+        this.#jitterEpochStart += this.#jitterEpochMs;
       }
-      this.jitterFrom = this.jitterTo;
-      this.jitterTo = (this.rng.next() * 2 - 1) * j;
-      elapsed = t - this.jitterEpochStart;
+      this.#jitterFrom = this.#jitterTo;
+      this.#jitterTo = (this.#rng.next() * 2 - 1) * j;
+      elapsed = t - this.#jitterEpochStart;
     }
-    return this.jitterFrom + (this.jitterTo - this.jitterFrom) * (elapsed / this.jitterEpochMs);
+    return this.#jitterFrom + (this.#jitterTo - this.#jitterFrom) * (elapsed / this.#jitterEpochMs);
   }
 
-  private append(packet: T, tag: number, at: number): void {
-    if (this.size === this.packets.length) this.grow();
-    const i = (this.head + this.size) & this.mask;
-    this.packets[i] = packet;
-    this.dueAt[i] = at;
-    this.tags[i] = tag;
-    this.size++;
+  #append(packet: T, tag: number, at: number): void {
+    if (this.#size === this.#packets.length) this.#grow();
+    const i = (this.#head + this.#size) & this.#mask;
+    this.#packets[i] = packet;
+    this.#dueAt[i] = at;
+    this.#tags[i] = tag;
+    this.#size++;
   }
 
-  private insertSorted(packet: T, tag: number, at: number): void {
-    if (this.size === this.packets.length) this.grow();
-    const mask = this.mask;
-    let pos = this.size;
+  #insertSorted(packet: T, tag: number, at: number): void {
+    if (this.#size === this.#packets.length) this.#grow();
+    const mask = this.#mask;
+    let pos = this.#size;
     // Shift later packets back by one; stable for equal times (arrival order kept).
     while (pos > 0) {
-      const prev = (this.head + pos - 1) & mask;
-      if (this.dueAt[prev]! <= at) break;
-      const cur = (this.head + pos) & mask;
-      this.packets[cur] = this.packets[prev]!;
-      this.dueAt[cur] = this.dueAt[prev]!;
-      this.tags[cur] = this.tags[prev]!;
+      const prev = (this.#head + pos - 1) & mask;
+      if (this.#dueAt[prev]! <= at) break;
+      const cur = (this.#head + pos) & mask;
+      this.#packets[cur] = this.#packets[prev]!;
+      this.#dueAt[cur] = this.#dueAt[prev]!;
+      this.#tags[cur] = this.#tags[prev]!;
       pos--;
     }
-    const i = (this.head + pos) & mask;
-    this.packets[i] = packet;
-    this.dueAt[i] = at;
-    this.tags[i] = tag;
-    this.size++;
+    const i = (this.#head + pos) & mask;
+    this.#packets[i] = packet;
+    this.#dueAt[i] = at;
+    this.#tags[i] = tag;
+    this.#size++;
   }
 
-  private grow(): void {
-    const oldCap = this.packets.length;
+  #grow(): void {
+    const oldCap = this.#packets.length;
     const cap = oldCap * 2;
     const packets: (T | null)[] = new Array(cap).fill(null);
     const dueAt = new Float64Array(cap);
     const tags = new Uint16Array(cap);
-    for (let k = 0; k < this.size; k++) {
-      const i = (this.head + k) & this.mask;
-      packets[k] = this.packets[i]!;
-      dueAt[k] = this.dueAt[i]!;
-      tags[k] = this.tags[i]!;
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) & this.#mask;
+      packets[k] = this.#packets[i]!;
+      dueAt[k] = this.#dueAt[i]!;
+      tags[k] = this.#tags[i]!;
     }
-    this.packets = packets;
-    this.dueAt = dueAt;
-    this.tags = tags;
-    this.head = 0;
-    this.mask = cap - 1;
+    this.#packets = packets;
+    this.#dueAt = dueAt;
+    this.#tags = tags;
+    this.#head = 0;
+    this.#mask = cap - 1;
   }
 }

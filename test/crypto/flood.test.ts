@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { INITIATION } from '../../src/crypto/wire.ts';
-import { Pair, seededKeyPair } from './pair.ts';
+import { handle, Pair, seededKeyPair } from './pair.ts';
 import { peerIdOf, SecureEndpoint } from '../../src/crypto/secure-endpoint.ts';
 
 // Builds valid-looking initiations (correct mac1: the attacker knows b's public key) from a
@@ -23,7 +23,7 @@ test('spoofed handshake flood: cookie replies only, no per-source state, no ampl
   for (let i = 0; i < 20_000; i++) {
     const source = `198.18.${(i >> 8) & 255}.${i & 255}:${1024 + (i % 50_000)}`;
     const datagram = flood[i % flood.length]!;
-    const r = pair.b.ep.handleDatagram(datagram, source, pair.now);
+    const r = handle(pair.b.ep, datagram, source, pair.now);
     assert.notEqual(r.kind, 'data');
     if (r.kind === 'reply') {
       cookieReplies++;
@@ -57,7 +57,7 @@ test('garbage flood with bad mac1 costs one MAC each and changes nothing', () =>
   junk[0] = 1;
   for (let i = 0; i < 10_000; i++) {
     junk[8 + (i % 100)] = i & 255;
-    assert.deepEqual(pair.b.ep.handleDatagram(junk, `198.18.9.${i & 255}:9`, pair.now), { kind: 'dropped', reason: 'bad-mac1' });
+    assert.deepEqual(handle(pair.b.ep, junk, `198.18.9.${i & 255}:9`, pair.now), { kind: 'dropped', reason: 'bad-mac1' });
   }
   assert.equal(pair.b.ep.stats().invalidMac1, 10_000);
   assert.equal(pair.b.ep.debugSnapshot(), before);
@@ -78,7 +78,7 @@ test('per-source rate limit applies to address-proven sources under load', () =>
   let limited = 0;
   for (let i = 0; i < 5; i++) {
     const init = pair.a.ep.connect(pair.a.peer, pair.b.address, pair.now); // carries the fresh cookie
-    const r = pair.b.ep.handleDatagram(init, pair.a.address, pair.now);
+    const r = handle(pair.b.ep, init, pair.a.address, pair.now);
     if (r.kind === 'dropped' && r.reason === 'rate-limited') limited++;
   }
   assert.equal(limited, 4);

@@ -1,6 +1,6 @@
 // Shared by fuzz.test.ts and fuzz-run.ts: a live SecureEndpoint pair, a corpus of valid datagrams of
 // every message type, and mutators. Everything is seeded so a failure replays from its seed.
-import { Pair, seededRandom } from './pair.ts';
+import { handle, Pair, seededRandom } from './pair.ts';
 import type { Side } from './pair.ts';
 
 export interface Target {
@@ -16,26 +16,26 @@ export function fuzzSetup(seed: number): { pair: Pair; corpus: Target[] } {
   // Record every datagram the handshake exchanges.
   const init1 = pair.a.ep.connect(pair.a.peer, pair.b.address, pair.now);
   corpus.push({ side: pair.b, from: pair.a.address, datagram: init1 });
-  const cookie = pair.b.ep.handleDatagram(init1, pair.a.address, pair.now);
+  const cookie = handle(pair.b.ep, init1, pair.a.address, pair.now);
   if (cookie.kind !== 'reply') throw new Error('expected a cookie reply');
   corpus.push({ side: pair.a, from: pair.b.address, datagram: cookie.data });
-  pair.a.ep.handleDatagram(cookie.data, pair.b.address, pair.now);
+  handle(pair.a.ep, cookie.data, pair.b.address, pair.now);
   const init2 = pair.a.ep.pollTransmit()!.data;
   corpus.push({ side: pair.b, from: pair.a.address, datagram: init2 });
-  const response = pair.b.ep.handleDatagram(init2, pair.a.address, pair.now);
+  const response = handle(pair.b.ep, init2, pair.a.address, pair.now);
   if (response.kind !== 'reply') throw new Error('expected a response');
   corpus.push({ side: pair.a, from: pair.b.address, datagram: response.data });
-  pair.a.ep.handleDatagram(response.data, pair.b.address, pair.now);
+  handle(pair.a.ep, response.data, pair.b.address, pair.now);
   const keepalive = pair.a.ep.pollTransmit()!.data;
   corpus.push({ side: pair.b, from: pair.a.address, datagram: keepalive });
-  pair.b.ep.handleDatagram(keepalive, pair.a.address, pair.now);
+  handle(pair.b.ep, keepalive, pair.a.address, pair.now);
   for (const s of [pair.a, pair.b]) while (s.ep.pollEvent());
   for (let i = 0; i < 16; i++) {
     for (const from of [pair.a, pair.b]) {
       const size = [0, 1, 40, 200, 1200, 1400][i % 6]!;
       const d = from.ep.seal(from.peer, new Uint8Array(size).fill(i), pair.now)!;
       const to = pair.other(from);
-      to.ep.handleDatagram(d, from.address, pair.now); // delivered: every copy from now on is a replay
+      handle(to.ep, d, from.address, pair.now); // delivered: every copy from now on is a replay
       corpus.push({ side: to, from: from.address, datagram: d });
     }
   }

@@ -3,6 +3,7 @@
 // changed and that the transfer arrives intact; reports rate and heap.
 import assert from 'node:assert/strict';
 import { fuzzSetup, mutator } from './fuzz-harness.ts';
+import { handle } from './pair.ts';
 
 const count = Number(process.argv[2] ?? 1_000_000);
 const seed = Number(process.argv[3] ?? Date.now() % 100_000);
@@ -17,7 +18,7 @@ for (let done = 0, batch = 0; done < count; batch++) {
   const snapB = pair.b.ep.debugSnapshot();
   for (let i = 0; i < BATCH && done < count; i++, done++) {
     const t = mutate(corpus);
-    const r = t.side.ep.handleDatagram(t.datagram, t.from, pair.now);
+    const r = handle(t.side.ep, t.datagram, t.from, pair.now);
     assert.notEqual(r.kind, 'data', `seed ${seed} datagram ${done}`);
   }
   assert.equal(pair.a.ep.debugSnapshot(), snapA, `seed ${seed} batch ${batch}`);

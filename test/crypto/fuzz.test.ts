@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { fuzzSetup, mutator } from './fuzz-harness.ts';
+import { handle } from './pair.ts';
 
 test('fast-check: random and mutated datagrams never throw, never deliver, never change state', () => {
   const { pair, corpus } = fuzzSetup(3);
@@ -25,7 +26,7 @@ test('fast-check: random and mutated datagrams never throw, never deliver, never
     fc.property(arbDatagram, fc.boolean(), (arb, toA) => {
       const datagram = arb instanceof Uint8Array ? arb : arb.datagram;
       const side = arb instanceof Uint8Array ? (toA ? pair.a : pair.b) : corpus[arb.index]!.side;
-      const r = side.ep.handleDatagram(datagram, '198.18.77.1:5', pair.now);
+      const r = handle(side.ep, datagram, '198.18.77.1:5', pair.now);
       assert.ok(r.kind === 'dropped' || r.kind === 'reply' || r.kind === 'handled', r.kind);
       if (r.kind === 'reply') assert.ok(r.data.length <= datagram.length); // only cookie replies
       assert.equal(pair.a.ep.debugSnapshot(), snapA);
@@ -49,7 +50,7 @@ test('1M seeded mutations interleaved with a live transfer: no throw, transfer i
     const snapB = pair.b.ep.debugSnapshot();
     for (let i = 0; i < 1000; i++) {
       const t = mutate(corpus);
-      const r = t.side.ep.handleDatagram(t.datagram, t.from, pair.now);
+      const r = handle(t.side.ep, t.datagram, t.from, pair.now);
       assert.notEqual(r.kind, 'data');
     }
     assert.equal(pair.a.ep.debugSnapshot(), snapA, `batch ${batch}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Pair, seededKeyPair } from './pair.ts';
+import { handle, Pair, seededKeyPair } from './pair.ts';
 import { SecureEndpoint } from '../../src/crypto/secure-endpoint.ts';
 
 const hello = new TextEncoder().encode('hello over the WAN');
@@ -72,7 +72,7 @@ test('replayed initiation is rejected by its timestamp and does not disturb the 
   pair.send(pair.a, initiation);
   const before = pair.b.ep.debugSnapshot();
   pair.now += 1000;
-  const r = pair.b.ep.handleDatagram(initiation, pair.a.address, pair.now);
+  const r = handle(pair.b.ep, initiation, pair.a.address, pair.now);
   assert.deepEqual(r, { kind: 'dropped', reason: 'stale-timestamp' });
   assert.equal(pair.b.ep.stats().staleTimestamps, 1);
   assert.equal(pair.b.ep.debugSnapshot(), before);
@@ -108,8 +108,8 @@ test('simultaneous initiations from both sides converge: data flows both ways', 
   const fromA = pair.a.ep.connect(pair.a.peer, pair.b.address, pair.now);
   const fromB = pair.b.ep.connect(pair.b.peer, pair.a.address, pair.now);
   // Both initiations cross on the wire before either response arrives.
-  const rB = pair.b.ep.handleDatagram(fromA, pair.a.address, pair.now);
-  const rA = pair.a.ep.handleDatagram(fromB, pair.b.address, pair.now);
+  const rB = handle(pair.b.ep, fromA, pair.a.address, pair.now);
+  const rA = handle(pair.a.ep, fromB, pair.b.address, pair.now);
   assert.equal(rA.kind, 'reply');
   assert.equal(rB.kind, 'reply');
   if (rA.kind === 'reply') pair.send(pair.a, rA.data);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PACKET_CIPHERS, type PacketCipher } from '../../src/crypto/aead.ts';
 import { REPLAY_WINDOW_SIZE } from '../../src/crypto/replay-window.ts';
-import { Pair } from './pair.ts';
+import { handle, Pair } from './pair.ts';
 
 function established(cipher?: PacketCipher): Pair {
   const pair = new Pair(cipher ? { cipher } : {});
@@ -21,7 +21,7 @@ for (const cipher of PACKET_CIPHERS) {
     for (let i = 0; i < datagram.length; i++) {
       const bad = Uint8Array.from(datagram);
       bad[i]! ^= 0x40;
-      const r = pair.b.ep.handleDatagram(bad, pair.a.address, pair.now);
+      const r = handle(pair.b.ep, bad, pair.a.address, pair.now);
       assert.equal(r.kind, 'dropped', `byte ${i}`);
     }
     const s = pair.b.ep.stats();
@@ -40,11 +40,11 @@ for (const cipher of PACKET_CIPHERS) {
     const datagram = pair.a.ep.seal(pair.a.peer, payload(2), pair.now)!;
     const before = pair.b.ep.debugSnapshot();
     for (let len = 0; len < datagram.length; len++) {
-      assert.equal(pair.b.ep.handleDatagram(datagram.subarray(0, len), pair.a.address, pair.now).kind, 'dropped');
+      assert.equal(handle(pair.b.ep, datagram.subarray(0, len), pair.a.address, pair.now).kind, 'dropped');
     }
     const extended = new Uint8Array(datagram.length + 1);
     extended.set(datagram);
-    assert.deepEqual(pair.b.ep.handleDatagram(extended, pair.a.address, pair.now), { kind: 'dropped', reason: 'auth-failed' });
+    assert.deepEqual(handle(pair.b.ep, extended, pair.a.address, pair.now), { kind: 'dropped', reason: 'auth-failed' });
     assert.equal(pair.b.ep.debugSnapshot(), before);
     assert.equal(pair.send(pair.a, datagram).kind, 'data');
   });
@@ -54,7 +54,7 @@ for (const cipher of PACKET_CIPHERS) {
     const { datagram, result } = pair.transfer(pair.a, payload(3));
     assert.equal(result?.kind, 'data');
     for (let i = 0; i < 5; i++) {
-      assert.deepEqual(pair.b.ep.handleDatagram(datagram!, pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
+      assert.deepEqual(handle(pair.b.ep, datagram!, pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
     }
     assert.equal(pair.b.ep.stats().replays, 5);
     assert.equal(pair.transfer(pair.a, payload(4)).result?.kind, 'data');
@@ -67,7 +67,7 @@ for (const cipher of PACKET_CIPHERS) {
     // Advance the receiver REPLAY_WINDOW_SIZE packets past the held ones.
     for (let i = 0; i < REPLAY_WINDOW_SIZE + 5; i++) assert.equal(pair.transfer(pair.a, payload(i)).result?.kind, 'data');
     for (const d of held) {
-      assert.deepEqual(pair.b.ep.handleDatagram(d, pair.a.address, pair.now), { kind: 'dropped', reason: 'too-old' });
+      assert.deepEqual(handle(pair.b.ep, d, pair.a.address, pair.now), { kind: 'dropped', reason: 'too-old' });
     }
     assert.equal(pair.b.ep.stats().tooOld, held.length);
 
@@ -75,8 +75,8 @@ for (const cipher of PACKET_CIPHERS) {
     const window: Uint8Array[] = [];
     for (let i = 0; i < 100; i++) window.push(pair.a.ep.seal(pair.a.peer, payload(i), pair.now)!);
     window.reverse();
-    for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'data');
-    for (const d of window) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'dropped');
+    for (const d of window) assert.equal(handle(pair.b.ep, d, pair.a.address, pair.now).kind, 'data');
+    for (const d of window) assert.equal(handle(pair.b.ep, d, pair.a.address, pair.now).kind, 'dropped');
     assert.equal(pair.transfer(pair.a, payload(5)).result?.kind, 'data');
   });
 }
@@ -85,8 +85,8 @@ test('packets under an unknown receiver index or of unknown type are dropped', (
   const pair = established();
   const d = Uint8Array.from(pair.a.ep.seal(pair.a.peer, payload(6), pair.now)!);
   d[4]! ^= 1;
-  assert.deepEqual(pair.b.ep.handleDatagram(d, pair.a.address, pair.now), { kind: 'dropped', reason: 'unknown-index' });
-  assert.deepEqual(pair.b.ep.handleDatagram(new Uint8Array([9, 0, 0, 0, 1, 2]), pair.a.address, pair.now), {
+  assert.deepEqual(handle(pair.b.ep, d, pair.a.address, pair.now), { kind: 'dropped', reason: 'unknown-index' });
+  assert.deepEqual(handle(pair.b.ep, new Uint8Array([9, 0, 0, 0, 1, 2]), pair.a.address, pair.now), {
     kind: 'dropped',
     reason: 'malformed',
   });
@@ -109,7 +109,7 @@ test('rekey after rekeyAfterMessages: new keys take over, in-flight packets unde
   assert.equal(pair.a.events.at(-1)?.type, 'established');
   assert.deepEqual(pair.a.events.at(-1), { type: 'established', peer: pair.a.peer, address: pair.b.address, rekey: true });
   // Old-key packets delivered after the rekey still decrypt (previous slot).
-  for (const d of inFlight) assert.equal(pair.b.ep.handleDatagram(d, pair.a.address, pair.now).kind, 'data');
+  for (const d of inFlight) assert.equal(handle(pair.b.ep, d, pair.a.address, pair.now).kind, 'data');
   assert.equal(pair.transfer(pair.a, payload(99)).result?.kind, 'data');
   assert.equal(pair.transfer(pair.b, payload(99)).result?.kind, 'data');
   assert.equal(pair.a.ep.stats().handshakesCompleted, 2);
@@ -140,14 +140,14 @@ test('rekey after rekeyAfterMs when sending; keys expire after rejectAfterMs', (
 test('responder cannot send before the initiator confirms, then can', () => {
   const pair = new Pair();
   const init = pair.a.ep.connect(pair.a.peer, pair.b.address, pair.now);
-  const r = pair.b.ep.handleDatagram(init, pair.a.address, pair.now);
+  const r = handle(pair.b.ep, init, pair.a.address, pair.now);
   assert.equal(r.kind, 'reply');
   assert.equal(pair.b.ep.seal(pair.b.peer, payload(1), pair.now), null);
   assert.equal(pair.b.ep.stats().halfOpen, 1);
   if (r.kind !== 'reply') return;
-  pair.a.ep.handleDatagram(r.data, pair.b.address, pair.now);
+  handle(pair.a.ep, r.data, pair.b.address, pair.now);
   const confirm = pair.a.ep.pollTransmit()!;
-  assert.equal(pair.b.ep.handleDatagram(confirm.data, pair.a.address, pair.now).kind, 'handled');
+  assert.equal(handle(pair.b.ep, confirm.data, pair.a.address, pair.now).kind, 'handled');
   assert.equal(pair.b.ep.stats().halfOpen, 0);
   assert.ok(pair.b.ep.seal(pair.b.peer, payload(1), pair.now));
 });

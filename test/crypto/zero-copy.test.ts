@@ -1,9 +1,10 @@
-// The allocation-free packet path: sealing into a caller's buffer and decrypting in place must
-// protect exactly like the allocating path (same checks, same rejections, same plaintext).
+// The allocation-free packet path: sealing a send queue's run in place and opening a receive
+// batch into the endpoint's own memory must protect exactly like one datagram at a time (same
+// checks, same rejections, same plaintext), and must only read the caller's received bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SecureEndpoint } from '../../src/crypto/secure-endpoint.ts';
-import { Pair } from './pair.ts';
+import { handle, Pair } from './pair.ts';
 
 const payload = (n: number, size = 1400) => {
   const p = new Uint8Array(size);
@@ -11,100 +12,37 @@ const payload = (n: number, size = 1400) => {
   return p;
 };
 
-test('seal into a reused buffer + in-place open: every packet opens to its plaintext, as a view of the datagram', () => {
-  const pair = new Pair({ decryptInPlace: true });
-  pair.handshake();
-  const scratch = Buffer.alloc(2048);
-  const openedBefore = pair.b.ep.stats().packetsOpened;
-  for (let i = 0; i < 200; i++) {
-    const plain = payload(i, 1 + ((i * 97) % 1400));
-    const sealed = pair.a.ep.seal(pair.a.peer, plain, pair.now, scratch)!;
-    assert.equal(sealed.buffer, scratch.buffer, 'written into the given buffer');
-    assert.equal(sealed.length, plain.length + SecureEndpoint.OVERHEAD);
-    const datagram = Uint8Array.from(sealed); // what the kernel hands the receiver: its own copy
-    const r = pair.b.ep.handleDatagram(datagram, pair.a.address, pair.now);
-    assert.equal(r.kind, 'data');
-    if (r.kind !== 'data') return;
-    assert.deepEqual(r.plaintext, plain);
-    assert.equal(r.plaintext.buffer, datagram.buffer, 'no copy: a view of the received datagram');
-  }
-  assert.equal(pair.b.ep.stats().packetsOpened - openedBefore, 200);
-});
-
-test('sealInto writes datagrams back to back into a send queue; each opens to its plaintext; no session: -1 and nothing written', () => {
-  const fresh = new Pair();
-  const queue = Buffer.alloc(64 * 1024, 0xee);
-  assert.equal(fresh.a.ep.sealInto(fresh.a.peer, payload(0, 100), fresh.now, queue, 0), -1, 'before the handshake');
-  assert.ok(
-    queue.every((b) => b === 0xee),
-    'nothing written without a session',
-  );
-
+test('tampered packets are rejected and change nothing; replays are rejected; the session continues', () => {
   const pair = new Pair();
-  pair.handshake();
-  const sealedBefore = pair.a.ep.stats().packetsSealed;
-  const lens: number[] = [];
-  let tail = 0;
-  for (let i = 0; i < 40; i++) {
-    const n = pair.a.ep.sealInto(pair.a.peer, payload(i, 1 + ((i * 97) % 1400)), pair.now, queue, tail);
-    assert.equal(n, 1 + ((i * 97) % 1400) + SecureEndpoint.OVERHEAD);
-    lens.push(n);
-    tail += n;
-  }
-  assert.equal(pair.a.ep.stats().packetsSealed - sealedBefore, 40, 'counted like seal()');
-  assert.ok(
-    queue.subarray(tail).every((b) => b === 0xee),
-    'nothing written past the last datagram',
-  );
-  let at = 0;
-  lens.forEach((n, i) => {
-    const r = pair.b.ep.handleDatagram(Uint8Array.from(queue.subarray(at, at + n)), pair.a.address, pair.now);
-    assert.equal(r.kind, 'data', `datagram ${i}`);
-    if (r.kind === 'data') assert.deepEqual(Uint8Array.from(r.plaintext), payload(i, 1 + ((i * 97) % 1400)));
-    at += n;
-  });
-});
-
-test('a buffer too small for the datagram is not used', () => {
-  const pair = new Pair();
-  pair.handshake();
-  const small = Buffer.alloc(64);
-  const sealed = pair.a.ep.seal(pair.a.peer, payload(1, 100), pair.now, small)!;
-  assert.notEqual(sealed.buffer, small.buffer);
-  assert.equal(pair.send(pair.a, sealed).kind, 'data');
-});
-
-test('in place: tampered packets are rejected and change nothing; replays are rejected; the session continues', () => {
-  const pair = new Pair({ decryptInPlace: true });
   pair.handshake();
   const original = Uint8Array.from(pair.a.ep.seal(pair.a.peer, payload(1, 300), pair.now)!);
   const before = pair.b.ep.debugSnapshot();
   for (let i = 16; i < original.length; i++) {
     const bad = Uint8Array.from(original);
     bad[i]! ^= 0x01;
-    const r = pair.b.ep.handleDatagram(bad, pair.a.address, pair.now);
+    const r = handle(pair.b.ep, bad, pair.a.address, pair.now);
     assert.deepEqual(r, { kind: 'dropped', reason: 'auth-failed' }, `byte ${i}`);
   }
   assert.equal(pair.b.ep.debugSnapshot(), before);
-  const r = pair.b.ep.handleDatagram(Uint8Array.from(original), pair.a.address, pair.now);
+  const r = handle(pair.b.ep, Uint8Array.from(original), pair.a.address, pair.now);
   assert.equal(r.kind, 'data');
   if (r.kind === 'data') assert.deepEqual(r.plaintext, payload(1, 300));
-  assert.deepEqual(pair.b.ep.handleDatagram(Uint8Array.from(original), pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
+  assert.deepEqual(handle(pair.b.ep, Uint8Array.from(original), pair.a.address, pair.now), { kind: 'dropped', reason: 'duplicate' });
   assert.equal(pair.transfer(pair.a, payload(2, 300)).result?.kind, 'data');
 });
 
-test("by default the caller's datagram is left untouched", () => {
+test("the caller's datagram is only read, also when it fails authentication", () => {
   const pair = new Pair();
   pair.handshake();
   const datagram = Uint8Array.from(pair.a.ep.seal(pair.a.peer, payload(3, 500), pair.now)!);
   const copy = Uint8Array.from(datagram);
-  const r = pair.b.ep.handleDatagram(datagram, pair.a.address, pair.now);
+  const r = handle(pair.b.ep, datagram, pair.a.address, pair.now);
   assert.equal(r.kind, 'data');
   assert.deepEqual(datagram, copy);
   const bad = Uint8Array.from(copy);
   bad[100]! ^= 1;
   const badCopy = Uint8Array.from(bad);
-  assert.equal(pair.b.ep.handleDatagram(bad, pair.a.address, pair.now).kind, 'dropped');
+  assert.equal(handle(pair.b.ep, bad, pair.a.address, pair.now).kind, 'dropped');
   assert.deepEqual(bad, badCopy);
 });
 
@@ -120,8 +58,38 @@ function queueRun(plains: Uint8Array[], at = 0): { buf: Buffer; lens: Int32Array
   return { buf, lens };
 }
 
-test('sealRun seals a queued run in place under consecutive counters; deferred opening delivers each in order, as views', () => {
-  const pair = new Pair({ decryptInPlace: true });
+test('sealRun seals datagrams of any size back to back; each opens to its plaintext; no session: false and nothing written', () => {
+  const sizes = Array.from({ length: 40 }, (_, i) => 1 + ((i * 97) % 1400));
+  const plains = sizes.map((n, i) => payload(i, n));
+  const fresh = new Pair();
+  const q = queueRun(plains);
+  const unsealed = Buffer.from(q.buf);
+  assert.equal(fresh.a.ep.sealRun(fresh.a.peer, q.buf, q.lens, 0, plains.length, 0, fresh.now), false, 'before the handshake');
+  assert.deepEqual(q.buf, unsealed, 'nothing written without a session');
+
+  const pair = new Pair();
+  pair.handshake();
+  const sealedBefore = pair.a.ep.stats().packetsSealed;
+  const { buf, lens } = queueRun(plains);
+  const tail = lens.reduce((a, b) => a + b, 0);
+  assert.equal(pair.a.ep.sealRun(pair.a.peer, buf, lens, 0, plains.length, 0, pair.now), true);
+  assert.equal(pair.a.ep.stats().packetsSealed - sealedBefore, 40, 'counted like seal()');
+  assert.ok(
+    buf.subarray(tail).every((b) => b === 0xee),
+    'nothing written past the last datagram',
+  );
+  let at = 0;
+  lens.forEach((n, i) => {
+    assert.equal(n, sizes[i]! + SecureEndpoint.OVERHEAD);
+    const r = handle(pair.b.ep, Uint8Array.from(buf.subarray(at, at + n)), pair.a.address, pair.now);
+    assert.equal(r.kind, 'data', `datagram ${i}`);
+    if (r.kind === 'data') assert.deepEqual(r.plaintext, plains[i]);
+    at += n;
+  });
+});
+
+test("sealRun seals a queued run in place under consecutive counters; deferred opening delivers each in order, from the endpoint's memory", () => {
+  const pair = new Pair();
   pair.handshake();
   const plains = [payload(1, 1400), payload(2, 1), payload(3, 700), payload(4, 1400)];
   const { buf, lens } = queueRun(plains, 10);
@@ -145,14 +113,14 @@ test('sealRun seals a queued run in place under consecutive counters; deferred o
     pos += d.length;
   }
   const before = b.stats();
-  for (const v of views) b.handleDatagramDeferred(v, pair.a.address, pair.now);
+  for (const v of views) b.handleDatagram(v, pair.a.address, pair.now);
   assert.equal(b.deferredCount, 5, 'queued, not opened yet');
   assert.equal(b.stats().packetsOpened, before.packetsOpened);
   const got: Uint8Array[] = [];
   b.openDeferred((peer, plaintext, source) => {
     assert.equal(peer, pair.b.peer);
     assert.equal(source, pair.a.address);
-    assert.equal(plaintext.buffer, slab.buffer, 'decrypted in place');
+    assert.notEqual(plaintext.buffer, slab.buffer, "decrypted out of place: the caller's buffer is only read");
     got.push(Uint8Array.from(plaintext));
   });
   assert.deepEqual(got, plains, 'every datagram once, in order: the copy within the batch is a replay');
@@ -161,7 +129,7 @@ test('sealRun seals a queued run in place under consecutive counters; deferred o
   assert.equal(b.deferredCount, 0);
   // Across batches the replay window holds too.
   slab.set(datagrams[0]!, 0);
-  const r = b.handleDatagramDeferred(slab.subarray(0, datagrams[0]!.length), pair.a.address, pair.now);
+  const r = b.handleDatagram(slab.subarray(0, datagrams[0]!.length), pair.a.address, pair.now);
   assert.equal(r.kind, 'dropped');
   assert.equal(b.deferredCount, 0);
 });
@@ -172,7 +140,7 @@ test('deferred opening rejects tampered messages and leaves the others and the s
   assert.equal(fresh.a.ep.readyToSeal(fresh.a.peer, fresh.now), false, 'before the handshake');
   assert.equal(fresh.a.ep.sealRun(fresh.a.peer, q.buf, q.lens, 0, 1, 0, fresh.now), false);
 
-  const pair = new Pair({ decryptInPlace: true });
+  const pair = new Pair();
   pair.handshake();
   const plains = [payload(5, 300), payload(6, 300), payload(7, 300)];
   const { buf, lens } = queueRun(plains);
@@ -184,7 +152,7 @@ test('deferred opening rejects tampered messages and leaves the others and the s
   const before = b.stats();
   let off = 0;
   for (const len of lens) {
-    b.handleDatagramDeferred(buf.subarray(off, off + len), pair.a.address, pair.now);
+    b.handleDatagram(buf.subarray(off, off + len), pair.a.address, pair.now);
     off += len;
   }
   const got: Uint8Array[] = [];
@@ -193,34 +161,36 @@ test('deferred opening rejects tampered messages and leaves the others and the s
   assert.equal(b.stats().authFailures - before.authFailures, 1);
   assert.notEqual(b.debugSnapshot(), snapshot, 'the authentic ones moved the replay window');
   // The tampered one's counter is still free: the genuine message opens later.
-  const r = b.handleDatagram(genuine, pair.a.address, pair.now);
+  const r = handle(b, genuine, pair.a.address, pair.now);
   assert.equal(r.kind, 'data');
 });
 
 test('deferred messages whose keys a later handshake retired are dropped as unknown, without using the wiped keys', () => {
-  const pair = new Pair({ decryptInPlace: true });
+  const pair = new Pair();
   pair.handshake();
   const { buf, lens } = queueRun([payload(8, 200)]);
-  pair.a.ep.sealRun(pair.a.peer, buf, lens, 0, 1, 0, pair.now);
-  const b = pair.b.ep;
-  b.handleDatagramDeferred(buf.subarray(0, lens[0]!), pair.a.address, pair.now);
-  // Two fresh handshakes in the same receive batch: the queued message's keys are retired and wiped.
+  pair.b.ep.sealRun(pair.b.peer, buf, lens, 0, 1, 0, pair.now);
+  // The initiator queues a message under its first keys; the responses of its next handshakes,
+  // in the same receive batch, rotate those keys out of its slots: retired and wiped.
+  const a = pair.a.ep;
+  assert.equal(a.handleDatagram(buf.subarray(0, lens[0]!), pair.b.address, pair.now).kind, 'handled');
   for (let i = 0; i < 3; i++) {
     pair.now += 10_000;
     pair.wallMs += 10_000;
     pair.handshake();
-    pair.transfer(pair.a, payload(9, 10)); // confirms the new keys at b
   }
-  const before = b.stats();
+  assert.equal(a.deferredCount, 1, 'still queued');
+  const before = a.stats();
   const got: Uint8Array[] = [];
-  b.openDeferred((_peer, plaintext) => got.push(plaintext));
+  a.openDeferred((_peer, plaintext) => got.push(plaintext));
   assert.equal(got.length, 0);
-  assert.equal(b.stats().unknownIndex - before.unknownIndex, 1);
-  assert.equal(pair.transfer(pair.a, payload(10, 10)).result?.kind, 'data', 'the session goes on');
+  assert.equal(a.stats().unknownIndex - before.unknownIndex, 1);
+  assert.equal(pair.transfer(pair.b, payload(10, 10)).result?.kind, 'data', 'the session goes on');
+  assert.equal(pair.transfer(pair.a, payload(11, 10)).result?.kind, 'data');
 });
 
-test("transient datagrams: deferred data messages are decrypted into the endpoint's own memory, reused batch after batch; the caller's buffer is free once openDeferred returns", () => {
-  const pair = new Pair({ decryptInPlace: true, transientDatagrams: true });
+test("data messages are decrypted into the endpoint's own memory, reused batch after batch; the caller's buffer is free once openDeferred returns", () => {
+  const pair = new Pair();
   pair.handshake();
   const b = pair.b.ep;
   // 500 datagrams (~700 KB of plaintext: the endpoint's slab fills and is reused) through one
@@ -241,7 +211,7 @@ test("transient datagrams: deferred data messages are decrypted into the endpoin
       pos += d.length;
     }
     const before = Uint8Array.from(recv.subarray(0, pos));
-    for (const v of views) b.handleDatagramDeferred(v, pair.a.address, pair.now);
+    for (const v of views) b.handleDatagram(v, pair.a.address, pair.now);
     b.openDeferred((_peer, plaintext) => {
       assert.notEqual(plaintext.buffer, recv.buffer, "not a view of the caller's buffer");
       plaintextMemory.add(plaintext.buffer);
@@ -253,9 +223,9 @@ test("transient datagrams: deferred data messages are decrypted into the endpoin
   assert.equal(got.length, 500);
   for (const [i, p] of got.entries()) assert.deepEqual(p, sent[i], `datagram ${i} intact`);
   assert.equal(plaintextMemory.size, 1, 'one plaintext slab for every batch (no allocation per batch)');
-  // A handshake message is handled on a copy: the caller may reuse its buffer at once.
-  const fresh = new Pair({ transientDatagrams: true });
+  // A handshake message is handled within the call and nothing of it kept: the caller may reuse its buffer at once.
+  const fresh = new Pair();
   const init = fresh.a.ep.connect(fresh.a.peer, fresh.b.address, fresh.now);
-  const r = fresh.b.ep.handleDatagramDeferred(init, fresh.a.address, fresh.now);
+  const r = fresh.b.ep.handleDatagram(init, fresh.a.address, fresh.now);
   assert.equal(r.kind, 'reply');
 });

@@ -25,23 +25,23 @@ export function parseGuestLine(line: string): GuestMessage | null {
 }
 
 export class GuestChannel {
-  private readonly socket: Socket;
-  private buffer = '';
+  readonly #socket: Socket;
+  #buffer = '';
   readonly messages: GuestMessage[] = [];
-  private listeners: Array<() => void> = [];
-  private closed = false;
+  #listeners: Array<() => void> = [];
+  #closed = false;
 
   private constructor(socket: Socket) {
-    this.socket = socket;
+    this.#socket = socket;
     socket.setEncoding('latin1');
-    socket.on('data', (d: string) => this.receive(d));
+    socket.on('data', (d: string) => this.#receive(d));
     socket.on('error', () => {
-      this.closed = true;
-      this.wake();
+      this.#closed = true;
+      this.#wake();
     });
     socket.on('close', () => {
-      this.closed = true;
-      this.wake();
+      this.#closed = true;
+      this.#wake();
     });
   }
 
@@ -49,23 +49,23 @@ export class GuestChannel {
     return connectWithRetry(path, timeoutMs, 'guest control socket', (socket) => new GuestChannel(socket));
   }
 
-  private wake(): void {
-    const l = this.listeners;
-    this.listeners = [];
+  #wake(): void {
+    const l = this.#listeners;
+    this.#listeners = [];
     for (const f of l) f();
   }
 
-  private receive(chunk: string): void {
-    this.buffer += chunk;
+  #receive(chunk: string): void {
+    this.#buffer += chunk;
     let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const m = parseGuestLine(this.buffer.slice(0, nl));
-      this.buffer = this.buffer.slice(nl + 1);
+    while ((nl = this.#buffer.indexOf('\n')) >= 0) {
+      const m = parseGuestLine(this.#buffer.slice(0, nl));
+      this.#buffer = this.#buffer.slice(nl + 1);
       if (m) this.messages.push(m);
     }
     // A line that never ends is noise (or a guest gone mad): keep the buffer bounded.
-    if (this.buffer.length > 4096) this.buffer = '';
-    this.wake();
+    if (this.#buffer.length > 4096) this.#buffer = '';
+    this.#wake();
   }
 
   /** The first message from index `from` on that matches, waiting up to `timeoutMs`. */
@@ -81,10 +81,10 @@ export class GuestChannel {
       const left = deadline - performance.now();
       if (left <= 0)
         throw new Error(`guest: no matching message within ${timeoutMs} ms (last: ${JSON.stringify(this.messages.at(-1) ?? null)})`);
-      if (this.closed) throw new Error('guest control socket closed');
+      if (this.#closed) throw new Error('guest control socket closed');
       await new Promise<void>((done) => {
         const timer = setTimeout(done, left);
-        this.listeners.push(() => {
+        this.#listeners.push(() => {
           clearTimeout(timer);
           done();
         });
@@ -93,7 +93,7 @@ export class GuestChannel {
   }
 
   send(command: string): void {
-    this.socket.write(`${command}\n`);
+    this.#socket.write(`${command}\n`);
   }
 
   lastHeartbeat(): GuestMessage | undefined {
@@ -102,6 +102,6 @@ export class GuestChannel {
   }
 
   close(): void {
-    this.socket.destroy();
+    this.#socket.destroy();
   }
 }

@@ -18,24 +18,24 @@ export class QmpError extends Error {
 const COMMAND_TIMEOUT_MS = 30_000;
 
 export class QmpClient {
-  private readonly socket: Socket;
-  private buffer = '';
-  private nextId = 1;
-  private readonly waiting = new Map<string, { done: (v: unknown) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }>();
-  private closedError: Error | null = null;
+  readonly #socket: Socket;
+  #buffer = '';
+  #nextId = 1;
+  readonly #waiting = new Map<string, { done: (v: unknown) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }>();
+  #closedError: Error | null = null;
   readonly events: QmpEvent[] = [];
 
   private constructor(socket: Socket) {
-    this.socket = socket;
+    this.#socket = socket;
     socket.setEncoding('utf8');
-    socket.on('data', (d: string) => this.receive(d));
+    socket.on('data', (d: string) => this.#receive(d));
     const closed = (e?: Error) => {
-      this.closedError ??= new QmpError(`QMP connection closed${e ? `: ${e.message}` : ''}`);
-      for (const w of this.waiting.values()) {
+      this.#closedError ??= new QmpError(`QMP connection closed${e ? `: ${e.message}` : ''}`);
+      for (const w of this.#waiting.values()) {
         clearTimeout(w.timer);
-        w.fail(this.closedError);
+        w.fail(this.#closedError);
       }
-      this.waiting.clear();
+      this.#waiting.clear();
     };
     socket.on('error', closed);
     socket.on('close', () => closed());
@@ -46,7 +46,7 @@ export class QmpClient {
     return connectWithRetry(path, timeoutMs, 'QMP', async (socket, deadline) => {
       const client = new QmpClient(socket);
       try {
-        await client.greeting(deadline - Date.now());
+        await client.#greeting(deadline - Date.now());
         await client.execute('qmp_capabilities');
       } catch (e) {
         socket.destroy();
@@ -56,28 +56,28 @@ export class QmpClient {
     });
   }
 
-  private greetingWaiter: ((ok: boolean) => void) | null = null;
-  private greeted = false;
+  #greetingWaiter: ((ok: boolean) => void) | null = null;
+  #greeted = false;
 
-  private greeting(timeoutMs: number): Promise<void> {
-    if (this.greeted) return Promise.resolve();
+  #greeting(timeoutMs: number): Promise<void> {
+    if (this.#greeted) return Promise.resolve();
     return new Promise((done, fail) => {
       const timer = setTimeout(() => fail(new QmpError('no QMP greeting')), Math.max(1, timeoutMs));
-      this.greetingWaiter = (ok) => {
+      this.#greetingWaiter = (ok) => {
         clearTimeout(timer);
         if (ok) done();
         else fail(new QmpError('QMP closed before its greeting'));
       };
-      this.socket.once('close', () => this.greetingWaiter?.(false));
+      this.#socket.once('close', () => this.#greetingWaiter?.(false));
     });
   }
 
-  private receive(chunk: string): void {
-    this.buffer += chunk;
+  #receive(chunk: string): void {
+    this.#buffer += chunk;
     let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).trim();
-      this.buffer = this.buffer.slice(nl + 1);
+    while ((nl = this.#buffer.indexOf('\n')) >= 0) {
+      const line = this.#buffer.slice(0, nl).trim();
+      this.#buffer = this.#buffer.slice(nl + 1);
       if (line === '') continue;
       let msg: Record<string, unknown>;
       try {
@@ -86,14 +86,14 @@ export class QmpClient {
         continue;
       }
       if ('QMP' in msg) {
-        this.greeted = true;
-        this.greetingWaiter?.(true);
+        this.#greeted = true;
+        this.#greetingWaiter?.(true);
       } else if (typeof msg.event === 'string') {
         this.events.push(msg as unknown as QmpEvent);
       } else if (typeof msg.id === 'string') {
-        const w = this.waiting.get(msg.id);
+        const w = this.#waiting.get(msg.id);
         if (!w) continue;
-        this.waiting.delete(msg.id);
+        this.#waiting.delete(msg.id);
         clearTimeout(w.timer);
         if ('error' in msg) {
           const err = msg.error as { class?: string; desc?: string };
@@ -106,19 +106,19 @@ export class QmpClient {
   }
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    const id = `lh-${this.nextId++}`;
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    const id = `lh-${this.#nextId++}`;
     return new Promise<T>((done, fail) => {
       const timer = setTimeout(() => {
-        this.waiting.delete(id);
+        this.#waiting.delete(id);
         fail(new QmpError(`${command}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.waiting.set(id, { done: done as (v: unknown) => void, fail, timer });
-      this.socket.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id })}\n`);
+      this.#waiting.set(id, { done: done as (v: unknown) => void, fail, timer });
+      this.#socket.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id })}\n`);
     });
   }
 
   close(): void {
-    this.socket.destroy();
+    this.#socket.destroy();
   }
 }

@@ -84,13 +84,13 @@ export class QemuVm {
   readonly child: ChildProcess;
   readonly paths: VmPaths;
   qmp!: QmpClient;
-  private exitInfo: string | null = null;
+  #exitInfo: string | null = null;
 
   private constructor(child: ChildProcess, paths: VmPaths) {
     this.child = child;
     this.paths = paths;
     child.once('exit', (code, signal) => {
-      this.exitInfo = signal ? `signal ${signal}` : `code ${code}`;
+      this.#exitInfo = signal ? `signal ${signal}` : `code ${code}`;
     });
   }
 
@@ -100,7 +100,7 @@ export class QemuVm {
 
   /** How it exited ("code 1", "signal SIGKILL"), or null while it runs. */
   get exited(): string | null {
-    return this.exitInfo;
+    return this.#exitInfo;
   }
 
   static async start(

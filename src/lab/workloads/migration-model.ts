@@ -42,8 +42,8 @@ export interface RoundResult {
 
 export class MigrationPlanner {
   readonly params: MigrationParams;
-  private round = 0;
-  private finished = false;
+  #round = 0;
+  #finished = false;
 
   constructor(params: MigrationParams) {
     if (!(params.memoryPages > 0) || !(params.dirtyPagesPerSec >= 0) || !(params.downtimeBudgetMs >= 0) || !(params.maxRounds >= 1)) {
@@ -58,8 +58,8 @@ export class MigrationPlanner {
 
   /** The step after a pre-copy round that moved `done.pages` in `done.seconds`; null after stop-copy. */
   next(done: RoundResult, previous: MigrationStep): MigrationStep | null {
-    if (this.finished || previous.kind === 'stop-copy') {
-      this.finished = true;
+    if (this.#finished || previous.kind === 'stop-copy') {
+      this.#finished = true;
       return null;
     }
     const p = this.params;
@@ -67,13 +67,13 @@ export class MigrationPlanner {
     // A round too short to time (0 s) means the link is effectively infinite for its size.
     const pagesPerSec = done.seconds > 0 ? done.pages / done.seconds : Number.POSITIVE_INFINITY;
     const expectedPauseMs = dirtied === 0 ? 0 : (dirtied / pagesPerSec) * 1000;
-    this.round = previous.round + 1;
-    if (expectedPauseMs <= p.downtimeBudgetMs) return { kind: 'stop-copy', round: this.round, pages: dirtied, reason: 'converged' };
-    if (this.round >= p.maxRounds) return { kind: 'stop-copy', round: this.round, pages: dirtied, reason: 'max-rounds' };
+    this.#round = previous.round + 1;
+    if (expectedPauseMs <= p.downtimeBudgetMs) return { kind: 'stop-copy', round: this.#round, pages: dirtied, reason: 'converged' };
+    if (this.#round >= p.maxRounds) return { kind: 'stop-copy', round: this.#round, pages: dirtied, reason: 'max-rounds' };
     if (previous.round > 0 && dirtied > NOT_SHRINKING * done.pages) {
-      return { kind: 'stop-copy', round: this.round, pages: dirtied, reason: 'not-converging' };
+      return { kind: 'stop-copy', round: this.#round, pages: dirtied, reason: 'not-converging' };
     }
-    return { kind: 'precopy', round: this.round, pages: dirtied };
+    return { kind: 'precopy', round: this.#round, pages: dirtied };
   }
 }
 

@@ -192,28 +192,28 @@ function thresholds(mix: VmMix): [number, number, number] {
 export class VmImage {
   readonly seed: number;
   readonly mix: VmMix;
-  private readonly limits: [number, number, number];
-  private readonly key: Buffer;
-  private readonly text: Buffer;
-  private readonly structured: Buffer;
+  readonly #limits: [number, number, number];
+  readonly #key: Buffer;
+  readonly #text: Buffer;
+  readonly #structured: Buffer;
 
   constructor(seed = 1, mix: VmMix = DEFAULT_VM_MIX) {
     this.seed = seed >>> 0;
     this.mix = mix;
-    this.limits = thresholds(mix);
-    this.key = cipherKey(this.seed, 'vm');
-    this.text = textArena(this.seed);
-    this.structured = structuredArena(this.seed);
+    this.#limits = thresholds(mix);
+    this.#key = cipherKey(this.seed, 'vm');
+    this.#text = textArena(this.seed);
+    this.#structured = structuredArena(this.seed);
   }
 
-  private classCode(pageIndex: number, version: number): number {
+  #classCode(pageIndex: number, version: number): number {
     const h = hash2(this.seed, Math.floor(pageIndex / RUN_PAGES), version);
-    const [a, b, c] = this.limits;
+    const [a, b, c] = this.#limits;
     return h < a ? ZERO : h < b ? TEXT : h < c ? STRUCTURED : RANDOM;
   }
 
   pageClass(pageIndex: number, version = 0): PageClass {
-    return CLASS_NAMES[this.classCode(pageIndex, version)]!;
+    return CLASS_NAMES[this.#classCode(pageIndex, version)]!;
   }
 
   /**
@@ -228,11 +228,11 @@ export class VmImage {
     const codes = new Uint8Array(pages);
     let randomPages = 0;
     for (let i = 0; i < pages; i++) {
-      const code = this.classCode(first + i, version);
+      const code = this.#classCode(first + i, version);
       codes[i] = code;
       if (code === RANDOM) randomPages++;
     }
-    const keys = randomPages > 0 ? keystream(this.key, version, chunkIndex, randomPages * PAGE_SIZE) : ZEROS;
+    const keys = randomPages > 0 ? keystream(this.#key, version, chunkIndex, randomPages * PAGE_SIZE) : ZEROS;
     let keyOffset = 0;
     const span = ARENA_SIZE / 8;
     for (let i = 0; i < pages; i++) {
@@ -245,7 +245,7 @@ export class VmImage {
         keyOffset += PAGE_SIZE;
       } else {
         const from = (hash2(this.seed ^ 0x5bd1e995, first + i, version) % span) * 8;
-        (code === TEXT ? this.text : this.structured).copy(out, at, from, from + PAGE_SIZE);
+        (code === TEXT ? this.#text : this.#structured).copy(out, at, from, from + PAGE_SIZE);
       }
     }
   }
@@ -279,20 +279,20 @@ export interface ChunkSource {
  */
 export class PreparedPayload implements ChunkSource {
   readonly bytes: number;
-  private readonly chunks: Array<Buffer | null> = [];
-  private index = 0;
+  readonly #chunks: Array<Buffer | null> = [];
+  #index = 0;
 
   constructor(source: PayloadSource) {
     this.bytes = source.bytes;
     let chunk: Buffer | null;
-    while ((chunk = source.next())) this.chunks.push(chunk);
+    while ((chunk = source.next())) this.#chunks.push(chunk);
   }
 
   /** Each chunk once: the payload lets go of it (the socket holds it while it is queued). */
   next(): Buffer | null {
-    if (this.index >= this.chunks.length) return null;
-    const chunk = this.chunks[this.index] ?? null;
-    this.chunks[this.index++] = null;
+    if (this.#index >= this.#chunks.length) return null;
+    const chunk = this.#chunks[this.#index] ?? null;
+    this.#chunks[this.#index++] = null;
     return chunk;
   }
 }
@@ -300,11 +300,11 @@ export class PreparedPayload implements ChunkSource {
 export class PayloadSource implements ChunkSource {
   readonly kind: PayloadKind;
   readonly bytes: number;
-  private produced = 0;
-  private chunkIndex: number;
-  private readonly version: number;
-  private readonly image: VmImage | undefined;
-  private readonly randomKey: Buffer;
+  #produced = 0;
+  #chunkIndex: number;
+  readonly #version: number;
+  readonly #image: VmImage | undefined;
+  readonly #randomKey: Buffer;
 
   constructor(kind: PayloadKind, bytes: number, options: PayloadOptions = {}) {
     if (!(bytes >= 0) || !Number.isSafeInteger(bytes)) throw new RangeError(`bad payload size ${bytes}`);
@@ -313,31 +313,31 @@ export class PayloadSource implements ChunkSource {
     if (firstPage % CHUNK_PAGES !== 0) throw new RangeError('firstPage must be a multiple of CHUNK_PAGES');
     this.kind = kind;
     this.bytes = bytes;
-    this.version = options.version ?? 0;
-    this.chunkIndex = firstPage / CHUNK_PAGES;
-    this.image = kind === 'vm' ? (options.image ?? new VmImage(seed, options.mix)) : undefined;
-    this.randomKey = cipherKey(seed, 'random');
+    this.#version = options.version ?? 0;
+    this.#chunkIndex = firstPage / CHUNK_PAGES;
+    this.#image = kind === 'vm' ? (options.image ?? new VmImage(seed, options.mix)) : undefined;
+    this.#randomKey = cipherKey(seed, 'random');
   }
 
   get remaining(): number {
-    return this.bytes - this.produced;
+    return this.bytes - this.#produced;
   }
 
   next(): Buffer | null {
-    const left = this.bytes - this.produced;
+    const left = this.bytes - this.#produced;
     if (left <= 0) return null;
     const length = Math.min(CHUNK_SIZE, left);
     let chunk: Buffer;
-    if (this.image) {
+    if (this.#image) {
       // Generate whole pages, then trim a partial last page.
       chunk = Buffer.allocUnsafe(Math.ceil(length / PAGE_SIZE) * PAGE_SIZE);
-      this.image.fillChunk(this.chunkIndex, chunk, this.version);
+      this.#image.fillChunk(this.#chunkIndex, chunk, this.#version);
       if (chunk.length !== length) chunk = chunk.subarray(0, length);
     } else {
-      chunk = keystream(this.randomKey, this.version, this.chunkIndex, length);
+      chunk = keystream(this.#randomKey, this.#version, this.#chunkIndex, length);
     }
-    this.chunkIndex++;
-    this.produced += length;
+    this.#chunkIndex++;
+    this.#produced += length;
     return chunk;
   }
 }

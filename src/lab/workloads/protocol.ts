@@ -38,9 +38,9 @@ export function decodeSinkMessage(line: string): SinkMessage | { t: 'invalid'; l
 
 /** Incremental parser of the segment stream (sink side). */
 export class SegmentParser {
-  private header = Buffer.alloc(SEGMENT_HEADER_SIZE);
-  private headerFill = 0;
-  private left = -1; // payload bytes left in the current segment; -1 while reading a header
+  #header = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  #headerFill = 0;
+  #left = -1; // payload bytes left in the current segment; -1 while reading a header
   segments = 0;
   ended = false;
   error: string | null = null;
@@ -52,34 +52,34 @@ export class SegmentParser {
   push(data: Buffer, onPayload: (slice: Buffer) => void, onSegmentEnd: (index: number) => void): void {
     let at = 0;
     while (at < data.length && !this.ended && this.error === null) {
-      if (this.left < 0) {
-        const take = Math.min(SEGMENT_HEADER_SIZE - this.headerFill, data.length - at);
-        data.copy(this.header, this.headerFill, at, at + take);
-        this.headerFill += take;
+      if (this.#left < 0) {
+        const take = Math.min(SEGMENT_HEADER_SIZE - this.#headerFill, data.length - at);
+        data.copy(this.#header, this.#headerFill, at, at + take);
+        this.#headerFill += take;
         at += take;
-        if (this.headerFill < SEGMENT_HEADER_SIZE) return;
-        this.headerFill = 0;
-        if (this.header.readUInt32BE(0) !== SEGMENT_MAGIC) {
+        if (this.#headerFill < SEGMENT_HEADER_SIZE) return;
+        this.#headerFill = 0;
+        if (this.#header.readUInt32BE(0) !== SEGMENT_MAGIC) {
           this.error = 'bad segment magic';
           return;
         }
-        const length = this.header.readBigUInt64BE(4);
+        const length = this.#header.readBigUInt64BE(4);
         if (length > BigInt(Number.MAX_SAFE_INTEGER)) {
           this.error = 'segment too long';
           return;
         }
-        this.left = Number(length);
-        if (this.left === 0) {
+        this.#left = Number(length);
+        if (this.#left === 0) {
           this.ended = true;
           return;
         }
       }
-      const take = Math.min(this.left, data.length - at);
+      const take = Math.min(this.#left, data.length - at);
       onPayload(at === 0 && take === data.length ? data : data.subarray(at, at + take));
       at += take;
-      this.left -= take;
-      if (this.left === 0) {
-        this.left = -1;
+      this.#left -= take;
+      if (this.#left === 0) {
+        this.#left = -1;
         onSegmentEnd(this.segments++);
       }
     }

@@ -15,28 +15,28 @@ export class DeadlineReached extends Error {
 
 export class SinkSession {
   readonly startedAt: number;
-  private readonly cpuAtStart: NodeJS.CpuUsage;
-  private readonly socket: Socket;
-  private readonly hash: Hash = createHash('sha256');
-  private lineBuffer = '';
-  private waiters: Array<{ match: (m: SinkMessage) => boolean; resolve: (m: SinkMessage) => void; reject: (e: Error) => void }> = [];
-  private failure: Error | null = null;
-  private deadlineTimer: NodeJS.Timeout;
+  readonly #cpuAtStart: NodeJS.CpuUsage;
+  readonly #socket: Socket;
+  readonly #hash: Hash = createHash('sha256');
+  #lineBuffer = '';
+  #waiters: Array<{ match: (m: SinkMessage) => boolean; resolve: (m: SinkMessage) => void; reject: (e: Error) => void }> = [];
+  #failure: Error | null = null;
+  #deadlineTimer: NodeJS.Timeout;
   /** Payload bytes the sink has confirmed (periodic reports; at most ~100 ms stale). */
   ackedBytes = 0;
   sentBytes = 0;
-  private segments = 0;
+  #segments = 0;
   onProgress: ((ackedBytes: number) => void) | null = null;
 
   private constructor(socket: Socket, startedAt: number, cpuAtStart: NodeJS.CpuUsage, deadline: number) {
-    this.socket = socket;
+    this.#socket = socket;
     this.startedAt = startedAt;
-    this.cpuAtStart = cpuAtStart;
+    this.#cpuAtStart = cpuAtStart;
     socket.setEncoding('latin1');
-    socket.on('data', (text: string) => this.onData(text));
-    socket.on('error', (e) => this.fail(e));
-    socket.on('close', () => this.fail(new Error('connection closed by peer')));
-    this.deadlineTimer = setTimeout(() => this.fail(new DeadlineReached()), Math.max(0, deadline - performance.now()));
+    socket.on('data', (text: string) => this.#onData(text));
+    socket.on('error', (e) => this.#fail(e));
+    socket.on('close', () => this.#fail(new Error('connection closed by peer')));
+    this.#deadlineTimer = setTimeout(() => this.#fail(new DeadlineReached()), Math.max(0, deadline - performance.now()));
   }
 
   /** Connect (the run's clock starts before connecting) with a hard deadline for everything. */
@@ -60,34 +60,34 @@ export class SinkSession {
 
   /** This process's CPU seconds since the clock started (the run's, not the payload's set-up). */
   get cpuSeconds(): number {
-    const u = process.cpuUsage(this.cpuAtStart);
+    const u = process.cpuUsage(this.#cpuAtStart);
     return (u.user + u.system) / 1e6;
   }
 
   get capped(): boolean {
-    return this.failure instanceof DeadlineReached;
+    return this.#failure instanceof DeadlineReached;
   }
 
-  private onData(text: string): void {
-    this.lineBuffer += text;
+  #onData(text: string): void {
+    this.#lineBuffer += text;
     let nl: number;
-    while ((nl = this.lineBuffer.indexOf('\n')) >= 0) {
-      const line = this.lineBuffer.slice(0, nl);
-      this.lineBuffer = this.lineBuffer.slice(nl + 1);
+    while ((nl = this.#lineBuffer.indexOf('\n')) >= 0) {
+      const line = this.#lineBuffer.slice(0, nl);
+      this.#lineBuffer = this.#lineBuffer.slice(nl + 1);
       const m = decodeSinkMessage(line);
       if (m.t === 'invalid') {
-        this.fail(new Error(`sink sent an invalid line: ${m.line.slice(0, 80)}`));
+        this.#fail(new Error(`sink sent an invalid line: ${m.line.slice(0, 80)}`));
         return;
       }
       if (m.t === 'error') {
-        this.fail(new Error(`sink: ${m.reason}`));
+        this.#fail(new Error(`sink: ${m.reason}`));
         return;
       }
       if (m.bytes > this.ackedBytes) {
         this.ackedBytes = m.bytes;
         this.onProgress?.(this.ackedBytes);
       }
-      this.waiters = this.waiters.filter((w) => {
+      this.#waiters = this.#waiters.filter((w) => {
         if (!w.match(m)) return true;
         w.resolve(m);
         return false;
@@ -95,26 +95,26 @@ export class SinkSession {
     }
   }
 
-  private fail(e: Error): void {
-    if (this.failure) return;
-    this.failure = e;
-    clearTimeout(this.deadlineTimer);
-    for (const w of this.waiters) w.reject(e);
-    this.waiters = [];
-    this.socket.destroy();
+  #fail(e: Error): void {
+    if (this.#failure) return;
+    this.#failure = e;
+    clearTimeout(this.#deadlineTimer);
+    for (const w of this.#waiters) w.reject(e);
+    this.#waiters = [];
+    this.#socket.destroy();
   }
 
-  private waitFor(match: (m: SinkMessage) => boolean): Promise<SinkMessage> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ match, resolve, reject }));
+  #waitFor(match: (m: SinkMessage) => boolean): Promise<SinkMessage> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => this.#waiters.push({ match, resolve, reject }));
   }
 
-  private async write(data: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (!this.socket.write(data)) {
+  async #write(data: Buffer): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    if (!this.#socket.write(data)) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
           resolve();
         };
         // A failure while blocked on drain must not hang: park a waiter that only rejects.
@@ -122,12 +122,12 @@ export class SinkSession {
           match: () => false,
           resolve: () => {},
           reject: (e: Error) => {
-            this.socket.off('drain', onDrain);
+            this.#socket.off('drain', onDrain);
             reject(e);
           },
         };
-        this.waiters.push(waiter);
-        this.socket.once('drain', onDrain);
+        this.#waiters.push(waiter);
+        this.#socket.once('drain', onDrain);
       });
     }
   }
@@ -135,32 +135,32 @@ export class SinkSession {
   /** Send one segment of `source`'s bytes; resolves when the sink confirms its arrival. */
   async sendSegment(source: ChunkSource): Promise<void> {
     if (source.bytes === 0) return; // a zero-length segment would mean end of stream
-    const index = this.segments++;
-    const arrived = this.waitFor((m) => m.t === 'seg' && m.index === index);
+    const index = this.#segments++;
+    const arrived = this.#waitFor((m) => m.t === 'seg' && m.index === index);
     arrived.catch(() => {}); // observed below; avoid an unhandled rejection if writing fails first
-    await this.write(segmentHeader(source.bytes));
+    await this.#write(segmentHeader(source.bytes));
     let chunk: Buffer | null;
     while ((chunk = source.next())) {
-      this.hash.update(chunk);
+      this.#hash.update(chunk);
       this.sentBytes += chunk.length;
-      await this.write(chunk);
+      await this.#write(chunk);
     }
     await arrived;
   }
 
   /** End the stream and check the sink's count and hash against what was sent. */
   async finish(): Promise<{ bytes: number; verified: boolean; sinkSha256: string; sha256: string }> {
-    const done = this.waitFor((m) => m.t === 'done');
+    const done = this.#waitFor((m) => m.t === 'done');
     done.catch(() => {});
-    await this.write(segmentHeader(0));
+    await this.#write(segmentHeader(0));
     const m = (await done) as Extract<SinkMessage, { t: 'done' }>;
-    const sha256 = this.hash.digest('hex');
+    const sha256 = this.#hash.digest('hex');
     return { bytes: m.bytes, verified: m.bytes === this.sentBytes && m.sha256 === sha256, sinkSha256: m.sha256, sha256 };
   }
 
   close(): void {
-    clearTimeout(this.deadlineTimer);
-    this.failure ??= new Error('closed');
-    this.socket.destroy();
+    clearTimeout(this.#deadlineTimer);
+    this.#failure ??= new Error('closed');
+    this.#socket.destroy();
   }
 }

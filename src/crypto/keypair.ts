@@ -1,4 +1,4 @@
-// Per-direction session keys and the per-packet path (message type 4):
+// A keypair: one handshake's per-direction keys, and the data message (type 4) they protect:
 //
 //   0       4               8                       16
 //   | 4 0 0 0 | receiver index | counter (u64 LE)     | AEAD(payload)              | tag (16) |
@@ -59,31 +59,17 @@ export class Keypair {
   }
 }
 
-/**
- * Seals `plaintext` under the next counter. The caller has checked the counter limit.
- * With `into` (large enough, not overlapping `plaintext`) the message is written there and a
- * view of it returned: a sender that may reuse its send buffer saves an allocation per packet.
- */
-export function sealData(kp: Keypair, plaintext: Uint8Array, into?: Buffer): Buffer {
-  const size = DATA_OVERHEAD + plaintext.length;
-  const out = into !== undefined && into.length >= size ? into : Buffer.allocUnsafe(size);
-  sealDataAt(kp, plaintext, out, 0);
-  return out.length === size ? out : out.subarray(0, size);
-}
-
-/**
- * Seals `plaintext` under the next counter into out[at, at + DATA_OVERHEAD + plaintext.length)
- * (the caller has checked the counter limit and the room) and returns the message's length.
- * No allocation: the gateway seals straight into its send queue.
- */
-export function sealDataAt(kp: Keypair, plaintext: Uint8Array, out: Uint8Array, at: number): number {
+/** Seals `plaintext` under the next counter into a new buffer. The caller has checked the counter limit. */
+export function sealData(kp: Keypair, plaintext: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(DATA_OVERHEAD + plaintext.length);
   const counter = kp.sendCounter++;
-  writeU32(out, at, MSG_DATA);
-  writeU32(out, at + DATA.receiverIndex, kp.remoteIndex);
+  writeU32(out, 0, MSG_DATA);
+  writeU32(out, DATA.receiverIndex, kp.remoteIndex);
   const lo = counter >>> 0;
-  writeU32(out, at + DATA.counter, lo);
-  writeU32(out, at + DATA.counter + 4, (counter - lo) / 2 ** 32);
-  return kp.aead.seal(kp.sendKey, counter, out, DATA.headerSize, plaintext, at);
+  writeU32(out, DATA.counter, lo);
+  writeU32(out, DATA.counter + 4, (counter - lo) / 2 ** 32);
+  kp.aead.seal(kp.sendKey, counter, out, DATA.headerSize, plaintext);
+  return out;
 }
 
 /**
@@ -96,28 +82,7 @@ export function sealDataRun(kp: Keypair, buf: Uint8Array, lens: Int32Array, from
   kp.sendCounter += count;
 }
 
-export type OpenFailure = 'auth-failed' | 'duplicate' | 'too-old' | 'counter-limit';
-
 /** Counter of a data message (any length >= header). */
 export function dataCounter(datagram: Uint8Array): number {
   return readU32(datagram, DATA.counter) + readU32(datagram, DATA.counter + 4) * 2 ** 32;
-}
-
-/**
- * Authenticates and decrypts a data message addressed to `kp`. Nothing in `kp` changes unless the
- * tag verifies and the counter is fresh.
- * `inPlace`: the plaintext is decrypted over the ciphertext and returned as a view of `datagram`
- * (no allocation, no copy); the caller must own `datagram`. On a bad tag the payload bytes are
- * zeroed (the datagram is dropped).
- */
-export function openData(kp: Keypair, datagram: Uint8Array, rejectAfterMessages: number, inPlace = false): Uint8Array | OpenFailure {
-  const counter = dataCounter(datagram);
-  if (counter >= rejectAfterMessages) return 'counter-limit';
-  const verdict = kp.replay.check(counter);
-  if (verdict !== 'fresh') return verdict;
-  const out = inPlace ? null : Buffer.allocUnsafe(datagram.length - DATA_OVERHEAD);
-  const n = kp.aead.open(kp.recvKey, counter, datagram, DATA.headerSize, out);
-  if (n < 0) return 'auth-failed';
-  kp.replay.accept(counter);
-  return out ?? datagram.subarray(DATA.payload, DATA.payload + n);
 }
