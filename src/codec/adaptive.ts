@@ -232,38 +232,38 @@ interface PairSums {
 }
 
 export class AdaptivePolicy {
-  private readonly ladder: readonly Rung[];
-  private cpuShare: number;
-  private readonly cpuMargin: number;
-  private linkBytesPerSec: number;
-  private wireNsPerByte: number;
+  readonly #ladder: readonly Rung[];
+  #cpuShare: number;
+  readonly #cpuMargin: number;
+  #linkBytesPerSec: number;
+  #wireNsPerByte: number;
   /** Measured estimate of the rung in use (or of rung 1 while the choice is none). */
-  private readonly measured: Estimate[];
+  readonly #measured: Estimate[];
   /** pairs[k]: rung k+1 relative to rung k, for k >= 1. */
-  private readonly pairs: PairSums[];
-  private current = 0;
+  readonly #pairs: PairSums[];
+  #current = 0;
   /** Wire bytes/s the encoder put out over the last complete window (0: none yet). */
-  private outputBytesPerSec = 0;
-  private readonly outputWindow = new ByteWindow();
-  private blocksSinceExplore = 0;
-  private exploreUpNext = true;
+  #outputBytesPerSec = 0;
+  readonly #outputWindow = new ByteWindow();
+  #blocksSinceExplore = 0;
+  #exploreUpNext = true;
   /** Smoothed event-loop busy share and its codec part (observeLoad); -1 until measured. */
-  private busy = -1;
-  private codecBusy = 0;
+  #busy = -1;
+  #codecBusy = 0;
 
   constructor(options: AdaptivePolicyOptions = {}) {
-    this.ladder = options.ladder ?? DEFAULT_LADDER;
-    if (this.ladder.length < 2 || this.ladder[0]!.setting !== null || this.ladder.slice(1).some((r) => r.setting === null)) {
+    this.#ladder = options.ladder ?? DEFAULT_LADDER;
+    if (this.#ladder.length < 2 || this.#ladder[0]!.setting !== null || this.#ladder.slice(1).some((r) => r.setting === null)) {
       throw new Error('ladder must be none followed by at least one codec');
     }
-    this.cpuShare = options.cpuShare ?? DEFAULT_CPU_SHARE;
-    this.cpuMargin = Math.max(1, options.cpuMargin ?? DEFAULT_CPU_MARGIN);
-    this.linkBytesPerSec = (options.linkRateBps ?? DEFAULT_LINK_RATE_BPS) / 8;
-    this.wireNsPerByte = options.wireCpuNsPerByte ?? DEFAULT_WIRE_CPU_NS_PER_BYTE;
-    this.measured = this.ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
+    this.#cpuShare = options.cpuShare ?? DEFAULT_CPU_SHARE;
+    this.#cpuMargin = Math.max(1, options.cpuMargin ?? DEFAULT_CPU_MARGIN);
+    this.#linkBytesPerSec = (options.linkRateBps ?? DEFAULT_LINK_RATE_BPS) / 8;
+    this.#wireNsPerByte = options.wireCpuNsPerByte ?? DEFAULT_WIRE_CPU_NS_PER_BYTE;
+    this.#measured = this.#ladder.map((r) => ({ nsPerByte: 1e9 / r.speedBytesPerSec, wireRatio: r.wireRatio }));
     // Seed each relation with the priors, as if one 64 KiB block had been probed.
-    this.pairs = this.ladder.map((r, k) => {
-      const next = this.ladder[k + 1];
+    this.#pairs = this.#ladder.map((r, k) => {
+      const next = this.#ladder[k + 1];
       if (k === 0 || !next) return { loNs: 1, hiNs: 1, loWire: 1, hiWire: 1 };
       const b = EWMA_FULL_SAMPLE_BYTES;
       return {
@@ -273,34 +273,34 @@ export class AdaptivePolicy {
         hiWire: next.wireRatio * b,
       };
     });
-    this.choose(true);
+    this.#choose(true);
   }
 
   setLinkRateBps(bps: number): void {
     if (!(bps > 0) || !Number.isFinite(bps)) return;
-    this.linkBytesPerSec = bps / 8;
-    this.choose(false);
+    this.#linkBytesPerSec = bps / 8;
+    this.#choose(false);
   }
 
   get linkRateBps(): number {
-    return this.linkBytesPerSec * 8;
+    return this.#linkBytesPerSec * 8;
   }
 
   /** The rate the model uses: the estimate, floored by the encoder's own recent output rate. */
   get effectiveLinkRateBps(): number {
-    return this.effectiveLinkBytesPerSec() * 8;
+    return this.#effectiveLinkBytesPerSec() * 8;
   }
 
   /** Wire bytes the encoder just put out, at wall time nowMs; closes a window every OUTPUT_WINDOW_MS. */
   observeOutput(wireBytes: number, nowMs: number): void {
-    const w = this.outputWindow;
+    const w = this.#outputWindow;
     if (!w.add(0, wireBytes, nowMs)) return;
-    this.outputBytesPerSec = (w.closedOut * 1000) / w.closedMs;
-    this.choose(false);
+    this.#outputBytesPerSec = (w.closedOut * 1000) / w.closedMs;
+    this.#choose(false);
   }
 
-  private effectiveLinkBytesPerSec(): number {
-    return Math.max(this.linkBytesPerSec, this.outputBytesPerSec);
+  #effectiveLinkBytesPerSec(): number {
+    return Math.max(this.#linkBytesPerSec, this.#outputBytesPerSec);
   }
 
   /**
@@ -310,9 +310,9 @@ export class AdaptivePolicy {
   setCpuShare(share: number): void {
     if (!(share > 0) || !Number.isFinite(share)) return;
     const next = Math.min(share, 1);
-    if (next === this.cpuShare) return;
-    this.cpuShare = next;
-    this.choose(false);
+    if (next === this.#cpuShare) return;
+    this.#cpuShare = next;
+    this.#choose(false);
   }
 
   /**
@@ -324,35 +324,35 @@ export class AdaptivePolicy {
     if (!(busy >= 0) || !(codecBusy >= 0) || !Number.isFinite(busy) || !Number.isFinite(codecBusy)) return;
     const b = Math.min(busy, 1);
     const c = Math.min(codecBusy, b);
-    if (this.busy < 0) {
-      this.busy = b;
-      this.codecBusy = c;
+    if (this.#busy < 0) {
+      this.#busy = b;
+      this.#codecBusy = c;
     } else {
-      this.busy += LOAD_EWMA_WEIGHT * (b - this.busy);
-      this.codecBusy += LOAD_EWMA_WEIGHT * (c - this.codecBusy);
+      this.#busy += LOAD_EWMA_WEIGHT * (b - this.#busy);
+      this.#codecBusy += LOAD_EWMA_WEIGHT * (c - this.#codecBusy);
     }
-    this.choose(false);
+    this.#choose(false);
   }
 
   /** The smoothed busy share of the gateway's event loop (null until measured). */
   get loopBusy(): number | null {
-    return this.busy < 0 ? null : this.busy;
+    return this.#busy < 0 ? null : this.#busy;
   }
 
   /** The loop's busy share predicted with `rung` in use (null until measured). */
   predictedBusy(rung: number): number | null {
-    if (this.busy < 0) return null;
-    const anchor = this.anchor();
-    if (rung === anchor || this.codecBusy === 0) return this.busy;
+    if (this.#busy < 0) return null;
+    const anchor = this.#anchor();
+    if (rung === anchor || this.#codecBusy === 0) return this.#busy;
     const a = this.estimate(anchor);
     const k = this.estimate(rung);
     const codecNs = (e: { speedBytesPerSec: number }) => 1e9 / e.speedBytesPerSec;
     const scale = rung === 0 ? 0 : (codecNs(k) / codecNs(a)) * (a.wireRatio / Math.max(k.wireRatio, 1e-6));
-    return Math.max(0, this.busy + this.codecBusy * (scale - 1));
+    return Math.max(0, this.#busy + this.#codecBusy * (scale - 1));
   }
 
   get currentCpuShare(): number {
-    return this.cpuShare;
+    return this.#cpuShare;
   }
 
   /**
@@ -362,58 +362,58 @@ export class AdaptivePolicy {
    * starved.
    */
   setSlowLevelsAllowed(allowed: boolean): void {
-    if (allowed === this.slowLevelsAllowed) return;
-    this.slowLevelsAllowed = allowed;
-    this.choose(false);
+    if (allowed === this.#slowLevelsAllowed) return;
+    this.#slowLevelsAllowed = allowed;
+    this.#choose(false);
   }
 
-  private slowLevelsAllowed = true;
+  #slowLevelsAllowed = true;
 
   /** p: the rest of the gateway's CPU per wire byte (ns), e.g. its CPU time / bytes sent. */
   setWireCpuNsPerByte(ns: number): void {
     if (!(ns >= 0) || !Number.isFinite(ns)) return;
-    this.wireNsPerByte = ns;
-    this.choose(false);
+    this.#wireNsPerByte = ns;
+    this.#choose(false);
   }
 
   get wireCpuNsPerByte(): number {
-    return this.wireNsPerByte;
+    return this.#wireNsPerByte;
   }
 
   /** The rung in use (0 = none). */
   get currentRung(): number {
-    return this.current;
+    return this.#current;
   }
 
   settingOf(rung: number): CodecSetting | null {
-    return this.ladder[rung]!.setting;
+    return this.#ladder[rung]!.setting;
   }
 
   /** Usually the current rung alone; every EXPLORE_INTERVAL blocks also a neighbour to measure. */
   plan(): BlockPlan {
-    if (++this.blocksSinceExplore < EXPLORE_INTERVAL) return { rung: this.current, probe: -1 };
-    this.blocksSinceExplore = 0;
+    if (++this.#blocksSinceExplore < EXPLORE_INTERVAL) return { rung: this.#current, probe: -1 };
+    this.#blocksSinceExplore = 0;
     // While sending raw, the probe is simply compressing this block with the cheapest codec.
-    if (this.current === 0) return { rung: 1, probe: -1 };
-    const up = this.current + 1 < this.ladder.length ? this.current + 1 : -1;
-    const down = this.current - 1 >= 1 ? this.current - 1 : -1;
-    this.exploreUpNext = !this.exploreUpNext;
-    const probe = this.exploreUpNext ? (up >= 0 ? up : down) : down >= 0 ? down : up;
-    return { rung: this.current, probe };
+    if (this.#current === 0) return { rung: 1, probe: -1 };
+    const up = this.#current + 1 < this.#ladder.length ? this.#current + 1 : -1;
+    const down = this.#current - 1 >= 1 ? this.#current - 1 : -1;
+    this.#exploreUpNext = !this.#exploreUpNext;
+    const probe = this.#exploreUpNext ? (up >= 0 ? up : down) : down >= 0 ? down : up;
+    return { rung: this.#current, probe };
   }
 
   /** One block compressed with `rung`: application bytes, wire bytes (80% rule applied), CPU ms. */
   record(rung: number, appBytes: number, wireBytes: number, cpuMs: number): void {
     if (rung === 0 || appBytes <= 0) return;
-    if (rung !== this.anchor()) return; // only the anchor is measured absolutely; others via pairs
-    const e = this.measured[rung]!;
+    if (rung !== this.#anchor()) return; // only the anchor is measured absolutely; others via pairs
+    const e = this.#measured[rung]!;
     const weight = EWMA_WEIGHT * Math.min(1, appBytes / EWMA_FULL_SAMPLE_BYTES);
     // A clock that did not advance would claim infinite speed; count at least 1 ns.
     const sample = Math.max(cpuMs * 1e6, 1) / appBytes;
     const clamped = Math.min(Math.max(sample, e.nsPerByte / MAX_SAMPLE_DEVIATION), e.nsPerByte * MAX_SAMPLE_DEVIATION);
     e.nsPerByte += weight * (clamped - e.nsPerByte);
     e.wireRatio += weight * (wireBytes / appBytes - e.wireRatio);
-    this.choose(false);
+    this.#choose(false);
   }
 
   /** The same block compressed with the current rung and with the neighbour `probe`. */
@@ -428,7 +428,7 @@ export class AdaptivePolicy {
   ): void {
     if (appBytes <= 0 || rung < 1 || probe < 1 || Math.abs(rung - probe) !== 1) return;
     const lo = Math.min(rung, probe);
-    const p = this.pairs[lo]!;
+    const p = this.#pairs[lo]!;
     const loNs = Math.max((rung === lo ? rungCpuMs : probeCpuMs) * 1e6, 1);
     let hiNs = Math.max((rung === lo ? probeCpuMs : rungCpuMs) * 1e6, 1);
     const relation = p.hiNs / p.loNs;
@@ -443,16 +443,16 @@ export class AdaptivePolicy {
   /** Modelled speed and wire ratio of a rung, from the anchor's measurement and the pair relations. */
   estimate(rung: number): { speedBytesPerSec: number; wireRatio: number } {
     if (rung === 0) return { speedBytesPerSec: Infinity, wireRatio: 1 };
-    const anchor = this.anchor();
-    let ns = this.measured[anchor]!.nsPerByte;
-    let wire = this.measured[anchor]!.wireRatio;
+    const anchor = this.#anchor();
+    let ns = this.#measured[anchor]!.nsPerByte;
+    let wire = this.#measured[anchor]!.wireRatio;
     for (let k = anchor; k < rung; k++) {
-      const p = this.pairs[k]!;
+      const p = this.#pairs[k]!;
       ns *= p.hiNs / p.loNs;
       wire *= p.hiWire / p.loWire;
     }
     for (let k = anchor - 1; k >= rung; k--) {
-      const p = this.pairs[k]!;
+      const p = this.#pairs[k]!;
       ns *= p.loNs / p.hiNs;
       wire *= p.loWire / p.hiWire;
     }
@@ -462,32 +462,32 @@ export class AdaptivePolicy {
   /** Modelled throughput (application bytes/s) of a rung. */
   throughput(rung: number): number {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
-    const linkRate = this.effectiveLinkBytesPerSec() / wire;
+    const linkRate = this.#effectiveLinkBytesPerSec() / wire;
     // Admitted by measurement: the thread stays half idle with it, so the link is the limit.
-    if (this.judgedByLoad(rung)) return linkRate;
+    if (this.#judgedByLoad(rung)) return linkRate;
     return Math.min(this.cpuRate(rung), linkRate);
   }
 
   // A slow-link rung once the thread's load is measured: judged by predictedBusy, not the model.
-  private judgedByLoad(rung: number): boolean {
-    return this.busy >= 0 && this.ladder[rung]!.needsHeadroom === true;
+  #judgedByLoad(rung: number): boolean {
+    return this.#busy >= 0 && this.#ladder[rung]!.needsHeadroom === true;
   }
 
   /** Application bytes/s the CPU share allows with this rung (codec plus pipeline). */
   cpuRate(rung: number): number {
     const cpuNs = this.cpuNsPerAppByte(rung);
-    return cpuNs > 0 ? (this.cpuShare * 1e9) / cpuNs : Infinity;
+    return cpuNs > 0 ? (this.#cpuShare * 1e9) / cpuNs : Infinity;
   }
 
   /** True if the rung's CPU rate is at least cpuMargin times what the link needs. */
   clearsMargin(rung: number): boolean {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
-    return this.cpuRate(rung) >= (this.cpuMargin * this.effectiveLinkBytesPerSec()) / wire;
+    return this.cpuRate(rung) >= (this.#cpuMargin * this.#effectiveLinkBytesPerSec()) / wire;
   }
 
   /** True if the link, not the CPU, bounds this rung. */
   linkBound(rung: number): boolean {
-    return this.judgedByLoad(rung) || this.cpuKeepsUp(rung);
+    return this.#judgedByLoad(rung) || this.cpuKeepsUp(rung);
   }
 
   /**
@@ -498,7 +498,7 @@ export class AdaptivePolicy {
    */
   cpuKeepsUp(rung: number): boolean {
     const wire = Math.max(this.estimate(rung).wireRatio, 1e-6);
-    return this.cpuRate(rung) >= this.effectiveLinkBytesPerSec() / wire;
+    return this.cpuRate(rung) >= this.#effectiveLinkBytesPerSec() / wire;
   }
 
   /**
@@ -507,10 +507,10 @@ export class AdaptivePolicy {
    * the one in use) or HEADROOM_BUSY_KEEP (the one in use and below).
    */
   eligible(rung: number): boolean {
-    if (this.ladder[rung]!.needsHeadroom !== true) return true;
-    if (!this.slowLevelsAllowed) return false;
-    if (!this.judgedByLoad(rung)) return this.clearsMargin(rung);
-    const limit = rung > this.current ? HEADROOM_BUSY_ADMIT : HEADROOM_BUSY_KEEP;
+    if (this.#ladder[rung]!.needsHeadroom !== true) return true;
+    if (!this.#slowLevelsAllowed) return false;
+    if (!this.#judgedByLoad(rung)) return this.clearsMargin(rung);
+    const limit = rung > this.#current ? HEADROOM_BUSY_ADMIT : HEADROOM_BUSY_KEEP;
     return this.predictedBusy(rung)! <= limit;
   }
 
@@ -518,16 +518,16 @@ export class AdaptivePolicy {
   cpuNsPerAppByte(rung: number): number {
     const e = this.estimate(rung);
     const codecNs = rung === 0 ? 0 : 1e9 / e.speedBytesPerSec;
-    return codecNs + e.wireRatio * this.wireNsPerByte;
+    return codecNs + e.wireRatio * this.#wireNsPerByte;
   }
 
   // The rung measured absolutely: the one in use, or the cheapest codec while sending raw.
-  private anchor(): number {
-    return this.current === 0 ? 1 : this.current;
+  #anchor(): number {
+    return this.#current === 0 ? 1 : this.#current;
   }
 
-  private choose(initial: boolean): void {
-    const n = this.ladder.length;
+  #choose(initial: boolean): void {
+    const n = this.#ladder.length;
     const throughputs: number[] = [];
     let best = 0;
     for (let k = 0; k < n; k++) {
@@ -540,29 +540,29 @@ export class AdaptivePolicy {
     // Among rungs as good as the best, the cheapest in CPU.
     let pick = best;
     for (let k = 0; k < n; k++) {
-      if (throughputs[k]! >= throughputs[best]! * (1 - downTolerance) && this.cpuCost(k) < this.cpuCost(pick)) pick = k;
+      if (throughputs[k]! >= throughputs[best]! * (1 - downTolerance) && this.#cpuCost(k) < this.#cpuCost(pick)) pick = k;
     }
-    if (pick === this.current) return;
+    if (pick === this.#current) return;
     // A rung that lost its eligibility (a slow-link rung on a faster link) is left at once.
-    const here = this.eligible(this.current) ? throughputs[this.current]! : -1;
-    const cheaper = this.cpuCost(pick) < this.cpuCost(this.current);
+    const here = this.eligible(this.#current) ? throughputs[this.#current]! : -1;
+    const cheaper = this.#cpuCost(pick) < this.#cpuCost(this.#current);
     const worthIt = here < 0 || throughputs[pick]! > here * (1 + upMargin) || (cheaper && throughputs[pick]! >= here * (1 - downTolerance));
     if (!initial && !worthIt) return;
     // The measured load moves with the choice as predicted, so the next decision does not act on
     // windows of the old rung (a busy share lagging behind a step down would cascade further).
-    if (this.busy >= 0) {
-      const before = this.busy;
-      this.busy = this.predictedBusy(pick)!;
-      this.codecBusy = Math.max(0, this.codecBusy + (this.busy - before));
+    if (this.#busy >= 0) {
+      const before = this.#busy;
+      this.#busy = this.predictedBusy(pick)!;
+      this.#codecBusy = Math.max(0, this.#codecBusy + (this.#busy - before));
     }
     // The new anchor starts its measurement from the model, not from a stale value.
     const nextAnchor = pick === 0 ? 1 : pick;
     const e = this.estimate(nextAnchor);
-    this.measured[nextAnchor] = { nsPerByte: 1e9 / e.speedBytesPerSec, wireRatio: e.wireRatio };
-    this.current = pick;
+    this.#measured[nextAnchor] = { nsPerByte: 1e9 / e.speedBytesPerSec, wireRatio: e.wireRatio };
+    this.#current = pick;
   }
 
-  private cpuCost(rung: number): number {
+  #cpuCost(rung: number): number {
     return this.cpuNsPerAppByte(rung);
   }
 }

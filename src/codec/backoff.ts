@@ -21,52 +21,52 @@ export const BACKOFF_INITIAL_SKIP_BYTES = 128 * 1024;
 export const BACKOFF_MAX_SKIP_BYTES = 8 * 1024 * 1024;
 
 export class CompressionBackoff {
-  private readonly initialSkip: number;
-  private readonly maxSkip: number;
-  private consecutiveFailures = 0;
-  private skipRemaining = 0;
+  readonly #initialSkip: number;
+  readonly #maxSkip: number;
+  #consecutiveFailures = 0;
+  #skipRemaining = 0;
 
-  private readonly failuresBeforePause: number;
+  readonly #failuresBeforePause: number;
 
   constructor(
     initialSkip = BACKOFF_INITIAL_SKIP_BYTES,
     maxSkip = BACKOFF_MAX_SKIP_BYTES,
     failuresBeforePause = BACKOFF_FAILURES_BEFORE_PAUSE,
   ) {
-    this.initialSkip = initialSkip;
-    this.maxSkip = maxSkip;
-    this.failuresBeforePause = Math.max(1, failuresBeforePause);
+    this.#initialSkip = initialSkip;
+    this.#maxSkip = maxSkip;
+    this.#failuresBeforePause = Math.max(1, failuresBeforePause);
   }
 
   /** True if the next block (of `length` bytes) should be tried; otherwise its bytes count towards the pause. */
   shouldTry(length: number): boolean {
-    if (this.skipRemaining <= 0) return true;
-    this.skipRemaining -= length;
+    if (this.#skipRemaining <= 0) return true;
+    this.#skipRemaining -= length;
     return false;
   }
 
   /** In a pause: the next blocks go raw without trying. */
   get pausing(): boolean {
-    return this.skipRemaining > 0;
+    return this.#skipRemaining > 0;
   }
 
   recordSuccess(): void {
-    this.consecutiveFailures = 0;
-    this.skipRemaining = 0;
+    this.#consecutiveFailures = 0;
+    this.#skipRemaining = 0;
   }
 
   recordFailure(): void {
-    this.consecutiveFailures++;
-    if (this.consecutiveFailures < this.failuresBeforePause) return;
-    const exponent = Math.min(this.consecutiveFailures - this.failuresBeforePause, 30);
-    this.skipRemaining = Math.min(this.initialSkip * 2 ** exponent, this.maxSkip);
+    this.#consecutiveFailures++;
+    if (this.#consecutiveFailures < this.#failuresBeforePause) return;
+    const exponent = Math.min(this.#consecutiveFailures - this.#failuresBeforePause, 30);
+    this.#skipRemaining = Math.min(this.#initialSkip * 2 ** exponent, this.#maxSkip);
   }
 
   get failures(): number {
-    return this.consecutiveFailures;
+    return this.#consecutiveFailures;
   }
 
   get pausedBytes(): number {
-    return Math.max(0, this.skipRemaining);
+    return Math.max(0, this.#skipRemaining);
   }
 }

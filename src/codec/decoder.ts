@@ -29,16 +29,16 @@ const NO_DATA: Uint8Array[] = [];
 export class BlockDecoder {
   readonly stats: CodecStats;
   readonly maxBlockSize: number;
-  private readonly now: () => number;
+  readonly #now: () => number;
   // A header split across pushes is gathered here (it is at most MAX_HEADER_LENGTH bytes).
-  private readonly headerBytes = new Uint8Array(MAX_HEADER_LENGTH);
-  private headerFill = 0;
+  readonly #headerBytes = new Uint8Array(MAX_HEADER_LENGTH);
+  #headerFill = 0;
   // The block under way: a raw one passes through as it comes; a compressed one whose payload
   // is split across pushes is gathered in `payload`. payloadFill: its bytes seen so far.
-  private header: BlockHeader | null = null;
-  private payload: Uint8Array | null = null;
-  private payloadFill = 0;
-  private failure: BlockError | null = null;
+  #header: BlockHeader | null = null;
+  #payload: Uint8Array | null = null;
+  #payloadFill = 0;
+  #failure: BlockError | null = null;
 
   constructor(options: BlockDecoderOptions = {}) {
     this.maxBlockSize = options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
@@ -46,12 +46,12 @@ export class BlockDecoder {
       throw new RangeError(`maxBlockSize must be an integer in [1, ${MAX_CONFIGURABLE_BLOCK_SIZE}]`);
     }
     this.stats = options.stats ?? new CodecStats();
-    this.now = options.now ?? (() => performance.now());
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** The error that failed this stream, if any. */
   get error(): BlockError | null {
-    return this.failure;
+    return this.#failure;
   }
 
   /**
@@ -62,52 +62,52 @@ export class BlockDecoder {
    * for every later push.
    */
   push(chunk: Uint8Array): DecodeResult {
-    if (this.failure) return { ok: false, error: this.failure };
+    if (this.#failure) return { ok: false, error: this.#failure };
     this.stats.decode.bytesIn += chunk.length;
     let out: Uint8Array[] = NO_DATA;
     let at = 0;
     while (at < chunk.length) {
-      if (this.header === null) {
-        at = this.readHeader(chunk, at);
-        if (this.failure) return this.fail();
-        const parsed = this.header as BlockHeader | null;
+      if (this.#header === null) {
+        at = this.#readHeader(chunk, at);
+        if (this.#failure) return this.#fail();
+        const parsed = this.#header as BlockHeader | null;
         if (parsed === null) break; // chunk ended inside a header
-        if (parsed.codec === CODEC_NONE) this.countRaw(parsed);
+        if (parsed.codec === CODEC_NONE) this.#countRaw(parsed);
       }
-      const header = this.header as BlockHeader;
+      const header = this.#header as BlockHeader;
       if (header.codec === CODEC_NONE) {
         // Raw: passed on as it comes, split or not.
-        const take = Math.min(header.payloadLength - this.payloadFill, chunk.length - at);
+        const take = Math.min(header.payloadLength - this.#payloadFill, chunk.length - at);
         if (take > 0) {
           if (out === NO_DATA) out = [];
           out.push(chunk.subarray(at, at + take));
         }
-        this.payloadFill += take;
+        this.#payloadFill += take;
         at += take;
-        if (this.payloadFill < header.payloadLength) break;
-        this.header = null;
-        this.payloadFill = 0;
+        if (this.#payloadFill < header.payloadLength) break;
+        this.#header = null;
+        this.#payloadFill = 0;
         continue;
       }
       let payload: Uint8Array;
-      if (this.payload === null && chunk.length - at >= header.payloadLength) {
+      if (this.#payload === null && chunk.length - at >= header.payloadLength) {
         payload = chunk.subarray(at, at + header.payloadLength); // whole payload in this chunk: no copy
         at += header.payloadLength;
       } else {
         // Bounded: payloadLength <= originalLength <= maxBlockSize, checked by parseBlockHeader.
-        this.payload ??= new Uint8Array(header.payloadLength);
-        const take = Math.min(header.payloadLength - this.payloadFill, chunk.length - at);
-        this.payload.set(chunk.subarray(at, at + take), this.payloadFill);
-        this.payloadFill += take;
+        this.#payload ??= new Uint8Array(header.payloadLength);
+        const take = Math.min(header.payloadLength - this.#payloadFill, chunk.length - at);
+        this.#payload.set(chunk.subarray(at, at + take), this.#payloadFill);
+        this.#payloadFill += take;
         at += take;
-        if (this.payloadFill < header.payloadLength) break;
-        payload = this.payload;
+        if (this.#payloadFill < header.payloadLength) break;
+        payload = this.#payload;
       }
-      this.header = null;
-      this.payload = null;
-      this.payloadFill = 0;
-      const data = this.decompress(header, payload);
-      if (data === null) return this.fail();
+      this.#header = null;
+      this.#payload = null;
+      this.#payloadFill = 0;
+      const data = this.#decompress(header, payload);
+      if (data === null) return this.#fail();
       if (out === NO_DATA) out = [];
       out.push(data);
     }
@@ -119,66 +119,66 @@ export class BlockDecoder {
    * the sender only ever finishes a stream between blocks.
    */
   finish(): { ok: true } | { ok: false; error: BlockError } {
-    if (this.failure) return { ok: false, error: this.failure };
-    if (this.header !== null) {
-      this.failure = { kind: 'truncated', missingBytes: this.header.payloadLength - this.payloadFill };
-      return this.fail();
+    if (this.#failure) return { ok: false, error: this.#failure };
+    if (this.#header !== null) {
+      this.#failure = { kind: 'truncated', missingBytes: this.#header.payloadLength - this.#payloadFill };
+      return this.#fail();
     }
-    if (this.headerFill > 0) {
-      this.failure = { kind: 'truncated', missingBytes: 1 };
-      return this.fail();
+    if (this.#headerFill > 0) {
+      this.#failure = { kind: 'truncated', missingBytes: 1 };
+      return this.#fail();
     }
     return { ok: true };
   }
 
-  // Parses the next header starting at chunk[at]; sets this.header or this.failure, or
+  // Parses the next header starting at chunk[at]; sets this.#header or this.#failure, or
   // stores a partial header. Returns the offset after the bytes it consumed.
-  private readHeader(chunk: Uint8Array, at: number): number {
-    if (this.headerFill === 0) {
+  #readHeader(chunk: Uint8Array, at: number): number {
+    if (this.#headerFill === 0) {
       const parsed = parseBlockHeader(chunk, at, chunk.length, this.maxBlockSize);
       if (parsed.status === 'ok') {
-        this.header = parsed.header;
+        this.#header = parsed.header;
         return at + parsed.header.headerLength;
       }
       if (parsed.status === 'error') {
-        this.failure = parsed.error;
+        this.#failure = parsed.error;
         return at;
       }
     }
     // Gather header bytes across pushes; a header never exceeds MAX_HEADER_LENGTH.
-    const previous = this.headerFill;
+    const previous = this.#headerFill;
     const take = Math.min(MAX_HEADER_LENGTH - previous, chunk.length - at);
-    this.headerBytes.set(chunk.subarray(at, at + take), previous);
-    this.headerFill += take;
-    const parsed = parseBlockHeader(this.headerBytes, 0, this.headerFill, this.maxBlockSize);
+    this.#headerBytes.set(chunk.subarray(at, at + take), previous);
+    this.#headerFill += take;
+    const parsed = parseBlockHeader(this.#headerBytes, 0, this.#headerFill, this.maxBlockSize);
     if (parsed.status === 'incomplete') {
       // Only when every byte was taken; with MAX_HEADER_LENGTH bytes a header always parses or fails.
       return at + take;
     }
-    this.headerFill = 0;
+    this.#headerFill = 0;
     if (parsed.status === 'error') {
-      this.failure = parsed.error;
+      this.#failure = parsed.error;
       return at;
     }
-    this.header = parsed.header;
+    this.#header = parsed.header;
     return at + (parsed.header.headerLength - previous);
   }
 
-  private countRaw(header: BlockHeader): void {
+  #countRaw(header: BlockHeader): void {
     const s = this.stats.decode;
     s.blocks++;
     s.blocksRaw++;
     s.bytesOut += header.originalLength;
   }
 
-  private decompress(header: BlockHeader, payload: Uint8Array): Uint8Array | null {
+  #decompress(header: BlockHeader, payload: Uint8Array): Uint8Array | null {
     const s = this.stats.decode;
     s.blocks++;
-    const started = this.now();
+    const started = this.#now();
     const result = decompressWith(header.codec, payload, header.originalLength);
-    s.cpuMs += this.now() - started;
+    s.cpuMs += this.#now() - started;
     if (!result.ok) {
-      this.failure = result.error;
+      this.#failure = result.error;
       return null;
     }
     if (header.codec === CODEC_LZ4) s.blocksLz4++;
@@ -188,8 +188,8 @@ export class BlockDecoder {
   }
 
   // Called once, when the failure is first found.
-  private fail(): { ok: false; error: BlockError } {
+  #fail(): { ok: false; error: BlockError } {
     this.stats.decode.errors++;
-    return { ok: false, error: this.failure! };
+    return { ok: false, error: this.#failure! };
   }
 }

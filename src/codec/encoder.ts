@@ -137,35 +137,35 @@ export class BlockEncoder {
   readonly stats: CodecStats;
   readonly mode: CompressionMode;
   readonly maxBlockSize: number;
-  private readonly fixedSetting: CodecSetting | null;
-  private readonly policy: AdaptivePolicy | null;
+  readonly #fixedSetting: CodecSetting | null;
+  readonly #policy: AdaptivePolicy | null;
   /** 'auto': the measured check against sending raw (arbiter.ts), made at the first block; null when off. */
-  private arbiter: CompressionArbiter | null = null;
-  private readonly checkAgainstRaw: boolean;
+  #arbiter: CompressionArbiter | null = null;
+  readonly #checkAgainstRaw: boolean;
   /** 'auto': the link's rate and the send rate now (LinkNow), read once per output window. */
-  private readonly linkNow: (() => LinkNow) | null;
-  /** The arbiter's windows: source and wire bytes (ms, this.now()). */
-  private readonly arbiterWindow = new ByteWindow(ARBITER_WINDOW_MS);
-  /** The last link reading, and when (ms, this.now()): null before the first block. */
-  private lastLink: { sentBytes: number; atMs: number } | null = null;
-  private readonly backoff = new CompressionBackoff();
-  private readonly splitter: EntropySplitter | null;
-  private highEntropyPieces = 0;
+  readonly #linkNow: (() => LinkNow) | null;
+  /** The arbiter's windows: source and wire bytes (ms, this.#now()). */
+  readonly #arbiterWindow = new ByteWindow(ARBITER_WINDOW_MS);
+  /** The last link reading, and when (ms, this.#now()): null before the first block. */
+  #lastLink: { sentBytes: number; atMs: number } | null = null;
+  readonly #backoff = new CompressionBackoff();
+  readonly #splitter: EntropySplitter | null;
+  #highEntropyPieces = 0;
   /** Bytes of high-entropy pieces still to be compressed rather than sent raw (a spot check compressed). */
-  private shortcutOffBytes = 0;
-  private readonly now: () => number;
-  private readonly cpuNow: () => number;
+  #shortcutOffBytes = 0;
+  readonly #now: () => number;
+  readonly #cpuNow: () => number;
   /** Duration of the last timedCompress call (a field, so the hot path returns one value). */
-  private lastCpuMs = 0;
-  /** 'auto' with no fixed cpuShare: when the load average was last read (ms, this.now()). */
-  private readonly shareFromLoad: boolean;
-  private lastShareReadMs = -Infinity;
-  private readonly loopTimes: (() => LoopTimes) | null;
+  #lastCpuMs = 0;
+  /** 'auto' with no fixed cpuShare: when the load average was last read (ms, this.#now()). */
+  readonly #shareFromLoad: boolean;
+  #lastShareReadMs = -Infinity;
+  readonly #loopTimes: (() => LoopTimes) | null;
   /** Loop times and shared codec CPU ms at the last load reading (null: none yet). */
-  private lastLoop: LoopTimes | null = null;
-  private lastCodecCpuMs = 0;
+  #lastLoop: LoopTimes | null = null;
+  #lastCodecCpuMs = 0;
   /** A first load window has passed (it is not measured). */
-  private loadWarm = false;
+  #loadWarm = false;
 
   constructor(options: BlockEncoderOptions = {}) {
     this.mode = options.mode ?? 'auto';
@@ -174,19 +174,19 @@ export class BlockEncoder {
       throw new RangeError(`maxBlockSize must be an integer in [1, ${MAX_CONFIGURABLE_BLOCK_SIZE}]`);
     }
     this.stats = options.stats ?? new CodecStats();
-    this.now = options.now ?? (() => performance.now());
-    this.cpuNow = options.cpuNow ?? (options.now !== undefined ? options.now : processCpuMs);
-    this.fixedSetting =
+    this.#now = options.now ?? (() => performance.now());
+    this.#cpuNow = options.cpuNow ?? (options.now !== undefined ? options.now : processCpuMs);
+    this.#fixedSetting =
       this.mode === 'lz4'
         ? { codec: 'lz4', level: 0 }
         : this.mode === 'zstd'
           ? { codec: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL }
           : null;
-    this.splitter = options.entropySplit === false ? null : new EntropySplitter();
-    this.linkNow = options.linkNow ?? null;
-    this.checkAgainstRaw = this.mode === 'auto' && options.checkAgainstRaw !== false;
-    this.shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
-    this.loopTimes =
+    this.#splitter = options.entropySplit === false ? null : new EntropySplitter();
+    this.#linkNow = options.linkNow ?? null;
+    this.#checkAgainstRaw = this.mode === 'auto' && options.checkAgainstRaw !== false;
+    this.#shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
+    this.#loopTimes =
       this.mode !== 'auto'
         ? null
         : options.loopTimes !== undefined
@@ -194,7 +194,7 @@ export class BlockEncoder {
           : options.now === undefined
             ? () => nodePerformance.eventLoopUtilization()
             : null;
-    this.policy =
+    this.#policy =
       this.mode === 'auto'
         ? new AdaptivePolicy({
             linkRateBps: options.linkRateBps,
@@ -208,7 +208,7 @@ export class BlockEncoder {
 
   /** The transport's bandwidth estimate (bits/s); steers the 'auto' choice. */
   setLinkRateBps(bps: number): void {
-    this.policy?.setLinkRateBps(bps);
+    this.#policy?.setLinkRateBps(bps);
   }
 
   /**
@@ -216,7 +216,7 @@ export class BlockEncoder {
    * time excluded); steers 'auto'. A fast pipeline makes 'none' win sooner on fast links.
    */
   setWireCpuNsPerByte(ns: number): void {
-    this.policy?.setWireCpuNsPerByte(ns);
+    this.#policy?.setWireCpuNsPerByte(ns);
   }
 
   /**
@@ -224,41 +224,41 @@ export class BlockEncoder {
    * only then do larger blocks pay, so only then is it worth gathering reads into them.
    */
   get compressing(): boolean {
-    return this.settingInForce() !== null && !this.backoff.pausing;
+    return this.#settingInForce() !== null && !this.#backoff.pausing;
   }
 
   /**
    * The codec setting new blocks get: the fixed one, or auto's: the model's choice while the
    * arbiter's measurements say compression pays (arbiter.ts), else none.
    */
-  private settingInForce(): CodecSetting | null {
-    const policy = this.policy;
-    if (!policy) return this.fixedSetting;
-    const arbiter = this.arbiterFor(policy);
+  #settingInForce(): CodecSetting | null {
+    const policy = this.#policy;
+    if (!policy) return this.#fixedSetting;
+    const arbiter = this.#arbiterFor(policy);
     return arbiter === null || arbiter.current === 'model' ? policy.settingOf(policy.currentRung) : null;
   }
 
   // Made at the first block, with the link as it is known then (see CompressionArbiter's constructor).
-  private arbiterFor(policy: AdaptivePolicy): CompressionArbiter | null {
-    if (this.arbiter === null && this.checkAgainstRaw) {
-      const link = this.readLink();
+  #arbiterFor(policy: AdaptivePolicy): CompressionArbiter | null {
+    if (this.#arbiter === null && this.#checkAgainstRaw) {
+      const link = this.#readLink();
       if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
       const rung = policy.currentRung;
-      this.arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.now());
-      policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(this.now()));
+      this.#arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.#now());
+      policy.setSlowLevelsAllowed(this.#arbiter.slowLevelsAllowed(this.#now()));
     }
-    return this.arbiter;
+    return this.#arbiter;
   }
 
   /** 'auto': the arbiter's state (null otherwise), for status and tests. */
   get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number } | null {
-    const a = this.arbiter;
+    const a = this.#arbiter;
     return a === null ? null : { current: a.current, trials: a.trials, switches: a.switches };
   }
 
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
   get adaptive(): AdaptivePolicy | null {
-    return this.policy;
+    return this.#policy;
   }
 
   /**
@@ -267,7 +267,7 @@ export class BlockEncoder {
    */
   encode(data: Uint8Array): Uint8Array {
     if (data.length === 0) return new Uint8Array(0);
-    const { blocks, total } = this.encodeBlocks(data);
+    const { blocks, total } = this.#encodeBlocks(data);
     const out = new Uint8Array(total);
     let at = 0;
     for (const block of blocks) {
@@ -287,7 +287,7 @@ export class BlockEncoder {
    */
   encodeParts(data: Uint8Array): Uint8Array[] {
     if (data.length === 0) return [];
-    const { blocks } = this.encodeBlocks(data);
+    const { blocks } = this.#encodeBlocks(data);
     const parts: Uint8Array[] = [];
     for (const block of blocks) {
       const payload = block.payload ?? block.original;
@@ -299,10 +299,10 @@ export class BlockEncoder {
   }
 
   // The blocks `data` becomes, with the stats and policy bookkeeping of one encode.
-  private encodeBlocks(data: Uint8Array): { blocks: PendingBlock[]; total: number } {
+  #encodeBlocks(data: Uint8Array): { blocks: PendingBlock[]; total: number } {
     const blocks: PendingBlock[] = [];
     let total = 0;
-    const splitter = this.splitsNow() ? this.splitter : null;
+    const splitter = this.#splitsNow() ? this.#splitter : null;
     for (let offset = 0; offset < data.length; offset += this.maxBlockSize) {
       const slice = data.subarray(offset, Math.min(offset + this.maxBlockSize, data.length));
       const pieces = splitter ? splitter.split(slice) : 1;
@@ -310,7 +310,7 @@ export class BlockEncoder {
       for (let i = 0; i < pieces; i++) {
         const end = splitter ? splitter.ends[i]! : slice.length;
         const piece = start === 0 && end === slice.length ? slice : slice.subarray(start, end);
-        const block = splitter?.highEntropy[i] ? this.encodeHighEntropy(piece) : this.encodeBlock(piece);
+        const block = splitter?.highEntropy[i] ? this.#encodeHighEntropy(piece) : this.#encodeBlock(piece);
         const payloadLength = block.payload ? block.payload.length : block.original.length;
         total += headerLength(block.codec, block.original.length, payloadLength) + payloadLength;
         blocks.push(block);
@@ -320,29 +320,29 @@ export class BlockEncoder {
     const s = this.stats.encode;
     s.bytesIn += data.length;
     s.bytesOut += total;
-    if (this.policy) {
-      const nowMs = this.now();
-      this.policy.observeOutput(total, nowMs);
-      if (nowMs - this.lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.lastShareReadMs) this.readLoad(this.policy, nowMs);
-      this.observeWindow(this.policy, data.length, total, nowMs);
+    if (this.#policy) {
+      const nowMs = this.#now();
+      this.#policy.observeOutput(total, nowMs);
+      if (nowMs - this.#lastShareReadMs >= OUTPUT_WINDOW_MS || nowMs < this.#lastShareReadMs) this.#readLoad(this.#policy, nowMs);
+      this.#observeWindow(this.#policy, data.length, total, nowMs);
     }
     s.blocks += blocks.length;
     // The choice now in force (not a probe's).
-    this.stats.setting = settingName(this.settingInForce());
+    this.stats.setting = settingName(this.#settingInForce());
     return { blocks, total };
   }
 
   // The arbiter's windows (ARBITER_WINDOW_MS).
-  private observeWindow(policy: AdaptivePolicy, inBytes: number, outBytes: number, nowMs: number): void {
-    const w = this.arbiterWindow;
+  #observeWindow(policy: AdaptivePolicy, inBytes: number, outBytes: number, nowMs: number): void {
+    const w = this.#arbiterWindow;
     // A window much longer than one spans a pause in the data: it says nothing about throughput.
     if (!w.add(inBytes, outBytes, nowMs)) return;
-    const link = this.readLink();
+    const link = this.#readLink();
     if (w.closedMs > MAX_LOAD_WINDOWS * w.lengthMs) return;
     if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
-    if (this.arbiter !== null) {
-      this.arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link);
-      policy.setSlowLevelsAllowed(this.arbiter.slowLevelsAllowed(nowMs));
+    if (this.#arbiter !== null) {
+      this.#arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link);
+      policy.setSlowLevelsAllowed(this.#arbiter.slowLevelsAllowed(nowMs));
     }
   }
 
@@ -350,33 +350,33 @@ export class BlockEncoder {
   // first reading; null without a link to read). The rate is the gateway's own over this window: its once-a-second
   // sample read 0-50 Mbit/s in the first windows of a transfer already filling the link, and sent
   // the lab's mpls runs into a trial of raw that cost them a tenth of their throughput.
-  private readLink(): LinkWindow | null {
-    const link = this.linkNow?.();
+  #readLink(): LinkWindow | null {
+    const link = this.#linkNow?.();
     if (link === undefined) return null;
-    const nowMs = this.now();
-    const last = this.lastLink;
-    this.lastLink = { sentBytes: link.sentBytes, atMs: nowMs };
+    const nowMs = this.#now();
+    const last = this.#lastLink;
+    this.#lastLink = { sentBytes: link.sentBytes, atMs: nowMs };
     const sendingBps = last !== null && nowMs > last.atMs ? ((link.sentBytes - last.sentBytes) * 8000) / (nowMs - last.atMs) : 0;
     return { rateBps: link.rateBps, sendingBps };
   }
 
   // Once per output window: the machine's load average (CPU share) and this thread's busy share.
-  private readLoad(policy: AdaptivePolicy, nowMs: number): void {
-    const elapsed = nowMs - this.lastShareReadMs;
-    this.lastShareReadMs = nowMs;
-    if (this.shareFromLoad) policy.setCpuShare(cpuShareFromLoad(loadavg()[0] ?? 0, availableParallelism()));
-    if (!this.loopTimes) return;
-    const loop = this.loopTimes();
-    const prev = this.lastLoop;
+  #readLoad(policy: AdaptivePolicy, nowMs: number): void {
+    const elapsed = nowMs - this.#lastShareReadMs;
+    this.#lastShareReadMs = nowMs;
+    if (this.#shareFromLoad) policy.setCpuShare(cpuShareFromLoad(loadavg()[0] ?? 0, availableParallelism()));
+    if (!this.#loopTimes) return;
+    const loop = this.#loopTimes();
+    const prev = this.#lastLoop;
     // Codec time from the shared counters: every stream's encoder runs on this one thread.
-    const codecMs = this.stats.encode.cpuMs - this.lastCodecCpuMs;
-    this.lastLoop = { active: loop.active, idle: loop.idle };
-    this.lastCodecCpuMs = this.stats.encode.cpuMs;
+    const codecMs = this.stats.encode.cpuMs - this.#lastCodecCpuMs;
+    this.#lastLoop = { active: loop.active, idle: loop.idle };
+    this.#lastCodecCpuMs = this.stats.encode.cpuMs;
     // No reading before the second window: the first spans the transfer's start (the send
     // backlog filled as fast as the CPU allows, code warming up), whose busy share (~100% in the
     // lab) would keep the slow-link rungs out for seconds of a link-bound transfer.
-    if (!prev || !(elapsed > 0) || elapsed > MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS || !this.loadWarm) {
-      this.loadWarm = prev !== null;
+    if (!prev || !(elapsed > 0) || elapsed > MAX_LOAD_WINDOWS * OUTPUT_WINDOW_MS || !this.#loadWarm) {
+      this.#loadWarm = prev !== null;
       return;
     }
     const active = loop.active - prev.active;
@@ -386,21 +386,21 @@ export class BlockEncoder {
   }
 
   // True while the setting in force is a slow-link zstd level (see SPLIT_MIN_ZSTD_LEVEL).
-  private splitsNow(): boolean {
-    if (!this.splitter) return false;
-    const setting = this.settingInForce();
+  #splitsNow(): boolean {
+    if (!this.#splitter) return false;
+    const setting = this.#settingInForce();
     return setting !== null && setting.codec === 'zstd' && setting.level >= SPLIT_MIN_ZSTD_LEVEL;
   }
 
   // A piece the splitter found high-entropy: raw without trying, but for spot checks.
-  private encodeHighEntropy(original: Uint8Array): PendingBlock {
-    if (this.shortcutOffBytes > 0 || ++this.highEntropyPieces % SPOT_CHECK_INTERVAL === 0) {
+  #encodeHighEntropy(original: Uint8Array): PendingBlock {
+    if (this.#shortcutOffBytes > 0 || ++this.#highEntropyPieces % SPOT_CHECK_INTERVAL === 0) {
       // A spot check leaves the back-off alone: it is already rare, and a failing one must not
       // pause the compressible pieces around it.
-      const spotCheck = this.shortcutOffBytes <= 0;
-      this.shortcutOffBytes = Math.max(0, this.shortcutOffBytes - original.length);
-      const block = this.encodeBlock(original, spotCheck);
-      if (block.codec !== CODEC_NONE) this.shortcutOffBytes = SHORTCUT_OFF_BYTES;
+      const spotCheck = this.#shortcutOffBytes <= 0;
+      this.#shortcutOffBytes = Math.max(0, this.#shortcutOffBytes - original.length);
+      const block = this.#encodeBlock(original, spotCheck);
+      if (block.codec !== CODEC_NONE) this.#shortcutOffBytes = SHORTCUT_OFF_BYTES;
       return block;
     }
     const s = this.stats.encode;
@@ -410,21 +410,21 @@ export class BlockEncoder {
     return { codec: CODEC_NONE, original, payload: null };
   }
 
-  private encodeBlock(original: Uint8Array, bypassBackoff = false): PendingBlock {
+  #encodeBlock(original: Uint8Array, bypassBackoff = false): PendingBlock {
     const s = this.stats.encode;
     let rung = -1;
     let probe = -1;
     let setting: CodecSetting | null;
-    const arbiter = this.policy ? this.arbiterFor(this.policy) : null;
+    const arbiter = this.#policy ? this.#arbiterFor(this.#policy) : null;
     if (arbiter !== null && arbiter.current === 'none') {
       setting = null;
-    } else if (this.policy) {
-      const plan = this.policy.plan();
+    } else if (this.#policy) {
+      const plan = this.#policy.plan();
       rung = plan.rung;
       probe = plan.probe;
-      setting = this.policy.settingOf(rung);
+      setting = this.#policy.settingOf(rung);
     } else {
-      setting = this.fixedSetting;
+      setting = this.#fixedSetting;
     }
     if (setting === null || original.length < MIN_COMPRESS_SIZE) {
       s.blocksRaw++;
@@ -432,36 +432,36 @@ export class BlockEncoder {
       this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
-    if (!bypassBackoff && !this.backoff.shouldTry(original.length)) {
+    if (!bypassBackoff && !this.#backoff.shouldTry(original.length)) {
       s.blocksRaw++;
       s.blocksRawBackoff++;
       this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
     const limit = original.length * MAX_COMPRESSED_FRACTION;
-    let compressed = this.timedCompress(setting, original);
-    const cpuMs = this.lastCpuMs;
-    if (probe >= 0 && this.policy) {
-      const probeSetting = this.policy.settingOf(probe)!;
-      const probed = this.timedCompress(probeSetting, original);
+    let compressed = this.#timedCompress(setting, original);
+    const cpuMs = this.#lastCpuMs;
+    if (probe >= 0 && this.#policy) {
+      const probeSetting = this.#policy.settingOf(probe)!;
+      const probed = this.#timedCompress(probeSetting, original);
       const wire = (c: Uint8Array) => (c.length <= limit ? c.length : original.length);
-      this.policy.recordPair(rung, probe, original.length, wire(compressed), cpuMs, wire(probed), this.lastCpuMs);
+      this.#policy.recordPair(rung, probe, original.length, wire(compressed), cpuMs, wire(probed), this.#lastCpuMs);
       // Both are valid encodings of the block: send the smaller one.
       if (probed.length < compressed.length) {
         compressed = probed;
         setting = probeSetting;
       }
     } else {
-      this.policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
+      this.#policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
     }
     if (compressed.length > limit) {
-      if (!bypassBackoff) this.backoff.recordFailure();
+      if (!bypassBackoff) this.#backoff.recordFailure();
       s.blocksRaw++;
       s.blocksRawIncompressible++;
       this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
-    if (!bypassBackoff) this.backoff.recordSuccess();
+    if (!bypassBackoff) this.#backoff.recordSuccess();
     this.stats.countBlock(settingName(setting), original.length, compressed.length);
     const id = codecId(setting.codec);
     if (id === CODEC_LZ4) s.blocksLz4++;
@@ -476,14 +476,14 @@ export class BlockEncoder {
   // raw and 297 lz4 blocks of 64 KiB in 1 GiB runs before (2.3% more wire in one mpls run), none
   // in six runs since (the 5-6 raw-by-choice left are the workload's sub-64-byte reads).
   // (No wall reading when the two clocks are one function: tests count clock reads.)
-  private timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
-    const wallToo = this.cpuNow !== this.now;
-    const started = this.cpuNow();
-    const wallStarted = wallToo ? this.now() : 0;
+  #timedCompress(setting: CodecSetting, data: Uint8Array): Uint8Array {
+    const wallToo = this.#cpuNow !== this.#now;
+    const started = this.#cpuNow();
+    const wallStarted = wallToo ? this.#now() : 0;
     const out = compressWith(setting, data);
-    const cpuMs = this.cpuNow() - started;
-    this.lastCpuMs = wallToo ? Math.min(cpuMs, this.now() - wallStarted) : cpuMs;
-    this.stats.encode.cpuMs += this.lastCpuMs;
+    const cpuMs = this.#cpuNow() - started;
+    this.#lastCpuMs = wallToo ? Math.min(cpuMs, this.#now() - wallStarted) : cpuMs;
+    this.stats.encode.cpuMs += this.#lastCpuMs;
     return out;
   }
 }

@@ -35,8 +35,8 @@ export class EntropySplitter {
   readonly ends: number[] = [];
   /** Whether each piece of the last split is high-entropy. */
   readonly highEntropy: boolean[] = [];
-  private readonly stamp = new Uint32Array(256);
-  private generation = 0;
+  readonly #stamp = new Uint32Array(256);
+  #generation = 0;
 
   /**
    * Cuts `data` into pieces (at least one); returns their number. Blocks shorter than two
@@ -54,24 +54,24 @@ export class EntropySplitter {
       return 1;
     }
     let runStart = 0;
-    let runHigh = this.windowIsHighEntropy(data, 0);
+    let runHigh = this.#windowIsHighEntropy(data, 0);
     // Whole windows only: a tail shorter than a window has too few samples to judge, and goes
     // with the run before it.
     for (let at = ENTROPY_WINDOW; at + ENTROPY_WINDOW <= length; at += ENTROPY_WINDOW) {
-      const isHigh = this.windowIsHighEntropy(data, at);
+      const isHigh = this.#windowIsHighEntropy(data, at);
       if (isHigh === runHigh) continue;
-      this.addRun(runStart, at, runHigh);
+      this.#addRun(runStart, at, runHigh);
       runStart = at;
       runHigh = isHigh;
     }
-    this.addRun(runStart, length, runHigh);
+    this.#addRun(runStart, length, runHigh);
     return ends.length;
   }
 
   // Appends the run [start, end). Merged into the last piece when it has the same class or is
   // shorter than MIN_SPLIT_RUN. Only the first piece can itself be short (later pieces start
   // from a long run and only grow): it then takes the class of the long run that follows.
-  private addRun(start: number, end: number, isHigh: boolean): void {
+  #addRun(start: number, end: number, isHigh: boolean): void {
     const ends = this.ends;
     const high = this.highEntropy;
     const last = ends.length - 1;
@@ -89,13 +89,13 @@ export class EntropySplitter {
     }
   }
 
-  private windowIsHighEntropy(data: Uint8Array, start: number): boolean {
-    if (++this.generation === 0xffffffff) {
-      this.stamp.fill(0);
-      this.generation = 1;
+  #windowIsHighEntropy(data: Uint8Array, start: number): boolean {
+    if (++this.#generation === 0xffffffff) {
+      this.#stamp.fill(0);
+      this.#generation = 1;
     }
-    const generation = this.generation;
-    const stamp = this.stamp;
+    const generation = this.#generation;
+    const stamp = this.#stamp;
     const end = start + ENTROPY_WINDOW;
     let distinct = 0;
     for (let i = start; i < end; i += SAMPLE_STEP) {
