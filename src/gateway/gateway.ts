@@ -1,5 +1,6 @@
 // One gateway: the WAN socket, one association per peer, the tunnel listeners, the
 // far-side target connections, and the figures status/metrics report.
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
@@ -1002,7 +1003,10 @@ export class Gateway {
       memory: {
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
+        heapTotalBytes: mem.heapTotal,
+        externalBytes: mem.external,
         arrayBuffersBytes: mem.arrayBuffers,
+        rssAnonBytes: rssAnonBytes(),
         budgetBytes: this.config.limits.memoryBudget,
         cHeap: cHeapStats(),
         ...this.#bufferedBytes(),
@@ -1073,6 +1077,16 @@ export class Gateway {
     this.#security.close();
     await this.#link.close();
     if (!opts.quiet) this.log.info('gateway stopped');
+  }
+}
+
+/** Anonymous resident memory (/proc/self/smaps_rollup), 0 where it cannot be read. */
+function rssAnonBytes(): number {
+  try {
+    const m = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
   }
 }
 
@@ -1180,7 +1194,12 @@ export interface GatewayStatus {
   memory: {
     rssBytes: number;
     heapUsedBytes: number;
+    /** V8's heap as reserved (used + free pages it keeps), and memory outside it V8 knows of (ArrayBuffers included). */
+    heapTotalBytes: number;
+    externalBytes: number;
     arrayBuffersBytes: number;
+    /** The RSS without mapped files (the node binary's code and data): what the process allocated. 0 where unknown. */
+    rssAnonBytes: number;
     budgetBytes: number;
     /** The C heap (glibc): in use, free but held, and mmapped bytes. */
     cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
