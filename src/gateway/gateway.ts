@@ -13,7 +13,7 @@ import {
   type ConnectionConfig,
 } from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
-import { cHeapStats, trimMemoryIfWorthIt } from './memory-trim.ts';
+import { cHeapStats, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -751,13 +751,9 @@ export class Gateway {
       const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
-    // Free C-heap pages go back once they amount to an eighth of the memory budget while the
-    // gateway is quiet, half of it under traffic: a bulk transfer reuses its pages at once, and a
-    // trim each second (~175 small madvise calls, each page faulted in again) cost ~5% of a
-    // gateway's main thread at 1 Gbit/s; a storm of thousands of connections leaves far more free
-    // (175-199 MiB at its peak), which without any trim under traffic stayed in the RSS.
+    // Free C-heap pages go back when enough lie free (trimThreshold: less the nearer the budget).
     const budget = this.config.limits.memoryBudget;
-    trimMemoryIfWorthIt(movedBytes < QUIET_BYTES_PER_SAMPLE ? budget / 8 : budget / 2);
+    trimMemoryIfWorthIt(trimThreshold(budget, process.memoryUsage.rss(), movedBytes < QUIET_BYTES_PER_SAMPLE));
   }
 
   // ---- reload (SIGHUP, POST /reload) ----

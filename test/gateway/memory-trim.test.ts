@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadAddon } from '../../src/native/load.ts';
-import { cHeapStats, trimMemoryIfWorthIt } from '../../src/gateway/memory-trim.ts';
+import { cHeapStats, trimMemoryIfWorthIt, trimThreshold } from '../../src/gateway/memory-trim.ts';
 
 const skip = loadAddon('lh_udp').ok ? false : 'the lh_udp addon is not built (make -C native)';
 
@@ -17,4 +17,13 @@ test('the C heap: what is in use and free is reported, and freed memory is given
   assert.equal(held.length, 256);
   held = null;
   assert.equal(trimMemoryIfWorthIt(Number.POSITIVE_INFINITY), false, 'below the threshold: nothing is trimmed');
+});
+
+test('the trim threshold: an eighth of the budget when quiet, half under traffic, a 32nd once the RSS nears the budget', () => {
+  const MiB = 1024 * 1024;
+  const budget = 256 * MiB;
+  assert.equal(trimThreshold(budget, 100 * MiB, true), 32 * MiB);
+  assert.equal(trimThreshold(budget, 100 * MiB, false), 128 * MiB, 'a bulk transfer far below the budget keeps its free pages');
+  assert.equal(trimThreshold(budget, 200 * MiB, false), 8 * MiB, 'past three quarters of the budget even under traffic');
+  assert.equal(trimThreshold(budget, 300 * MiB, true), 8 * MiB);
 });
