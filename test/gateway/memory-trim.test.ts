@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadAddon } from '../../src/native/load.ts';
-import { cHeapStats, trimMemoryIfWorthIt, trimThreshold } from '../../src/gateway/memory-trim.ts';
+import { cHeapStats, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from '../../src/gateway/memory-trim.ts';
 
 const skip = loadAddon('lh_udp').ok ? false : 'the lh_udp addon is not built (make -C native)';
 
@@ -26,4 +26,16 @@ test('the trim threshold: an eighth of the budget when quiet, half under traffic
   assert.equal(trimThreshold(budget, 100 * MiB, false), 128 * MiB, 'a bulk transfer far below the budget keeps its free pages');
   assert.equal(trimThreshold(budget, 200 * MiB, false), 8 * MiB, 'past three quarters of the budget even under traffic');
   assert.equal(trimThreshold(budget, 300 * MiB, true), 8 * MiB);
+});
+
+test('collectGarbage frees dead ArrayBuffers at once (the warm-up leaves 64 MiB of them)', () => {
+  let held: Uint8Array[] | null = [];
+  // Old enough to survive the young generation's collections, as the warm-up pair's buffers do.
+  for (let i = 0; i < 64; i++) held.push(new Uint8Array(1024 * 1024).fill(1));
+  const before = process.memoryUsage().arrayBuffers;
+  assert.ok(before >= 64 * 1024 * 1024);
+  held = null;
+  assert.equal(collectGarbage(), true);
+  const after = process.memoryUsage().arrayBuffers;
+  assert.ok(after < before - 60 * 1024 * 1024, `${before} -> ${after}`);
 });

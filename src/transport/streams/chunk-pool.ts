@@ -12,7 +12,7 @@ export const CHUNK_BYTES = 16 * 1024;
 
 // Free chunks kept for reuse; more than this goes to the garbage collector. A bulk transfer frees
 // and takes chunks at the same rate, so a few MiB cover it; a burst's leftovers do not stay.
-const MAX_FREE_CHUNKS = 512; // 8 MiB
+const MAX_FREE_CHUNKS = 256; // 4 MiB
 
 const free: Uint8Array[] = [];
 
@@ -29,7 +29,7 @@ export function giveChunk(chunk: Uint8Array): void {
 // Receive rings (recv.ts) stay contiguous, so that a reader gets large views, but they are reused
 // the same way: by size (powers of two), up to this many bytes in all, none larger than
 // MAX_POOLED_RING (a bulk receiver's large ring lives as long as its transfer).
-const MAX_FREE_RING_BYTES = 8 * 1024 * 1024;
+const MAX_FREE_RING_BYTES = 4 * 1024 * 1024;
 const MAX_POOLED_RING = 1024 * 1024;
 const freeRings = new Map<number, Uint8Array[]>();
 let freeRingBytes = 0;
