@@ -13,7 +13,7 @@ import {
   type ConnectionConfig,
 } from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
-import { cHeapStats, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
+import { COLLECT_INTERVAL_MS, cHeapStats, collectDue, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -155,6 +155,8 @@ export class Gateway {
   #livenessTimer: NodeJS.Timeout;
   #restartDetectMs: number;
   #stopping = false;
+  /** When the gateway last collected garbage itself (collectDue). */
+  #collectedAt = -Infinity;
   /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
   #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
@@ -751,9 +753,19 @@ export class Gateway {
       const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
-    // Free C-heap pages go back when enough lie free (trimThreshold: less the nearer the budget).
+    // Near the budget, garbage goes at once (collectDue), and free C-heap pages go back when
+    // enough lie free (trimThreshold: less the nearer the budget).
     const budget = this.config.limits.memoryBudget;
-    trimMemoryIfWorthIt(trimThreshold(budget, process.memoryUsage.rss(), movedBytes < QUIET_BYTES_PER_SAMPLE));
+    const rss = process.memoryUsage.rss();
+    if (rss >= (budget * 7) / 8 && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
+      const b = this.#bufferedBytes();
+      const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
+      if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {
+        this.#collectedAt = now;
+        collectGarbage();
+      }
+    }
+    trimMemoryIfWorthIt(trimThreshold(budget, rss, movedBytes < QUIET_BYTES_PER_SAMPLE));
   }
 
   // ---- reload (SIGHUP, POST /reload) ----

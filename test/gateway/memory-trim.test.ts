@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadAddon } from '../../src/native/load.ts';
-import { cHeapStats, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from '../../src/gateway/memory-trim.ts';
+import {
+  COLLECT_INTERVAL_MS,
+  cHeapStats,
+  collectDue,
+  collectGarbage,
+  trimMemoryIfWorthIt,
+  trimThreshold,
+} from '../../src/gateway/memory-trim.ts';
 
 const skip = loadAddon('lh_udp').ok ? false : 'the lh_udp addon is not built (make -C native)';
 
@@ -38,4 +45,14 @@ test('collectGarbage frees dead ArrayBuffers at once (the warm-up leaves 64 MiB 
   assert.equal(collectGarbage(), true);
   const after = process.memoryUsage().arrayBuffers;
   assert.ok(after < before - 60 * 1024 * 1024, `${before} -> ${after}`);
+});
+
+test('a gateway collects garbage itself only past 7/8 of its budget, with an eighth of it unaccounted for, and not more often than every few seconds', () => {
+  const MiB = 1024 * 1024;
+  const budget = 256 * MiB;
+  const later = COLLECT_INTERVAL_MS;
+  assert.equal(collectDue(budget, 240 * MiB, 120 * MiB, 40 * MiB, later), true, 'past 7/8, 80 MiB unaccounted');
+  assert.equal(collectDue(budget, 200 * MiB, 120 * MiB, 40 * MiB, later), false, 'below 7/8 of the budget (a bulk transfer): V8 decides');
+  assert.equal(collectDue(budget, 240 * MiB, 60 * MiB, 40 * MiB, later), false, 'the buffers account for nearly all of it');
+  assert.equal(collectDue(budget, 240 * MiB, 120 * MiB, 40 * MiB, later - 1), false, 'collected a moment ago');
 });
