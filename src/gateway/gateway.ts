@@ -157,6 +157,8 @@ export class Gateway {
   #stopping = false;
   /** When the gateway last collected garbage itself (collectDue). */
   #collectedAt = -Infinity;
+  /** The memory upkeep the sampler did, and the main-thread time it took (status). */
+  #upkeep = { collections: 0, collectMs: 0, trims: 0, trimMs: 0 };
   /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
   #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
@@ -762,10 +764,17 @@ export class Gateway {
       const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
       if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {
         this.#collectedAt = now;
+        const c = performance.now();
         collectGarbage();
+        this.#upkeep.collections++;
+        this.#upkeep.collectMs += performance.now() - c;
       }
     }
-    trimMemoryIfWorthIt(trimThreshold(budget, rss, movedBytes < QUIET_BYTES_PER_SAMPLE));
+    const t = performance.now();
+    if (trimMemoryIfWorthIt(trimThreshold(budget, rss, movedBytes < QUIET_BYTES_PER_SAMPLE))) {
+      this.#upkeep.trims++;
+      this.#upkeep.trimMs += performance.now() - t;
+    }
   }
 
   // ---- reload (SIGHUP, POST /reload) ----
@@ -1017,6 +1026,7 @@ export class Gateway {
         rssAnonBytes: rssAnonBytes(),
         budgetBytes: this.config.limits.memoryBudget,
         cHeap: cHeapStats(),
+        upkeep: { ...this.#upkeep },
         ...this.#bufferedBytes(),
       },
     };
@@ -1211,6 +1221,8 @@ export interface GatewayStatus {
     budgetBytes: number;
     /** The C heap (glibc): in use, free but held, and mmapped bytes. */
     cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
+    /** Garbage collections the gateway made itself past its budget (collectDue) and C-heap trims, with the main-thread ms they took. */
+    upkeep: { collections: number; collectMs: number; trims: number; trimMs: number };
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
     transportSendBytes: number;
     transportSendAllocatedBytes: number;
