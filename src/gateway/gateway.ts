@@ -157,6 +157,8 @@ export class Gateway {
   #stopping = false;
   /** When the gateway last collected garbage itself (collectDue). */
   #collectedAt = -Infinity;
+  /** When the sampler last ran (a collection at that time is trimmed after at this run). */
+  #lastSampleAt = -1;
   /** The memory upkeep the sampler did, and the main-thread time it took (status). */
   #upkeep = { collections: 0, collectMs: 0, trims: 0, trimMs: 0 };
   /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
@@ -755,23 +757,26 @@ export class Gateway {
       const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
-    // Near the budget, garbage goes at once (collectDue), and free C-heap pages go back when
-    // enough lie free (trimThreshold: less the nearer the budget).
+    // Near the budget, garbage goes at once (collectDue), and the pages it freed go back a second
+    // later (V8 frees the buffers' memory as it sweeps); else free C-heap pages go back once
+    // enough lie free (trimThreshold).
     const budget = this.config.limits.memoryBudget;
     const rss = process.memoryUsage.rss();
+    const afterCollection = this.#collectedAt === this.#lastSampleAt;
+    this.#lastSampleAt = now;
     if (rss >= (budget * 7) / 8 && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
       const b = this.#bufferedBytes();
       const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
       if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {
         this.#collectedAt = now;
         const c = performance.now();
-        collectGarbage();
+        collectGarbage({ trim: false });
         this.#upkeep.collections++;
         this.#upkeep.collectMs += performance.now() - c;
       }
     }
     const t = performance.now();
-    if (trimMemoryIfWorthIt(trimThreshold(budget, rss, movedBytes < QUIET_BYTES_PER_SAMPLE))) {
+    if (trimMemoryIfWorthIt(trimThreshold(budget, movedBytes < QUIET_BYTES_PER_SAMPLE, afterCollection))) {
       this.#upkeep.trims++;
       this.#upkeep.trimMs += performance.now() - t;
     }

@@ -38,12 +38,13 @@ export function trimMemoryIfWorthIt(minFreeBytes: number): boolean {
  * The free C-heap bytes worth a trim, once a second: an eighth of the memory budget while the
  * gateway is quiet, half of it under traffic (a bulk transfer reuses its pages at once, and a
  * trim each second, ~175 small madvise calls each page faulted in again, cost ~5% of a gateway's
- * main thread at 1 Gbit/s). But once the RSS passes three quarters of the budget, every 32nd of
- * it: a storm of 5000 connections left 77-107 MB free in the C heap at its peak, which, with ~150
- * MB the process needs anyway (V8's heap, the node binary), took it well past the budget.
+ * main thread at 1 Gbit/s); a 32nd of it after the gateway collected garbage itself near its
+ * budget (collectDue), when what the collection freed is worth giving back. Not every second
+ * near the budget: with 5000 connections a trim took ~70 ms of the main thread (walking a
+ * fragmented heap), 6% of it in all, for ~20 MB less at the peak.
  */
-export function trimThreshold(budgetBytes: number, rssBytes: number, quiet: boolean): number {
-  if (rssBytes >= budgetBytes * 0.75) return budgetBytes / 32;
+export function trimThreshold(budgetBytes: number, quiet: boolean, afterCollection: boolean): number {
+  if (afterCollection) return budgetBytes / 32;
   return quiet ? budgetBytes / 8 : budgetBytes / 2;
 }
 
@@ -73,16 +74,16 @@ function fullCollector(): (() => void) | null {
 
 /**
  * Collects the garbage now (a full mark-compact, tens of ms) and gives the C heap's free pages
- * back. For once a burst of garbage is known to be over: the start-up warm-up left 64 MiB of
+ * back (unless `trim` is false). For once a burst of garbage is known to be over: the start-up warm-up left 64 MiB of
  * dead ArrayBuffers behind (its gateway pair's buffers) and an idle gateway at 202 MiB of RSS
  * until V8 got round to a mark-compact, which an idle process may not do for hours. False if
  * the collector could not be had.
  */
-export function collectGarbage(): boolean {
+export function collectGarbage(opts: { trim?: boolean } = {}): boolean {
   const gc = fullCollector();
   if (!gc) return false;
   gc();
-  addon()?.trimMemory();
+  if (opts.trim !== false) addon()?.trimMemory();
   return true;
 }
 
