@@ -764,7 +764,7 @@ export class Gateway {
     const rss = process.memoryUsage.rss();
     const afterCollection = this.#collectedAt === this.#lastSampleAt;
     this.#lastSampleAt = now;
-    if (rss >= (budget * 7) / 8 && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
+    if (rss >= budget && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
       const b = this.#bufferedBytes();
       const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
       if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {

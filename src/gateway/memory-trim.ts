@@ -91,7 +91,8 @@ export function collectGarbage(opts: { trim?: boolean } = {}): boolean {
 export const COLLECT_INTERVAL_MS = 5000;
 
 /**
- * Whether a gateway should collect garbage itself now: its RSS is past 7/8 of the budget, and
+ * Whether a gateway should collect garbage itself now: its RSS is past the budget (a bulk
+ * transfer stays below it, at ~200 MiB with the default one), and
  * the memory V8 holds outside its heap (`externalBytes`: ArrayBuffers and the compressors' output
  * buffers) exceeds what the gateway's buffers account for (`heldBytes`) by an eighth of the
  * budget. V8 collects such garbage only once it outgrows a fixed allowance (64 MiB) since its
@@ -99,5 +100,5 @@ export const COLLECT_INTERVAL_MS = 5000;
  * compressors' discarded outputs alone held ~70 MB at the peak.
  */
 export function collectDue(budgetBytes: number, rssBytes: number, externalBytes: number, heldBytes: number, sinceLastMs: number): boolean {
-  return rssBytes >= (budgetBytes * 7) / 8 && externalBytes - heldBytes >= budgetBytes / 8 && sinceLastMs >= COLLECT_INTERVAL_MS;
+  return rssBytes >= budgetBytes && externalBytes - heldBytes >= budgetBytes / 8 && sinceLastMs >= COLLECT_INTERVAL_MS;
 }

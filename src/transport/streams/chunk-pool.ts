@@ -10,9 +10,11 @@
 // once, by any stream, and never need copying to grow.
 export const CHUNK_BYTES = 16 * 1024;
 
-// Free chunks kept for reuse; more than this goes to the garbage collector. A bulk transfer frees
-// and takes chunks at the same rate, so a few MiB cover it; a burst's leftovers do not stay.
-const MAX_FREE_CHUNKS = 256; // 4 MiB
+// Free chunks kept for reuse; more than this goes to the garbage collector. A bulk sender's
+// acknowledgements free chunks steadily while its writes take them in bursts (a quarter of its
+// 16 MiB send buffer at a time): with room for only 4 MiB, chunks were dropped and allocated anew,
+// long-lived enough to need mark-compacts (lab bulk: gateway A 5.2 CPU s/GiB against 4.0).
+const MAX_FREE_CHUNKS = 1024; // 16 MiB
 
 const free: Uint8Array[] = [];
 
