@@ -1,5 +1,6 @@
 // One gateway: the WAN socket, one association per peer, the tunnel listeners, the
 // far-side target connections, and the figures status/metrics report.
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockDecoder, BlockEncoder, CodecStats } from '../codec/index.ts';
@@ -12,7 +13,7 @@ import {
   type ConnectionConfig,
 } from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
-import { cHeapStats, trimMemoryIfWorthIt } from './memory-trim.ts';
+import { COLLECT_INTERVAL_MS, cHeapStats, collectDue, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -154,6 +155,12 @@ export class Gateway {
   #livenessTimer: NodeJS.Timeout;
   #restartDetectMs: number;
   #stopping = false;
+  /** When the gateway last collected garbage itself (collectDue). */
+  #collectedAt = -Infinity;
+  /** When the sampler last ran (a collection at that time is trimmed after at this run). */
+  #lastSampleAt = -1;
+  /** The memory upkeep the sampler did, and the main-thread time it took (status). */
+  #upkeep = { collections: 0, collectMs: 0, trims: 0, trimMs: 0 };
   /** Connections refused at the limit (or while stopping): one line per interval, with the count between. */
   #refusedLog = new LogLimit(REFUSED_LOG_INTERVAL_MS);
 
@@ -753,13 +760,29 @@ export class Gateway {
       const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
       if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
     }
-    // Free C-heap pages go back once they amount to an eighth of the memory budget while the
-    // gateway is quiet, half of it under traffic: a bulk transfer reuses its pages at once, and a
-    // trim each second (~175 small madvise calls, each page faulted in again) cost ~5% of a
-    // gateway's main thread at 1 Gbit/s; a storm of thousands of connections leaves far more free
-    // (175-199 MiB at its peak), which without any trim under traffic stayed in the RSS.
+    // Near the budget, garbage goes at once (collectDue), and the pages it freed go back a second
+    // later (V8 frees the buffers' memory as it sweeps); else free C-heap pages go back once
+    // enough lie free (trimThreshold).
     const budget = this.config.limits.memoryBudget;
-    trimMemoryIfWorthIt(movedBytes < QUIET_BYTES_PER_SAMPLE ? budget / 8 : budget / 2);
+    const rss = process.memoryUsage.rss();
+    const afterCollection = this.#collectedAt === this.#lastSampleAt;
+    this.#lastSampleAt = now;
+    if (rss >= budget && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
+      const b = this.#bufferedBytes();
+      const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
+      if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {
+        this.#collectedAt = now;
+        const c = performance.now();
+        collectGarbage({ trim: false });
+        this.#upkeep.collections++;
+        this.#upkeep.collectMs += performance.now() - c;
+      }
+    }
+    const t = performance.now();
+    if (trimMemoryIfWorthIt(trimThreshold(budget, movedBytes < QUIET_BYTES_PER_SAMPLE, afterCollection))) {
+      this.#upkeep.trims++;
+      this.#upkeep.trimMs += performance.now() - t;
+    }
   }
 
   // ---- reload (SIGHUP, POST /reload) ----
@@ -1005,9 +1028,13 @@ export class Gateway {
       memory: {
         rssBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
+        heapTotalBytes: mem.heapTotal,
+        externalBytes: mem.external,
         arrayBuffersBytes: mem.arrayBuffers,
+        rssAnonBytes: rssAnonBytes(),
         budgetBytes: this.config.limits.memoryBudget,
         cHeap: cHeapStats(),
+        upkeep: { ...this.#upkeep },
         ...this.#bufferedBytes(),
       },
     };
@@ -1076,6 +1103,16 @@ export class Gateway {
     this.#security.close();
     await this.#link.close();
     if (!opts.quiet) this.log.info('gateway stopped');
+  }
+}
+
+/** Anonymous resident memory (/proc/self/smaps_rollup), 0 where it cannot be read. */
+function rssAnonBytes(): number {
+  try {
+    const m = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
   }
 }
 
@@ -1183,10 +1220,17 @@ export interface GatewayStatus {
   memory: {
     rssBytes: number;
     heapUsedBytes: number;
+    /** V8's heap as reserved (used + free pages it keeps), and memory outside it V8 knows of (ArrayBuffers included). */
+    heapTotalBytes: number;
+    externalBytes: number;
     arrayBuffersBytes: number;
+    /** The RSS without mapped files (the node binary's code and data): what the process allocated. 0 where unknown. */
+    rssAnonBytes: number;
     budgetBytes: number;
     /** The C heap (glibc): in use, free but held, and mmapped bytes. */
     cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
+    /** Garbage collections the gateway made itself past its budget (collectDue) and C-heap trims, with the main-thread ms they took. */
+    upkeep: { collections: number; collectMs: number; trims: number; trimMs: number };
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
     transportSendBytes: number;
     transportSendAllocatedBytes: number;

@@ -12,6 +12,7 @@ import { createMetrics } from './metrics.ts';
 import { SdNotifier } from './sd-notify.ts';
 import { bindError } from './startup-address.ts';
 import { warmUpDatapath } from './warm-up.ts';
+import { collectGarbage } from './memory-trim.ts';
 
 export interface RunOptions extends GatewayOptions {
   /** Compile the datapath before listening (warm-up.ts); the CLI does, tests need not. */
@@ -46,6 +47,8 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
         { error: w.error },
         `datapath warm-up through a loopback gateway pair failed (${w.error}): the first transfers run slower until V8 has compiled the datapath`,
       );
+    // The pair's buffers are garbage now: gone at once, not at V8's next mark-compact.
+    collectGarbage();
   }
   const gateway = await Gateway.start(config, opts);
   const log = opts.logger;

@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadAddon } from '../../src/native/load.ts';
-import { cHeapStats, trimMemoryIfWorthIt } from '../../src/gateway/memory-trim.ts';
+import {
+  COLLECT_INTERVAL_MS,
+  cHeapStats,
+  collectDue,
+  collectGarbage,
+  trimMemoryIfWorthIt,
+  trimThreshold,
+} from '../../src/gateway/memory-trim.ts';
 
 const skip = loadAddon('lh_udp').ok ? false : 'the lh_udp addon is not built (make -C native)';
 
@@ -17,4 +24,34 @@ test('the C heap: what is in use and free is reported, and freed memory is given
   assert.equal(held.length, 256);
   held = null;
   assert.equal(trimMemoryIfWorthIt(Number.POSITIVE_INFINITY), false, 'below the threshold: nothing is trimmed');
+});
+
+test('the trim threshold: an eighth of the budget when quiet, half under traffic, a 32nd after the gateway collected garbage near its budget', () => {
+  const MiB = 1024 * 1024;
+  const budget = 256 * MiB;
+  assert.equal(trimThreshold(budget, true, false), 32 * MiB);
+  assert.equal(trimThreshold(budget, false, false), 128 * MiB, 'a bulk transfer keeps its free pages');
+  assert.equal(trimThreshold(budget, false, true), 8 * MiB, 'what a collection freed goes back, under traffic too');
+});
+
+test('collectGarbage frees dead ArrayBuffers at once (the warm-up leaves 64 MiB of them)', () => {
+  let held: Uint8Array[] | null = [];
+  // Old enough to survive the young generation's collections, as the warm-up pair's buffers do.
+  for (let i = 0; i < 64; i++) held.push(new Uint8Array(1024 * 1024).fill(1));
+  const before = process.memoryUsage().arrayBuffers;
+  assert.ok(before >= 64 * 1024 * 1024);
+  held = null;
+  assert.equal(collectGarbage(), true);
+  const after = process.memoryUsage().arrayBuffers;
+  assert.ok(after < before - 60 * 1024 * 1024, `${before} -> ${after}`);
+});
+
+test('a gateway collects garbage itself only past its budget, with an eighth of it unaccounted for, and not more often than every few seconds', () => {
+  const MiB = 1024 * 1024;
+  const budget = 256 * MiB;
+  const later = COLLECT_INTERVAL_MS;
+  assert.equal(collectDue(budget, 270 * MiB, 120 * MiB, 40 * MiB, later), true, 'past the budget, 80 MiB unaccounted');
+  assert.equal(collectDue(budget, 220 * MiB, 120 * MiB, 40 * MiB, later), false, 'below the budget (a bulk transfer): V8 decides');
+  assert.equal(collectDue(budget, 270 * MiB, 60 * MiB, 40 * MiB, later), false, 'the buffers account for nearly all of it');
+  assert.equal(collectDue(budget, 270 * MiB, 120 * MiB, 40 * MiB, later - 1), false, 'collected a moment ago');
 });

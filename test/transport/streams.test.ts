@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SendStream } from '../../src/transport/streams/send.ts';
 import { RecvStream } from '../../src/transport/streams/recv.ts';
+import { CHUNK_BYTES, pooledBytes, takeRing } from '../../src/transport/streams/chunk-pool.ts';
 import { randomBytes } from './helpers.ts';
 
 test('RecvStream reassembles any arrival order with duplicates and overlaps byte-exact (property)', () => {
@@ -95,27 +96,70 @@ test('SendStream bounds its buffer, retransmits lost ranges first, frees on ack'
   assert.deepEqual(check, new Uint8Array(Buffer.concat([data.subarray(2000, 5000), data.subarray(5000, 7000)])));
 });
 
-test('SendStream gives its ring back on trim() once everything written is acknowledged and nothing was written for a trim period, and grows again on the next write', () => {
+test('SendStream holds its bytes in pooled chunks, each given back once acknowledged: a burst of streams leaves no memory behind', () => {
   const s = new SendStream(1 << 22, 1 << 20);
   const data = randomBytes(5, 200_000);
   assert.equal(s.write(data), data.length);
-  assert.ok(s.allocatedBytes() >= data.length);
+  // Sized by need: the bytes plus part of one chunk (a ring doubled to 256 KiB held 200 KB here).
+  assert.ok(s.allocatedBytes() >= data.length && s.allocatedBytes() < data.length + CHUNK_BYTES, `${s.allocatedBytes()} bytes`);
+  // Half acknowledged: the chunks wholly below go back at once, the rest stays intact.
+  while (s.ackedOffset < 100_000 && s.nextChunk(1400, Infinity)) s.onAcked(s.chunkOffset, s.chunkLength, false);
+  assert.ok(s.allocatedBytes() <= data.length - s.ackedOffset + CHUNK_BYTES, `${s.allocatedBytes()} bytes`);
+  const mid = new Uint8Array(5000);
+  s.copyOut(150_000, 5000, mid, 0);
+  assert.deepEqual(mid, data.subarray(150_000, 155_000));
+  const before = pooledBytes().chunks;
   while (s.nextChunk(1400, Infinity)) s.onAcked(s.chunkOffset, s.chunkLength, false);
   assert.equal(s.ackedOffset, data.length);
-  assert.ok(s.allocatedBytes() >= data.length, 'kept until trimmed: a bulk sender refills it at once');
-  s.trim();
-  assert.ok(s.allocatedBytes() >= data.length, 'written to since the last trim: a busy ring is kept');
-  s.trim();
-  assert.equal(s.allocatedBytes(), 0, 'empty and idle for a whole trim period: the ring holds no memory');
-  // Partly acknowledged: the ring stays.
+  assert.equal(s.allocatedBytes(), 0, 'everything acknowledged: no chunk kept');
+  assert.ok(pooledBytes().chunks > before, 'the chunks went back to the pool');
+  // The next bytes take pooled chunks and read back intact, across chunk boundaries.
   assert.equal(s.write(data.subarray(0, 50_000)), 50_000);
   assert.ok(s.nextChunk(1400, Infinity));
   s.onAcked(s.chunkOffset, s.chunkLength, false);
-  s.trim();
   assert.ok(s.allocatedBytes() >= 50_000 - 1400);
-  const check = new Uint8Array(1000);
-  s.copyOut(data.length + 1400, 1000, check, 0);
-  assert.deepEqual(check, data.subarray(1400, 2400));
+  const check = new Uint8Array(40_000);
+  s.copyOut(data.length + 1400, 40_000, check, 0);
+  assert.deepEqual(check, data.subarray(1400, 41_400));
+  s.abandon();
+  assert.equal(s.allocatedBytes(), 0, 'a reset stream keeps nothing');
+});
+
+test('SendStream bytes stay exact through any write sizes, acks out of order and losses (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 120_000 }),
+      fc.integer({ min: 1, max: 40_000 }),
+      fc.integer({ min: 200, max: 3000 }),
+      fc.nat(),
+      (size, write, mss, seed) => {
+        const data = randomBytes(seed, size);
+        const s = new SendStream(1 << 30, 64 * 1024);
+        const got = new Uint8Array(size);
+        let written = 0;
+        const inFlight: Array<[number, number]> = [];
+        let round = 0;
+        while (s.ackedOffset < size) {
+          if (written < size) written += s.write(data.subarray(written, Math.min(size, written + write)));
+          while (s.nextChunk(mss, Infinity)) {
+            s.copyOut(s.chunkOffset, s.chunkLength, got, s.chunkOffset);
+            inFlight.push([s.chunkOffset, s.chunkLength]);
+          }
+          // Acks in a scrambled order; every seventh packet is lost once and sent again.
+          inFlight.sort((a, b) => ((a[0] * 31 + seed) % 97) - ((b[0] * 31 + seed) % 97));
+          for (const [o, l] of inFlight.splice(0)) {
+            if ((o + round) % 7 === 3) s.onLost(o, l, false);
+            else s.onAcked(o, l, false);
+          }
+          round++;
+          assert.ok(s.allocatedBytes() <= s.bufferedBytes() + 2 * CHUNK_BYTES, `${s.allocatedBytes()} for ${s.bufferedBytes()}`);
+        }
+        assert.ok(Buffer.from(got).equals(data));
+        assert.equal(s.allocatedBytes(), 0);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 test('SendStream respects stream and association credit and sends FIN once', () => {
@@ -210,4 +254,30 @@ test('RecvStream frees an emptied ring only after a trim period with nothing arr
   const again: Uint8Array[] = [];
   for (let w = r.readView(data.length); w !== null; w = r.readView(data.length)) again.push(w);
   assert.ok(Buffer.concat(again).equals(data), 'grows again for the next bytes');
+});
+
+test('RecvStream gives its ring back to the pool once everything up to the FIN is released, and the next stream reuses it', () => {
+  // Earlier tests may have filled the pool to its bound: empty it first.
+  for (let size = 16 * 1024; size <= 1024 * 1024; size *= 2) {
+    for (let held = pooledBytes().rings; held > 0; held = pooledBytes().rings) {
+      takeRing(size);
+      if (pooledBytes().rings === held) break;
+    }
+  }
+  const data = randomBytes(11, 40_000);
+  const r = new RecvStream(1 << 20);
+  r.insert(0, data, true);
+  const before = pooledBytes().rings;
+  const views: Uint8Array[] = [];
+  for (let v = r.readView(1 << 20); v !== null; v = r.readView(1 << 20)) views.push(v);
+  assert.equal(pooledBytes().rings, before, 'views outstanding: the ring is not given back');
+  r.release(data.length);
+  assert.ok(r.isFinished());
+  assert.equal(r.allocatedBytes(), 0);
+  assert.equal(pooledBytes().rings, before + 64 * 1024, 'released to the FIN: the ring went back');
+  const next = new RecvStream(1 << 20);
+  next.insert(0, data, false);
+  assert.equal(pooledBytes().rings, before, 'the next stream took it');
+  const v = next.readView(1 << 20);
+  assert.ok(v !== null && Buffer.from(v).equals(data));
 });

@@ -2,6 +2,7 @@
 // (the peer cannot send beyond the credit we gave), returns credit as the application reads.
 
 import { RangeSet } from '../range-set.ts';
+import { giveRing, takeRing } from './chunk-pool.ts';
 
 export type RecvError = 'flow-control' | 'final-size';
 
@@ -15,7 +16,8 @@ export const CREDIT_REFRESH_FRACTION = 1 / 8;
 // is free at once (the security layer decrypts every receive batch into the same memory), and
 // in-order bytes are read as large contiguous views instead of one view per datagram. A reader
 // that keeps views past the call (a socket write in flight) says when it is done with release();
-// credit and the ring's room follow what is released.
+// credit and the ring's room follow what is released. Rings come from, and go back to, a pool
+// shared by all streams (chunk-pool.ts) whenever no view of them can be outstanding.
 
 const MIN_RING_BYTES = 16 * 1024;
 const EMPTY = new Uint8Array(0);
@@ -115,7 +117,7 @@ export class RecvStream {
   private grow(needed: number, stored: number): void {
     let cap = Math.max(this.ring.length * 2, MIN_RING_BYTES);
     while (cap < needed) cap *= 2;
-    const next = new Uint8Array(cap);
+    const next = takeRing(cap);
     const old = this.ring;
     if (old.length > 0) {
       // Everything from the released offset up, gaps included (they are filled later).
@@ -129,6 +131,14 @@ export class RecvStream {
       }
     }
     this.ring = next;
+    // No view of the old ring is outstanding once everything read has been released.
+    if (this.releasedOffset === this.readOffset) giveRing(old);
+  }
+
+  /** Gives the ring back to the pool (all of it released: no view of it is outstanding). */
+  private dropRing(): void {
+    giveRing(this.ring);
+    this.ring = EMPTY;
   }
 
   hasReadable(): boolean {
@@ -176,7 +186,7 @@ export class RecvStream {
   release(n: number): void {
     this.releasedOffset = Math.min(this.readOffset, this.releasedOffset + n);
     // Everything up to the FIN is released: nothing more will arrive, the ring can go now.
-    if (this.releasedOffset === this.finalSize) this.ring = EMPTY;
+    if (this.releasedOffset === this.finalSize) this.dropRing();
   }
 
   /**
@@ -186,7 +196,7 @@ export class RecvStream {
   trim(): void {
     const idle = this.highestOffset === this.highestOffsetAtTrim;
     this.highestOffsetAtTrim = this.highestOffset;
-    if (idle && this.releasedOffset === this.highestOffset && this.ring.length > 0) this.ring = EMPTY;
+    if (idle && this.releasedOffset === this.highestOffset && this.ring.length > 0) this.dropRing();
   }
 
   /** Bytes of ring memory held. */

@@ -1,21 +1,22 @@
-// Send half of a stream: a bounded ring of written-but-unacknowledged bytes, the ranges to
+// Send half of a stream: a bounded buffer of written-but-unacknowledged bytes, the ranges to
 // retransmit (data is retransmitted, never packets), and the peer's flow-control credit.
 // A copy, not references to the application's buffers: a gateway's TCP reads are 64 KiB
 // buffers each, and holding ~250 of them until acknowledged (a 16 MiB send buffer) made them
 // outlive V8's young generation; their external memory then drove a full mark-compact every few
 // MiB, ~20% of the sending gateway's CPU in the lab (bench/results/datapath-2026-12-05.md).
+// The copy lives in pooled chunks (chunk-pool.ts), each given back as soon as it is acknowledged.
 
 import { RangeSet } from '../range-set.ts';
+import { CHUNK_BYTES, giveChunk, takeChunk } from './chunk-pool.ts';
 
 // See SendStream.writableAgain.
 const WRITABLE_AGAIN_FRACTION = 1 / 4;
 
-const INITIAL_RING_BYTES = 16 * 1024;
-const EMPTY_RING = new Uint8Array(0);
-
 export class SendStream {
-  /** Bytes [ackedOffset, writeOffset) live at ring[offset % ring.length]. */
-  private ring: Uint8Array;
+  /** Bytes [ackedOffset, writeOffset) live in chunks: chunk i holds [firstOffset + i * CHUNK_BYTES, ...). */
+  private readonly chunks: Uint8Array[] = [];
+  /** Where chunks[0] starts: at most ackedOffset (whole chunks below it are given back). */
+  private firstOffset = 0;
   /** Every byte below is acknowledged and freed. */
   ackedOffset = 0;
   /** Bytes accepted from the application. */
@@ -36,8 +37,6 @@ export class SendStream {
   private readonly acked = new RangeSet();
   private readonly lost = new RangeSet();
   private readonly bufferLimit: number;
-  /** writeOffset at the last trim(): a ring is freed only after a whole trim period unused. */
-  private writeOffsetAtTrim = 0;
 
   // Result of nextChunk().
   chunkOffset = 0;
@@ -48,16 +47,15 @@ export class SendStream {
   constructor(maxData: number, bufferLimit: number) {
     this.maxData = maxData;
     this.bufferLimit = bufferLimit;
-    this.ring = EMPTY_RING;
   }
 
   bufferedBytes(): number {
     return this.writeOffset - this.ackedOffset;
   }
 
-  /** Bytes of memory the ring holds (at least bufferedBytes()). */
+  /** Bytes of memory the chunks hold (at least bufferedBytes(), at most two chunks more). */
   allocatedBytes(): number {
-    return this.ring.length;
+    return this.chunks.length * CHUNK_BYTES;
   }
 
   /**
@@ -76,35 +74,33 @@ export class SendStream {
     const n = Math.min(room, data.length);
     if (n < data.length) this.writeBlocked = true;
     if (n <= 0) return 0;
-    const needed = this.writeOffset + n - this.ackedOffset;
-    if (needed > this.ring.length) this.grow(needed);
-    const ring = this.ring;
-    const cap = ring.length;
-    const pos = this.writeOffset % cap;
-    const first = Math.min(n, cap - pos);
-    ring.set(first === data.length ? data : data.subarray(0, first), pos);
-    if (first < n) ring.set(data.subarray(first, n), 0);
-    this.writeOffset += n;
+    const chunks = this.chunks;
+    for (let done = 0; done < n; ) {
+      const rel = this.writeOffset - this.firstOffset;
+      const i = Math.floor(rel / CHUNK_BYTES);
+      const at = rel - i * CHUNK_BYTES;
+      if (i === chunks.length) chunks.push(takeChunk());
+      const m = Math.min(n - done, CHUNK_BYTES - at);
+      chunks[i]!.set(m === data.length ? data : data.subarray(done, done + m), at);
+      done += m;
+      this.writeOffset += m;
+    }
     return n;
   }
 
-  private grow(needed: number): void {
-    let cap = Math.max(this.ring.length * 2, INITIAL_RING_BYTES);
-    while (cap < needed) cap *= 2;
-    cap = Math.min(cap, Math.max(this.bufferLimit, needed));
-    const next = new Uint8Array(cap);
-    const old = this.ring;
-    if (old.length > 0) {
-      for (let off = this.ackedOffset; off < this.writeOffset; ) {
-        const src = off % old.length;
-        const run = Math.min(this.writeOffset - off, old.length - src);
-        const dst = off % cap;
-        const fit = Math.min(run, cap - dst);
-        next.set(old.subarray(src, src + fit), dst);
-        off += fit;
-      }
+  /** Gives back the chunks wholly below ackedOffset: all of them once everything is acknowledged. */
+  private releaseAcked(): void {
+    const chunks = this.chunks;
+    if (this.ackedOffset >= this.writeOffset) {
+      for (const c of chunks) giveChunk(c);
+      chunks.length = 0;
+      this.firstOffset = this.writeOffset;
+      return;
     }
-    this.ring = next;
+    while (this.ackedOffset - this.firstOffset >= CHUNK_BYTES) {
+      giveChunk(chunks.shift()!);
+      this.firstOffset += CHUNK_BYTES;
+    }
   }
 
   finish(): void {
@@ -165,12 +161,17 @@ export class SendStream {
 
   /** Copies stream bytes [offset, offset + length) into `dst` at `pos`. */
   copyOut(offset: number, length: number, dst: Uint8Array, pos: number): void {
-    const ring = this.ring;
-    const cap = ring.length;
-    const src = offset % cap;
-    const first = Math.min(length, cap - src);
-    dst.set(ring.subarray(src, src + first), pos);
-    if (first < length) dst.set(ring.subarray(0, length - first), pos + first);
+    const chunks = this.chunks;
+    let rel = offset - this.firstOffset;
+    while (length > 0) {
+      const i = Math.floor(rel / CHUNK_BYTES);
+      const at = rel - i * CHUNK_BYTES;
+      const m = Math.min(length, CHUNK_BYTES - at);
+      dst.set(chunks[i]!.subarray(at, at + m), pos);
+      pos += m;
+      rel += m;
+      length -= m;
+    }
   }
 
   /** Returns true when buffer space was freed. */
@@ -189,24 +190,14 @@ export class SendStream {
       if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
       acked.removeBelow(acked.ends[0]!);
     }
-    // Finished and all acknowledged: nothing will be written again, the ring can go now.
-    if (this.finOffset >= 0 && this.ackedOffset >= this.finOffset) this.ring = EMPTY_RING;
+    // Acknowledged chunks go back to the pool at once: another stream (or this one's next write)
+    // reuses them without a fresh allocation, so there is nothing to keep for a busy sender.
+    this.releaseAcked();
     return true;
   }
 
-  /**
-   * Frees the ring if everything written is acknowledged and nothing was written since the last
-   * call. A stream that wrote 256 KiB and then waits (an echo's request, a migration's quiet
-   * spell) held it until it closed: 5000 such connections kept 1.2 GiB of empty rings in a
-   * gateway. Only an idle one: a bulk sender whose TCP reads are slower than the link empties its
-   * ring again and again, and regrowing it (10 doublings to 16 MiB, every page faulted in anew)
-   * after each trim cost ~3% of the sending gateway's CPU in the lab.
-   */
-  trim(): void {
-    const idle = this.writeOffset === this.writeOffsetAtTrim;
-    this.writeOffsetAtTrim = this.writeOffset;
-    if (idle && this.ackedOffset === this.writeOffset && this.ring.length > INITIAL_RING_BYTES) this.ring = EMPTY_RING;
-  }
+  /** Nothing to do: chunks go back as they are acknowledged (Connection.trimBuffers calls it). */
+  trim(): void {}
 
   onLost(offset: number, length: number, fin: boolean): void {
     if (this.reset) return;
@@ -230,7 +221,9 @@ export class SendStream {
   /** Drops buffered data (reset). */
   abandon(): void {
     this.reset = true;
-    this.ring = new Uint8Array(0);
+    for (const c of this.chunks) giveChunk(c);
+    this.chunks.length = 0;
+    this.firstOffset = this.writeOffset;
     this.lost.clear();
     this.acked.clear();
     this.finLost = false;
