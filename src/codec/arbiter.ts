@@ -216,19 +216,13 @@ export class CompressionArbiter {
       outBytes += w.outBytes;
       ms += w.ms;
     }
+    this.#trial = false;
     const model = ms > 0 ? moved / ms : 0;
     const raw = this.#trialMs > 0 ? this.#trialMoved / this.#trialMs : 0;
     const ratio = inBytes > 0 ? outBytes / inBytes : 1;
-    this.#settle(
-      raw > model * (1 + ARBITER_SWITCH_MARGIN) || (ratio > USELESS_WIRE_RATIO && raw >= model * (1 - ARBITER_SWITCH_MARGIN)),
-      nowMs,
-    );
-  }
-
-  // The end of a trial. Either way the question is settled for longer: a path that keeps giving
-  // the same answer (or flips between the two on noise) is asked less and less often.
-  #settle(rawWins: boolean, nowMs: number): void {
-    this.#trial = false;
+    const rawWins = raw > model * (1 + ARBITER_SWITCH_MARGIN) || (ratio > USELESS_WIRE_RATIO && raw >= model * (1 - ARBITER_SWITCH_MARGIN));
+    // Either way the question is settled for longer: a path that keeps giving the same answer
+    // (or flips between the two on noise) is asked less and less often.
     this.#holdMs = Math.min(this.#holdMs * 2, ARBITER_MAX_HOLD_MS);
     if (rawWins) {
       this.#switchTo('none', nowMs);

@@ -347,9 +347,10 @@ export class BlockEncoder {
   }
 
   // The link's estimated rate and the transport's send rate since the last reading (0 at the
-  // first reading; null without a link to read). The rate is the gateway's own over this window: its once-a-second
-  // sample read 0-50 Mbit/s in the first windows of a transfer already filling the link, and sent
-  // the lab's mpls runs into a trial of raw that cost them a tenth of their throughput.
+  // first reading; null without a link to read), taken over this window: the gateway's
+  // once-a-second sample read 0-50 Mbit/s in the first windows of a transfer already filling the
+  // link, and sent the lab's mpls runs into a trial of raw that cost them a tenth of their
+  // throughput.
   #readLink(): LinkWindow | null {
     const link = this.#linkNow?.();
     if (link === undefined) return null;
