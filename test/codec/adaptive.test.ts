@@ -11,7 +11,7 @@ import {
 } from '../../src/codec/adaptive.ts';
 import type { Rung } from '../../src/codec/adaptive.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
-import { BlockEncoder, cpuShareFromLoad } from '../../src/codec/encoder.ts';
+import { BlockEncoder, type BlockEncoderOptions, cpuShareFromLoad, type LinkNow } from '../../src/codec/encoder.ts';
 import { ARBITER_WINDOW_MS } from '../../src/codec/arbiter.ts';
 import { textLike } from './fixtures.ts';
 
@@ -339,15 +339,7 @@ describe('BlockEncoder in auto mode', () => {
     // model's figures: the CPU cannot keep up, so raw first), then measured at 50 Mbit/s with the
     // transport sending at it.
     const link = sendingLink(() => t, 1e9, 0);
-    const encoder = new BlockEncoder({
-      mode: 'auto',
-      maxBlockSize: 64 * KiB,
-      now: () => t,
-      cpuNow: () => 0,
-      cpuShare: 1,
-      linkNow: link.read,
-      wireCpuNsPerByte: 30,
-    });
+    const encoder = linkedEncoder(() => t, link.read, { wireCpuNsPerByte: 30 });
     const counts = (): { raw: number; compressed: number } => {
       const e = encoder.stats.snapshot().encode;
       return { raw: e.blocksRaw, compressed: e.blocksLz4 + e.blocksZstd };
@@ -367,14 +359,10 @@ describe('BlockEncoder in auto mode', () => {
 
   it('with the measured check a start whose figures keep up with the link compresses at once', () => {
     let t = 0;
-    const encoder = new BlockEncoder({
-      mode: 'auto',
-      maxBlockSize: 64 * KiB,
-      now: () => t,
-      cpuNow: () => 0,
-      cpuShare: 1,
-      linkNow: () => ({ rateBps: 50e6, sentBytes: 0 }),
-    });
+    const encoder = linkedEncoder(
+      () => t,
+      () => ({ rateBps: 50e6, sentBytes: 0 }),
+    );
     for (let i = 0; i < 10; i++, t += 10) encoder.encode(text);
     assert.equal(encoder.arbiterState?.current, 'model');
     assert.equal(encoder.stats.snapshot().encode.blocksZstd + encoder.stats.snapshot().encode.blocksLz4, 10);
@@ -386,28 +374,14 @@ describe('BlockEncoder in auto mode', () => {
     // ~0 over these first windows and started a trial of raw on the lab's mpls link; the encoder
     // takes the send rate over its own windows from the transport's byte count.
     const link = sendingLink(() => t, 50e6, 48e6);
-    const encoder = new BlockEncoder({
-      mode: 'auto',
-      maxBlockSize: 64 * KiB,
-      now: () => t,
-      cpuNow: () => 0,
-      cpuShare: 1,
-      linkNow: link.read,
-    });
+    const encoder = linkedEncoder(() => t, link.read);
     for (let i = 0; i < 300; i++, t += 10) encoder.encode(text);
     assert.deepEqual(encoder.arbiterState, { current: 'model', trials: 0, switches: 0 });
 
     // The same start with the transport sending well below the link (the CPU, not the link, is the
     // limit): raw is tried.
     const cpuBound = sendingLink(() => t, 50e6, 10e6);
-    const tried = new BlockEncoder({
-      mode: 'auto',
-      maxBlockSize: 64 * KiB,
-      now: () => t,
-      cpuNow: () => 0,
-      cpuShare: 1,
-      linkNow: cpuBound.read,
-    });
+    const tried = linkedEncoder(() => t, cpuBound.read);
     for (let i = 0; i < 300; i++, t += 10) tried.encode(text);
     assert.ok((tried.arbiterState?.trials ?? 0) >= 1, `trials ${tried.arbiterState?.trials}`);
   });
@@ -518,4 +492,9 @@ function sendingLink(clock: () => number, rateBps: number, sendingBps: number) {
       sendingBps = sending;
     },
   };
+}
+
+/** An 'auto' encoder on a fake clock (codec CPU time 0, a whole core) that reads the link from linkNow. */
+function linkedEncoder(clock: () => number, linkNow: () => LinkNow, options: BlockEncoderOptions = {}): BlockEncoder {
+  return new BlockEncoder({ mode: 'auto', maxBlockSize: 64 * KiB, now: clock, cpuNow: () => 0, cpuShare: 1, linkNow, ...options });
 }

@@ -23,15 +23,20 @@ function textChunk(n: number): Buffer {
   return out;
 }
 
-async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Promise<number> {
+// A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
+async function startPacedLz4Pair() {
   const target = await startVerifyTarget();
-  // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
   const pair = await startPair({
     target: `127.0.0.1:${target.port}`,
     allow: ['127.0.0.1'],
     compression: 'lz4',
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
   });
+  return { target, pair };
+}
+
+async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Promise<number> {
+  const { target, pair } = await startPacedLz4Pair();
   try {
     const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, upload);
     assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
@@ -63,13 +68,7 @@ test('several connections gathering at once, with blocks that go raw while the s
   // Gathered blocks are assembled in pooled buffers (gather-buffers.ts) that one connection after
   // another reuses; a block that goes raw is queued as a view of its buffer. Runs of text
   // (gathered, compressing) alternate with runs of random bytes (gathered blocks that go raw).
-  const target = await startVerifyTarget();
-  const pair = await startPair({
-    target: `127.0.0.1:${target.port}`,
-    allow: ['127.0.0.1'],
-    compression: 'lz4',
-    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
-  });
+  const { target, pair } = await startPacedLz4Pair();
   try {
     const mixed = (): ((n: number) => Buffer) => {
       let i = 0;
