@@ -299,10 +299,10 @@ export class Recovery {
     this.sent.release(p);
   }
 
-  /** Loss timer or probe timeout deadline; null when nothing is outstanding. */
-  deadline(handshakePending: boolean): Millis | null {
+  /** Loss timer or probe timeout deadline; Infinity when nothing is outstanding. */
+  deadline(handshakePending: boolean): Millis {
     if (this.lossTime !== Infinity) return this.lossTime;
-    if (this.ackElicitingInFlight === 0 && !handshakePending) return null;
+    if (this.ackElicitingInFlight === 0 && !handshakePending) return Infinity;
     const pto = this.rtt.pto(this.peerMaxAckDelay);
     const interval = Math.min(pto * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF), Math.max(pto, MAX_PROBE_INTERVAL_MS));
     return this.lastAckElicitingSentAt + interval;

@@ -57,11 +57,12 @@ test('RecvStream enforces credit and final size', () => {
   assert.equal(r.check(0, 50, true), 'final-size');
   assert.equal(r.checkFinalSize(120), 'final-size');
   // Credit is returned once an eighth of the window has been read.
-  assert.equal(r.creditUpdate(), -1);
+  assert.equal(r.refreshCredit(), false);
   const r2 = new RecvStream(1000);
   r2.insert(0, new Uint8Array(600), false);
   r2.read(600);
-  assert.equal(r2.creditUpdate(), 1600);
+  assert.equal(r2.refreshCredit(), true);
+  assert.equal(r2.maxData, 1600);
 });
 
 test('SendStream bounds its buffer, retransmits lost ranges first, frees on ack', () => {
@@ -129,7 +130,7 @@ test('SendStream respects stream and association credit and sends FIN once', () 
   assert.equal(s.nextChunk(1000, 1000), false);
   // Blocked by the stream credit, not the association: MAX_STREAM_DATA (not MAX_DATA) unblocks it.
   assert.equal(s.blockedOnlyByConnection(), false);
-  s.maxData = 1000;
+  assert.ok(s.raiseMaxData(1000));
   assert.ok(s.nextChunk(1000, 1000));
   assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkFin], [100, 200, true]);
   assert.equal(s.nextChunk(1000, 1000), false);
@@ -161,7 +162,7 @@ test('RecvStream views: any arrival order, views across the ring wrap, released 
           const v = held.shift()!;
           got.push(Uint8Array.from(v));
           r.release(v.length);
-          r.creditUpdate();
+          r.refreshCredit();
         };
         let sent = 0;
         while (sent < size || held.length > 0 || r.hasReadable()) {

@@ -13,51 +13,117 @@ const WRITABLE_AGAIN_FRACTION = 1 / 4;
 const INITIAL_RING_BYTES = 16 * 1024;
 const EMPTY_RING = new Uint8Array(0);
 
+/**
+ * Where the send half stands (quinn's SendState). A new object only on a transition, which
+ * happens a few times in a stream's life, never per packet. At most one packet carries the FIN
+ * at a time (it is re-sent only once its packet is declared lost), so one state covers it.
+ */
+export type SendState =
+  /** The application may still write. */
+  | { readonly kind: 'open' }
+  /** finish() was called; the FIN goes out with the byte at finalSize. */
+  | { readonly kind: 'fin-queued'; readonly finalSize: number }
+  | { readonly kind: 'fin-sent'; readonly finalSize: number }
+  /** The FIN's packet was declared lost: it is sent again. */
+  | { readonly kind: 'fin-lost'; readonly finalSize: number }
+  | { readonly kind: 'fin-acked'; readonly finalSize: number }
+  /** Reset with data unacknowledged: RESET_STREAM (code, final size) is owed until acknowledged. */
+  | { readonly kind: 'reset-sent'; readonly finalSize: number; readonly code: number }
+  /** Reset and nothing more owed to the peer: RESET_STREAM acknowledged, or every byte and the FIN were. */
+  | { readonly kind: 'reset-acked' };
+
+const OPEN: SendState = { kind: 'open' };
+const RESET_ACKED: SendState = { kind: 'reset-acked' };
+
 export class SendStream {
   /** Bytes [ackedOffset, writeOffset) live at ring[offset % ring.length]. */
-  private ring: Uint8Array;
-  /** Every byte below is acknowledged and freed. */
-  ackedOffset = 0;
-  /** Bytes accepted from the application. */
-  writeOffset = 0;
-  /** Next never-sent byte; everything below was sent at least once. */
-  sentOffset = 0;
-  /** Peer's credit for this stream (absolute offset). */
-  maxData: number;
-  /** Final size once finish() was called, else -1. */
-  finOffset = -1;
-  finSent = false;
-  finAcked = false;
-  private finLost = false;
-  /** Reset locally or by the peer: nothing more is sent except RESET_STREAM. */
-  reset = false;
-  /** write() refused bytes: the application waits for 'stream-writable'. */
-  writeBlocked = false;
-  private readonly acked = new RangeSet();
-  private readonly lost = new RangeSet();
-  private readonly bufferLimit: number;
+  #ring: Uint8Array = EMPTY_RING;
+  #ackedOffset = 0;
+  #writeOffset = 0;
+  #sentOffset = 0;
+  #maxData: number;
+  #state: SendState = OPEN;
+  #writeBlocked = false;
+  readonly #acked = new RangeSet();
+  readonly #lost = new RangeSet();
+  readonly #bufferLimit: number;
   /** writeOffset at the last trim(): a ring is freed only after a whole trim period unused. */
-  private writeOffsetAtTrim = 0;
+  #writeOffsetAtTrim = 0;
 
   // Result of nextChunk().
-  chunkOffset = 0;
-  chunkLength = 0;
-  chunkFin = false;
-  chunkIsNew = false;
+  #chunkOffset = 0;
+  #chunkLength = 0;
+  #chunkFin = false;
+  #chunkIsNew = false;
 
   constructor(maxData: number, bufferLimit: number) {
-    this.maxData = maxData;
-    this.bufferLimit = bufferLimit;
-    this.ring = EMPTY_RING;
+    this.#maxData = maxData;
+    this.#bufferLimit = bufferLimit;
+  }
+
+  get state(): SendState {
+    return this.#state;
+  }
+
+  /** Every byte below is acknowledged and freed. */
+  get ackedOffset(): number {
+    return this.#ackedOffset;
+  }
+
+  /** Bytes accepted from the application. */
+  get writeOffset(): number {
+    return this.#writeOffset;
+  }
+
+  /** Peer's credit for this stream (absolute offset). */
+  get maxData(): number {
+    return this.#maxData;
+  }
+
+  /** write() refused bytes: the application waits for 'stream-writable'. */
+  get writeBlocked(): boolean {
+    return this.#writeBlocked;
+  }
+
+  get isReset(): boolean {
+    const kind = this.#state.kind;
+    return kind === 'reset-sent' || kind === 'reset-acked';
+  }
+
+  // The chunk picked by the last nextChunk().
+  get chunkOffset(): number {
+    return this.#chunkOffset;
+  }
+  get chunkLength(): number {
+    return this.#chunkLength;
+  }
+  get chunkFin(): boolean {
+    return this.#chunkFin;
+  }
+  /** Never sent before (counts against the association's credit), not a retransmission. */
+  get chunkIsNew(): boolean {
+    return this.#chunkIsNew;
   }
 
   bufferedBytes(): number {
-    return this.writeOffset - this.ackedOffset;
+    return this.#writeOffset - this.#ackedOffset;
+  }
+
+  /** Written and never sent. */
+  unsentBytes(): number {
+    return this.#writeOffset - this.#sentOffset;
   }
 
   /** Bytes of memory the ring holds (at least bufferedBytes()). */
   allocatedBytes(): number {
-    return this.ring.length;
+    return this.#ring.length;
+  }
+
+  /** The peer's MAX_STREAM_DATA; true when it raised the credit. */
+  raiseMaxData(max: number): boolean {
+    if (max <= this.#maxData) return false;
+    this.#maxData = max;
+    return true;
   }
 
   /**
@@ -65,63 +131,73 @@ export class SendStream {
    * for every ACK's few freed packets, a gateway toggled its TCP socket (and woke the
    * application behind it) once per ACK, reading one 64 KiB chunk each time.
    */
-  get writableAgain(): boolean {
-    return this.bufferLimit - this.bufferedBytes() >= this.bufferLimit * WRITABLE_AGAIN_FRACTION;
+  get #writableAgain(): boolean {
+    return this.#bufferLimit - this.bufferedBytes() >= this.#bufferLimit * WRITABLE_AGAIN_FRACTION;
+  }
+
+  /** After an ACK freed buffer space: true once, when a blocked writer should write again. */
+  wakeWriter(): boolean {
+    if (!this.#writeBlocked || this.isReset || !this.#writableAgain) return false;
+    this.#writeBlocked = false;
+    return true;
   }
 
   /** Copies up to the buffer limit; returns bytes accepted. */
   write(data: Uint8Array): number {
-    if (this.finOffset >= 0 || this.reset) return 0;
-    const room = this.bufferLimit - (this.writeOffset - this.ackedOffset);
+    if (this.#state.kind !== 'open') return 0;
+    const room = this.#bufferLimit - (this.#writeOffset - this.#ackedOffset);
     const n = Math.min(room, data.length);
-    if (n < data.length) this.writeBlocked = true;
+    if (n < data.length) this.#writeBlocked = true;
     if (n <= 0) return 0;
-    const needed = this.writeOffset + n - this.ackedOffset;
-    if (needed > this.ring.length) this.grow(needed);
-    const ring = this.ring;
+    const needed = this.#writeOffset + n - this.#ackedOffset;
+    if (needed > this.#ring.length) this.#grow(needed);
+    const ring = this.#ring;
     const cap = ring.length;
-    const pos = this.writeOffset % cap;
+    const pos = this.#writeOffset % cap;
     const first = Math.min(n, cap - pos);
     ring.set(first === data.length ? data : data.subarray(0, first), pos);
     if (first < n) ring.set(data.subarray(first, n), 0);
-    this.writeOffset += n;
+    this.#writeOffset += n;
     return n;
   }
 
-  private grow(needed: number): void {
-    let cap = Math.max(this.ring.length * 2, INITIAL_RING_BYTES);
+  #grow(needed: number): void {
+    let cap = Math.max(this.#ring.length * 2, INITIAL_RING_BYTES);
     while (cap < needed) cap *= 2;
-    cap = Math.min(cap, Math.max(this.bufferLimit, needed));
+    cap = Math.min(cap, Math.max(this.#bufferLimit, needed));
     const next = new Uint8Array(cap);
-    const old = this.ring;
+    const old = this.#ring;
     if (old.length > 0) {
-      for (let off = this.ackedOffset; off < this.writeOffset; ) {
+      for (let off = this.#ackedOffset; off < this.#writeOffset; ) {
         const src = off % old.length;
-        const run = Math.min(this.writeOffset - off, old.length - src);
+        const run = Math.min(this.#writeOffset - off, old.length - src);
         const dst = off % cap;
         const fit = Math.min(run, cap - dst);
         next.set(old.subarray(src, src + fit), dst);
         off += fit;
       }
     }
-    this.ring = next;
+    this.#ring = next;
   }
 
   finish(): void {
-    if (this.finOffset < 0 && !this.reset) this.finOffset = this.writeOffset;
+    if (this.#state.kind === 'open') this.#state = { kind: 'fin-queued', finalSize: this.#writeOffset };
   }
 
   /** Anything to send, given the association's remaining credit for new bytes. */
   hasSendable(connCredit: number): boolean {
-    if (this.reset) return false;
-    if (!this.lost.isEmpty() || this.finLost) return true;
-    if (this.sentOffset < this.writeOffset && this.sentOffset < this.maxData && connCredit > 0) return true;
-    return this.finOffset >= 0 && !this.finSent && this.sentOffset === this.finOffset;
+    const state = this.#state;
+    if (state.kind === 'reset-sent' || state.kind === 'reset-acked') return false;
+    if (!this.#lost.isEmpty() || state.kind === 'fin-lost') return true;
+    if (this.#sentOffset < this.#writeOffset && this.#sentOffset < this.#maxData && connCredit > 0) return true;
+    return state.kind === 'fin-queued' && this.#sentOffset === state.finalSize;
   }
 
   /** Only new data remains, and it is blocked by the association's credit. */
   blockedOnlyByConnection(): boolean {
-    return this.lost.isEmpty() && !this.finLost && this.sentOffset < this.writeOffset && this.sentOffset < this.maxData;
+    return (
+      this.#lost.isEmpty() && this.#state.kind !== 'fin-lost' && this.#sentOffset < this.#writeOffset && this.#sentOffset < this.#maxData
+    );
   }
 
   /**
@@ -129,43 +205,46 @@ export class SendStream {
    * `maxLength` bytes and marks it sent. Fills chunk*; returns false when nothing fits.
    */
   nextChunk(maxLength: number, connCredit: number): boolean {
-    if (this.reset) return false;
-    const lost = this.lost;
+    const state = this.#state;
+    if (state.kind === 'reset-sent' || state.kind === 'reset-acked') return false;
+    const lost = this.#lost;
     if (!lost.isEmpty()) {
       const start = lost.starts[0]!;
       const len = Math.min(lost.ends[0]! - start, maxLength);
       if (len <= 0) return false;
       lost.remove(start, start + len);
-      this.chunkOffset = start;
-      this.chunkLength = len;
-      this.chunkFin = this.finLost && start + len === this.finOffset;
-      if (this.chunkFin) this.finLost = false;
-      this.chunkIsNew = false;
+      this.#chunkOffset = start;
+      this.#chunkLength = len;
+      // A lost FIN rides with the lost range it ends.
+      const fin = state.kind === 'fin-lost' && start + len === state.finalSize;
+      if (fin) this.#state = { kind: 'fin-sent', finalSize: state.finalSize };
+      this.#chunkFin = fin;
+      this.#chunkIsNew = false;
       return true;
     }
-    if (this.finLost) {
-      this.finLost = false;
-      this.chunkOffset = this.finOffset;
-      this.chunkLength = 0;
-      this.chunkFin = true;
-      this.chunkIsNew = false;
+    if (state.kind === 'fin-lost') {
+      this.#state = { kind: 'fin-sent', finalSize: state.finalSize };
+      this.#chunkOffset = state.finalSize;
+      this.#chunkLength = 0;
+      this.#chunkFin = true;
+      this.#chunkIsNew = false;
       return true;
     }
-    const len = Math.min(maxLength, this.writeOffset - this.sentOffset, this.maxData - this.sentOffset, connCredit);
-    const fin = this.finOffset >= 0 && !this.finSent && this.sentOffset + Math.max(len, 0) === this.finOffset;
+    const len = Math.min(maxLength, this.#writeOffset - this.#sentOffset, this.#maxData - this.#sentOffset, connCredit);
+    const fin = state.kind === 'fin-queued' && this.#sentOffset + Math.max(len, 0) === state.finalSize;
     if (len <= 0 && !fin) return false;
-    this.chunkOffset = this.sentOffset;
-    this.chunkLength = Math.max(len, 0);
-    this.chunkFin = fin;
-    this.chunkIsNew = true;
-    this.sentOffset += this.chunkLength;
-    if (fin) this.finSent = true;
+    this.#chunkOffset = this.#sentOffset;
+    this.#chunkLength = Math.max(len, 0);
+    this.#chunkFin = fin;
+    this.#chunkIsNew = true;
+    this.#sentOffset += this.#chunkLength;
+    if (fin) this.#state = { kind: 'fin-sent', finalSize: state.finalSize };
     return true;
   }
 
   /** Copies stream bytes [offset, offset + length) into `dst` at `pos`. */
   copyOut(offset: number, length: number, dst: Uint8Array, pos: number): void {
-    const ring = this.ring;
+    const ring = this.#ring;
     const cap = ring.length;
     const src = offset % cap;
     const first = Math.min(length, cap - src);
@@ -175,22 +254,24 @@ export class SendStream {
 
   /** Returns true when buffer space was freed. */
   onAcked(offset: number, length: number, fin: boolean): boolean {
-    if (fin) this.finAcked = true;
+    const state = this.#state;
+    if (fin && state.kind === 'fin-sent') this.#state = { kind: 'fin-acked', finalSize: state.finalSize };
     const end = offset + length;
-    if (!this.lost.isEmpty()) this.lost.remove(offset, end);
-    if (end <= this.ackedOffset) return false;
-    if (offset > this.ackedOffset) {
-      this.acked.insert(offset, end);
+    if (!this.#lost.isEmpty()) this.#lost.remove(offset, end);
+    if (end <= this.#ackedOffset) return false;
+    if (offset > this.#ackedOffset) {
+      this.#acked.insert(offset, end);
       return false;
     }
-    this.ackedOffset = end;
-    const acked = this.acked;
-    while (!acked.isEmpty() && acked.starts[0]! <= this.ackedOffset) {
-      if (acked.ends[0]! > this.ackedOffset) this.ackedOffset = acked.ends[0]!;
+    this.#ackedOffset = end;
+    const acked = this.#acked;
+    while (!acked.isEmpty() && acked.starts[0]! <= this.#ackedOffset) {
+      if (acked.ends[0]! > this.#ackedOffset) this.#ackedOffset = acked.ends[0]!;
       acked.removeBelow(acked.ends[0]!);
     }
     // Finished and all acknowledged: nothing will be written again, the ring can go now.
-    if (this.finOffset >= 0 && this.ackedOffset >= this.finOffset) this.ring = EMPTY_RING;
+    const now = this.#state;
+    if (now.kind !== 'open' && now.kind !== 'reset-acked' && this.#ackedOffset >= now.finalSize) this.#ring = EMPTY_RING;
     return true;
   }
 
@@ -203,36 +284,50 @@ export class SendStream {
    * after each trim cost ~3% of the sending gateway's CPU in the lab.
    */
   trim(): void {
-    const idle = this.writeOffset === this.writeOffsetAtTrim;
-    this.writeOffsetAtTrim = this.writeOffset;
-    if (idle && this.ackedOffset === this.writeOffset && this.ring.length > INITIAL_RING_BYTES) this.ring = EMPTY_RING;
+    const idle = this.#writeOffset === this.#writeOffsetAtTrim;
+    this.#writeOffsetAtTrim = this.#writeOffset;
+    if (idle && this.#ackedOffset === this.#writeOffset && this.#ring.length > INITIAL_RING_BYTES) this.#ring = EMPTY_RING;
   }
 
   onLost(offset: number, length: number, fin: boolean): void {
-    if (this.reset) return;
-    if (fin && !this.finAcked) this.finLost = true;
-    const start = Math.max(offset, this.ackedOffset);
+    const state = this.#state;
+    if (state.kind === 'reset-sent' || state.kind === 'reset-acked') return;
+    if (fin && state.kind === 'fin-sent') this.#state = { kind: 'fin-lost', finalSize: state.finalSize };
+    const start = Math.max(offset, this.#ackedOffset);
     const end = offset + length;
     if (end <= start) return;
-    this.lost.insert(start, end);
-    const acked = this.acked;
+    this.#lost.insert(start, end);
+    const acked = this.#acked;
     for (let i = 0; i < acked.count; i++) {
       if (acked.starts[i]! >= end) break;
-      if (acked.ends[i]! > start) this.lost.remove(acked.starts[i]!, acked.ends[i]!);
+      if (acked.ends[i]! > start) this.#lost.remove(acked.starts[i]!, acked.ends[i]!);
     }
   }
 
   /** FIN sent and every byte up to it acknowledged. */
   isComplete(): boolean {
-    return this.finAcked && this.ackedOffset >= this.finOffset;
+    const state = this.#state;
+    return state.kind === 'fin-acked' && this.#ackedOffset >= state.finalSize;
   }
 
-  /** Drops buffered data (reset). */
-  abandon(): void {
-    this.reset = true;
-    this.ring = new Uint8Array(0);
-    this.lost.clear();
-    this.acked.clear();
-    this.finLost = false;
+  /**
+   * Stops sending (a reset by either side) and drops what is buffered. Returns true when the
+   * peer must be told by a RESET_STREAM with `code` (it does not have everything yet).
+   */
+  reset(code: number): boolean {
+    if (this.isComplete()) {
+      this.#state = RESET_ACKED;
+      return false;
+    }
+    this.#state = { kind: 'reset-sent', finalSize: this.#sentOffset, code };
+    this.#ring = new Uint8Array(0);
+    this.#lost.clear();
+    this.#acked.clear();
+    return true;
+  }
+
+  /** The peer acknowledged our RESET_STREAM. */
+  onResetAcked(): void {
+    if (this.#state.kind === 'reset-sent') this.#state = RESET_ACKED;
   }
 }
