@@ -2,9 +2,10 @@
 // application calls in; datagrams, events and the next deadline out). See types.ts for the
 // driver loop and docs/protocol.md "Transport packets" for the wire format.
 //
-// The connection runs the handshake, the close, and packet assembly; its parts keep their own
-// state: the streams and flow control (streams/state.ts), what to acknowledge (ack-tracker.ts),
-// loss recovery (recovery.ts), pacing, path MTU discovery, and the deadlines (timer.ts).
+// The connection runs the handshake, the close, frame dispatch and packet assembly; its parts
+// keep their own state: the streams and flow control (streams/state.ts), what to acknowledge
+// (ack-tracker.ts), loss recovery (recovery.ts), when a packet may leave (send-scheduler.ts),
+// path MTU discovery (mtud.ts), the idle timeout (idle.ts), and the deadlines (timer.ts).
 
 import type { ConnectionConfig, ConnectionEvent, ConnectionStats, Millis, Transmit, TransportConnection } from './types.ts';
 import type { RateController } from './congestion/controller.ts';
@@ -25,13 +26,15 @@ import {
 } from './frame.ts';
 import { Ctrl, type SentPacket } from './sent-packets.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
-import { Pacer } from './pacing.ts';
 import { MtuDiscovery } from './mtud.ts';
 import { AckTracker, ACK_ELICITING_THRESHOLD, MAX_ACK_DELAY_MS } from './ack-tracker.ts';
 import { StreamsState } from './streams/state.ts';
 import { EventQueue } from './events.ts';
 import { Timer, TimerTable } from './timer.ts';
-import { SendWait, SendWaits } from './send-waits.ts';
+import { SendScheduler } from './send-scheduler.ts';
+import { admitFrames } from './admission.ts';
+import { IdleTimer } from './idle.ts';
+import { DatagramCounters, type ExtendedStats } from './stats.ts';
 
 /** CLOSE codes (docs/protocol.md). Application codes start at 0x100. */
 export const CloseCode = {
@@ -69,17 +72,6 @@ const HANDSHAKE: State = { kind: 'handshake' };
 const CONNECTED: State = { kind: 'connected' };
 const CLOSED: State = { kind: 'closed' };
 
-/** Datagrams in and out, counted where they pass (stats()). */
-class DatagramCounters {
-  packetsSent = 0;
-  packetsReceived = 0;
-  bytesSent = 0;
-  bytesReceived = 0;
-  /** Undecodable or rejected input. */
-  dropped = 0;
-  duplicates = 0;
-}
-
 export interface ConnectionOptions {
   role: 'client' | 'server';
   config: ConnectionConfig;
@@ -101,22 +93,18 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   readonly #controller: RateController;
   readonly #recovery: Recovery;
-  readonly #pacer: Pacer;
   readonly #mtud: MtuDiscovery;
+  readonly #scheduler: SendScheduler;
   readonly #acks: AckTracker;
   readonly #streams: StreamsState;
   readonly #timers = new TimerTable();
   readonly #events = new EventQueue();
-  readonly #sendWaits = new SendWaits();
   readonly #counters = new DatagramCounters();
   readonly #rxHeader: PacketHeader = newHeader();
+  readonly #idle: IdleTimer;
 
   /** Our HANDSHAKE frame (INIT or ACCEPT) goes in the next packet. */
   #handshakeDue = false;
-  /** The idle timeout in force: ours, or the peer's when shorter. */
-  #idleTimeoutMs: number;
-  #elicitingSentSinceReceive = false;
-  #lastSentAt: Millis;
   #pingDue = false;
   #probesToSend = 0;
   /** Latest time seen from the driver: deadlines at or before it are not reported again. */
@@ -135,13 +123,11 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const random = config.random ?? defaultRandom();
     this.#controller = config.rateController ? config.rateController() : new ModelBasedController({ mss: config.maxPacketSize, random });
     this.#recovery = new Recovery(this.#controller, this);
-    this.#pacer = new Pacer(now, config.initialPacketSize);
     this.#mtud = new MtuDiscovery(config.initialPacketSize, config.maxPacketSize, now);
+    this.#scheduler = new SendScheduler(this.#controller, this.#recovery, this.#mtud, this.#timers, config.initialPacketSize, now);
     this.#acks = new AckTracker(Math.max(1, Math.floor(config.ackFrequency ?? ACK_ELICITING_THRESHOLD)));
     this.#streams = new StreamsState(role, config, this.#events);
-    this.#idleTimeoutMs = config.idleTimeoutMs;
-    if (config.idleTimeoutMs > 0) this.#timers.set(Timer.idle, now + config.idleTimeoutMs);
-    this.#lastSentAt = now;
+    this.#idle = new IdleTimer(config.idleTimeoutMs, config.keepaliveMs, this.#timers, now);
     this.#lastNow = now;
     this.#cidKnown = role === 'client';
     if (role === 'client') {
@@ -268,9 +254,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
     timers.set(Timer.lossDetection, this.#recovery.deadline(this.#handshakeUnconfirmed()));
     timers.set(Timer.ack, this.#acks.deadline());
     const connected = this.#state.kind === 'connected';
-    const keepaliveMs = this.#config.keepaliveMs;
     // Once a keepalive PING is due (it may wait for window), the deadline has done its job.
-    timers.set(Timer.keepalive, connected && keepaliveMs > 0 && !this.#pingDue ? this.#lastSentAt + keepaliveMs : Infinity);
+    timers.set(Timer.keepalive, connected && !this.#pingDue ? this.#idle.keepaliveAt() : Infinity);
     // A probe already due waits in transmit for window; as a deadline it would fire at once, again and again.
     const probeAt = this.#mtud.nextProbeTime();
     timers.set(Timer.mtuProbe, connected && probeAt > this.#lastNow ? probeAt : Infinity);
@@ -299,7 +284,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       streamBytesReceived: streams.bytesReceived,
       datagramsDropped: counters.dropped,
       activeStreams: streams.count,
-      sendWaits: this.#sendWaits.totals(this.#lastNow),
+      sendWaits: this.#scheduler.waitTotals(this.#lastNow),
     };
   }
 
@@ -313,18 +298,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
   }
 
   /** Counters beyond ConnectionStats (diagnostics, tests). */
-  extendedStats(): {
-    duplicatePackets: number;
-    mtuProbesSent: number;
-    mtuProbesLost: number;
-    mtuBlackHoles: number;
-    ptoCount: number;
-    bufferedSendBytes: number;
-    bufferedRecvBytes: number;
-    controller: string;
-    spuriousLosses: number;
-    packetThreshold: number;
-  } {
+  extendedStats(): ExtendedStats {
     const buffered = this.#streams.bufferedBytes();
     return {
       duplicatePackets: this.#counters.duplicates,
@@ -363,7 +337,9 @@ export class Connection implements TransportConnection, RecoveryHandler {
       return;
     }
     const frames = decodeFrames(data, HEADER_SIZE);
-    if (!Array.isArray(frames) || !this.#validate(frames)) {
+    // Checked whole before anything is applied (admission.ts).
+    const open = state.kind !== 'handshake';
+    if (!Array.isArray(frames) || !admitFrames(frames, this.role, open, this.#cidKnown, this.#streams)) {
       counters.dropped++;
       return;
     }
@@ -397,56 +373,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
       this.#applyFrame(f, now);
       if (this.isClosed) return;
     }
-    if (this.#idleTimeoutMs > 0) this.#timers.set(Timer.idle, now + this.#idleTimeoutMs);
-    this.#elicitingSentSinceReceive = false;
+    this.#idle.onReceived(now);
     if (ackEliciting) this.#acks.onAckEliciting(now);
-  }
-
-  /**
-   * Checks every frame against the current state before anything is applied, so a packet
-   * is either applied whole or dropped whole (hostile input leaves the state as it was).
-   */
-  #validate(frames: Frame[]): boolean {
-    const kind = this.#state.kind;
-    let handshakeDone = kind === 'connected' || kind === 'closing' || kind === 'aborting';
-    const streams = this.#streams;
-    streams.beginAdmission();
-    let sawInit = false;
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i]!;
-      switch (f.type) {
-        case 'handshake':
-          if (f.kind === HandshakeKind.INIT) {
-            if (this.role !== 'server') return false;
-            sawInit = true;
-          } else if (this.role !== 'client') {
-            return false;
-          }
-          // Frames after the handshake frame in the same packet see the association open.
-          handshakeDone = true;
-          break;
-        case 'padding':
-        case 'ping':
-        case 'close':
-          break;
-        case 'ack':
-          if (!this.#cidKnown) return false;
-          break;
-        case 'max-data':
-        case 'max-streams':
-          if (!handshakeDone) return false;
-          break;
-        case 'max-stream-data':
-          if (!handshakeDone || !streams.isValidId(f.streamId)) return false;
-          break;
-        case 'stream':
-        case 'reset-stream':
-          if (!handshakeDone || !streams.admit(f)) return false;
-          break;
-      }
-    }
-    if (!this.#cidKnown && !sawInit) return false;
-    return streams.admitsAll();
   }
 
   #applyFrame(f: Frame, now: Millis): void {
@@ -502,10 +430,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
   #applyPeerParams(p: TransportParams): void {
     this.#streams.applyPeerParams(p.maxData, p.maxStreamData, p.maxStreams);
     this.#recovery.peerMaxAckDelay = p.maxAckDelayUs / 1000;
-    // The shorter of the two idle timeouts applies (0 = none); re-armed by the caller.
-    if (p.idleTimeoutMs > 0 && (this.#idleTimeoutMs === 0 || p.idleTimeoutMs < this.#idleTimeoutMs)) {
-      this.#idleTimeoutMs = p.idleTimeoutMs;
-    }
+    this.#idle.applyPeerTimeout(p.idleTimeoutMs);
     this.#mtud.setMax(p.maxPacketSize);
   }
 
@@ -589,61 +514,16 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const streams = this.#streams;
     const queued = streams.hasQueued();
     const wantsData = queued || this.#handshakeDue || this.#pingDue || streams.hasControlPending();
-    const inFlight = this.#recovery.bytesInFlight;
-    const room = this.#controller.cwndBytes() - inFlight;
-    // Path MTU probes interleave with data (one outstanding at a time). A probe that does
-    // not fit the window waits for room; data and credit updates never wait behind it.
-    let probe = state.kind === 'connected' ? this.#mtud.probeSize(now) : 0;
-    if (probe > room && !(inFlight === 0 && !wantsData)) probe = 0;
-    let blocked = false;
-    let wait: SendWait = SendWait.none;
-    if (wantsData || probe > 0) {
-      const limit = probe > 0 ? probe : this.#packetLimit(size, room, inFlight);
-      if (limit === 0) {
-        blocked = true;
-        wait = SendWait.window;
-        // Waiting for acks now, not for tokens: the pacer owes no catch-up for this spell.
-        this.#pacer.forgetWait();
-      } else {
-        this.#pacer.setRate(this.#controller.pacingRateBps(), size);
-        // Bulk data leaves in quanta; control, handshake and retransmit-only packets and the
-        // tail of application-limited data wait only for their own tokens.
-        const backlog = queued && !this.#handshakeDue ? streams.bytesWritten - streams.bytesSent : 0;
-        const at = this.#pacer.releaseTime(now, limit, Math.max(backlog, limit));
-        if (at > now) {
-          this.#timers.set(Timer.pacing, at);
-          blocked = true;
-          wait = SendWait.pacing;
-        } else {
-          const n = this.#build(now, limit, false, probe);
-          if (n !== 0) {
-            this.#sendWaits.note(SendWait.none, now);
-            return n;
-          }
-        }
-      }
-    } else {
-      wait = SendWait.data;
+    const backlog = queued && !this.#handshakeDue ? streams.bytesWritten - streams.bytesSent : 0;
+    const scheduler = this.#scheduler;
+    const limit = scheduler.admit(now, size, wantsData, backlog, state.kind === 'connected');
+    if (limit > 0) {
+      const n = this.#build(now, limit, false, scheduler.probe);
+      scheduler.onSending(now);
+      if (n !== 0) return n;
     }
-    this.#sendWaits.note(wait, now);
     if (ackDue) return this.#build(now, size, false, 0, true);
-    if (!blocked && !wantsData) this.#recovery.markAppLimited();
-    return 0;
-  }
-
-  /**
-   * Size of the next data/control packet the window allows, 0 to wait for acks. Full-size
-   * packets while the window holds one. With nothing in flight no ack will ever free room,
-   * so a window smaller than one packet (a controller floor set for smaller packets than MTU
-   * discovery reached) still sends a packet of what it holds, credit updates included.
-   * (Packets cut to an arbitrary small remainder are not built: StreamsState.writeStreamFrames assumes
-   * room for a chunk once MIN_STREAM_FRAME_ROOM is left.)
-   */
-  #packetLimit(size: number, room: number, inFlight: number): number {
-    if (room >= size) return size;
-    // Whole bytes: controllers compute windows in fractional bytes, and a fractional limit
-    // overran the packet buffer (allocUnsafe truncates its size) by the fraction.
-    if (inFlight === 0) return Math.min(size, Math.max(Math.floor(room), this.#config.initialPacketSize));
+    if (!scheduler.blocked && !wantsData) this.#recovery.markAppLimited();
     return 0;
   }
 
@@ -725,15 +605,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
     if (ackEliciting) recovery.onPacketSent(sp, now);
     else recovery.sent.release(sp);
     if (mtuProbe > 0) this.#mtud.onProbeSent(mtuProbe);
-    if (ackEliciting) {
-      this.#pacer.onSent(length);
-      if (!this.#elicitingSentSinceReceive) {
-        this.#elicitingSentSinceReceive = true;
-        const timers = this.#timers;
-        timers.set(Timer.idle, Math.max(timers.get(Timer.idle), now + this.#idleTimeoutMs));
-      }
-    }
-    this.#lastSentAt = now;
+    if (ackEliciting) this.#scheduler.onSent(length);
+    this.#idle.onSent(now, ackEliciting);
     this.#counters.packetsSent++;
     this.#counters.bytesSent += length;
     if (out === null) this.#txBuilt = buf;
@@ -753,7 +626,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     const length = pos - base;
     this.#counters.packetsSent++;
     this.#counters.bytesSent += length;
-    this.#lastSentAt = now;
+    this.#idle.onSent(now, false);
     if (out === null) this.#txBuilt = buf;
     if (state.kind === 'aborting') this.#finishClose(code, state.reason, false);
     return length;
