@@ -1,12 +1,13 @@
-// Loss detection and delivery-rate sampling (RFC 9002 §6 with RACK-style time threshold,
-// draft-cheng-iccrg-delivery-rate-estimation). Recovery only reports acks and losses to the
-// rate controller; it never decides the rate, so random loss is not treated as congestion here.
+// Loss detection (RFC 9002 §6 with RACK-style time threshold), with a delivery-rate sample per
+// ACK (delivery-rate.ts). Recovery only reports acks and losses to the rate controller; it
+// never decides the rate, so random loss is not treated as congestion here.
 
 import type { Millis } from './types.ts';
 import type { AckSample, LossSample, RateController } from './congestion/controller.ts';
 import { RttEstimator, TIMER_GRANULARITY_MS } from './rtt.ts';
 import { SentPackets, type SentPacket } from './sent-packets.ts';
 import { RangeSet } from './range-set.ts';
+import { DeliveryRateEstimator } from './delivery-rate.ts';
 
 // RFC 9002 §6.1.1: three later packets acknowledged means a packet is lost, not reordered.
 export const PACKET_THRESHOLD = 3;
@@ -47,11 +48,7 @@ export class Recovery {
   #lossTime: Millis = Infinity;
   /** Outstanding packet numbers below largestAcked, ascending (few: loss or reordering). */
   #holes: number[] = [];
-  // Delivery-rate estimation state ("C." variables in the draft).
-  #delivered = 0;
-  #deliveredTime: Millis = 0;
-  #firstSentTime: Millis = 0;
-  #appLimitedUntil = 0;
+  readonly #deliveryRate = new DeliveryRateEstimator();
   // Stats.
   packetsLost = 0;
   bytesLost = 0;
@@ -74,10 +71,6 @@ export class Recovery {
   };
   readonly #lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
   // Per-ACK scratch.
-  #rsPriorDelivered = -1;
-  #rsSendElapsed = 0;
-  #rsAckElapsed = 0;
-  #rsAppLimited = false;
   #ackedBytes = 0;
   #lostBytes = 0;
   #lostNewestSentAt: Millis = 0;
@@ -91,14 +84,7 @@ export class Recovery {
   /** Records a packet just sent (fill `p` from sent.acquire() first). */
   onPacketSent(p: SentPacket, now: Millis): void {
     if (p.inFlight) {
-      if (this.bytesInFlight === 0) {
-        this.#firstSentTime = now;
-        this.#deliveredTime = now;
-      }
-      p.delivered = this.#delivered;
-      p.deliveredTime = this.#deliveredTime;
-      p.firstSentTime = this.#firstSentTime;
-      p.appLimited = this.#appLimitedUntil !== 0;
+      this.#deliveryRate.onPacketSent(p, now, this.bytesInFlight);
       this.bytesInFlight += p.size;
       if (p.ackEliciting) {
         this.ackElicitingInFlight++;
@@ -111,7 +97,7 @@ export class Recovery {
 
   /** The sender has nothing to send although the window allows: samples until now are app-limited. */
   markAppLimited(): void {
-    this.#appLimitedUntil = Math.max(this.#delivered + this.bytesInFlight, 1);
+    this.#deliveryRate.markAppLimited(this.bytesInFlight);
   }
 
   /**
@@ -125,7 +111,7 @@ export class Recovery {
     if (largest < 0) return;
     this.#ackedBytes = 0;
     this.#ackedNewestSentAt = -Infinity;
-    this.#rsPriorDelivered = -1;
+    this.#deliveryRate.beginAck();
     let largestSentAt = -1;
     let anyAckEliciting = false;
 
@@ -181,22 +167,15 @@ export class Recovery {
     this.ptoCount = 0;
     this.detectLosses(now);
 
-    if (this.#appLimitedUntil !== 0 && this.#delivered > this.#appLimitedUntil) this.#appLimitedUntil = 0;
     const s = this.#ackSample;
     s.now = now;
     s.rttMs = this.rtt.latest;
     s.bytesAcked = this.#ackedBytes;
-    s.isAppLimited = this.#rsAppLimited;
+    s.isAppLimited = this.#deliveryRate.isAppLimited;
     s.bytesInFlight = this.bytesInFlight;
     // Exact even when the ACK covers only holes (rtt.latest then belongs to an older ACK).
     s.sentAt = this.#ackedNewestSentAt;
-    s.deliveryRateBps = 0;
-    if (this.#rsPriorDelivered >= 0) {
-      const interval = Math.max(this.#rsSendElapsed, this.#rsAckElapsed);
-      const deliveredDelta = this.#delivered - this.#rsPriorDelivered;
-      // An interval shorter than the min RTT is an ack compression artifact (draft §3.3).
-      if (interval > 0 && interval >= this.rtt.min) s.deliveryRateBps = (deliveredDelta * 8000) / interval;
-    }
+    s.deliveryRateBps = this.#deliveryRate.rateBps(this.rtt.min);
     this.#controller.onAck(s);
   }
 
@@ -230,15 +209,7 @@ export class Recovery {
       if (p.ackEliciting) this.ackElicitingInFlight--;
       this.#ackedBytes += p.size;
       if (p.timeSent > this.#ackedNewestSentAt) this.#ackedNewestSentAt = p.timeSent;
-      this.#delivered += p.size;
-      this.#deliveredTime = now;
-      if (p.delivered >= this.#rsPriorDelivered) {
-        this.#rsPriorDelivered = p.delivered;
-        this.#rsAppLimited = p.appLimited;
-        this.#rsSendElapsed = p.timeSent - p.firstSentTime;
-        this.#rsAckElapsed = now - p.deliveredTime;
-        this.#firstSentTime = p.timeSent;
-      }
+      this.#deliveryRate.onPacketAcked(p, now);
     }
     this.#handler.onPacketAcked(p, now);
     this.sent.release(p);
