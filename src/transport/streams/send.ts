@@ -7,7 +7,7 @@
 
 import { RangeSet } from '../range-set.ts';
 
-// See SendStream.writableAgain.
+// See SendStream.#writableAgain.
 const WRITABLE_AGAIN_FRACTION = 1 / 4;
 
 const INITIAL_RING_BYTES = 16 * 1024;

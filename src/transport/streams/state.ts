@@ -77,9 +77,12 @@ export class StreamsState {
   readonly #maxStreamDataDue = new Set<number>();
   readonly #resetsDue = new Set<number>();
 
-  // A packet's frames are checked together before any is applied (see admit()).
+  // A packet's frames are checked together before any is applied (see admit()): the highest
+  // end admitted per stream. Most packets carry one stream's data, kept without the Map.
   #admitGrowth = 0;
-  readonly #admitHighest = new Map<number, number>();
+  #admitFirstId = -1;
+  #admitFirstEnd = 0;
+  readonly #admitOthers = new Map<number, number>();
 
   // Counted where things happen, read by the connection's stats().
   #bytesWritten = 0;
@@ -214,7 +217,8 @@ export class StreamsState {
   /** Starts checking a packet's frames: admit() each STREAM and RESET_STREAM, then admitsAll(). */
   beginAdmission(): void {
     this.#admitGrowth = 0;
-    if (this.#admitHighest.size > 0) this.#admitHighest.clear();
+    this.#admitFirstId = -1;
+    if (this.#admitOthers.size > 0) this.#admitOthers.clear();
   }
 
   /** Checks a STREAM or RESET_STREAM frame against its stream's credit and final size. */
@@ -226,7 +230,8 @@ export class StreamsState {
     if (s === undefined && !isNewPeer) return true; // closed stream: ignored when applied
     const end = f.type === 'stream' ? f.offset + f.data.length : f.finalSize;
     let highest = s !== undefined ? s.recv.highestOffset : 0;
-    if (this.#admitHighest.has(id)) highest = this.#admitHighest.get(id)!;
+    if (id === this.#admitFirstId) highest = this.#admitFirstEnd;
+    else if (this.#admitOthers.size > 0 && this.#admitOthers.has(id)) highest = this.#admitOthers.get(id)!;
     if (s !== undefined) {
       const err = f.type === 'stream' ? s.recv.check(f.offset, f.data.length, f.fin) : s.recv.checkFinalSize(f.finalSize);
       if (err !== null) return false;
@@ -235,7 +240,12 @@ export class StreamsState {
     }
     if (end > highest) {
       this.#admitGrowth += end - highest;
-      this.#admitHighest.set(id, end);
+      if (this.#admitFirstId < 0 || id === this.#admitFirstId) {
+        this.#admitFirstId = id;
+        this.#admitFirstEnd = end;
+      } else {
+        this.#admitOthers.set(id, end);
+      }
     }
     return true;
   }
