@@ -29,58 +29,58 @@ const LATE_CREDIT_MS = 8;
 const MAX_BUCKET_BYTES = 512 * 1024;
 
 export class Pacer {
-  private tokens: number;
-  private lastRefill: Millis;
-  private rateBytesPerMs = 0;
-  private capacity: number;
-  private quantumBytes: number;
+  #tokens: number;
+  #lastRefill: Millis;
+  #rateBytesPerMs = 0;
+  #capacity: number;
+  #quantumBytes: number;
   // The time a burst was opened: further packets at that same `now` (the same flush)
   // need only their own tokens, later calls wait for a whole quantum again.
-  private burstAt: Millis = -Infinity;
+  #burstAt: Millis = -Infinity;
   // The release time last handed out for a packet that had to wait (Infinity: none pending).
-  private dueAt: Millis = Infinity;
-  private packetSize: number;
+  #dueAt: Millis = Infinity;
+  #packetSize: number;
 
   constructor(now: Millis, packetSize: number) {
-    this.lastRefill = now;
-    this.packetSize = packetSize;
-    this.quantumBytes = MIN_QUANTUM_PACKETS * packetSize;
-    this.capacity = this.quantumBytes;
-    this.tokens = this.capacity;
+    this.#lastRefill = now;
+    this.#packetSize = packetSize;
+    this.#quantumBytes = MIN_QUANTUM_PACKETS * packetSize;
+    this.#capacity = this.#quantumBytes;
+    this.#tokens = this.#capacity;
   }
 
   /** Updates the rate (bits/s) and the packet size that bounds the quantum. */
   setRate(rateBps: number, packetSize: number): void {
     const perMs = rateBps / 8000;
-    if (perMs === this.rateBytesPerMs && packetSize === this.packetSize) return;
-    this.rateBytesPerMs = perMs;
-    this.packetSize = packetSize;
-    this.quantumBytes = Math.min(Math.max(perMs * QUANTUM_MS, MIN_QUANTUM_PACKETS * packetSize), MAX_QUANTUM_PACKETS * packetSize);
-    this.capacity = Math.max(Math.min(this.quantumBytes + perMs * BUCKET_SLACK_MS, MAX_BUCKET_BYTES), this.quantumBytes);
+    if (perMs === this.#rateBytesPerMs && packetSize === this.#packetSize) return;
+    this.#rateBytesPerMs = perMs;
+    this.#packetSize = packetSize;
+    this.#quantumBytes = Math.min(Math.max(perMs * QUANTUM_MS, MIN_QUANTUM_PACKETS * packetSize), MAX_QUANTUM_PACKETS * packetSize);
+    this.#capacity = Math.max(Math.min(this.#quantumBytes + perMs * BUCKET_SLACK_MS, MAX_BUCKET_BYTES), this.#quantumBytes);
   }
 
   /** Bytes released together in one burst at the current rate. */
   get quantum(): number {
-    return this.quantumBytes;
+    return this.#quantumBytes;
   }
 
   /** Most tokens the bucket holds at the current rate. */
   get bucketBytes(): number {
-    return this.capacity;
+    return this.#capacity;
   }
 
-  private refill(now: Millis): void {
-    const elapsed = now - this.lastRefill;
+  #refill(now: Millis): void {
+    const elapsed = now - this.#lastRefill;
     if (elapsed > 0) {
-      let capacity = this.capacity;
-      if (now > this.dueAt) {
-        const lateMs = Math.min(now - this.dueAt, LATE_CREDIT_MS);
-        capacity = Math.max(capacity, Math.min(capacity + lateMs * this.rateBytesPerMs, MAX_BUCKET_BYTES));
+      let capacity = this.#capacity;
+      if (now > this.#dueAt) {
+        const lateMs = Math.min(now - this.#dueAt, LATE_CREDIT_MS);
+        capacity = Math.max(capacity, Math.min(capacity + lateMs * this.#rateBytesPerMs, MAX_BUCKET_BYTES));
       }
-      this.tokens = Math.min(capacity, this.tokens + elapsed * this.rateBytesPerMs);
-      this.lastRefill = now;
+      this.#tokens = Math.min(capacity, this.#tokens + elapsed * this.#rateBytesPerMs);
+      this.#lastRefill = now;
     }
-    if (now >= this.dueAt) this.dueAt = Infinity;
+    if (now >= this.#dueAt) this.#dueAt = Infinity;
   }
 
   /**
@@ -91,30 +91,30 @@ export class Pacer {
    * its own tokens. Within a burst (the same `now`) each packet needs only its own.
    */
   releaseTime(now: Millis, bytes: number, backlog: number = bytes): Millis {
-    this.refill(now);
-    let need = now === this.burstAt ? bytes : Math.max(bytes, Math.min(this.quantumBytes, backlog));
+    this.#refill(now);
+    let need = now === this.#burstAt ? bytes : Math.max(bytes, Math.min(this.#quantumBytes, backlog));
     // A packet larger than the bucket (a path MTU probe at a low rate) leaves when it is full.
-    if (need > this.capacity) need = this.capacity;
+    if (need > this.#capacity) need = this.#capacity;
     // A hair of tolerance: the wake-up time computed below must release the packet despite rounding.
-    if (this.tokens >= need - 1e-6) {
-      this.burstAt = now;
-      this.dueAt = Infinity;
+    if (this.#tokens >= need - 1e-6) {
+      this.#burstAt = now;
+      this.#dueAt = Infinity;
       return now;
     }
     // No rate (a controller bug or a reset): look again in a millisecond rather than never.
-    if (this.rateBytesPerMs <= 0) return now + 1;
-    this.dueAt = now + (need - this.tokens) / this.rateBytesPerMs;
-    return this.dueAt;
+    if (this.#rateBytesPerMs <= 0) return now + 1;
+    this.#dueAt = now + (need - this.#tokens) / this.#rateBytesPerMs;
+    return this.#dueAt;
   }
 
   /** The sender stopped waiting for its release time (its window is full): no lateness is owed. */
   forgetWait(): void {
-    this.dueAt = Infinity;
+    this.#dueAt = Infinity;
   }
 
   onSent(bytes: number): void {
     // Probe-timeout packets leave regardless of tokens: through a long outage they ran up a debt
     // (half a megabyte in 90 s) that the first rate after it took minutes to repay.
-    this.tokens = Math.max(this.tokens - bytes, -this.capacity);
+    this.#tokens = Math.max(this.#tokens - bytes, -this.#capacity);
   }
 }

@@ -30,12 +30,12 @@ export class RangeSet {
   }
 
   contains(v: number): boolean {
-    const i = this.indexAtOrBefore(v);
+    const i = this.#indexAtOrBefore(v);
     return i >= 0 && v < this.ends[i]!;
   }
 
   /** Index of the last range whose start <= v, or -1. */
-  private indexAtOrBefore(v: number): number {
+  #indexAtOrBefore(v: number): number {
     const starts = this.starts;
     let lo = 0;
     let hi = starts.length - 1;
@@ -68,9 +68,9 @@ export class RangeSet {
       return end - oldEnd;
     }
     // General case: find the first range that ends at/after start and the last that starts at/before end.
-    let i = this.indexAtOrBefore(start);
+    let i = this.#indexAtOrBefore(start);
     if (i < 0 || ends[i]! < start) i++;
-    const j = this.indexAtOrBefore(end);
+    const j = this.#indexAtOrBefore(end);
     // Ranges i..j touch or overlap [start, end).
     if (i > j) {
       starts.splice(i, 0, start);
@@ -91,7 +91,7 @@ export class RangeSet {
     if (end <= start || this.starts.length === 0) return;
     const starts = this.starts;
     const ends = this.ends;
-    let i = this.indexAtOrBefore(start);
+    let i = this.#indexAtOrBefore(start);
     if (i < 0 || ends[i]! <= start) i++;
     while (i < starts.length && starts[i]! < end) {
       const s = starts[i]!;

@@ -1,12 +1,13 @@
-// Loss detection and delivery-rate sampling (RFC 9002 §6 with RACK-style time threshold,
-// draft-cheng-iccrg-delivery-rate-estimation). Recovery only reports acks and losses to the
-// rate controller; it never decides the rate, so random loss is not treated as congestion here.
+// Loss detection (RFC 9002 §6 with RACK-style time threshold), with a delivery-rate sample per
+// ACK (delivery-rate.ts). Recovery only reports acks and losses to the rate controller; it
+// never decides the rate, so random loss is not treated as congestion here.
 
 import type { Millis } from './types.ts';
 import type { AckSample, LossSample, RateController } from './congestion/controller.ts';
 import { RttEstimator, TIMER_GRANULARITY_MS } from './rtt.ts';
 import { SentPackets, type SentPacket } from './sent-packets.ts';
 import { RangeSet } from './range-set.ts';
+import { DeliveryRateEstimator } from './delivery-rate.ts';
 
 // RFC 9002 §6.1.1: three later packets acknowledged means a packet is lost, not reordered.
 export const PACKET_THRESHOLD = 3;
@@ -44,26 +45,22 @@ export class Recovery {
   /** Peer's max ack delay, from its transport parameters. */
   peerMaxAckDelay: Millis = 25;
   /** Earliest time a packet below largestAcked becomes lost by the time threshold. */
-  private lossTime: Millis = Infinity;
+  #lossTime: Millis = Infinity;
   /** Outstanding packet numbers below largestAcked, ascending (few: loss or reordering). */
-  private holes: number[] = [];
-  // Delivery-rate estimation state ("C." variables in the draft).
-  private delivered = 0;
-  private deliveredTime: Millis = 0;
-  private firstSentTime: Millis = 0;
-  private appLimitedUntil = 0;
+  #holes: number[] = [];
+  readonly #deliveryRate = new DeliveryRateEstimator();
   // Stats.
   packetsLost = 0;
   bytesLost = 0;
   spuriousLosses = 0;
   packetThreshold = PACKET_THRESHOLD;
   timeThreshold = TIME_THRESHOLD;
-  private readonly recentlyLost = new RangeSet();
+  readonly #recentlyLost = new RangeSet();
 
-  private readonly controller: RateController;
-  private readonly handler: RecoveryHandler;
+  readonly #controller: RateController;
+  readonly #handler: RecoveryHandler;
   // Reused per ACK so the receive path does not allocate.
-  private readonly ackSample: AckSample = {
+  readonly #ackSample: AckSample = {
     now: 0,
     rttMs: 0,
     bytesAcked: 0,
@@ -72,46 +69,35 @@ export class Recovery {
     bytesInFlight: 0,
     sentAt: 0,
   };
-  private readonly lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
+  readonly #lossSample: LossSample = { now: 0, bytesLost: 0, bytesInFlight: 0, lostPacketSentAt: 0 };
   // Per-ACK scratch.
-  private rsPriorDelivered = -1;
-  private rsSendElapsed = 0;
-  private rsAckElapsed = 0;
-  private rsAppLimited = false;
-  private ackedBytes = 0;
-  private lostBytes = 0;
-  private lostNewestSentAt: Millis = 0;
-  private ackedNewestSentAt: Millis = -Infinity;
+  #ackedBytes = 0;
+  #lostBytes = 0;
+  #lostNewestSentAt: Millis = 0;
+  #ackedNewestSentAt: Millis = -Infinity;
 
   constructor(controller: RateController, handler: RecoveryHandler) {
-    this.controller = controller;
-    this.handler = handler;
+    this.#controller = controller;
+    this.#handler = handler;
   }
 
   /** Records a packet just sent (fill `p` from sent.acquire() first). */
   onPacketSent(p: SentPacket, now: Millis): void {
     if (p.inFlight) {
-      if (this.bytesInFlight === 0) {
-        this.firstSentTime = now;
-        this.deliveredTime = now;
-      }
-      p.delivered = this.delivered;
-      p.deliveredTime = this.deliveredTime;
-      p.firstSentTime = this.firstSentTime;
-      p.appLimited = this.appLimitedUntil !== 0;
+      this.#deliveryRate.onPacketSent(p, now, this.bytesInFlight);
       this.bytesInFlight += p.size;
       if (p.ackEliciting) {
         this.ackElicitingInFlight++;
         this.lastAckElicitingSentAt = now;
       }
-      this.controller.onPacketSent(now, p.size, this.bytesInFlight, p.appLimited);
+      this.#controller.onPacketSent(now, p.size, this.bytesInFlight, p.appLimited);
     }
     this.sent.push(p);
   }
 
   /** The sender has nothing to send although the window allows: samples until now are app-limited. */
   markAppLimited(): void {
-    this.appLimitedUntil = Math.max(this.delivered + this.bytesInFlight, 1);
+    this.#deliveryRate.markAppLimited(this.bytesInFlight);
   }
 
   /**
@@ -123,15 +109,15 @@ export class Recovery {
     let largest = ranges[0]!;
     if (largest >= end) largest = end - 1;
     if (largest < 0) return;
-    this.ackedBytes = 0;
-    this.ackedNewestSentAt = -Infinity;
-    this.rsPriorDelivered = -1;
+    this.#ackedBytes = 0;
+    this.#ackedNewestSentAt = -Infinity;
+    this.#deliveryRate.beginAck();
     let largestSentAt = -1;
     let anyAckEliciting = false;
 
     // 1. Holes (outstanding packets below the previous largest acked) that this ACK covers.
-    if (this.holes.length > 0) {
-      const holes = this.holes;
+    if (this.#holes.length > 0) {
+      const holes = this.#holes;
       let keep = 0;
       let r = ranges.length - 2; // lowest range first
       for (let h = 0; h < holes.length; h++) {
@@ -141,7 +127,7 @@ export class Recovery {
           const p = this.sent.take(pn);
           if (p !== null) {
             if (p.ackEliciting) anyAckEliciting = true;
-            this.ackPacket(p, now);
+            this.#ackPacket(p, now);
           }
         } else if (this.sent.get(pn) !== null) {
           holes[keep++] = pn;
@@ -158,51 +144,44 @@ export class Recovery {
         const low = ranges[r + 1]!;
         if (high < cursor) continue;
         for (; cursor < low; cursor++) {
-          if (this.sent.get(cursor) !== null) this.holes.push(cursor);
+          if (this.sent.get(cursor) !== null) this.#holes.push(cursor);
         }
         for (; cursor <= high; cursor++) {
           const p = this.sent.take(cursor);
           if (p === null) continue;
           if (p.ackEliciting) anyAckEliciting = true;
           if (cursor === largest) largestSentAt = p.timeSent;
-          this.ackPacket(p, now);
+          this.#ackPacket(p, now);
         }
       }
       this.largestAcked = largest;
     }
 
-    if (!this.recentlyLost.isEmpty()) this.detectSpuriousLosses(ranges);
+    if (!this.#recentlyLost.isEmpty()) this.#detectSpuriousLosses(ranges);
 
     if (largestSentAt >= 0 && anyAckEliciting) {
       this.rtt.update(now - largestSentAt, Math.min(ackDelayMs, this.peerMaxAckDelay));
     }
-    if (this.ackedBytes === 0) return;
+    if (this.#ackedBytes === 0) return;
 
     this.ptoCount = 0;
     this.detectLosses(now);
 
-    if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil) this.appLimitedUntil = 0;
-    const s = this.ackSample;
+    const s = this.#ackSample;
     s.now = now;
     s.rttMs = this.rtt.latest;
-    s.bytesAcked = this.ackedBytes;
-    s.isAppLimited = this.rsAppLimited;
+    s.bytesAcked = this.#ackedBytes;
+    s.isAppLimited = this.#deliveryRate.isAppLimited;
     s.bytesInFlight = this.bytesInFlight;
     // Exact even when the ACK covers only holes (rtt.latest then belongs to an older ACK).
-    s.sentAt = this.ackedNewestSentAt;
-    s.deliveryRateBps = 0;
-    if (this.rsPriorDelivered >= 0) {
-      const interval = Math.max(this.rsSendElapsed, this.rsAckElapsed);
-      const deliveredDelta = this.delivered - this.rsPriorDelivered;
-      // An interval shorter than the min RTT is an ack compression artifact (draft §3.3).
-      if (interval > 0 && interval >= this.rtt.min) s.deliveryRateBps = (deliveredDelta * 8000) / interval;
-    }
-    this.controller.onAck(s);
+    s.sentAt = this.#ackedNewestSentAt;
+    s.deliveryRateBps = this.#deliveryRate.rateBps(this.rtt.min);
+    this.#controller.onAck(s);
   }
 
   /** Acknowledged packet numbers we had declared lost: the path reorders, widen the thresholds. */
-  private detectSpuriousLosses(ranges: readonly number[]): void {
-    const lost = this.recentlyLost;
+  #detectSpuriousLosses(ranges: readonly number[]): void {
+    const lost = this.#recentlyLost;
     let found = 0;
     let maxDisplacement = 0;
     for (let r = 0; r < ranges.length; r += 2) {
@@ -224,35 +203,27 @@ export class Recovery {
     this.timeThreshold = Math.min(MAX_TIME_THRESHOLD, this.timeThreshold + 0.125);
   }
 
-  private ackPacket(p: SentPacket, now: Millis): void {
+  #ackPacket(p: SentPacket, now: Millis): void {
     if (p.inFlight) {
       this.bytesInFlight -= p.size;
       if (p.ackEliciting) this.ackElicitingInFlight--;
-      this.ackedBytes += p.size;
-      if (p.timeSent > this.ackedNewestSentAt) this.ackedNewestSentAt = p.timeSent;
-      this.delivered += p.size;
-      this.deliveredTime = now;
-      if (p.delivered >= this.rsPriorDelivered) {
-        this.rsPriorDelivered = p.delivered;
-        this.rsAppLimited = p.appLimited;
-        this.rsSendElapsed = p.timeSent - p.firstSentTime;
-        this.rsAckElapsed = now - p.deliveredTime;
-        this.firstSentTime = p.timeSent;
-      }
+      this.#ackedBytes += p.size;
+      if (p.timeSent > this.#ackedNewestSentAt) this.#ackedNewestSentAt = p.timeSent;
+      this.#deliveryRate.onPacketAcked(p, now);
     }
-    this.handler.onPacketAcked(p, now);
+    this.#handler.onPacketAcked(p, now);
     this.sent.release(p);
   }
 
   /** Declares packets lost by packet or time threshold; reports them to the handler and controller. */
   detectLosses(now: Millis): void {
-    this.lossTime = Infinity;
-    const holes = this.holes;
+    this.#lossTime = Infinity;
+    const holes = this.#holes;
     if (holes.length === 0) return;
     const rtt = this.rtt;
     const lossDelay = Math.max(this.timeThreshold * Math.max(rtt.latest, rtt.smoothed), TIMER_GRANULARITY_MS);
     const packetThreshold = this.packetThreshold;
-    this.lostBytes = 0;
+    this.#lostBytes = 0;
     let lostCount = 0;
     let i = 0;
     for (; i < holes.length; i++) {
@@ -262,47 +233,47 @@ export class Recovery {
       // Same expression as the loss timer below, so the timer firing always declares the loss.
       if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + packetThreshold) {
         this.sent.take(pn);
-        this.losePacket(p, now);
+        this.#losePacket(p, now);
         lostCount++;
       } else {
         // Holes are in send order: every later one is younger, so none of them is lost yet.
-        this.lossTime = p.timeSent + lossDelay;
+        this.#lossTime = p.timeSent + lossDelay;
         break;
       }
     }
     if (i > 0) holes.splice(0, i);
-    if (lostCount > 0 && this.lostBytes > 0) {
-      const s = this.lossSample;
+    if (lostCount > 0 && this.#lostBytes > 0) {
+      const s = this.#lossSample;
       s.now = now;
-      s.bytesLost = this.lostBytes;
+      s.bytesLost = this.#lostBytes;
       s.bytesInFlight = this.bytesInFlight;
-      s.lostPacketSentAt = this.lostNewestSentAt;
-      this.controller.onLoss(s);
+      s.lostPacketSentAt = this.#lostNewestSentAt;
+      this.#controller.onLoss(s);
     }
   }
 
-  private losePacket(p: SentPacket, now: Millis): void {
+  #losePacket(p: SentPacket, now: Millis): void {
     if (p.inFlight) {
       this.bytesInFlight -= p.size;
       if (p.ackEliciting) this.ackElicitingInFlight--;
       // MTU probes are lost for their size, not for congestion (RFC 8899 §3).
       if (!p.isMtuProbe) {
-        this.recentlyLost.insert(p.pn, p.pn + 1);
-        if (this.recentlyLost.count > RECENTLY_LOST_RANGES) this.recentlyLost.truncateLow(RECENTLY_LOST_RANGES);
-        this.lostBytes += p.size;
-        this.lostNewestSentAt = p.timeSent;
+        this.#recentlyLost.insert(p.pn, p.pn + 1);
+        if (this.#recentlyLost.count > RECENTLY_LOST_RANGES) this.#recentlyLost.truncateLow(RECENTLY_LOST_RANGES);
+        this.#lostBytes += p.size;
+        this.#lostNewestSentAt = p.timeSent;
         this.packetsLost++;
         this.bytesLost += p.size;
       }
     }
-    this.handler.onPacketLost(p, now);
+    this.#handler.onPacketLost(p, now);
     this.sent.release(p);
   }
 
-  /** Loss timer or probe timeout deadline; null when nothing is outstanding. */
-  deadline(handshakePending: boolean): Millis | null {
-    if (this.lossTime !== Infinity) return this.lossTime;
-    if (this.ackElicitingInFlight === 0 && !handshakePending) return null;
+  /** Loss timer or probe timeout deadline; Infinity when nothing is outstanding. */
+  deadline(handshakePending: boolean): Millis {
+    if (this.#lossTime !== Infinity) return this.#lossTime;
+    if (this.ackElicitingInFlight === 0 && !handshakePending) return Infinity;
     const pto = this.rtt.pto(this.peerMaxAckDelay);
     const interval = Math.min(pto * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF), Math.max(pto, MAX_PROBE_INTERVAL_MS));
     return this.lastAckElicitingSentAt + interval;
@@ -310,21 +281,21 @@ export class Recovery {
 
   /** Fires the loss timer or the PTO. Returns true when probes should be sent (PTO). */
   onTimeout(now: Millis): boolean {
-    if (this.lossTime !== Infinity) {
-      if (now >= this.lossTime) this.detectLosses(now);
+    if (this.#lossTime !== Infinity) {
+      if (now >= this.#lossTime) this.detectLosses(now);
       return false;
     }
     this.ptoCount++;
-    if (this.ptoCount === PERSISTENT_PTO_COUNT) this.controller.onReset?.(now);
+    if (this.ptoCount === PERSISTENT_PTO_COUNT) this.#controller.onReset?.(now);
     return true;
   }
 
   /** Forgets everything in flight (connection closing). */
   discardAll(): void {
     this.sent.clear();
-    this.holes.length = 0;
+    this.#holes.length = 0;
     this.bytesInFlight = 0;
     this.ackElicitingInFlight = 0;
-    this.lossTime = Infinity;
+    this.#lossTime = Infinity;
   }
 }

@@ -8,26 +8,26 @@ export const SendWait = { none: -1, window: 0, pacing: 1, data: 2 } as const;
 export type SendWait = (typeof SendWait)[keyof typeof SendWait];
 
 export class SendWaits {
-  private readonly ms: [number, number, number] = [0, 0, 0];
-  private state: SendWait = SendWait.none;
-  private since: Millis = 0;
+  readonly #ms: [number, number, number] = [0, 0, 0];
+  #state: SendWait = SendWait.none;
+  #since: Millis = 0;
 
   /** From `now` on the sender waits for `kind` (or, with none, sends). */
   note(kind: SendWait, now: Millis): void {
-    if (kind === this.state) return;
-    if (this.state !== SendWait.none && now > this.since) this.ms[this.state] += now - this.since;
-    this.state = kind;
-    this.since = now;
+    if (kind === this.#state) return;
+    if (this.#state !== SendWait.none && now > this.#since) this.#ms[this.#state] += now - this.#since;
+    this.#state = kind;
+    this.#since = now;
   }
 
   /** Totals up to `now`, the current wait included. */
   totals(now: Millis): { windowMs: number; pacingMs: number; dataMs: number } {
-    const open = this.state !== SendWait.none && now > this.since ? now - this.since : 0;
-    const [w, p, d] = this.ms;
+    const open = this.#state !== SendWait.none && now > this.#since ? now - this.#since : 0;
+    const [w, p, d] = this.#ms;
     return {
-      windowMs: w + (this.state === SendWait.window ? open : 0),
-      pacingMs: p + (this.state === SendWait.pacing ? open : 0),
-      dataMs: d + (this.state === SendWait.data ? open : 0),
+      windowMs: w + (this.#state === SendWait.window ? open : 0),
+      pacingMs: p + (this.#state === SendWait.pacing ? open : 0),
+      dataMs: d + (this.#state === SendWait.data ? open : 0),
     };
   }
 }

@@ -47,17 +47,17 @@ export class SentPacket {
 }
 
 export class SentPackets {
-  private slots: (SentPacket | null)[] = [];
-  private head = 0;
+  #slots: (SentPacket | null)[] = [];
+  #head = 0;
   /** Packet number stored at slots[head]. */
-  private basePn = 0;
-  private pool: SentPacket[] = [];
+  #basePn = 0;
+  #pool: SentPacket[] = [];
   /** Records currently tracked (not null). */
   outstanding = 0;
 
   /** Fresh or recycled record; fill it then `push`. */
   acquire(): SentPacket {
-    const p = this.pool.pop() ?? new SentPacket();
+    const p = this.#pool.pop() ?? new SentPacket();
     p.streamCount = 0;
     p.ctrl = 0;
     p.maxStreamDataIds = null;
@@ -68,72 +68,72 @@ export class SentPackets {
   }
 
   release(p: SentPacket): void {
-    if (this.pool.length < 4096) this.pool.push(p);
+    if (this.#pool.length < 4096) this.#pool.push(p);
   }
 
   /** Packet numbers must be pushed in increasing order (gaps are allowed and stay null). */
   push(p: SentPacket): void {
-    if (this.outstanding === 0 && this.slots.length - this.head === 0) {
-      this.slots.length = 0;
-      this.head = 0;
-      this.basePn = p.pn;
+    if (this.outstanding === 0 && this.#slots.length - this.#head === 0) {
+      this.#slots.length = 0;
+      this.#head = 0;
+      this.#basePn = p.pn;
     }
-    let next = this.basePn + this.slots.length - this.head;
+    let next = this.#basePn + this.#slots.length - this.#head;
     while (next < p.pn) {
-      this.slots.push(null);
+      this.#slots.push(null);
       next++;
     }
-    this.slots.push(p);
+    this.#slots.push(p);
     this.outstanding++;
   }
 
   get(pn: number): SentPacket | null {
-    const i = pn - this.basePn;
+    const i = pn - this.#basePn;
     if (i < 0) return null;
-    const idx = this.head + i;
-    return idx < this.slots.length ? this.slots[idx]! : null;
+    const idx = this.#head + i;
+    return idx < this.#slots.length ? this.#slots[idx]! : null;
   }
 
   /** Removes and returns the record (null if absent). The caller releases it when done. */
   take(pn: number): SentPacket | null {
-    const i = pn - this.basePn;
+    const i = pn - this.#basePn;
     if (i < 0) return null;
-    const idx = this.head + i;
-    if (idx >= this.slots.length) return null;
-    const p = this.slots[idx]!;
+    const idx = this.#head + i;
+    if (idx >= this.#slots.length) return null;
+    const p = this.#slots[idx]!;
     if (p === null) return null;
-    this.slots[idx] = null;
+    this.#slots[idx] = null;
     this.outstanding--;
-    if (idx === this.head) this.advanceHead();
+    if (idx === this.#head) this.#advanceHead();
     return p;
   }
 
-  private advanceHead(): void {
-    const slots = this.slots;
-    while (this.head < slots.length && slots[this.head] === null) {
-      this.head++;
-      this.basePn++;
+  #advanceHead(): void {
+    const slots = this.#slots;
+    while (this.#head < slots.length && slots[this.#head] === null) {
+      this.#head++;
+      this.#basePn++;
     }
-    if (this.head > 4096 && this.head * 2 > slots.length) {
-      slots.splice(0, this.head);
-      this.head = 0;
+    if (this.#head > 4096 && this.#head * 2 > slots.length) {
+      slots.splice(0, this.#head);
+      this.#head = 0;
     }
   }
 
   /** Lowest tracked packet number (or the next one to be pushed when empty). */
   lowestPn(): number {
-    return this.basePn;
+    return this.#basePn;
   }
 
   /** One past the highest packet number pushed. */
   endPn(): number {
-    return this.basePn + this.slots.length - this.head;
+    return this.#basePn + this.#slots.length - this.#head;
   }
 
   /** Oldest outstanding ack-eliciting record (for probes), or null. */
   oldestAckEliciting(): SentPacket | null {
-    for (let i = this.head; i < this.slots.length; i++) {
-      const p = this.slots[i];
+    for (let i = this.#head; i < this.#slots.length; i++) {
+      const p = this.#slots[i];
       if (p?.ackEliciting) return p;
     }
     return null;
@@ -142,16 +142,16 @@ export class SentPackets {
   /** Drops every record (connection closing). */
   clear(): void {
     const end = this.endPn();
-    this.slots.length = 0;
-    this.head = 0;
-    this.basePn = end;
+    this.#slots.length = 0;
+    this.#head = 0;
+    this.#basePn = end;
     this.outstanding = 0;
   }
 
   /** Every outstanding record, oldest first (closing, tests). */
   *all(): IterableIterator<SentPacket> {
-    for (let i = this.head; i < this.slots.length; i++) {
-      const p = this.slots[i];
+    for (let i = this.#head; i < this.#slots.length; i++) {
+      const p = this.#slots[i];
       if (p) yield p;
     }
   }

@@ -58,11 +58,12 @@ test('RecvStream enforces credit and final size', () => {
   assert.equal(r.check(0, 50, true), 'final-size');
   assert.equal(r.checkFinalSize(120), 'final-size');
   // Credit is returned once an eighth of the window has been read.
-  assert.equal(r.creditUpdate(), -1);
+  assert.equal(r.refreshCredit(), false);
   const r2 = new RecvStream(1000);
   r2.insert(0, new Uint8Array(600), false);
   r2.read(600);
-  assert.equal(r2.creditUpdate(), 1600);
+  assert.equal(r2.refreshCredit(), true);
+  assert.equal(r2.maxData, 1600);
 });
 
 test('SendStream bounds its buffer, retransmits lost ranges first, frees on ack', () => {
@@ -121,7 +122,7 @@ test('SendStream holds its bytes in pooled chunks, each given back once acknowle
   const check = new Uint8Array(40_000);
   s.copyOut(data.length + 1400, 40_000, check, 0);
   assert.deepEqual(check, data.subarray(1400, 41_400));
-  s.abandon();
+  s.reset(0);
   assert.equal(s.allocatedBytes(), 0, 'a reset stream keeps nothing');
 });
 
@@ -173,7 +174,7 @@ test('SendStream respects stream and association credit and sends FIN once', () 
   assert.equal(s.nextChunk(1000, 1000), false);
   // Blocked by the stream credit, not the association: MAX_STREAM_DATA (not MAX_DATA) unblocks it.
   assert.equal(s.blockedOnlyByConnection(), false);
-  s.maxData = 1000;
+  assert.ok(s.raiseMaxData(1000));
   assert.ok(s.nextChunk(1000, 1000));
   assert.deepEqual([s.chunkOffset, s.chunkLength, s.chunkFin], [100, 200, true]);
   assert.equal(s.nextChunk(1000, 1000), false);
@@ -205,7 +206,7 @@ test('RecvStream views: any arrival order, views across the ring wrap, released 
           const v = held.shift()!;
           got.push(Uint8Array.from(v));
           r.release(v.length);
-          r.creditUpdate();
+          r.refreshCredit();
         };
         let sent = 0;
         while (sent < size || held.length > 0 || r.hasReadable()) {
