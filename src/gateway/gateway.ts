@@ -11,6 +11,7 @@ import {
   fixedRateController,
   modelBasedController,
   type ConnectionConfig,
+  type RateController,
 } from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
 import { COLLECT_INTERVAL_MS, cHeapStats, collectDue, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
@@ -290,7 +291,7 @@ export class Gateway {
     return assoc;
   }
 
-  #newRateController(): import('../transport/congestion/controller.ts').RateController {
+  #newRateController(): RateController {
     const make = this.#transportConfig.rateController;
     if (!make) throw new Error('transportConfigFor always sets rateController');
     return make();
