@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from './address.ts';
 import type { DatagramBatch, DatagramSink, SocketBuffers, UdpLink, UdpLinkStats } from './udp-link.ts';
+import { newUdpLinkStats } from './udp-link-stats.ts';
 
 /** An open socket of the addon (an opaque external). */
 export type NativeSocket = { readonly __lhUdpSocket: unique symbol };
@@ -136,17 +137,7 @@ export interface NativeLinkOptions {
 
 export class NativeUdpLink implements UdpLink {
   readonly backend = 'native';
-  readonly stats: UdpLinkStats = {
-    datagramsIn: 0,
-    datagramsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    sendErrors: 0,
-    sendCalls: 0,
-    recvCalls: 0,
-    recvBufferBytes: 0,
-    sendBufferBytes: 0,
-  };
+  readonly stats: UdpLinkStats = newUdpLinkStats();
   /**
    * Batching events: times the kernel refused part of a batch (EAGAIN), datagrams dropped because
    * the backlog was full meanwhile, received messages the kernel had coalesced (GRO).

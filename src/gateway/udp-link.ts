@@ -3,6 +3,7 @@
 // calls back into the layers above to build or seal anything. Two backends with one contract: the
 // lh_udp addon (src/gateway/udp-batch.ts: sendmmsg/recvmmsg, one syscall and one JS call per
 // batch) when it is built, else node:dgram (one of each per datagram).
+import { newUdpLinkStats } from './udp-link-stats.ts';
 import { createSocket } from 'node:dgram';
 import type { Socket, RemoteInfo } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -218,17 +219,7 @@ type FastPath = Socket | 'pending' | 'failed';
 
 class DgramUdpLink implements UdpLink {
   readonly backend = 'dgram';
-  readonly stats: UdpLinkStats = {
-    datagramsIn: 0,
-    datagramsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    sendErrors: 0,
-    sendCalls: 0,
-    recvCalls: 0,
-    recvBufferBytes: 0,
-    sendBufferBytes: 0,
-  };
+  readonly stats: UdpLinkStats = newUdpLinkStats();
   #socket: Socket;
   #type: 'udp4' | 'udp6';
   #sink: DatagramSink = { datagram: () => {}, endOfBatch: () => {} };

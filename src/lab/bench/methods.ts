@@ -220,36 +220,27 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
   await runCli('a', ctx.lab, ['keygen', 'b', '--dir', keys]);
   const logB = join(ctx.workDir, 'gateway-b.log');
   const logA = join(ctx.workDir, 'gateway-a.log');
+  // Both gateways: node (with the run's node flags), the CLI, a WAN address in the site's namespace.
+  const gateway = (wanAddress: string, flags: string[]): string[] => [
+    process.execPath,
+    ...(ctx.nodeFlags ?? []),
+    CLI_MAIN,
+    'gateway',
+    '--wan',
+    `${wanAddress}:${LONGHAUL_PORT}`,
+    ...flags,
+    ...extraFlags,
+  ];
   const gatewayB = spawnLogged(
     'b',
     ctx.lab,
-    [
-      process.execPath,
-      ...(ctx.nodeFlags ?? []),
-      CLI_MAIN,
-      'gateway',
-      '--wan',
-      `${LAB_ADDRESSES.bPeer}:${LONGHAUL_PORT}`,
-      '--key',
-      join(keys, 'b.key'),
-      '--peer-key',
-      join(keys, 'a.pub'),
-      '--allow',
-      '127.0.0.1/32',
-      ...extraFlags,
-    ],
+    gateway(LAB_ADDRESSES.bPeer, ['--key', join(keys, 'b.key'), '--peer-key', join(keys, 'a.pub'), '--allow', '127.0.0.1/32']),
     logB,
   );
   const gatewayA = spawnLogged(
     'a',
     ctx.lab,
-    [
-      process.execPath,
-      ...(ctx.nodeFlags ?? []),
-      CLI_MAIN,
-      'gateway',
-      '--wan',
-      `${LAB_ADDRESSES.aPeer}:${LONGHAUL_PORT}`,
+    gateway(LAB_ADDRESSES.aPeer, [
       '--peer',
       `${LAB_ADDRESSES.aNear}:${LONGHAUL_PORT}`,
       '--tunnel',
@@ -258,8 +249,7 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
       join(keys, 'a.key'),
       '--peer-key',
       join(keys, 'b.pub'),
-      ...extraFlags,
-    ],
+    ]),
     logA,
   );
   const tearDown = async () => {

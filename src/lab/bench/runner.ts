@@ -167,6 +167,18 @@ export async function stopActiveRuns(): Promise<void> {
   await Promise.all(all.map((stop) => stop().catch(() => {})));
 }
 
+/** Opens a tunnel's session with a small verified transfer (WARM_UP_BYTES) before a run's clock starts. */
+export async function warmUpTunnel(cell: BenchCell, path: MethodPath, opts: RunOptions, lab: LabId): Promise<void> {
+  const warm = await runClient(
+    { ...cell, workload: 'bulk', bytes: WARM_UP_BYTES },
+    path,
+    MIN_CAP_SECONDS,
+    { ...opts, onProgress: undefined },
+    lab,
+  );
+  if (!warm.verified) throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
+}
+
 export async function runClient(cell: BenchCell, path: MethodPath, cap: number, opts: RunOptions, lab: LabId): Promise<WorkloadResult> {
   const child = labExec('a', clientArgs(cell, path, cap, opts), { lab, stdio: ['ignore', 'pipe', 'pipe'] });
   const stop = () => stopProcess(child);
@@ -264,15 +276,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     if (TUNNELS.has(cell.method)) {
       // Deployed tunnels keep their session up: open it (handshake, association) before the
       // clock starts, with a small transfer, so the run measures moving data, not set-up.
-      const warm = await runClient(
-        { ...cell, workload: 'bulk', bytes: WARM_UP_BYTES },
-        path,
-        MIN_CAP_SECONDS,
-        { ...opts, onProgress: undefined },
-        lab,
-      );
-      if (!warm.verified)
-        throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
+      await warmUpTunnel(cell, path, opts, lab);
     }
     const before = await requestEmulatorStats(lab);
     // Every process of the run but the client, which starts inside and reports its own CPU.

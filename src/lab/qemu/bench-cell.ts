@@ -15,17 +15,17 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { DEFAULT_LAB, readLabState, requestEmulatorStats, setLinkProfile } from '../netns.ts';
-import { capSeconds, DEFAULT_MIGRATION, MIN_CAP_SECONDS, type BenchCell } from '../bench/matrix.ts';
+import { capSeconds, DEFAULT_MIGRATION, type BenchCell } from '../bench/matrix.ts';
 import { methodUnavailable, setUpMethod, stopProcess, type MethodPath } from '../bench/methods.ts';
 import { clockTicksPerSecond, cpuDelta, takeCpuSnapshot } from '../bench/cpu-accounting.ts';
 import { linkFloorSeconds } from '../bench/limits.ts';
 import {
   active,
   emptyResult,
-  runClient,
   SINK_PORT,
   startSinkProcess,
   TUNNELS,
+  warmUpTunnel,
   wireDelta,
   type BenchResult,
   type RunOptions,
@@ -121,15 +121,7 @@ export async function runQemuCell(cell: BenchCell, opts: QemuRunOptions = {}): P
       // other workloads do, then free the port for the destination QEMU.
       const sink = await startSinkProcess(lab);
       try {
-        const warm = await runClient(
-          { ...cell, workload: 'bulk', payload: 'vm', bytes: 64 * 1024 },
-          path,
-          MIN_CAP_SECONDS,
-          { ...opts, onProgress: undefined },
-          lab,
-        );
-        if (!warm.verified)
-          throw new Error(`warm-up through ${cell.method} failed: ${warm.error ?? (warm.capped ? 'capped' : 'not verified')}`);
+        await warmUpTunnel({ ...cell, payload: 'vm' }, path, opts, lab);
       } finally {
         await stopProcess(sink);
       }
