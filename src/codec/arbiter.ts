@@ -73,6 +73,8 @@ export const SLOW_LEVELS_OFF_MS = 30000;
  */
 const USELESS_WIRE_RATIO = 0.9;
 
+import type { PathMemory } from './path-memory.ts';
+
 export type ArbiterChoice = 'model' | 'none';
 
 /** The link over one window: its estimated rate at the window's end and the transport's send rate over it (bits/s). */
@@ -105,6 +107,9 @@ export class CompressionArbiter {
   #slowLevelsOffUntil = -Infinity;
   /** The link's estimated rate at the last window (0: none yet). */
   #lastRateBps = 0;
+  #inherited = false;
+  /** Where this arbiter's verdicts go for the path's other streams (null: kept to itself). */
+  readonly #memory: PathMemory | null;
   /** Trials run and switches made (status, tests). */
   trials = 0;
   switches = 0;
@@ -119,11 +124,27 @@ export class CompressionArbiter {
    * fast levels) when the model's figures say the CPU keeps up with the link, else raw: on a slow
    * link the first seconds fill the send buffers (tens of MiB), and filling them raw cost the
    * lab's mpls runs a fifth of their throughput.
+   *
+   * `memory`: the path's shared memory (path-memory.ts). While a verdict another stream's arbiter
+   * reached there still stands, this one starts from it instead of `initial`, on the same hold:
+   * it neither repeats the measurement nor challenges the verdict before the other would have.
    */
-  constructor(initial: ArbiterChoice = 'none', nowMs = 0) {
-    this.#choice = initial;
+  constructor(initial: ArbiterChoice = 'none', nowMs = 0, memory: PathMemory | null = null) {
+    this.#memory = memory;
+    const verdict = memory?.verdictAt(nowMs) ?? null;
+    this.#choice = verdict?.choice ?? initial;
+    if (verdict !== null) {
+      this.#inherited = true;
+      this.#holdMs = verdict.holdMs;
+      this.#nextTrialAt = verdict.untilMs;
+    }
     // A start that compresses does so at the fast levels: the link's rate is not known yet.
-    if (initial === 'model') this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+    if (this.#choice === 'model') this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+  }
+
+  /** True if this arbiter started from a verdict on the path's memory (status, tests). */
+  get inherited(): boolean {
+    return this.#inherited;
   }
 
   /** What the encoder uses now: the model's choice, or `none`. */
@@ -202,6 +223,7 @@ export class CompressionArbiter {
     this.#recent = [];
     this.switches++;
     this.#nextTrialAt = nowMs + this.#holdMs;
+    this.#memory?.recordVerdict(choice, this.#holdMs, nowMs);
   }
 
   // Raw against the model's choice, both while the CPU is the limit: source bytes per second.
@@ -231,5 +253,6 @@ export class CompressionArbiter {
     this.#streak = 0;
     this.#recent = [];
     this.#nextTrialAt = nowMs + this.#holdMs;
+    this.#memory?.recordVerdict('model', this.#holdMs, nowMs);
   }
 }

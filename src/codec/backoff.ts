@@ -20,6 +20,15 @@ export const BACKOFF_INITIAL_SKIP_BYTES = 128 * 1024;
  */
 export const BACKOFF_MAX_SKIP_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A new stream on a path whose last blocks, on any stream, failed enough in a row to pause
+ * (path-memory.ts) starts this many failures past the pause's start: a pause of 1 MiB before its
+ * first try. That covers a 256 KiB echo connection on a path of random data
+ * whole (it used to try three blocks), and costs a stream of compressible data among them at
+ * most 1 MiB sent raw (~80 ms at 100 Mbit/s).
+ */
+export const BACKOFF_INHERITED_EXTRA_FAILURES = 3;
+
 export class CompressionBackoff {
   readonly #initialSkip: number;
   readonly #maxSkip: number;
@@ -57,6 +66,21 @@ export class CompressionBackoff {
 
   recordFailure(): void {
     this.#consecutiveFailures++;
+    this.#pauseIfDue();
+  }
+
+  /**
+   * `failures` in a row were seen elsewhere on the path: enough to pause, and this stream starts
+   * BACKOFF_INHERITED_EXTRA_FAILURES into its pauses (not further: a longer pause is one a
+   * compressible stream would wait through).
+   */
+  inheritFailures(failures: number): void {
+    if (failures < this.#failuresBeforePause) return;
+    this.#consecutiveFailures = Math.max(this.#consecutiveFailures, this.#failuresBeforePause + BACKOFF_INHERITED_EXTRA_FAILURES);
+    this.#pauseIfDue();
+  }
+
+  #pauseIfDue(): void {
     if (this.#consecutiveFailures < this.#failuresBeforePause) return;
     const exponent = Math.min(this.#consecutiveFailures - this.#failuresBeforePause, 30);
     this.#skipRemaining = Math.min(this.#initialSkip * 2 ** exponent, this.#maxSkip);

@@ -6,6 +6,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { performance as nodePerformance } from 'node:perf_hooks';
 import { AdaptivePolicy, ByteWindow, OUTPUT_WINDOW_MS } from './adaptive.ts';
 import { ARBITER_WINDOW_MS, CompressionArbiter, type LinkWindow } from './arbiter.ts';
+import type { PathMemory } from './path-memory.ts';
 import type { Rung } from './adaptive.ts';
 import { CompressionBackoff } from './backoff.ts';
 import { EntropySplitter } from './entropy-split.ts';
@@ -102,6 +103,11 @@ export interface BlockEncoderOptions {
   /** Initial CPU ns the rest of the gateway spends per wire byte; update with setWireCpuNsPerByte. */
   wireCpuNsPerByte?: number;
   ladder?: readonly Rung[];
+  /**
+   * What the path's other encoders learned (path-memory.ts): the arbiter's standing verdict, and
+   * whether the path's recent blocks were incompressible. One per association; default none.
+   */
+  pathMemory?: PathMemory;
 }
 
 export interface LinkNow {
@@ -149,6 +155,9 @@ export class BlockEncoder {
   /** The last link reading, and when (ms, this.#now()): null before the first block. */
   #lastLink: { sentBytes: number; atMs: number } | null = null;
   readonly #backoff = new CompressionBackoff();
+  readonly #pathMemory: PathMemory | null;
+  /** The back-off has taken the path's record into account (at the first block tried). */
+  #backoffPrimed = false;
   readonly #splitter: EntropySplitter | null;
   #highEntropyPieces = 0;
   /** Bytes of high-entropy pieces still to be compressed rather than sent raw (a spot check compressed). */
@@ -184,6 +193,7 @@ export class BlockEncoder {
           : null;
     this.#splitter = options.entropySplit === false ? null : new EntropySplitter();
     this.#linkNow = options.linkNow ?? null;
+    this.#pathMemory = options.pathMemory ?? null;
     this.#checkAgainstRaw = this.mode === 'auto' && options.checkAgainstRaw !== false;
     this.#shareFromLoad = this.mode === 'auto' && options.cpuShare === undefined;
     this.#loopTimes =
@@ -244,16 +254,16 @@ export class BlockEncoder {
       const link = this.#readLink();
       if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
       const rung = policy.currentRung;
-      this.#arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.#now());
+      this.#arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.#now(), this.#pathMemory);
       policy.setSlowLevelsAllowed(this.#arbiter.slowLevelsAllowed(this.#now()));
     }
     return this.#arbiter;
   }
 
   /** 'auto': the arbiter's state (null otherwise), for status and tests. */
-  get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number } | null {
+  get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number; inherited: boolean } | null {
     const a = this.#arbiter;
-    return a === null ? null : { current: a.current, trials: a.trials, switches: a.switches };
+    return a === null ? null : { current: a.current, trials: a.trials, switches: a.switches, inherited: a.inherited };
   }
 
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
@@ -433,6 +443,10 @@ export class BlockEncoder {
       this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
+    if (!this.#backoffPrimed) {
+      this.#backoffPrimed = true;
+      if (this.#pathMemory !== null) this.#backoff.inheritFailures(this.#pathMemory.failStreak);
+    }
     if (!bypassBackoff && !this.#backoff.shouldTry(original.length)) {
       s.blocksRaw++;
       s.blocksRawBackoff++;
@@ -455,6 +469,7 @@ export class BlockEncoder {
     } else {
       this.#policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
     }
+    this.#pathMemory?.recordAttempt(compressed.length <= limit);
     if (compressed.length > limit) {
       if (!bypassBackoff) this.#backoff.recordFailure();
       s.blocksRaw++;

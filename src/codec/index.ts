@@ -2,6 +2,7 @@
 export { BlockEncoder, COMPRESSION_MODES, MAX_COMPRESSED_FRACTION, MIN_COMPRESS_SIZE, DEFAULT_ZSTD_LEVEL } from './encoder.ts';
 export type { BlockEncoderOptions, CompressionMode } from './encoder.ts';
 export { BlockDecoder } from './decoder.ts';
+export { PathMemory } from './path-memory.ts';
 export type { BlockDecoderOptions, DecodeResult } from './decoder.ts';
 export { CodecStats } from './stats.ts';
 export type { CodecStatsSnapshot, EncodeCounters, DecodeCounters } from './stats.ts';

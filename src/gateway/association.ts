@@ -34,7 +34,7 @@
 //      lets out; readable stream data goes to the bridge, decoded and written to the TCP
 //      socket corked (one writev per turn).
 import { performance } from 'node:perf_hooks';
-import type { BlockEncoder } from '../codec/index.ts';
+import { type BlockEncoder, PathMemory } from '../codec/index.ts';
 import type { ConnectionEvent, ConnectionStats, TransportConnection } from '../transport/index.ts';
 import type { Endpoint } from './address.ts';
 import type { LivenessWatch } from './liveness.ts';
@@ -121,6 +121,8 @@ export class Association {
   rates = { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 };
   /** The compressors of this association's streams: they follow its bandwidth estimate. */
   readonly encoders = new Set<BlockEncoder>();
+  /** What those compressors learned about this path, for the next stream's to start from. */
+  readonly pathMemory = new PathMemory();
   /** New connections waiting to learn whether a suspect association is alive. */
   readonly verdictWaiters: Array<() => void> = [];
   /** When the last authenticated datagram arrived (performance.now()); restart detection reads it. */

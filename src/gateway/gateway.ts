@@ -700,6 +700,7 @@ export class Gateway {
     const encoder = new BlockEncoder({
       mode: this.config.compression,
       stats: this.codecStats,
+      pathMemory: assoc.pathMemory,
       linkNow: () => {
         const s = assoc.stats();
         return { rateBps: assoc.isClosed ? 0 : s.bandwidthBps, sentBytes: s.bytesSent };

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ARBITER_MAX_HOLD_MS, ARBITER_MIN_HOLD_MS, ARBITER_WINDOW_MS, CompressionArbiter, LINK_FULL } from '../../src/codec/arbiter.ts';
+import { PathMemory } from '../../src/codec/path-memory.ts';
 
 const LINK = 125e6; // bytes/s: 1 Gbit/s
 
@@ -113,4 +114,29 @@ test('windows in which the link estimate still grows fast (the transport startin
   assert.equal(a.trials, 0);
   for (let i = 0; i < 2; i++) a.observeWindow(3e6, 1e6, ARBITER_WINDOW_MS, (t += ARBITER_WINDOW_MS), { rateBps: 110e6, sendingBps: 50e6 });
   assert.equal(a.trials, 1);
+});
+
+test("a verdict stands for the path's next streams until its own hold is over; then they start from their figures again", () => {
+  const path = new PathMemory();
+  const first = new CompressionArbiter('none', 0, path);
+  let t = drive(first, 0, ARBITER_WINDOW_MS, () => ({ mbps: 120, ratio: 1 }));
+  assert.equal(path.verdictAt(t)?.choice, 'model', 'raw filled the link: the codec');
+  t = drive(first, t, ARBITER_MIN_HOLD_MS + 4000, cpuBoundCodecSlower);
+  assert.equal(first.choice, 'none');
+  const verdict = path.verdictAt(t);
+  assert.equal(verdict?.choice, 'none', 'raw won its trial');
+
+  // A stream opened now starts raw, though its own figures would have it compress, and runs no
+  // trial before the first stream would have.
+  const next = new CompressionArbiter('model', t, path);
+  assert.equal(next.current, 'none');
+  assert.ok(next.inherited);
+  drive(next, t, verdict!.untilMs - t - ARBITER_WINDOW_MS, (c) => (c === 'none' ? { mbps: 120, ratio: 1 } : { mbps: 74, ratio: 0.36 }));
+  assert.equal(next.choice, 'none', 'raw filling the link does not hand over before the hold ends');
+  assert.equal(next.switches, 0);
+
+  // Past the hold the question is open again.
+  const late = new CompressionArbiter('model', verdict!.untilMs, path);
+  assert.equal(late.current, 'model');
+  assert.equal(late.inherited, false);
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BACKOFF_MAX_SKIP_BYTES } from '../../src/codec/backoff.ts';
+import { BACKOFF_INHERITED_EXTRA_FAILURES, BACKOFF_INITIAL_SKIP_BYTES, BACKOFF_MAX_SKIP_BYTES } from '../../src/codec/backoff.ts';
 import { parseBlockHeader } from '../../src/codec/block-format.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
 import { BlockEncoder, MIN_COMPRESS_SIZE } from '../../src/codec/encoder.ts';
+import { PathMemory } from '../../src/codec/path-memory.ts';
 import { CodecStats } from '../../src/codec/stats.ts';
 import { concat, equalBytes, partlyRandom, randomBytes, textLike, zeros } from './fixtures.ts';
 
@@ -100,6 +101,38 @@ describe('BlockEncoder', () => {
       // And a success ends the back-off: the next blocks compress straight away.
       for (let i = 0; i < 4; i++) encoder.encode(text);
       assert.equal(stats.encode.blocksZstd, 5);
+    });
+
+    it("a new stream starts from the path's record: paused where the path's last blocks all failed, at once after a success", () => {
+      // 256 KiB echo connections of random data through one association: each used to try three
+      // of its four blocks before its own back-off paused.
+      const path = new PathMemory();
+      const stream = (): { encoder: BlockEncoder; stats: CodecStats } => {
+        const stats = new CodecStats();
+        return { encoder: new BlockEncoder({ mode: 'lz4', maxBlockSize: 64 * KiB, stats, pathMemory: path }), stats };
+      };
+      const random = randomBytes(64 * KiB, 9);
+      const first = stream();
+      for (let i = 0; i < 4; i++) first.encoder.encode(random);
+      assert.equal(first.stats.encode.blocksRawIncompressible, 3, 'the first stream finds out for itself');
+      assert.equal(path.failStreak, 3);
+      const next = stream();
+      for (let i = 0; i < 4; i++) next.encoder.encode(random);
+      assert.equal(next.stats.encode.blocksRawIncompressible, 0, 'the next one tries none of its 256 KiB');
+      assert.equal(next.stats.encode.blocksRawBackoff, 4);
+
+      // A stream of compressible data on that path tries within the inherited pause.
+      const inheritedPause = BACKOFF_INITIAL_SKIP_BYTES * 2 ** BACKOFF_INHERITED_EXTRA_FAILURES;
+      const text = textLike(64 * KiB, 10);
+      const compressible = stream();
+      for (let i = 0; i < inheritedPause / (64 * KiB) + 1; i++) compressible.encoder.encode(text);
+      assert.equal(compressible.stats.encode.blocksLz4, 1, 'compressed after the pause');
+      assert.equal(compressible.stats.encode.blocksRawBackoff, inheritedPause / (64 * KiB));
+      assert.equal(path.failStreak, 0);
+      // After a success the path's record is clean: the next stream tries its first block.
+      const after = stream();
+      after.encoder.encode(random);
+      assert.equal(after.stats.encode.blocksRawIncompressible, 1);
     });
 
     it('does not pause for a single incompressible block among compressible ones', () => {
