@@ -14,7 +14,15 @@ import {
   type RateController,
 } from '../transport/index.ts';
 import { defaultPacketAead } from '../crypto/aead-backend.ts';
-import { COLLECT_INTERVAL_MS, cHeapStats, collectDue, collectGarbage, trimMemoryIfWorthIt, trimThreshold } from './memory-trim.ts';
+import {
+  COLLECT_AT_BUDGET_SHARE,
+  COLLECT_INTERVAL_MS,
+  cHeapStats,
+  collectDue,
+  collectGarbage,
+  trimMemoryIfWorthIt,
+  trimThreshold,
+} from './memory-trim.ts';
 import { Association } from './association.ts';
 import { withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
@@ -769,7 +777,7 @@ export class Gateway {
     const rss = process.memoryUsage.rss();
     const afterCollection = this.#collectedAt === this.#lastSampleAt;
     this.#lastSampleAt = now;
-    if (rss >= budget && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
+    if (rss >= budget * COLLECT_AT_BUDGET_SHARE && now - this.#collectedAt >= COLLECT_INTERVAL_MS) {
       const b = this.#bufferedBytes();
       const held = b.transportSendAllocatedBytes + b.transportRecvAllocatedBytes + b.bridgePendingBytes + b.socketWriteQueueBytes;
       if (collectDue(budget, rss, process.memoryUsage().external, held, now - this.#collectedAt)) {
@@ -1231,7 +1239,7 @@ export interface GatewayStatus {
     budgetBytes: number;
     /** The C heap (glibc): in use, free but held, and mmapped bytes. */
     cHeap: { inUseBytes: number; freeBytes: number; mmappedBytes: number };
-    /** Garbage collections the gateway made itself past its budget (collectDue) and C-heap trims, with the main-thread ms they took. */
+    /** Garbage collections the gateway made itself near its budget (collectDue) and C-heap trims, with the main-thread ms they took. */
     upkeep: { collections: number; collectMs: number; trims: number; trimMs: number };
     /** Stream bytes the transport holds: unacknowledged sends (and their rings' size), unread receives. */
     transportSendBytes: number;

@@ -87,12 +87,20 @@ export function collectGarbage(opts: { trim?: boolean } = {}): boolean {
   return true;
 }
 
-/** How often at most a gateway past its budget collects garbage itself (a full collection takes tens of ms with thousands of connections). */
+/** How often at most a gateway near its budget collects garbage itself (a full collection takes tens of ms with thousands of connections). */
 export const COLLECT_INTERVAL_MS = 5000;
 
 /**
- * Whether a gateway should collect garbage itself now: its RSS is past the budget (a bulk
- * transfer stays below it, at ~200 MiB with the default one), and
+ * The share of the memory budget at which a gateway starts collecting garbage itself: before the
+ * budget, not once past it (5000 connections peaked at 259-268 MiB with the default 256), and
+ * above what a bulk transfer reaches with the default budget (~200-216 MiB), which V8's own
+ * collections serve well.
+ */
+export const COLLECT_AT_BUDGET_SHARE = 15 / 16;
+
+/**
+ * Whether a gateway should collect garbage itself now: its RSS is near the budget
+ * (COLLECT_AT_BUDGET_SHARE), and
  * the memory V8 holds outside its heap (`externalBytes`: ArrayBuffers and the compressors' output
  * buffers) exceeds what the gateway's buffers account for (`heldBytes`) by an eighth of the
  * budget. V8 collects such garbage only once it outgrows a fixed allowance (64 MiB) since its
@@ -100,5 +108,7 @@ export const COLLECT_INTERVAL_MS = 5000;
  * compressors' discarded outputs alone held ~70 MB at the peak.
  */
 export function collectDue(budgetBytes: number, rssBytes: number, externalBytes: number, heldBytes: number, sinceLastMs: number): boolean {
-  return rssBytes >= budgetBytes && externalBytes - heldBytes >= budgetBytes / 8 && sinceLastMs >= COLLECT_INTERVAL_MS;
+  return (
+    rssBytes >= budgetBytes * COLLECT_AT_BUDGET_SHARE && externalBytes - heldBytes >= budgetBytes / 8 && sinceLastMs >= COLLECT_INTERVAL_MS
+  );
 }
