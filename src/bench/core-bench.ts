@@ -8,10 +8,14 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Connection } from '../transport/connection.ts';
-import { defaultConnectionConfig } from '../transport/config.ts';
-import { fixedRateController } from '../transport/congestion/fixed-rate.ts';
-import type { ConnectionConfig, ConnectionEvent, Transmit } from '../transport/types.ts';
+import {
+  Connection,
+  defaultConnectionConfig,
+  fixedRateController,
+  type ConnectionConfig,
+  type ConnectionEvent,
+  type Transmit,
+} from '../transport/index.ts';
 import { benchCommand, positiveIntArg, positiveNumberArg } from './args.ts';
 
 interface Result {

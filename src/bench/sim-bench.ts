@@ -17,11 +17,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Connection } from '../transport/connection.ts';
-import { defaultConnectionConfig } from '../transport/config.ts';
-import { FixedRateController } from '../transport/congestion/fixed-rate.ts';
-import { ModelBasedController } from '../transport/congestion/model-based.ts';
-import type { RateController } from '../transport/congestion/controller.ts';
+import { Connection, defaultConnectionConfig, FixedRateController, ModelBasedController, type RateController } from '../transport/index.ts';
 import { ALL_PROFILES, REPORT_PROFILES, WIRE_OVERHEAD_BYTES, findProfile, type LinkProfile } from '../link/profiles.ts';
 import { runBulkTransfer, runFairness, type ConnectionFactory, type FairnessResult, type Stalls } from '../sim/scenarios.ts';
 import { InvalidArgumentError, Option } from 'commander';

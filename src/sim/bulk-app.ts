@@ -4,7 +4,7 @@
 // byte-exact by comparing digests.
 
 import { createHash, type Hash } from 'node:crypto';
-import type { ConnectionEvent, TransportConnection } from '../transport/types.ts';
+import type { ConnectionEvent, TransportConnection } from '../transport/index.ts';
 import { Prng } from './prng.ts';
 
 // Stream bytes come from one random pool read at a stream-specific offset modulo a prime,

@@ -2,7 +2,7 @@
 // retransmissions, bottleneck queueing delay, byte-exact check) and two associations
 // sharing one bottleneck (fairness). Used by the integration tests and the benchmark.
 
-import type { ConnectionStats, TransportConnection } from '../transport/types.ts';
+import type { ConnectionStats, TransportConnection } from '../transport/index.ts';
 import { BulkReceiver, BulkSender, DataPool } from './bulk-app.ts';
 import type { LinkOptions, LinkStats } from './link.ts';
 import { Simulation, linkOptionsFromProfile } from './simulation.ts';

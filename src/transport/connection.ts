@@ -2,32 +2,21 @@
 // application calls in; datagrams, events and the next deadline out). See types.ts for the
 // driver loop and docs/protocol.md "Transport packets" for the wire format.
 //
-// The connection runs the handshake, the close, frame dispatch and packet assembly; its parts
-// keep their own state: the streams and flow control (streams/state.ts), what to acknowledge
-// (ack-tracker.ts), loss recovery (recovery.ts), when a packet may leave (send-scheduler.ts),
-// path MTU discovery (mtud.ts), the idle timeout (idle.ts), and the deadlines (timer.ts).
+// The connection runs the handshake, the close and frame dispatch, and decides which packet goes
+// next; its parts keep their own state: the streams and flow control (streams/state.ts), what to
+// acknowledge (ack-tracker.ts), loss recovery (recovery.ts), when a packet may leave
+// (send-scheduler.ts), what goes into it (packet-builder.ts), path MTU discovery (mtud.ts), the
+// idle timeout (idle.ts), and the deadlines (timer.ts).
 
 import type { ConnectionConfig, ConnectionEvent, ConnectionStats, Millis, Transmit, TransportConnection } from './types.ts';
 import type { RateController } from './congestion/controller.ts';
 import { ModelBasedController } from './congestion/model-based.ts';
-import { HEADER_SIZE, newHeader, readHeader, writeHeader, type PacketHeader } from './packet.ts';
-import {
-  HandshakeKind,
-  closeFrameSize,
-  decodeFrames,
-  encodeReason,
-  handshakeFrameSize,
-  writeClose,
-  writeHandshake,
-  writePadding,
-  writePing,
-  type Frame,
-  type TransportParams,
-} from './frame.ts';
+import { HEADER_SIZE, newHeader, readHeader, type PacketHeader } from './packet.ts';
+import { HandshakeKind, decodeFrames, encodeReason, type Frame, type TransportParams } from './frame.ts';
 import { Ctrl, type SentPacket } from './sent-packets.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { MtuDiscovery } from './mtud.ts';
-import { AckTracker, ACK_ELICITING_THRESHOLD, MAX_ACK_DELAY_MS } from './ack-tracker.ts';
+import { AckTracker, ACK_ELICITING_THRESHOLD } from './ack-tracker.ts';
 import { StreamsState } from './streams/state.ts';
 import { EventQueue } from './events.ts';
 import { Timer, TimerTable } from './timer.ts';
@@ -35,6 +24,7 @@ import { SendScheduler } from './send-scheduler.ts';
 import { admitFrames } from './admission.ts';
 import { IdleTimer } from './idle.ts';
 import { DatagramCounters, type ExtendedStats } from './stats.ts';
+import { PacketBuilder, PacketKind } from './packet-builder.ts';
 
 /** CLOSE codes (docs/protocol.md). Application codes start at 0x100. */
 export const CloseCode = {
@@ -55,7 +45,6 @@ export const CloseCode = {
 const PTO_PROBES = 2;
 // The closing period lasts this many probe timeouts (RFC 9000 §10.2).
 const CLOSING_PTOS = 3;
-const NO_REASON = new Uint8Array(0);
 
 /** Where the association stands. The closing states carry our CLOSE, to send (again). */
 type State =
@@ -86,10 +75,8 @@ export class Connection implements TransportConnection, RecoveryHandler {
   readonly role: 'client' | 'server';
   readonly #config: ConnectionConfig;
   #state: State = HANDSHAKE;
-  #cidHi = 0;
-  #cidLo = 0;
+  /** The connection id is the builder's (the header's); false until the server has seen the client's. */
   #cidKnown: boolean;
-  #nextPn = 0;
 
   readonly #controller: RateController;
   readonly #recovery: Recovery;
@@ -102,19 +89,11 @@ export class Connection implements TransportConnection, RecoveryHandler {
   readonly #counters = new DatagramCounters();
   readonly #rxHeader: PacketHeader = newHeader();
   readonly #idle: IdleTimer;
+  readonly #builder: PacketBuilder;
 
-  /** Our HANDSHAKE frame (INIT or ACCEPT) goes in the next packet. */
-  #handshakeDue = false;
-  #pingDue = false;
   #probesToSend = 0;
   /** Latest time seen from the driver: deadlines at or before it are not reported again. */
   #lastNow: Millis;
-
-  // Where #build() writes: the caller's buffer (pollTransmitInto) or, when null, a new one it
-  // leaves in #txBuilt (pollTransmit).
-  #txOut: Uint8Array | null = null;
-  #txAt = 0;
-  #txBuilt: Uint8Array | null = null;
 
   constructor(opts: ConnectionOptions) {
     const { role, config, now } = opts;
@@ -128,12 +107,24 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.#acks = new AckTracker(Math.max(1, Math.floor(config.ackFrequency ?? ACK_ELICITING_THRESHOLD)));
     this.#streams = new StreamsState(role, config, this.#events);
     this.#idle = new IdleTimer(config.idleTimeoutMs, config.keepaliveMs, this.#timers, now);
+    this.#builder = new PacketBuilder({
+      role,
+      config,
+      recovery: this.#recovery,
+      acks: this.#acks,
+      streams: this.#streams,
+      mtud: this.#mtud,
+      scheduler: this.#scheduler,
+      idle: this.#idle,
+      counters: this.#counters,
+    });
     this.#lastNow = now;
     this.#cidKnown = role === 'client';
     if (role === 'client') {
-      this.#cidHi = (random() * 0x100000000) >>> 0;
-      this.#cidLo = (random() * 0x100000000) >>> 0;
-      this.#handshakeDue = true;
+      const hi = (random() * 0x100000000) >>> 0;
+      const lo = (random() * 0x100000000) >>> 0;
+      this.#builder.setConnectionId(hi, lo);
+      this.#builder.handshakeDue = true;
     }
   }
 
@@ -149,7 +140,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   /** Connection id as 16 hex digits (for logs and endpoint routing). */
   get connectionId(): string {
-    return this.#cidHi.toString(16).padStart(8, '0') + this.#cidLo.toString(16).padStart(8, '0');
+    return this.#builder.connectionId;
   }
 
   openStream(): number {
@@ -238,10 +229,10 @@ export class Connection implements TransportConnection, RecoveryHandler {
     }
     if (timers.isExpired(Timer.lossDetection, now) && this.#recovery.onTimeout(now)) {
       this.#probesToSend = PTO_PROBES;
-      if (this.#handshakeUnconfirmed()) this.#handshakeDue = true;
+      if (this.#handshakeUnconfirmed()) this.#builder.handshakeDue = true;
     }
     if (timers.isExpired(Timer.pacing, now)) timers.stop(Timer.pacing);
-    if (timers.isExpired(Timer.keepalive, now)) this.#pingDue = true;
+    if (timers.isExpired(Timer.keepalive, now)) this.#builder.pingDue = true;
     this.#mtud.maybeRaise(now);
   }
 
@@ -255,7 +246,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
     timers.set(Timer.ack, this.#acks.deadline());
     const connected = this.#state.kind === 'connected';
     // Once a keepalive PING is due (it may wait for window), the deadline has done its job.
-    timers.set(Timer.keepalive, connected && !this.#pingDue ? this.#idle.keepaliveAt() : Infinity);
+    timers.set(Timer.keepalive, connected && !this.#builder.pingDue ? this.#idle.keepaliveAt() : Infinity);
     // A probe already due waits in transmit for window; as a deadline it would fire at once, again and again.
     const probeAt = this.#mtud.nextProbeTime();
     timers.set(Timer.mtuProbe, connected && probeAt > this.#lastNow ? probeAt : Infinity);
@@ -326,7 +317,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       counters.dropped++;
       return;
     }
-    if (this.#cidKnown && (hdr.cidHi !== this.#cidHi || hdr.cidLo !== this.#cidLo)) {
+    if (this.#cidKnown && !this.#builder.isConnectionId(hdr.cidHi, hdr.cidLo)) {
       counters.dropped++;
       return;
     }
@@ -357,8 +348,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
       return;
     }
     if (!this.#cidKnown) {
-      this.#cidHi = hdr.cidHi;
-      this.#cidLo = hdr.cidLo;
+      this.#builder.setConnectionId(hdr.cidHi, hdr.cidLo);
       this.#cidKnown = true;
     }
 
@@ -417,12 +407,12 @@ export class Connection implements TransportConnection, RecoveryHandler {
         this.#state = CONNECTED;
         this.#events.push({ type: 'connected' });
       }
-      this.#handshakeDue = true;
+      this.#builder.handshakeDue = true;
       this.#acks.ackImmediately();
     } else if (this.#state.kind === 'handshake') {
       this.#applyPeerParams(params);
       this.#state = CONNECTED;
-      this.#handshakeDue = false;
+      this.#builder.handshakeDue = false;
       this.#events.push({ type: 'connected' });
     }
   }
@@ -432,17 +422,6 @@ export class Connection implements TransportConnection, RecoveryHandler {
     this.#recovery.peerMaxAckDelay = p.maxAckDelayUs / 1000;
     this.#idle.applyPeerTimeout(p.idleTimeoutMs);
     this.#mtud.setMax(p.maxPacketSize);
-  }
-
-  #localParams(): TransportParams {
-    return {
-      maxPacketSize: this.#config.maxPacketSize,
-      maxData: this.#streams.localMaxData,
-      maxStreamData: this.#config.streamReceiveWindow,
-      maxStreams: this.#streams.localMaxStreams,
-      idleTimeoutMs: this.#config.idleTimeoutMs,
-      maxAckDelayUs: MAX_ACK_DELAY_MS * 1000,
-    };
   }
 
   // ------------------------------------------------------------------ recovery callbacks
@@ -456,7 +435,7 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   onPacketLost(p: SentPacket, now: Millis): void {
     this.#streams.onPacketLost(p);
-    if (p.ctrl & Ctrl.HANDSHAKE) this.#handshakeDue = this.#handshakeUnconfirmed() || this.role === 'server';
+    if (p.ctrl & Ctrl.HANDSHAKE) this.#builder.handshakeDue = this.#handshakeUnconfirmed() || this.role === 'server';
     if (p.isMtuProbe) this.#mtud.onProbeLost(p.size, now);
     else this.#mtud.onPacketLost(p.size, now, this.#recovery.rtt.pto(this.#recovery.peerMaxAckDelay));
   }
@@ -468,11 +447,10 @@ export class Connection implements TransportConnection, RecoveryHandler {
   // ------------------------------------------------------------------ send path
 
   pollTransmit(now: Millis): Transmit | null {
-    this.#txOut = null;
+    this.#builder.writeInto(null, 0);
     const n = this.#transmit(now);
     if (n === 0) return null;
-    const buf = this.#txBuilt!;
-    this.#txBuilt = null;
+    const buf = this.#builder.takeBuilt();
     return { data: n === buf.length ? buf : buf.subarray(0, n) };
   }
 
@@ -483,153 +461,58 @@ export class Connection implements TransportConnection, RecoveryHandler {
 
   pollTransmitInto(now: Millis, out: Uint8Array, at: number): number {
     if (!(at >= 0 && out.length - at >= this.maxDatagramSize)) throw new RangeError('pollTransmitInto: less room than maxDatagramSize');
-    this.#txOut = out;
-    this.#txAt = at;
+    this.#builder.writeInto(out, at);
     const n = this.#transmit(now);
-    this.#txOut = null;
+    this.#builder.writeInto(null, 0);
     return n;
   }
 
-  /** The next datagram's length (written as #build() says), 0 when nothing may leave now. */
+  /** The next datagram's length (written where the builder was told), 0 when nothing may leave now. */
   #transmit(now: Millis): number {
     const state = this.#state;
     if (state.kind === 'closed') return 0;
-    if (state.kind === 'closing') return state.closeDue ? this.#buildClose(state, now) : 0;
-    if (state.kind === 'aborting') return this.#buildClose(state, now);
+    if (state.kind === 'closing') return state.closeDue ? this.#sendClose(state, now) : 0;
+    if (state.kind === 'aborting') return this.#sendClose(state, now);
     if (!this.#cidKnown) return 0;
     if (now > this.#lastNow) this.#lastNow = now;
     this.#timers.stop(Timer.pacing);
 
     const size = this.#mtud.current;
     const ackDue = this.#acks.isDue(now);
+    const builder = this.#builder;
+    // Stream and control frames, and MTU probes, only once the handshake is done.
+    const open = state.kind === 'connected';
 
     if (this.#probesToSend > 0) {
       // Probe timeout: one ack-eliciting packet regardless of window and pacing (RFC 9002 §6.2.4).
       this.#probesToSend--;
       // Before the handshake completes, every probe is an INIT (a bare PING would be dropped).
-      if (this.#handshakeUnconfirmed()) this.#handshakeDue = true;
-      return this.#build(now, size, true, 0);
+      if (this.#handshakeUnconfirmed()) builder.handshakeDue = true;
+      return builder.build(now, size, PacketKind.ptoProbe, open);
     }
 
     const streams = this.#streams;
     const queued = streams.hasQueued();
-    const wantsData = queued || this.#handshakeDue || this.#pingDue || streams.hasControlPending();
-    const backlog = queued && !this.#handshakeDue ? streams.bytesWritten - streams.bytesSent : 0;
+    const wantsData = queued || builder.handshakeDue || builder.pingDue || streams.hasControlPending();
+    const backlog = queued && !builder.handshakeDue ? streams.bytesWritten - streams.bytesSent : 0;
     const scheduler = this.#scheduler;
-    const limit = scheduler.admit(now, size, wantsData, backlog, state.kind === 'connected');
+    const limit = scheduler.admit(now, size, wantsData, backlog, open);
     if (limit > 0) {
-      const n = this.#build(now, limit, false, scheduler.probe);
+      const probe = scheduler.probe;
+      const n = probe > 0 ? builder.build(now, probe, PacketKind.mtuProbe, open) : builder.build(now, limit, PacketKind.data, open);
       scheduler.onSending(now);
       if (n !== 0) return n;
     }
-    if (ackDue) return this.#build(now, size, false, 0, true);
+    if (ackDue) return builder.build(now, size, PacketKind.ackOnly, open);
     if (!scheduler.blocked && !wantsData) this.#recovery.markAppLimited();
     return 0;
   }
 
-  /**
-   * Builds one packet at txOut[txAt] or, without txOut, into a new buffer left in txBuilt, and
-   * returns its length (0: nothing to send after all).
-   * `mtuProbe` > 0: PING padded to that size. `ackOnly`: only an ACK (not in flight).
-   */
-  #build(now: Millis, size: number, isPtoProbe: boolean, mtuProbe: number, ackOnly = false): number {
-    const pn = this.#nextPn;
-    const out = this.#txOut;
-    const base = out === null ? 0 : this.#txAt;
-    // Frames are written at absolute positions up to `limit`, the packet's end in `buf`.
-    const limit = base + (mtuProbe > 0 ? mtuProbe : size);
-    // Written in place into memory the caller will own: the caller's send queue, or Node's pooled
-    // allocUnsafe, cheaper than building in a scratch buffer and copying (every byte up to `pos`
-    // is written).
-    const buf = out ?? Buffer.allocUnsafe(limit);
-    let pos = writeHeader(buf, 0, this.#cidHi, this.#cidLo, pn, base);
-    const recovery = this.#recovery;
-    const acks = this.#acks;
-    const sp = recovery.sent.acquire();
-    let ackEliciting = false;
-
-    // HANDSHAKE first: the gateway recognises an INIT by the frame right after the header.
-    if (!ackOnly && this.#handshakeDue) {
-      const params = this.#localParams();
-      if (pos + handshakeFrameSize(params) <= limit) {
-        pos = writeHandshake(buf, pos, this.role === 'client' ? HandshakeKind.INIT : HandshakeKind.ACCEPT, params);
-        sp.ctrl |= Ctrl.HANDSHAKE;
-        this.#handshakeDue = false;
-        ackEliciting = true;
-      }
-    }
-    if (acks.isPending || ackOnly) {
-      pos = acks.writeFrame(buf, pos, limit, now, sp);
-    }
-    if (!ackOnly) {
-      if (mtuProbe === 0 && this.#state.kind === 'connected') {
-        pos = this.#streams.writeControlFrames(buf, pos, limit, sp);
-        if (sp.ctrl !== 0 || sp.maxStreamDataIds !== null || sp.resetIds !== null) ackEliciting = true;
-        const before = sp.streamCount;
-        pos = this.#streams.writeStreamFrames(buf, pos, limit, sp);
-        if (sp.streamCount > before) ackEliciting = true;
-      }
-      if (!ackEliciting && (this.#pingDue || isPtoProbe || mtuProbe > 0)) {
-        pos = writePing(buf, pos);
-        ackEliciting = true;
-      }
-      this.#pingDue = false;
-    }
-    if (!ackEliciting) {
-      if (sp.ackLargest < 0) {
-        recovery.sent.release(sp);
-        return 0;
-      }
-      // Ack-only: every so often ask for an ACK back so the peer can prune.
-      if (acks.ackOnlyWantsPing() && pos < limit) {
-        pos = writePing(buf, pos);
-        ackEliciting = true;
-      }
-    }
-    if (ackEliciting) acks.onAckElicitingSent();
-    // Pad the client's INIT (path must carry the base size) and MTU probes.
-    const padTo =
-      base + (mtuProbe > 0 ? mtuProbe : (sp.ctrl & Ctrl.HANDSHAKE) !== 0 && this.role === 'client' ? this.#config.initialPacketSize : 0);
-    if (pos < padTo) pos = writePadding(buf, pos, padTo - pos);
-    const length = pos - base;
-
-    this.#nextPn = pn + 1;
-    sp.pn = pn;
-    sp.timeSent = now;
-    sp.size = length;
-    sp.ackEliciting = ackEliciting;
-    sp.inFlight = ackEliciting;
-    sp.isMtuProbe = mtuProbe > 0;
-    // Ack-only packets are not tracked: nothing in them is retransmitted, and ack-of-ack
-    // pruning rides on the ack-eliciting packets that also carry ACK frames.
-    if (ackEliciting) recovery.onPacketSent(sp, now);
-    else recovery.sent.release(sp);
-    if (mtuProbe > 0) this.#mtud.onProbeSent(mtuProbe);
-    if (ackEliciting) this.#scheduler.onSent(length);
-    this.#idle.onSent(now, ackEliciting);
-    this.#counters.packetsSent++;
-    this.#counters.bytesSent += length;
-    if (out === null) this.#txBuilt = buf;
-    return length;
-  }
-
-  #buildClose(state: Closing, now: Millis): number {
+  #sendClose(state: Closing, now: Millis): number {
     if (state.kind === 'closing') state.closeDue = false;
-    const code = state.code;
-    // A reason too long for one packet is left out: the code is what matters.
-    const reason = HEADER_SIZE + closeFrameSize(code, state.reasonBytes) > this.#mtud.current ? NO_REASON : state.reasonBytes;
-    const out = this.#txOut;
-    const base = out === null ? 0 : this.#txAt;
-    const buf = out ?? Buffer.allocUnsafe(HEADER_SIZE + closeFrameSize(code, reason));
-    let pos = writeHeader(buf, 0, this.#cidHi, this.#cidLo, this.#nextPn++, base);
-    pos = writeClose(buf, pos, code, reason);
-    const length = pos - base;
-    this.#counters.packetsSent++;
-    this.#counters.bytesSent += length;
-    this.#idle.onSent(now, false);
-    if (out === null) this.#txBuilt = buf;
-    if (state.kind === 'aborting') this.#finishClose(code, state.reason, false);
-    return length;
+    const n = this.#builder.buildClose(now, state.code, state.reasonBytes);
+    if (state.kind === 'aborting') this.#finishClose(state.code, state.reason, false);
+    return n;
   }
 
   #finishClose(code: number, reason: string, byPeer: boolean): void {

@@ -1,5 +1,7 @@
-// Public API of the transport core: what the gateway and other layers import (test/transport/
-// public-surface.test.ts keeps src/gateway from reaching past it).
+// Public API of the transport core: what the gateway, the simulator and the benchmarks import.
+// Code outside src/transport imports nothing else from it (biome.jsonc's noRestrictedImports), so
+// what the core exposes is written down here and its internals can move freely. Files inside
+// src/transport never import this one (it would make import cycles).
 export type {
   Millis,
   Transmit,
@@ -22,6 +24,6 @@ export {
   type PacketRoute,
 } from './packet.ts';
 export { decodeFrames, encodeFrame, type Frame, type FrameError, type TransportParams } from './frame.ts';
-export { fixedRateController } from './congestion/fixed-rate.ts';
-export { modelBasedController } from './congestion/model-based.ts';
+export { FixedRateController, fixedRateController, type FixedRateOptions } from './congestion/fixed-rate.ts';
+export { ModelBasedController, modelBasedController, type ModelBasedOptions } from './congestion/model-based.ts';
 export { ForwardingRateController } from './congestion/forwarding.ts';

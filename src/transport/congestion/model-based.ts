@@ -16,10 +16,21 @@
 //   2-BDP window, so its overshoot stays within a 20 ms drop-tail queue on most paths.
 // - PROBE_RTT shrinks the window only to half the BDP (BBRv2), and any near-minimum RTT
 //   sample postpones it, so a lossy, jittery path rarely pays for it.
+//
+// The controller is the state machine (startup, drain, PROBE_BW's cycle, PROBE_RTT) over the
+// path model; its estimators keep their own files: round-stats.ts (what each round measured),
+// ack-aggregation.ts, standing-queue.ts, startup-exit.ts (full-pipe detection), heavy-loss.ts,
+// and model-bounds.ts (the caps a cut sets, bw_hi and inflight_hi).
 
 import type { Millis } from '../types.ts';
 import type { AckSample, LossSample, RateController } from './controller.ts';
 import { WindowedFilter } from './windowed-filter.ts';
+import { AckAggregation } from './ack-aggregation.ts';
+import { RoundStats } from './round-stats.ts';
+import { StandingQueue } from './standing-queue.ts';
+import { FullPipeDetector } from './startup-exit.ts';
+import { HeavyLossWindow } from './heavy-loss.ts';
+import { ModelBounds } from './model-bounds.ts';
 
 export interface ModelBasedOptions {
   /** Pacing rate before the first bandwidth sample (bits/s). Default: initial window per ms. */
@@ -63,13 +74,6 @@ const CRUISE_SKIP_CHOICES = 3;
 const CWND_GAIN = 1.5;
 // The bandwidth max filter spans ten rounds so one probe cycle (8 rounds) always holds a sample.
 const BW_WINDOW_ROUNDS = 10;
-// Delivery rate must grow by 25% in 3 rounds or the pipe is considered full (BBR).
-const FULL_BW_GROWTH = 1.25;
-const FULL_BW_ROUNDS = 3;
-// Startup doubles the delivery rate each round while the pipe has room. A round that grew
-// it by less than half while RTTs rose by a quarter means the bottleneck saturated during
-// that round: leave at once, before a 2-BDP window overflows a queue shallower than a BDP.
-const STARTUP_STALL_GROWTH = 1.5;
 const MIN_RTT_WINDOW_MS = 10_000;
 // A sample within 5% of the minimum shows the path's base RTT is still current.
 const MIN_RTT_REFRESH_TOLERANCE = 0.05;
@@ -82,63 +86,12 @@ const MIN_CWND_PACKETS = 4;
 // link: 2 rounds saved were worth +1% goodput on the 12-25 ms profiles. Slower links
 // should pass a smaller initialWindowPackets.
 const INITIAL_CWND_PACKETS = 256;
-// Ack aggregation (delayed acks, batched receive) is tracked over ten rounds, as in BBR.
-const EXTRA_ACKED_WINDOW_ROUNDS = 10;
-// The allowance for it is capped at a BDP or this much time at the estimated rate, whichever is
-// more. Acks leave a gateway in batches paced by its receive coalescing (~1 ms) and event loop,
-// plus the peer's delayed-ack timer: on a sub-millisecond path that is several BDPs, and a cap of
-// one BDP left the sender waiting for acks with the link idle (the lab's 0 ms baseline: ~0.3 ms
-// minimum RTT, acks every ~1 ms). 8 ms covers the 5 ms max ack delay and the batching; on the
-// 5-25 ms paths the BDP is the larger cap anyway (Linux BBR caps this at 100 ms of rate).
-const EXTRA_ACKED_CAP_MS = 8;
-// Random loss on the lines we target is at most a few percent; congestion that overflows a
-// drop-tail queue while we pace at 1.25x loses far more. Judged over at least a round and
-// LOSS_WINDOW_MIN_PACKETS packets so that 3% random loss exceeds the threshold with
-// negligible probability (P(>=15 of 100 | p=0.03) ~ 1e-7).
-const HEAVY_LOSS_RATE = 0.15;
-const LOSS_WINDOW_MIN_PACKETS = 100;
 // Multiplicative cut on heavy loss (BBRv2's beta).
 const HEAVY_LOSS_BETA = 0.7;
-// A cut caps the model with bw_hi and inflight_hi, which then grow back by a step that
-// starts at a few packets (per min RTT, for the rate) and doubles each round (BBRv2's
-// probe-up). The first rounds add the same absolute amount to every competing association
-// whatever its size, which (with the multiplicative cuts) makes them converge to equal
-// shares, as AIMD does; the doubling keeps recovery within ~10 rounds on a fast path.
-// 8 packets: on the 100 Mbit/s mpls path a 15% cut (~30 packets per round) is back in two
-// rounds, while the queue the cut drains still keeps the link busy; starting at 1 packet
-// took five rounds and idled the link ~14 ms per cut (92.8% goodput instead of 95.5%).
-const HI_FIRST_STEP_PACKETS = 8;
 // Multiplicative cut of the measured delivery rate and data in flight on a standing queue:
 // drains the queue at 15% of the link rate per round. No PROBE_DOWN round on top: 0.75 x
 // 0.85 for a round drained twice the queue the detector needs to see, and the link idled.
 const STANDING_QUEUE_BETA = 0.85;
-// Standing queue: every RTT sample of STANDING_QUEUE_ROUNDS consecutive rounds above
-// minRtt * (1 + fraction) + margin. The fraction leaves room for the probe's own queue
-// (0.25 BDP) and the margin for jitter and timer granularity.
-// The reference is the smallest round-minimum of the last RECENT_RTT_ROUNDS rounds, not
-// the 10 s minimum: with jitter the 10 s minimum is one lucky sample, different for each
-// association, and the one with the luckiest sample would always react first and starve.
-// The recent reference carries fresh, unbiased noise every few cycles instead.
-const STANDING_QUEUE_RTT_FRACTION = 0.25;
-const STANDING_QUEUE_MARGIN_MS = 1;
-const STANDING_QUEUE_ROUNDS = 3;
-const RECENT_RTT_ROUNDS = 24;
-// A queue that stands longer than that window would become its own reference; against the
-// smallest round-minimum of LONG_RTT_ROUNDS rounds it still shows, with a wider margin for
-// that minimum's luck under jitter. It must stay below the queue a 1.5-BDP window allows
-// (half the RTT), or two window-limited associations freeze their shares behind a queue
-// neither of them detects. Not the 10 s minimum: under jitter that is one lucky sample, and
-// the association that started first has had more luck, so it alone kept detecting the
-// shared queue and lost its share (mpls fairness, seed 7: 38/62; with ~100 rounds, 59/41).
-const LONG_QUEUE_RTT_FRACTION = 0.3;
-const LONG_QUEUE_MARGIN_MS = 2;
-const LONG_RTT_ROUNDS = 4 * RECENT_RTT_ROUNDS;
-// The rate a standing-queue cut restarts from: bytes acked (plus random-rate loss) over the
-// last four rounds / their duration. Jitter moves each end of the interval by a few ms;
-// over four RTTs that is a few percent instead of the 20-40% a single 25 ms interval can
-// show with 3 ms of jitter each way. (Per-ack samples stay the max filter's input: they
-// show a probe's gain at once, which fairness between associations depends on.)
-const RATE_WINDOW_ROUNDS = 4;
 // A standing-queue cut restarts the model no lower than this share of it. The four rounds
 // of rate measure our share of a shared bottleneck well, but a gateway stalled for a few
 // scheduler slices (or an ack path that paused) stretches them: in the lab on mpls one
@@ -146,12 +99,6 @@ const RATE_WINDOW_ROUNDS = 4;
 // took ~1.5 s of 1.25x probes to regrow. Competing associations lose share more gradually
 // than that, so repeated cuts (0.7 x 0.85 each) still converge them.
 const STANDING_QUEUE_RESET_FLOOR = 0.7;
-// Random loss happens after the bottleneck (the packet used the link), so delivery-rate
-// samples are divided by (1 - loss rate) up to this much; congestive loss shows up as a
-// standing queue or heavy loss, which cut the model instead.
-const RANDOM_LOSS_CREDIT = 0.05;
-// Per-round loss rate smoothed over ~8 rounds for the credit above.
-const LOSS_EWMA_GAIN = 1 / 8;
 // Data in flight stays within this many BDPs once the pipe is full, the ack-aggregation
 // allowance included. That allowance (up to a BDP) grew the window to 2.5 BDP after each
 // late batch of acks in the lab; with the 1.5-BDP gain on top of a bandwidth estimate
@@ -178,38 +125,17 @@ interface ModelState {
 
   // Path model (the minimum RTT lives on the controller: a reset may keep it).
   readonly bw: WindowedFilter;
-  inflightHi: number;
-  inflightHiStep: number;
-  bwHi: number;
-  bwHiStep: number;
-  readonly extraAcked: WindowedFilter;
-  ackEpochStartMs: Millis;
-  ackEpochBytes: number;
+  readonly bounds: ModelBounds;
+  readonly ackAggregation: AckAggregation;
 
-  // The current round trip, and the rounds before it.
-  /** Send time from which an acked packet ends the round (-Infinity: the first sampled ack does). */
-  roundStartMs: Millis;
-  roundBeganAtMs: Millis;
-  roundAckedBytes: number;
-  roundLostBytes: number;
-  roundAckedBytesForLoss: number;
-  roundLostBytesForLoss: number;
-  lossRateEwma: number;
+  // The current round trip and the rounds before it, and what they show.
+  readonly rounds: RoundStats;
+  readonly standingQueue: StandingQueue;
   probeBwEntered: boolean;
-  readonly windowBytes: Float64Array;
-  readonly windowMs: Float64Array;
-  windowRounds: number;
-  roundMinRttMs: number;
-  readonly recentRtt: WindowedFilter;
-  readonly longRtt: WindowedFilter;
-  standingRounds: number;
 
   // Startup's full-pipe detection.
   filledPipe: boolean;
-  fullBw: number;
-  fullBwRounds: number;
-  prevRoundBw: number;
-  roundMaxRttMs: number;
+  readonly fullPipe: FullPipeDetector;
 
   // PROBE_BW cycle.
   cycleIndex: number;
@@ -219,52 +145,27 @@ interface ModelState {
   probeRttDoneMs: Millis;
   probeRttDoneRound: number;
 
-  // Loss-rate window.
-  lossWindowStartMs: Millis;
-  lossWindowAcked: number;
-  lossWindowLost: number;
+  readonly heavyLoss: HeavyLossWindow;
 }
 
-function newModelState(now: Millis): ModelState {
+function newModelState(now: Millis, mss: number): ModelState {
   return {
     mode: 'startup',
     pacingGain: STARTUP_GAIN,
     cwndGain: STARTUP_CWND_GAIN,
     bw: new WindowedFilter(BW_WINDOW_ROUNDS, 'max'),
-    inflightHi: Infinity,
-    inflightHiStep: 0,
-    bwHi: Infinity,
-    bwHiStep: 0,
-    extraAcked: new WindowedFilter(EXTRA_ACKED_WINDOW_ROUNDS, 'max'),
-    ackEpochStartMs: now,
-    ackEpochBytes: 0,
-    roundStartMs: -Infinity,
-    roundBeganAtMs: now,
-    roundAckedBytes: 0,
-    roundLostBytes: 0,
-    roundAckedBytesForLoss: 0,
-    roundLostBytesForLoss: 0,
-    lossRateEwma: 0,
+    bounds: new ModelBounds(),
+    ackAggregation: new AckAggregation(now),
+    rounds: new RoundStats(now),
+    standingQueue: new StandingQueue(),
     probeBwEntered: false,
-    windowBytes: new Float64Array(RATE_WINDOW_ROUNDS),
-    windowMs: new Float64Array(RATE_WINDOW_ROUNDS),
-    windowRounds: 0,
-    roundMinRttMs: Infinity,
-    recentRtt: new WindowedFilter(RECENT_RTT_ROUNDS, 'min'),
-    longRtt: new WindowedFilter(LONG_RTT_ROUNDS, 'min'),
-    standingRounds: 0,
     filledPipe: false,
-    fullBw: 0,
-    fullBwRounds: 0,
-    prevRoundBw: 0,
-    roundMaxRttMs: 0,
+    fullPipe: new FullPipeDetector(),
     cycleIndex: 0,
     cycleStartMs: now,
     probeRttDoneMs: -1,
     probeRttDoneRound: 0,
-    lossWindowStartMs: now,
-    lossWindowAcked: 0,
-    lossWindowLost: 0,
+    heavyLoss: new HeavyLossWindow(now, mss),
   };
 }
 
@@ -279,7 +180,7 @@ export class ModelBasedController implements RateController {
   readonly #initialWindow: number;
 
   /** Everything a reset starts over (see onReset and newModelState). */
-  #s: ModelState = newModelState(0);
+  #s: ModelState;
 
   // Kept across a reset: startup resumes from them (see onReset).
   #minRttMs = Infinity;
@@ -300,6 +201,7 @@ export class ModelBasedController implements RateController {
     this.#initialRateBps = opts.initialRateBps;
     this.#random = opts.random;
     this.#initialWindow = (opts.initialWindowPackets ?? INITIAL_CWND_PACKETS) * this.#mss;
+    this.#s = newModelState(0, this.#mss);
   }
 
   /** Current state, for tests and diagnostics. */
@@ -328,18 +230,18 @@ export class ModelBasedController implements RateController {
     // the path that came back.
     if (this.#resumeAckAt === Infinity) {
       this.#resumeAckAt = now;
-      this.#s.roundStartMs = now;
-      this.#s.lossWindowStartMs = now;
+      this.#s.rounds.startMs = now;
+      // (Nothing was counted since the reset: see onLoss.)
+      this.#s.heavyLoss.restart(now);
     }
     if ((s.sentAt ?? now - s.rttMs) < this.#resumeAckAt) return;
     this.#ackHash = Math.imul(this.#ackHash ^ ((now * 1024) | 0) ^ s.bytesInFlight, 0x85ebca6b) >>> 0;
-    this.#s.lossWindowAcked += s.bytesAcked;
-    this.#s.roundAckedBytes += s.bytesAcked;
-    this.#s.roundAckedBytesForLoss += s.bytesAcked;
+    this.#s.heavyLoss.onAck(s.bytesAcked);
+    this.#s.rounds.onAck(s.bytesAcked);
 
     const sentAt = s.sentAt ?? now - s.rttMs;
     let roundEnded = false;
-    if (sentAt >= this.#s.roundStartMs) {
+    if (sentAt >= this.#s.rounds.startMs) {
       roundEnded = true;
       this.#round++;
     }
@@ -347,15 +249,15 @@ export class ModelBasedController implements RateController {
     // Per-ack samples (one RTT each, guarded against ack compression by the send interval)
     // show a probe's gain at once: that is what lets a small association claim bandwidth
     // from a large one within a few probe cycles. Random loss is credited back (the lost
-    // packets used the link), up to RANDOM_LOSS_CREDIT.
+    // packets used the link), within limits (round-stats.ts).
     if (s.deliveryRateBps > 0) {
-      const credited = s.deliveryRateBps / (1 - Math.min(this.#s.lossRateEwma, RANDOM_LOSS_CREDIT));
+      const credited = this.#s.rounds.creditLoss(s.deliveryRateBps);
       const rate = Math.min(credited, this.#maxRateBps);
       if (!s.isAppLimited || rate >= this.#s.bw.best) this.#s.bw.update(this.#round, rate);
     }
 
     const minRttExpired = this.#updateMinRtt(now, s.rttMs);
-    this.#updateAckAggregation(now, s.bytesAcked);
+    this.#s.ackAggregation.onAck(now, s.bytesAcked, this.#s.bw.best, this.#bdp(), MIN_CWND_PACKETS * this.#mss, this.#round);
 
     if (roundEnded) this.#endRound(now, s.isAppLimited);
     this.#checkLossWindow(now);
@@ -366,9 +268,8 @@ export class ModelBasedController implements RateController {
     this.#bytesInFlight = s.bytesInFlight;
     // Packets lost into an outage (see onReset) say nothing about the path that comes back.
     if (s.lostPacketSentAt < this.#resumeAckAt) return;
-    this.#s.lossWindowLost += s.bytesLost;
-    this.#s.roundLostBytes += s.bytesLost;
-    this.#s.roundLostBytesForLoss += s.bytesLost;
+    this.#s.heavyLoss.onLoss(s.bytesLost);
+    this.#s.rounds.onLoss(s.bytesLost);
     this.#checkLossWindow(s.now);
   }
 
@@ -390,7 +291,7 @@ export class ModelBasedController implements RateController {
     }
     // The round counter is the filters' clock and keeps running; everything else starts over.
     // (The round that was under way starts at the first ack after the reset: see onAck.)
-    this.#s = newModelState(now);
+    this.#s = newModelState(now, this.#mss);
   }
 
   pacingRateBps(): number {
@@ -419,10 +320,10 @@ export class ModelBasedController implements RateController {
     const minCwnd = MIN_CWND_PACKETS * this.#mss;
     const bdp = this.#bdp();
     if (this.#s.mode === 'probe-rtt') return Math.max(minCwnd, PROBE_RTT_BDP_FRACTION * bdp);
-    let cwnd = bdp > 0 ? this.#s.cwndGain * bdp + this.#s.extraAcked.best : this.#initialWindow;
+    let cwnd = bdp > 0 ? this.#s.cwndGain * bdp + this.#s.ackAggregation.extraAcked : this.#initialWindow;
     if (!this.#s.filledPipe) cwnd = Math.max(cwnd, this.#initialWindow, STARTUP_CWND_GAIN * this.#resumeBdp);
-    else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#s.extraAcked.best));
-    cwnd = Math.min(cwnd, this.#s.inflightHi);
+    else if (bdp > 0) cwnd = Math.min(cwnd, Math.max(MAX_INFLIGHT_BDP * bdp, this.#s.ackAggregation.extraAcked));
+    cwnd = Math.min(cwnd, this.#s.bounds.inflightHi);
     return Math.max(cwnd, minCwnd);
   }
 
@@ -433,7 +334,7 @@ export class ModelBasedController implements RateController {
   /** Bandwidth the model believes in: the max filter, capped by bw_hi after a cut. */
   #modelBw(): number {
     const bw = this.#s.bw.best;
-    return Math.min(bw, this.#s.bwHi);
+    return Math.min(bw, this.#s.bounds.bwHi);
   }
 
   /** Bandwidth-delay product in bytes (0 before both are known). */
@@ -444,8 +345,7 @@ export class ModelBasedController implements RateController {
 
   #updateMinRtt(now: Millis, rttMs: number): boolean {
     if (!(rttMs >= 0)) return false;
-    this.#s.roundMinRttMs = Math.min(this.#s.roundMinRttMs, rttMs);
-    if (rttMs > this.#s.roundMaxRttMs) this.#s.roundMaxRttMs = rttMs;
+    this.#s.rounds.onRttSample(rttMs);
     const expired = now - this.#minRttStampMs > MIN_RTT_WINDOW_MS;
     if (rttMs < this.#minRttMs || (expired && this.#s.mode !== 'probe-rtt')) {
       this.#minRttMs = rttMs;
@@ -456,91 +356,21 @@ export class ModelBasedController implements RateController {
     return expired && this.#s.mode !== 'probe-rtt';
   }
 
-  // Bytes acked beyond what the estimated bandwidth explains since the epoch began: the
-  // window must hold that much extra or the sender stalls between aggregated acks.
-  #updateAckAggregation(now: Millis, bytesAcked: number): void {
-    const bw = this.#s.bw.best;
-    if (bw <= 0) return;
-    const expected = (bw * (now - this.#s.ackEpochStartMs)) / 8000;
-    if (this.#s.ackEpochBytes <= expected) {
-      this.#s.ackEpochStartMs = now;
-      this.#s.ackEpochBytes = 0;
-    }
-    this.#s.ackEpochBytes += bytesAcked;
-    const cap = Math.max(this.#bdp(), (bw * EXTRA_ACKED_CAP_MS) / 8000, MIN_CWND_PACKETS * this.#mss);
-    const extra = Math.min(this.#s.ackEpochBytes - Math.max(expected, 0), cap);
-    if (extra > 0) this.#s.extraAcked.update(this.#round, extra);
-  }
-
   #endRound(now: Millis, appLimited: boolean): void {
-    const duration = now - this.#s.roundBeganAtMs;
-    const slot = this.#s.windowRounds++ % RATE_WINDOW_ROUNDS;
-    // Only loss at a plausibly random rate counts: a burst of queue drops (startup's
-    // overshoot) did not go through the link.
-    this.#s.windowBytes[slot] = this.#s.roundAckedBytes + Math.min(this.#s.roundLostBytes, RANDOM_LOSS_CREDIT * this.#s.roundAckedBytes);
-    this.#s.roundLostBytes = 0;
-    this.#s.windowMs[slot] = duration;
-    let bytes = 0;
-    let ms = 0;
-    for (let i = 0; i < RATE_WINDOW_ROUNDS; i++) {
-      bytes += this.#s.windowBytes[i]!;
-      ms += this.#s.windowMs[i]!;
-    }
-    const windowFull = this.#s.windowRounds >= RATE_WINDOW_ROUNDS;
-    const roundRate = windowFull && ms > 0 ? (bytes * 8000) / ms : 0;
-    const roundMinRtt = this.#s.roundMinRttMs;
-    const roundMaxRtt = this.#s.roundMaxRttMs;
-    this.#s.roundStartMs = now;
-    this.#s.roundBeganAtMs = now;
-    this.#s.roundAckedBytes = 0;
-    this.#s.roundMinRttMs = Infinity;
-    this.#s.roundMaxRttMs = 0;
-
-    const roundTotal = this.#s.roundAckedBytesForLoss + this.#s.roundLostBytesForLoss;
-    if (roundTotal > 0) {
-      // A round losing more than random loss could explain lost packets to a queue that
-      // overflowed: counted at the credit's limit, so that burst does not inflate the rate.
-      const loss = Math.min(this.#s.roundLostBytesForLoss / roundTotal, RANDOM_LOSS_CREDIT);
-      this.#s.lossRateEwma += LOSS_EWMA_GAIN * (loss - this.#s.lossRateEwma);
-    }
-    this.#s.roundAckedBytesForLoss = 0;
-    this.#s.roundLostBytesForLoss = 0;
+    const rounds = this.#s.rounds;
+    const roundMinRtt = rounds.minRttMs;
+    const roundMaxRtt = rounds.maxRttMs;
+    const roundRate = rounds.end(now);
 
     if (!this.#s.filledPipe && !appLimited) {
-      const bw = this.#s.bw.best;
-      const rttRose = roundMaxRtt > this.#minRttMs * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS;
-      if (this.#s.prevRoundBw > 0 && bw < STARTUP_STALL_GROWTH * this.#s.prevRoundBw && rttRose) this.#s.filledPipe = true;
-      this.#s.prevRoundBw = bw;
-      if (bw >= this.#s.fullBw * FULL_BW_GROWTH) {
-        this.#s.fullBw = bw;
-        this.#s.fullBwRounds = 0;
-      } else if (++this.#s.fullBwRounds >= FULL_BW_ROUNDS) {
-        this.#s.filledPipe = true;
-      }
+      if (this.#s.fullPipe.onRound(this.#s.bw.best, roundMaxRtt, this.#minRttMs)) this.#s.filledPipe = true;
     }
 
-    if (Number.isFinite(this.#s.bwHi)) {
-      this.#s.bwHi += this.#s.bwHiStep;
-      this.#s.bwHiStep *= 2;
-      if (this.#s.bwHi > 2 * this.#s.bw.best) this.#s.bwHi = Infinity;
-    }
-    if (Number.isFinite(this.#s.inflightHi)) {
-      this.#s.inflightHi += this.#s.inflightHiStep;
-      this.#s.inflightHiStep *= 2;
-      if (this.#s.inflightHi > 2 * CWND_GAIN * this.#bdp()) this.#s.inflightHi = Infinity;
-    }
+    // The bandwidth cap first: the BDP that lifts the in-flight cap is taken with its new value.
+    this.#s.bounds.growBw(this.#s.bw.best);
+    this.#s.bounds.growInflight(2 * CWND_GAIN * this.#bdp());
 
-    if (Number.isFinite(roundMinRtt)) {
-      this.#s.recentRtt.update(this.#round, roundMinRtt);
-      this.#s.longRtt.update(this.#round, roundMinRtt);
-      const reference = this.#s.recentRtt.best;
-      const queueThreshold = Math.min(
-        reference * (1 + STANDING_QUEUE_RTT_FRACTION) + STANDING_QUEUE_MARGIN_MS,
-        this.#s.longRtt.best * (1 + LONG_QUEUE_RTT_FRACTION) + LONG_QUEUE_MARGIN_MS,
-      );
-      if (roundMinRtt > queueThreshold) this.#s.standingRounds++;
-      else this.#s.standingRounds = 0;
-    }
+    this.#s.standingQueue.onRound(this.#round, roundMinRtt);
 
     // A round of startup with a standing queue ends startup only when the delivery rate also
     // stopped growing (the stall test above): a queue alone is not proof the pipe is full. A
@@ -549,8 +379,7 @@ export class ModelBasedController implements RateController {
     // queue alone started it at the warm-up's rate and probing up at 1.25x per cycle took ~0.5 s
     // to reach 1 Gbit/s in the lab (64 MiB in 0.85 s where BBR took 0.65).
 
-    if (this.#s.mode === 'probe-bw' && this.#s.standingRounds >= STANDING_QUEUE_ROUNDS) {
-      this.#s.standingRounds = 0;
+    if (this.#s.mode === 'probe-bw' && this.#s.standingQueue.takeDetection()) {
       // The queue proves the link is saturated, so the recent delivery rate is our share of
       // it: the model restarts there (forgetting inflated samples), capped lower until the
       // queue has drained.
@@ -564,15 +393,8 @@ export class ModelBasedController implements RateController {
   }
 
   #checkLossWindow(now: Millis): void {
-    const total = this.#s.lossWindowAcked + this.#s.lossWindowLost;
-    const elapsed = now - this.#s.lossWindowStartMs;
-    if (total < LOSS_WINDOW_MIN_PACKETS * this.#mss || !(elapsed >= this.#minRttMs)) return;
-    const lossRate = this.#s.lossWindowLost / total;
-    const deliveredRate = elapsed > 0 ? (this.#s.lossWindowAcked * 8000) / elapsed : 0;
-    this.#s.lossWindowStartMs = now;
-    this.#s.lossWindowAcked = 0;
-    this.#s.lossWindowLost = 0;
-    if (lossRate > HEAVY_LOSS_RATE) this.#onHeavyLoss(now, deliveredRate);
+    const deliveredRate = this.#s.heavyLoss.check(now, this.#minRttMs);
+    if (deliveredRate !== null) this.#onHeavyLoss(now, deliveredRate);
   }
 
   #onHeavyLoss(now: Millis, deliveredRate: number): void {
@@ -595,13 +417,7 @@ export class ModelBasedController implements RateController {
   #cut(bwHi: number, inflightBeta: number): void {
     this.cuts++;
     const inflight = Math.min(this.#bytesInFlight, this.cwndBytes());
-    this.#s.inflightHi = Math.max(MIN_CWND_PACKETS * this.#mss, inflightBeta * inflight);
-    this.#s.inflightHiStep = HI_FIRST_STEP_PACKETS * this.#mss;
-    if (bwHi > 0 && Number.isFinite(bwHi)) {
-      this.#s.bwHi = bwHi;
-      const rtt = Number.isFinite(this.#minRttMs) && this.#minRttMs > 0 ? this.#minRttMs : 1;
-      this.#s.bwHiStep = (HI_FIRST_STEP_PACKETS * this.#mss * 8000) / rtt;
-    }
+    this.#s.bounds.cut(bwHi, inflight, inflightBeta, MIN_CWND_PACKETS * this.#mss, this.#mss, this.#minRttMs);
   }
 
   #updateMode(now: Millis, minRttExpired: boolean): void {
@@ -638,11 +454,9 @@ export class ModelBasedController implements RateController {
     this.#s.mode = 'probe-bw';
     // Judge loss afresh: the window may still hold startup's overshoot, which was
     // congestion, not random loss to credit back.
-    if (!this.#s.probeBwEntered) this.#s.lossRateEwma = 0;
+    if (!this.#s.probeBwEntered) this.#s.rounds.forgetLossRate();
     this.#s.probeBwEntered = true;
-    this.#s.lossWindowStartMs = now;
-    this.#s.lossWindowAcked = 0;
-    this.#s.lossWindowLost = 0;
+    this.#s.heavyLoss.restart(now);
     this.#s.cwndGain = CWND_GAIN;
     // Start anywhere but the drain phase (BBR), so competing associations probe at different times.
     const r = this.#draw();
