@@ -140,3 +140,44 @@ test("a verdict stands for the path's next streams until its own hold is over; t
   assert.equal(late.current, 'model');
   assert.equal(late.inherited, false);
 });
+
+test("a compressed start is asked again once the link's estimate settles: raw at once where no codec keeps up by the figures", () => {
+  // A fresh association on a 1 Gbit/s link: the first block saw the estimate a short exchange left
+  // (100 Mbit/s), the model's figures kept up with that. The estimate then settles at 1 Gbit/s
+  // with the transport sending well short of it.
+  const start = (keepsUp: boolean, sendingShare: number): CompressionArbiter => {
+    const a = new CompressionArbiter('model');
+    let t = 0;
+    for (const rate of [100e6, 1e9, 1e9]) {
+      a.observeWindow(
+        20e6,
+        7e6,
+        ARBITER_WINDOW_MS,
+        (t += ARBITER_WINDOW_MS),
+        { rateBps: rate, sendingBps: sendingShare * rate },
+        () => keepsUp,
+      );
+    }
+    return a;
+  };
+  const turned = start(false, 0.5);
+  assert.equal(turned.current, 'none', 'raw on the first settled window, without a trial');
+  assert.equal(turned.trials, 0);
+  assert.ok(turned.startTurnedRaw);
+  assert.equal(start(true, 0.5).current, 'model', 'a codec keeps up: the usual evidence and trial decide');
+  assert.equal(start(false, 0.9).current, 'model', 'compressed data fills the link: it stays');
+
+  // Raw that then fills the link hands back at once (no hold: the start was figures, not a verdict).
+  const back = start(false, 0.5);
+  back.observeWindow(30e6, 30e6, ARBITER_WINDOW_MS, 1000, { rateBps: 1e9, sendingBps: 0.9e9 }, () => false);
+  assert.equal(back.current, 'model');
+
+  // Only the start is asked: a later settled window finds nothing to reconsider.
+  const path = new PathMemory();
+  const once = new CompressionArbiter('model', 0, path);
+  once.observeWindow(20e6, 7e6, ARBITER_WINDOW_MS, 250, { rateBps: 100e6, sendingBps: 90e6 }, () => true);
+  once.observeWindow(20e6, 7e6, ARBITER_WINDOW_MS, 500, { rateBps: 100e6, sendingBps: 90e6 }, () => true);
+  once.observeWindow(20e6, 7e6, ARBITER_WINDOW_MS, 750, { rateBps: 100e6, sendingBps: 50e6 }, () => false);
+  assert.equal(once.current, 'model');
+  assert.equal(path.verdictAt(750), null, 'nothing measured, nothing remembered');
+});
