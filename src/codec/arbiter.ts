@@ -74,6 +74,7 @@ export const SLOW_LEVELS_OFF_MS = 30000;
 const USELESS_WIRE_RATIO = 0.9;
 
 import type { PathMemory } from './path-memory.ts';
+import type { ArbiterCounters } from './stats.ts';
 
 export type ArbiterChoice = 'model' | 'none';
 
@@ -114,6 +115,8 @@ export class CompressionArbiter {
   startTurnedRaw = false;
   /** Where this arbiter's verdicts go for the path's other streams (null: kept to itself). */
   readonly #memory: PathMemory | null;
+  /** Shared counters (status), or null. */
+  readonly #counters: ArbiterCounters | null;
   /** Trials run and switches made (status, tests). */
   trials = 0;
   switches = 0;
@@ -133,12 +136,14 @@ export class CompressionArbiter {
    * reached there still stands, this one starts from it instead of `initial`, on the same hold:
    * it neither repeats the measurement nor challenges the verdict before the other would have.
    */
-  constructor(initial: ArbiterChoice = 'none', nowMs = 0, memory: PathMemory | null = null) {
+  constructor(initial: ArbiterChoice = 'none', nowMs = 0, memory: PathMemory | null = null, counters: ArbiterCounters | null = null) {
     this.#memory = memory;
+    this.#counters = counters;
     const verdict = memory?.verdictAt(nowMs) ?? null;
     this.#choice = verdict?.choice ?? initial;
     if (verdict !== null) {
       this.#inherited = true;
+      if (counters !== null) counters.startsFromPath++;
       this.#holdMs = verdict.holdMs;
       this.#nextTrialAt = verdict.untilMs;
     }
@@ -188,6 +193,7 @@ export class CompressionArbiter {
         this.#streak = 0;
         this.#recent = [];
         this.startTurnedRaw = true;
+        if (this.#counters !== null) this.#counters.startsTurnedRaw++;
         return;
       }
     }
@@ -227,6 +233,7 @@ export class CompressionArbiter {
     this.#trialMoved = 0;
     this.#trialMs = 0;
     this.trials++;
+    if (this.#counters !== null) this.#counters.trials++;
   }
 
   // Source bytes that went onto the link in a window: the transport's send rate times the
@@ -245,6 +252,10 @@ export class CompressionArbiter {
     this.#streak = 0;
     this.#recent = [];
     this.switches++;
+    if (this.#counters !== null) {
+      if (choice === 'none') this.#counters.toRaw++;
+      else this.#counters.toCodec++;
+    }
     this.#nextTrialAt = nowMs + this.#holdMs;
     this.#memory?.recordVerdict(choice, this.#holdMs, nowMs);
   }

@@ -259,7 +259,12 @@ export class BlockEncoder {
       const link = this.#readLink();
       if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
       const rung = policy.currentRung;
-      this.#arbiter = new CompressionArbiter(rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none', this.#now(), this.#pathMemory);
+      this.#arbiter = new CompressionArbiter(
+        rung !== 0 && policy.cpuKeepsUp(rung) ? 'model' : 'none',
+        this.#now(),
+        this.#pathMemory,
+        this.stats.arbiter,
+      );
       policy.setSlowLevelsAllowed(this.#arbiter.slowLevelsAllowed(this.#now()));
     }
     return this.#arbiter;

@@ -5,7 +5,7 @@ export { BlockDecoder } from './decoder.ts';
 export { PathMemory } from './path-memory.ts';
 export type { BlockDecoderOptions, DecodeResult } from './decoder.ts';
 export { CodecStats } from './stats.ts';
-export type { CodecStatsSnapshot, EncodeCounters, DecodeCounters } from './stats.ts';
+export type { ArbiterCounters, CodecStatsSnapshot, EncodeCounters, DecodeCounters } from './stats.ts';
 export { describeBlockError } from './errors.ts';
 export type { BlockError, BlockErrorKind } from './errors.ts';
 export { DEFAULT_MAX_BLOCK_SIZE, MAX_CONFIGURABLE_BLOCK_SIZE } from './block-format.ts';

@@ -37,6 +37,19 @@ export interface DecodeCounters {
   errors: number;
 }
 
+/** `auto`'s check against raw (arbiter.ts), summed over the streams' encoders. */
+export interface ArbiterCounters {
+  /** Trials of raw against the model's choice. */
+  trials: number;
+  /** Switches to raw (a trial raw won) and to the model's choice (raw filled the link). */
+  toRaw: number;
+  toCodec: number;
+  /** Compressed starts turned raw once the link's estimate settled. */
+  startsTurnedRaw: number;
+  /** Streams that started from a verdict another stream of the association reached (path-memory.ts). */
+  startsFromPath: number;
+}
+
 /** Blocks and bytes per setting that produced them ("zstd:7", "lz4", "none" for raw blocks). */
 export interface SettingCounters {
   blocks: number;
@@ -52,6 +65,7 @@ export interface CodecStatsSnapshot {
     bySetting: Record<string, SettingCounters>;
     /** 'auto': the measured busy share of the encoding thread's event loop (null: not measured). */
     loopBusy: number | null;
+    arbiter: ArbiterCounters;
   };
   decode: DecodeCounters & { ratio: number };
 }
@@ -79,6 +93,7 @@ function emptyDecode(): DecodeCounters {
 export class CodecStats {
   readonly encode: EncodeCounters = emptyEncode();
   readonly decode: DecodeCounters = emptyDecode();
+  readonly arbiter: ArbiterCounters = { trials: 0, toRaw: 0, toCodec: 0, startsTurnedRaw: 0, startsFromPath: 0 };
   /** The encoder's current codec choice, e.g. "zstd:3", "lz4", "none" (probes and back-off aside). */
   setting = 'none';
   /** Per setting actually used, probes included: shows what 'auto' did over a whole transfer. */
@@ -108,6 +123,7 @@ export class CodecStats {
         setting: this.setting,
         bySetting: Object.fromEntries([...this.bySetting].map(([k, c]) => [k, { ...c }])),
         loopBusy: this.loopBusy,
+        arbiter: { ...this.arbiter },
       },
       decode: { ...this.decode, ratio: ratio(this.decode.bytesIn, this.decode.bytesOut) },
     };

@@ -181,6 +181,7 @@ export function createMetrics(status: () => GatewayStatus): Registry {
   simple('longhaul_codec_encode_bytes_out_total', 'Framed bytes out of the compressor', (s) => s.codec.encode.bytesOut);
   simple('longhaul_codec_encode_ratio', 'Wire/application bytes, sending side', (s) => s.codec.encode.ratio);
   simple('longhaul_codec_blocks_raw_total', 'Blocks sent uncompressed', (s) => s.codec.encode.blocksRaw);
+  simple('longhaul_codec_auto_trials_total', "compression auto's trials of raw against its codec", (s) => s.codec.encode.arbiter.trials);
   simple('longhaul_codec_encode_cpu_seconds_total', 'Time spent compressing', (s) => s.codec.encode.cpuMs / 1000);
   simple('longhaul_codec_decode_cpu_seconds_total', 'Time spent decompressing', (s) => s.codec.decode.cpuMs / 1000);
   simple('longhaul_codec_decode_errors_total', 'Streams failed by a bad compression block', (s) => s.codec.decode.errors);
