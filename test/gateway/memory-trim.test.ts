@@ -52,7 +52,11 @@ test('a gateway collects garbage itself only near its budget (7/8 of it), with a
   const later = COLLECT_INTERVAL_MS;
   assert.equal(collectDue(budget, 270 * MiB, 120 * MiB, 40 * MiB, later), true, 'past the budget, 80 MiB unaccounted');
   assert.equal(collectDue(budget, 230 * MiB, 120 * MiB, 40 * MiB, later), true, 'short of the budget: before it is passed');
-  assert.equal(collectDue(budget, 220 * MiB, 120 * MiB, 40 * MiB, later), false, 'below 7/8 of it (a bulk transfer peaks at ~200-216 MiB): V8 decides');
+  assert.equal(
+    collectDue(budget, 220 * MiB, 120 * MiB, 40 * MiB, later),
+    false,
+    'below 7/8 of it (a bulk transfer peaks at ~200-216 MiB): V8 decides',
+  );
   assert.equal(collectDue(budget, 270 * MiB, 60 * MiB, 40 * MiB, later), false, 'the buffers account for nearly all of it');
   assert.equal(collectDue(budget, 270 * MiB, 120 * MiB, 40 * MiB, later - 1), false, 'collected a moment ago');
 });
