@@ -21,13 +21,14 @@ export const BACKOFF_INITIAL_SKIP_BYTES = 128 * 1024;
 export const BACKOFF_MAX_SKIP_BYTES = 8 * 1024 * 1024;
 
 /**
- * A new stream on a path whose last blocks, on any stream, failed enough in a row to pause
- * (path-memory.ts) starts this many failures past the pause's start: a pause of 1 MiB before its
- * first try. That covers a 256 KiB echo connection on a path of random data
- * whole (it used to try three blocks), and costs a stream of compressible data among them at
- * most 1 MiB sent raw (~80 ms at 100 Mbit/s).
+ * A stream whose block fails on a path whose last blocks, on any stream, failed enough in a row
+ * to pause (path-memory.ts) goes this many failures past the pause's start: a pause of 512 KiB
+ * after its first failed try. A 256 KiB echo connection of random data among others tries one
+ * block instead of three. A stream of mostly compressible data (the vm payload fails single
+ * blocks ~6% of the time) that fails one block while such a path's other streams carry random
+ * data sends 512 KiB raw (~40 ms at 100 Mbit/s); its first block is always tried.
  */
-export const BACKOFF_INHERITED_EXTRA_FAILURES = 3;
+export const BACKOFF_INHERITED_EXTRA_FAILURES = 2;
 
 export class CompressionBackoff {
   readonly #initialSkip: number;
@@ -70,12 +71,13 @@ export class CompressionBackoff {
   }
 
   /**
-   * `failures` in a row were seen elsewhere on the path: enough to pause, and this stream starts
-   * BACKOFF_INHERITED_EXTRA_FAILURES into its pauses (not further: a longer pause is one a
-   * compressible stream would wait through).
+   * `failures` in a row were seen on the path, this stream's last one included: if enough to
+   * pause, this stream's pause starts BACKOFF_INHERITED_EXTRA_FAILURES in (not further: a longer
+   * pause is one a compressible stream would wait through).
    */
   inheritFailures(failures: number): void {
-    if (failures < this.#failuresBeforePause) return;
+    // Only failures of other streams count: alone on its path, a stream's pauses are its own.
+    if (failures < this.#failuresBeforePause || failures <= this.#consecutiveFailures) return;
     this.#consecutiveFailures = Math.max(this.#consecutiveFailures, this.#failuresBeforePause + BACKOFF_INHERITED_EXTRA_FAILURES);
     this.#pauseIfDue();
   }

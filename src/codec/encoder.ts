@@ -156,8 +156,6 @@ export class BlockEncoder {
   #lastLink: { sentBytes: number; atMs: number } | null = null;
   readonly #backoff = new CompressionBackoff();
   readonly #pathMemory: PathMemory | null;
-  /** The back-off has taken the path's record into account (at the first block tried). */
-  #backoffPrimed = false;
   /**
    * Made the first time a slow-link level is in force: most streams never need it, and each
    * holds 1.4 KB (5000 connections: 7 MB per gateway).
@@ -455,10 +453,6 @@ export class BlockEncoder {
       this.stats.countBlock('none', original.length, original.length);
       return { codec: CODEC_NONE, original, payload: null };
     }
-    if (!this.#backoffPrimed) {
-      this.#backoffPrimed = true;
-      if (this.#pathMemory !== null) this.#backoff.inheritFailures(this.#pathMemory.failStreak);
-    }
     if (!bypassBackoff && !this.#backoff.shouldTry(original.length)) {
       s.blocksRaw++;
       s.blocksRawBackoff++;
@@ -481,9 +475,16 @@ export class BlockEncoder {
     } else {
       this.#policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
     }
+    // The path's streak before this block: this stream's own first try is always made (its data
+    // may be unlike the path's other streams'); a failure on a path whose last blocks all failed
+    // pauses at once, as if this stream had seen them.
+    const pathFailures = this.#pathMemory?.failStreak ?? 0;
     this.#pathMemory?.recordAttempt(compressed.length <= limit);
     if (compressed.length > limit) {
-      if (!bypassBackoff) this.#backoff.recordFailure();
+      if (!bypassBackoff) {
+        this.#backoff.recordFailure();
+        this.#backoff.inheritFailures(pathFailures + 1);
+      }
       s.blocksRaw++;
       s.blocksRawIncompressible++;
       this.stats.countBlock('none', original.length, original.length);

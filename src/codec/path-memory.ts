@@ -4,8 +4,10 @@
 // arbiter took to find out, and on incompressible traffic every new connection paid for the
 // three failed blocks its own back-off needs before it pauses (5000 echo connections of random
 // data: up to 70 MB of discarded lz4 output at the sending gateway, bench/results/
-// reliability-2026-12-06-memory-breakdown.md). What one stream measured is a fact about the
-// link and the machine, so the next stream starts from it.
+// reliability-2026-12-06-memory-breakdown.md). The arbiter's verdict is a fact about the link
+// and the machine, so the next stream starts from it; whether data compresses is a fact about
+// each stream's data, so a stream still tries its own first block, and only a failure on a path
+// of failures pauses it at once (backoff.ts).
 
 import type { ArbiterChoice } from './arbiter.ts';
 

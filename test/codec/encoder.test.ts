@@ -103,7 +103,7 @@ describe('BlockEncoder', () => {
       assert.equal(stats.encode.blocksZstd, 5);
     });
 
-    it("a new stream starts from the path's record: paused where the path's last blocks all failed, at once after a success", () => {
+    it("a stream's failed block on a path whose last blocks all failed pauses it at once; its first block is always tried", () => {
       // 256 KiB echo connections of random data through one association: each used to try three
       // of its four blocks before its own back-off paused.
       const path = new PathMemory();
@@ -114,25 +114,27 @@ describe('BlockEncoder', () => {
       const random = randomBytes(64 * KiB, 9);
       const first = stream();
       for (let i = 0; i < 4; i++) first.encoder.encode(random);
-      assert.equal(first.stats.encode.blocksRawIncompressible, 3, 'the first stream finds out for itself');
+      assert.equal(first.stats.encode.blocksRawIncompressible, 3, 'alone on the path, its own back-off: three tries');
       assert.equal(path.failStreak, 3);
       const next = stream();
       for (let i = 0; i < 4; i++) next.encoder.encode(random);
-      assert.equal(next.stats.encode.blocksRawIncompressible, 0, 'the next one tries none of its 256 KiB');
-      assert.equal(next.stats.encode.blocksRawBackoff, 4);
-
-      // A stream of compressible data on that path tries within the inherited pause.
+      assert.equal(next.stats.encode.blocksRawIncompressible, 1, 'the next one tries one block of its 256 KiB');
+      assert.equal(next.stats.encode.blocksRawBackoff, 3);
       const inheritedPause = BACKOFF_INITIAL_SKIP_BYTES * 2 ** BACKOFF_INHERITED_EXTRA_FAILURES;
+      const long = stream();
+      for (let i = 0; i < 1 + inheritedPause / (64 * KiB) + 1; i++) long.encoder.encode(random);
+      assert.equal(long.stats.encode.blocksRawIncompressible, 2, 'its pause starts at the inherited length, then tries again');
+
+      // A stream of compressible data on that path compresses from its first block, and a
+      // success clears the path's record.
       const text = textLike(64 * KiB, 10);
       const compressible = stream();
-      for (let i = 0; i < inheritedPause / (64 * KiB) + 1; i++) compressible.encoder.encode(text);
-      assert.equal(compressible.stats.encode.blocksLz4, 1, 'compressed after the pause');
-      assert.equal(compressible.stats.encode.blocksRawBackoff, inheritedPause / (64 * KiB));
+      for (let i = 0; i < 4; i++) compressible.encoder.encode(text);
+      assert.equal(compressible.stats.encode.blocksLz4, 4);
       assert.equal(path.failStreak, 0);
-      // After a success the path's record is clean: the next stream tries its first block.
       const after = stream();
-      after.encoder.encode(random);
-      assert.equal(after.stats.encode.blocksRawIncompressible, 1);
+      for (let i = 0; i < 2; i++) after.encoder.encode(random);
+      assert.equal(after.stats.encode.blocksRawIncompressible, 2, 'a clean record: the usual three tries before a pause');
     });
 
     it('does not pause for a single incompressible block among compressible ones', () => {
