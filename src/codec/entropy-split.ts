@@ -89,6 +89,20 @@ export class EntropySplitter {
     }
   }
 
+  /**
+   * True if `windows` windows spread over `data` are all high-entropy (false for less than a
+   * window): random or already-compressed bytes, by 128 samples each, without compressing.
+   */
+  sampledHighEntropy(data: Uint8Array, windows: number): boolean {
+    const span = data.length - ENTROPY_WINDOW;
+    if (span < 0) return false;
+    for (let k = 0; k < windows; k++) {
+      const start = windows > 1 ? Math.floor((span * k) / (windows - 1)) : 0;
+      if (!this.#windowIsHighEntropy(data, start)) return false;
+    }
+    return true;
+  }
+
   #windowIsHighEntropy(data: Uint8Array, start: number): boolean {
     if (++this.#generation === 0xffffffff) {
       this.#stamp.fill(0);

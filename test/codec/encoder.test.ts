@@ -118,12 +118,15 @@ describe('BlockEncoder', () => {
       assert.equal(path.failStreak, 3);
       const next = stream();
       for (let i = 0; i < 4; i++) next.encoder.encode(random);
-      assert.equal(next.stats.encode.blocksRawIncompressible, 1, 'the next one tries one block of its 256 KiB');
+      assert.equal(next.stats.encode.blocksRawIncompressible, 0, 'the next one compresses none of its 256 KiB');
+      assert.equal(next.stats.encode.blocksRawHighEntropy, 1, 'its first block samples as random: not tried');
       assert.equal(next.stats.encode.blocksRawBackoff, 3);
       const inheritedPause = BACKOFF_INITIAL_SKIP_BYTES * 2 ** BACKOFF_INHERITED_EXTRA_FAILURES;
       const long = stream();
       for (let i = 0; i < 1 + inheritedPause / (64 * KiB) + 1; i++) long.encoder.encode(random);
-      assert.equal(long.stats.encode.blocksRawIncompressible, 2, 'its pause starts at the inherited length, then tries again');
+      assert.equal(long.stats.encode.blocksRawBackoff, inheritedPause / (64 * KiB), 'its pause starts at the inherited length');
+      assert.equal(long.stats.encode.blocksRawHighEntropy, 2, 'and the block after it samples random again');
+      assert.equal(long.stats.encode.blocksRawIncompressible, 0);
 
       // A stream of compressible data on that path compresses from its first block, and a
       // success clears the path's record.
