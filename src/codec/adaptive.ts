@@ -501,12 +501,6 @@ export class AdaptivePolicy {
     return this.cpuRate(rung) >= this.#effectiveLinkBytesPerSec() / wire;
   }
 
-  /** cpuKeepsUp for any codec of the ladder (the check of auto's start against raw, arbiter.ts). */
-  someCodecKeepsUp(): boolean {
-    for (let rung = 1; rung < this.#ladder.length; rung++) if (this.cpuKeepsUp(rung)) return true;
-    return false;
-  }
-
   /**
    * Base rungs always; slow-link rungs while they clear the margin, or, once the thread's load is
    * measured, while the busy share they would cause stays under HEADROOM_BUSY_ADMIT (rungs above

@@ -109,10 +109,6 @@ export class CompressionArbiter {
   /** The link's estimated rate at the last window (0: none yet). */
   #lastRateBps = 0;
   #inherited = false;
-  /** The start compressed by the model's figures alone, asked again once the link's estimate settles (see observeWindow). */
-  #startToCheck = false;
-  /** The start was turned to raw at that check (status, tests). */
-  startTurnedRaw = false;
   /** Where this arbiter's verdicts go for the path's other streams (null: kept to itself). */
   readonly #memory: PathMemory | null;
   /** Shared counters (status), or null. */
@@ -149,7 +145,6 @@ export class CompressionArbiter {
     }
     // A start that compresses does so at the fast levels: the link's rate is not known yet.
     if (this.#choice === 'model') this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
-    this.#startToCheck = verdict === null && this.#choice === 'model';
   }
 
   /** True if this arbiter started from a verdict on the path's memory (status, tests). */
@@ -170,33 +165,14 @@ export class CompressionArbiter {
   /**
    * One output window closed: `inBytes` source bytes became `outBytes` wire bytes in `ms`.
    * `link`: the link's estimated rate and the transport's send rate then (null: unknown).
-   * `codecKeepsUp`: whether, by the model's figures at the link's rate now, some codec keeps up
-   * with the link (asked once, for the start; without it the start is not asked again).
    */
-  observeWindow(inBytes: number, outBytes: number, ms: number, nowMs: number, link: LinkWindow | null, codecKeepsUp?: () => boolean): void {
+  observeWindow(inBytes: number, outBytes: number, ms: number, nowMs: number, link: LinkWindow | null): void {
     if (!(ms > 0)) return;
     const linkFull = link !== null && link.rateBps > 0 && link.sendingBps >= LINK_FULL * link.rateBps;
     // The transport's estimate still rising fast (its start-up: on the lab's mpls link the first
     // round trips sent at half the estimate while it doubled) says nothing about the CPU.
     const growing = link !== null && !(link.rateBps <= ESTIMATE_SETTLED_GROWTH * this.#lastRateBps);
     if (link !== null) this.#lastRateBps = link.rateBps;
-    if (this.#startToCheck && link !== null && link.rateBps > 0 && !growing) {
-      // The start's question again, with the link's rate now known: the first block saw the
-      // estimate a short exchange left (in the lab a fraction of a 1 Gbit/s link), by which any
-      // codec keeps up. Where none does at the settled rate and the link is not full, raw now,
-      // not after two windows of evidence and a trial of three: at 1 Gbit/s those spent 1.25-1.8
-      // s compressing, most of a 256 MiB transfer. No hold (raw that fills the link hands back
-      // at once) and nothing for the path's memory: figures, not a measured verdict.
-      this.#startToCheck = false;
-      if (!this.#trial && this.#choice === 'model' && !linkFull && codecKeepsUp?.() === false) {
-        this.#choice = 'none';
-        this.#streak = 0;
-        this.#recent = [];
-        this.startTurnedRaw = true;
-        if (this.#counters !== null) this.#counters.startsTurnedRaw++;
-        return;
-      }
-    }
     const moved = CompressionArbiter.#moved(inBytes, outBytes, ms, link);
     if (this.#trial) {
       this.#trialWindows++;

@@ -274,11 +274,9 @@ export class BlockEncoder {
   }
 
   /** 'auto': the arbiter's state (null otherwise), for status and tests. */
-  get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number; inherited: boolean; startTurnedRaw: boolean } | null {
+  get arbiterState(): { current: 'model' | 'none'; trials: number; switches: number; inherited: boolean } | null {
     const a = this.#arbiter;
-    return a === null
-      ? null
-      : { current: a.current, trials: a.trials, switches: a.switches, inherited: a.inherited, startTurnedRaw: a.startTurnedRaw };
+    return a === null ? null : { current: a.current, trials: a.trials, switches: a.switches, inherited: a.inherited };
   }
 
   /** The adaptive policy, for status output and tests (null unless mode is 'auto'). */
@@ -366,7 +364,7 @@ export class BlockEncoder {
     if (w.closedMs > MAX_LOAD_WINDOWS * w.lengthMs) return;
     if (link !== null && link.rateBps > 0) policy.setLinkRateBps(link.rateBps);
     if (this.#arbiter !== null) {
-      this.#arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link, () => policy.someCodecKeepsUp());
+      this.#arbiter.observeWindow(w.closedIn, w.closedOut, w.closedMs, nowMs, link);
       policy.setSlowLevelsAllowed(this.#arbiter.slowLevelsAllowed(nowMs));
     }
   }

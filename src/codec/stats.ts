@@ -44,8 +44,6 @@ export interface ArbiterCounters {
   /** Switches to raw (a trial raw won) and to the model's choice (raw filled the link). */
   toRaw: number;
   toCodec: number;
-  /** Compressed starts turned raw once the link's estimate settled. */
-  startsTurnedRaw: number;
   /** Streams that started from a verdict another stream of the association reached (path-memory.ts). */
   startsFromPath: number;
 }
@@ -93,7 +91,7 @@ function emptyDecode(): DecodeCounters {
 export class CodecStats {
   readonly encode: EncodeCounters = emptyEncode();
   readonly decode: DecodeCounters = emptyDecode();
-  readonly arbiter: ArbiterCounters = { trials: 0, toRaw: 0, toCodec: 0, startsTurnedRaw: 0, startsFromPath: 0 };
+  readonly arbiter: ArbiterCounters = { trials: 0, toRaw: 0, toCodec: 0, startsFromPath: 0 };
   /** The encoder's current codec choice, e.g. "zstd:3", "lz4", "none" (probes and back-off aside). */
   setting = 'none';
   /** Per setting actually used, probes included: shows what 'auto' did over a whole transfer. */

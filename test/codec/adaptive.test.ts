@@ -376,7 +376,7 @@ describe('BlockEncoder in auto mode', () => {
     const link = sendingLink(() => t, 50e6, 48e6);
     const encoder = linkedEncoder(() => t, link.read);
     for (let i = 0; i < 300; i++, t += 10) encoder.encode(text);
-    assert.deepEqual(encoder.arbiterState, { current: 'model', trials: 0, switches: 0, inherited: false, startTurnedRaw: false });
+    assert.deepEqual(encoder.arbiterState, { current: 'model', trials: 0, switches: 0, inherited: false });
 
     // The same start with the transport sending well below the link (the CPU, not the link, is the
     // limit): raw is tried.
