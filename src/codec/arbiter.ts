@@ -31,6 +31,9 @@
 // (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
 // 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
 
+import type { PathMemory } from './path-memory.ts';
+import type { ArbiterCounters } from './stats.ts';
+
 /**
  * The arbiter's windows (wall time). Half the policy's output window: a decision takes five of
  * them from the start of a transfer (two that show the CPU as the limit, one to settle, two to
@@ -72,9 +75,6 @@ export const SLOW_LEVELS_OFF_MS = 30000;
  * (incompressible data: the cut at entropy changes and the spot checks still cost CPU).
  */
 const USELESS_WIRE_RATIO = 0.9;
-
-import type { PathMemory } from './path-memory.ts';
-import type { ArbiterCounters } from './stats.ts';
 
 export type ArbiterChoice = 'model' | 'none';
 

@@ -21,12 +21,12 @@ export const BACKOFF_INITIAL_SKIP_BYTES = 128 * 1024;
 export const BACKOFF_MAX_SKIP_BYTES = 8 * 1024 * 1024;
 
 /**
- * A stream whose block fails on a path whose last blocks, on any stream, failed enough in a row
- * to pause (path-memory.ts) goes this many failures past the pause's start: a pause of 512 KiB
- * after its first failed try. A 256 KiB echo connection of random data among others tries one
- * block instead of three. A stream of mostly compressible data (the vm payload fails single
- * blocks ~6% of the time) that fails one block while such a path's other streams carry random
- * data sends 512 KiB raw (~40 ms at 100 Mbit/s); its first block is always tried.
+ * A stream whose block fails (or samples as random, encoder.ts) on a path whose last blocks, on
+ * other streams, failed enough in a row to pause (path-memory.ts) goes this many failures past
+ * the pause's start: a pause of 512 KiB. A 256 KiB echo connection of random data among others
+ * tries none of its blocks instead of three. A stream of mostly compressible data (the vm
+ * payload fails single blocks ~6% of the time) that fails one block while such a path's other
+ * streams carry random data sends 512 KiB raw (~40 ms at 100 Mbit/s).
  */
 export const BACKOFF_INHERITED_EXTRA_FAILURES = 2;
 

@@ -488,9 +488,8 @@ export class BlockEncoder {
     } else {
       this.#policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
     }
-    // The path's streak before this block: this stream's own first try is always made (its data
-    // may be unlike the path's other streams'); a failure on a path whose last blocks all failed
-    // pauses at once, as if this stream had seen them.
+    // The path's streak before this block: a failure on a path whose last blocks all failed
+    // pauses this stream at once, as if it had seen them (inheritFailures counts only others').
     const pathFailures = this.#pathMemory?.failStreak ?? 0;
     this.#pathMemory?.recordAttempt(compressed.length <= limit);
     if (compressed.length > limit) {

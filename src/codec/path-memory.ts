@@ -5,9 +5,10 @@
 // three failed blocks its own back-off needs before it pauses (5000 echo connections of random
 // data: up to 70 MB of discarded lz4 output at the sending gateway, bench/results/
 // reliability-2026-12-06-memory-breakdown.md). The arbiter's verdict is a fact about the link
-// and the machine, so the next stream starts from it; whether data compresses is a fact about
-// each stream's data, so a stream still tries its own first block, and only a failure on a path
-// of failures pauses it at once (backoff.ts).
+// and the machine, so the next stream starts from it. Whether data compresses is a fact about
+// each stream's data: on a path of failures a stream's block that samples as random is not
+// compressed, one that samples compressible is tried, and a failure pauses the stream at once
+// (encoder.ts, backoff.ts).
 
 import type { ArbiterChoice } from './arbiter.ts';
 

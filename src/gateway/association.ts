@@ -121,7 +121,7 @@ export class Association {
   rates = { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 };
   /** The compressors of this association's streams: they follow its bandwidth estimate. */
   readonly encoders = new Set<BlockEncoder>();
-  /** What those compressors learned about this path, for the next stream's to start from. */
+  /** What those compressors learned about this path, for the next streams to start from. */
   readonly pathMemory = new PathMemory();
   /** New connections waiting to learn whether a suspect association is alive. */
   readonly verdictWaiters: Array<() => void> = [];
