@@ -178,19 +178,29 @@ export class Sessions {
     return { kind: 'reply', data: response };
   }
 
+  // The peer whose initiation in progress used `localIndex` (a response or a cookie reply
+  // answers it), or null, counted as an unknown index.
+  #awaitingAnswer(localIndex: number): { peer: PeerState; pending: NonNullable<PeerState['pending']> } | null {
+    const entry = this.indices.get(localIndex);
+    const peer = entry?.peer;
+    const pending = peer?.pending;
+    if (!entry || entry.keypair || !peer || !pending || pending.localIndex !== localIndex) {
+      this.counters.unknownIndex++;
+      return null;
+    }
+    return { peer, pending };
+  }
+
   handleResponse(data: Uint8Array, source: string, now: number): HandleResult {
     if (!this.#cookies.mac1Valid(data, RESPONSE.mac1)) {
       this.counters.invalidMac1++;
       return DROP['bad-mac1'];
     }
     const localIndex = readU32(data, RESPONSE.receiverIndex);
-    const entry = this.indices.get(localIndex);
-    const p = entry?.peer;
-    if (!entry || entry.keypair || !p?.pending || p.pending.localIndex !== localIndex) {
-      this.counters.unknownIndex++;
-      return DROP['unknown-index'];
-    }
-    const keys = readResponse(this.#local, p.remote, p.pending.handshake, data);
+    const found = this.#awaitingAnswer(localIndex);
+    if (found === null) return DROP['unknown-index'];
+    const { peer: p, pending } = found;
+    const keys = readResponse(this.#local, p.remote, pending.handshake, data);
     if (!keys) {
       this.counters.handshakesFailed++;
       return DROP['handshake-failed'];
@@ -221,14 +231,10 @@ export class Sessions {
   }
 
   handleCookieReply(data: Uint8Array, now: number): HandleResult {
-    const localIndex = readU32(data, COOKIE_REPLY.receiverIndex);
-    const entry = this.indices.get(localIndex);
-    const p = entry?.peer;
-    if (!entry || entry.keypair || !p?.pending || p.pending.localIndex !== localIndex) {
-      this.counters.unknownIndex++;
-      return DROP['unknown-index'];
-    }
-    const cookie = openCookieReply(p.cookieKey, data, p.pending.mac1);
+    const found = this.#awaitingAnswer(readU32(data, COOKIE_REPLY.receiverIndex));
+    if (found === null) return DROP['unknown-index'];
+    const { peer: p, pending } = found;
+    const cookie = openCookieReply(p.cookieKey, data, pending.mac1);
     if (!cookie) {
       this.counters.authFailures++;
       return DROP['auth-failed'];
