@@ -24,7 +24,8 @@
 //   1. [poll, or the coalescing timer in poll] lh_udp reads up to 64 datagrams per recvmmsg,
 //      each with the kernel's arrival time; while datagrams come fast (4 or more per pause
 //      length) the socket is left unread for the coalescing pause after a batch (udp-link.ts
-//      RECV_COALESCING_US) so the next read takes a full batch; slower ones (a sender's acks)
+//      RECV_COALESCING_US, longer for a peer whose data comes slowly over a long path:
+//      pathCoalescingUs) so the next read takes a full batch; slower ones (a sender's acks)
 //      are read as they arrive. One JavaScript call per batch.
 //   2. Same call: the security layer checks each datagram's keys and replay window and queues
 //      data messages; at the batch's end it opens them in runs (one AEAD call per run) and
@@ -117,7 +118,7 @@ export class Association {
   readonly createdAt = Date.now();
   readonly traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
   /** Sampled once a second (the gateway's sampler) for the measured send/receive rates. */
-  lastSample = { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0 };
+  lastSample = { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0, packetsIn: 0 };
   rates = { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 };
   /** The compressors of this association's streams: they follow its bandwidth estimate. */
   readonly encoders = new Set<BlockEncoder>();
@@ -142,6 +143,8 @@ export class Association {
   #lastStats: ConnectionStats | null = null;
   /** Driver counters: flushes run, timer wake-ups, datagrams sent (per-flush batching = sent / flushes). */
   readonly driver = { flushes: 0, timerWakeups: 0, transmits: 0 };
+  /** The receive coalescing pause the gateway last set for this peer's datagrams (µs; 0 until set). */
+  recvCoalescingUs = 0;
 
   constructor(conn: TransportConnection, setup: AssociationSetup, hooks: AssociationHooks, sendBacklogLimit = DEFAULT_SEND_BACKLOG_BYTES) {
     this.#conn = conn;

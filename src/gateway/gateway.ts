@@ -43,7 +43,7 @@ import { InterceptListener } from './intercept/listener.ts';
 import { InterceptFigures } from './intercept/figures.ts';
 import type { InterceptStatus } from './intercept/figures.ts';
 import { DEFAULT_INTERCEPT_LISTENER, interceptRuleName, matchIntercept } from './intercept/config.ts';
-import { UdpLink } from './udp-link.ts';
+import { UdpLink, pathCoalescingUs } from './udp-link.ts';
 import { bindError, resolveSetting } from './startup-address.ts';
 import { LogLimit } from './log-limit.ts';
 import { SwitchableRateController } from './rate-switch.ts';
@@ -755,7 +755,8 @@ export class Gateway {
       const dt = (now - e.lastSample.at) / 1000;
       if (dt <= 0) continue;
       const t = e.traffic;
-      const wireOut = e.stats().bytesSent;
+      const stats = e.stats();
+      const wireOut = stats.bytesSent;
       e.rates = {
         wireOutBps: ((wireOut - e.lastSample.wireOut) * 8) / dt,
         wireInBps: ((t.wireIn - e.lastSample.wireIn) * 8) / dt,
@@ -763,12 +764,16 @@ export class Gateway {
         rawInBps: ((t.rawIn - e.lastSample.rawIn) * 8) / dt,
       };
       movedBytes += wireOut - e.lastSample.wireOut + t.wireIn - e.lastSample.wireIn;
-      e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn };
+      const packetsInPerSecond = (stats.packetsReceived - e.lastSample.packetsIn) / dt;
+      e.lastSample = { at: now, wireOut, wireIn: t.wireIn, rawOut: t.rawOut, rawIn: t.rawIn, packetsIn: stats.packetsReceived };
       // Streams between bursts keep no receive memory (thousands of idle connections).
       e.trimBuffers();
+      if (e.isClosed || !e.isConnected) continue;
       // The codec's 'auto' policy needs the link rate: the transport's bottleneck estimate.
-      const bw = !e.isClosed && e.isConnected ? e.stats().bandwidthBps : 0;
-      if (bw > 0) for (const enc of e.encoders) enc.setLinkRateBps(bw);
+      if (stats.bandwidthBps > 0) for (const enc of e.encoders) enc.setLinkRateBps(stats.bandwidthBps);
+      // The peer's datagrams are read (and acknowledged) in batches sized by its rate and round trip.
+      e.recvCoalescingUs = pathCoalescingUs(this.#link.recvCoalescingUs, stats.minRttMs, packetsInPerSecond);
+      this.#link.setRecvCoalescing(e.remote, e.recvCoalescingUs);
     }
     // Near the budget, garbage goes at once (collectDue), and the pages it freed go back a second
     // later (V8 frees the buffers' memory as it sweeps); else free C-heap pages go back once
@@ -1008,6 +1013,7 @@ export class Gateway {
           sendBacklogBytes: e.backlog().bytes,
           readersWaitingForBacklog: e.backlog().blockedReaders,
           driver: { ...e.driver },
+          recvCoalescingUs: e.recvCoalescingUs,
         };
       }),
       tunnels: this.tunnels.map((t) => ({
@@ -1216,6 +1222,8 @@ export interface GatewayStatus {
     sendBacklogBytes: number;
     readersWaitingForBacklog: number;
     driver: { flushes: number; timerWakeups: number; transmits: number };
+    /** How long the peer's datagrams are left to gather before a read (and an ack), microseconds. */
+    recvCoalescingUs: number;
   }>;
   tunnels: Array<{ name: string; listen: string; peer: string; target: string } & import('./tunnel-listener.ts').TunnelCounters>;
   /** Per configured (or accepted) peer: restarts detected and re-associations. */

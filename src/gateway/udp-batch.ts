@@ -126,6 +126,8 @@ interface Path {
   blocked: boolean;
   /** Released: its socket is closed. */
   closed: boolean;
+  /** Its socket's receive coalescing pause, microseconds. */
+  coalescingUs: number;
 }
 
 export interface NativeLinkOptions {
@@ -311,7 +313,7 @@ export class NativeUdpLink implements UdpLink {
     try {
       sock = this.#udp.open(this.#family, this.#local.host, this.#local.port, true, this.#buffers.recv, this.#buffers.send);
       this.#udp.connect(sock, to.host, to.port);
-      const p: Path = { sock, backlog: new Backlog(), blocked: false, closed: false };
+      const p: Path = { sock, backlog: new Backlog(), blocked: false, closed: false, coalescingUs: this.#options.coalescingUs };
       this.#startPoll(sock, p);
       path = p;
     } catch {
@@ -401,6 +403,17 @@ export class NativeUdpLink implements UdpLink {
   }
 
   /** The peer behind `to` is gone: drop its connected socket (and anything still kept for it). */
+  get recvCoalescingUs(): number {
+    return this.#options.coalescingUs;
+  }
+
+  setRecvCoalescing(to: Endpoint, us: number): void {
+    const path = this.#paths.get(to);
+    if (!path || path.closed || path.coalescingUs === us) return;
+    path.coalescingUs = us;
+    this.#udp.setRecvCoalescing(path.sock, us);
+  }
+
   release(to: Endpoint): void {
     const path = this.#paths.get(to);
     this.#paths.delete(to);

@@ -35,6 +35,40 @@ export const RECV_COALESCING_US = 1000;
 /** The addon's upper bound for the pause (100 ms): anything longer is taken as that. */
 const MAX_RECV_COALESCING_US = 100_000;
 
+// A peer whose datagrams come slowly (a 100 Mbit/s path: ~8 per millisecond) is coalesced for
+// longer, so that a batch holds ~32 of them: as long as that takes, at most an eighth of the
+// path's minimum RTT and at most 3 ms. The pause is also how often the receiver acknowledges (one
+// ack per batch), so the sender still hears from it 8 times per round trip, which its rate
+// estimate needs (draft-ietf-quic-ack-frequency: no less often than every RTT/4). What it saves:
+// each ack is a system call whose cost on the lab's VMs includes waking the process that receives
+// it, and so is each batch read and each write of what it delivered. At 1 Gbit/s a 1 ms batch
+// holds ~80 datagrams already, and a longer pause only delays acks: a first version that held
+// every peer for RTT/8 (1.5 ms on metro, data and acks alike) lost ~4% of goodput there.
+// Measured in bench/results/datapath-2026-12-06.md §14.
+const PATH_COALESCING_RTT_SHARE = 1 / 8;
+const PATH_COALESCING_BATCH_DATAGRAMS = 32;
+const MAX_PATH_COALESCING_US = 3000;
+// Only a steady stream of data is held longer: 4 or more datagrams per configured pause (lh_udp.c's
+// own bar for pausing at all). A sender's acks, a few hundred a second, are read as they come, and
+// an idle peer keeps the configured pause: its next transfer may start at 1 Gbit/s.
+const PATH_COALESCING_MIN_DATAGRAMS = 4;
+
+/**
+ * The receive coalescing pause for one peer's datagrams, in microseconds: `baseUs` (the link's
+ * configured pause; 0 turns coalescing off), or longer while the peer's datagrams arrive too slowly
+ * (`datagramsPerSecond`, over the last second) to fill a batch in it: up to an eighth of `minRttMs`
+ * and MAX_PATH_COALESCING_US. A peer sending fewer than PATH_COALESCING_MIN_DATAGRAMS per `baseUs`
+ * (acks, or idle: the next transfer may start at any rate) and an RTT not measured yet (0) get
+ * `baseUs`.
+ */
+export function pathCoalescingUs(baseUs: number, minRttMs: number, datagramsPerSecond: number): number {
+  if (baseUs <= 0 || !(minRttMs > 0) || !Number.isFinite(minRttMs)) return baseUs;
+  if (!(datagramsPerSecond * baseUs >= PATH_COALESCING_MIN_DATAGRAMS * 1e6)) return baseUs;
+  const fillUs = (PATH_COALESCING_BATCH_DATAGRAMS * 1e6) / datagramsPerSecond;
+  const wanted = Math.min(fillUs, minRttMs * 1000 * PATH_COALESCING_RTT_SHARE, MAX_PATH_COALESCING_US);
+  return Math.max(baseUs, Math.round(wanted));
+}
+
 /**
  * Where received datagrams go. `datagram` is called for each datagram of a receive batch, then
  * `endOfBatch` once: a consumer that defers work (opening a run of data messages in one call)
@@ -154,6 +188,13 @@ export interface UdpLink {
   sendBatch(batch: DatagramBatch, to: Endpoint): void;
   /** The peer behind `to` is gone: drop what was set up for it. */
   release(to: Endpoint): void;
+  /** The configured receive coalescing pause in microseconds (0: off, and always on node:dgram). */
+  readonly recvCoalescingUs: number;
+  /**
+   * The receive coalescing pause for datagrams from `to` (see pathCoalescingUs); a no-op until the
+   * link has sent to `to` (its socket is opened then) and on node:dgram.
+   */
+  setRecvCoalescing(to: Endpoint, us: number): void;
   close(): Promise<void>;
 }
 
@@ -334,6 +375,10 @@ class DgramUdpLink implements UdpLink {
     this.#fast.delete(to);
     if (fast !== undefined && typeof fast !== 'string') fast.close();
   }
+
+  // node:dgram hands over each datagram as it comes: there is no pause to set.
+  readonly recvCoalescingUs = 0;
+  setRecvCoalescing(): void {}
 
   close(): Promise<void> {
     this.#closed = true;

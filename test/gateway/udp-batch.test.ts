@@ -677,3 +677,50 @@ test('LONGHAUL_UDP=dgram selects the node:dgram backend', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'dgram');
 });
+
+test('per-peer receive coalescing: setRecvCoalescing lengthens the pause on one peer path only, and is a no-op before the path exists', {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const PAUSE_US = 30_000;
+  const BURST = 5;
+  const a = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native', recvCoalescingUs: 0 });
+  const b = await UdpLink.bind({ host: '127.0.0.1', port: 0 }, { backend: 'native', recvCoalescingUs: 0 });
+  const batch = new DatagramBatch();
+  try {
+    const toA = a.address;
+    const toB = b.address;
+    assert.equal(b.recvCoalescingUs, 0);
+    b.setRecvCoalescing(toA, PAUSE_US); // no path to A yet: nothing to set
+    // B sends to A first: that opens B's socket connected to A, which then receives A's datagrams.
+    put(batch, 0, 64);
+    b.sendBatch(batch, toA);
+    let batches = 0;
+    let got = 0;
+    b.onDatagrams({ datagram: () => got++, endOfBatch: () => batches++ });
+    a.onDatagrams({ datagram: () => {}, endOfBatch: () => {} });
+    /** A sends `rounds` bursts of BURST datagrams ~2 ms apart; how many batches B read them in. */
+    const burstsToB = async (rounds: number): Promise<number> => {
+      const before = batches;
+      const want = got + rounds * BURST;
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < BURST; i++) put(batch, r * BURST + i, 64);
+        a.sendBatch(batch, toB);
+        await sleep(2);
+      }
+      await until(() => got === want);
+      assert.equal(got, want, 'every datagram arrived');
+      return batches - before;
+    };
+    const unpaused = await burstsToB(40);
+    b.setRecvCoalescing(toA, PAUSE_US);
+    const paused = await burstsToB(40);
+    // 40 bursts over >= 80 ms: read as they come, about a batch per burst; paused 30 ms after each
+    // batch of 4 or more, a handful.
+    assert.ok(unpaused >= 20, `no pause: ${unpaused} batches for 40 bursts`);
+    assert.ok(paused <= 10, `30 ms pause on the path: ${paused} batches for 40 bursts`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -33,6 +33,8 @@ export interface MethodPath {
   processes?: Record<string, number | undefined>;
   /** The method's own view of the run (e.g. gateway A's status), taken right after it. */
   snapshot?(): Promise<Record<string, unknown> | undefined>;
+  /** The far end's view (gateway B's event-loop and socket counters), taken right after the run. */
+  peerSnapshot?(): Promise<Record<string, unknown> | undefined>;
   tearDown(): Promise<void>;
 }
 
@@ -263,36 +265,53 @@ async function longhaul(ctx: MethodContext, extraFlags: string[]): Promise<Metho
     await tearDown();
     throw e;
   }
-  const snapshot = async () => {
-    const r = await labRun('a', [process.execPath, CLI_MAIN, 'status', '--json'], { lab: ctx.lab, timeoutMs: 10_000 });
+  const status = async (side: 'a' | 'b') => {
+    const r = await labRun(side, [process.execPath, CLI_MAIN, 'status', '--json'], { lab: ctx.lab, timeoutMs: 10_000 });
     if (r.code !== 0) return { error: (r.stderr || r.stdout).trim().slice(0, 300) };
     try {
-      const s = JSON.parse(r.stdout) as { associations?: Array<Record<string, unknown>>; codec?: unknown };
-      const a = s.associations?.[0];
-      const pick = (k: string) => a?.[k];
-      return {
-        rtt_ms: pick('rttMs'),
-        bandwidth_bps: pick('bandwidthBps'),
-        send_rate_bps: pick('sendRateBps'),
-        loss_rate: pick('lossRate'),
-        retransmit_rate: pick('retransmitRate'),
-        bytes_out_raw: pick('bytesOutRaw'),
-        bytes_out_wire: pick('bytesOutWire'),
-        send_waits_ms: pick('sendWaits'),
-        cwnd_bytes: pick('cwndBytes'),
-        min_rtt_ms: pick('minRttMs'),
-        pacing_rate_bps: pick('pacingRateBps'),
-        codec: s.codec,
-      };
+      return { status: JSON.parse(r.stdout) as { associations?: Array<Record<string, unknown>>; codec?: unknown; udp?: unknown } };
     } catch {
       return { error: `unparsable status: ${r.stdout.slice(0, 200)}` };
     }
+  };
+  // Wake-ups (flushes, timer wake-ups) and system calls per side: what a datagram costs beyond its own work.
+  const loopCounters = (s: { associations?: Array<Record<string, unknown>>; udp?: unknown }) => ({
+    driver: s.associations?.[0]?.driver,
+    recv_coalescing_us: s.associations?.[0]?.recvCoalescingUs,
+    udp: s.udp,
+  });
+  const peerSnapshot = async () => {
+    const r = await status('b');
+    return 'error' in r ? r : { min_rtt_ms: r.status.associations?.[0]?.minRttMs, ...loopCounters(r.status) };
+  };
+  const snapshot = async () => {
+    const r = await status('a');
+    if ('error' in r) return r;
+    const s = r.status;
+    const a = s.associations?.[0];
+    const pick = (k: string) => a?.[k];
+    return {
+      rtt_ms: pick('rttMs'),
+      bandwidth_bps: pick('bandwidthBps'),
+      send_rate_bps: pick('sendRateBps'),
+      loss_rate: pick('lossRate'),
+      retransmit_rate: pick('retransmitRate'),
+      bytes_out_raw: pick('bytesOutRaw'),
+      bytes_out_wire: pick('bytesOutWire'),
+      send_waits_ms: pick('sendWaits'),
+      cwnd_bytes: pick('cwndBytes'),
+      min_rtt_ms: pick('minRttMs'),
+      pacing_rate_bps: pick('pacingRateBps'),
+      codec: s.codec,
+      ...loopCounters(s),
+    };
   };
   return {
     host: '127.0.0.1',
     port: LOCAL_TUNNEL_PORT,
     notes: extraFlags.join(' ') || 'defaults',
     snapshot,
+    peerSnapshot,
     tearDown,
     processes: { gateway_a: gatewayA.pid, gateway_b: gatewayB.pid },
   };

@@ -72,6 +72,8 @@ export interface BenchResult {
   emulator?: string;
   /** Longhaul: gateway A's status after the run (RTT, bandwidth estimate, loss, codec). */
   gateway_a?: Record<string, unknown>;
+  /** Longhaul: gateway B's event-loop and socket counters after the run. */
+  gateway_b?: Record<string, unknown>;
   verified: boolean;
   rounds?: number;
   downtime_ms?: number;
@@ -288,6 +290,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     if (perf !== null) await stopPerfRecord(perf);
     const after = await requestEmulatorStats(lab);
     const snapshot = await path.snapshot?.().catch((e: unknown) => ({ error: String(e) }));
+    const peerSnapshot = await path.peerSnapshot?.().catch((e: unknown) => ({ error: String(e) }));
     const wire = wireDelta(after, before);
     const cpu = cpuDelta(cpuBefore, cpuAfter, clockTicksPerSecond());
     const out: BenchResult = {
@@ -307,6 +310,7 @@ export async function runCell(cell: BenchCell, opts: RunOptions = {}): Promise<B
     };
     if (after?.engine !== undefined) out.emulator = after.engine;
     if (snapshot !== undefined) out.gateway_a = snapshot;
+    if (peerSnapshot !== undefined) out.gateway_b = peerSnapshot;
     if (r.rounds !== undefined) out.rounds = r.rounds;
     if (r.downtime_ms !== undefined) out.downtime_ms = r.downtime_ms;
     if (r.stop_reason !== undefined) out.stop_reason = r.stop_reason;
