@@ -132,6 +132,9 @@ export class Association {
   readonly streams = new Map<number, StreamListener>();
   #hooks: AssociationHooks;
   #flushScheduled = false;
+  // Inside #flush, and whether something asked for one meanwhile (schedule()).
+  #flushing = false;
+  #flushAgain = false;
   #timer: NodeJS.Timeout | null = null;
   #timerDeadline = -1;
   #closedNotified = false;
@@ -172,6 +175,12 @@ export class Association {
 
   /** Ask for a flush at the end of this event-loop turn (coalesced). */
   schedule(): void {
+    // Asked from within a flush (a bridge writing or reading while it hears an event): the flush
+    // takes another round for it instead of a flush of its own in the next turn.
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
     if (this.#flushScheduled || this.#closedNotified) return;
     this.#flushScheduled = true;
     setImmediate(this.#flush);
@@ -321,18 +330,27 @@ export class Association {
     const deadline = conn.nextTimeout();
     if (deadline !== null && deadline <= now) conn.handleTimeout(now);
     let sent = 0;
-    // Events may cause writes/reads, which produce more to send: alternate a few rounds.
-    for (let round = 0; round < 4; round++) {
-      if (sent < MAX_TRANSMITS_PER_FLUSH) sent += this.#hooks.transmit(this, conn, now, MAX_TRANSMITS_PER_FLUSH - sent);
-      let any = false;
-      let ev: ConnectionEvent | null;
-      while ((ev = conn.pollEvent()) !== null) {
-        any = true;
-        this.#dispatch(ev);
-        if (this.#closedNotified) return;
+    // Events may cause writes/reads, which produce more to send (credit returned by a read, data
+    // written): alternate a few rounds. A bridge's schedule() meanwhile asks for another round
+    // (#flushAgain); one that came in the last round gets a flush of its own below.
+    this.#flushing = true;
+    try {
+      for (let round = 0; round < 4; round++) {
+        if (sent < MAX_TRANSMITS_PER_FLUSH) sent += this.#hooks.transmit(this, conn, now, MAX_TRANSMITS_PER_FLUSH - sent);
+        this.#flushAgain = false;
+        let any = false;
+        let ev: ConnectionEvent | null;
+        while ((ev = conn.pollEvent()) !== null) {
+          any = true;
+          this.#dispatch(ev);
+          if (this.#closedNotified) return;
+        }
+        if (!any && !this.#flushAgain) break;
       }
-      if (!any) break;
+    } finally {
+      this.#flushing = false;
     }
+    if (this.#flushAgain) this.schedule();
     this.driver.transmits += sent;
     this.#lastStats = conn.stats();
     // Re-sync with the core, which subtracts what stream resets dropped unsent: counting only
