@@ -17,6 +17,12 @@ import { CodecStats } from './stats.ts';
 
 export type DecodeResult = { ok: true; data: Uint8Array[] } | { ok: false; error: BlockError };
 
+/**
+ * Where a compressed block's output may go: a buffer of at least `size` bytes the caller lends
+ * (and keeps unchanged until it is done with the data), or null for a fresh one.
+ */
+export type OutputBuffers = (size: number) => Uint8Array | null;
+
 export interface BlockDecoderOptions {
   /** Largest original size accepted per block. Default 256 KiB. */
   maxBlockSize?: number;
@@ -56,12 +62,13 @@ export class BlockDecoder {
 
   /**
    * Consumes `chunk` and returns the application bytes of what it completed. A compressed block
-   * comes out whole, in a fresh buffer, once its last byte arrived; a raw block's bytes come out
-   * as they arrive, as views of `chunk` (no copy: the caller must leave `chunk` unchanged while
+   * comes out whole once its last byte arrived: in a buffer from `outputs` where the codec can
+   * write into one (zstd through the native addon), else in a fresh one. A raw block's bytes come
+   * out as they arrive, as views of `chunk` (no copy: the caller must leave `chunk` unchanged while
    * it uses them, e.g. until a socket has written them). On a protocol error returns it, now and
    * for every later push.
    */
-  push(chunk: Uint8Array): DecodeResult {
+  push(chunk: Uint8Array, outputs?: OutputBuffers): DecodeResult {
     if (this.#failure) return { ok: false, error: this.#failure };
     this.stats.decode.bytesIn += chunk.length;
     let out: Uint8Array[] = NO_DATA;
@@ -106,7 +113,7 @@ export class BlockDecoder {
       this.#header = null;
       this.#payload = null;
       this.#payloadFill = 0;
-      const data = this.#decompress(header, payload);
+      const data = this.#decompress(header, payload, outputs);
       if (data === null) return this.#fail();
       if (out === NO_DATA) out = [];
       out.push(data);
@@ -171,11 +178,11 @@ export class BlockDecoder {
     s.bytesOut += header.originalLength;
   }
 
-  #decompress(header: BlockHeader, payload: Uint8Array): Uint8Array | null {
+  #decompress(header: BlockHeader, payload: Uint8Array, outputs: OutputBuffers | undefined): Uint8Array | null {
     const s = this.stats.decode;
     s.blocks++;
     const started = this.#now();
-    const result = decompressWith(header.codec, payload, header.originalLength);
+    const result = decompressWith(header.codec, payload, header.originalLength, outputs);
     s.cpuMs += this.#now() - started;
     if (!result.ok) {
       this.#failure = result.error;

@@ -5,7 +5,7 @@
 // send backlog) refuses bytes and resumes on 'stream-writable'; stream -> TCP stops
 // calling read() when socket.write() returns false (the unread bytes hold back the peer's
 // flow-control credit) and resumes on 'drain'.
-import { GATHER_BUFFER_BYTES, giveGatherBuffer, takeGatherBuffer } from './gather-buffers.ts';
+import { BLOCK_BUFFER_BYTES, giveBlockBuffer, takeBlockBuffer } from './block-buffers.ts';
 import type { Socket } from 'node:net';
 import type { Association, StreamListener } from './association.ts';
 import { ResetCode, describeReset } from './open-header.ts';
@@ -22,7 +22,7 @@ const READ_CHUNK = 64 * 1024;
 // that much queued (17 ms even at 1 Gbit/s) the wait costs the link nothing. A timer bounds the
 // wait when reads stop; below the backlog threshold every read is compressed at once.
 const GATHER_ABOVE_BACKLOG_BYTES = 2 * 1024 * 1024;
-const GATHER_BLOCK_BYTES = GATHER_BUFFER_BYTES;
+const GATHER_BLOCK_BYTES = BLOCK_BUFFER_BYTES;
 const GATHER_MAX_WAIT_MS = 5;
 // Node reads a TCP socket up to 64 KiB at a time.
 const TCP_READ_MAX = 64 * 1024;
@@ -148,7 +148,7 @@ export class StreamBridge implements StreamListener {
       chunk.length <= TCP_READ_MAX &&
       (this.#gatheredBytes > 0 || (this.#encoder.compressing && !assoc.gatherFull() && assoc.backlog().bytes >= GATHER_ABOVE_BACKLOG_BYTES))
     ) {
-      this.#gather ??= takeGatherBuffer();
+      this.#gather ??= takeBlockBuffer();
       this.#gather.set(chunk, this.#gatheredBytes);
       this.#gatheredBytes += chunk.length;
       // Stop while one more read still fits the block (and the association's gathering its bound).
@@ -175,14 +175,14 @@ export class StreamBridge implements StreamListener {
     for (const part of this.#encoder.encodeParts(data)) this.#pending.push(part);
     this.#drainPending();
     // A raw block the stream has not taken yet is a view of the buffer: the buffer stays with it.
-    if (!this.#pending.some((part) => part.buffer === gather.buffer)) giveGatherBuffer(gather);
+    if (!this.#pending.some((part) => part.buffer === gather.buffer)) giveBlockBuffer(gather);
   };
 
   /** The stream is gone: nothing queued towards it will be sent. */
   #dropQueued(): void {
     this.#assoc.reading(this.#stopForBacklog, false);
     this.#pending.length = 0;
-    if (this.#gather !== null) giveGatherBuffer(this.#gather);
+    if (this.#gather !== null) giveBlockBuffer(this.#gather);
     this.#gather = null;
     this.#gatheredBytes = 0;
     this.#syncHeld();
@@ -299,8 +299,11 @@ export class StreamBridge implements StreamListener {
 
   /** Decodes and writes to the socket: the number of pieces written, -1 after a protocol error. */
   #deliver(data: Uint8Array): number {
-    const r = this.#decoder.push(data);
+    const r = this.#decoder.push(data, this.#lendOutput);
+    const lent = this.#lent;
     if (!r.ok) {
+      for (const b of lent) giveBlockBuffer(b);
+      lent.length = 0;
       this.#protocolError(describeBlockError(r.error));
       return -1;
     }
@@ -309,8 +312,24 @@ export class StreamBridge implements StreamListener {
       this.#traffic.rawIn += chunk.length;
       if (!this.#socket.write(chunk)) this.#socketWriteBlocked = true;
     }
+    if (lent.length > 0) {
+      // Back to the pool once the socket has written the blocks in them (callbacks come in order).
+      const written = lent.splice(0);
+      this.#socket.write(EMPTY, () => {
+        for (const b of written) giveBlockBuffer(b);
+      });
+    }
     return r.data.length;
   }
+
+  // The decoder's output buffers for compressed blocks (block-buffers.ts), noted until written.
+  #lent: Buffer[] = [];
+  #lendOutput = (size: number): Uint8Array | null => {
+    if (size > BLOCK_BUFFER_BYTES) return null;
+    const b = takeBlockBuffer();
+    this.#lent.push(b);
+    return b;
+  };
 
   #onSocketDrain = (): void => {
     this.#socketWriteBlocked = false;

@@ -65,7 +65,7 @@ test('incompressible reads are not gathered (the blocks go raw): every byte arri
 test('several connections gathering at once, with blocks that go raw while the stream is full: every byte arrives', {
   timeout: 90_000,
 }, async () => {
-  // Gathered blocks are assembled in pooled buffers (gather-buffers.ts) that one connection after
+  // Gathered blocks are assembled in pooled buffers (block-buffers.ts) that one connection after
   // another reuses; a block that goes raw is queued as a view of its buffer. Runs of text
   // (gathered, compressing) alternate with runs of random bytes (gathered blocks that go raw).
   const { target, pair } = await startPacedLz4Pair();
