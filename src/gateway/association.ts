@@ -18,7 +18,8 @@
 //      messages. What the kernel refuses waits in the link's backlog for writability [poll];
 //      the link never calls back into the layers above.
 //   4. Events the core queued (stream writable, readable...) go to the bridges, which may write
-//      or read more; the flush alternates a few rounds, then arms the one timer.
+//      or read more (their schedule() meanwhile asks for another round, not another flush); the
+//      flush alternates a few rounds, then arms the one timer.
 //
 // Inbound flow
 //   1. [poll, or the coalescing timer in poll] lh_udp reads up to 64 datagrams per recvmmsg,
