@@ -82,6 +82,14 @@ static napi_value number(napi_env env, double v) {
   return out;
 }
 
+/* A call's `want` arguments into argv, the first two being src and dst (Uint8Arrays); 0 if not. */
+static int src_dst_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, uint8_t **src, size_t *src_len,
+                        uint8_t **dst, size_t *dst_len) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) return 0;
+  return bytes_arg(env, argv[0], src, src_len) && bytes_arg(env, argv[1], dst, dst_len);
+}
+
 static contexts *get_contexts(napi_env env) {
   contexts *c = NULL;
   napi_get_instance_data(env, (void **)&c);
@@ -90,14 +98,11 @@ static contexts *get_contexts(napi_env env) {
 
 /* compress(src: Uint8Array, dst: Uint8Array, level: number) */
 static napi_value js_compress(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *src, *dst;
   size_t src_len, dst_len;
   int32_t level;
-  if (argc < 3 || !bytes_arg(env, argv[0], &src, &src_len) || !bytes_arg(env, argv[1], &dst, &dst_len) ||
-      napi_get_value_int32(env, argv[2], &level) != napi_ok)
+  if (!src_dst_args(env, info, 3, argv, &src, &src_len, &dst, &dst_len) || napi_get_value_int32(env, argv[2], &level) != napi_ok)
     return throw_type(env, "compress(src: Uint8Array, dst: Uint8Array, level: number)");
   contexts *c = get_contexts(env);
   if (c->cctx == NULL) {
@@ -117,12 +122,10 @@ static napi_value js_compress(napi_env env, napi_callback_info info) {
 
 /* decompress(src: Uint8Array, dst: Uint8Array) */
 static napi_value js_decompress(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *src, *dst;
   size_t src_len, dst_len;
-  if (argc < 2 || !bytes_arg(env, argv[0], &src, &src_len) || !bytes_arg(env, argv[1], &dst, &dst_len))
+  if (!src_dst_args(env, info, 2, argv, &src, &src_len, &dst, &dst_len))
     return throw_type(env, "decompress(src: Uint8Array, dst: Uint8Array)");
   contexts *c = get_contexts(env);
   if (c->dctx == NULL) {

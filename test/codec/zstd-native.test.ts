@@ -69,6 +69,14 @@ describe('zstd through lh_zstd', { skip }, () => {
     assert.ok(!garbage.ok && garbage.error.kind === 'decompress-failed');
   });
 
+  it('wrong argument types throw (a caller bug), unlike anything in the data', () => {
+    const z = nativeZstd!;
+    assert.throws(() => z.compress('text' as never, new Uint8Array(10), 1), TypeError);
+    assert.throws(() => z.compress(new Uint8Array(10), new Uint8Array(10), 'x' as never), TypeError);
+    assert.throws(() => z.decompress(new Uint8Array(10), new Uint16Array(10) as never), TypeError);
+    assert.equal(z.decompress(new Uint8Array(10), new Uint8Array(10)), -1);
+  });
+
   it('the decoder writes zstd blocks into the buffers it is lent, and lz4 blocks or oversized ones into fresh memory', () => {
     const a = textLike(30_000, 1);
     const b = textLike(30_000, 2);
