@@ -402,7 +402,6 @@ export class NativeUdpLink implements UdpLink {
     return this.#src;
   }
 
-  /** The peer behind `to` is gone: drop its connected socket (and anything still kept for it). */
   get recvCoalescingUs(): number {
     return this.#options.coalescingUs;
   }
@@ -414,6 +413,7 @@ export class NativeUdpLink implements UdpLink {
     this.#udp.setRecvCoalescing(path.sock, us);
   }
 
+  /** The peer behind `to` is gone: drop its connected socket (and anything still kept for it). */
   release(to: Endpoint): void {
     const path = this.#paths.get(to);
     this.#paths.delete(to);
