@@ -23,10 +23,11 @@
 // Source bytes moved are the transport's send rate times the window's source bytes per wire
 // byte, both over the arbiter's own window (see #moved and ARBITER_WINDOW_MS).
 //
-// The start follows the model's figures (see the constructor). Two windows in a row that show
-// the CPU as the limit while compressing (windows in which the link's estimate still grows fast
-// do not count) first turn the slow-link levels off, unless they are off already (a compressed
-// start runs without them); two more, and a trial of raw starts. Known gap:
+// The start follows the model's figures (see the constructor); a compressed start holds like a
+// switch to the codec. Two windows in a row that show the CPU as the limit while compressing
+// (windows in which the link's estimate still grows fast do not count) first turn the slow-link
+// levels off, unless they are off already (a compressed start runs without them); two more, once
+// the hold is over, and a trial of raw starts. Known gap:
 // on a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
 // (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
 // 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
@@ -145,6 +146,12 @@ export class CompressionArbiter {
     }
     // A start that compresses does so at the fast levels: the link's rate is not known yet.
     if (this.#choice === 'model') this.#slowLevelsOffUntil = nowMs + SLOW_LEVELS_OFF_MS;
+    // A compressed start is a decision like a switch to the codec: it stands for the shortest hold
+    // before raw is tried. A trial costs three windows at the losing setting, and since zstd runs
+    // without node:zlib's per-call set-up (zstd-native.ts) it is raw that loses on the lab's 1 Gbit/s
+    // links: a trial ~1 s into a 256 MiB transfer (2.4 s) sent a third of it raw, 12% slower than a
+    // fixed zstd (bench/results/datapath-2026-12-06.md §17).
+    if (this.#choice === 'model' && verdict === null) this.#nextTrialAt = nowMs + this.#holdMs;
   }
 
   /** True if this arbiter started from a verdict on the path's memory (status, tests). */

@@ -379,9 +379,11 @@ describe('BlockEncoder in auto mode', () => {
     assert.deepEqual(encoder.arbiterState, { current: 'model', trials: 0, switches: 0, inherited: false });
 
     // The same start with the transport sending well below the link (the CPU, not the link, is the
-    // limit): raw is tried.
+    // limit): raw is tried, once the compressed start's hold (ARBITER_MIN_HOLD_MS) is over.
     const cpuBound = sendingLink(() => t, 50e6, 10e6);
     const tried = linkedEncoder(() => t, cpuBound.read);
+    for (let i = 0; i < 300; i++, t += 10) tried.encode(text);
+    assert.equal(tried.arbiterState?.trials, 0, 'no trial in the first 3 s: the start holds for 4');
     for (let i = 0; i < 300; i++, t += 10) tried.encode(text);
     assert.ok((tried.arbiterState?.trials ?? 0) >= 1, `trials ${tried.arbiterState?.trials}`);
   });

@@ -89,8 +89,9 @@ test('within the margin the codec stays, unless it barely compresses (then raw)'
 test('a trial is judged by what the transport sent, not by what the encoder took in while filling the send buffers', () => {
   // A compressed start at 1 Gbit/s in the lab: the encoder takes in 900 Mbit/s of source and
   // fills the send buffers, the transport (the same busy thread) sends 60 Mbit/s of wire at a
-  // third of the source's size: 180 Mbit/s of source moved. Raw then moves 600.
-  const a = new CompressionArbiter('model');
+  // third of the source's size: 180 Mbit/s of source moved. Raw then moves 600. (The arbiter
+  // started a hold earlier, so its start's hold is over.)
+  const a = new CompressionArbiter('model', -ARBITER_MIN_HOLD_MS);
   const window = (inMbps: number, ratio: number, sendingMbps: number, at: number): void => {
     const inBytes = (inMbps * 1e6 * ARBITER_WINDOW_MS) / 8000;
     a.observeWindow(inBytes, inBytes * ratio, ARBITER_WINDOW_MS, at, { rateBps: 1e9, sendingBps: sendingMbps * 1e6 });
@@ -103,10 +104,22 @@ test('a trial is judged by what the transport sent, not by what the encoder took
   assert.equal(a.choice, 'none');
 });
 
+test('a compressed start holds like a switch to the codec: no trial of raw before ARBITER_MIN_HOLD_MS', () => {
+  const a = new CompressionArbiter('model', 0);
+  let t = drive(a, 0, ARBITER_MIN_HOLD_MS - ARBITER_WINDOW_MS, cpuBoundCodecSlower);
+  assert.equal(a.trials, 0, 'CPU-bound windows during the hold start no trial');
+  assert.equal(a.choice, 'model');
+  t = drive(a, t, 4 * ARBITER_WINDOW_MS, cpuBoundCodecSlower);
+  assert.equal(a.trials, 1, 'the first window after the hold starts one');
+  drive(a, t, 4 * ARBITER_WINDOW_MS, cpuBoundCodecSlower);
+  assert.equal(a.choice, 'none', 'and raw, faster here, wins it');
+});
+
 test('windows in which the link estimate still grows fast (the transport starting) start no trial', () => {
   // The transport's first round trips on a 100 Mbit/s link: it sends at half an estimate that
-  // doubles every window. Once the estimate settles with the link still short, raw is tried.
-  const a = new CompressionArbiter('model');
+  // doubles every window. Once the estimate settles with the link still short, raw is tried
+  // (started a hold earlier: its start's hold is over).
+  const a = new CompressionArbiter('model', -ARBITER_MIN_HOLD_MS);
   let t = 0;
   for (const rate of [12.5e6, 25e6, 50e6, 100e6]) {
     a.observeWindow(3e6, 1e6, ARBITER_WINDOW_MS, (t += ARBITER_WINDOW_MS), { rateBps: rate, sendingBps: 0.5 * rate });
