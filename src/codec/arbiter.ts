@@ -7,7 +7,9 @@
 // any shared host) every CPU second the codec takes is one the other processes on the machine
 // do not get. Measured in the lab on the 1 Gbit/s baseline link with the vm payload: zstd 1 by
 // the model's choice moved 593 Mbit/s of source data, `none` 731 (bench/results/
-// datapath-2026-12-05.md). What is scarce is read off the transfer itself, per output window:
+// datapath-2026-12-05.md, with node:zlib's set-up per call; without it, zstd moves more than raw
+// there: datapath-2026-12-06.md §15-17). What is scarce is read off the transfer itself, per
+// output window:
 //
 // - Sending raw, the link is the limit when the transport sends at LINK_FULL of the link's
 //   estimated rate or more: then compression can only add (the link carries more source bytes
@@ -29,8 +31,9 @@
 // levels off, unless they are off already (a compressed start runs without them); two more, once
 // the hold is over, and a trial of raw starts. Known gap:
 // on a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
-// (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
-// 1 Gbit/s links, where it is slower) a trial's worth of throughput every few seconds.
+// (nearly all zero pages), raw stays; trying the codec there cost the common case of its time
+// (the lab's 1 Gbit/s links, where the codec was slower under node:zlib) a trial's worth of
+// throughput every few seconds.
 
 import type { PathMemory } from './path-memory.ts';
 import type { ArbiterCounters } from './stats.ts';
