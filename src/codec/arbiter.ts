@@ -31,9 +31,9 @@
 // levels off, unless they are off already (a compressed start runs without them); two more, once
 // the hold is over, and a trial of raw starts. Known gap:
 // on a path where raw is CPU-bound short of the link and compression would cut the CPU per byte
-// (nearly all zero pages), raw stays; trying the codec there cost the common case of its time
-// (the lab's 1 Gbit/s links, where the codec was slower under node:zlib) a trial's worth of
-// throughput every few seconds.
+// (nearly all zero pages), raw stays; trying the codec there cost the common case (the lab's
+// 1 Gbit/s links, where the codec was slower under node:zlib) a trial's worth of throughput every
+// few seconds.
 
 import type { PathMemory } from './path-memory.ts';
 import type { ArbiterCounters } from './stats.ts';

@@ -5,7 +5,8 @@
 // original size; we drop it on the wire (our header carries the size) and rebuild it on
 // decode from the *validated* header length, so lz4_flex never sizes its output from
 // peer bytes and errors if the data would overrun it.
-// zstd: node:zlib (libzstd bundled with Node 24). maxOutputLength bounds decompression.
+// zstd: the libzstd bundled with Node 24, through the lh_zstd addon (zstd-native.ts: the output
+// buffer bounds decompression), or node:zlib without it (maxOutputLength bounds it).
 
 import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
 import zlib from 'node:zlib';

@@ -427,11 +427,7 @@ export class BlockEncoder {
       if (block.codec !== CODEC_NONE) this.#shortcutOffBytes = SHORTCUT_OFF_BYTES;
       return block;
     }
-    const s = this.stats.encode;
-    s.blocksRaw++;
-    s.blocksRawHighEntropy++;
-    this.stats.countBlock('none', original.length, original.length);
-    return { codec: CODEC_NONE, original, payload: null };
+    return this.#raw(original, 'blocksRawHighEntropy');
   }
 
   #encodeBlock(original: Uint8Array, bypassBackoff = false): PendingBlock {
@@ -451,26 +447,17 @@ export class BlockEncoder {
       setting = this.#fixedSetting;
     }
     if (setting === null || original.length < MIN_COMPRESS_SIZE) {
-      s.blocksRaw++;
-      s.blocksRawByChoice++;
-      this.stats.countBlock('none', original.length, original.length);
-      return { codec: CODEC_NONE, original, payload: null };
+      return this.#raw(original, 'blocksRawByChoice');
     }
     if (!bypassBackoff && this.#looksLikeThePathsFailures(original)) {
       // Not tried: random-looking data on a path whose other streams' blocks all failed. Counts
       // as this stream's failure (its pause starts at once), not as the path's: nothing measured.
       this.#backoff.recordFailure();
       this.#backoff.inheritFailures(this.#pathMemory!.failStreak + 1);
-      s.blocksRaw++;
-      s.blocksRawHighEntropy++;
-      this.stats.countBlock('none', original.length, original.length);
-      return { codec: CODEC_NONE, original, payload: null };
+      return this.#raw(original, 'blocksRawHighEntropy');
     }
     if (!bypassBackoff && !this.#backoff.shouldTry(original.length)) {
-      s.blocksRaw++;
-      s.blocksRawBackoff++;
-      this.stats.countBlock('none', original.length, original.length);
-      return { codec: CODEC_NONE, original, payload: null };
+      return this.#raw(original, 'blocksRawBackoff');
     }
     const limit = original.length * MAX_COMPRESSED_FRACTION;
     let compressed = this.#timedCompress(setting, original);
@@ -497,10 +484,7 @@ export class BlockEncoder {
         this.#backoff.recordFailure();
         this.#backoff.inheritFailures(pathFailures + 1);
       }
-      s.blocksRaw++;
-      s.blocksRawIncompressible++;
-      this.stats.countBlock('none', original.length, original.length);
-      return { codec: CODEC_NONE, original, payload: null };
+      return this.#raw(original, 'blocksRawIncompressible');
     }
     if (!bypassBackoff) this.#backoff.recordSuccess();
     this.stats.countBlock(settingName(setting), original.length, compressed.length);
@@ -508,6 +492,18 @@ export class BlockEncoder {
     if (id === CODEC_LZ4) s.blocksLz4++;
     else if (id === CODEC_ZSTD) s.blocksZstd++;
     return { codec: id, original, payload: compressed };
+  }
+
+  // A block sent as it is, counted under `why`.
+  #raw(
+    original: Uint8Array,
+    why: 'blocksRawByChoice' | 'blocksRawHighEntropy' | 'blocksRawBackoff' | 'blocksRawIncompressible',
+  ): PendingBlock {
+    const s = this.stats.encode;
+    s.blocksRaw++;
+    s[why]++;
+    this.stats.countBlock('none', original.length, original.length);
+    return { codec: CODEC_NONE, original, payload: null };
   }
 
   // A block worth not compressing at all: the path's last blocks all failed the 80% rule (on

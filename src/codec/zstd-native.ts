@@ -1,8 +1,9 @@
 // zstd through the lh_zstd addon (native/lh_zstd.c): one compression and one decompression context
-// kept for the process instead of node:zlib's new stream and context per call, which cost ~10x the
-// codec's own time per 256 KiB block on this project's machine (bench/results/datapath-2026-12-06.md
-// §15). The same frames either way: node:zlib decodes what this writes and the reverse. Without the
-// addon built, codecs.ts uses node:zlib.
+// kept for the process instead of node:zlib's new stream and context per call, which made zstd
+// 1.5-2.5x slower on the vm payload in a loop and cost a gateway ~3.5x the codec's own time in the
+// lab (bench/results/datapath-2026-12-06.md §15). The same frames either way: node:zlib decodes what
+// this writes and the reverse (except that node:zlib runs level -1 as 3, zlib's "default level").
+// Without the addon built, codecs.ts uses node:zlib.
 import { loadAddon } from '../native/load.ts';
 
 interface LhZstdAddon {
@@ -17,7 +18,7 @@ const load = loadAddon<LhZstdAddon>('lh_zstd');
 /** The addon, or null (not built; or LONGHAUL_ZSTD=zlib, to compare the two). */
 export const nativeZstd: LhZstdAddon | null = load.ok && process.env.LONGHAUL_ZSTD !== 'zlib' ? load.addon : null;
 
-// zstd's ZSTD_compressBound for sizes below 128 KiB adds a margin; above, size/256 plus 64 holds.
+// zstd.h's ZSTD_COMPRESSBOUND (n + n/256, plus a margin below 128 KiB), and 64 bytes to spare.
 function compressBound(n: number): number {
   return n + (n >>> 8) + 64 + (n < 128 * 1024 ? (128 * 1024 - n) >>> 11 : 0);
 }

@@ -103,7 +103,7 @@ describe('BlockEncoder', () => {
       assert.equal(stats.encode.blocksZstd, 5);
     });
 
-    it("a stream's failed block on a path whose last blocks all failed pauses it at once; its first block is always tried", () => {
+    it("a stream's failed block on a path whose last blocks all failed pauses it at once; a block that samples as random there is not tried", () => {
       // 256 KiB echo connections of random data through one association: each used to try three
       // of its four blocks before its own back-off paused.
       const path = new PathMemory();
