@@ -370,7 +370,7 @@ export class ModelBasedController implements RateController {
     this.#s.bounds.growBw(this.#s.bw.best);
     this.#s.bounds.growInflight(2 * CWND_GAIN * this.#bdp());
 
-    this.#s.standingQueue.onRound(this.#round, roundMinRtt);
+    this.#s.standingQueue.onRound(this.#round, roundMinRtt, now);
 
     // A round of startup with a standing queue ends startup only when the delivery rate also
     // stopped growing (the stall test above): a queue alone is not proof the pipe is full. A
