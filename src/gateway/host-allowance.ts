@@ -1,15 +1,21 @@
-// The gateway's own scheduling latency (event-loop turns, timers of >= 1 ms, GC pauses) delays
-// acknowledgements by up to a few milliseconds regardless of the path. A controller sizing its
-// window from the path's minimum RTT alone (tens of microseconds on a LAN or loopback) would
-// stall on every such hiccup, so the window is never allowed below what the pacing rate sends in
-// HOST_LATENCY_ALLOWANCE_MS. Pacing still sets the rate, so at most that much can queue.
+// The gateway's own scheduling latency (event-loop turns, timers of >= 1 ms, GC pauses, and on a
+// shared machine the other processes' time slices) delays acknowledgements by up to a few
+// milliseconds regardless of the path. The model sizes its window from the path alone (1.5-2 BDPs
+// of its minimum RTT), so on a short path every such hiccup stalls the sender with the link idle.
+// The window therefore holds HOST_LATENCY_ALLOWANCE_MS of the estimated bandwidth on top of the
+// model's; where the model's window already spans more than that (long paths, whose half-BDP of
+// slack absorbs the hiccups), the extra shrinks in proportion: allowance^2 / window. Pacing still
+// sets the rate, so the larger window fills the path, not its queue. In startup, whose estimate
+// lags its pacing rate, the window is also never below STARTUP_ALLOWANCE_MS of that rate.
 import { ForwardingRateController, type RateController } from '../transport/index.ts';
 
-// Measured on the 2-core test machine: gateway-to-gateway RTT samples on loopback range
-// 0.03-6 ms (median ~0.3 ms) while the minimum stays at 0.03 ms. bench:gateway (1 bulk
-// connection, loopback, 512 MiB): 4 ms gives 882 Mbit/s encrypted / 1.5 Gbit/s plaintext,
-// 0 ms gives 480-540 / 770-785, with ~40% more CPU per GiB (smaller batches).
-export const HOST_LATENCY_ALLOWANCE_MS = 4;
+// In the lab at 1 Gbit/s (five processes on two cores, base RTT 0.4 ms, smoothed 2-5 ms) the
+// window of the time before (the larger of the model's and 4 ms of the pacing rate) left the
+// sender waiting for acks 40-50% of the time on the 0 ms path and a third of it on the 5 ms path.
+// With 8 ms added: about a tenth and an eighth, and more goodput; on mpls (25 ms) the taper keeps the
+// added window small (bench/results/datapath-2026-12-06.md, section 18).
+export const HOST_LATENCY_ALLOWANCE_MS = 8;
+const STARTUP_ALLOWANCE_MS = 4;
 
 class HostLatencyAllowance extends ForwardingRateController {
   readonly #allowanceMs: number;
@@ -20,9 +26,11 @@ class HostLatencyAllowance extends ForwardingRateController {
   }
 
   override cwndBytes(): number {
-    const floor = (this.inner.pacingRateBps() / 8) * (this.#allowanceMs / 1000);
-    const cwnd = this.inner.cwndBytes();
-    return Math.max(cwnd, floor);
+    const inner = this.inner;
+    const model = inner.cwndBytes();
+    const allowance = (inner.bandwidthEstimateBps() * this.#allowanceMs) / 8000;
+    const extra = model > allowance ? (allowance * allowance) / model : allowance;
+    return Math.max(model + extra, (inner.pacingRateBps() * STARTUP_ALLOWANCE_MS) / 8000);
   }
 }
 
