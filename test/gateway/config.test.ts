@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { configFromFlags, loadConfigFile, parseRate, parseSize, peerRestartDetectMs, validateConfig } from '../../src/gateway/config.ts';
 import { isAllowed, parseAllowRule, parseEndpoint } from '../../src/gateway/address.ts';
 import { decodeOpenHeader, encodeOpenHeader } from '../../src/gateway/open-header.ts';
+import { transportConfigFor } from '../../src/gateway/gateway.ts';
+import { protectionOverhead } from '../../src/gateway/wan-security.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lh-config-'));
 function writeYaml(name: string, text: string): string {
@@ -223,4 +225,15 @@ test('limits.peerRestartDetectMs: default, explicit value, and clear errors on b
     /limits\.peerRestartDetectMs: must be below limits\.peerTimeoutMs \(180000 ms, the default\)/,
   );
   assert.match(errorsFor({ peerRestartDetectMs: 4000, peerTimeoutMs: 3000 }), /must be below limits\.peerTimeoutMs \(3000 ms\)/);
+});
+
+test('the largest packet fits the configured MTU with the WAN address family headers: 20 bytes more payload on IPv4', () => {
+  const packetSize = (wan: string, mtu?: number): number => {
+    const r = validateConfig({ wan, mtu, peers: [{ name: 'b', address: '198.18.1.1:4500' }] }, { insecurePlaintext: true });
+    assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    return transportConfigFor(r.config).maxPacketSize + protectionOverhead(r.config);
+  };
+  assert.equal(packetSize('0.0.0.0:4500'), 1500 - 20 - 8);
+  assert.equal(packetSize('198.18.1.2:4500', 9000), 9000 - 20 - 8);
+  assert.equal(packetSize('[::]:4500'), 1500 - 40 - 8);
 });
