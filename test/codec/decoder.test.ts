@@ -46,6 +46,26 @@ describe('BlockDecoder', () => {
     assert.ok(equalBytes(concat(out), data));
   });
 
+  it('decodes large compressed payloads split over chunks, several streams interleaved, each byte-exact (pooled assembly buffers)', () => {
+    // Payloads of 16 KiB and more are assembled in pooled buffers given back after each block:
+    // three decoders fed in turn must never see one another's bytes, nor a block its predecessor's.
+    const streams = [0, 1, 2].map((i) => {
+      const data = concat([textLike(200_000, 10 + i), randomBytes(40_000, 20 + i), textLike(300_000, 30 + i)]);
+      const framed = new BlockEncoder({ mode: 'zstd', maxBlockSize: 256 * 1024 }).encode(data);
+      return { data, framed, at: 0, decoder: new BlockDecoder(), out: [] as Uint8Array[] };
+    });
+    for (let step = 0; streams.some((s) => s.at < s.framed.length); step++) {
+      for (const s of streams) {
+        const n = 1000 + ((step * 7919) % 9000);
+        const r = s.decoder.push(s.framed.subarray(s.at, s.at + n));
+        assert.ok(r.ok);
+        for (const d of r.data) s.out.push(Uint8Array.from(d));
+        s.at += n;
+      }
+    }
+    for (const s of streams) assert.ok(equalBytes(concat(s.out), s.data));
+  });
+
   it('returns nothing (not an error) for an empty push or a partial block', () => {
     const decoder = new BlockDecoder();
     const framed = new BlockEncoder({ mode: 'lz4' }).encode(zeros(10_000));
