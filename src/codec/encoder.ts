@@ -21,6 +21,7 @@ import {
 } from './block-format.ts';
 import type { CodecId } from './block-format.ts';
 import { codecId, compressWith } from './codecs.ts';
+import { isLentCompressed, releaseCompressed } from './zstd-native.ts';
 import type { CodecSetting } from './codecs.ts';
 import { CodecStats } from './stats.ts';
 
@@ -298,6 +299,7 @@ export class BlockEncoder {
       at = writeBlockHeader(out, at, block.codec, block.original.length, payload.length);
       out.set(payload, at);
       at += payload.length;
+      if (block.payload !== null) releaseCompressed(block.payload);
     }
     return out;
   }
@@ -306,7 +308,9 @@ export class BlockEncoder {
    * encode() as a list of parts to send in order (each block's header, then its payload), without
    * copying: a raw block's payload is a view of `data`, which must stay unchanged until the parts
    * are sent. A gateway writes them straight into its stream, saving a copy of every byte (and
-   * the allocation behind it) when blocks go raw.
+   * the allocation behind it) when blocks go raw. A compressed payload may be a view of a pooled
+   * buffer: give each part to releaseEncodedPart() once its bytes are copied elsewhere (one never
+   * given back is collected like any buffer).
    */
   encodeParts(data: Uint8Array): Uint8Array[] {
     if (data.length === 0) return [];
@@ -469,8 +473,11 @@ export class BlockEncoder {
       this.#policy.recordPair(rung, probe, original.length, wire(compressed), cpuMs, wire(probed), this.#lastCpuMs);
       // Both are valid encodings of the block: send the smaller one.
       if (probed.length < compressed.length) {
+        releaseCompressed(compressed);
         compressed = probed;
         setting = probeSetting;
+      } else {
+        releaseCompressed(probed);
       }
     } else {
       this.#policy?.record(rung, original.length, compressed.length <= limit ? compressed.length : original.length, cpuMs);
@@ -480,6 +487,7 @@ export class BlockEncoder {
     const pathFailures = this.#pathMemory?.failStreak ?? 0;
     this.#pathMemory?.recordAttempt(compressed.length <= limit);
     if (compressed.length > limit) {
+      releaseCompressed(compressed);
       if (!bypassBackoff) {
         this.#backoff.recordFailure();
         this.#backoff.inheritFailures(pathFailures + 1);
@@ -534,6 +542,19 @@ export class BlockEncoder {
     this.stats.encode.cpuMs += this.#lastCpuMs;
     return out;
   }
+}
+
+/** A part from encodeParts() is no longer used (its bytes were copied): its buffer may be reused. */
+export function releaseEncodedPart(part: Uint8Array): void {
+  releaseCompressed(part);
+}
+
+/**
+ * The part views a pooled buffer (of a whole block's bound, whatever the part's length): a caller
+ * that would keep it for long copies it out and releases it.
+ */
+export function isPooledPart(part: Uint8Array): boolean {
+  return isLentCompressed(part);
 }
 
 /**

@@ -1,5 +1,13 @@
 // Public surface of the block codec, for the gateway and benchmarks.
-export { BlockEncoder, COMPRESSION_MODES, MAX_COMPRESSED_FRACTION, MIN_COMPRESS_SIZE, DEFAULT_ZSTD_LEVEL } from './encoder.ts';
+export {
+  BlockEncoder,
+  isPooledPart,
+  releaseEncodedPart,
+  COMPRESSION_MODES,
+  MAX_COMPRESSED_FRACTION,
+  MIN_COMPRESS_SIZE,
+  DEFAULT_ZSTD_LEVEL,
+} from './encoder.ts';
 export type { BlockEncoderOptions, CompressionMode } from './encoder.ts';
 export { BlockDecoder } from './decoder.ts';
 export { PathMemory } from './path-memory.ts';

@@ -9,7 +9,7 @@ import { BLOCK_BUFFER_BYTES, giveBlockBuffer, takeBlockBuffer } from './block-bu
 import type { Socket } from 'node:net';
 import type { Association, StreamListener } from './association.ts';
 import { ResetCode, describeReset } from './open-header.ts';
-import { describeBlockError } from '../codec/index.ts';
+import { describeBlockError, isPooledPart, releaseEncodedPart } from '../codec/index.ts';
 import type { BlockDecoder, BlockEncoder } from '../codec/index.ts';
 import { isSharedReadBuffer, readIntoSharedBuffer } from './tcp-read.ts';
 
@@ -213,6 +213,16 @@ export class StreamBridge implements StreamListener {
 
   #drainPending(): void {
     this.#writePending();
+    // A compressed block the stream could not take yet is a view of the codec's pooled buffer:
+    // held as a copy of its own size, and the buffer goes back (as the shared read buffer's views).
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) {
+      const part = pending[i]!;
+      if (isPooledPart(part)) {
+        pending[i] = Uint8Array.prototype.slice.call(part);
+        releaseEncodedPart(part);
+      }
+    }
     this.#syncHeld();
   }
 
@@ -235,6 +245,7 @@ export class StreamBridge implements StreamListener {
         return;
       }
       pending.shift();
+      releaseEncodedPart(head); // copied into the stream (a pooled compressed block's buffer goes back)
     }
     if (this.#socketEnded) {
       this.#finishStream();

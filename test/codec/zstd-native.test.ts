@@ -7,7 +7,7 @@ import { CODEC_LZ4, CODEC_ZSTD, headerLength, writeBlockHeader } from '../../src
 import type { CodecId } from '../../src/codec/block-format.ts';
 import { compressWith, decompressWith } from '../../src/codec/codecs.ts';
 import { BlockDecoder } from '../../src/codec/decoder.ts';
-import { nativeZstd } from '../../src/codec/zstd-native.ts';
+import { compressNative, isLentCompressed, nativeZstd, releaseCompressed } from '../../src/codec/zstd-native.ts';
 import { concat, equalBytes, randomBytes, textLike, zeros } from './fixtures.ts';
 
 const skip = nativeZstd === null ? 'lh_zstd addon not built (make -C native)' : false;
@@ -99,5 +99,30 @@ describe('zstd through lh_zstd', { skip }, () => {
     assert.equal(r.data[0]!.buffer, lent[0]!.buffer, 'the first zstd block is a view of its loan');
     assert.notEqual(r.data[2]!.buffer, lent[1]!.buffer, 'a loan too small is not used');
     assert.ok(!lent.some((l) => l.buffer === r.data[1]!.buffer), 'lz4 writes into fresh memory');
+  });
+
+  it('lends a pooled buffer for a large block until released, and takes it back only once', { skip }, () => {
+    const addon = nativeZstd!;
+    const big = textLike(200_000, 5);
+    const first = compressNative(addon, big, 3);
+    assert.ok(isLentCompressed(first));
+    const second = compressNative(addon, big, 3);
+    assert.notEqual(second.buffer, first.buffer, 'a lent buffer is not lent again');
+    assert.ok(equalBytes(first, second));
+    const kept = Uint8Array.from(first);
+    releaseCompressed(first);
+    releaseCompressed(first.subarray(1)); // a second release of the same buffer: ignored
+    assert.equal(isLentCompressed(first), false);
+    const third = compressNative(addon, textLike(200_000, 6), 3);
+    const fourth = compressNative(addon, textLike(200_000, 7), 3);
+    assert.notEqual(third.buffer, fourth.buffer, 'released twice, yet lent once');
+    assert.ok(equalBytes(second, kept), 'a buffer still lent is left alone');
+    const r = decompressWith(CODEC_ZSTD, third, 200_000);
+    assert.ok(r.ok && equalBytes(r.data, textLike(200_000, 6)));
+    // A small block is copied out at its size, never lent.
+    const small = compressNative(addon, textLike(8_000, 8), 3);
+    assert.equal(isLentCompressed(small), false);
+    assert.equal(small.buffer.byteLength, small.length);
+    for (const b of [second, third, fourth]) releaseCompressed(b);
   });
 });
