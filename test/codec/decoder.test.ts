@@ -46,7 +46,7 @@ describe('BlockDecoder', () => {
     assert.ok(equalBytes(concat(out), data));
   });
 
-  it('decodes large compressed payloads split over chunks, several streams interleaved, each byte-exact (pooled assembly buffers)', () => {
+  it('decodes large compressed payloads split over chunks, several streams interleaved, each byte-exact (a guard for the shared assembly pool)', () => {
     // Payloads of 16 KiB and more are assembled in pooled buffers given back after each block:
     // three decoders fed in turn must never see one another's bytes, nor a block its predecessor's.
     const streams = [0, 1, 2].map((i) => {
