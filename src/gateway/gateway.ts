@@ -24,7 +24,7 @@ import {
   trimThreshold,
 } from './memory-trim.ts';
 import { Association } from './association.ts';
-import { withHostLatencyAllowance } from './host-allowance.ts';
+import { HOST_LATENCY_ALLOWANCE_MS, withHostLatencyAllowance } from './host-allowance.ts';
 import { formatEndpoint } from './address.ts';
 import type { Endpoint } from './address.ts';
 import { StreamBridge } from './bridge.ts';
@@ -1160,7 +1160,15 @@ export function transportConfigFor(config: GatewayConfig, overrides: Partial<Con
       ? fixedRateController({ rateBps: (committedRate ?? maxRate)!, mss: maxPacketSize })
       : // Math.random: the controller's probe-phase draws only de-synchronise associations that
         // share a bottleneck (the tested path; without it the draws come from an ack-time hash).
-        modelBasedController({ maxRateBps: maxRate, initialRateBps: committedRate, mss: maxPacketSize, random: Math.random }),
+        modelBasedController({
+          maxRateBps: maxRate,
+          initialRateBps: committedRate,
+          mss: maxPacketSize,
+          random: Math.random,
+          // The hosts' scheduling latency the window allows for is also the shortest round: a
+          // sub-millisecond path's probes and bandwidth filter then span more than one hiccup.
+          minRoundMs: HOST_LATENCY_ALLOWANCE_MS,
+        }),
   );
   // The receive window bounds what the peer may have in flight towards us across all
   // streams; a quarter of the budget leaves the rest for send buffers and TCP-side queues.

@@ -206,3 +206,52 @@ test('onReset forgets the round it interrupted: losses before the reset do not w
   }
   assert.equal(without.c.bandwidthEstimateBps(), 50e6, 'no loss was credited after the reset');
 });
+
+/** Startup to steady state at 1 Gbit/s on a 0.5 ms path; `minRoundMs` as given. */
+function steadySubMillisecond(minRoundMs: number): { c: ModelBasedController; now: number } {
+  const c = new ModelBasedController({ mss: MSS, minRoundMs, random: () => 0.5 });
+  let now = 0;
+  for (let i = 0; i < 400; i++) now = feedRound(c, now, { rateBps: 1e9, rttMs: 0.5 });
+  return { c, now };
+}
+
+test('minRoundMs: on a sub-millisecond path a probe up lasts the floor, not the min RTT', () => {
+  for (const [minRoundMs, shortest, longest] of [
+    [0, 0, 2],
+    [8, 8, 17],
+  ] as const) {
+    const { c, now: start } = steadySubMillisecond(minRoundMs);
+    assert.equal(c.mode, 'probe-bw');
+    let now = start;
+    let probeStart = -1;
+    const probes: number[] = [];
+    // 200 ms of acks at the path's rate, one round of 0.5 ms at a time: the 1.25x phases' lengths.
+    while (now < start + 200) {
+      now = feedRound(c, now, { rateBps: 1e9, rttMs: 0.5 });
+      const probing = c.phase === 'probe-bw 1.25';
+      if (probing && probeStart < 0) probeStart = now;
+      if (!probing && probeStart >= 0) {
+        probes.push(now - probeStart);
+        probeStart = -1;
+      }
+    }
+    assert.ok(probes.length >= 2, `minRoundMs ${minRoundMs}: ${probes.length} probes in 200 ms`);
+    for (const ms of probes) assert.ok(ms >= shortest && ms <= longest, `minRoundMs ${minRoundMs}: a probe of ${ms} ms`);
+  }
+});
+
+test('minRoundMs: one slow spell of the hosts does not empty the bandwidth filter within a few ms', () => {
+  for (const [minRoundMs, keepsEstimate] of [
+    [0, false],
+    [8, true],
+  ] as const) {
+    const { c, now: start } = steadySubMillisecond(minRoundMs);
+    near(c.bandwidthEstimateBps(), 1e9, 'estimate before');
+    // 20 ms of acks that measure half the rate (the receiving host was slow to answer): ten
+    // 0.5 ms rounds would expire the filter's good samples, 20 ms at an 8 ms floor does not.
+    let now = start;
+    while (now < start + 20) now = feedRound(c, now, { rateBps: 0.5e9, rttMs: 0.5 });
+    const estimate = c.bandwidthEstimateBps();
+    assert.equal(estimate > 0.9e9, keepsEstimate, `minRoundMs ${minRoundMs}: estimate ${estimate}`);
+  }
+});

@@ -48,6 +48,16 @@ export interface ModelBasedOptions {
   random?: () => number;
   /** First flight, in packets of `mss` (default 256). */
   initialWindowPackets?: number;
+  /**
+   * Shortest round trip the controller counts, in ms (default 0: the path's own). An endpoint
+   * whose acks wait for a busy host (a gateway sharing its cores with other processes) sees rounds
+   * of a sub-millisecond path last anywhere from 0.5 to 10 ms: counted as they come, the bandwidth
+   * filter's ten rounds and each probing phase span a few milliseconds, shorter than one scheduler
+   * hiccup, and the estimate follows the host's stalls instead of the path (a 1.25x probe of half
+   * a millisecond shows nothing). With this floor a round, as the filters, the detectors and the
+   * probing cycle count it, lasts at least this long. Paths whose RTT is longer are unaffected.
+   */
+  minRoundMs?: number;
 }
 
 type Mode = 'startup' | 'drain' | 'probe-bw' | 'probe-rtt';
@@ -178,6 +188,7 @@ export class ModelBasedController implements RateController {
   readonly #random: (() => number) | undefined;
   #ackHash = 0x9e3779b9;
   readonly #initialWindow: number;
+  readonly #minRoundMs: number;
 
   /** Everything a reset starts over (see onReset and newModelState). */
   #s: ModelState;
@@ -201,6 +212,7 @@ export class ModelBasedController implements RateController {
     this.#initialRateBps = opts.initialRateBps;
     this.#random = opts.random;
     this.#initialWindow = (opts.initialWindowPackets ?? INITIAL_CWND_PACKETS) * this.#mss;
+    this.#minRoundMs = Math.max(0, opts.minRoundMs ?? 0);
     this.#s = newModelState(0, this.#mss);
   }
 
@@ -241,7 +253,8 @@ export class ModelBasedController implements RateController {
 
     const sentAt = s.sentAt ?? now - s.rttMs;
     let roundEnded = false;
-    if (sentAt >= this.#s.rounds.startMs) {
+    // A round ends when a packet sent after it began is acked, and not before minRoundMs passed.
+    if (sentAt >= this.#s.rounds.startMs && now - this.#s.rounds.startMs >= this.#minRoundMs) {
       roundEnded = true;
       this.#round++;
     }
@@ -473,7 +486,8 @@ export class ModelBasedController implements RateController {
 
   #advanceCycle(now: Millis): void {
     const elapsed = now - this.#s.cycleStartMs;
-    const fullLength = elapsed > this.#minRttMs;
+    // A phase lasts a round: the min RTT, or minRoundMs where the hosts take longer than the path.
+    const fullLength = elapsed > Math.max(this.#minRttMs, this.#minRoundMs);
     const gain = this.#s.pacingGain;
     const bdp = this.#bdp();
     let advance: boolean;
