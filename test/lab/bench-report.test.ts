@@ -312,3 +312,10 @@ test("repeated runs: the tables show the median run, and a medians table gives t
   assert.match(md, /\| baseline \| longhaul \| 3 \| 2048\.0 \| 1638\.4-2730\.7 \| 4\.00 \| 2\.00 \| 1\.00 \| 50% \|/);
   assert.doesNotMatch(md, /\| baseline \| tcp-bbr \| 1 \|/, 'single runs have no medians row');
 });
+
+test('runs after a larger tunnel warm-up say so: they measure gateways that carried traffic before', () => {
+  const warm = renderMarkdown([result('baseline', 'longhaul', 11.5, { tunnel_warm_up_bytes: 256 * 2 ** 20 })], { ...CTX, ceilings: null });
+  assert.match(warm, /Tunnels carried 256 MiB before each run's clock started/);
+  const first = renderMarkdown([result('baseline', 'longhaul', 11.5, { tunnel_warm_up_bytes: 64 * 1024 })], { ...CTX, ceilings: null });
+  assert.doesNotMatch(first, /Tunnels carried/);
+});

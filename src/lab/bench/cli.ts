@@ -74,6 +74,7 @@ interface BenchFlags {
   lab: string;
   render?: string;
   perfRecord?: string;
+  tunnelWarmUp?: number;
   runs: number;
   fill?: number;
   mix?: string;
@@ -173,6 +174,7 @@ export async function benchAction(flags: BenchFlags): Promise<BenchResult[]> {
         longhaulFlags: flags.longhaulFlag,
         gatewayNodeFlags: flags.gatewayNodeFlag,
         perfDir: flags.perfRecord,
+        ...(flags.tunnelWarmUp !== undefined ? { tunnelWarmUpBytes: flags.tunnelWarmUp } : {}),
         onProgress: (c: typeof cell, sent: number, seconds: number) => bar.update(label, c, sent, seconds, cap),
       };
       const r =
@@ -271,6 +273,11 @@ export function registerBenchCommand(program: Command): void {
       'extra node/V8 flag for both gateways, e.g. --max-semi-space-size=16 (repeatable)',
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
+    )
+    .option(
+      '--tunnel-warm-up <size>',
+      'bytes through Longhaul or kcptun before the clock starts (default 64KiB: opens the session; e.g. 256MiB measures gateways that carried traffic before)',
+      parseBytes,
     )
     .option('--lab <prefix>', 'namespace prefix of the lab to use (a separate lab for tests)', DEFAULT_LAB.prefix)
     .option('--runs <n>', 'run every cell this many times (the tables show medians)', positive, 1)

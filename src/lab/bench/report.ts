@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPORT_PROFILES, WIRE_OVERHEAD_BYTES } from '../../link/profiles.ts';
 import { METHOD_DOC, METHODS, type MigrationSettings } from './matrix.ts';
-import type { BenchResult } from './runner.ts';
+import { WARM_UP_BYTES, type BenchResult } from './runner.ts';
 import { renderChart } from './chart.ts';
 import type { QemuSettings } from '../qemu/settings.ts';
 import { QEMU_NOTES, qemuCpuCell, qemuRunsTable, qemuWorkloadText } from '../qemu/report.ts';
@@ -287,6 +287,13 @@ export function renderMarkdown(results: BenchResult[], ctx: ReportContext & { ce
   lines.push(`# Lab benchmark: ${ctx.workload}`, '');
   lines.push(`${machine.date}, ${machine.nproc} cores (${machine.cpu}), Linux ${machine.kernel}, Node ${machine.node}.`);
   lines.push(`Workload: ${what}, site A to site B through the lab's link emulator.`, '');
+  const warmUp = Math.max(0, ...results.map((r) => r.tunnel_warm_up_bytes ?? 0));
+  if (warmUp > WARM_UP_BYTES) {
+    lines.push(
+      `Tunnels carried ${mib(warmUp)} MiB before each run's clock started: these runs measure gateways that have carried traffic before, not the first transfer after their start.`,
+      '',
+    );
+  }
   lines.push('## Seconds per method (lower is better)', '');
   lines.push(
     `| profile | ${methods.join(' | ')} | longhaul vs tcp-cubic | longhaul vs tcp-bbr | report: plain TCP / appliance (speed-up) | limit |`,

@@ -81,6 +81,8 @@ export interface BenchResult {
   notes: string;
   error?: string;
   skipped?: string;
+  /** Tunnels: bytes carried before the clock started (see RunOptions.tunnelWarmUpBytes). */
+  tunnel_warm_up_bytes?: number;
   date: string;
 }
 
@@ -97,6 +99,13 @@ export interface RunOptions {
   workDir?: string;
   /** Record a CPU profile (`perf record -g`) of the method's processes while the workload runs, into this folder. */
   perfDir?: string;
+  /**
+   * Bytes carried through a tunnel (Longhaul, kcptun) before the clock starts; default
+   * WARM_UP_BYTES, which only opens the session, so a run measures the first transfer after the
+   * gateways started. More measures gateways that have carried traffic before (a long-running
+   * one): V8 has then compiled the datapath for this path's objects (datapath §19).
+   */
+  tunnelWarmUpBytes?: number;
 }
 
 /** The sink in site B; resolves once it listens. (The client checks its count and hash.) */
@@ -172,7 +181,7 @@ export async function stopActiveRuns(): Promise<void> {
 /** Opens a tunnel's session with a small verified transfer (WARM_UP_BYTES) before a run's clock starts. */
 export async function warmUpTunnel(cell: BenchCell, path: MethodPath, opts: RunOptions, lab: LabId): Promise<void> {
   const warm = await runClient(
-    { ...cell, workload: 'bulk', bytes: WARM_UP_BYTES },
+    { ...cell, workload: 'bulk', bytes: opts.tunnelWarmUpBytes ?? WARM_UP_BYTES },
     path,
     MIN_CAP_SECONDS,
     { ...opts, onProgress: undefined },
@@ -242,6 +251,7 @@ export function emptyResult(cell: BenchCell, cap: number, notes: string, opts: R
     cap_seconds: cap,
     verified: false,
     notes,
+    ...(TUNNELS.has(cell.method) ? { tunnel_warm_up_bytes: opts.tunnelWarmUpBytes ?? WARM_UP_BYTES } : {}),
     date: new Date().toISOString(),
   };
 }
