@@ -103,7 +103,8 @@ export interface RunOptions {
    * Bytes carried through a tunnel (Longhaul, kcptun) before the clock starts; default
    * WARM_UP_BYTES, which only opens the session, so a run measures the first transfer after the
    * gateways started. More measures gateways that have carried traffic before (a long-running
-   * one): V8 has then compiled the datapath for this path's objects (datapath §19).
+   * one): V8 has then compiled the datapath for this path's objects, and the rate controller's
+   * model of the path is full (datapath §19).
    */
   tunnelWarmUpBytes?: number;
 }
