@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StandingQueue } from '../../src/transport/congestion/standing-queue.ts';
 
-/** Rounds of `roundMs` each, starting at `start`, whose smallest RTT is `rttMs`; returns [round, time] after them and whether a queue was detected. */
+/** `n` rounds of `roundMs` each after `from` (advanced in place), whose smallest RTT is `rttMs`: whether a queue was detected. */
 function rounds(q: StandingQueue, from: { round: number; now: number }, n: number, roundMs: number, rttMs: number): boolean {
   let detected = false;
   for (let i = 0; i < n; i++) {

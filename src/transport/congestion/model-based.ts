@@ -487,13 +487,14 @@ export class ModelBasedController implements RateController {
   #advanceCycle(now: Millis): void {
     const elapsed = now - this.#s.cycleStartMs;
     // A phase lasts a round: the min RTT, or minRoundMs where the hosts take longer than the path.
-    const fullLength = elapsed > Math.max(this.#minRttMs, this.#minRoundMs);
+    const roundMs = Math.max(this.#minRttMs, this.#minRoundMs);
+    const fullLength = elapsed > roundMs;
     const gain = this.#s.pacingGain;
     const bdp = this.#bdp();
     let advance: boolean;
     if (gain > 1) {
-      // Stay until the probe has really put 1.25 BDP in flight (or twice the time passed).
-      advance = fullLength && (this.#bytesInFlight >= gain * bdp || elapsed > 2 * this.#minRttMs);
+      // Stay until the probe has really put 1.25 BDP in flight (or two rounds passed).
+      advance = fullLength && (this.#bytesInFlight >= gain * bdp || elapsed > 2 * roundMs);
     } else if (gain < 1) {
       advance = fullLength || this.#bytesInFlight <= bdp;
     } else {
