@@ -74,10 +74,10 @@ function fullCollector(): (() => void) | null {
 
 /**
  * Collects the garbage now (a full mark-compact, tens of ms) and gives the C heap's free pages
- * back (unless `trim` is false). For once a burst of garbage is known to be over: the start-up warm-up left 64 MiB of
- * dead ArrayBuffers behind (its gateway pair's buffers) and an idle gateway at 202 MiB of RSS
- * until V8 got round to a mark-compact, which an idle process may not do for hours. False if
- * the collector could not be had.
+ * back (unless `trim` is false): for a gateway near its memory budget (the upkeep below). Not
+ * after the start-up warm-up, whose garbage (64 MiB of dead ArrayBuffers) waits for V8: the
+ * first transfer after such a collection and trim cost 5-12% more CPU (run.ts). False if the
+ * collector could not be had.
  */
 export function collectGarbage(opts: { trim?: boolean } = {}): boolean {
   const gc = fullCollector();

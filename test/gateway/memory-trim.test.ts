@@ -34,9 +34,9 @@ test('the trim threshold: an eighth of the budget when quiet, half under traffic
   assert.equal(trimThreshold(budget, false, true), 8 * MiB, 'what a collection freed goes back, under traffic too');
 });
 
-test('collectGarbage frees dead ArrayBuffers at once (the warm-up leaves 64 MiB of them)', () => {
+test('collectGarbage frees dead ArrayBuffers at once (64 MiB of them, old enough to be promoted)', () => {
   let held: Uint8Array[] | null = [];
-  // Old enough to survive the young generation's collections, as the warm-up pair's buffers do.
+  // Old enough to survive the young generation's collections, as a gateway's send rings are.
   for (let i = 0; i < 64; i++) held.push(new Uint8Array(1024 * 1024).fill(1));
   const before = process.memoryUsage().arrayBuffers;
   assert.ok(before >= 64 * 1024 * 1024);
