@@ -74,7 +74,7 @@ function fullCollector(): (() => void) | null {
 
 /**
  * Collects the garbage now (a full mark-compact, tens of ms) and gives the C heap's free pages
- * back (unless `trim` is false): for a gateway near its memory budget (the upkeep below). Not
+ * back (unless `trim` is false): for a gateway near its memory budget (gateway.ts's upkeep). Not
  * after the start-up warm-up, whose garbage (64 MiB of dead ArrayBuffers) waits for V8: the
  * first transfer after such a collection and trim cost 5-12% more CPU (run.ts). False if the
  * collector could not be had.

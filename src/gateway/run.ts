@@ -46,10 +46,10 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
         { error: w.error },
         `datapath warm-up through a loopback gateway pair failed (${w.error}): the first transfers run slower until V8 has compiled the datapath`,
       );
-    // The pair's buffers are garbage now, left for V8's own collections: a full collection and a
-    // C-heap trim here (idle RSS 143 instead of 181 MiB) made the first transfer cost gateway A
-    // 5% (random payload) to 12% (VM-like) more CPU and move 14% less of the VM-like payload at
-    // 1 Gbit/s (datapath §20).
+    // The pair's buffers are garbage now, left for V8's own collections. A full collection and a
+    // C-heap trim here kept an idle gateway at 143 instead of 181 MiB of RSS, but made the first
+    // transfer cost gateway A 5% (random payload) to 12% (VM-like) more CPU and move 14% less of
+    // the VM-like payload at 1 Gbit/s (datapath §20).
   }
   const gateway = await Gateway.start(config, opts);
   const log = opts.logger;
