@@ -179,10 +179,15 @@ export async function stopActiveRuns(): Promise<void> {
   await Promise.all(all.map((stop) => stop().catch(() => {})));
 }
 
-/** Opens a tunnel's session with a small verified transfer (WARM_UP_BYTES) before a run's clock starts. */
+/** Bytes a tunnel carries before a run's clock starts. */
+function tunnelWarmUpBytes(opts: RunOptions): number {
+  return opts.tunnelWarmUpBytes ?? WARM_UP_BYTES;
+}
+
+/** Opens a tunnel's session with a verified transfer (tunnelWarmUpBytes: WARM_UP_BYTES unless asked) before a run's clock starts. */
 export async function warmUpTunnel(cell: BenchCell, path: MethodPath, opts: RunOptions, lab: LabId): Promise<void> {
   const warm = await runClient(
-    { ...cell, workload: 'bulk', bytes: opts.tunnelWarmUpBytes ?? WARM_UP_BYTES },
+    { ...cell, workload: 'bulk', bytes: tunnelWarmUpBytes(opts) },
     path,
     MIN_CAP_SECONDS,
     { ...opts, onProgress: undefined },
@@ -252,7 +257,7 @@ export function emptyResult(cell: BenchCell, cap: number, notes: string, opts: R
     cap_seconds: cap,
     verified: false,
     notes,
-    ...(TUNNELS.has(cell.method) ? { tunnel_warm_up_bytes: opts.tunnelWarmUpBytes ?? WARM_UP_BYTES } : {}),
+    ...(TUNNELS.has(cell.method) ? { tunnel_warm_up_bytes: tunnelWarmUpBytes(opts) } : {}),
     date: new Date().toISOString(),
   };
 }
