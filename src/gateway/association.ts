@@ -74,6 +74,8 @@ export interface TrafficCounters {
   rawOut: number;
   rawIn: number;
   wireIn: number;
+  /** Times a connection stopped reading TCP for the rest of an event-loop turn (bridge.ts's read budget). */
+  readYields: number;
 }
 
 /** Who the association is with, and the gateway's watches over it: fixed for its life. */
@@ -117,7 +119,7 @@ export class Association {
   readonly outage: OutageWatch;
   readonly rate: SwitchableRateController;
   readonly createdAt = Date.now();
-  readonly traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0 };
+  readonly traffic: TrafficCounters = { rawOut: 0, rawIn: 0, wireIn: 0, readYields: 0 };
   /** Sampled once a second (the gateway's sampler) for the measured send/receive rates. */
   lastSample = { at: performance.now(), wireOut: 0, wireIn: 0, rawOut: 0, rawIn: 0, packetsIn: 0 };
   rates = { wireOutBps: 0, wireInBps: 0, rawOutBps: 0, rawInBps: 0 };

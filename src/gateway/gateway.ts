@@ -1012,6 +1012,7 @@ export class Gateway {
           activeStreams: s.activeStreams,
           sendBacklogBytes: e.backlog().bytes,
           readersWaitingForBacklog: e.backlog().blockedReaders,
+          tcpReadYields: e.traffic.readYields,
           driver: { ...e.driver },
           recvCoalescingUs: e.recvCoalescingUs,
         };
@@ -1233,6 +1234,8 @@ export interface GatewayStatus {
     activeStreams: number;
     sendBacklogBytes: number;
     readersWaitingForBacklog: number;
+    /** Times a connection stopped reading TCP for the rest of an event-loop turn (its read budget spent behind a long backlog). */
+    tcpReadYields: number;
     driver: { flushes: number; timerWakeups: number; transmits: number };
     /** How long the peer's datagrams are left to gather before a read (and an ack), microseconds. */
     recvCoalescingUs: number;

@@ -53,7 +53,7 @@ for (const [name, code] of Object.entries(ResetCode)) {
         socket,
         encoder: new BlockEncoder({ mode: 'none' }),
         decoder: new BlockDecoder(),
-        traffic: { rawOut: 0, rawIn: 0 },
+        traffic: { rawOut: 0, rawIn: 0, readYields: 0 },
         onDone: (s) => {
           summary = s;
         },

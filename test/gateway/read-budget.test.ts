@@ -1,0 +1,56 @@
+// Reading and compressing TCP data must not hold the event loop for long turns: libuv reads a
+// readable socket up to 32 times per callback, and with compression each read costs up to a
+// millisecond, during which the transport neither paces packets out nor reads acknowledgements.
+// Behind a long send backlog a bridge stops reading for the rest of a turn that has run past its
+// budget and reads on in the next one (bridge.ts, READ_TURN_BUDGET_MS); every byte still arrives.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
+import { turnElapsedMs } from '../../src/gateway/turn-budget.ts';
+import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
+
+const MiB = 1024 * 1024;
+
+test('the turn clock starts at the first call in a turn, runs with it, and starts again in the next turn', async () => {
+  await new Promise((r) => setImmediate(r)); // a fresh turn
+  assert.equal(turnElapsedMs(), 0);
+  const until = performance.now() + 5;
+  while (performance.now() < until);
+  assert.ok(turnElapsedMs() >= 5, 'the turn has run 5 ms');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(turnElapsedMs(), 0, 'a new turn');
+});
+
+// Log-like text that zstd compresses (so every read costs the codec's time).
+function textChunk(n: number): Buffer {
+  const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
+  const out = Buffer.alloc(n);
+  let seed = n * 7919 + Math.floor(Math.random() * 1e6);
+  for (let i = 0; i < n; ) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
+  }
+  return out;
+}
+
+test('behind a long send backlog a compressing connection stops reading for the rest of long turns; every byte arrives', {
+  timeout: 60_000,
+}, async () => {
+  const target = await startVerifyTarget();
+  // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
+  const pair = await startPair({
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1'],
+    compression: 'zstd',
+    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
+  });
+  try {
+    const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, textChunk);
+    assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
+    const yields = pair.a.gateway.status().associations.reduce((n, a) => n + a.tcpReadYields, 0);
+    assert.ok(yields > 0, `reading stopped for the rest of a turn ${yields} times`);
+  } finally {
+    await pair.stop();
+    await target.close();
+  }
+});
