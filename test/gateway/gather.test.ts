@@ -7,21 +7,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
-import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
+import { startPair, startVerifyTarget, textChunk, verifiedExchange } from './helpers.ts';
 
 const MiB = 1024 * 1024;
-
-// Log-like text: lz4 compresses it, so the encoder stays compressing.
-function textChunk(n: number): Buffer {
-  const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
-  const out = Buffer.alloc(n);
-  let seed = n * 7919 + Math.floor(Math.random() * 1e6);
-  for (let i = 0; i < n; ) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
-  }
-  return out;
-}
 
 // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
 async function startPacedLz4Pair() {

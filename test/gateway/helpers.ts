@@ -519,3 +519,15 @@ export function sendAndRead(port: number, payload: Buffer, expected: Buffer = pa
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
 }
+
+/** Log-like text that lz4 and zstd compress, so an encoder stays compressing. */
+export function textChunk(n: number): Buffer {
+  const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
+  const out = Buffer.alloc(n);
+  let seed = n * 7919 + Math.floor(Math.random() * 1e6);
+  for (let i = 0; i < n; ) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
+  }
+  return out;
+}

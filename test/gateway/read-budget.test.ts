@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { turnElapsedMs } from '../../src/gateway/turn-budget.ts';
-import { startPair, startVerifyTarget, verifiedExchange } from './helpers.ts';
+import { startPair, startVerifyTarget, textChunk, verifiedExchange } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -21,18 +21,6 @@ test('the turn clock starts at the first call in a turn, runs with it, and start
   assert.equal(turnElapsedMs(), 0, 'a new turn');
 });
 
-// Log-like text that zstd compresses (so every read costs the codec's time).
-function textChunk(n: number): Buffer {
-  const words = ['migrate', 'page', 'dirty', 'round', 'vm-17', 'ok', 'bytes', 'copy', '\n'];
-  const out = Buffer.alloc(n);
-  let seed = n * 7919 + Math.floor(Math.random() * 1e6);
-  for (let i = 0; i < n; ) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
-  }
-  return out;
-}
-
 test('behind a long send backlog a compressing connection stops reading for the rest of long turns; every byte arrives', {
   timeout: 60_000,
 }, async () => {
@@ -45,7 +33,7 @@ test('behind a long send backlog a compressing connection stops reading for the 
     transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
   });
   try {
-    const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, textChunk);
+    const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, textChunk); // zstd compresses it: every read costs the codec's time
     assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
     const yields = pair.a.gateway.status().associations.reduce((n, a) => n + a.tcpReadYields, 0);
     assert.ok(yields > 0, `reading stopped for the rest of a turn ${yields} times`);
