@@ -6,25 +6,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
-import { startPair, startVerifyTarget, textChunk, verifiedExchange } from './helpers.ts';
+import { startPacedPair, textChunk, verifiedExchange } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
-// A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
-async function startPacedLz4Pair() {
-  const target = await startVerifyTarget();
-  const pair = await startPair({
-    target: `127.0.0.1:${target.port}`,
-    allow: ['127.0.0.1'],
-    compression: 'lz4',
-    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
-  });
-  return { target, pair };
-}
-
 async function meanBlockBytes(upload: ((n: number) => Buffer) | undefined): Promise<number> {
-  const { target, pair } = await startPacedLz4Pair();
+  const { target, pair } = await startPacedPair('lz4');
   try {
     const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, upload);
     assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
@@ -56,7 +43,7 @@ test('several connections gathering at once, with blocks that go raw while the s
   // Gathered blocks are assembled in pooled buffers (block-buffers.ts) that one connection after
   // another reuses; a block that goes raw is queued as a view of its buffer. Runs of text
   // (gathered, compressing) alternate with runs of random bytes (gathered blocks that go raw).
-  const { target, pair } = await startPacedLz4Pair();
+  const { target, pair } = await startPacedPair('lz4');
   try {
     const mixed = (): ((n: number) => Buffer) => {
       let i = 0;

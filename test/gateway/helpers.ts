@@ -19,6 +19,7 @@ import type { GatewayConfig } from '../../src/gateway/config.ts';
 import { createLogger } from '../../src/gateway/logger.ts';
 import { runGateway } from '../../src/gateway/run.ts';
 import type { RunningGateway } from '../../src/gateway/run.ts';
+import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import type { ConnectionConfig } from '../../src/transport/types.ts';
 
 export interface LogLine {
@@ -530,4 +531,19 @@ export function textChunk(n: number): Buffer {
     i += out.write(`${words[seed % words.length]} ${seed % 1000} `, i);
   }
   return out;
+}
+
+/**
+ * A gateway pair to a verifying target, paced at 100 Mbit/s: the pace keeps a backlog of several
+ * MiB at gateway A while a client writes at loopback speed.
+ */
+export async function startPacedPair(compression: 'lz4' | 'zstd') {
+  const target = await startVerifyTarget();
+  const pair = await startPair({
+    target: `127.0.0.1:${target.port}`,
+    allow: ['127.0.0.1'],
+    compression,
+    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
+  });
+  return { target, pair };
 }

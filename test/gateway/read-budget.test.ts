@@ -5,9 +5,8 @@
 // budget and reads on in the next one (bridge.ts, READ_TURN_BUDGET_MS); every byte still arrives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ModelBasedController } from '../../src/transport/congestion/model-based.ts';
 import { turnElapsedMs } from '../../src/gateway/turn-budget.ts';
-import { startPair, startVerifyTarget, textChunk, verifiedExchange } from './helpers.ts';
+import { startPacedPair, textChunk, verifiedExchange } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -24,14 +23,7 @@ test('the turn clock starts at the first call in a turn, runs with it, and start
 test('behind a long send backlog a compressing connection stops reading for the rest of long turns; every byte arrives', {
   timeout: 60_000,
 }, async () => {
-  const target = await startVerifyTarget();
-  // A 100 Mbit/s pace keeps a backlog of several MiB at gateway A while the client writes at loopback speed.
-  const pair = await startPair({
-    target: `127.0.0.1:${target.port}`,
-    allow: ['127.0.0.1'],
-    compression: 'zstd',
-    transport: { rateController: () => new ModelBasedController({ maxRateBps: 100e6 }) },
-  });
+  const { target, pair } = await startPacedPair('zstd');
   try {
     const r = await verifiedExchange(pair.port, 24 * MiB + 12345, 64 * 1024, 0, textChunk); // zstd compresses it: every read costs the codec's time
     assert.ok(r.uploadOk && r.downloadOk, 'upload and download intact');
