@@ -7,7 +7,7 @@
 // flow-control credit) and resumes on 'drain'.
 import { BLOCK_BUFFER_BYTES, giveBlockBuffer, takeBlockBuffer } from './block-buffers.ts';
 import type { Socket } from 'node:net';
-import type { Association, StreamListener } from './association.ts';
+import type { Association, StreamListener, TrafficCounters } from './association.ts';
 import { ResetCode, describeReset } from './open-header.ts';
 import { describeBlockError, isPooledPart, releaseEncodedPart } from '../codec/index.ts';
 import type { BlockDecoder, BlockEncoder } from '../codec/index.ts';
@@ -51,6 +51,9 @@ export interface BridgeSummary {
   detail: string;
 }
 
+/** The association's counters a bridge adds to. */
+export type BridgeTraffic = Pick<TrafficCounters, 'rawOut' | 'rawIn' | 'readYields'>;
+
 export interface BridgeOptions {
   assoc: Association;
   streamId: number;
@@ -60,7 +63,7 @@ export interface BridgeOptions {
   /** Bytes already read from the stream before the bridge took over (after the open header). */
   initial?: Uint8Array | undefined;
   /** Association-wide counters this bridge adds to. */
-  traffic: { rawOut: number; rawIn: number; readYields: number };
+  traffic: BridgeTraffic;
   onDone(summary: BridgeSummary): void;
 }
 
@@ -74,7 +77,7 @@ export class StreamBridge implements StreamListener {
   #encoder: BlockEncoder;
   #decoder: BlockDecoder;
   #onDone: (s: BridgeSummary) => void;
-  #traffic: { rawOut: number; rawIn: number; readYields: number };
+  #traffic: BridgeTraffic;
   /** Encoded bytes the stream has not accepted yet (socket paused meanwhile). */
   #pending: Uint8Array[] = [];
   /** TCP reads gathered into one larger block (see GATHER_ABOVE_BACKLOG_BYTES), in a pooled buffer. */
