@@ -247,9 +247,13 @@ export class AdaptivePolicy {
   readonly #outputWindow = new ByteWindow();
   #blocksSinceExplore = 0;
   #exploreUpNext = true;
-  /** Smoothed event-loop busy share and its codec part (observeLoad); -1 until measured. */
-  #busy = -1;
-  #codecBusy = 0;
+  /**
+   * Smoothed event-loop busy share and its codec part (observeLoad); negative until measured.
+   * Not integers from the start, so V8 stores them as doubles and the first fractional share
+   * does not change the policy's hidden class mid-transfer (transport/packet.ts newHeader).
+   */
+  #busy = -1.5;
+  #codecBusy = -0;
 
   constructor(options: AdaptivePolicyOptions = {}) {
     this.#ladder = options.ladder ?? DEFAULT_LADDER;

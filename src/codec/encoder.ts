@@ -398,7 +398,12 @@ export class BlockEncoder {
     const prev = this.#lastLoop;
     // Codec time from the shared counters: every stream's encoder runs on this one thread.
     const codecMs = this.stats.encode.cpuMs - this.#lastCodecCpuMs;
-    this.#lastLoop = { active: loop.active, idle: loop.idle };
+    // Made as doubles (-0) then set: loop times in whole milliseconds would give the object a
+    // small-integer shape that the first fractional reading changes (transport/packet.ts newHeader).
+    const last = { active: -0, idle: -0 };
+    last.active = loop.active;
+    last.idle = loop.idle;
+    this.#lastLoop = last;
     this.#lastCodecCpuMs = this.stats.encode.cpuMs;
     // No reading before the second window: the first spans the transfer's start (the send
     // backlog filled as fast as the CPU allows, code warming up), whose busy share (~100% in the

@@ -195,6 +195,7 @@ export function readInitiation(
   const r = consumeInitiatorMessage(local, msg.subarray(INITIATION.ephemeral, INITIATION.mac1), lookup);
   if (!r.ok) return r;
   if (r.value.timestamp.length !== TIMESTAMP_LEN) return { ok: false, reason: 'handshake-failed' };
+  // A 32-bit index, past V8's small integers: the field starts as -0 (packet.ts newHeader says why).
   r.value.remoteIndex = readU32(msg, INITIATION.senderIndex);
   return r;
 }
@@ -237,7 +238,7 @@ export function consumeInitiatorMessage(
   h = hash(h, encryptedPayload);
   return {
     ok: true,
-    value: { remote, remotePublicKey, remoteIndex: 0, remoteEphemeral, timestamp: payload, chainKey: ck, hash: h, suite: local.suite },
+    value: { remote, remotePublicKey, remoteIndex: -0, remoteEphemeral, timestamp: payload, chainKey: ck, hash: h, suite: local.suite },
   };
 }
 

@@ -40,7 +40,7 @@ export async function runGateway(config: GatewayConfig, opts: RunOptions): Promi
   const controlToken = config.control === false ? null : loadControlToken(config);
   if (opts.warmUp) {
     const w = await warmUpDatapath(config, opts.transport);
-    opts.logger.debug({ ms: Math.round(w.ms), ok: w.ok }, 'datapath warmed up');
+    opts.logger.debug({ ms: Math.round(w.ms), passes: w.passes, ok: w.ok }, 'datapath warmed up');
     if (!w.ok)
       opts.logger.warn(
         { error: w.error },

@@ -114,12 +114,23 @@ export interface ReloadPeer {
   publicKey: Uint8Array | null;
 }
 
+// Connection ids are two 32-bit halves; every field or object that holds one starts it as -0 (or
+// NaN), a double, so that no random id changes the hidden class of routing state mid-transfer
+// (transport/packet.ts newHeader says why).
+function cidPair(hi: number, lo: number): { hi: number; lo: number } {
+  const c = { hi: -0, lo: -0 };
+  c.hi = hi;
+  c.lo = lo;
+  return c;
+}
+
 /** Routes transport datagrams by connection id; shared by both modes. */
 class CidRoutes<E> {
   // Keyed by the id's low 32 bits; the high half is checked on hit (collisions are harmless misses).
   #byLo = new Map<number, { hi: number; entry: E }>();
-  #lastLo = -1;
-  #lastHi = -1;
+  // NaN: no id matches it.
+  #lastLo = Number.NaN;
+  #lastHi = Number.NaN;
   #last: E | null = null;
 
   get(hi: number, lo: number): E | null {
@@ -133,14 +144,16 @@ class CidRoutes<E> {
   }
 
   set(hi: number, lo: number, entry: E): void {
-    this.#byLo.set(lo, { hi, entry });
+    const route = { hi: -0, entry };
+    route.hi = hi;
+    this.#byLo.set(lo, route);
   }
 
   delete(entry: E): void {
     for (const [lo, r] of this.#byLo) if (r.entry === entry) this.#byLo.delete(lo);
     if (this.#last === entry) {
       this.#last = null;
-      this.#lastLo = -1;
+      this.#lastLo = Number.NaN;
     }
   }
 }
@@ -151,7 +164,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
   protected host!: SecurityHost<E>;
   protected routes = new CidRoutes<E>();
   /** peekRoute's answer, reused datagram after datagram. */
-  readonly #route: PacketRoute = { cidHi: 0, cidLo: 0, opensAssociation: false };
+  readonly #route: PacketRoute = { cidHi: -0, cidLo: -0, opensAssociation: false };
   protected unroutable = 0;
   protected probeAnswers = { sent: 0, limited: 0 };
   /** Our associations' connection ids, for liveness probes. */
@@ -262,7 +275,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
         return;
       }
       this.routes.set(hi, lo, entry);
-      this.#cidOf.set(entry, { hi, lo });
+      this.#cidOf.set(entry, cidPair(hi, lo));
     }
     this.host.deliver(entry, plain, arrival);
   }
@@ -273,7 +286,7 @@ abstract class RoutingSecurity<E extends RoutedEntry> implements WanSecurity<E> 
     if (known.learned || !peekRoute(data, r)) return;
     known.learned = true;
     this.routes.set(r.cidHi, r.cidLo, entry);
-    this.#cidOf.set(entry, { hi: r.cidHi, lo: r.cidLo });
+    this.#cidOf.set(entry, cidPair(r.cidHi, r.cidLo));
   }
 
   forget(entry: E): void {

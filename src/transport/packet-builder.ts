@@ -65,9 +65,10 @@ export class PacketBuilder {
   readonly #idle: IdleTimer;
   readonly #counters: DatagramCounters;
 
-  // The header: the connection id (the client's choice) and the next packet number.
-  #cidHi = 0;
-  #cidLo = 0;
+  // The header: the connection id (the client's choice) and the next packet number. The id's
+  // halves start as -0, a double: see packet.ts newHeader.
+  #cidHi = -0;
+  #cidLo = -0;
   #nextPn = 0;
 
   /** Our HANDSHAKE frame (INIT or ACCEPT) goes in the next packet that has room for it. */

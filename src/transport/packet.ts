@@ -37,8 +37,15 @@ export interface PacketHeader {
   packetNumber: number;
 }
 
+// Numbers that span 32 bits (connection ids, handshake indices) start as -0 wherever they are
+// stored, here and in the routing and builder fields that hold them. V8 stores a field that
+// starts as a small integer (below 2^30) as one; the first larger value changes the hidden class
+// of every object of that shape, and the optimized code that relied on the old one is thrown away
+// and compiled again. The ids are random, so whether the start-up warm-up already met a large one
+// was chance, and a gateway's first transfer recompiled its datapath when it had not
+// (bench/results/datapath-2026-12-06.md §22). -0 is a double, so the field is one from the start.
 export function newHeader(): PacketHeader {
-  return { version: PROTOCOL_VERSION, flags: 0, cidHi: 0, cidLo: 0, packetNumber: 0 };
+  return { version: PROTOCOL_VERSION, flags: 0, cidHi: -0, cidLo: -0, packetNumber: -0 };
 }
 
 /** Writes a header at buf[at] (default 0); returns where it ends. */

@@ -1,6 +1,7 @@
-// The start-up warm-up (warm-up.ts): a loopback gateway pair inside the process carries its bytes
-// byte-count-exact, with the datapath settings of the config it is given, and leaves nothing behind;
-// a gateway started with it forces no garbage collection afterwards (run.ts says why).
+// The start-up warm-up (warm-up.ts): two loopback gateway pairs inside the process, one after the
+// other, carry its bytes byte-count-exact, with the datapath settings of the config it is given,
+// and leave nothing behind; a gateway started with it forces no garbage collection afterwards
+// (run.ts says why).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -30,6 +31,7 @@ test('the warm-up carries its bytes through a loopback gateway pair and removes 
     const w = await warmUpDatapath(r.config);
     assert.equal(w.error, undefined);
     assert.equal(w.ok, true);
+    assert.equal(w.passes, 2, 'two passes, through two fresh pairs (warm-up.ts says why)');
     assert.ok(w.ms > 0);
   }
   assert.deepEqual(leftovers(), before, 'its key directory is deleted');
@@ -41,6 +43,7 @@ test('the warm-up reports a failure instead of throwing (an MTU its pair cannot 
   assert.ok(r.ok);
   const w = await warmUpDatapath({ ...r.config, mtu: 70000 });
   assert.equal(w.ok, false);
+  assert.equal(w.passes, 0);
   assert.match(w.error ?? '', /mtu/);
 });
 
