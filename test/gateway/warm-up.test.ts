@@ -1,7 +1,7 @@
 // The start-up warm-up (warm-up.ts): two loopback gateway pairs inside the process, one after the
-// other, carry its bytes byte-count-exact, with the datapath settings of the config it is given,
-// and leave nothing behind; a gateway started with it forces no garbage collection afterwards
-// (run.ts says why).
+// other, carry its bytes byte-count-exact through a relay that drops some of their datagrams, with
+// the datapath settings of the config it is given, and leave nothing behind; a gateway started
+// with it forces no garbage collection afterwards (run.ts says why).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -32,6 +32,7 @@ test('the warm-up carries its bytes through a loopback gateway pair and removes 
     assert.equal(w.error, undefined);
     assert.equal(w.ok, true);
     assert.equal(w.passes, 2, 'two passes, through two fresh pairs (warm-up.ts says why)');
+    assert.ok(w.dropped > 0, 'its relay dropped datagrams, and every byte still arrived');
     assert.ok(w.ms > 0);
   }
   assert.deepEqual(leftovers(), before, 'its key directory is deleted');
