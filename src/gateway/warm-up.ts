@@ -17,13 +17,13 @@
 // were made; V8 had compiled the hot path on the assumption that they never change, and throws
 // that code away (writeStreamFrames, nextChunk, #transmit, the acknowledgement path: `--trace-deopt`,
 // "dependent field type constness changed"). With one pass the first real transfer compiled it all
-// again (~165 compilations in the sending gateway during a 256 MiB transfer); the second pass
+// again (158-160 compilations in the sending gateway during a 256 MiB transfer); the second pass
 // compiles it after those changes, and its own end changes nothing more.
 //
 // The pair's datagrams go through a relay of the warm-up's own (the gateway's UDP link) that drops
 // one in LOSS_ONE_IN, so that loss detection, retransmission and their acknowledgements are
 // compiled too: on a lossy path (the lab's metro, 0.1%) the first transfer otherwise met them
-// first (~150 compilations in the sending gateway during a 256 MiB transfer, against ~100).
+// first (131-154 compilations in the sending gateway during a 256 MiB transfer, against 94-109).
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
