@@ -116,6 +116,10 @@ async function startLossyRelay(b: Endpoint, dropped: { count: number }): Promise
   let seen = 0;
   const toA = new DatagramBatch();
   const toB = new DatagramBatch();
+  const flush = (batch: DatagramBatch, to: Endpoint | null): void => {
+    if (batch.count > 0 && to !== null) link.sendBatch(batch, to);
+    batch.clear();
+  };
   link.onDatagrams(
     {
       datagram(data, from) {
@@ -126,13 +130,12 @@ async function startLossyRelay(b: Endpoint, dropped: { count: number }): Promise
           return;
         }
         const batch = fromB ? toA : toB;
-        if (batch.fits(data.length)) batch.add(data);
+        if (!batch.fits(data.length)) flush(batch, fromB ? a : b);
+        batch.add(data);
       },
       endOfBatch() {
-        if (toB.count > 0) link.sendBatch(toB, b);
-        if (toA.count > 0 && a !== null) link.sendBatch(toA, a);
-        toA.clear();
-        toB.clear();
+        flush(toB, b);
+        flush(toA, a);
       },
     },
     { transient: true },
